@@ -1,0 +1,57 @@
+#!/usr/bin/env node
+/** The `tollgate` command line. Each subcommand lives in its own module. */
+import { settingsHelp, settingsMarkdown } from "../config/settings.js";
+import { checkConfigCommand } from "./check-config-command.js";
+import { keysCommand } from "./keys-command.js";
+import { serveCommand } from "./serve-command.js";
+
+const HELP = `tollgate — API-key, rate-limit and security-event sidecar
+
+Usage:
+  tollgate serve                 run the server (settings from the environment)
+  tollgate keys <command> ...    manage keys on a running server (tollgate keys --help)
+  tollgate check-config FILE     validate a policy file and print the effective table
+  tollgate settings [--markdown] print the settings table
+  tollgate --help
+
+Settings (environment variables):
+${settingsHelp()}
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  switch (cmd) {
+    case "serve":
+      if (rest.includes("--help") || rest.includes("-h")) {
+        process.stdout.write(HELP);
+        return 0;
+      }
+      return serveCommand();
+    case "keys":
+      return keysCommand(rest);
+    case "check-config":
+      return checkConfigCommand(rest);
+    case "settings":
+      process.stdout.write(`${rest.includes("--markdown") ? settingsMarkdown() : settingsHelp()}\n`);
+      return 0;
+    case undefined:
+    case "--help":
+    case "-h":
+    case "help":
+      process.stdout.write(HELP);
+      return cmd === undefined ? 2 : 0;
+    default:
+      process.stderr.write(`tollgate: unknown command "${cmd}"; see tollgate --help\n`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: Error) => {
+    process.stderr.write(`tollgate: ${err.message}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,211 @@
+/**
+ * Every setting of Tollgate, in one table: name, environment variable, default,
+ * description and validation. `tollgate --help`, the README's table
+ * (`tollgate settings --markdown`) and startup validation all read this table.
+ */
+import { z } from "zod";
+
+interface SettingSpec<T> {
+  env: string;
+  default: string;
+  description: string;
+  schema: z.ZodType<T>;
+  /** Secret-bearing: never printed. */
+  secret?: boolean;
+}
+
+const addr = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, "must be host:port (IPv6 in brackets)")
+  .refine((s) => Number(s.slice(s.lastIndexOf(":") + 1)) <= 65535, "port must be 0..65535");
+const optionalAddr = z.union([z.literal(""), addr]);
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const redisUrl = z.union([
+  z.literal(""),
+  z.string().regex(/^rediss?:\/\/[^\s]+$/, "must be a redis:// or rediss:// URL"),
+]);
+
+function spec<T>(s: SettingSpec<T>): SettingSpec<T> {
+  return s;
+}
+
+/** The settings table. Keys are the names used in code. */
+export const SETTINGS = {
+  grpcAddr: spec({
+    env: "TOLLGATE_ADDR",
+    default: "127.0.0.1:50051",
+    description:
+      "Main port: gRPC over HTTP/2 (grpc-js, the fast path) and Connect / gRPC-Web over HTTP/1.1 on one socket.",
+    schema: addr,
+  }),
+  httpAddr: spec({
+    env: "TOLLGATE_HTTP_ADDR",
+    default: "127.0.0.1:8080",
+    description:
+      "Connect, gRPC-Web and gRPC over h2c and HTTP/1.1 (connect-node), for browsers and Connect clients on HTTP/2. Empty disables it.",
+    schema: optionalAddr,
+  }),
+  adminAddr: spec({
+    env: "TOLLGATE_ADMIN_ADDR",
+    default: "127.0.0.1:9464",
+    description: "Admin HTTP port: /metrics, /healthz, /readyz.",
+    schema: addr,
+  }),
+  redisUrl: spec({
+    env: "REDIS_URL",
+    default: "",
+    description:
+      "Redis URL (redis:// or rediss:// for TLS, with user:password). Empty runs on the embedded in-memory store.",
+    schema: redisUrl,
+    secret: true,
+  }),
+  redisPrefix: spec({
+    env: "TOLLGATE_REDIS_PREFIX",
+    default: "tg:",
+    description: "Prefix of every Redis key Tollgate writes.",
+    schema: z.string().regex(/^[A-Za-z0-9:_-]{1,32}$/, "must be 1..32 of [A-Za-z0-9:_-]"),
+  }),
+  pepper: spec({
+    env: "TOLLGATE_PEPPER",
+    default: "",
+    description:
+      "HMAC pepper for key digests (≥16 bytes). Required with Redis; the embedded store makes a random one per process.",
+    schema: z.string().refine((s) => s === "" || Buffer.byteLength(s) >= 16, "must be at least 16 bytes"),
+    secret: true,
+  }),
+  pepperFile: spec({
+    env: "TOLLGATE_PEPPER_FILE",
+    default: "",
+    description: "File holding the pepper (a mounted Secret); wins over TOLLGATE_PEPPER.",
+    schema: z.string(),
+  }),
+  managementToken: spec({
+    env: "TOLLGATE_MANAGEMENT_TOKEN",
+    default: "",
+    description:
+      "Bearer token for KeyService and id-based RotateKey (≥16 bytes). Empty: management is open on loopback only (dev mode).",
+    schema: z.string().refine((s) => s === "" || Buffer.byteLength(s) >= 16, "must be at least 16 bytes"),
+    secret: true,
+  }),
+  managementTokenFile: spec({
+    env: "TOLLGATE_MANAGEMENT_TOKEN_FILE",
+    default: "",
+    description: "File holding the management token; wins over TOLLGATE_MANAGEMENT_TOKEN.",
+    schema: z.string(),
+  }),
+  policyFile: spec({
+    env: "TOLLGATE_POLICY_FILE",
+    default: "",
+    description: "Policy YAML (tiers, endpoints, scopes). Empty: a built-in policy with tiers free and pro.",
+    schema: z.string(),
+  }),
+  keyEnvironment: spec({
+    env: "TOLLGATE_KEY_ENVIRONMENT",
+    default: "live",
+    description: "Default environment tag of new secrets (tg_<env>_…).",
+    schema: z.string().regex(/^[a-z0-9]{1,16}$/, "must be 1..16 of [a-z0-9]"),
+  }),
+  cacheMaxEntries: spec({
+    env: "TOLLGATE_CACHE_MAX_ENTRIES",
+    default: "100000",
+    description: "Most key lookups cached (found and unknown together).",
+    schema: int(1, 10_000_000),
+  }),
+  cacheTtlMs: spec({
+    env: "TOLLGATE_CACHE_TTL_MS",
+    default: "5000",
+    description:
+      "How long a cached key is trusted without asking the store: the worst-case time a revocation whose invalidation message was lost stays unseen.",
+    schema: int(0, 3_600_000),
+  }),
+  negativeCacheTtlMs: spec({
+    env: "TOLLGATE_NEGATIVE_CACHE_TTL_MS",
+    default: "1000",
+    description: "How long an unknown key is remembered as unknown.",
+    schema: int(0, 600_000),
+  }),
+  expiryWarningS: spec({
+    env: "TOLLGATE_EXPIRY_WARNING_S",
+    default: "604800",
+    description: "Authorize hints `expires_soon` when a key expires within this many seconds.",
+    schema: int(0, 31_536_000),
+  }),
+  rotationAgeS: spec({
+    env: "TOLLGATE_ROTATION_AGE_S",
+    default: "7776000",
+    description: "Authorize hints `rotation_due` when the secret is older than this many seconds (0: never).",
+    schema: int(0, 315_360_000),
+  }),
+  defaultGraceS: spec({
+    env: "TOLLGATE_DEFAULT_GRACE_S",
+    default: "86400",
+    description: "Grace period of RotateKey when the request sets none, seconds.",
+    schema: int(0, 2_592_000),
+  }),
+  logLevel: spec({
+    env: "TOLLGATE_LOG_LEVEL",
+    default: "info",
+    description: "pino log level: trace, debug, info, warn, error, fatal or silent.",
+    schema: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]),
+  }),
+  accessLog: spec({
+    env: "TOLLGATE_ACCESS_LOG",
+    default: "true",
+    description: "Log one line per decision (decision id, key id, reason, latency).",
+    schema: z.enum(["true", "false"]).transform((s) => s === "true"),
+  }),
+  shutdownTimeoutMs: spec({
+    env: "TOLLGATE_SHUTDOWN_TIMEOUT_MS",
+    default: "10000",
+    description: "On SIGTERM, how long in-flight calls may take before connections are closed.",
+    schema: int(0, 600_000),
+  }),
+  maxMessageBytes: spec({
+    env: "TOLLGATE_MAX_MESSAGE_BYTES",
+    default: "1048576",
+    description: "Largest request message accepted on any transport, bytes.",
+    schema: int(1024, 67_108_864),
+  }),
+} as const;
+
+type Specs = typeof SETTINGS;
+/** The validated settings. */
+export type Settings = { [K in keyof Specs]: Specs[K] extends SettingSpec<infer T> ? T : never };
+
+/** Thrown for invalid settings; the message names each variable. */
+export class SettingsError extends Error {
+  override name = "SettingsError";
+}
+
+/**
+ * Reads and validates every setting from `env`. Collects all problems before
+ * throwing, so one run shows every bad variable. Values of secret settings are
+ * never part of an error message.
+ */
+export function loadSettings(env: NodeJS.ProcessEnv): Settings {
+  const out: Record<string, unknown> = {};
+  const problems: string[] = [];
+  for (const [name, s] of Object.entries(SETTINGS) as [string, SettingSpec<unknown>][]) {
+    const raw = env[s.env] ?? s.default;
+    const r = s.schema.safeParse(raw);
+    if (r.success) out[name] = r.data;
+    else problems.push(`${s.env}: ${r.error.issues.map((i) => i.message).join(", ")}`);
+  }
+  if (problems.length > 0) throw new SettingsError(`invalid settings: ${problems.join("; ")}`);
+  return out as Settings;
+}
+
+/** The settings table as text (for `--help`). */
+export function settingsHelp(): string {
+  return Object.values(SETTINGS)
+    .map((s) => `  ${s.env}${s.default ? ` (default ${s.default})` : ""}\n      ${s.description}`)
+    .join("\n");
+}
+
+/** The settings table as Markdown (for the README). */
+export function settingsMarkdown(): string {
+  const rows = Object.values(SETTINGS).map(
+    (s) => `| \`${s.env}\` | ${s.default ? `\`${s.default}\`` : "(empty)"} | ${s.description} |`,
+  );
+  return ["| variable | default | description |", "| --- | --- | --- |", ...rows].join("\n");
+}

@@ -1,0 +1,163 @@
+/**
+ * The Authorize decision: is this secret a live key, allowed from this IP,
+ * holding the scopes this endpoint needs? Pure logic over an injected clock,
+ * lookup and policy; the store is touched only through KeyLookup, and never for
+ * a missing or malformed secret.
+ */
+import type { Endpoint, Policy } from "../policy/policy.js";
+import { matchEndpoint } from "../policy/policy.js";
+import type { Clock } from "../util/clock.js";
+import { IpRules } from "./ip-rules.js";
+import { parseSecret } from "./key-format.js";
+import type { KeyLookup } from "./key-lookup.js";
+import { type KeyRecord, matchDigest } from "./key-record.js";
+import { missingScopes } from "./scopes.js";
+import type { SecretDigester } from "./secret-digest.js";
+
+/** Reasons an Authorize decision can give (rate-limit reasons come from the limiter). */
+export type AuthReason =
+  | "OK"
+  | "MISSING_KEY"
+  | "MALFORMED_KEY"
+  | "UNKNOWN_KEY"
+  | "EXPIRED_KEY"
+  | "REVOKED_KEY"
+  | "IP_DENIED"
+  | "INSUFFICIENT_SCOPE";
+
+/** Input of one decision. `path` must already be normalised. */
+export interface AuthorizeInput {
+  secret: string;
+  method: string;
+  normalisedPath: string;
+  /** Explicit endpoint name; wins over method + path matching. */
+  endpointName: string;
+  clientIp: string;
+  requiredScopes: readonly string[];
+}
+
+/** Lifecycle hints for a recognised key. */
+export interface KeyHintsData {
+  expiresSoon: boolean;
+  expiresAt?: number;
+  inGracePeriod: boolean;
+  graceEndsAt?: number;
+  rotationDue: boolean;
+}
+
+/** The outcome. A denial is a value, never an exception. */
+export interface AuthDecision {
+  allowed: boolean;
+  reason: AuthReason;
+  httpStatus: 200 | 401 | 403;
+  /** The key, when recognised (also on 403 denials). */
+  record?: KeyRecord;
+  endpoint?: Endpoint;
+  missingScopes: string[];
+  hints?: KeyHintsData;
+  message: string;
+}
+
+/** Options of the Authorizer. */
+export interface AuthorizerOptions {
+  lookup: KeyLookup;
+  digest: SecretDigester;
+  clock: Clock;
+  /** The current policy (read on every decision, so reloads apply at once). */
+  policy: () => Policy;
+  /** Hint `expires_soon` within this many ms of expiry. */
+  expiryWarningMs: number;
+  /** Hint `rotation_due` once a secret is this old, ms; 0 disables. */
+  rotationAgeMs: number;
+}
+
+const MESSAGES: Record<AuthReason, string> = {
+  OK: "allowed",
+  MISSING_KEY: "an API key is required",
+  MALFORMED_KEY: "the API key is malformed",
+  UNKNOWN_KEY: "the API key is not valid",
+  EXPIRED_KEY: "the API key has expired",
+  REVOKED_KEY: "the API key has been revoked",
+  IP_DENIED: "the API key may not be used from this address",
+  INSUFFICIENT_SCOPE: "the API key lacks a required scope",
+};
+
+/** Takes Authorize decisions. */
+export class Authorizer {
+  /** Compiled IP rules per key id and version, bounded by the key cache's churn. */
+  private readonly ipRules = new WeakMap<KeyRecord, IpRules>();
+
+  constructor(private readonly o: AuthorizerOptions) {}
+
+  /** Decides. Throws only if the store fails. */
+  async authorize(input: AuthorizeInput): Promise<AuthDecision> {
+    const policy = this.o.policy();
+    const endpoint = input.endpointName
+      ? policy.endpoints.find((e) => e.name === input.endpointName)
+      : matchEndpoint(policy, input.method, input.normalisedPath);
+    if (input.secret === "") return deny("MISSING_KEY", 401, endpoint);
+    if (!parseSecret(input.secret).ok) return deny("MALFORMED_KEY", 401, endpoint);
+
+    const digest = this.o.digest(input.secret);
+    const record = await this.o.lookup.find(digest);
+    const now = this.o.clock.now();
+    const which = record ? matchDigest(record, digest, now) : "none";
+    if (!record || which === "none") return deny("UNKNOWN_KEY", 401, endpoint);
+    if (record.status === "revoked") return deny("REVOKED_KEY", 401, endpoint);
+    if (record.expiresAt !== undefined && record.expiresAt <= now) {
+      return deny("EXPIRED_KEY", 401, endpoint);
+    }
+    const hints = this.hints(record, which === "grace", now);
+    if (!this.rules(record).permits(input.clientIp)) {
+      return { ...deny("IP_DENIED", 403, endpoint), record, hints };
+    }
+    const required = endpoint ? [...endpoint.scopes, ...input.requiredScopes] : input.requiredScopes;
+    const missing = missingScopes(record.scopes, required);
+    if (missing.length > 0) {
+      return { ...deny("INSUFFICIENT_SCOPE", 403, endpoint), record, hints, missingScopes: missing };
+    }
+    return {
+      allowed: true,
+      reason: "OK",
+      httpStatus: 200,
+      record,
+      missingScopes: [],
+      hints,
+      message: MESSAGES.OK,
+      ...(endpoint && { endpoint }),
+    };
+  }
+
+  private rules(record: KeyRecord): IpRules {
+    let r = this.ipRules.get(record);
+    if (!r) {
+      r = new IpRules(record.ipAllow, record.ipDeny);
+      this.ipRules.set(record, r);
+    }
+    return r;
+  }
+
+  private hints(record: KeyRecord, inGrace: boolean, now: number): KeyHintsData {
+    const expiresSoon =
+      record.expiresAt !== undefined && record.expiresAt - now <= this.o.expiryWarningMs;
+    const old = this.o.rotationAgeMs > 0 && now - record.secretCreatedAt >= this.o.rotationAgeMs;
+    return {
+      expiresSoon,
+      inGracePeriod: inGrace,
+      rotationDue: inGrace || old,
+      ...(record.expiresAt !== undefined && { expiresAt: record.expiresAt }),
+      ...(inGrace && record.graceEndsAt !== undefined && { graceEndsAt: record.graceEndsAt }),
+    };
+  }
+}
+
+function deny(reason: AuthReason, httpStatus: 401 | 403, endpoint: Endpoint | undefined): AuthDecision {
+  return {
+    allowed: false,
+    reason,
+    httpStatus,
+    missingScopes: [],
+    message: MESSAGES[reason],
+    ...(endpoint && { endpoint }),
+  };
+}

@@ -1,0 +1,53 @@
+import type { KeyStore } from "../store/key-store.js";
+import type { Clock } from "../util/clock.js";
+import type { KeyCache } from "./key-cache.js";
+import { type KeyRecord, matchDigest } from "./key-record.js";
+
+/** Cache outcome of one lookup, for metrics. */
+export type LookupSource = "hit" | "miss";
+
+/**
+ * Finds the key a secret digest belongs to: from the bounded cache, else from
+ * the store (digest index, then record). Concurrent misses for one digest share
+ * one store lookup. A record whose digests no longer include `digest` (a stale
+ * index entry) counts as unknown.
+ */
+export class KeyLookup {
+  private readonly inflight = new Map<string, Promise<KeyRecord | null>>();
+
+  constructor(
+    private readonly store: KeyStore,
+    private readonly cache: KeyCache,
+    private readonly clock: Clock,
+    private readonly onLookup: (source: LookupSource) => void = () => {},
+  ) {}
+
+  /** The key record for `digest`, or null if unknown. Throws if the store fails. */
+  async find(digest: string): Promise<KeyRecord | null> {
+    const cached = this.cache.get(digest);
+    if (cached) {
+      this.onLookup("hit");
+      return cached.record;
+    }
+    this.onLookup("miss");
+    let p = this.inflight.get(digest);
+    if (!p) {
+      p = this.load(digest).finally(() => this.inflight.delete(digest));
+      this.inflight.set(digest, p);
+    }
+    return p;
+  }
+
+  /** Drops cached lookups (invalidation from any replica). */
+  invalidate(digests: readonly string[]): void {
+    for (const d of digests) this.cache.delete(d);
+  }
+
+  private async load(digest: string): Promise<KeyRecord | null> {
+    const id = await this.store.findIdByDigest(digest);
+    const record = id === undefined ? undefined : await this.store.get(id);
+    const found = record && matchDigest(record, digest, this.clock.now()) !== "none" ? record : null;
+    this.cache.set(digest, found);
+    return found;
+  }
+}

@@ -1,0 +1,203 @@
+/**
+ * Key lifecycle: create, update, revoke and rotate. Every change is a
+ * compare-and-set on the record's version (retried on a lost race) and is
+ * followed by an invalidation so every replica's cache drops the old lookup.
+ */
+import type { InvalidationBus } from "../store/invalidation-bus.js";
+import type { KeyPage, KeyStore } from "../store/key-store.js";
+import type { Clock } from "../util/clock.js";
+import { newKeyId } from "../util/ids.js";
+import { generateSecret, parseSecret } from "./key-format.js";
+import type { KeyRecord } from "./key-record.js";
+import type { SecretDigester } from "./secret-digest.js";
+
+/** Fields a caller sets when creating a key (validated by the service layer). */
+export interface NewKey {
+  owner: string;
+  tier: string;
+  scopes: string[];
+  metadata: Record<string, string>;
+  expiresAt?: number;
+  ipAllow: string[];
+  ipDeny: string[];
+  environment: string;
+}
+
+/** Fields UpdateKey may change; absent fields stay as they are. */
+export type KeyPatch = Partial<Pick<KeyRecord, "owner" | "tier" | "scopes" | "metadata" | "ipAllow" | "ipDeny">> & {
+  /** `null` removes the expiry. */
+  expiresAt?: number | null;
+};
+
+/** Failures that are the caller's, not the infrastructure's. */
+export type KeyChangeError = "NOT_FOUND" | "REVOKED" | "CONFLICT" | "INVALID_SECRET";
+
+/** Outcome of a rotation. */
+export interface Rotation {
+  secret: string;
+  record: KeyRecord;
+  graceEndsAt: number;
+}
+
+const CAS_ATTEMPTS = 5;
+
+/** Options of KeyManager. */
+export interface KeyManagerOptions {
+  store: KeyStore;
+  bus: InvalidationBus;
+  digest: SecretDigester;
+  clock: Clock;
+  /** Applies an invalidation to this replica at once (pub/sub may lag). */
+  invalidateLocal: (digests: string[]) => void;
+}
+
+/** Manages keys. Methods throw only on infrastructure failure. */
+export class KeyManager {
+  constructor(private readonly o: KeyManagerOptions) {}
+
+  /** Creates a key; returns the record and the secret (the only time it exists in plaintext). */
+  async create(input: NewKey): Promise<{ secret: string; record: KeyRecord }> {
+    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
+      const secret = generateSecret(input.environment);
+      const now = this.o.clock.now();
+      const record: KeyRecord = {
+        id: newKeyId(),
+        owner: input.owner,
+        tier: input.tier,
+        scopes: input.scopes,
+        metadata: input.metadata,
+        status: "active",
+        environment: input.environment,
+        createdAt: now,
+        updatedAt: now,
+        ipAllow: input.ipAllow,
+        ipDeny: input.ipDeny,
+        digest: this.o.digest(secret),
+        secretCreatedAt: now,
+        version: 1,
+        ...(input.expiresAt !== undefined && { expiresAt: input.expiresAt }),
+      };
+      if (await this.o.store.create(record)) {
+        // A negative cache entry for this digest is practically impossible
+        // (the secret is new), but correctness should not rest on luck.
+        await this.invalidate([record.digest]);
+        return { secret, record };
+      }
+    }
+    throw new Error("could not allocate a unique key id");
+  }
+
+  /** The key with this id, if any. */
+  get(id: string): Promise<KeyRecord | undefined> {
+    return this.o.store.get(id);
+  }
+
+  /** Lists keys ordered by id. */
+  list(options: { after?: string; limit: number; owner?: string; includeRevoked: boolean }): Promise<KeyPage> {
+    return this.o.store.list(options);
+  }
+
+  /** Applies a patch. Revoked keys cannot be changed. */
+  update(id: string, patch: KeyPatch): Promise<KeyRecord | KeyChangeError> {
+    return this.change(id, (r) => {
+      if (r.status === "revoked") return "REVOKED";
+      const { expiresAt, ...rest } = patch;
+      const next: KeyRecord = { ...r, ...rest };
+      if (expiresAt === null) delete next.expiresAt;
+      else if (expiresAt !== undefined) next.expiresAt = expiresAt;
+      return next;
+    });
+  }
+
+  /** Revokes a key for good; revoking a revoked key returns it unchanged. */
+  async revoke(id: string, reason: string): Promise<KeyRecord | KeyChangeError> {
+    return this.change(id, (r) => {
+      if (r.status === "revoked") return r;
+      const now = this.o.clock.now();
+      const next: KeyRecord = { ...r, status: "revoked", revokedAt: now };
+      if (reason) next.revokeReason = reason;
+      return next;
+    });
+  }
+
+  /**
+   * Rotates by id. The new secret is indexed before the record changes, and the
+   * old one stays indexed until its grace period ends, so some secret is valid
+   * at every moment. A second rotation during a grace period ends the older
+   * grace secret at once: at most two secrets (current and previous) are ever valid.
+   */
+  async rotateById(id: string, graceMs: number): Promise<Rotation | KeyChangeError> {
+    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
+      const r = await this.o.store.get(id);
+      if (!r) return "NOT_FOUND";
+      if (r.status === "revoked") return "REVOKED";
+      const secret = generateSecret(r.environment);
+      const digest = this.o.digest(secret);
+      await this.o.store.indexDigest(digest, r.id);
+      const now = this.o.clock.now();
+      const graceEndsAt = now + graceMs;
+      const next: KeyRecord = { ...r, digest, secretCreatedAt: now, updatedAt: now, version: r.version + 1 };
+      delete next.graceDigest;
+      delete next.graceEndsAt;
+      if (graceMs > 0) {
+        next.graceDigest = r.digest;
+        next.graceEndsAt = graceEndsAt;
+      }
+      if (!(await this.o.store.replace(next, r.version))) {
+        await this.o.store.unindexDigest(digest);
+        continue;
+      }
+      if (graceMs > 0) await this.o.store.indexDigest(r.digest, r.id, graceEndsAt);
+      else await this.o.store.unindexDigest(r.digest);
+      const stale = [r.digest, digest];
+      if (r.graceDigest !== undefined && r.graceDigest !== r.digest) {
+        await this.o.store.unindexDigest(r.graceDigest);
+        stale.push(r.graceDigest);
+      }
+      await this.invalidate(stale);
+      return { secret, record: next, graceEndsAt };
+    }
+    return "CONFLICT";
+  }
+
+  /**
+   * Self-rotation: the caller proves possession of the *current* secret. A
+   * previous (grace) secret cannot rotate, so a leaked old secret cannot take
+   * the key over.
+   */
+  async rotateBySecret(secret: string, graceMs: number): Promise<Rotation | KeyChangeError> {
+    if (!parseSecret(secret).ok) return "INVALID_SECRET";
+    const digest = this.o.digest(secret);
+    const id = await this.o.store.findIdByDigest(digest);
+    const r = id === undefined ? undefined : await this.o.store.get(id);
+    if (!r || r.digest !== digest) return "INVALID_SECRET";
+    if (r.status === "revoked" || (r.expiresAt !== undefined && r.expiresAt <= this.o.clock.now())) {
+      return "INVALID_SECRET";
+    }
+    return this.rotateById(r.id, graceMs);
+  }
+
+  private async change(
+    id: string,
+    apply: (r: KeyRecord) => KeyRecord | KeyChangeError,
+  ): Promise<KeyRecord | KeyChangeError> {
+    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
+      const r = await this.o.store.get(id);
+      if (!r) return "NOT_FOUND";
+      const next = apply(r);
+      if (typeof next === "string" || next === r) return next;
+      next.version = r.version + 1;
+      next.updatedAt = this.o.clock.now();
+      if (await this.o.store.replace(next, r.version)) {
+        await this.invalidate([r.digest, ...(r.graceDigest ? [r.graceDigest] : [])]);
+        return next;
+      }
+    }
+    return "CONFLICT";
+  }
+
+  private async invalidate(digests: string[]): Promise<void> {
+    this.o.invalidateLocal(digests);
+    await this.o.bus.publish({ digests });
+  }
+}

@@ -1,0 +1,44 @@
+/** Lifecycle state of a stored key. */
+export type KeyState = "active" | "revoked";
+
+/**
+ * A key as stored. Times are epoch milliseconds. Holds digests of secrets,
+ * never a secret.
+ */
+export interface KeyRecord {
+  id: string;
+  owner: string;
+  tier: string;
+  scopes: string[];
+  metadata: Record<string, string>;
+  status: KeyState;
+  environment: string;
+  createdAt: number;
+  updatedAt: number;
+  expiresAt?: number;
+  revokedAt?: number;
+  revokeReason?: string;
+  ipAllow: string[];
+  ipDeny: string[];
+  /** Digest of the current secret. */
+  digest: string;
+  secretCreatedAt: number;
+  /** Digest of the previous secret while a rotation's grace period runs. */
+  graceDigest?: string;
+  graceEndsAt?: number;
+  /** Incremented on every change; used for compare-and-set. */
+  version: number;
+}
+
+/**
+ * Which secret of `record` the digest `d` is, at time `now`: the current one,
+ * the previous one still in its grace period, or none (an ended grace period
+ * counts as none, whatever a cache or index still says).
+ */
+export function matchDigest(record: KeyRecord, d: string, now: number): "current" | "grace" | "none" {
+  if (record.digest === d) return "current";
+  if (record.graceDigest === d && record.graceEndsAt !== undefined && now < record.graceEndsAt) {
+    return "grace";
+  }
+  return "none";
+}

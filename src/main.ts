@@ -1,0 +1,225 @@
+/**
+ * The composition root: the only place that builds live objects. It wires
+ * settings → logger → stores → domain → services → servers, and owns shutdown.
+ */
+import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { isIP } from "node:net";
+import type { DestinationStream } from "pino";
+import type { Settings } from "./config/settings.js";
+import { KeyService } from "./gen/tollgate/v1/key_service_pb.js";
+import { TollgateService } from "./gen/tollgate/v1/tollgate_service_pb.js";
+import { Authorizer } from "./keys/authorizer.js";
+import { KeyCache } from "./keys/key-cache.js";
+import { KeyLookup } from "./keys/key-lookup.js";
+import { KeyManager } from "./keys/key-manager.js";
+import { createSecretDigester } from "./keys/secret-digest.js";
+import { createLogger, type Logger } from "./observability/logger.js";
+import { Metrics } from "./observability/metrics.js";
+import { DEFAULT_POLICY_YAML, loadPolicyFile, type Policy, parsePolicy } from "./policy/policy.js";
+import { createInstrument } from "./services/instrument.js";
+import { createKeyService } from "./services/key-service.js";
+import { ManagementAuth } from "./services/management-auth.js";
+import type { ServiceDeps } from "./services/service-deps.js";
+import { createTollgateService } from "./services/tollgate-service.js";
+import { type InvalidationBus, MemoryInvalidationBus, RedisInvalidationBus } from "./store/invalidation-bus.js";
+import type { KeyStore } from "./store/key-store.js";
+import { MemoryKeyStore } from "./store/memory-key-store.js";
+import { createRedisClient } from "./store/redis-client.js";
+import { RedisKeyStore } from "./store/redis-key-store.js";
+import { createKeyNames } from "./store/redis-keys.js";
+import { startAdminServer } from "./transport/admin-server.js";
+import { type ServiceBinding, startRpcServers } from "./transport/servers.js";
+import { systemClock } from "./util/clock.js";
+
+/** Thrown for a configuration that must not start (names the setting). */
+export class StartupError extends Error {
+  override name = "StartupError";
+}
+
+/** A running Tollgate. */
+export interface Tollgate {
+  port: number;
+  httpPort?: number;
+  adminPort: number;
+  log: Logger;
+  /** Not ready → drain in-flight calls (up to the shutdown timeout) → close. */
+  stop(): Promise<void>;
+}
+
+/** Starts Tollgate with validated settings. */
+export async function startTollgate(settings: Settings, logDestination?: DestinationStream): Promise<Tollgate> {
+  const log = createLogger(settings.logLevel, logDestination);
+  const clock = systemClock;
+  const loopbackOnly = [settings.grpcAddr, settings.httpAddr, settings.adminAddr]
+    .filter((a) => a !== "")
+    .every(isLoopbackAddr);
+
+  const managementToken = settings.managementTokenFile
+    ? readSecretFile(settings.managementTokenFile, "TOLLGATE_MANAGEMENT_TOKEN_FILE")
+    : settings.managementToken;
+  if (managementToken === "" && !loopbackOnly) {
+    throw new StartupError(
+      "TOLLGATE_MANAGEMENT_TOKEN (or _FILE) is required when any listener is bound to a non-loopback address",
+    );
+  }
+  if (managementToken !== "" && Buffer.byteLength(managementToken) < 16) {
+    throw new StartupError("TOLLGATE_MANAGEMENT_TOKEN_FILE: the token must be at least 16 bytes");
+  }
+  let pepper = settings.pepperFile
+    ? Buffer.from(readSecretFile(settings.pepperFile, "TOLLGATE_PEPPER_FILE"))
+    : Buffer.from(settings.pepper);
+  if (pepper.length === 0) {
+    if (settings.redisUrl !== "") {
+      throw new StartupError("TOLLGATE_PEPPER (or _FILE) is required with REDIS_URL: every replica must share it");
+    }
+    pepper = randomBytes(32);
+    log.warn("no pepper configured: using a random one; keys last as long as this process (embedded store)");
+  }
+  if (pepper.length < 16) throw new StartupError("TOLLGATE_PEPPER_FILE: the pepper must be at least 16 bytes");
+
+  const policy: Policy = settings.policyFile
+    ? await loadPolicyFile(settings.policyFile)
+    : parsePolicy(DEFAULT_POLICY_YAML, "built-in policy");
+
+  const cache = new KeyCache({
+    max: settings.cacheMaxEntries,
+    ttlMs: settings.cacheTtlMs,
+    negativeTtlMs: settings.negativeCacheTtlMs,
+    onEvict: () => metrics.cacheEvictions.inc(),
+  });
+  const metrics = new Metrics(() => cache.size);
+
+  let store: KeyStore;
+  let bus: InvalidationBus;
+  const closers: (() => Promise<unknown>)[] = [];
+  if (settings.redisUrl === "") {
+    store = new MemoryKeyStore(clock);
+    bus = new MemoryInvalidationBus();
+    log.info("store: embedded in-memory (single replica; state is lost on exit)");
+  } else {
+    let lastError = "";
+    const redis = createRedisClient({
+      url: settings.redisUrl,
+      onError: (err) => {
+        // ioredis repeats errors on every reconnect attempt; log each kind once.
+        if (err.message !== lastError) log.error({ err: { message: err.message } }, "redis connection error");
+        lastError = err.message;
+      },
+    });
+    redis.on("ready", () => {
+      lastError = "";
+      log.info("redis ready");
+    });
+    const names = createKeyNames(settings.redisPrefix);
+    store = new RedisKeyStore(redis, names);
+    bus = new RedisInvalidationBus(redis, names.invalidationChannel(), () =>
+      log.warn("ignored a malformed invalidation message"),
+    );
+    closers.push(() => redis.quit().catch(() => redis.disconnect()));
+    log.info("store: redis");
+  }
+
+  const digest = createSecretDigester(pepper);
+  const lookup = new KeyLookup(store, cache, clock, (r) => metrics.cacheLookups.inc({ result: r }));
+  await bus.subscribe((m) => {
+    lookup.invalidate(m.digests);
+    metrics.invalidations.inc({ origin: "remote" });
+  });
+  closers.unshift(() => bus.close());
+  const deps: ServiceDeps = {
+    authorizer: new Authorizer({
+      lookup,
+      digest,
+      clock,
+      policy: () => policy,
+      expiryWarningMs: settings.expiryWarningS * 1000,
+      rotationAgeMs: settings.rotationAgeS * 1000,
+    }),
+    keys: new KeyManager({
+      store,
+      bus,
+      digest,
+      clock,
+      invalidateLocal: (d) => {
+        lookup.invalidate(d);
+        metrics.invalidations.inc({ origin: "local" });
+      },
+    }),
+    management: new ManagementAuth(managementToken ? [{ name: "default", token: managementToken }] : []),
+    policy: () => policy,
+    clock,
+    log,
+    metrics,
+    instrument: createInstrument(metrics, log),
+    accessLog: settings.accessLog,
+    defaultGraceMs: settings.defaultGraceS * 1000,
+    keyEnvironment: settings.keyEnvironment,
+  };
+  if (deps.management.open) {
+    log.warn("dev mode: no management token configured; KeyService is open to loopback callers only");
+  }
+
+  const services: ServiceBinding[] = [
+    { desc: TollgateService, impl: createTollgateService(deps) } as unknown as ServiceBinding,
+    { desc: KeyService, impl: createKeyService(deps) } as unknown as ServiceBinding,
+  ];
+  let ready = false;
+  const rpc = await startRpcServers({
+    services,
+    addr: settings.grpcAddr,
+    httpAddr: settings.httpAddr,
+    maxMessageBytes: settings.maxMessageBytes,
+  });
+  const admin = await startAdminServer({
+    addr: settings.adminAddr,
+    registry: metrics.registry,
+    live: () => true,
+    ready: () => ready,
+  });
+  ready = true;
+  rpc.setServing(true);
+  metrics.ready.set(1);
+  log.info(
+    { port: rpc.port, httpPort: rpc.httpPort, adminPort: admin.port, policy: policy.source },
+    "tollgate serving",
+  );
+
+  let stopping: Promise<void> | undefined;
+  return {
+    port: rpc.port,
+    ...(rpc.httpPort !== undefined && { httpPort: rpc.httpPort }),
+    adminPort: admin.port,
+    log,
+    stop() {
+      stopping ??= (async () => {
+        ready = false;
+        metrics.ready.set(0);
+        rpc.setServing(false);
+        log.info("shutting down: not ready, draining in-flight calls");
+        await rpc.close(settings.shutdownTimeoutMs);
+        await new Promise<void>((r) => admin.server.close(() => r()));
+        admin.server.closeAllConnections();
+        for (const c of closers) await c();
+        log.info("stopped");
+      })();
+      return stopping;
+    },
+  };
+}
+
+function isLoopbackAddr(addr: string): boolean {
+  const host = addr.slice(0, addr.lastIndexOf(":")).replace(/^\[(.*)\]$/, "$1");
+  if (host === "localhost") return true;
+  if (isIP(host) === 4) return host.startsWith("127.");
+  if (isIP(host) === 6) return host === "::1";
+  return false;
+}
+
+function readSecretFile(path: string, setting: string): string {
+  try {
+    return readFileSync(path, "utf8").trim();
+  } catch (err) {
+    throw new StartupError(`${setting}: cannot read the file (${(err as NodeJS.ErrnoException).code ?? "error"})`);
+  }
+}

@@ -1,0 +1,83 @@
+/**
+ * Every metric Tollgate exports, declared in one place. Names follow
+ * `tollgate_<subsystem>_<name>_<unit>`; labels are bounded enumerations (rpc,
+ * code, decision, reason, tier, result) — never a key, key id, IP, owner or path.
+ */
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+
+/** The metrics of one process, on their own registry. */
+export class Metrics {
+  readonly registry = new Registry();
+
+  /** Latency of handled RPCs, seconds. */
+  readonly rpcDuration = new Histogram({
+    name: "tollgate_rpc_duration_seconds",
+    help: "Time to handle an RPC, by method and result code.",
+    labelNames: ["rpc", "code"] as const,
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    registers: [this.registry],
+  });
+
+  /** Decisions taken. */
+  readonly decisions = new Counter({
+    name: "tollgate_decisions_total",
+    help: "Decisions taken, by RPC, decision (allow/deny), reason and tier.",
+    labelNames: ["rpc", "decision", "reason", "tier"] as const,
+    registers: [this.registry],
+  });
+
+  /** Key lookups by cache outcome. */
+  readonly cacheLookups = new Counter({
+    name: "tollgate_key_cache_lookups_total",
+    help: "Key lookups, by result (hit, miss).",
+    labelNames: ["result"] as const,
+    registers: [this.registry],
+  });
+
+  /** Entries evicted from the key cache for space. */
+  readonly cacheEvictions = new Counter({
+    name: "tollgate_key_cache_evictions_total",
+    help: "Key cache entries evicted because the cache was full.",
+    registers: [this.registry],
+  });
+
+  /** Cache invalidations applied. */
+  readonly invalidations = new Counter({
+    name: "tollgate_key_cache_invalidations_total",
+    help: "Cache invalidation messages applied, by origin (local, remote).",
+    labelNames: ["origin"] as const,
+    registers: [this.registry],
+  });
+
+  /** Key management actions. */
+  readonly keyActions = new Counter({
+    name: "tollgate_key_actions_total",
+    help: "Key management actions, by action (create, update, revoke, rotate).",
+    labelNames: ["action"] as const,
+    registers: [this.registry],
+  });
+
+  /** Current key cache size; set by a collect callback. */
+  readonly cacheSize: Gauge;
+
+  /** Whether the process is ready (1) or not (0). */
+  readonly ready = new Gauge({
+    name: "tollgate_ready",
+    help: "1 while Tollgate accepts traffic, 0 while starting or draining.",
+    registers: [this.registry],
+  });
+
+  constructor(cacheSize: () => number, options: { processMetrics?: boolean } = {}) {
+    this.cacheSize = new Gauge({
+      name: "tollgate_key_cache_entries",
+      help: "Entries in the key cache.",
+      registers: [this.registry],
+      collect() {
+        this.set(cacheSize());
+      },
+    });
+    if (options.processMetrics !== false) {
+      collectDefaultMetrics({ register: this.registry, prefix: "tollgate_" });
+    }
+  }
+}

@@ -1,0 +1,38 @@
+/**
+ * The error registry: every failure a caller can see, with its stable code,
+ * public message and wire code. Handlers throw `apiError(code)`; nothing else
+ * creates ConnectErrors, and no message ever includes caller input that might
+ * be a secret.
+ */
+import { Code, ConnectError } from "@connectrpc/connect";
+
+/** Each entry: wire code and the public message. */
+export const ERRORS = {
+  MANAGEMENT_TOKEN_REQUIRED: {
+    code: Code.Unauthenticated,
+    message: "this RPC needs the management token: send 'authorization: Bearer <token>'",
+  },
+  MANAGEMENT_TOKEN_INVALID: { code: Code.Unauthenticated, message: "the management token is not valid" },
+  INVALID_SECRET: {
+    code: Code.Unauthenticated,
+    message: "the presented secret is not the current secret of an active key",
+  },
+  KEY_NOT_FOUND: { code: Code.NotFound, message: "no key has this id" },
+  KEY_REVOKED: { code: Code.FailedPrecondition, message: "the key is revoked and cannot change" },
+  CONCURRENT_UPDATE: {
+    code: Code.Aborted,
+    message: "the key was changed concurrently too many times; retry",
+  },
+  NOT_IMPLEMENTED: { code: Code.Unimplemented, message: "this RPC is not available yet in this version" },
+  STORE_UNAVAILABLE: { code: Code.Unavailable, message: "the store is unavailable" },
+  INTERNAL: { code: Code.Internal, message: "internal error" },
+} as const satisfies Record<string, { code: Code; message: string }>;
+
+/** A registry entry's name. */
+export type ErrorName = keyof typeof ERRORS;
+
+/** Creates the ConnectError of a registry entry. */
+export function apiError(name: ErrorName): ConnectError {
+  const e = ERRORS[name];
+  return new ConnectError(e.message, e.code, undefined, undefined, name);
+}

@@ -1,0 +1,163 @@
+/** KeyService handlers: key management behind the management token. */
+import { create } from "@bufbuild/protobuf";
+import { type Timestamp, timestampMs } from "@bufbuild/protobuf/wkt";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import {
+  type CreateKeyRequest,
+  CreateKeyResponseSchema,
+  type GetKeyRequest,
+  GetKeyResponseSchema,
+  type KeyService,
+  type ListKeysRequest,
+  ListKeysResponseSchema,
+  type RevokeKeyRequest,
+  RevokeKeyResponseSchema,
+  type UpdateKeyRequest,
+  UpdateKeyResponseSchema,
+} from "../gen/tollgate/v1/key_service_pb.js";
+import type { KeyChangeError, KeyPatch } from "../keys/key-manager.js";
+import type { KeyRecord } from "../keys/key-record.js";
+import { keyToProto } from "./convert.js";
+import { apiError } from "./errors.js";
+import type { ServiceDeps } from "./service-deps.js";
+import { Violations } from "./validation.js";
+
+const ID = /^key_[0-9A-Za-z]{16}$/;
+const UPDATABLE = new Set(["owner", "tier", "scopes", "metadata", "expire_time", "ip_allow", "ip_deny"]);
+
+/** Builds the KeyService implementation. */
+export function createKeyService(d: ServiceDeps): ServiceImpl<typeof KeyService> {
+  const guard = <R, O>(rpc: string, fn: (req: R, actor: string) => Promise<O>) =>
+    d.instrument(rpc, async (req: R, ctx: HandlerContext) => fn(req, d.management.check(ctx.requestHeader)));
+
+  return {
+    createKey: guard("CreateKey", async (req: CreateKeyRequest, actor) => {
+      const v = new Violations();
+      keyFields(d, v, req, true);
+      const env = req.environment || d.keyEnvironment;
+      v.pattern("environment", env, /^[a-z0-9]{1,16}$/, "1..16 of [a-z0-9]");
+      const expiresAt = futureTime(d, v, "expire_time", req.expireTime);
+      v.throwIfAny();
+      const { secret, record } = await d.keys.create({
+        owner: req.owner,
+        tier: req.tier || d.policy().defaultTier,
+        scopes: req.scopes,
+        metadata: req.metadata,
+        ipAllow: req.ipAllow,
+        ipDeny: req.ipDeny,
+        environment: env,
+        ...(expiresAt !== undefined && { expiresAt }),
+      });
+      audit(d, "create", record.id, actor);
+      return create(CreateKeyResponseSchema, { secret, key: keyToProto(record) });
+    }),
+
+    getKey: guard("GetKey", async (req: GetKeyRequest) => {
+      validateId(req.id);
+      const r = await d.keys.get(req.id);
+      if (!r) throw apiError("KEY_NOT_FOUND");
+      return create(GetKeyResponseSchema, { key: keyToProto(r) });
+    }),
+
+    listKeys: guard("ListKeys", async (req: ListKeysRequest) => {
+      const v = new Violations();
+      if (req.pageSize > 500) v.add("page_size", "must be 0..500");
+      v.length("page_token", req.pageToken, 0, 256);
+      v.length("owner", req.owner, 0, 128);
+      let after: string | undefined;
+      if (req.pageToken !== "") {
+        after = Buffer.from(req.pageToken, "base64url").toString("utf8");
+        if (!ID.test(after)) v.add("page_token", "must be a token from a previous ListKeys response");
+      }
+      v.throwIfAny();
+      const page = await d.keys.list({
+        limit: req.pageSize || 50,
+        includeRevoked: req.includeRevoked,
+        ...(after !== undefined && { after }),
+        ...(req.owner !== "" && { owner: req.owner }),
+      });
+      return create(ListKeysResponseSchema, {
+        keys: page.records.map(keyToProto),
+        nextPageToken: page.next ? Buffer.from(page.next).toString("base64url") : "",
+      });
+    }),
+
+    updateKey: guard("UpdateKey", async (req: UpdateKeyRequest, actor) => {
+      const v = new Violations();
+      validateId(req.id, v);
+      const paths = req.updateMask?.paths ?? [];
+      if (paths.length === 0) v.add("update_mask", "must name at least one field");
+      for (const p of paths) if (!UPDATABLE.has(p)) v.add("update_mask", `unknown or immutable field "${p.slice(0, 64)}"`);
+      keyFields(d, v, req, paths.includes("owner"), paths);
+      const patch: KeyPatch = {};
+      if (paths.includes("owner")) patch.owner = req.owner;
+      if (paths.includes("tier")) patch.tier = req.tier || d.policy().defaultTier;
+      if (paths.includes("scopes")) patch.scopes = req.scopes;
+      if (paths.includes("metadata")) patch.metadata = req.metadata;
+      if (paths.includes("ip_allow")) patch.ipAllow = req.ipAllow;
+      if (paths.includes("ip_deny")) patch.ipDeny = req.ipDeny;
+      if (paths.includes("expire_time")) patch.expiresAt = futureTime(d, v, "expire_time", req.expireTime) ?? null;
+      v.throwIfAny();
+      const r = unwrap(await d.keys.update(req.id, patch));
+      audit(d, "update", r.id, actor);
+      return create(UpdateKeyResponseSchema, { key: keyToProto(r) });
+    }),
+
+    revokeKey: guard("RevokeKey", async (req: RevokeKeyRequest, actor) => {
+      const v = new Violations();
+      validateId(req.id, v);
+      v.length("reason", req.reason, 0, 256);
+      v.throwIfAny();
+      const r = unwrap(await d.keys.revoke(req.id, req.reason));
+      audit(d, "revoke", r.id, actor);
+      return create(RevokeKeyResponseSchema, { key: keyToProto(r) });
+    }),
+  };
+}
+
+function keyFields(
+  d: ServiceDeps,
+  v: Violations,
+  req: CreateKeyRequest | UpdateKeyRequest,
+  ownerRequired: boolean,
+  only?: readonly string[],
+): void {
+  const check = (f: string) => !only || only.includes(f);
+  if (check("owner")) v.length("owner", req.owner, ownerRequired ? 1 : 0, 128);
+  if (check("tier") && req.tier !== "") {
+    v.length("tier", req.tier, 1, 64);
+    if (!d.policy().tiers.has(req.tier)) v.add("tier", "must be a tier of the policy");
+  }
+  if (check("scopes")) v.scopes("scopes", req.scopes, 64);
+  if (check("metadata")) v.map("metadata", req.metadata, 32, 64, 512);
+  if (check("ip_allow")) v.networks("ip_allow", req.ipAllow);
+  if (check("ip_deny")) v.networks("ip_deny", req.ipDeny);
+}
+
+function futureTime(d: ServiceDeps, v: Violations, field: string, t: Timestamp | undefined): number | undefined {
+  if (!t) return undefined;
+  const ms = timestampMs(t);
+  if (!Number.isFinite(ms) || ms <= d.clock.now()) v.add(field, "must be in the future");
+  else if (ms > Date.UTC(9999, 0)) v.add(field, "must be before year 9999");
+  return ms;
+}
+
+function validateId(id: string, v?: Violations): void {
+  const own = v ?? new Violations();
+  own.length("id", id, 1, 64);
+  if (Buffer.byteLength(id) <= 64 && id !== "") own.pattern("id", id, ID, "a key id (key_ + 16 base62)");
+  if (!v) own.throwIfAny();
+}
+
+function unwrap(r: KeyRecord | KeyChangeError): KeyRecord {
+  if (r === "NOT_FOUND") throw apiError("KEY_NOT_FOUND");
+  if (r === "REVOKED") throw apiError("KEY_REVOKED");
+  if (r === "CONFLICT") throw apiError("CONCURRENT_UPDATE");
+  if (r === "INVALID_SECRET") throw apiError("INVALID_SECRET");
+  return r;
+}
+
+function audit(d: ServiceDeps, action: "create" | "update" | "revoke", keyId: string, actor: string): void {
+  d.metrics.keyActions.inc({ action });
+  d.log.info({ audit: action, keyId, actor }, `key ${action}d`);
+}

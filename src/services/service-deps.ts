@@ -1,0 +1,26 @@
+import type { Authorizer } from "../keys/authorizer.js";
+import type { KeyManager } from "../keys/key-manager.js";
+import type { Logger } from "../observability/logger.js";
+import type { Metrics } from "../observability/metrics.js";
+import type { Policy } from "../policy/policy.js";
+import type { Clock } from "../util/clock.js";
+import type { Instrument } from "./instrument.js";
+import type { ManagementAuth } from "./management-auth.js";
+
+/** What the RPC handlers need; built by main.ts (or a test). */
+export interface ServiceDeps {
+  authorizer: Authorizer;
+  keys: KeyManager;
+  management: ManagementAuth;
+  policy: () => Policy;
+  clock: Clock;
+  log: Logger;
+  metrics: Metrics;
+  instrument: Instrument;
+  /** Log one line per decision. */
+  accessLog: boolean;
+  /** RotateKey grace period when the request sets none, ms. */
+  defaultGraceMs: number;
+  /** Environment tag of new secrets when the request sets none. */
+  keyEnvironment: string;
+}

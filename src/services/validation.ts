@@ -1,0 +1,91 @@
+/**
+ * Input validation with declared bounds. A Violations collector gathers every
+ * problem of a request, then fails the call with INVALID_ARGUMENT carrying a
+ * google.rpc.BadRequest with one FieldViolation per problem. Descriptions name
+ * the field and the bound, never the offending value (it may be a secret).
+ */
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { BadRequest_FieldViolationSchema, BadRequestSchema } from "../gen/google/rpc/error_details_pb.js";
+import { parseCidr } from "../keys/ip-rules.js";
+
+const SCOPE = /^[A-Za-z0-9:._/*-]{1,128}$/;
+
+/** Collects field violations of one request. */
+export class Violations {
+  private readonly list: { field: string; description: string }[] = [];
+
+  /** Records a violation. */
+  add(field: string, description: string): void {
+    this.list.push({ field, description });
+  }
+
+  /** UTF-8 byte length within [min, max]. */
+  length(field: string, value: string, min: number, max: number): void {
+    const n = Buffer.byteLength(value);
+    if (n < min || n > max) {
+      this.add(field, min > 0 ? `must be ${min}..${max} bytes` : `must be at most ${max} bytes`);
+    }
+  }
+
+  /** Matches a pattern (checked only after a length check passes). */
+  pattern(field: string, value: string, re: RegExp, what: string): void {
+    if (!re.test(value)) this.add(field, `must be ${what}`);
+  }
+
+  /** List length at most `max`, each entry checked by `each`. */
+  list_<T>(field: string, values: readonly T[], max: number, each?: (v: T, f: string) => void): void {
+    if (values.length > max) {
+      this.add(field, `must have at most ${max} entries`);
+      return;
+    }
+    if (each) values.forEach((v, i) => each(v, `${field}[${i}]`));
+  }
+
+  /** Map size and entry bounds. */
+  map(field: string, m: Record<string, string>, maxEntries: number, maxKey: number, maxValue: number): void {
+    const entries = Object.entries(m);
+    if (entries.length > maxEntries) {
+      this.add(field, `must have at most ${maxEntries} entries`);
+      return;
+    }
+    for (const [k, v] of entries) {
+      if (Buffer.byteLength(k) === 0 || Buffer.byteLength(k) > maxKey) {
+        this.add(`${field}`, `keys must be 1..${maxKey} bytes`);
+      }
+      if (Buffer.byteLength(v) > maxValue) this.add(`${field}[${k.slice(0, 64)}]`, `must be at most ${maxValue} bytes`);
+    }
+  }
+
+  /** Scopes list: at most `max`, each 1..128 of [A-Za-z0-9:._/*-]. */
+  scopes(field: string, scopes: readonly string[], max: number): void {
+    this.list_(field, scopes, max, (s, f) => {
+      if (!SCOPE.test(s)) this.add(f, "must be 1..128 of [A-Za-z0-9:._/*-]");
+    });
+  }
+
+  /** CIDR list: at most 64 valid IPv4/IPv6 networks or addresses. */
+  networks(field: string, nets: readonly string[]): void {
+    this.list_(field, nets, 64, (n, f) => {
+      const p = Buffer.byteLength(n) > 64 ? { error: "at most 64 bytes" } : parseCidr(n);
+      if ("error" in p) this.add(f, `must be an IPv4/IPv6 address or CIDR (${p.error})`);
+    });
+  }
+
+  /** True if nothing was recorded. */
+  get ok(): boolean {
+    return this.list.length === 0;
+  }
+
+  /** Throws INVALID_ARGUMENT with every violation, if any. */
+  throwIfAny(): void {
+    if (this.ok) return;
+    const summary = this.list.map((v) => `${v.field}: ${v.description}`).join("; ");
+    throw new ConnectError(`invalid request: ${summary}`, Code.InvalidArgument, undefined, [
+      {
+        desc: BadRequestSchema,
+        value: { fieldViolations: this.list.map((v) => create(BadRequest_FieldViolationSchema, v)) },
+      },
+    ]);
+  }
+}

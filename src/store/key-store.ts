@@ -1,0 +1,42 @@
+import type { KeyRecord } from "../keys/key-record.js";
+
+/** A page of keys. */
+export interface KeyPage {
+  records: KeyRecord[];
+  /** Id to pass as `after` for the next page; undefined on the last page. */
+  next?: string;
+}
+
+/** Options of KeyStore.list. */
+export interface ListOptions {
+  /** Return ids strictly greater than this. */
+  after?: string;
+  /** Page size, 1..500. */
+  limit: number;
+  owner?: string;
+  includeRevoked: boolean;
+}
+
+/**
+ * Storage of API keys. Every operation touches one store key at a time, so it is
+ * safe on Redis Cluster. Implementations throw only on infrastructure failure.
+ */
+export interface KeyStore {
+  /** Stores a new record and indexes its digest. False if the id or digest exists. */
+  create(record: KeyRecord): Promise<boolean>;
+  /** The record with this id, if any. */
+  get(id: string): Promise<KeyRecord | undefined>;
+  /** The id a digest is indexed under, if any. */
+  findIdByDigest(digest: string): Promise<string | undefined>;
+  /**
+   * Replaces the record if its stored version is `expectedVersion` (compare and set).
+   * The new record must carry version `expectedVersion + 1`. False on a lost race.
+   */
+  replace(record: KeyRecord, expectedVersion: number): Promise<boolean>;
+  /** Indexes a digest to a key id; `expiresAt` (epoch ms) removes the entry then. */
+  indexDigest(digest: string, id: string, expiresAt?: number): Promise<void>;
+  /** Removes a digest from the index. */
+  unindexDigest(digest: string): Promise<void>;
+  /** Lists keys ordered by id. */
+  list(options: ListOptions): Promise<KeyPage>;
+}

@@ -1,0 +1,14 @@
+import { readFileSync } from "node:fs";
+
+/**
+ * Reads a Lua script shipped in the package's `lua/` folder. Scripts are named
+ * `<name>-<numKeys>.lua`; the key count is taken from the name so it cannot
+ * drift from the script.
+ */
+export function loadLuaScript(fileName: string): { lua: string; numberOfKeys: number } {
+  const m = /-(\d+)\.lua$/.exec(fileName);
+  if (!m) throw new Error(`Lua script name ${fileName} lacks its -<numKeys> suffix`);
+  // src/store and dist/store are both two levels below the package root.
+  const lua = readFileSync(new URL(`../../lua/${fileName}`, import.meta.url), "utf8");
+  return { lua, numberOfKeys: Number(m[1]) };
+}

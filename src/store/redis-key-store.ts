@@ -1,0 +1,114 @@
+import type { Cluster, Redis } from "ioredis";
+import type { KeyRecord } from "../keys/key-record.js";
+import type { KeyPage, KeyStore, ListOptions } from "./key-store.js";
+import { loadLuaScript } from "./lua-scripts.js";
+import type { KeyNames } from "./redis-keys.js";
+
+/** A standalone, Sentinel or Cluster ioredis client. */
+export type RedisClient = Redis | Cluster;
+
+type ScriptClient = RedisClient & {
+  tgReplaceIfVersion(key: string, expected: number, json: string): Promise<number>;
+};
+
+/** Ids fetched per round of a filtered list scan. */
+const LIST_BATCH = 200;
+/** Most ids one ListKeys call examines; a sparse filter returns a short page and a token. */
+const LIST_SCAN_LIMIT = 5000;
+
+/**
+ * Keys in Redis. Every command touches one key, so it runs unchanged on Cluster.
+ * Scripts go through ioredis `defineCommand`, which runs EVALSHA and reloads
+ * the script on NOSCRIPT.
+ */
+export class RedisKeyStore implements KeyStore {
+  private readonly redis: ScriptClient;
+
+  constructor(
+    redis: RedisClient,
+    private readonly names: KeyNames,
+  ) {
+    const script = loadLuaScript("replace-if-version-1.lua");
+    if (!("tgReplaceIfVersion" in redis)) {
+      redis.defineCommand("tgReplaceIfVersion", script);
+    }
+    this.redis = redis as ScriptClient;
+  }
+
+  async create(record: KeyRecord): Promise<boolean> {
+    const digestKey = this.names.digest(record.digest);
+    // Index first: a lookup by this digest before the record exists finds no
+    // record and answers "unknown", which is the truth at that moment.
+    if ((await this.redis.set(digestKey, record.id, "NX")) !== "OK") return false;
+    if ((await this.redis.set(this.names.record(record.id), JSON.stringify(record), "NX")) !== "OK") {
+      await this.redis.del(digestKey);
+      return false;
+    }
+    await this.redis.zadd(this.names.keyIndex(), 0, record.id);
+    return true;
+  }
+
+  async get(id: string): Promise<KeyRecord | undefined> {
+    const json = await this.redis.get(this.names.record(id));
+    return json === null ? undefined : (JSON.parse(json) as KeyRecord);
+  }
+
+  async findIdByDigest(digest: string): Promise<string | undefined> {
+    return (await this.redis.get(this.names.digest(digest))) ?? undefined;
+  }
+
+  async replace(record: KeyRecord, expectedVersion: number): Promise<boolean> {
+    const r = await this.redis.tgReplaceIfVersion(
+      this.names.record(record.id),
+      expectedVersion,
+      JSON.stringify(record),
+    );
+    return r === 1;
+  }
+
+  async indexDigest(digest: string, id: string, expiresAt?: number): Promise<void> {
+    if (expiresAt === undefined) {
+      await this.redis.set(this.names.digest(digest), id);
+    } else {
+      await this.redis.set(this.names.digest(digest), id, "PXAT", Math.max(1, Math.ceil(expiresAt)));
+    }
+  }
+
+  async unindexDigest(digest: string): Promise<void> {
+    await this.redis.del(this.names.digest(digest));
+  }
+
+  async list(options: ListOptions): Promise<KeyPage> {
+    const records: KeyRecord[] = [];
+    let cursor = options.after;
+    let scanned = 0;
+    while (scanned < LIST_SCAN_LIMIT) {
+      const ids = await this.redis.zrangebylex(
+        this.names.keyIndex(),
+        cursor === undefined ? "-" : `(${cursor}`,
+        "+",
+        "LIMIT",
+        0,
+        LIST_BATCH,
+      );
+      if (ids.length === 0) return { records };
+      // One GET per id: Cluster spreads records over slots, so no MGET.
+      const batch = await Promise.all(ids.map((id) => this.get(id)));
+      for (let i = 0; i < ids.length; i++) {
+        scanned++;
+        cursor = ids[i];
+        const r = batch[i];
+        if (!r) continue;
+        if (options.owner !== undefined && r.owner !== options.owner) continue;
+        if (!options.includeRevoked && r.status === "revoked") continue;
+        records.push(r);
+        if (records.length === options.limit) {
+          const more = i < ids.length - 1 || ids.length === LIST_BATCH;
+          return more ? { records, next: r.id } : { records };
+        }
+      }
+      if (ids.length < LIST_BATCH) return { records };
+    }
+    return cursor === undefined ? { records } : { records, next: cursor };
+  }
+}

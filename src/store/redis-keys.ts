@@ -1,0 +1,28 @@
+/**
+ * Names of every Redis key Tollgate writes. Each embeds a `{hash tag}` so all
+ * keys of one operation map to one Cluster slot. Tags are escaped so that a
+ * subject containing `{`, `}` or `:` cannot change the slot or collide with
+ * another tenant's key.
+ */
+
+/** Escapes a value for use inside a hash tag: `{`, `}` and `%` are percent-encoded. */
+export function tagValue(value: string): string {
+  return value.replace(/[%{}]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
+/** Builds key names under one namespace prefix (default `tg:`). */
+export function createKeyNames(prefix: string) {
+  return {
+    /** A key record (JSON). */
+    record: (id: string) => `${prefix}key:{${tagValue(id)}}`,
+    /** Digest → key id index entry. */
+    digest: (digest: string) => `${prefix}kd:{${tagValue(digest)}}`,
+    /** Sorted set of all key ids (lexicographic paging). */
+    keyIndex: () => `${prefix}keys:{index}`,
+    /** Pub/sub channel of cache invalidations. */
+    invalidationChannel: () => `${prefix}invalidate`,
+  };
+}
+
+/** The key-name builder type. */
+export type KeyNames = ReturnType<typeof createKeyNames>;

@@ -1,0 +1,145 @@
+/**
+ * The RPC listeners. One set of handlers, two engines:
+ *  - the main port sniffs each connection: HTTP/2 goes to grpc-js (gRPC, the
+ *    fast path for Envoy and polyglot clients), HTTP/1.1 to connect-node
+ *    (Connect JSON/binary and gRPC-Web, so plain `curl` works);
+ *  - the optional HTTP port is connect-node only, over h2c and HTTP/1.1,
+ *    speaking Connect, gRPC-Web and gRPC.
+ */
+import { createServer as createHttp1Server, type Server as Http1Server } from "node:http";
+import { createServer as createHttp2Server, type Http2Server } from "node:http2";
+import type { AddressInfo, Server as NetServer } from "node:net";
+import type { DescService } from "@bufbuild/protobuf";
+import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import * as grpc from "@grpc/grpc-js";
+import { ReflectionService } from "@grpc/reflection";
+import { HealthImplementation } from "grpc-health-check";
+import { toGrpcService } from "./grpc-adapter.js";
+import { createProtocolSniffer } from "./protocol-sniffer.js";
+import { reflectionPackage } from "./reflection.js";
+
+/** A service and its implementation. */
+export interface ServiceBinding<S extends DescService = DescService> {
+  desc: S;
+  impl: ServiceImpl<S>;
+}
+
+/** Options of startRpcServers. */
+export interface RpcServersOptions {
+  services: ServiceBinding[];
+  /** Main port address, host:port. */
+  addr: string;
+  /** Connect-only port address, host:port; empty for none. */
+  httpAddr: string;
+  /** Largest request message, bytes. */
+  maxMessageBytes: number;
+}
+
+/** Running listeners. */
+export interface RpcServers {
+  /** Bound main port. */
+  port: number;
+  /** Bound HTTP port, or undefined. */
+  httpPort?: number;
+  /** Sets the gRPC health status of the whole server ("" service). */
+  setServing(serving: boolean): void;
+  /** Stops accepting, lets in-flight calls finish for up to `graceMs`, then closes everything. */
+  close(graceMs: number): Promise<void>;
+}
+
+/** Starts the listeners and resolves once both are bound. */
+export async function startRpcServers(o: RpcServersOptions): Promise<RpcServers> {
+  const grpcServer = new grpc.Server({
+    "grpc.max_receive_message_length": o.maxMessageBytes,
+    "grpc.max_send_message_length": o.maxMessageBytes,
+    "grpc.max_concurrent_streams": 1000,
+    "grpc.http2.max_header_list_size": 65536,
+  } as grpc.ServerOptions);
+  for (const s of o.services) {
+    const { definition, implementation } = toGrpcService(s.desc, s.impl as ServiceImpl<DescService>);
+    grpcServer.addService(definition, implementation);
+  }
+  const health = new HealthImplementation({ "": "NOT_SERVING" });
+  for (const s of o.services) health.setStatus(s.desc.typeName, "NOT_SERVING");
+  health.addToServer(grpcServer);
+  new ReflectionService(reflectionPackage(o.services.map((s) => s.desc)) as never).addToServer(grpcServer);
+  const injector = grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+
+  const connectHandler = connectNodeAdapter({
+    routes: (router: ConnectRouter) => {
+      for (const s of o.services) router.service(s.desc, s.impl as ServiceImpl<DescService>);
+    },
+    readMaxBytes: o.maxMessageBytes,
+    connect: true,
+    grpcWeb: true,
+    grpc: true,
+  });
+
+  const mainHttp1 = createHttp1Server({ maxHeaderSize: 65536 }, connectHandler);
+  const main = createProtocolSniffer(
+    (socket) => injector.injectConnection(socket),
+    (socket) => mainHttp1.emit("connection", socket),
+  );
+  const port = await listen(main, o.addr);
+
+  let http: { net: NetServer; h1: Http1Server; h2: Http2Server } | undefined;
+  let httpPort: number | undefined;
+  if (o.httpAddr !== "") {
+    const h1 = createHttp1Server({ maxHeaderSize: 65536 }, connectHandler);
+    const h2 = createHttp2Server({ settings: { maxConcurrentStreams: 1000, maxHeaderListSize: 65536 } }, connectHandler);
+    const net = createProtocolSniffer(
+      (socket) => h2.emit("connection", socket),
+      (socket) => h1.emit("connection", socket),
+    );
+    httpPort = await listen(net, o.httpAddr);
+    http = { net, h1, h2 };
+  }
+
+  const setServing = (serving: boolean) => {
+    const status = serving ? "SERVING" : "NOT_SERVING";
+    health.setStatus("", status);
+    for (const s of o.services) health.setStatus(s.desc.typeName, status);
+  };
+
+  return {
+    port,
+    ...(httpPort !== undefined && { httpPort }),
+    setServing,
+    async close(graceMs: number) {
+      main.close();
+      http?.net.close();
+      const drained = Promise.all([
+        new Promise<void>((r) => grpcServer.tryShutdown(() => r())),
+        closeHttp1(mainHttp1),
+        ...(http ? [closeHttp1(http.h1), new Promise<void>((r) => http?.h2.close(() => r()))] : []),
+      ]);
+      injector.drain(graceMs);
+      const timer = new Promise<void>((r) => setTimeout(r, graceMs).unref());
+      await Promise.race([drained, timer]);
+      injector.destroy();
+      grpcServer.forceShutdown();
+      mainHttp1.closeAllConnections();
+      http?.h1.closeAllConnections();
+    },
+  };
+}
+
+function closeHttp1(s: Http1Server): Promise<void> {
+  s.closeIdleConnections();
+  return new Promise((r) => s.close(() => r()));
+}
+
+/** Listens on host:port (IPv6 hosts in brackets); resolves to the bound port. */
+export function listen(server: NetServer, addr: string): Promise<number> {
+  const i = addr.lastIndexOf(":");
+  const host = addr.slice(0, i).replace(/^\[(.*)\]$/, "$1");
+  const port = Number(addr.slice(i + 1));
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen({ host, port }, () => {
+      server.off("error", reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
