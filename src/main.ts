@@ -22,7 +22,11 @@ import { createKeyService } from "./services/key-service.js";
 import { ManagementAuth } from "./services/management-auth.js";
 import type { ServiceDeps } from "./services/service-deps.js";
 import { createTollgateService } from "./services/tollgate-service.js";
-import { type InvalidationBus, MemoryInvalidationBus, RedisInvalidationBus } from "./store/invalidation-bus.js";
+import {
+  type InvalidationBus,
+  MemoryInvalidationBus,
+  RedisInvalidationBus,
+} from "./store/invalidation-bus.js";
 import type { KeyStore } from "./store/key-store.js";
 import { MemoryKeyStore } from "./store/memory-key-store.js";
 import { createRedisClient } from "./store/redis-client.js";
@@ -48,7 +52,10 @@ export interface Tollgate {
 }
 
 /** Starts Tollgate with validated settings. */
-export async function startTollgate(settings: Settings, logDestination?: DestinationStream): Promise<Tollgate> {
+export async function startTollgate(
+  settings: Settings,
+  logDestination?: DestinationStream,
+): Promise<Tollgate> {
   const log = createLogger(settings.logLevel, logDestination);
   const clock = systemClock;
   const loopbackOnly = [settings.grpcAddr, settings.httpAddr, settings.adminAddr]
@@ -71,12 +78,17 @@ export async function startTollgate(settings: Settings, logDestination?: Destina
     : Buffer.from(settings.pepper);
   if (pepper.length === 0) {
     if (settings.redisUrl !== "") {
-      throw new StartupError("TOLLGATE_PEPPER (or _FILE) is required with REDIS_URL: every replica must share it");
+      throw new StartupError(
+        "TOLLGATE_PEPPER (or _FILE) is required with REDIS_URL: every replica must share it",
+      );
     }
     pepper = randomBytes(32);
-    log.warn("no pepper configured: using a random one; keys last as long as this process (embedded store)");
+    log.warn(
+      "no pepper configured: using a random one; keys last as long as this process (embedded store)",
+    );
   }
-  if (pepper.length < 16) throw new StartupError("TOLLGATE_PEPPER_FILE: the pepper must be at least 16 bytes");
+  if (pepper.length < 16)
+    throw new StartupError("TOLLGATE_PEPPER_FILE: the pepper must be at least 16 bytes");
 
   const policy: Policy = settings.policyFile
     ? await loadPolicyFile(settings.policyFile)
@@ -103,7 +115,8 @@ export async function startTollgate(settings: Settings, logDestination?: Destina
       url: settings.redisUrl,
       onError: (err) => {
         // ioredis repeats errors on every reconnect attempt; log each kind once.
-        if (err.message !== lastError) log.error({ err: { message: err.message } }, "redis connection error");
+        if (err.message !== lastError)
+          log.error({ err: { message: err.message } }, "redis connection error");
         lastError = err.message;
       },
     });
@@ -146,7 +159,9 @@ export async function startTollgate(settings: Settings, logDestination?: Destina
         metrics.invalidations.inc({ origin: "local" });
       },
     }),
-    management: new ManagementAuth(managementToken ? [{ name: "default", token: managementToken }] : []),
+    management: new ManagementAuth(
+      managementToken ? [{ name: "default", token: managementToken }] : [],
+    ),
     policy: () => policy,
     clock,
     log,
@@ -157,7 +172,9 @@ export async function startTollgate(settings: Settings, logDestination?: Destina
     keyEnvironment: settings.keyEnvironment,
   };
   if (deps.management.open) {
-    log.warn("dev mode: no management token configured; KeyService is open to loopback callers only");
+    log.warn(
+      "dev mode: no management token configured; KeyService is open to loopback callers only",
+    );
   }
 
   const services: ServiceBinding[] = [
@@ -220,6 +237,8 @@ function readSecretFile(path: string, setting: string): string {
   try {
     return readFileSync(path, "utf8").trim();
   } catch (err) {
-    throw new StartupError(`${setting}: cannot read the file (${(err as NodeJS.ErrnoException).code ?? "error"})`);
+    throw new StartupError(
+      `${setting}: cannot read the file (${(err as NodeJS.ErrnoException).code ?? "error"})`,
+    );
   }
 }

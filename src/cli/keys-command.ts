@@ -7,12 +7,24 @@
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { create, type DescMessage, type MessageShape, toJsonString } from "@bufbuild/protobuf";
-import { durationFromMs, FieldMaskSchema, timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
+import {
+  durationFromMs,
+  FieldMaskSchema,
+  timestampDate,
+  timestampFromMs,
+} from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { type Key, KeySchema, KeyStatus } from "../gen/tollgate/v1/key_pb.js";
-import { CreateKeyResponseSchema, KeyService, ListKeysResponseSchema } from "../gen/tollgate/v1/key_service_pb.js";
-import { RotateKeyResponseSchema, TollgateService } from "../gen/tollgate/v1/tollgate_service_pb.js";
+import {
+  CreateKeyResponseSchema,
+  KeyService,
+  ListKeysResponseSchema,
+} from "../gen/tollgate/v1/key_service_pb.js";
+import {
+  RotateKeyResponseSchema,
+  TollgateService,
+} from "../gen/tollgate/v1/tollgate_service_pb.js";
 import { parseDuration } from "./duration.js";
 
 const HELP = `Usage: tollgate keys <command> [options]
@@ -61,7 +73,9 @@ const OPTIONS = {
 
 /** Runs a keys subcommand; returns the exit code. */
 export async function keysCommand(argv: string[]): Promise<number> {
-  let parsed: ReturnType<typeof parseArgs<{ args: string[]; options: typeof OPTIONS; allowPositionals: true }>>;
+  let parsed: ReturnType<
+    typeof parseArgs<{ args: string[]; options: typeof OPTIONS; allowPositionals: true }>
+  >;
   try {
     parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true });
   } catch (err) {
@@ -106,7 +120,11 @@ export async function keysCommand(argv: string[]): Promise<number> {
           ipDeny: o.deny ?? [],
           environment: o.env ?? "",
         });
-        print(CreateKeyResponseSchema, res, () => `secret: ${res.secret}\n  (shown once: store it now)\n${formatKey(res.key)}`);
+        print(
+          CreateKeyResponseSchema,
+          res,
+          () => `secret: ${res.secret}\n  (shown once: store it now)\n${formatKey(res.key)}`,
+        );
         return 0;
       }
       case "get": {
@@ -123,7 +141,9 @@ export async function keysCommand(argv: string[]): Promise<number> {
           pageToken: o["page-token"] ?? "",
         });
         print(ListKeysResponseSchema, res, () => {
-          const lines = res.keys.map((k) => `${k.id}  ${statusName(k.status).padEnd(7)}  ${k.tier.padEnd(10)}  ${k.owner}\n`);
+          const lines = res.keys.map(
+            (k) => `${k.id}  ${statusName(k.status).padEnd(7)}  ${k.tier.padEnd(10)}  ${k.owner}\n`,
+          );
           if (res.nextPageToken) lines.push(`next page: --page-token ${res.nextPageToken}\n`);
           return lines.join("");
         });
@@ -136,7 +156,8 @@ export async function keysCommand(argv: string[]): Promise<number> {
         if (o.tier !== undefined) paths.push("tier");
         if (o.scopes !== undefined) paths.push("scopes");
         if (o.meta !== undefined) paths.push("metadata");
-        if (o.expires !== undefined || o.ttl !== undefined || o["no-expiry"]) paths.push("expire_time");
+        if (o.expires !== undefined || o.ttl !== undefined || o["no-expiry"])
+          paths.push("expire_time");
         if (o.allow !== undefined) paths.push("ip_allow");
         if (o.deny !== undefined) paths.push("ip_deny");
         if (paths.length === 0) return usage("update needs at least one field to change");
@@ -165,10 +186,17 @@ export async function keysCommand(argv: string[]): Promise<number> {
         let currentSecret = "";
         if (o["secret-stdin"]) currentSecret = readFileSync(0, "utf8").trim();
         else if (!id) return usage("rotate needs a key id or --secret-stdin");
-        const res = await tollgate.rotateKey({ keyId: currentSecret ? "" : (id ?? ""), currentSecret, gracePeriod: grace });
+        const res = await tollgate.rotateKey({
+          keyId: currentSecret ? "" : (id ?? ""),
+          currentSecret,
+          gracePeriod: grace,
+        });
         const until = res.graceEndTime ? timestampDate(res.graceEndTime).toISOString() : "now";
-        print(RotateKeyResponseSchema, res, () =>
-          `secret: ${res.secret}\n  (shown once: store it now; the old secret works until ${until})\n${formatKey(res.key)}`,
+        print(
+          RotateKeyResponseSchema,
+          res,
+          () =>
+            `secret: ${res.secret}\n  (shown once: store it now; the old secret works until ${until})\n${formatKey(res.key)}`,
         );
         return 0;
       }
@@ -221,14 +249,20 @@ function statusName(s: KeyStatus): string {
 
 function formatKey(k: Key | undefined): string {
   if (!k) return "";
-  const t = (x: Parameters<typeof timestampDate>[0] | undefined) => (x ? timestampDate(x).toISOString() : "-");
+  const t = (x: Parameters<typeof timestampDate>[0] | undefined) =>
+    x ? timestampDate(x).toISOString() : "-";
   const rows: [string, string][] = [
     ["id", k.id],
     ["status", statusName(k.status)],
     ["owner", k.owner],
     ["tier", k.tier],
     ["scopes", k.scopes.join(" ") || "-"],
-    ["metadata", Object.entries(k.metadata).map(([a, b]) => `${a}=${b}`).join(" ") || "-"],
+    [
+      "metadata",
+      Object.entries(k.metadata)
+        .map(([a, b]) => `${a}=${b}`)
+        .join(" ") || "-",
+    ],
     ["environment", k.environment],
     ["created", t(k.createTime)],
     ["expires", t(k.expireTime)],

@@ -32,7 +32,9 @@ async function main(argv: string[]): Promise<number> {
     case "check-config":
       return checkConfigCommand(rest);
     case "settings":
-      process.stdout.write(`${rest.includes("--markdown") ? settingsMarkdown() : settingsHelp()}\n`);
+      process.stdout.write(
+        `${rest.includes("--markdown") ? settingsMarkdown() : settingsHelp()}\n`,
+      );
       return 0;
     case undefined:
     case "--help":

@@ -70,7 +70,9 @@ export const SETTINGS = {
     default: "",
     description:
       "HMAC pepper for key digests (≥16 bytes). Required with Redis; the embedded store makes a random one per process.",
-    schema: z.string().refine((s) => s === "" || Buffer.byteLength(s) >= 16, "must be at least 16 bytes"),
+    schema: z
+      .string()
+      .refine((s) => s === "" || Buffer.byteLength(s) >= 16, "must be at least 16 bytes"),
     secret: true,
   }),
   pepperFile: spec({
@@ -84,7 +86,9 @@ export const SETTINGS = {
     default: "",
     description:
       "Bearer token for KeyService and id-based RotateKey (≥16 bytes). Empty: management is open on loopback only (dev mode).",
-    schema: z.string().refine((s) => s === "" || Buffer.byteLength(s) >= 16, "must be at least 16 bytes"),
+    schema: z
+      .string()
+      .refine((s) => s === "" || Buffer.byteLength(s) >= 16, "must be at least 16 bytes"),
     secret: true,
   }),
   managementTokenFile: spec({
@@ -96,7 +100,8 @@ export const SETTINGS = {
   policyFile: spec({
     env: "TOLLGATE_POLICY_FILE",
     default: "",
-    description: "Policy YAML (tiers, endpoints, scopes). Empty: a built-in policy with tiers free and pro.",
+    description:
+      "Policy YAML (tiers, endpoints, scopes). Empty: a built-in policy with tiers free and pro.",
     schema: z.string(),
   }),
   keyEnvironment: spec({
@@ -133,7 +138,8 @@ export const SETTINGS = {
   rotationAgeS: spec({
     env: "TOLLGATE_ROTATION_AGE_S",
     default: "7776000",
-    description: "Authorize hints `rotation_due` when the secret is older than this many seconds (0: never).",
+    description:
+      "Authorize hints `rotation_due` when the secret is older than this many seconds (0: never).",
     schema: int(0, 315_360_000),
   }),
   defaultGraceS: spec({

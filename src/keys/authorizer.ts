@@ -111,10 +111,17 @@ export class Authorizer {
     if (!this.rules(record).permits(input.clientIp)) {
       return { ...deny("IP_DENIED", 403, endpoint), record, hints };
     }
-    const required = endpoint ? [...endpoint.scopes, ...input.requiredScopes] : input.requiredScopes;
+    const required = endpoint
+      ? [...endpoint.scopes, ...input.requiredScopes]
+      : input.requiredScopes;
     const missing = missingScopes(record.scopes, required);
     if (missing.length > 0) {
-      return { ...deny("INSUFFICIENT_SCOPE", 403, endpoint), record, hints, missingScopes: missing };
+      return {
+        ...deny("INSUFFICIENT_SCOPE", 403, endpoint),
+        record,
+        hints,
+        missingScopes: missing,
+      };
     }
     return {
       allowed: true,
@@ -151,7 +158,11 @@ export class Authorizer {
   }
 }
 
-function deny(reason: AuthReason, httpStatus: 401 | 403, endpoint: Endpoint | undefined): AuthDecision {
+function deny(
+  reason: AuthReason,
+  httpStatus: 401 | 403,
+  endpoint: Endpoint | undefined,
+): AuthDecision {
   return {
     allowed: false,
     reason,

@@ -5,7 +5,9 @@ import { BlockList, isIP } from "node:net";
  * IPv4-mapped IPv6 (`::ffff:10.0.0.1`) so v4 rules match it. Returns undefined
  * for anything that is not an IP address.
  */
-export function normaliseIp(text: string): { address: string; family: "ipv4" | "ipv6" } | undefined {
+export function normaliseIp(
+  text: string,
+): { address: string; family: "ipv4" | "ipv6" } | undefined {
   let t = text.trim();
   const zone = t.indexOf("%");
   if (zone >= 0) t = t.slice(0, zone);

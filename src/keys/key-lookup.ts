@@ -46,7 +46,8 @@ export class KeyLookup {
   private async load(digest: string): Promise<KeyRecord | null> {
     const id = await this.store.findIdByDigest(digest);
     const record = id === undefined ? undefined : await this.store.get(id);
-    const found = record && matchDigest(record, digest, this.clock.now()) !== "none" ? record : null;
+    const found =
+      record && matchDigest(record, digest, this.clock.now()) !== "none" ? record : null;
     this.cache.set(digest, found);
     return found;
   }

@@ -24,7 +24,9 @@ export interface NewKey {
 }
 
 /** Fields UpdateKey may change; absent fields stay as they are. */
-export type KeyPatch = Partial<Pick<KeyRecord, "owner" | "tier" | "scopes" | "metadata" | "ipAllow" | "ipDeny">> & {
+export type KeyPatch = Partial<
+  Pick<KeyRecord, "owner" | "tier" | "scopes" | "metadata" | "ipAllow" | "ipDeny">
+> & {
   /** `null` removes the expiry. */
   expiresAt?: number | null;
 };
@@ -93,7 +95,12 @@ export class KeyManager {
   }
 
   /** Lists keys ordered by id. */
-  list(options: { after?: string; limit: number; owner?: string; includeRevoked: boolean }): Promise<KeyPage> {
+  list(options: {
+    after?: string;
+    limit: number;
+    owner?: string;
+    includeRevoked: boolean;
+  }): Promise<KeyPage> {
     return this.o.store.list(options);
   }
 
@@ -136,7 +143,13 @@ export class KeyManager {
       await this.o.store.indexDigest(digest, r.id);
       const now = this.o.clock.now();
       const graceEndsAt = now + graceMs;
-      const next: KeyRecord = { ...r, digest, secretCreatedAt: now, updatedAt: now, version: r.version + 1 };
+      const next: KeyRecord = {
+        ...r,
+        digest,
+        secretCreatedAt: now,
+        updatedAt: now,
+        version: r.version + 1,
+      };
       delete next.graceDigest;
       delete next.graceEndsAt;
       if (graceMs > 0) {
@@ -171,7 +184,10 @@ export class KeyManager {
     const id = await this.o.store.findIdByDigest(digest);
     const r = id === undefined ? undefined : await this.o.store.get(id);
     if (!r || r.digest !== digest) return "INVALID_SECRET";
-    if (r.status === "revoked" || (r.expiresAt !== undefined && r.expiresAt <= this.o.clock.now())) {
+    if (
+      r.status === "revoked" ||
+      (r.expiresAt !== undefined && r.expiresAt <= this.o.clock.now())
+    ) {
       return "INVALID_SECRET";
     }
     return this.rotateById(r.id, graceMs);

@@ -35,7 +35,11 @@ export interface KeyRecord {
  * the previous one still in its grace period, or none (an ended grace period
  * counts as none, whatever a cache or index still says).
  */
-export function matchDigest(record: KeyRecord, d: string, now: number): "current" | "grace" | "none" {
+export function matchDigest(
+  record: KeyRecord,
+  d: string,
+  now: number,
+): "current" | "grace" | "none" {
   if (record.digest === d) return "current";
   if (record.graceDigest === d && record.graceEndsAt !== undefined && now < record.graceEndsAt) {
     return "grace";

@@ -26,19 +26,30 @@ export const policySchema = z
     version: z.literal(1),
     default_tier: z.string().regex(NAME),
     tiers: z
-      .record(z.string().regex(NAME, "tier names are 1..64 of [A-Za-z0-9._-]"), tierSchema.nullable())
+      .record(
+        z.string().regex(NAME, "tier names are 1..64 of [A-Za-z0-9._-]"),
+        tierSchema.nullable(),
+      )
       .refine((t) => Object.keys(t).length > 0, "at least one tier is required")
       .refine((t) => Object.keys(t).length <= 64, "at most 64 tiers"),
     endpoints: z.array(endpointSchema).max(1024).default([]),
   })
   .superRefine((p, ctx) => {
     if (!(p.default_tier in p.tiers)) {
-      ctx.addIssue({ code: "custom", path: ["default_tier"], message: `"${p.default_tier}" is not a tier` });
+      ctx.addIssue({
+        code: "custom",
+        path: ["default_tier"],
+        message: `"${p.default_tier}" is not a tier`,
+      });
     }
     const seen = new Set<string>();
     p.endpoints.forEach((e, i) => {
       if (seen.has(e.name)) {
-        ctx.addIssue({ code: "custom", path: ["endpoints", i, "name"], message: `duplicate endpoint "${e.name}"` });
+        ctx.addIssue({
+          code: "custom",
+          path: ["endpoints", i, "name"],
+          message: `duplicate endpoint "${e.name}"`,
+        });
       }
       seen.add(e.name);
     });

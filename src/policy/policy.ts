@@ -1,6 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { parse as parseYaml } from "yaml";
-import { z } from "zod";
+import type { z } from "zod";
 import { normalisePath } from "./path-normaliser.js";
 import { type PolicyFile, policySchema } from "./policy-schema.js";
 
@@ -77,12 +77,21 @@ function compile(p: PolicyFile, source: string): Policy {
     const segments = n.path === "/" ? [] : n.path.slice(1).split("/");
     const dbl = segments.indexOf("**");
     if (dbl >= 0 && dbl !== segments.length - 1) {
-      throw new PolicyError(`${source}: endpoints.${i}.path: '**' is only allowed as the last segment`);
+      throw new PolicyError(
+        `${source}: endpoints.${i}.path: '**' is only allowed as the last segment`,
+      );
     }
-    const methods = e.method === "*" || (Array.isArray(e.method) && e.method.includes("*"))
-      ? undefined
-      : new Set(Array.isArray(e.method) ? e.method : [e.method]);
-    return { name: e.name, pattern: n.path, scopes: e.scopes, segments, ...(methods && { methods }) };
+    const methods =
+      e.method === "*" || (Array.isArray(e.method) && e.method.includes("*"))
+        ? undefined
+        : new Set(Array.isArray(e.method) ? e.method : [e.method]);
+    return {
+      name: e.name,
+      pattern: n.path,
+      scopes: e.scopes,
+      segments,
+      ...(methods && { methods }),
+    };
   });
   const tiers = new Map(Object.entries(p.tiers).map(([k, v]) => [k, v ?? {}] as const));
   return { defaultTier: p.default_tier, tiers, endpoints, source };
@@ -92,7 +101,11 @@ function compile(p: PolicyFile, source: string): Policy {
  * The first endpoint (in file order) matching a request, by method and
  * normalised path. Returns undefined when none matches.
  */
-export function matchEndpoint(policy: Policy, method: string, normalisedPath: string): Endpoint | undefined {
+export function matchEndpoint(
+  policy: Policy,
+  method: string,
+  normalisedPath: string,
+): Endpoint | undefined {
   const m = method.toUpperCase();
   const segs = normalisedPath === "/" ? [] : normalisedPath.slice(1).split("/");
   for (const e of policy.endpoints) {

@@ -3,7 +3,13 @@ import { create } from "@bufbuild/protobuf";
 import { type Timestamp, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { Header } from "../gen/tollgate/v1/common_pb.js";
 import { HeaderSchema, Reason } from "../gen/tollgate/v1/common_pb.js";
-import { type Identity, IdentitySchema, type Key, KeySchema, KeyStatus } from "../gen/tollgate/v1/key_pb.js";
+import {
+  type Identity,
+  IdentitySchema,
+  type Key,
+  KeySchema,
+  KeyStatus,
+} from "../gen/tollgate/v1/key_pb.js";
 import { type KeyHints, KeyHintsSchema } from "../gen/tollgate/v1/tollgate_service_pb.js";
 import type { AuthReason, KeyHintsData } from "../keys/authorizer.js";
 import type { KeyRecord } from "../keys/key-record.js";

@@ -12,7 +12,10 @@ export const ERRORS = {
     code: Code.Unauthenticated,
     message: "this RPC needs the management token: send 'authorization: Bearer <token>'",
   },
-  MANAGEMENT_TOKEN_INVALID: { code: Code.Unauthenticated, message: "the management token is not valid" },
+  MANAGEMENT_TOKEN_INVALID: {
+    code: Code.Unauthenticated,
+    message: "the management token is not valid",
+  },
   INVALID_SECRET: {
     code: Code.Unauthenticated,
     message: "the presented secret is not the current secret of an active key",
@@ -23,7 +26,10 @@ export const ERRORS = {
     code: Code.Aborted,
     message: "the key was changed concurrently too many times; retry",
   },
-  NOT_IMPLEMENTED: { code: Code.Unimplemented, message: "this RPC is not available yet in this version" },
+  NOT_IMPLEMENTED: {
+    code: Code.Unimplemented,
+    message: "this RPC is not available yet in this version",
+  },
   STORE_UNAVAILABLE: { code: Code.Unavailable, message: "the store is unavailable" },
   INTERNAL: { code: Code.Internal, message: "internal error" },
 } as const satisfies Record<string, { code: Code; message: string }>;

@@ -23,12 +23,22 @@ import type { ServiceDeps } from "./service-deps.js";
 import { Violations } from "./validation.js";
 
 const ID = /^key_[0-9A-Za-z]{16}$/;
-const UPDATABLE = new Set(["owner", "tier", "scopes", "metadata", "expire_time", "ip_allow", "ip_deny"]);
+const UPDATABLE = new Set([
+  "owner",
+  "tier",
+  "scopes",
+  "metadata",
+  "expire_time",
+  "ip_allow",
+  "ip_deny",
+]);
 
 /** Builds the KeyService implementation. */
 export function createKeyService(d: ServiceDeps): ServiceImpl<typeof KeyService> {
   const guard = <R, O>(rpc: string, fn: (req: R, actor: string) => Promise<O>) =>
-    d.instrument(rpc, async (req: R, ctx: HandlerContext) => fn(req, d.management.check(ctx.requestHeader)));
+    d.instrument(rpc, async (req: R, ctx: HandlerContext) =>
+      fn(req, d.management.check(ctx.requestHeader)),
+    );
 
   return {
     createKey: guard("CreateKey", async (req: CreateKeyRequest, actor) => {
@@ -67,7 +77,8 @@ export function createKeyService(d: ServiceDeps): ServiceImpl<typeof KeyService>
       let after: string | undefined;
       if (req.pageToken !== "") {
         after = Buffer.from(req.pageToken, "base64url").toString("utf8");
-        if (!ID.test(after)) v.add("page_token", "must be a token from a previous ListKeys response");
+        if (!ID.test(after))
+          v.add("page_token", "must be a token from a previous ListKeys response");
       }
       v.throwIfAny();
       const page = await d.keys.list({
@@ -87,7 +98,9 @@ export function createKeyService(d: ServiceDeps): ServiceImpl<typeof KeyService>
       validateId(req.id, v);
       const paths = req.updateMask?.paths ?? [];
       if (paths.length === 0) v.add("update_mask", "must name at least one field");
-      for (const p of paths) if (!UPDATABLE.has(p)) v.add("update_mask", `unknown or immutable field "${p.slice(0, 64)}"`);
+      for (const p of paths)
+        if (!UPDATABLE.has(p))
+          v.add("update_mask", `unknown or immutable field "${p.slice(0, 64)}"`);
       keyFields(d, v, req, paths.includes("owner"), paths);
       const patch: KeyPatch = {};
       if (paths.includes("owner")) patch.owner = req.owner;
@@ -96,7 +109,8 @@ export function createKeyService(d: ServiceDeps): ServiceImpl<typeof KeyService>
       if (paths.includes("metadata")) patch.metadata = req.metadata;
       if (paths.includes("ip_allow")) patch.ipAllow = req.ipAllow;
       if (paths.includes("ip_deny")) patch.ipDeny = req.ipDeny;
-      if (paths.includes("expire_time")) patch.expiresAt = futureTime(d, v, "expire_time", req.expireTime) ?? null;
+      if (paths.includes("expire_time"))
+        patch.expiresAt = futureTime(d, v, "expire_time", req.expireTime) ?? null;
       v.throwIfAny();
       const r = unwrap(await d.keys.update(req.id, patch));
       audit(d, "update", r.id, actor);
@@ -134,7 +148,12 @@ function keyFields(
   if (check("ip_deny")) v.networks("ip_deny", req.ipDeny);
 }
 
-function futureTime(d: ServiceDeps, v: Violations, field: string, t: Timestamp | undefined): number | undefined {
+function futureTime(
+  d: ServiceDeps,
+  v: Violations,
+  field: string,
+  t: Timestamp | undefined,
+): number | undefined {
   if (!t) return undefined;
   const ms = timestampMs(t);
   if (!Number.isFinite(ms) || ms <= d.clock.now()) v.add(field, "must be in the future");
@@ -145,7 +164,8 @@ function futureTime(d: ServiceDeps, v: Violations, field: string, t: Timestamp |
 function validateId(id: string, v?: Violations): void {
   const own = v ?? new Violations();
   own.length("id", id, 1, 64);
-  if (Buffer.byteLength(id) <= 64 && id !== "") own.pattern("id", id, ID, "a key id (key_ + 16 base62)");
+  if (Buffer.byteLength(id) <= 64 && id !== "")
+    own.pattern("id", id, ID, "a key id (key_ + 16 base62)");
   if (!v) own.throwIfAny();
 }
 
@@ -157,7 +177,12 @@ function unwrap(r: KeyRecord | KeyChangeError): KeyRecord {
   return r;
 }
 
-function audit(d: ServiceDeps, action: "create" | "update" | "revoke", keyId: string, actor: string): void {
+function audit(
+  d: ServiceDeps,
+  action: "create" | "update" | "revoke",
+  keyId: string,
+  actor: string,
+): void {
   d.metrics.keyActions.inc({ action });
   d.log.info({ audit: action, keyId, actor }, `key ${action}d`);
 }

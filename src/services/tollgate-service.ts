@@ -16,7 +16,14 @@ import {
 import { normaliseIp } from "../keys/ip-rules.js";
 import { normalisePath } from "../policy/path-normaliser.js";
 import { newDecisionId } from "../util/ids.js";
-import { hintsToProto, header, identityToProto, keyToProto, REASON_TO_PROTO, ts } from "./convert.js";
+import {
+  header,
+  hintsToProto,
+  identityToProto,
+  keyToProto,
+  REASON_TO_PROTO,
+  ts,
+} from "./convert.js";
 import { apiError } from "./errors.js";
 import type { ServiceDeps } from "./service-deps.js";
 import { Violations } from "./validation.js";
@@ -28,14 +35,18 @@ const MAX_GRACE_S = 30 * 86_400;
 /** Builds the TollgateService implementation. */
 export function createTollgateService(d: ServiceDeps): ServiceImpl<typeof TollgateService> {
   return {
-    authorize: d.instrument("Authorize", (req: AuthorizeRequest, ctx: HandlerContext) => authorize(d, req, ctx)),
+    authorize: d.instrument("Authorize", (req: AuthorizeRequest, ctx: HandlerContext) =>
+      authorize(d, req, ctx),
+    ),
     checkRateLimit: d.instrument("CheckRateLimit", async () => {
       throw apiError("NOT_IMPLEMENTED");
     }),
     recordEvent: d.instrument("RecordEvent", async () => {
       throw apiError("NOT_IMPLEMENTED");
     }),
-    rotateKey: d.instrument("RotateKey", (req: RotateKeyRequest, ctx: HandlerContext) => rotateKey(d, req, ctx)),
+    rotateKey: d.instrument("RotateKey", (req: RotateKeyRequest, ctx: HandlerContext) =>
+      rotateKey(d, req, ctx),
+    ),
   };
 }
 
@@ -51,15 +62,21 @@ function presentedKey(req: AuthorizeRequest): string | { ambiguous: true } {
   return found ?? "";
 }
 
-async function authorize(d: ServiceDeps, req: AuthorizeRequest, ctx: HandlerContext): Promise<AuthorizeResponse> {
+async function authorize(
+  d: ServiceDeps,
+  req: AuthorizeRequest,
+  ctx: HandlerContext,
+): Promise<AuthorizeResponse> {
   const started = process.hrtime.bigint();
   const v = new Violations();
   v.map("headers", req.headers, 64, 256, 8192);
   v.length("method", req.method, 0, 16);
-  if (req.method !== "") v.pattern("method", req.method, /^[A-Za-z]{1,16}$/, "an HTTP method token");
+  if (req.method !== "")
+    v.pattern("method", req.method, /^[A-Za-z]{1,16}$/, "an HTTP method token");
   v.length("path", req.path, 0, 2048);
   v.length("client_ip", req.clientIp, 0, 64);
-  if (req.clientIp !== "" && !normaliseIp(req.clientIp)) v.add("client_ip", "must be an IPv4 or IPv6 address");
+  if (req.clientIp !== "" && !normaliseIp(req.clientIp))
+    v.add("client_ip", "must be an IPv4 or IPv6 address");
   v.scopes("required_scopes", req.requiredScopes, 32);
   v.length("endpoint", req.endpoint, 0, 128);
   if (req.endpoint !== "" && !d.policy().endpoints.some((e) => e.name === req.endpoint)) {
@@ -77,7 +94,8 @@ async function authorize(d: ServiceDeps, req: AuthorizeRequest, ctx: HandlerCont
 
   const key = presentedKey(req);
   // An oversized or ambiguous key is malformed: answered without any lookup.
-  const secret = typeof key === "string" && Buffer.byteLength(key) <= MAX_KEY_BYTES ? key : "\u0000";
+  const secret =
+    typeof key === "string" && Buffer.byteLength(key) <= MAX_KEY_BYTES ? key : "\u0000";
   const decision = await d.authorizer.authorize({
     secret,
     method: req.method,
@@ -128,7 +146,11 @@ async function authorize(d: ServiceDeps, req: AuthorizeRequest, ctx: HandlerCont
   return res;
 }
 
-async function rotateKey(d: ServiceDeps, req: RotateKeyRequest, ctx: HandlerContext): Promise<RotateKeyResponse> {
+async function rotateKey(
+  d: ServiceDeps,
+  req: RotateKeyRequest,
+  ctx: HandlerContext,
+): Promise<RotateKeyResponse> {
   const v = new Violations();
   if ((req.keyId === "") === (req.currentSecret === "")) {
     v.add("key_id", "exactly one of key_id and current_secret must be set");
@@ -143,17 +165,20 @@ async function rotateKey(d: ServiceDeps, req: RotateKeyRequest, ctx: HandlerCont
     } else graceMs = s * 1000 + Math.floor(req.gracePeriod.nanos / 1e6);
   }
   v.throwIfAny();
-  let actor = "self";
+  const actor = req.keyId !== "" ? d.management.check(ctx.requestHeader) : "self";
   const r =
     req.keyId !== ""
-      ? ((actor = d.management.check(ctx.requestHeader)), await d.keys.rotateById(req.keyId, graceMs))
+      ? await d.keys.rotateById(req.keyId, graceMs)
       : await d.keys.rotateBySecret(req.currentSecret, graceMs);
   if (r === "NOT_FOUND") throw apiError("KEY_NOT_FOUND");
   if (r === "REVOKED") throw apiError("KEY_REVOKED");
   if (r === "CONFLICT") throw apiError("CONCURRENT_UPDATE");
   if (r === "INVALID_SECRET") throw apiError("INVALID_SECRET");
   d.metrics.keyActions.inc({ action: "rotate" });
-  d.log.info({ audit: "rotate", keyId: r.record.id, actor, graceEndsAt: r.graceEndsAt }, "key rotated");
+  d.log.info(
+    { audit: "rotate", keyId: r.record.id, actor, graceEndsAt: r.graceEndsAt },
+    "key rotated",
+  );
   return create(RotateKeyResponseSchema, {
     secret: r.secret,
     key: keyToProto(r.record),

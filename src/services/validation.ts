@@ -6,7 +6,10 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { BadRequest_FieldViolationSchema, BadRequestSchema } from "../gen/google/rpc/error_details_pb.js";
+import {
+  BadRequest_FieldViolationSchema,
+  BadRequestSchema,
+} from "../gen/google/rpc/error_details_pb.js";
 import { parseCidr } from "../keys/ip-rules.js";
 
 const SCOPE = /^[A-Za-z0-9:._/*-]{1,128}$/;
@@ -34,16 +37,28 @@ export class Violations {
   }
 
   /** List length at most `max`, each entry checked by `each`. */
-  list_<T>(field: string, values: readonly T[], max: number, each?: (v: T, f: string) => void): void {
+  list_<T>(
+    field: string,
+    values: readonly T[],
+    max: number,
+    each?: (v: T, f: string) => void,
+  ): void {
     if (values.length > max) {
       this.add(field, `must have at most ${max} entries`);
       return;
     }
-    if (each) values.forEach((v, i) => each(v, `${field}[${i}]`));
+    if (!each) return;
+    for (const [i, v] of values.entries()) each(v, `${field}[${i}]`);
   }
 
   /** Map size and entry bounds. */
-  map(field: string, m: Record<string, string>, maxEntries: number, maxKey: number, maxValue: number): void {
+  map(
+    field: string,
+    m: Record<string, string>,
+    maxEntries: number,
+    maxKey: number,
+    maxValue: number,
+  ): void {
     const entries = Object.entries(m);
     if (entries.length > maxEntries) {
       this.add(field, `must have at most ${maxEntries} entries`);
@@ -53,7 +68,8 @@ export class Violations {
       if (Buffer.byteLength(k) === 0 || Buffer.byteLength(k) > maxKey) {
         this.add(`${field}`, `keys must be 1..${maxKey} bytes`);
       }
-      if (Buffer.byteLength(v) > maxValue) this.add(`${field}[${k.slice(0, 64)}]`, `must be at most ${maxValue} bytes`);
+      if (Buffer.byteLength(v) > maxValue)
+        this.add(`${field}[${k.slice(0, 64)}]`, `must be at most ${maxValue} bytes`);
     }
   }
 
@@ -84,7 +100,9 @@ export class Violations {
     throw new ConnectError(`invalid request: ${summary}`, Code.InvalidArgument, undefined, [
       {
         desc: BadRequestSchema,
-        value: { fieldViolations: this.list.map((v) => create(BadRequest_FieldViolationSchema, v)) },
+        value: {
+          fieldViolations: this.list.map((v) => create(BadRequest_FieldViolationSchema, v)),
+        },
       },
     ]);
   }

@@ -40,7 +40,9 @@ export class RedisKeyStore implements KeyStore {
     // Index first: a lookup by this digest before the record exists finds no
     // record and answers "unknown", which is the truth at that moment.
     if ((await this.redis.set(digestKey, record.id, "NX")) !== "OK") return false;
-    if ((await this.redis.set(this.names.record(record.id), JSON.stringify(record), "NX")) !== "OK") {
+    if (
+      (await this.redis.set(this.names.record(record.id), JSON.stringify(record), "NX")) !== "OK"
+    ) {
       await this.redis.del(digestKey);
       return false;
     }
@@ -70,7 +72,12 @@ export class RedisKeyStore implements KeyStore {
     if (expiresAt === undefined) {
       await this.redis.set(this.names.digest(digest), id);
     } else {
-      await this.redis.set(this.names.digest(digest), id, "PXAT", Math.max(1, Math.ceil(expiresAt)));
+      await this.redis.set(
+        this.names.digest(digest),
+        id,
+        "PXAT",
+        Math.max(1, Math.ceil(expiresAt)),
+      );
     }
   }
 

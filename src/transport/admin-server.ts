@@ -13,7 +13,9 @@ export interface AdminServerOptions {
 }
 
 /** The admin port: `/metrics` (Prometheus), `/healthz` (liveness), `/readyz` (readiness). */
-export async function startAdminServer(o: AdminServerOptions): Promise<{ port: number; server: Server }> {
+export async function startAdminServer(
+  o: AdminServerOptions,
+): Promise<{ port: number; server: Server }> {
   const server = createServer((req, res) => {
     const path = (req.url ?? "/").split("?")[0];
     if (req.method !== "GET" && req.method !== "HEAD") {
@@ -29,7 +31,9 @@ export async function startAdminServer(o: AdminServerOptions): Promise<{ port: n
     }
     if (path === "/healthz" || path === "/readyz") {
       const ok = path === "/healthz" ? o.live() : o.ready();
-      res.writeHead(ok ? 200 : 503, { "content-type": "text/plain" }).end(ok ? "ok\n" : "not ready\n");
+      res
+        .writeHead(ok ? 200 : 503, { "content-type": "text/plain" })
+        .end(ok ? "ok\n" : "not ready\n");
       return;
     }
     res.writeHead(404, { "content-type": "text/plain" }).end("not found\n");

@@ -4,7 +4,13 @@
  * protobuf-es (de)serialisers and a Connect HandlerContext, and maps
  * ConnectErrors (with their details) to gRPC statuses.
  */
-import { create, type DescMessage, type DescService, fromBinary, toBinary } from "@bufbuild/protobuf";
+import {
+  create,
+  type DescMessage,
+  type DescService,
+  fromBinary,
+  toBinary,
+} from "@bufbuild/protobuf";
 import { anyPack } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createHandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
@@ -49,7 +55,10 @@ export function toGrpcService<S extends DescService>(
       try {
         request = fromBinary(method.input, call.request, { readUnknownFields: false });
       } catch {
-        callback({ code: grpc.status.INVALID_ARGUMENT, details: "request is not a valid protobuf message" });
+        callback({
+          code: grpc.status.INVALID_ARGUMENT,
+          details: "request is not a valid protobuf message",
+        });
         return;
       }
       const deadline = call.getDeadline();
@@ -97,7 +106,11 @@ function metadataToHeaders(md: grpc.Metadata): Headers {
 export function toServiceError(err: unknown): Partial<grpc.StatusObject> {
   const ce = err instanceof ConnectError ? err : new ConnectError("internal error", Code.Internal);
   const metadata = new grpc.Metadata();
-  const details = ce.details.flatMap((d) => ("desc" in d ? [anyPack(d.desc as DescMessage, create(d.desc as DescMessage, d.value as never))] : []));
+  const details = ce.details.flatMap((d) =>
+    "desc" in d
+      ? [anyPack(d.desc as DescMessage, create(d.desc as DescMessage, d.value as never))]
+      : [],
+  );
   if (details.length > 0) {
     const status = create(StatusSchema, { code: ce.code, message: ce.rawMessage, details });
     metadata.set("grpc-status-details-bin", Buffer.from(toBinary(StatusSchema, status)));

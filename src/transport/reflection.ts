@@ -6,7 +6,9 @@ import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
  * their imports, in the shape @grpc/reflection reads from a proto-loader
  * package definition. Lets grpc-js reflection describe protobuf-es services.
  */
-export function reflectionPackage(services: readonly DescService[]): Record<string, { fileDescriptorProtos: Buffer[] }> {
+export function reflectionPackage(
+  services: readonly DescService[],
+): Record<string, { fileDescriptorProtos: Buffer[] }> {
   const seen = new Map<string, Buffer>();
   const visit = (f: DescFile) => {
     if (seen.has(f.proto.name)) return;

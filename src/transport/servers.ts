@@ -57,13 +57,18 @@ export async function startRpcServers(o: RpcServersOptions): Promise<RpcServers>
     "grpc.http2.max_header_list_size": 65536,
   } as grpc.ServerOptions);
   for (const s of o.services) {
-    const { definition, implementation } = toGrpcService(s.desc, s.impl as ServiceImpl<DescService>);
+    const { definition, implementation } = toGrpcService(
+      s.desc,
+      s.impl as ServiceImpl<DescService>,
+    );
     grpcServer.addService(definition, implementation);
   }
   const health = new HealthImplementation({ "": "NOT_SERVING" });
   for (const s of o.services) health.setStatus(s.desc.typeName, "NOT_SERVING");
   health.addToServer(grpcServer);
-  new ReflectionService(reflectionPackage(o.services.map((s) => s.desc)) as never).addToServer(grpcServer);
+  new ReflectionService(reflectionPackage(o.services.map((s) => s.desc)) as never).addToServer(
+    grpcServer,
+  );
   const injector = grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
 
   const connectHandler = connectNodeAdapter({
@@ -87,7 +92,10 @@ export async function startRpcServers(o: RpcServersOptions): Promise<RpcServers>
   let httpPort: number | undefined;
   if (o.httpAddr !== "") {
     const h1 = createHttp1Server({ maxHeaderSize: 65536 }, connectHandler);
-    const h2 = createHttp2Server({ settings: { maxConcurrentStreams: 1000, maxHeaderListSize: 65536 } }, connectHandler);
+    const h2 = createHttp2Server(
+      { settings: { maxConcurrentStreams: 1000, maxHeaderListSize: 65536 } },
+      connectHandler,
+    );
     const net = createProtocolSniffer(
       (socket) => h2.emit("connection", socket),
       (socket) => h1.emit("connection", socket),
