@@ -17,6 +17,9 @@ import { createSecretDigester } from "./keys/secret-digest.js";
 import { createLogger, type Logger } from "./observability/logger.js";
 import { Metrics } from "./observability/metrics.js";
 import { DEFAULT_POLICY_YAML, loadPolicyFile, type Policy, parsePolicy } from "./policy/policy.js";
+import { PolicyHolder } from "./policy/policy-holder.js";
+import { BlockCache } from "./ratelimit/block-cache.js";
+import { RateLimiter } from "./ratelimit/rate-limiter.js";
 import { createInstrument } from "./services/instrument.js";
 import { createKeyService } from "./services/key-service.js";
 import { ManagementAuth } from "./services/management-auth.js";
@@ -29,9 +32,12 @@ import {
 } from "./store/invalidation-bus.js";
 import type { KeyStore } from "./store/key-store.js";
 import { MemoryKeyStore } from "./store/memory-key-store.js";
+import { MemoryRateLimitStore } from "./store/memory-rate-limit-store.js";
+import type { RateLimitStore } from "./store/rate-limit-store.js";
 import { createRedisClient } from "./store/redis-client.js";
 import { RedisKeyStore } from "./store/redis-key-store.js";
 import { createKeyNames } from "./store/redis-keys.js";
+import { RedisRateLimitStore } from "./store/redis-rate-limit-store.js";
 import { startAdminServer } from "./transport/admin-server.js";
 import { type ServiceBinding, startRpcServers } from "./transport/servers.js";
 import { systemClock } from "./util/clock.js";
@@ -47,6 +53,8 @@ export interface Tollgate {
   httpPort?: number;
   adminPort: number;
   log: Logger;
+  /** Re-reads the policy file (SIGHUP); false if refused or there is no file. */
+  reloadPolicy(): Promise<boolean>;
   /** Not ready → drain in-flight calls (up to the shutdown timeout) → close. */
   stop(): Promise<void>;
 }
@@ -90,7 +98,7 @@ export async function startTollgate(
   if (pepper.length < 16)
     throw new StartupError("TOLLGATE_PEPPER_FILE: the pepper must be at least 16 bytes");
 
-  const policy: Policy = settings.policyFile
+  const initialPolicy: Policy = settings.policyFile
     ? await loadPolicyFile(settings.policyFile)
     : parsePolicy(DEFAULT_POLICY_YAML, "built-in policy");
 
@@ -102,11 +110,20 @@ export async function startTollgate(
   });
   const metrics = new Metrics(() => cache.size);
 
+  const policyHolder = new PolicyHolder({
+    initial: initialPolicy,
+    log,
+    onReload: (result) => metrics.policyReloads.inc({ result }),
+    ...(settings.policyFile && { file: settings.policyFile }),
+  });
+  const policy = () => policyHolder.get();
   let store: KeyStore;
+  let rateStore: RateLimitStore;
   let bus: InvalidationBus;
   const closers: (() => Promise<unknown>)[] = [];
   if (settings.redisUrl === "") {
     store = new MemoryKeyStore(clock);
+    rateStore = new MemoryRateLimitStore(clock);
     bus = new MemoryInvalidationBus();
     log.info("store: embedded in-memory (single replica; state is lost on exit)");
   } else {
@@ -126,6 +143,7 @@ export async function startTollgate(
     });
     const names = createKeyNames(settings.redisPrefix);
     store = new RedisKeyStore(redis, names);
+    rateStore = new RedisRateLimitStore(redis, names);
     bus = new RedisInvalidationBus(redis, names.invalidationChannel(), () =>
       log.warn("ignored a malformed invalidation message"),
     );
@@ -135,8 +153,11 @@ export async function startTollgate(
 
   const digest = createSecretDigester(pepper);
   const lookup = new KeyLookup(store, cache, clock, (r) => metrics.cacheLookups.inc({ result: r }));
+  const blockCache = new BlockCache(clock);
   await bus.subscribe((m) => {
-    lookup.invalidate(m.digests);
+    lookup.invalidate(m.digests, m.ids);
+    for (const b of m.blocks ?? []) blockCache.add(b.tag, b.until);
+    for (const t of m.unblocks ?? []) blockCache.remove(t);
     metrics.invalidations.inc({ origin: "remote" });
   });
   closers.unshift(() => bus.close());
@@ -145,7 +166,7 @@ export async function startTollgate(
       lookup,
       digest,
       clock,
-      policy: () => policy,
+      policy,
       expiryWarningMs: settings.expiryWarningS * 1000,
       rotationAgeMs: settings.rotationAgeS * 1000,
     }),
@@ -154,15 +175,23 @@ export async function startTollgate(
       bus,
       digest,
       clock,
-      invalidateLocal: (d) => {
-        lookup.invalidate(d);
+      invalidateLocal: (d, ids) => {
+        lookup.invalidate(d, ids);
         metrics.invalidations.inc({ origin: "local" });
       },
     }),
+    lookup,
+    limiter: new RateLimiter({ store: rateStore, clock, policy, blocks: blockCache }),
+    rateStore,
+    announce: (message) => {
+      bus
+        .publish(message)
+        .catch((err: Error) => log.warn({ err: { message: err.message } }, "announce failed"));
+    },
     management: new ManagementAuth(
       managementToken ? [{ name: "default", token: managementToken }] : [],
     ),
-    policy: () => policy,
+    policy,
     clock,
     log,
     metrics,
@@ -194,11 +223,12 @@ export async function startTollgate(
     live: () => true,
     ready: () => ready,
   });
+  policyHolder.watch();
   ready = true;
   rpc.setServing(true);
   metrics.ready.set(1);
   log.info(
-    { port: rpc.port, httpPort: rpc.httpPort, adminPort: admin.port, policy: policy.source },
+    { port: rpc.port, httpPort: rpc.httpPort, adminPort: admin.port, policy: initialPolicy.source },
     "tollgate serving",
   );
 
@@ -208,12 +238,14 @@ export async function startTollgate(
     ...(rpc.httpPort !== undefined && { httpPort: rpc.httpPort }),
     adminPort: admin.port,
     log,
+    reloadPolicy: () => policyHolder.reload(),
     stop() {
       stopping ??= (async () => {
         ready = false;
         metrics.ready.set(0);
         rpc.setServing(false);
         log.info("shutting down: not ready, draining in-flight calls");
+        policyHolder.close();
         await rpc.close(settings.shutdownTimeoutMs);
         await new Promise<void>((r) => admin.server.close(() => r()));
         admin.server.closeAllConnections();

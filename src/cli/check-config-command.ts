@@ -1,4 +1,10 @@
-import { loadPolicyFile, type Policy, PolicyError } from "../policy/policy.js";
+import {
+  effectiveLimits,
+  type Limit,
+  loadPolicyFile,
+  type Policy,
+  PolicyError,
+} from "../policy/policy.js";
 
 /** `tollgate check-config FILE`: validates a policy and prints its effective table. */
 export async function checkConfigCommand(args: string[]): Promise<number> {
@@ -21,21 +27,63 @@ export async function checkConfigCommand(args: string[]): Promise<number> {
   }
 }
 
-/** The effective policy as a readable table. */
+/** The effective policy: tiers, endpoints, and the tier × endpoint table of limits. */
 export function formatPolicy(p: Policy): string {
   const lines = [`policy ${p.source}: OK`, "", `tiers (default ${p.defaultTier}):`];
   for (const [name, t] of p.tiers)
     lines.push(`  ${name}${t.description ? `  — ${t.description}` : ""}`);
-  lines.push("", "endpoints (first match wins):");
+  lines.push("", "endpoints (first match wins; paths matched after normalisation):");
   const rows = p.endpoints.map((e) => [
     e.name,
     e.methods ? [...e.methods].join(",") : "*",
     e.pattern,
     e.scopes.join(" ") || "-",
+    String(e.cost),
+    e.failMode,
   ]);
-  lines.push(...table(["name", "method", "path", "scopes"], rows).map((l) => `  ${l}`));
-  if (rows.length === 0) lines.push("  (none: no scopes are required by path)");
+  rows.push(["(no match)", "*", "*", "-", String(p.defaults.cost), p.defaults.failMode]);
+  lines.push(
+    ...table(["name", "method", "path", "scopes", "cost", "fail"], rows).map((l) => `  ${l}`),
+  );
+  lines.push("", "effective limits (tier × endpoint):");
+  const eff: string[][] = [];
+  for (const tier of p.tiers.keys()) {
+    for (const e of [...p.endpoints, undefined]) {
+      const limits = effectiveLimits(p, tier, e);
+      const text = limits.length === 0 ? ["none"] : limits.map(describeLimit);
+      text.forEach((t, k) => eff.push(k === 0 ? [tier, e?.name ?? "(no match)", t] : ["", "", t]));
+    }
+  }
+  lines.push(...table(["tier", "endpoint", "limits"], eff).map((l) => `  ${l}`));
+  const b = p.blocking;
+  lines.push(
+    "",
+    b
+      ? `blocking: ${[...b.by].join(", ")} blocked after ${b.after} denials within ${ms(b.withinMs)}, for ${ms(b.durationMs)} ×${b.factor} per repeat, max ${ms(b.maxDurationMs)}, forgotten after ${ms(b.forgetAfterMs)}`
+      : "blocking: off",
+  );
   return `${lines.join("\n")}\n`;
+}
+
+/** One limit in words, e.g. `per-key: 10/1s burst 20 by key [enforce]`. */
+export function describeLimit(l: Limit): string {
+  const amount =
+    l.kind === "rate"
+      ? `${l.requests}/${ms(l.periodMs)} burst ${l.burst}`
+      : `${l.requests}/${l.window} (UTC)`;
+  return `${l.name}: ${l.kind} ${amount} by ${l.by} [${l.mode}]`;
+}
+
+function ms(v: number): string {
+  for (const [unit, n] of [
+    ["d", 86_400_000],
+    ["h", 3_600_000],
+    ["m", 60_000],
+    ["s", 1000],
+  ] as const) {
+    if (v % n === 0) return `${v / n}${unit}`;
+  }
+  return `${v}ms`;
 }
 
 /** Left-aligned columns. */

@@ -29,6 +29,10 @@ export async function serveCommand(): Promise<number> {
         },
       );
     };
+    process.on("SIGHUP", () => {
+      app.log.info({ signal: "SIGHUP" }, "signal received: reloading policy");
+      void app.reloadPolicy();
+    });
     process.once("SIGTERM", () => stop("SIGTERM"));
     process.once("SIGINT", () => stop("SIGINT"));
   });

@@ -38,9 +38,27 @@ export class KeyLookup {
     return p;
   }
 
+  /**
+   * The key with this id (for rate limits by key id), cached like digest
+   * lookups. Null if unknown. Throws if the store fails.
+   */
+  async findById(id: string): Promise<KeyRecord | null> {
+    const cacheKey = `id:${id}`;
+    const cached = this.cache.get(cacheKey);
+    if (cached) {
+      this.onLookup("hit");
+      return cached.record;
+    }
+    this.onLookup("miss");
+    const record = (await this.store.get(id)) ?? null;
+    this.cache.set(cacheKey, record);
+    return record;
+  }
+
   /** Drops cached lookups (invalidation from any replica). */
-  invalidate(digests: readonly string[]): void {
+  invalidate(digests: readonly string[], ids: readonly string[] = []): void {
     for (const d of digests) this.cache.delete(d);
+    for (const id of ids) this.cache.delete(`id:${id}`);
   }
 
   private async load(digest: string): Promise<KeyRecord | null> {

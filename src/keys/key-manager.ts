@@ -50,7 +50,7 @@ export interface KeyManagerOptions {
   digest: SecretDigester;
   clock: Clock;
   /** Applies an invalidation to this replica at once (pub/sub may lag). */
-  invalidateLocal: (digests: string[]) => void;
+  invalidateLocal: (digests: string[], ids: string[]) => void;
 }
 
 /** Manages keys. Methods throw only on infrastructure failure. */
@@ -82,7 +82,7 @@ export class KeyManager {
       if (await this.o.store.create(record)) {
         // A negative cache entry for this digest is practically impossible
         // (the secret is new), but correctness should not rest on luck.
-        await this.invalidate([record.digest]);
+        await this.invalidate([record.digest], record.id);
         return { secret, record };
       }
     }
@@ -167,7 +167,7 @@ export class KeyManager {
         await this.o.store.unindexDigest(r.graceDigest);
         stale.push(r.graceDigest);
       }
-      await this.invalidate(stale);
+      await this.invalidate(stale, r.id);
       return { secret, record: next, graceEndsAt };
     }
     return "CONFLICT";
@@ -205,15 +205,15 @@ export class KeyManager {
       next.version = r.version + 1;
       next.updatedAt = this.o.clock.now();
       if (await this.o.store.replace(next, r.version)) {
-        await this.invalidate([r.digest, ...(r.graceDigest ? [r.graceDigest] : [])]);
+        await this.invalidate([r.digest, ...(r.graceDigest ? [r.graceDigest] : [])], r.id);
         return next;
       }
     }
     return "CONFLICT";
   }
 
-  private async invalidate(digests: string[]): Promise<void> {
-    this.o.invalidateLocal(digests);
-    await this.o.bus.publish({ digests });
+  private async invalidate(digests: string[], id: string): Promise<void> {
+    this.o.invalidateLocal(digests, [id]);
+    await this.o.bus.publish({ digests, ids: [id] });
   }
 }

@@ -57,6 +57,30 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** Policy reloads by result. */
+  readonly policyReloads = new Counter({
+    name: "tollgate_policy_reloads_total",
+    help: "Policy reloads, by result (success, failure). A failure keeps the previous policy.",
+    labelNames: ["result"] as const,
+    registers: [this.registry],
+  });
+
+  /** Shadow-mode limits that would have denied. */
+  readonly shadowDenials = new Counter({
+    name: "tollgate_ratelimit_shadow_denials_total",
+    help: "Requests a shadow-mode limit would have denied, by rule (limit name).",
+    labelNames: ["rule"] as const,
+    registers: [this.registry],
+  });
+
+  /** Blocks placed for repeated violations. */
+  readonly blocksPlaced = new Counter({
+    name: "tollgate_ratelimit_blocks_total",
+    help: "Subjects blocked for repeated violations, by subject kind (key, ip, subject).",
+    labelNames: ["by"] as const,
+    registers: [this.registry],
+  });
+
   /** Current key cache size; set by a collect callback. */
   readonly cacheSize: Gauge;
 

@@ -1,26 +1,151 @@
+/**
+ * The policy file's schema (YAML, version 1). Unknown fields are refused so a
+ * typo cannot silently disable a rule; every bound below is checked at load and
+ * reported with the field's path.
+ */
 import { z } from "zod";
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const SCOPE = /^[A-Za-z0-9:._/*-]{1,128}$/;
 const METHOD = /^([A-Z]{1,16}|\*)$/;
+const NAME_MSG = "must be 1..64 of [A-Za-z0-9._-], starting alphanumeric";
 
-/** A tier: a class of keys (plan) with its own limits. */
+/** Largest cost a request may carry. */
+export const MAX_COST = 1_000_000;
+/**
+ * Largest quota: counts plus one request's cost stay below 2^53, so every
+ * comparison is exact in Lua's doubles and JavaScript numbers.
+ */
+export const MAX_QUOTA = Number.MAX_SAFE_INTEGER - MAX_COST;
+/**
+ * GCRA state is kept in integer "scaled" units (ms × requests); burst × period
+ * (in ms) must stay below 2^53 for exact arithmetic. E.g. a 1 s period allows a
+ * burst up to ≈9·10^12, a 1 day period up to ≈10^8. Longer allowances are quotas.
+ */
+export const MAX_BURST_TIMES_PERIOD_MS = Number.MAX_SAFE_INTEGER;
+const MAX_PERIOD_MS = 366 * 86_400_000;
+
+/** Parses `250ms`, `30s`, `5m`, `2h`, `7d` or a number of seconds into ms; NaN if invalid. */
+export function parseDurationMs(v: string | number): number {
+  if (typeof v === "number")
+    return Number.isFinite(v) && v >= 0 ? Math.round(v * 1000) : Number.NaN;
+  const m = /^(\d{1,12})(ms|s|m|h|d)$/.exec(v.trim());
+  if (!m) return Number.NaN;
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as "s"];
+  return Number(m[1]) * unit;
+}
+
+const duration = (min: number, max: number) =>
+  z.union([z.string(), z.number()]).transform((v, ctx) => {
+    const ms = parseDurationMs(v);
+    if (Number.isNaN(ms) || ms < min || ms > max) {
+      ctx.addIssue({
+        code: "custom",
+        message: `must be a duration like 500ms, 30s, 5m, 2h or 1d, between ${min} ms and ${max} ms`,
+      });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+const count = (max: number) =>
+  z.number().int("must be an integer").min(0, "must not be negative").max(max);
+
+const rateSchema = z
+  .strictObject({
+    /** Requests (cost units) per period: the sustained rate. 0 always denies. */
+    requests: count(1e12),
+    /** The period, e.g. `1s`, `1m`. */
+    per: duration(1, MAX_PERIOD_MS),
+    /** Most requests at once; default `requests`. */
+    burst: count(1e15).optional(),
+  })
+  .superRefine((r, ctx) => {
+    const burst = r.burst ?? r.requests;
+    if (burst * r.per > MAX_BURST_TIMES_PERIOD_MS) {
+      ctx.addIssue({
+        code: "custom",
+        path: [r.burst === undefined ? "requests" : "burst"],
+        message: `burst × period is ${burst} × ${r.per} ms, above 2^53: too large to count exactly; use a shorter period or a quota`,
+      });
+    }
+  });
+
+const quotaSchema = z.strictObject({
+  /** Requests (cost units) per calendar window (UTC). 0 always denies. */
+  requests: count(MAX_QUOTA),
+  /** The calendar window. */
+  per: z.enum(["day", "week", "month"]),
+});
+
+/** One limit: a rate (GCRA) or a quota (calendar window). */
+export const limitSchema = z
+  .strictObject({
+    name: z.string().regex(NAME, NAME_MSG),
+    /** What the bucket is keyed by. */
+    by: z.enum(["key", "owner", "ip", "endpoint", "subject"]),
+    rate: rateSchema.optional(),
+    quota: quotaSchema.optional(),
+    /** `enforce` denies; `shadow` only counts and logs what it would deny. */
+    mode: z.enum(["enforce", "shadow"]).default("enforce"),
+    /** Endpoint limits only: the tiers it applies to (default all). */
+    tiers: z.array(z.string().regex(NAME)).min(1).max(64).optional(),
+  })
+  .superRefine((l, ctx) => {
+    if ((l.rate === undefined) === (l.quota === undefined)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["rate"],
+        message: "a limit needs exactly one of rate or quota",
+      });
+    }
+  });
+
+/** A tier: a class of keys (plan) with default limits. */
 const tierSchema = z.strictObject({
-  /** Human description shown by check-config. */
   description: z.string().max(256).optional(),
+  /** Limits applied to every request of this tier (an endpoint may override one by name). */
+  limits: z.array(limitSchema).max(16).default([]),
 });
 
 /** An endpoint rule: which requests it matches and what they need. */
 const endpointSchema = z.strictObject({
-  name: z.string().regex(NAME, "must be 1..64 of [A-Za-z0-9._-], starting alphanumeric"),
+  name: z.string().regex(NAME, NAME_MSG),
   method: z
     .union([z.string().regex(METHOD), z.array(z.string().regex(METHOD)).min(1).max(16)])
     .default("*"),
   path: z.string().min(1).max(512).startsWith("/", "must start with '/'"),
   scopes: z.array(z.string().regex(SCOPE, "invalid scope")).max(32).default([]),
+  /** Cost of one request (a request may pass its own). */
+  cost: z.number().int().min(1).max(MAX_COST).optional(),
+  /** What happens when the store is unreachable: decide locally (`open`) or fail (`closed`). */
+  fail_mode: z.enum(["open", "closed"]).optional(),
+  /** Limits added for this endpoint; one named like a tier limit overrides it here. */
+  limits: z.array(limitSchema).max(16).default([]),
 });
 
-/** The policy file, version 1. Unknown fields are refused so typos cannot silently disable rules. */
+/** Automatic escalating blocks for repeat offenders. */
+const blockingSchema = z.strictObject({
+  /** Which subjects can be blocked. */
+  by: z
+    .array(z.enum(["key", "ip", "subject"]))
+    .min(1)
+    .max(3)
+    .default(["key", "ip", "subject"]),
+  /** Denials (by enforce limits) within `within` that trigger a block. */
+  after: z.number().int().min(1).max(1_000_000),
+  within: duration(1000, 86_400_000),
+  /** First block's length. */
+  duration: duration(1000, 30 * 86_400_000),
+  /** Each repeat offence multiplies the length by this factor… */
+  factor: z.number().min(1).max(100).default(2),
+  /** …up to this maximum. */
+  max_duration: duration(1000, 365 * 86_400_000).optional(),
+  /** An offender is forgotten (back to the first length) after this long without a block. */
+  forget_after: duration(60_000, 365 * 86_400_000).default(86_400_000),
+});
+
+/** The policy file, version 1. */
 export const policySchema = z
   .strictObject({
     version: z.literal(1),
@@ -32,7 +157,14 @@ export const policySchema = z
       )
       .refine((t) => Object.keys(t).length > 0, "at least one tier is required")
       .refine((t) => Object.keys(t).length <= 64, "at most 64 tiers"),
+    defaults: z
+      .strictObject({
+        cost: z.number().int().min(1).max(MAX_COST).default(1),
+        fail_mode: z.enum(["open", "closed"]).default("closed"),
+      })
+      .default({ cost: 1, fail_mode: "closed" }),
     endpoints: z.array(endpointSchema).max(1024).default([]),
+    blocking: blockingSchema.optional(),
   })
   .superRefine((p, ctx) => {
     if (!(p.default_tier in p.tiers)) {
@@ -52,8 +184,52 @@ export const policySchema = z
         });
       }
       seen.add(e.name);
+      e.limits.forEach((l, j) => {
+        for (const [k, t] of (l.tiers ?? []).entries()) {
+          if (!(t in p.tiers)) {
+            ctx.addIssue({
+              code: "custom",
+              path: ["endpoints", i, "limits", j, "tiers", k],
+              message: `"${t}" is not a tier`,
+            });
+          }
+        }
+      });
+      const names = new Set<string>();
+      e.limits.forEach((l, j) => {
+        if (names.has(l.name)) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["endpoints", i, "limits", j, "name"],
+            message: `duplicate limit "${l.name}"`,
+          });
+        }
+        names.add(l.name);
+      });
     });
+    for (const [tier, t] of Object.entries(p.tiers)) {
+      const names = new Set<string>();
+      (t?.limits ?? []).forEach((l, j) => {
+        if (l.tiers) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["tiers", tier, "limits", j, "tiers"],
+            message: "only endpoint limits take tiers",
+          });
+        }
+        if (names.has(l.name)) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["tiers", tier, "limits", j, "name"],
+            message: `duplicate limit "${l.name}"`,
+          });
+        }
+        names.add(l.name);
+      });
+    }
   });
 
 /** The policy file as parsed. */
 export type PolicyFile = z.infer<typeof policySchema>;
+/** One limit as parsed. */
+export type LimitFile = z.infer<typeof limitSchema>;

@@ -1,8 +1,44 @@
 import { readFile } from "node:fs/promises";
+import { crc32 } from "node:zlib";
 import { parse as parseYaml } from "yaml";
 import type { z } from "zod";
 import { normalisePath } from "./path-normaliser.js";
-import { type PolicyFile, policySchema } from "./policy-schema.js";
+import { type LimitFile, type PolicyFile, policySchema } from "./policy-schema.js";
+
+/** What a limit counts by. */
+export type LimitBy = "key" | "owner" | "ip" | "endpoint" | "subject";
+
+/** A compiled limit. */
+export interface Limit {
+  name: string;
+  by: LimitBy;
+  kind: "rate" | "quota";
+  mode: "enforce" | "shadow";
+  /** Rate: requests per period; quota: requests per window. */
+  requests: number;
+  /** Rate: the period; quota: the nominal window length (for headers). */
+  periodMs: number;
+  /** Rate only: the burst (most at once). Quota: equals requests. */
+  burst: number;
+  /** Quota only. */
+  window?: "day" | "week" | "month";
+  /**
+   * Stable id of the limit's parameters: part of its bucket key, so changing a
+   * limit's numbers starts a fresh bucket instead of misreading old state.
+   */
+  bucketId: string;
+}
+
+/** Blocking settings, compiled. */
+export interface Blocking {
+  by: ReadonlySet<"key" | "ip" | "subject">;
+  after: number;
+  withinMs: number;
+  durationMs: number;
+  factor: number;
+  maxDurationMs: number;
+  forgetAfterMs: number;
+}
 
 /** A compiled endpoint rule. */
 export interface Endpoint {
@@ -14,13 +50,21 @@ export interface Endpoint {
   scopes: readonly string[];
   /** Segments of the pattern; `*` matches one segment, `**` (last only) any rest. */
   segments: readonly string[];
+  /** Cost of one request. */
+  cost: number;
+  failMode: "open" | "closed";
+  /** Limits this endpoint adds or overrides, with the tiers they apply to (undefined: all). */
+  limits: readonly { limit: Limit; tiers?: ReadonlySet<string> }[];
 }
 
 /** A validated, compiled policy. Immutable: a reload builds a new one. */
 export interface Policy {
   defaultTier: string;
-  tiers: ReadonlyMap<string, { description?: string }>;
+  tiers: ReadonlyMap<string, { description?: string; limits: readonly Limit[] }>;
   endpoints: readonly Endpoint[];
+  /** Cost and fail mode of requests matching no endpoint. */
+  defaults: { cost: number; failMode: "open" | "closed" };
+  blocking?: Blocking;
   /** The source text's origin, for logs. */
   source: string;
 }
@@ -90,11 +134,91 @@ function compile(p: PolicyFile, source: string): Policy {
       pattern: n.path,
       scopes: e.scopes,
       segments,
+      cost: e.cost ?? p.defaults.cost,
+      failMode: e.fail_mode ?? p.defaults.fail_mode,
+      limits: e.limits.map((l) => ({
+        limit: compileLimit(l),
+        ...(l.tiers && { tiers: new Set(l.tiers) }),
+      })),
       ...(methods && { methods }),
     };
   });
-  const tiers = new Map(Object.entries(p.tiers).map(([k, v]) => [k, v ?? {}] as const));
-  return { defaultTier: p.default_tier, tiers, endpoints, source };
+  const tiers = new Map(
+    Object.entries(p.tiers).map(
+      ([k, v]) =>
+        [
+          k,
+          {
+            ...(v?.description && { description: v.description }),
+            limits: (v?.limits ?? []).map(compileLimit),
+          },
+        ] as const,
+    ),
+  );
+  const b = p.blocking;
+  const blocking: Blocking | undefined = b && {
+    by: new Set(b.by),
+    after: b.after,
+    withinMs: b.within,
+    durationMs: b.duration,
+    factor: b.factor,
+    maxDurationMs: b.max_duration ?? b.duration * 64,
+    forgetAfterMs: b.forget_after,
+  };
+  return {
+    defaultTier: p.default_tier,
+    tiers,
+    endpoints,
+    source,
+    defaults: { cost: p.defaults.cost, failMode: p.defaults.fail_mode },
+    ...(blocking && { blocking }),
+  };
+}
+
+const WINDOW_MS = { day: 86_400_000, week: 7 * 86_400_000, month: 30 * 86_400_000 } as const;
+
+function compileLimit(l: LimitFile): Limit {
+  const base = { name: l.name, by: l.by, mode: l.mode };
+  const core = l.rate
+    ? {
+        kind: "rate" as const,
+        requests: l.rate.requests,
+        periodMs: l.rate.per,
+        burst: l.rate.burst ?? l.rate.requests,
+      }
+    : (() => {
+        const q = l.quota as NonNullable<LimitFile["quota"]>;
+        return {
+          kind: "quota" as const,
+          requests: q.requests,
+          periodMs: WINDOW_MS[q.per],
+          burst: q.requests,
+          window: q.per,
+        };
+      })();
+  const fingerprint = JSON.stringify([core.kind, core.requests, core.periodMs, core.burst, l.by]);
+  return { ...base, ...core, bucketId: `${l.name}.${crc32(fingerprint).toString(36)}` };
+}
+
+/**
+ * The limits of one decision: the tier's limits, with the endpoint's limits for
+ * that tier overriding same-named ones and adding the rest. Order: tier limits
+ * first (in file order), then endpoint additions.
+ */
+export function effectiveLimits(
+  policy: Policy,
+  tier: string,
+  endpoint: Endpoint | undefined,
+): Limit[] {
+  const base = policy.tiers.get(tier)?.limits ?? [];
+  const extra = (endpoint?.limits ?? [])
+    .filter((l) => !l.tiers || l.tiers.has(tier))
+    .map((l) => l.limit);
+  if (extra.length === 0) return [...base];
+  const byName = new Map(extra.map((l) => [l.name, l]));
+  const out = base.map((l) => byName.get(l.name) ?? l);
+  for (const l of extra) if (!base.some((b) => b.name === l.name)) out.push(l);
+  return out;
 }
 
 /**

@@ -2,12 +2,18 @@
 import { create } from "@bufbuild/protobuf";
 import { type Timestamp, timestampMs } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { SubjectKind } from "../gen/tollgate/v1/event_pb.js";
 import {
+  BlockSchema,
   type CreateKeyRequest,
   CreateKeyResponseSchema,
+  type DeleteBlockRequest,
+  DeleteBlockResponseSchema,
   type GetKeyRequest,
   GetKeyResponseSchema,
   type KeyService,
+  type ListBlocksRequest,
+  ListBlocksResponseSchema,
   type ListKeysRequest,
   ListKeysResponseSchema,
   type RevokeKeyRequest,
@@ -15,9 +21,11 @@ import {
   type UpdateKeyRequest,
   UpdateKeyResponseSchema,
 } from "../gen/tollgate/v1/key_service_pb.js";
+import { normaliseIp } from "../keys/ip-rules.js";
 import type { KeyChangeError, KeyPatch } from "../keys/key-manager.js";
 import type { KeyRecord } from "../keys/key-record.js";
-import { keyToProto } from "./convert.js";
+import { subjectTag } from "../ratelimit/rate-limiter.js";
+import { keyToProto, ts } from "./convert.js";
 import { apiError } from "./errors.js";
 import type { ServiceDeps } from "./service-deps.js";
 import { Violations } from "./validation.js";
@@ -117,6 +125,48 @@ export function createKeyService(d: ServiceDeps): ServiceImpl<typeof KeyService>
       return create(UpdateKeyResponseSchema, { key: keyToProto(r) });
     }),
 
+    listBlocks: guard("ListBlocks", async (req: ListBlocksRequest) => {
+      const v = new Violations();
+      if (req.pageSize > 1000) v.add("page_size", "must be 0..1000");
+      v.throwIfAny();
+      const blocks = await d.rateStore.listBlocks(req.pageSize || 100);
+      return create(ListBlocksResponseSchema, {
+        blocks: blocks.map((b) => {
+          const { kind, subject } = fromTag(b.tag);
+          return create(BlockSchema, {
+            subjectKind: kind,
+            subject,
+            endTime: ts(b.until),
+            level: b.level,
+          });
+        }),
+      });
+    }),
+
+    deleteBlock: guard("DeleteBlock", async (req: DeleteBlockRequest, actor) => {
+      const v = new Violations();
+      v.length("subject", req.subject, 1, 256);
+      const kind =
+        req.subjectKind === SubjectKind.UNSPECIFIED ? SubjectKind.CALLER : req.subjectKind;
+      if (kind === SubjectKind.OWNER) v.add("subject_kind", "must be KEY, IP or CALLER");
+      let subject = req.subject;
+      if (kind === SubjectKind.IP && v.ok) {
+        const ip = normaliseIp(req.subject);
+        if (!ip) v.add("subject", "must be an IPv4 or IPv6 address");
+        else subject = ip.address;
+      }
+      v.throwIfAny();
+      const tag = subjectTag(
+        kind === SubjectKind.KEY ? "key" : kind === SubjectKind.IP ? "ip" : "subject",
+        subject,
+      );
+      const lifted = await d.rateStore.liftBlock(tag);
+      d.limiter.forgetBlock(tag);
+      d.announce({ digests: [], unblocks: [tag] });
+      d.log.info({ audit: "unblock", kind: SubjectKind[kind], actor, lifted }, "block lifted");
+      return create(DeleteBlockResponseSchema, { lifted });
+    }),
+
     revokeKey: guard("RevokeKey", async (req: RevokeKeyRequest, actor) => {
       const v = new Violations();
       validateId(req.id, v);
@@ -185,4 +235,10 @@ function audit(
 ): void {
   d.metrics.keyActions.inc({ action });
   d.log.info({ audit: action, keyId, actor }, `key ${action}d`);
+}
+
+function fromTag(tag: string): { kind: SubjectKind; subject: string } {
+  const kind =
+    tag[0] === "k" ? SubjectKind.KEY : tag[0] === "i" ? SubjectKind.IP : SubjectKind.CALLER;
+  return { kind, subject: tag.slice(2) };
 }

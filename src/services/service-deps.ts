@@ -1,8 +1,12 @@
 import type { Authorizer } from "../keys/authorizer.js";
+import type { KeyLookup } from "../keys/key-lookup.js";
 import type { KeyManager } from "../keys/key-manager.js";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
 import type { Policy } from "../policy/policy.js";
+import type { RateLimiter } from "../ratelimit/rate-limiter.js";
+import type { Invalidation } from "../store/invalidation-bus.js";
+import type { RateLimitStore } from "../store/rate-limit-store.js";
 import type { Clock } from "../util/clock.js";
 import type { Instrument } from "./instrument.js";
 import type { ManagementAuth } from "./management-auth.js";
@@ -11,6 +15,11 @@ import type { ManagementAuth } from "./management-auth.js";
 export interface ServiceDeps {
   authorizer: Authorizer;
   keys: KeyManager;
+  lookup: KeyLookup;
+  limiter: RateLimiter;
+  rateStore: RateLimitStore;
+  /** Tells every replica (blocks placed or lifted); never throws, never waits. */
+  announce: (message: Invalidation) => void;
   management: ManagementAuth;
   policy: () => Policy;
   clock: Clock;

@@ -8,6 +8,7 @@ import {
   type AuthorizeRequest,
   type AuthorizeResponse,
   AuthorizeResponseSchema,
+  type CheckRateLimitRequest,
   type RotateKeyRequest,
   type RotateKeyResponse,
   RotateKeyResponseSchema,
@@ -25,6 +26,7 @@ import {
   ts,
 } from "./convert.js";
 import { apiError } from "./errors.js";
+import { checkRateLimit, decideLimits, rateResultToProto } from "./rate-limit-handlers.js";
 import type { ServiceDeps } from "./service-deps.js";
 import { Violations } from "./validation.js";
 
@@ -38,9 +40,10 @@ export function createTollgateService(d: ServiceDeps): ServiceImpl<typeof Tollga
     authorize: d.instrument("Authorize", (req: AuthorizeRequest, ctx: HandlerContext) =>
       authorize(d, req, ctx),
     ),
-    checkRateLimit: d.instrument("CheckRateLimit", async () => {
-      throw apiError("NOT_IMPLEMENTED");
-    }),
+    checkRateLimit: d.instrument(
+      "CheckRateLimit",
+      (req: CheckRateLimitRequest, ctx: HandlerContext) => checkRateLimit(d, req, ctx),
+    ),
     recordEvent: d.instrument("RecordEvent", async () => {
       throw apiError("NOT_IMPLEMENTED");
     }),
@@ -90,7 +93,6 @@ async function authorize(
     else v.add("path", n.error);
   }
   v.throwIfAny();
-  if (req.applyLimits) throw apiError("NOT_IMPLEMENTED");
 
   const key = presentedKey(req);
   // An oversized or ambiguous key is malformed: answered without any lookup.
@@ -116,6 +118,32 @@ async function authorize(
   });
   if (decision.record) res.identity = identityToProto(decision.record);
   if (decision.hints) res.hints = hintsToProto(decision.hints);
+  let reasonName: string = decision.reason;
+  if (decision.allowed && req.applyLimits && decision.record) {
+    const r = await decideLimits(
+      d,
+      {
+        tier: decision.record.tier,
+        keyId: decision.record.id,
+        owner: decision.record.owner,
+        clientIp: req.clientIp,
+        subject: "",
+        endpoint: decision.endpoint,
+        cost: req.cost,
+      },
+      "Authorize",
+    );
+    res.rateLimit = rateResultToProto(r);
+    res.responseHeaders.push(...r.headers.map(([n, val]) => header(n, val)));
+    if (!r.allowed) {
+      res.allowed = false;
+      res.reason = REASON_TO_PROTO[r.reason];
+      res.httpStatus = 429;
+      reasonName = r.reason;
+      res.message =
+        r.reason === "BLOCKED" ? "too many violations: temporarily blocked" : "rate limit exceeded";
+    }
+  }
   if (decision.httpStatus === 401) {
     const error = decision.reason === "MISSING_KEY" ? "" : `, error="invalid_key"`;
     res.responseHeaders.push(header("www-authenticate", `ApiKey realm="tollgate"${error}`));
@@ -123,8 +151,8 @@ async function authorize(
   const tier = decision.record?.tier ?? "none";
   d.metrics.decisions.inc({
     rpc: "Authorize",
-    decision: decision.allowed ? "allow" : "deny",
-    reason: decision.reason,
+    decision: res.allowed ? "allow" : "deny",
+    reason: reasonName,
     tier: d.policy().tiers.has(tier) ? tier : "other",
   });
   if (d.accessLog) {
@@ -133,8 +161,8 @@ async function authorize(
         access: "Authorize",
         decisionId,
         keyId: decision.record?.id,
-        reason: decision.reason,
-        allowed: decision.allowed,
+        reason: reasonName,
+        allowed: res.allowed,
         endpoint: decision.endpoint?.name,
         clientIp: req.clientIp || undefined,
         latencyMs: Number(process.hrtime.bigint() - started) / 1e6,

@@ -1,9 +1,16 @@
 import { EventEmitter } from "node:events";
 import type { RedisClient } from "./redis-key-store.js";
 
-/** A cache invalidation: the digests whose cached lookups are stale. */
+/**
+ * A message to every replica: cached key lookups that are stale (by digest and
+ * by key id), blocks placed (so each replica refuses the subject without a store
+ * call) and blocks lifted.
+ */
 export interface Invalidation {
   digests: string[];
+  ids?: string[];
+  blocks?: { tag: string; until: number }[];
+  unblocks?: string[];
 }
 
 /**
@@ -55,9 +62,7 @@ export class RedisInvalidationBus implements InvalidationBus {
     sub.on("message", (channel: string, text: string) => {
       if (channel !== this.channel) return;
       try {
-        const parsed = JSON.parse(text) as Partial<Invalidation>;
-        if (!Array.isArray(parsed.digests)) throw new Error("invalidation without digests");
-        handler({ digests: parsed.digests.filter((d): d is string => typeof d === "string") });
+        handler(parseInvalidation(text));
       } catch (err) {
         this.onBadMessage(err);
       }
@@ -68,4 +73,27 @@ export class RedisInvalidationBus implements InvalidationBus {
   async close(): Promise<void> {
     await this.subscriber?.quit().catch(() => undefined);
   }
+}
+
+const strings = (v: unknown): string[] =>
+  Array.isArray(v) ? v.filter((x): x is string => typeof x === "string") : [];
+
+/** Parses a bus message defensively: anything malformed throws, unknown fields are ignored. */
+export function parseInvalidation(text: string): Invalidation {
+  const p = JSON.parse(text) as Record<string, unknown>;
+  if (typeof p !== "object" || p === null) throw new Error("bus message is not an object");
+  const blocks = Array.isArray(p.blocks)
+    ? p.blocks.flatMap((b: unknown) => {
+        const o = b as { tag?: unknown; until?: unknown };
+        return typeof o?.tag === "string" && typeof o.until === "number"
+          ? [{ tag: o.tag, until: o.until }]
+          : [];
+      })
+    : [];
+  return {
+    digests: strings(p.digests),
+    ids: strings(p.ids),
+    blocks,
+    unblocks: strings(p.unblocks),
+  };
 }

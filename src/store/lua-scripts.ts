@@ -5,10 +5,11 @@ import { readFileSync } from "node:fs";
  * `<name>-<numKeys>.lua`; the key count is taken from the name so it cannot
  * drift from the script.
  */
-export function loadLuaScript(fileName: string): { lua: string; numberOfKeys: number } {
-  const m = /-(\d+)\.lua$/.exec(fileName);
-  if (!m) throw new Error(`Lua script name ${fileName} lacks its -<numKeys> suffix`);
+export function loadLuaScript(fileName: string): { lua: string; numberOfKeys?: number } {
+  const m = /-(\d+|n)\.lua$/.exec(fileName);
+  if (!m) throw new Error(`Lua script name ${fileName} lacks its -<numKeys> (or -n) suffix`);
   // src/store and dist/store are both two levels below the package root.
   const lua = readFileSync(new URL(`../../lua/${fileName}`, import.meta.url), "utf8");
-  return { lua, numberOfKeys: Number(m[1]) };
+  // `-n` scripts take a variable number of keys: callers pass the count first.
+  return m[1] === "n" ? { lua } : { lua, numberOfKeys: Number(m[1]) };
 }

@@ -19,6 +19,16 @@ export function createKeyNames(prefix: string) {
     digest: (digest: string) => `${prefix}kd:{${tagValue(digest)}}`,
     /** Sorted set of all key ids (lexicographic paging). */
     keyIndex: () => `${prefix}keys:{index}`,
+    /** A rate-limit bucket of one limit for one subject tag. */
+    bucket: (tag: string, bucketId: string) => `${prefix}rl:{${tagValue(tag)}}:${bucketId}`,
+    /** Block marker of a subject (value: offence level; TTL: time left). */
+    block: (tag: string) => `${prefix}bl:{${tagValue(tag)}}`,
+    /** Offence level memory of a subject (escalation). */
+    offences: (tag: string) => `${prefix}bo:{${tagValue(tag)}}`,
+    /** Denials counted toward a block. */
+    denials: (tag: string) => `${prefix}bd:{${tagValue(tag)}}`,
+    /** Sorted set of blocked tags by end time, for listing. */
+    blockIndex: () => `${prefix}blocks:{index}`,
     /** Pub/sub channel of cache invalidations. */
     invalidationChannel: () => `${prefix}invalidate`,
   };

@@ -1,0 +1,188 @@
+-- One rate-limit decision, atomic: check blocks, evaluate every limit, and
+-- charge all of them or none. Redis TIME is the clock, so replicas with skewed
+-- clocks agree. Every key written is one of KEYS and gets an expiry.
+--
+-- GCRA is kept in exact integers: a bucket stores its "debt" d in scaled units
+-- (ms × requests), where one request adds `period_ms` and each elapsed ms
+-- drains `requests`. A request of cost c fits if d + c·period ≤ burst·period.
+-- The policy loader guarantees burst·period < 2^53, so all arithmetic is exact.
+-- Quotas store "<window id>:<count>" and reset when the UTC calendar window changes.
+--
+-- KEYS   for each of S blocking subjects: block key, offence key, denial key;
+--        then one bucket key per limit (L of them)
+-- ARGV[1]  cost (integer ≥ 1)
+-- ARGV[2]  S, the number of blocking subjects
+-- ARGV[3..8] blocking: after, within_ms, duration_ms, factor, max_ms, forget_ms
+-- ARGV[9]  L, the number of limits
+-- ARGV[10..] per limit, 5 values: kind (1 rate, 2 quota), shadow (0/1),
+--          requests, period_ms (rate) or window (1 day, 2 week, 3 month), burst
+-- Returns  { status (0 ok, 1 limited, 2 blocked), block_ms, blocked_subject (1-based or 0),
+--            n_new, [subject index, block ms] × n_new,
+--            [exceeded (0/1), remaining, reset_ms, retry_ms (-1: never)] × L }
+
+local t = redis.call("TIME")
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local cost = tonumber(ARGV[1])
+local S = tonumber(ARGV[2])
+local L = tonumber(ARGV[9])
+local floor = math.floor
+
+local function int(x)
+  return string.format("%.0f", x)
+end
+
+local function ceil_div(a, b)
+  return floor((a + b - 1) / b)
+end
+
+-- Days since 1970-01-01 → year, month (Howard Hinnant's civil_from_days).
+local function civil(days)
+  local z = days + 719468
+  local era = floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = floor((doe - floor(doe / 1460) + floor(doe / 36524) - floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + floor(yoe / 4) - floor(yoe / 100))
+  local mp = floor((5 * doy + 2) / 153)
+  local m = mp < 10 and mp + 3 or mp - 9
+  local y = yoe + era * 400
+  if m <= 2 then y = y + 1 end
+  return y, m
+end
+
+-- First day (days since epoch) of year y, month m.
+local function month_start(y, m)
+  if m <= 2 then y = y - 1 end
+  local era = floor(y / 400)
+  local yoe = y - era * 400
+  local mp = m > 2 and m - 3 or m + 9
+  local doy = floor((153 * mp + 2) / 5)
+  local doe = yoe * 365 + floor(yoe / 4) - floor(yoe / 100) + doy
+  return era * 146097 + doe - 719468
+end
+
+-- Window id and end (ms) of the calendar window containing now.
+local function window(code)
+  local day = floor(now / 86400000)
+  if code == 1 then
+    return day, (day + 1) * 86400000
+  elseif code == 2 then
+    -- ISO weeks start on Monday; 1970-01-01 was a Thursday.
+    local w = floor((day + 3) / 7)
+    return w, ((w + 1) * 7 - 3) * 86400000
+  end
+  local y, m = civil(day)
+  local ny, nm = y, m + 1
+  if nm == 13 then ny, nm = y + 1, 1 end
+  return y * 12 + m, month_start(ny, nm) * 86400000
+end
+
+-- 1. Blocks: a blocked subject is refused without charging anything.
+local block_ms, blocked = 0, 0
+for s = 1, S do
+  local ttl = redis.call("PTTL", KEYS[3 * s - 2])
+  if ttl > block_ms then
+    block_ms, blocked = ttl, s
+  end
+end
+if blocked > 0 then
+  local out = { 2, block_ms, blocked, 0 }
+  for _ = 1, L do
+    out[#out + 1] = 0; out[#out + 1] = 0; out[#out + 1] = 0; out[#out + 1] = -1
+  end
+  return out
+end
+
+-- 2. Evaluate every limit without writing.
+local results, writes = {}, {}
+local denied = false
+for i = 1, L do
+  local a = 10 + (i - 1) * 5
+  local kind, shadow = tonumber(ARGV[a]), ARGV[a + 1] == "1"
+  local n, p, burst = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
+  local key = KEYS[3 * S + i]
+  local exceeded, remaining, reset, retry
+  if kind == 1 then
+    local d = 0
+    local v = redis.call("GET", key)
+    if v then
+      local sep = string.find(v, ":", 1, true)
+      d = tonumber(string.sub(v, 1, sep - 1))
+      local elapsed = now - tonumber(string.sub(v, sep + 1))
+      if elapsed > 0 then
+        local drained = elapsed * n
+        if drained >= d then d = 0 else d = d - drained end
+      end
+    end
+    local cap = burst * p
+    if n == 0 or burst == 0 or cost > burst then
+      exceeded, remaining, reset, retry = true, 0, (n > 0 and ceil_div(d, n) or 0), -1
+      if n > 0 and burst > 0 then remaining = floor((cap - d) / p) end
+    elseif d + cost * p <= cap then
+      local nd = d + cost * p
+      exceeded, remaining, reset, retry = false, floor((cap - nd) / p), ceil_div(nd, n), 0
+      writes[#writes + 1] = { key, int(nd) .. ":" .. int(now), math.max(1, ceil_div(nd, n)), false }
+    else
+      exceeded, remaining, reset = true, floor((cap - d) / p), ceil_div(d, n)
+      retry = ceil_div(d + cost * p - cap, n)
+    end
+  else
+    local id, wend = window(p)
+    local used = 0
+    local v = redis.call("GET", key)
+    if v then
+      local sep = string.find(v, ":", 1, true)
+      if tonumber(string.sub(v, 1, sep - 1)) == id then
+        used = tonumber(string.sub(v, sep + 1))
+      end
+    end
+    reset = wend - now
+    if used + cost <= n then
+      exceeded, remaining, retry = false, n - used - cost, 0
+      writes[#writes + 1] = { key, int(id) .. ":" .. int(used + cost), wend, true }
+    else
+      exceeded, remaining = true, n - used
+      retry = (cost <= n) and reset or -1
+    end
+  end
+  if exceeded and not shadow then denied = true end
+  results[i] = { exceeded and 1 or 0, remaining, reset, retry }
+end
+
+-- 3. Charge all (allowed) or none (denied), counting denials toward blocks.
+local new = {}
+if not denied then
+  for _, w in ipairs(writes) do
+    if w[4] then
+      redis.call("SET", w[1], w[2], "PXAT", w[3])
+    else
+      redis.call("SET", w[1], w[2], "PX", w[3])
+    end
+  end
+elseif S > 0 then
+  local after, within = tonumber(ARGV[3]), tonumber(ARGV[4])
+  local base, factor = tonumber(ARGV[5]), tonumber(ARGV[6])
+  local max, forget = tonumber(ARGV[7]), tonumber(ARGV[8])
+  for s = 1, S do
+    local dk = KEYS[3 * s]
+    local c = redis.call("INCR", dk)
+    if c == 1 then redis.call("PEXPIRE", dk, within) end
+    if c >= after then
+      local ok = KEYS[3 * s - 1]
+      local level = redis.call("INCR", ok)
+      local dur = math.min(max, floor(base * factor ^ (level - 1)))
+      redis.call("PEXPIRE", ok, forget + dur)
+      redis.call("SET", KEYS[3 * s - 2], level, "PX", dur)
+      redis.call("DEL", dk)
+      new[#new + 1] = { s, dur }
+    end
+  end
+end
+
+local out = { denied and 1 or 0, 0, 0, #new }
+for _, b in ipairs(new) do
+  out[#out + 1] = b[1]; out[#out + 1] = b[2]
+end
+for i = 1, L do
+  for _, x in ipairs(results[i]) do out[#out + 1] = x end
+end
+return out

@@ -1,0 +1,76 @@
+import type { Blocking, Limit } from "../policy/policy.js";
+
+/** One limit to evaluate, with the subject tag its bucket belongs to. */
+export interface LimitItem {
+  /** Subject tag, e.g. `k:key_abc`, `i:10.0.0.1`; limits with one tag share a Cluster slot. */
+  tag: string;
+  limit: Limit;
+}
+
+/** A decision request. */
+export interface RateRequest {
+  items: LimitItem[];
+  cost: number;
+  /** Subject tags that can be blocked (each checked, and charged a denial on denial). */
+  blockTags: string[];
+  blocking?: Blocking;
+}
+
+/** One limit's state after the decision. */
+export interface LimitOutcome {
+  exceeded: boolean;
+  remaining: number;
+  /** ms until the bucket is fully reset (rate) or the window ends (quota). */
+  resetMs: number;
+  /** ms until this cost could succeed; -1 never (cost above the limit); 0 when allowed. */
+  retryMs: number;
+}
+
+/** The store's verdict. */
+export interface RateVerdict {
+  status: "ok" | "limited" | "blocked";
+  /** Same order as the request's items. */
+  outcomes: LimitOutcome[];
+  /** When blocked: ms left and which tag. */
+  blockMs: number;
+  blockedTag?: string;
+  /** Blocks placed by this decision. */
+  newBlocks: { tag: string; durationMs: number }[];
+}
+
+/** An active block. */
+export interface ActiveBlock {
+  tag: string;
+  /** Epoch ms when it ends. */
+  until: number;
+  /** Repeat-offence level (1 for a first block). */
+  level: number;
+}
+
+/**
+ * Rate-limit state. `decide` evaluates every limit and charges all or none,
+ * with the store's own clock (Redis TIME) so replicas agree.
+ */
+export interface RateLimitStore {
+  decide(request: RateRequest): Promise<RateVerdict>;
+  /** Active blocks, soonest-ending last, at most `limit`. */
+  listBlocks(limit: number): Promise<ActiveBlock[]>;
+  /** Lifts a block (and forgets pending denials). True if one was active. */
+  liftBlock(tag: string): Promise<boolean>;
+}
+
+/** Flat script arguments for one set of items (shared by Redis and tests). */
+export function limitArgs(items: readonly LimitItem[]): (string | number)[] {
+  const out: (string | number)[] = [];
+  const windowCode = { day: 1, week: 2, month: 3 } as const;
+  for (const { limit: l } of items) {
+    out.push(
+      l.kind === "rate" ? 1 : 2,
+      l.mode === "shadow" ? 1 : 0,
+      l.requests,
+      l.kind === "rate" ? l.periodMs : windowCode[l.window ?? "day"],
+      l.burst,
+    );
+  }
+  return out;
+}
