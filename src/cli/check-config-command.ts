@@ -51,7 +51,8 @@ export function formatPolicy(p: Policy): string {
     for (const e of [...p.endpoints, undefined]) {
       const limits = effectiveLimits(p, tier, e);
       const text = limits.length === 0 ? ["none"] : limits.map(describeLimit);
-      for (const [k, t] of text.entries()) eff.push(k === 0 ? [tier, e?.name ?? "(no match)", t] : ["", "", t]);
+      for (const [k, t] of text.entries())
+        eff.push(k === 0 ? [tier, e?.name ?? "(no match)", t] : ["", "", t]);
     }
   }
   lines.push(...table(["tier", "endpoint", "limits"], eff).map((l) => `  ${l}`));
