@@ -13,8 +13,7 @@ import {
   timestampDate,
   timestampFromMs,
 } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { type Key, KeySchema, KeyStatus } from "../gen/tollgate/v1/key_pb.js";
 import {
   CreateKeyResponseSchema,
@@ -25,6 +24,7 @@ import {
   RotateKeyResponseSchema,
   TollgateService,
 } from "../gen/tollgate/v1/tollgate_service_pb.js";
+import { createClients } from "./client.js";
 import { parseDuration } from "./duration.js";
 
 const HELP = `Usage: tollgate keys <command> [options]
@@ -90,19 +90,10 @@ export async function keysCommand(argv: string[]): Promise<number> {
   }
   if (extra.length > 0) return usage(`unexpected argument "${extra[0]}"`);
 
-  const token = readToken(o["token-file"]);
-  const baseUrl = o.server ?? process.env.TOLLGATE_SERVER ?? "http://127.0.0.1:50051";
-  const transport = createGrpcTransport({
-    baseUrl,
-    interceptors: [
-      (next) => (req) => {
-        if (token) req.header.set("authorization", `Bearer ${token}`);
-        return next(req);
-      },
-    ],
+  const { keys, tollgate, baseUrl } = createClients({
+    ...(o.server !== undefined && { server: o.server }),
+    ...(o["token-file"] !== undefined && { tokenFile: o["token-file"] }),
   });
-  const keys = createClient(KeyService, transport);
-  const tollgate = createClient(TollgateService, transport);
   const print = <D extends DescMessage>(schema: D, msg: MessageShape<D>, human: () => string) =>
     process.stdout.write(o.json ? `${toJsonString(schema, msg, { prettySpaces: 2 })}\n` : human());
 
@@ -214,12 +205,6 @@ export async function keysCommand(argv: string[]): Promise<number> {
 function usage(msg: string): number {
   process.stderr.write(`tollgate keys: ${msg}\n\n${HELP}`);
   return 2;
-}
-
-function readToken(file: string | undefined): string {
-  const f = file ?? process.env.TOLLGATE_MANAGEMENT_TOKEN_FILE;
-  if (f) return readFileSync(f, "utf8").trim();
-  return process.env.TOLLGATE_MANAGEMENT_TOKEN ?? "";
 }
 
 function parseMeta(list: string[] | undefined): Record<string, string> {

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /** The `tollgate` command line. Each subcommand lives in its own module. */
 import { settingsHelp, settingsMarkdown } from "../config/settings.js";
+import { blocksCommand } from "./blocks-command.js";
 import { checkConfigCommand } from "./check-config-command.js";
 import { keysCommand } from "./keys-command.js";
 import { serveCommand } from "./serve-command.js";
@@ -10,6 +11,7 @@ const HELP = `tollgate — API-key, rate-limit and security-event sidecar
 Usage:
   tollgate serve                 run the server (settings from the environment)
   tollgate keys <command> ...    manage keys on a running server (tollgate keys --help)
+  tollgate blocks <command> ...  list or lift blocks on a running server (tollgate blocks --help)
   tollgate check-config FILE     validate a policy file and print the effective table
   tollgate settings [--markdown] print the settings table
   tollgate --help
@@ -29,6 +31,8 @@ async function main(argv: string[]): Promise<number> {
       return serveCommand();
     case "keys":
       return keysCommand(rest);
+    case "blocks":
+      return blocksCommand(rest);
     case "check-config":
       return checkConfigCommand(rest);
     case "settings":

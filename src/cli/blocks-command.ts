@@ -1,0 +1,107 @@
+/** `tollgate blocks list|lift`: active blocks of a running server. */
+import { parseArgs } from "node:util";
+import { toJsonString } from "@bufbuild/protobuf";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { SubjectKind } from "../gen/tollgate/v1/event_pb.js";
+import {
+  DeleteBlockResponseSchema,
+  ListBlocksResponseSchema,
+} from "../gen/tollgate/v1/key_service_pb.js";
+import { table } from "./check-config-command.js";
+import { createClients } from "./client.js";
+
+const HELP = `Usage: tollgate blocks <command> [options]
+
+Commands:
+  list [--limit N]                    active blocks, longest-lasting first
+  lift (--key ID | --ip ADDR | --subject S)   lift a block on every replica
+
+Options: --server URL, --token-file F, --json (as for tollgate keys)
+`;
+
+const KINDS: Record<number, string> = {
+  [SubjectKind.KEY]: "key",
+  [SubjectKind.IP]: "ip",
+  [SubjectKind.CALLER]: "subject",
+};
+
+/** Runs a blocks subcommand; returns the exit code. */
+export async function blocksCommand(argv: string[]): Promise<number> {
+  let o: Record<string, string | boolean | undefined>;
+  let positionals: string[];
+  try {
+    ({ values: o, positionals } = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        server: { type: "string" },
+        "token-file": { type: "string" },
+        json: { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+        limit: { type: "string" },
+        key: { type: "string" },
+        ip: { type: "string" },
+        subject: { type: "string" },
+      },
+    }));
+  } catch (err) {
+    process.stderr.write(`tollgate blocks: ${(err as Error).message}\n`);
+    return 2;
+  }
+  const cmd = positionals[0];
+  if (o.help || cmd === undefined) {
+    process.stdout.write(HELP);
+    return o.help ? 0 : 2;
+  }
+  const { keys, baseUrl } = createClients({
+    ...(typeof o.server === "string" && { server: o.server }),
+    ...(typeof o["token-file"] === "string" && { tokenFile: o["token-file"] }),
+  });
+  try {
+    if (cmd === "list") {
+      const res = await keys.listBlocks({ pageSize: o.limit ? Number(o.limit) : 0 });
+      if (o.json)
+        process.stdout.write(
+          `${toJsonString(ListBlocksResponseSchema, res, { prettySpaces: 2 })}\n`,
+        );
+      else if (res.blocks.length === 0) process.stdout.write("no active blocks\n");
+      else {
+        const rows = res.blocks.map((b) => [
+          KINDS[b.subjectKind] ?? "?",
+          b.subject,
+          b.endTime ? timestampDate(b.endTime).toISOString() : "-",
+          String(b.level),
+        ]);
+        process.stdout.write(`${table(["kind", "subject", "until", "level"], rows).join("\n")}\n`);
+      }
+      return 0;
+    }
+    if (cmd === "lift") {
+      const given = [
+        ["key", SubjectKind.KEY],
+        ["ip", SubjectKind.IP],
+        ["subject", SubjectKind.CALLER],
+      ].filter(([name]) => typeof o[name as string] === "string") as [string, SubjectKind][];
+      if (given.length !== 1) {
+        process.stderr.write(
+          `tollgate blocks lift: give exactly one of --key, --ip, --subject\n\n${HELP}`,
+        );
+        return 2;
+      }
+      const [name, kind] = given[0] as [string, SubjectKind];
+      const res = await keys.deleteBlock({ subjectKind: kind, subject: o[name] as string });
+      if (o.json) process.stdout.write(`${toJsonString(DeleteBlockResponseSchema, res)}\n`);
+      else
+        process.stdout.write(res.lifted ? "block lifted\n" : "no active block for that subject\n");
+      return 0;
+    }
+    process.stderr.write(`tollgate blocks: unknown command "${cmd}"\n\n${HELP}`);
+    return 2;
+  } catch (err) {
+    const ce = ConnectError.from(err);
+    const hint = ce.code === Code.Unavailable ? ` (is tollgate serving at ${baseUrl}?)` : "";
+    process.stderr.write(`tollgate blocks ${cmd}: ${Code[ce.code]}: ${ce.rawMessage}${hint}\n`);
+    return 1;
+  }
+}
