@@ -15,6 +15,7 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
+import { Health } from "../gen/health/v1/health_pb.js";
 import { toGrpcService } from "./grpc-adapter.js";
 import { createProtocolSniffer } from "./protocol-sniffer.js";
 import { reflectionPackage } from "./reflection.js";
@@ -66,9 +67,10 @@ export async function startRpcServers(o: RpcServersOptions): Promise<RpcServers>
   const health = new HealthImplementation({ "": "NOT_SERVING" });
   for (const s of o.services) health.setStatus(s.desc.typeName, "NOT_SERVING");
   health.addToServer(grpcServer);
-  new ReflectionService(reflectionPackage(o.services.map((s) => s.desc)) as never).addToServer(
-    grpcServer,
-  );
+  // Reflection describes our services and grpc.health.v1, so `buf curl` and
+  // `grpcurl` need no local schema for either.
+  const reflected = reflectionPackage([...o.services.map((s) => s.desc), Health]);
+  new ReflectionService(reflected as never).addToServer(grpcServer);
   const injector = grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
 
   const connectHandler = connectNodeAdapter({
