@@ -10,19 +10,20 @@
 --
 -- KEYS   for each of S blocking subjects: block key, offence key, denial key;
 --        then one bucket key per limit (L of them)
--- ARGV[1]  cost (integer ≥ 1)
+-- ARGV[1]  default cost (integer ≥ 1), for limits whose own cost is 0
 -- ARGV[2]  S, the number of blocking subjects
 -- ARGV[3..8] blocking: after, within_ms, duration_ms, factor, max_ms, forget_ms
 -- ARGV[9]  L, the number of limits
--- ARGV[10..] per limit, 5 values: kind (1 rate, 2 quota), shadow (0/1),
---          requests, period_ms (rate) or window (1 day, 2 week, 3 month), burst
+-- ARGV[10..] per limit, 6 values: kind (1 rate, 2 quota), shadow (0/1),
+--          requests, period_ms (rate) or window (1 day, 2 week, 3 month), burst,
+--          cost (0: the default cost)
 -- Returns  { status (0 ok, 1 limited, 2 blocked), block_ms, blocked_subject (1-based or 0),
 --            n_new, [subject index, block ms] × n_new,
 --            [exceeded (0/1), remaining, reset_ms, retry_ms (-1: never)] × L }
 
 local t = redis.call("TIME")
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local cost = tonumber(ARGV[1])
+local default_cost = tonumber(ARGV[1])
 local S = tonumber(ARGV[2])
 local L = tonumber(ARGV[9])
 local floor = math.floor
@@ -96,9 +97,11 @@ end
 local results, writes = {}, {}
 local denied = false
 for i = 1, L do
-  local a = 10 + (i - 1) * 5
+  local a = 10 + (i - 1) * 6
   local kind, shadow = tonumber(ARGV[a]), ARGV[a + 1] == "1"
   local n, p, burst = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
+  local cost = tonumber(ARGV[a + 5])
+  if cost == 0 then cost = default_cost end
   local key = KEYS[3 * S + i]
   local exceeded, remaining, reset, retry
   if kind == 1 then

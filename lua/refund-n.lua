@@ -3,16 +3,15 @@
 -- later slot denies, the earlier slots' charges are refunded.
 --
 -- KEYS     one bucket key per refunded limit
--- ARGV[1]  cost
--- ARGV[2..] per key, 3 values: kind (1 rate, 2 quota), requests, period_ms (rate) or 0
+-- ARGV[1..] per key, 4 values: kind (1 rate, 2 quota), requests, period_ms (rate) or 0, cost
 -- Returns  the number of buckets refunded
 local t = redis.call("TIME")
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local cost = tonumber(ARGV[1])
 local done = 0
 for i = 1, #KEYS do
-  local a = 2 + (i - 1) * 3
+  local a = 1 + (i - 1) * 4
   local kind, n, p = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+  local cost = tonumber(ARGV[a + 3])
   local v = redis.call("GET", KEYS[i])
   if v then
     local sep = string.find(v, ":", 1, true)

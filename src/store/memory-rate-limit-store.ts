@@ -52,10 +52,10 @@ export class MemoryRateLimitStore implements RateLimitStore {
       }));
       return { status: "blocked", outcomes, blockMs, blockedTag, newBlocks: [] };
     }
-    const cost = req.cost;
     const writes: [string, Entry][] = [];
     let denied = false;
-    const outcomes: LimitOutcome[] = req.items.map(({ tag, limit: l }) => {
+    const outcomes: LimitOutcome[] = req.items.map(({ tag, limit: l, cost: own }) => {
+      const cost = own || req.cost;
       const key = `rl:${tag}:${l.bucketId}`;
       const e = this.live(key, now);
       let o: LimitOutcome;

@@ -5,6 +5,8 @@ export interface LimitItem {
   /** Subject tag, e.g. `k:key_abc`, `i:10.0.0.1`; limits with one tag share a Cluster slot. */
   tag: string;
   limit: Limit;
+  /** This limit's cost, when it differs from the request's (Envoy per-descriptor hits). */
+  cost?: number;
 }
 
 /** A decision request. */
@@ -63,13 +65,14 @@ export interface RateLimitStore {
 export function limitArgs(items: readonly LimitItem[]): (string | number)[] {
   const out: (string | number)[] = [];
   const windowCode = { day: 1, week: 2, month: 3 } as const;
-  for (const { limit: l } of items) {
+  for (const { limit: l, cost } of items) {
     out.push(
       l.kind === "rate" ? 1 : 2,
       l.mode === "shadow" ? 1 : 0,
       l.requests,
       l.kind === "rate" ? l.periodMs : windowCode[l.window ?? "day"],
       l.burst,
+      cost ?? 0,
     );
   }
   return out;

@@ -150,8 +150,9 @@ export class RedisRateLimitStore implements RateLimitStore {
         i.limit.kind === "rate" ? 1 : 2,
         i.limit.requests,
         i.limit.kind === "rate" ? i.limit.periodMs : 0,
+        i.cost || cost,
       ]);
-      await this.redis.tgRefund(keys.length, ...keys, cost, ...args);
+      await this.redis.tgRefund(keys.length, ...keys, ...args);
     }
   }
 
