@@ -7,6 +7,8 @@ import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import type { DestinationStream } from "pino";
 import type { Settings } from "./config/settings.js";
+import { Authorization } from "./gen/envoy/service/auth/v3/external_auth_pb.js";
+import { RateLimitService } from "./gen/envoy/service/ratelimit/v3/rls_pb.js";
 import { KeyService } from "./gen/tollgate/v1/key_service_pb.js";
 import { TollgateService } from "./gen/tollgate/v1/tollgate_service_pb.js";
 import { Authorizer } from "./keys/authorizer.js";
@@ -20,6 +22,8 @@ import { DEFAULT_POLICY_YAML, loadPolicyFile, type Policy, parsePolicy } from ".
 import { PolicyHolder } from "./policy/policy-holder.js";
 import { BlockCache } from "./ratelimit/block-cache.js";
 import { RateLimiter } from "./ratelimit/rate-limiter.js";
+import { createEnvoyAuthzService } from "./services/envoy-authz-service.js";
+import { createEnvoyRateLimitService } from "./services/envoy-ratelimit-service.js";
 import { createInstrument } from "./services/instrument.js";
 import { createKeyService } from "./services/key-service.js";
 import { ManagementAuth } from "./services/management-auth.js";
@@ -199,6 +203,14 @@ export async function startTollgate(
     accessLog: settings.accessLog,
     defaultGraceMs: settings.defaultGraceS * 1000,
     keyEnvironment: settings.keyEnvironment,
+    envoy: {
+      keyHeader: settings.envoyKeyHeader,
+      removeKeyHeader: settings.envoyRemoveKeyHeader,
+      identityHeaders: settings.envoyIdentityHeaders,
+      trustedHops: settings.trustedHops,
+      maxHeaders: settings.maxHeaders,
+      maxHeaderBytes: settings.maxHeaderBytes,
+    },
   };
   if (deps.management.open) {
     log.warn(
@@ -209,6 +221,13 @@ export async function startTollgate(
   const services: ServiceBinding[] = [
     { desc: TollgateService, impl: createTollgateService(deps) } as unknown as ServiceBinding,
     { desc: KeyService, impl: createKeyService(deps) } as unknown as ServiceBinding,
+    { desc: Authorization, impl: createEnvoyAuthzService(deps) } as unknown as ServiceBinding,
+    // Newer Envoys send per-descriptor hits_addend as a field these protos lack.
+    {
+      desc: RateLimitService,
+      impl: createEnvoyRateLimitService(deps),
+      readUnknownFields: true,
+    } as unknown as ServiceBinding,
   ];
   let ready = false;
   const rpc = await startRpcServers({

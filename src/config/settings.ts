@@ -166,6 +166,53 @@ export const SETTINGS = {
     description: "On SIGTERM, how long in-flight calls may take before connections are closed.",
     schema: int(0, 600_000),
   }),
+  envoyKeyHeader: spec({
+    env: "TOLLGATE_ENVOY_KEY_HEADER",
+    default: "x-api-key",
+    description: "ext_authz: the request header carrying the API key.",
+    schema: z.string().regex(/^[a-z0-9-]{1,64}$/, "must be a lower-case header name"),
+  }),
+  envoyRemoveKeyHeader: spec({
+    env: "TOLLGATE_ENVOY_REMOVE_KEY_HEADER",
+    default: "true",
+    description: "ext_authz: remove the API key header before the request reaches the application.",
+    schema: z.enum(["true", "false"]).transform((s) => s === "true"),
+  }),
+  envoyIdentityHeaders: spec({
+    env: "TOLLGATE_ENVOY_IDENTITY_HEADERS",
+    default: "key-id,owner,tier,scopes",
+    description:
+      "ext_authz: identity headers set (overwriting any sent by the client) on allowed requests, as x-tollgate-<name>; any of key-id, owner, tier, scopes, environment. Empty: none.",
+    schema: z
+      .string()
+      .transform((s) =>
+        s
+          .split(",")
+          .map((x) => x.trim())
+          .filter(Boolean),
+      )
+      .pipe(z.array(z.enum(["key-id", "owner", "tier", "scopes", "environment"]))),
+  }),
+  trustedHops: spec({
+    env: "TOLLGATE_TRUSTED_HOPS",
+    default: "0",
+    description:
+      "ext_authz: number of trusted proxies appending to X-Forwarded-For; 0 uses the connection's source address and ignores X-Forwarded-For.",
+    schema: int(0, 10),
+  }),
+  maxHeaders: spec({
+    env: "TOLLGATE_MAX_HEADERS",
+    default: "100",
+    description:
+      "ext_authz / Authorize: most request headers examined; more is denied (431), never allowed.",
+    schema: int(1, 10_000),
+  }),
+  maxHeaderBytes: spec({
+    env: "TOLLGATE_MAX_HEADER_BYTES",
+    default: "65536",
+    description: "ext_authz: most bytes of request header names and values; more is denied (431).",
+    schema: int(1024, 1_048_576),
+  }),
   maxMessageBytes: spec({
     env: "TOLLGATE_MAX_MESSAGE_BYTES",
     default: "1048576",

@@ -145,6 +145,64 @@ const blockingSchema = z.strictObject({
   forget_after: duration(60_000, 365 * 86_400_000).default(86_400_000),
 });
 
+/** Units of envoyproxy/ratelimit's `rate_limit` (Envoy's RateLimitResponse.RateLimit.Unit). */
+export const ENVOY_UNITS = ["second", "minute", "hour", "day", "month", "year"] as const;
+
+/**
+ * A descriptor node in envoyproxy/ratelimit's YAML format: key, optional value,
+ * an optional rate limit, and nested descriptors. Compatible with that service's
+ * config (`detailed_metric` is accepted and ignored), so rules can be moved over as they are.
+ */
+export interface EnvoyDescriptorFile {
+  key: string;
+  value?: string | undefined;
+  rate_limit?:
+    | { unit: (typeof ENVOY_UNITS)[number]; requests_per_unit: number; name?: string | undefined }
+    | undefined;
+  shadow_mode?: boolean | undefined;
+  unlimited?: boolean | undefined;
+  detailed_metric?: boolean | undefined;
+  descriptors?: EnvoyDescriptorFile[] | undefined;
+}
+
+const envoyDescriptorSchema: z.ZodType<EnvoyDescriptorFile> = z.lazy(() =>
+  z
+    .strictObject({
+      key: z.string().min(1).max(128),
+      value: z.string().max(256).optional(),
+      rate_limit: z
+        .strictObject({
+          unit: z.enum(ENVOY_UNITS),
+          requests_per_unit: z
+            .number()
+            .int("must be an integer")
+            .min(0, "must not be negative")
+            .max(MAX_QUOTA),
+          name: z.string().max(128).optional(),
+        })
+        .optional(),
+      shadow_mode: z.boolean().optional(),
+      unlimited: z.boolean().optional(),
+      detailed_metric: z.boolean().optional(),
+      descriptors: z.array(envoyDescriptorSchema).max(256).optional(),
+    })
+    .superRefine((d, ctx) => {
+      if (d.unlimited && d.rate_limit) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["unlimited"],
+          message: "a descriptor is either unlimited or has a rate_limit",
+        });
+      }
+    }),
+);
+
+/** One Envoy rate-limit domain (envoyproxy/ratelimit's config file). */
+const envoyDomainSchema = z.strictObject({
+  domain: z.string().min(1).max(128),
+  descriptors: z.array(envoyDescriptorSchema).max(1024).default([]),
+});
+
 /** The policy file, version 1. */
 export const policySchema = z
   .strictObject({
@@ -165,6 +223,8 @@ export const policySchema = z
       .default({ cost: 1, fail_mode: "closed" }),
     endpoints: z.array(endpointSchema).max(1024).default([]),
     blocking: blockingSchema.optional(),
+    /** Rules for Envoy's global rate limit (ShouldRateLimit), in envoyproxy/ratelimit's format. */
+    envoy_ratelimit: z.array(envoyDomainSchema).max(64).default([]),
   })
   .superRefine((p, ctx) => {
     if (!(p.default_tier in p.tiers)) {
@@ -206,6 +266,17 @@ export const policySchema = z
         }
         names.add(l.name);
       });
+    });
+    const domains = new Set<string>();
+    p.envoy_ratelimit.forEach((d, i) => {
+      if (domains.has(d.domain)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["envoy_ratelimit", i, "domain"],
+          message: `duplicate domain "${d.domain}"`,
+        });
+      }
+      domains.add(d.domain);
     });
     for (const [tier, t] of Object.entries(p.tiers)) {
       const names = new Set<string>();

@@ -2,6 +2,7 @@ import { readFile } from "node:fs/promises";
 import { crc32 } from "node:zlib";
 import { parse as parseYaml } from "yaml";
 import type { z } from "zod";
+import { compileEnvoyDomain, type EnvoyNode } from "./envoy-rules.js";
 import { normalisePath } from "./path-normaliser.js";
 import { type LimitFile, type PolicyFile, policySchema } from "./policy-schema.js";
 
@@ -65,6 +66,8 @@ export interface Policy {
   /** Cost and fail mode of requests matching no endpoint. */
   defaults: { cost: number; failMode: "open" | "closed" };
   blocking?: Blocking;
+  /** Envoy global rate limit rules by domain. */
+  envoyDomains: ReadonlyMap<string, readonly EnvoyNode[]>;
   /** The source text's origin, for logs. */
   source: string;
 }
@@ -171,6 +174,18 @@ function compile(p: PolicyFile, source: string): Policy {
     endpoints,
     source,
     defaults: { cost: p.defaults.cost, failMode: p.defaults.fail_mode },
+    envoyDomains: new Map(
+      p.envoy_ratelimit.map((d, i) => {
+        try {
+          return [
+            d.domain,
+            compileEnvoyDomain(d.domain, d.descriptors, `envoy_ratelimit.${i}.descriptors`),
+          ] as const;
+        } catch (err) {
+          throw new PolicyError(`${source}: ${(err as Error).message}`);
+        }
+      }),
+    ),
     ...(blocking && { blocking }),
   };
 }

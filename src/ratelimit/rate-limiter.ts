@@ -195,7 +195,7 @@ export class RateLimiter {
 }
 
 /** The denying enforce limit that frees up last (never-fitting counts as last). */
-function pickDenying(states: LimitState[]): number {
+export function pickDenying(states: LimitState[]): number {
   let best = -1;
   let bestRetry = -2;
   states.forEach((s, i) => {
@@ -210,7 +210,7 @@ function pickDenying(states: LimitState[]): number {
 }
 
 /** The enforce limit with the smallest share remaining. */
-function pickTightest(states: LimitState[]): number | undefined {
+export function pickTightest(states: LimitState[]): number | undefined {
   let best: number | undefined;
   let bestShare = Number.POSITIVE_INFINITY;
   states.forEach((s, i) => {

@@ -32,4 +32,13 @@ export interface ServiceDeps {
   defaultGraceMs: number;
   /** Environment tag of new secrets when the request sets none. */
   keyEnvironment: string;
+  /** Envoy integration settings. */
+  envoy: {
+    keyHeader: string;
+    removeKeyHeader: boolean;
+    identityHeaders: readonly string[];
+    trustedHops: number;
+    maxHeaders: number;
+    maxHeaderBytes: number;
+  };
 }

@@ -27,6 +27,7 @@ type AnyImpl = (req: unknown, ctx: ReturnType<typeof createHandlerContext>) => P
 export function toGrpcService<S extends DescService>(
   desc: S,
   impl: ServiceImpl<S>,
+  readUnknownFields = false,
 ): { definition: grpc.ServiceDefinition; implementation: grpc.UntypedServiceImplementation } {
   const definition: Record<string, grpc.MethodDefinition<Buffer, unknown>> = {};
   const implementation: grpc.UntypedServiceImplementation = {};
@@ -53,7 +54,7 @@ export function toGrpcService<S extends DescService>(
       call.once("cancelled", () => abort.abort());
       let request: unknown;
       try {
-        request = fromBinary(method.input, call.request, { readUnknownFields: false });
+        request = fromBinary(method.input, call.request, { readUnknownFields });
       } catch {
         callback({
           code: grpc.status.INVALID_ARGUMENT,

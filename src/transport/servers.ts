@@ -24,6 +24,8 @@ import { reflectionPackage } from "./reflection.js";
 export interface ServiceBinding<S extends DescService = DescService> {
   desc: S;
   impl: ServiceImpl<S>;
+  /** Keep unknown fields of requests (off by default: less work, less memory). */
+  readUnknownFields?: boolean;
 }
 
 /** Options of startRpcServers. */
@@ -61,6 +63,7 @@ export async function startRpcServers(o: RpcServersOptions): Promise<RpcServers>
     const { definition, implementation } = toGrpcService(
       s.desc,
       s.impl as ServiceImpl<DescService>,
+      s.readUnknownFields,
     );
     grpcServer.addService(definition, implementation);
   }

@@ -1,0 +1,168 @@
+/**
+ * Envoy global rate limiting (`envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit`)
+ * over the policy's `envoy_ratelimit` rules (envoyproxy/ratelimit's format).
+ *
+ * Every descriptor is matched to its rule; all matched limits are charged in one
+ * store decision, all or none (unlike envoyproxy/ratelimit, a request denied by
+ * one descriptor does not consume the others). `hits_addend` is honoured per
+ * request and per descriptor; the per-descriptor value is read from field 3 of
+ * the descriptor (a UInt64Value in newer Envoy APIs) even though the protos
+ * shipped here predate it.
+ */
+import { create } from "@bufbuild/protobuf";
+import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
+import { durationFromMs } from "@bufbuild/protobuf/wkt";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { HeaderValueSchema } from "../gen/envoy/config/core/v3/base_pb.js";
+import type { RateLimitDescriptor } from "../gen/envoy/extensions/common/ratelimit/v3/ratelimit_pb.js";
+import {
+  type RateLimitRequest,
+  type RateLimitResponse,
+  RateLimitResponse_Code,
+  RateLimitResponse_DescriptorStatusSchema,
+  RateLimitResponse_RateLimit_Unit,
+  RateLimitResponseSchema,
+  type RateLimitService,
+} from "../gen/envoy/service/ratelimit/v3/rls_pb.js";
+import { type EnvoyNode, matchDescriptor } from "../policy/envoy-rules.js";
+import { pickDenying, pickTightest } from "../ratelimit/rate-limiter.js";
+import { rateLimitHeaders } from "../ratelimit/ratelimit-headers.js";
+import type { LimitItem } from "../store/rate-limit-store.js";
+import { newDecisionId } from "../util/ids.js";
+import type { ServiceDeps } from "./service-deps.js";
+import { Violations } from "./validation.js";
+
+const UNITS: Record<string, RateLimitResponse_RateLimit_Unit> = {
+  second: RateLimitResponse_RateLimit_Unit.SECOND,
+  minute: RateLimitResponse_RateLimit_Unit.MINUTE,
+  hour: RateLimitResponse_RateLimit_Unit.HOUR,
+  day: RateLimitResponse_RateLimit_Unit.DAY,
+  month: RateLimitResponse_RateLimit_Unit.MONTH,
+  year: RateLimitResponse_RateLimit_Unit.YEAR,
+};
+const MAX_HITS = 1_000_000;
+
+/** Builds the RLS service implementation. */
+export function createEnvoyRateLimitService(d: ServiceDeps): ServiceImpl<typeof RateLimitService> {
+  return {
+    shouldRateLimit: d.instrument("ShouldRateLimit", (req: RateLimitRequest, ctx: HandlerContext) =>
+      shouldRateLimit(d, req, ctx),
+    ),
+  };
+}
+
+/** The per-descriptor hits_addend (field 3, google.protobuf.UInt64Value), if Envoy sent one. */
+export function descriptorHits(desc: RateLimitDescriptor): number | undefined {
+  for (const u of desc.$unknown ?? []) {
+    if (u.no !== 3 || u.wireType !== WireType.LengthDelimited) continue;
+    const r = new BinaryReader(u.data);
+    // Skip the length prefix of the field itself, then read UInt64Value.value (field 1).
+    const inner = new BinaryReader(r.bytes());
+    let value = 0;
+    while (inner.pos < inner.len) {
+      const [no, wt] = inner.tag();
+      if (no === 1 && wt === WireType.Varint) value = Number(inner.uint64());
+      else inner.skip(wt);
+    }
+    return value;
+  }
+  return undefined;
+}
+
+async function shouldRateLimit(
+  d: ServiceDeps,
+  req: RateLimitRequest,
+  ctx: HandlerContext,
+): Promise<RateLimitResponse> {
+  const started = process.hrtime.bigint();
+  const v = new Violations();
+  v.length("domain", req.domain, 1, 128);
+  v.list_("descriptors", req.descriptors, 64, (desc, f) => {
+    v.list_(`${f}.entries`, desc.entries, 32, (e, ef) => {
+      v.length(`${ef}.key`, e.key, 1, 256);
+      v.length(`${ef}.value`, e.value, 0, 1024);
+    });
+    const hits = descriptorHits(desc);
+    if (hits !== undefined && hits > MAX_HITS) v.add(`${f}.hits_addend`, `must be 0..${MAX_HITS}`);
+  });
+  if (req.hitsAddend > MAX_HITS) v.add("hits_addend", `must be 0..${MAX_HITS}`);
+  v.throwIfAny();
+
+  const rules = d.policy().envoyDomains.get(req.domain) ?? [];
+  const requestHits = req.hitsAddend || 1;
+  const matched: { index: number; node: EnvoyNode }[] = [];
+  const items: LimitItem[] = [];
+  req.descriptors.forEach((desc, index) => {
+    const node = matchDescriptor(rules, desc.entries);
+    if (!node?.limit) return;
+    matched.push({ index, node });
+    const tag = `r:${req.domain}|${desc.entries.map((e) => `${e.key}=${e.value}`).join("|")}`;
+    const hits = descriptorHits(desc);
+    items.push({
+      tag,
+      limit: node.limit,
+      cost: hits === undefined || hits === 0 ? requestHits : hits,
+    });
+  });
+
+  const verdict =
+    items.length === 0
+      ? undefined
+      : await d.rateStore.decide({ items, cost: requestHits, blockTags: [] });
+  const statuses = req.descriptors.map(() =>
+    create(RateLimitResponse_DescriptorStatusSchema, { code: RateLimitResponse_Code.OK }),
+  );
+  let over = false;
+  matched.forEach(({ index, node }, k) => {
+    const o = verdict?.outcomes[k];
+    const limit = node.limit;
+    if (!o || !limit) return;
+    const shadow = limit.mode === "shadow";
+    if (o.exceeded && shadow) d.metrics.shadowDenials.inc({ rule: limit.name });
+    if (o.exceeded && !shadow) over = true;
+    statuses[index] = create(RateLimitResponse_DescriptorStatusSchema, {
+      code: o.exceeded && !shadow ? RateLimitResponse_Code.OVER_LIMIT : RateLimitResponse_Code.OK,
+      currentLimit: {
+        name: limit.name,
+        requestsPerUnit: node.requestsPerUnit ?? limit.requests,
+        unit: UNITS[node.unit ?? ""] ?? RateLimitResponse_RateLimit_Unit.UNKNOWN,
+      },
+      limitRemaining: Math.max(0, Math.min(o.remaining, 0xffffffff)),
+      durationUntilReset: durationFromMs(Math.max(0, o.resetMs)),
+    });
+  });
+  const states = matched.flatMap(({ node }, k) =>
+    node.limit && verdict?.outcomes[k] ? [{ limit: node.limit, outcome: verdict.outcomes[k] }] : [],
+  );
+  const deciding = over ? pickDenying(states) : pickTightest(states);
+  const d0 = deciding === undefined ? undefined : states[deciding]?.outcome;
+  const retry = d0 && (d0.retryMs >= 0 ? d0.retryMs : d0.resetMs);
+  const headers = rateLimitHeaders(states, deciding, over ? (retry ?? 0) : undefined);
+  const decisionId = newDecisionId(d.clock.now());
+  d.metrics.decisions.inc({
+    rpc: "ShouldRateLimit",
+    decision: over ? "deny" : "allow",
+    reason: over ? "RATE_LIMITED" : "OK",
+    tier: "none",
+  });
+  if (d.accessLog) {
+    d.log.info(
+      {
+        access: "ShouldRateLimit",
+        decisionId,
+        domain: req.domain,
+        reason: over ? "OVER_LIMIT" : "OK",
+        allowed: !over,
+        latencyMs: Number(process.hrtime.bigint() - started) / 1e6,
+        traceparent: ctx.requestHeader.get("traceparent") ?? undefined,
+      },
+      "decision",
+    );
+  }
+  return create(RateLimitResponseSchema, {
+    overallCode: over ? RateLimitResponse_Code.OVER_LIMIT : RateLimitResponse_Code.OK,
+    statuses,
+    responseHeadersToAdd: headers.map(([key, value]) => create(HeaderValueSchema, { key, value })),
+    dynamicMetadata: { decision_id: decisionId },
+  });
+}
