@@ -18,10 +18,19 @@ import { KeyManager } from "./keys/key-manager.js";
 import { createSecretDigester } from "./keys/secret-digest.js";
 import { createLogger, type Logger } from "./observability/logger.js";
 import { Metrics } from "./observability/metrics.js";
-import { DEFAULT_POLICY_YAML, loadPolicyFile, type Policy, parsePolicy } from "./policy/policy.js";
+import {
+  DEFAULT_POLICY_YAML,
+  type Endpoint,
+  failModeOf,
+  loadPolicyFile,
+  type Policy,
+  parsePolicy,
+} from "./policy/policy.js";
 import { PolicyHolder } from "./policy/policy-holder.js";
 import { BlockCache } from "./ratelimit/block-cache.js";
 import { RateLimiter } from "./ratelimit/rate-limiter.js";
+import { InsuranceLimiter } from "./resilience/insurance-limiter.js";
+import { StoreGuard } from "./resilience/store-guard.js";
 import { createEnvoyAuthzService } from "./services/envoy-authz-service.js";
 import { createEnvoyRateLimitService } from "./services/envoy-ratelimit-service.js";
 import { createInstrument } from "./services/instrument.js";
@@ -88,8 +97,15 @@ export async function startTollgate(
   let pepper = settings.pepperFile
     ? Buffer.from(readSecretFile(settings.pepperFile, "TOLLGATE_PEPPER_FILE"))
     : Buffer.from(settings.pepper);
+  const usingRedis = settings.redisUrl !== "" || settings.redisMode !== "standalone";
+  if (settings.redisMode === "sentinel" && settings.redisSentinels === "") {
+    throw new StartupError("TOLLGATE_REDIS_SENTINELS is required with TOLLGATE_REDIS_MODE=sentinel");
+  }
+  if (settings.redisMode === "cluster" && settings.redisUrl === "" && settings.redisClusterNodes === "") {
+    throw new StartupError("REDIS_URL or TOLLGATE_REDIS_CLUSTER_NODES is required with TOLLGATE_REDIS_MODE=cluster");
+  }
   if (pepper.length === 0) {
-    if (settings.redisUrl !== "") {
+    if (usingRedis) {
       throw new StartupError(
         "TOLLGATE_PEPPER (or _FILE) is required with REDIS_URL: every replica must share it",
       );
@@ -121,11 +137,13 @@ export async function startTollgate(
     ...(settings.policyFile && { file: settings.policyFile }),
   });
   const policy = () => policyHolder.get();
+  const failMode = (e: Endpoint | undefined) => failModeOf(policyHolder.get(), e, settings.failMode);
   let store: KeyStore;
   let rateStore: RateLimitStore;
   let bus: InvalidationBus;
   const closers: (() => Promise<unknown>)[] = [];
-  if (settings.redisUrl === "") {
+  let guard: StoreGuard | undefined;
+  if (!usingRedis) {
     store = new MemoryKeyStore(clock);
     rateStore = new MemoryRateLimitStore(clock);
     bus = new MemoryInvalidationBus();
@@ -133,37 +151,68 @@ export async function startTollgate(
   } else {
     let lastError = "";
     const redis = createRedisClient({
-      url: settings.redisUrl,
+      mode: settings.redisMode,
+      url: settings.redisUrl || `redis://${settings.redisClusterNodes.split(",")[0] || "127.0.0.1:6379"}`,
+      sentinels: settings.redisSentinels,
+      sentinelMaster: settings.redisSentinelMaster,
+      sentinelPassword: settings.redisSentinelPassword,
+      clusterNodes: settings.redisClusterNodes,
+      commandTimeoutMs: settings.redisCommandTimeoutMs,
+      connectTimeoutMs: settings.redisConnectTimeoutMs,
       onError: (err) => {
         // ioredis repeats errors on every reconnect attempt; log each kind once.
-        if (err.message !== lastError)
-          log.error({ err: { message: err.message } }, "redis connection error");
+        if (err.message !== lastError) log.error({ err: { message: err.message } }, "redis connection error");
         lastError = err.message;
       },
     });
     redis.on("ready", () => {
       lastError = "";
-      log.info("redis ready");
+      log.info({ mode: settings.redisMode }, "redis ready");
     });
     const names = createKeyNames(settings.redisPrefix);
-    store = new RedisKeyStore(redis, names);
-    rateStore = new RedisRateLimitStore(redis, names);
+    // One breaker for the connection: every store call goes through it.
+    guard = new StoreGuard({
+      name: "redis",
+      timeoutMs: settings.breakerTimeoutMs,
+      errorThresholdPercentage: settings.breakerErrorPercent,
+      volumeThreshold: settings.breakerVolume,
+      resetTimeoutMs: settings.breakerResetMs,
+      log,
+      metrics,
+    });
+    store = guard.wrap("keys", new RedisKeyStore(redis, names));
+    rateStore = guard.wrap("ratelimit", new RedisRateLimitStore(redis, names));
     bus = new RedisInvalidationBus(redis, names.invalidationChannel(), () =>
       log.warn("ignored a malformed invalidation message"),
     );
-    closers.push(() => redis.quit().catch(() => redis.disconnect()));
-    log.info("store: redis");
+    const g = guard;
+    closers.push(async () => {
+      g.shutdown();
+      await redis.quit().catch(() => redis.disconnect());
+    });
+    log.info({ mode: settings.redisMode }, "store: redis");
   }
 
   const digest = createSecretDigester(pepper);
   const lookup = new KeyLookup(store, cache, clock, (r) => metrics.cacheLookups.inc({ result: r }));
   const blockCache = new BlockCache(clock);
-  await bus.subscribe((m) => {
-    lookup.invalidate(m.digests, m.ids);
-    for (const b of m.blocks ?? []) blockCache.add(b.tag, b.until);
-    for (const t of m.unblocks ?? []) blockCache.remove(t);
-    metrics.invalidations.inc({ origin: "remote" });
-  });
+  // Not awaited: with Redis unreachable at startup the subscription waits for
+  // it while Tollgate serves by fail mode. Lost messages are bounded by the
+  // cache TTL; after a reconnect the cache is dropped so nothing missed lingers.
+  void bus
+    .subscribe(
+      (m) => {
+        lookup.invalidate(m.digests, m.ids);
+        for (const b of m.blocks ?? []) blockCache.add(b.tag, b.until);
+        for (const t of m.unblocks ?? []) blockCache.remove(t);
+        metrics.invalidations.inc({ origin: "remote" });
+      },
+      () => {
+        lookup.clear();
+        log.warn("invalidation channel re-subscribed: key cache cleared");
+      },
+    )
+    .catch((err: Error) => log.error({ err: { message: err.message } }, "invalidation subscribe failed"));
   closers.unshift(() => bus.close());
   const deps: ServiceDeps = {
     authorizer: new Authorizer({
@@ -173,6 +222,8 @@ export async function startTollgate(
       policy,
       expiryWarningMs: settings.expiryWarningS * 1000,
       rotationAgeMs: settings.rotationAgeS * 1000,
+      failMode,
+      staleKeyMaxMs: settings.staleKeyMaxMs,
     }),
     keys: new KeyManager({
       store,
@@ -185,8 +236,17 @@ export async function startTollgate(
       },
     }),
     lookup,
-    limiter: new RateLimiter({ store: rateStore, clock, policy, blocks: blockCache }),
+    limiter: new RateLimiter({
+      store: rateStore,
+      clock,
+      policy,
+      blocks: blockCache,
+      failMode,
+      insurance: new InsuranceLimiter(clock, settings.failOpenLimitShare),
+    }),
     rateStore,
+    failMode,
+    staleKeyMaxMs: settings.staleKeyMaxMs,
     announce: (message) => {
       bus
         .publish(message)

@@ -39,9 +39,16 @@ export function formatPolicy(p: Policy): string {
     e.pattern,
     e.scopes.join(" ") || "-",
     String(e.cost),
-    e.failMode,
+    e.failMode ?? p.defaults.failMode ?? "(setting)",
   ]);
-  rows.push(["(no match)", "*", "*", "-", String(p.defaults.cost), p.defaults.failMode]);
+  rows.push([
+    "(no match)",
+    "*",
+    "*",
+    "-",
+    String(p.defaults.cost),
+    p.defaults.failMode ?? "(setting)",
+  ]);
   lines.push(
     ...table(["name", "method", "path", "scopes", "cost", "fail"], rows).map((l) => `  ${l}`),
   );

@@ -59,6 +59,106 @@ export const SETTINGS = {
     schema: redisUrl,
     secret: true,
   }),
+  redisMode: spec({
+    env: "TOLLGATE_REDIS_MODE",
+    default: "standalone",
+    description:
+      "standalone (REDIS_URL), sentinel (TOLLGATE_REDIS_SENTINELS + TOLLGATE_REDIS_SENTINEL_MASTER; REDIS_URL gives auth/TLS/db) or cluster (REDIS_URL is a seed; TOLLGATE_REDIS_CLUSTER_NODES adds seeds).",
+    schema: z.enum(["standalone", "sentinel", "cluster"]),
+  }),
+  redisSentinels: spec({
+    env: "TOLLGATE_REDIS_SENTINELS",
+    default: "",
+    description: "Sentinel mode: comma-separated host:port of the sentinels.",
+    schema: z
+      .string()
+      .regex(
+        /^([A-Za-z0-9.:[\]-]+:\d{1,5})?(,[A-Za-z0-9.:[\]-]+:\d{1,5})*$/,
+        "must be host:port,host:port",
+      ),
+  }),
+  redisSentinelMaster: spec({
+    env: "TOLLGATE_REDIS_SENTINEL_MASTER",
+    default: "mymaster",
+    description: "Sentinel mode: the monitored master's name.",
+    schema: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, "must be 1..64 of [A-Za-z0-9._-]"),
+  }),
+  redisSentinelPassword: spec({
+    env: "TOLLGATE_REDIS_SENTINEL_PASSWORD",
+    default: "",
+    description: "Sentinel mode: password of the sentinels themselves (if they require one).",
+    schema: z.string().max(512),
+    secret: true,
+  }),
+  redisClusterNodes: spec({
+    env: "TOLLGATE_REDIS_CLUSTER_NODES",
+    default: "",
+    description: "Cluster mode: extra comma-separated host:port seeds besides REDIS_URL.",
+    schema: z
+      .string()
+      .regex(
+        /^([A-Za-z0-9.:[\]-]+:\d{1,5})?(,[A-Za-z0-9.:[\]-]+:\d{1,5})*$/,
+        "must be host:port,host:port",
+      ),
+  }),
+  redisCommandTimeoutMs: spec({
+    env: "TOLLGATE_REDIS_COMMAND_TIMEOUT_MS",
+    default: "10",
+    description:
+      "Per-command Redis timeout, well under Envoy's 20 ms rate-limit and 200 ms ext_authz budgets; a timed-out command is a store failure (fail mode applies).",
+    schema: int(1, 60_000),
+  }),
+  redisConnectTimeoutMs: spec({
+    env: "TOLLGATE_REDIS_CONNECT_TIMEOUT_MS",
+    default: "1000",
+    description: "Redis connect timeout; reconnects back off exponentially up to 2 s.",
+    schema: int(10, 60_000),
+  }),
+  breakerTimeoutMs: spec({
+    env: "TOLLGATE_BREAKER_TIMEOUT_MS",
+    default: "50",
+    description: "Circuit breaker: a store call slower than this counts as a failure.",
+    schema: int(1, 60_000),
+  }),
+  breakerErrorPercent: spec({
+    env: "TOLLGATE_BREAKER_ERROR_PERCENT",
+    default: "50",
+    description: "Circuit breaker: opens when this share of calls in the rolling window fails.",
+    schema: int(1, 100),
+  }),
+  breakerVolume: spec({
+    env: "TOLLGATE_BREAKER_VOLUME",
+    default: "10",
+    description: "Circuit breaker: fewest calls in the rolling window (10 s) before it may open.",
+    schema: int(1, 100_000),
+  }),
+  breakerResetMs: spec({
+    env: "TOLLGATE_BREAKER_RESET_MS",
+    default: "1000",
+    description: "Circuit breaker: how long it stays open before letting a trial call through.",
+    schema: int(10, 600_000),
+  }),
+  failMode: spec({
+    env: "TOLLGATE_FAIL_MODE",
+    default: "closed",
+    description:
+      "When the store is unreachable, for endpoints the policy gives no fail_mode: closed (UNAVAILABLE) or open (decide locally).",
+    schema: z.enum(["open", "closed"]),
+  }),
+  staleKeyMaxMs: spec({
+    env: "TOLLGATE_STALE_KEY_MAX_MS",
+    default: "300000",
+    description:
+      "Fail open: how old a cached key may be and still authorize while the store is unreachable.",
+    schema: int(0, 86_400_000),
+  }),
+  failOpenLimitShare: spec({
+    env: "TOLLGATE_FAILOPEN_LIMIT_SHARE",
+    default: "0.5",
+    description:
+      "Fail open: the in-memory insurance limiter allows this share of each real limit per replica (0..1).",
+    schema: z.coerce.number().min(0).max(1),
+  }),
   redisPrefix: spec({
     env: "TOLLGATE_REDIS_PREFIX",
     default: "tg:",

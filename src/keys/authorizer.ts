@@ -6,6 +6,7 @@
  */
 import type { Endpoint, Policy } from "../policy/policy.js";
 import { matchEndpoint } from "../policy/policy.js";
+import { isStoreUnavailable } from "../store/store-errors.js";
 import type { Clock } from "../util/clock.js";
 import { IpRules } from "./ip-rules.js";
 import { parseSecret } from "./key-format.js";
@@ -56,6 +57,8 @@ export interface AuthDecision {
   missingScopes: string[];
   hints?: KeyHintsData;
   message: string;
+  /** True if taken without the store (unreachable; the endpoint fails open). */
+  decidedLocally?: boolean;
 }
 
 /** Options of the Authorizer. */
@@ -69,6 +72,10 @@ export interface AuthorizerOptions {
   expiryWarningMs: number;
   /** Hint `rotation_due` once a secret is this old, ms; 0 disables. */
   rotationAgeMs: number;
+  /** The fail mode of an endpoint (undefined: a request matching none). */
+  failMode: (endpoint: Endpoint | undefined) => "open" | "closed";
+  /** Fail open: the oldest cached key lookup that may still authorize, ms. */
+  staleKeyMaxMs: number;
 }
 
 const MESSAGES: Record<AuthReason, string> = {
@@ -99,7 +106,27 @@ export class Authorizer {
     if (!parseSecret(input.secret).ok) return deny("MALFORMED_KEY", 401, endpoint);
 
     const digest = this.o.digest(input.secret);
-    const record = await this.o.lookup.find(digest);
+    let record: KeyRecord | null;
+    let local = false;
+    try {
+      record = await this.o.lookup.find(digest);
+    } catch (err) {
+      if (!isStoreUnavailable(err) || this.o.failMode(endpoint) !== "open") throw err;
+      // Fail open: only a key seen recently may pass; revoked or expired state
+      // in that copy still denies, and an unknown key is never allowed.
+      record = this.o.lookup.findStale(digest, this.o.staleKeyMaxMs) ?? null;
+      local = true;
+    }
+    const decision = this.decide(input, endpoint, digest, record);
+    return local ? { ...decision, decidedLocally: true } : decision;
+  }
+
+  private decide(
+    input: AuthorizeInput,
+    endpoint: Endpoint | undefined,
+    digest: string,
+    record: KeyRecord | null,
+  ): AuthDecision {
     const now = this.o.clock.now();
     const which = record ? matchDigest(record, digest, now) : "none";
     if (!record || which === "none") return deny("UNKNOWN_KEY", 401, endpoint);

@@ -13,8 +13,8 @@ export interface KeyCacheOptions {
   onEvict?: () => void;
 }
 
-/** A cached lookup: the record, or null for "no such key". */
-export type CachedLookup = { record: KeyRecord | null };
+/** A cached lookup: the record, or null for "no such key", and when it was read from the store. */
+export type CachedLookup = { record: KeyRecord | null; fetchedAt: number };
 
 /**
  * Bounded LRU of digest → key lookups with TTLs. The TTL is the worst-case time
@@ -34,6 +34,9 @@ export class KeyCache {
       max: options.max ?? 100_000,
       ttl: this.ttlMs,
       ttlAutopurge: false,
+      // Expired entries stay (until evicted) so that, with the store
+      // unreachable, a fail-open endpoint can still use a recent lookup.
+      noDeleteOnStaleGet: true,
       ...(onEvict && {
         dispose: (_v: CachedLookup, _k: string, reason: string) => {
           if (reason === "evict") onEvict();
@@ -42,12 +45,22 @@ export class KeyCache {
     });
   }
 
+  /** A fresh entry (within its TTL). */
   get(digest: string): CachedLookup | undefined {
     return this.lru.get(digest);
   }
 
-  set(digest: string, record: KeyRecord | null): void {
-    this.lru.set(digest, { record }, { ttl: record ? this.ttlMs : this.negativeTtlMs });
+  /** An entry even past its TTL (for fail open), if not evicted or invalidated. */
+  getStale(digest: string): CachedLookup | undefined {
+    return this.lru.get(digest, { allowStale: true });
+  }
+
+  set(digest: string, record: KeyRecord | null, now: number = Date.now()): void {
+    this.lru.set(
+      digest,
+      { record, fetchedAt: now },
+      { ttl: record ? this.ttlMs : this.negativeTtlMs },
+    );
   }
 
   delete(digest: string): void {

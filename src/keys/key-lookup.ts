@@ -51,8 +51,29 @@ export class KeyLookup {
     }
     this.onLookup("miss");
     const record = (await this.store.get(id)) ?? null;
-    this.cache.set(cacheKey, record);
+    this.cache.set(cacheKey, record, this.clock.now());
     return record;
+  }
+
+  /**
+   * For fail open: a found key from the cache, even past its TTL, if read from
+   * the store at most `maxAgeMs` ago. Undefined when there is none: an unknown
+   * (or invalidated) key is never guessed to be valid.
+   */
+  findStale(digest: string, maxAgeMs: number): KeyRecord | undefined {
+    const e = this.cache.getStale(digest);
+    if (!e?.record || this.clock.now() - e.fetchedAt > maxAgeMs) return undefined;
+    return e.record;
+  }
+
+  /** As findStale, by key id. */
+  findByIdStale(id: string, maxAgeMs: number): KeyRecord | undefined {
+    return this.findStale(`id:${id}`, maxAgeMs);
+  }
+
+  /** Drops every cached lookup (e.g. after missed invalidations). */
+  clear(): void {
+    this.cache.clear();
   }
 
   /** Drops cached lookups (invalidation from any replica). */
@@ -66,7 +87,7 @@ export class KeyLookup {
     const record = id === undefined ? undefined : await this.store.get(id);
     const found =
       record && matchDigest(record, digest, this.clock.now()) !== "none" ? record : null;
-    this.cache.set(digest, found);
+    this.cache.set(digest, found, this.clock.now());
     return found;
   }
 }

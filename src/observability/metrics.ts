@@ -81,6 +81,55 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** Store call latency by operation. */
+  readonly storeDuration = new Histogram({
+    name: "tollgate_redis_command_duration_seconds",
+    help: "Time of successful store (Redis) operations, by operation.",
+    labelNames: ["op"] as const,
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1],
+    registers: [this.registry],
+  });
+
+  /** Store call failures. */
+  readonly storeErrors = new Counter({
+    name: "tollgate_redis_errors_total",
+    help: "Failed store (Redis) operations, by operation and kind (timeout, connection, reply, breaker_open).",
+    labelNames: ["op", "kind"] as const,
+    registers: [this.registry],
+  });
+
+  /** Breaker state per connection. */
+  readonly breakerState = new Gauge({
+    name: "tollgate_breaker_state",
+    help: "Circuit breaker state per connection: 0 closed, 1 half-open, 2 open.",
+    labelNames: ["breaker"] as const,
+    registers: [this.registry],
+  });
+
+  /** Breaker transitions. */
+  readonly breakerTransitions = new Counter({
+    name: "tollgate_breaker_transitions_total",
+    help: "Circuit breaker state changes, by connection and new state.",
+    labelNames: ["breaker", "to"] as const,
+    registers: [this.registry],
+  });
+
+  /** Decisions taken locally (fail open) while the store was unreachable. */
+  readonly localDecisions = new Counter({
+    name: "tollgate_local_decisions_total",
+    help: "Decisions taken locally because the store was unreachable (fail open), by RPC and decision.",
+    labelNames: ["rpc", "decision"] as const,
+    registers: [this.registry],
+  });
+
+  /** Requests failed because the store was unreachable and the fail mode is closed. */
+  readonly failClosed = new Counter({
+    name: "tollgate_fail_closed_total",
+    help: "Calls answered UNAVAILABLE because the store was unreachable and the fail mode is closed, by RPC.",
+    labelNames: ["rpc"] as const,
+    registers: [this.registry],
+  });
+
   /** Current key cache size; set by a collect callback. */
   readonly cacheSize: Gauge;
 

@@ -218,9 +218,10 @@ export const policySchema = z
     defaults: z
       .strictObject({
         cost: z.number().int().min(1).max(MAX_COST).default(1),
-        fail_mode: z.enum(["open", "closed"]).default("closed"),
+        /** Unset: the TOLLGATE_FAIL_MODE setting. */
+        fail_mode: z.enum(["open", "closed"]).optional(),
       })
-      .default({ cost: 1, fail_mode: "closed" }),
+      .default({ cost: 1 }),
     endpoints: z.array(endpointSchema).max(1024).default([]),
     blocking: blockingSchema.optional(),
     /** Rules for Envoy's global rate limit (ShouldRateLimit), in envoyproxy/ratelimit's format. */

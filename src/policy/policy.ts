@@ -53,7 +53,8 @@ export interface Endpoint {
   segments: readonly string[];
   /** Cost of one request. */
   cost: number;
-  failMode: "open" | "closed";
+  /** Unset: the policy default, else the TOLLGATE_FAIL_MODE setting. */
+  failMode?: "open" | "closed";
   /** Limits this endpoint adds or overrides, with the tiers they apply to (undefined: all). */
   limits: readonly { limit: Limit; tiers?: ReadonlySet<string> }[];
 }
@@ -63,8 +64,8 @@ export interface Policy {
   defaultTier: string;
   tiers: ReadonlyMap<string, { description?: string; limits: readonly Limit[] }>;
   endpoints: readonly Endpoint[];
-  /** Cost and fail mode of requests matching no endpoint. */
-  defaults: { cost: number; failMode: "open" | "closed" };
+  /** Cost and fail mode of requests matching no endpoint (fail mode unset: the setting). */
+  defaults: { cost: number; failMode?: "open" | "closed" };
   blocking?: Blocking;
   /** Envoy global rate limit rules by domain. */
   envoyDomains: ReadonlyMap<string, readonly EnvoyNode[]>;
@@ -138,7 +139,9 @@ function compile(p: PolicyFile, source: string): Policy {
       scopes: e.scopes,
       segments,
       cost: e.cost ?? p.defaults.cost,
-      failMode: e.fail_mode ?? p.defaults.fail_mode,
+      ...((e.fail_mode ?? p.defaults.fail_mode) && {
+        failMode: e.fail_mode ?? p.defaults.fail_mode,
+      }),
       limits: e.limits.map((l) => ({
         limit: compileLimit(l),
         ...(l.tiers && { tiers: new Set(l.tiers) }),
@@ -173,7 +176,10 @@ function compile(p: PolicyFile, source: string): Policy {
     tiers,
     endpoints,
     source,
-    defaults: { cost: p.defaults.cost, failMode: p.defaults.fail_mode },
+    defaults: {
+      cost: p.defaults.cost,
+      ...(p.defaults.fail_mode && { failMode: p.defaults.fail_mode }),
+    },
     envoyDomains: new Map(
       p.envoy_ratelimit.map((d, i) => {
         try {
@@ -263,4 +269,13 @@ function segmentsMatch(pattern: readonly string[], path: readonly string[]): boo
     if (p !== "*" && p !== s) return false;
   }
   return pattern.length === path.length;
+}
+
+/** The fail mode of an endpoint: its own, else the policy default, else `fallback` (the setting). */
+export function failModeOf(
+  policy: Policy,
+  endpoint: Endpoint | undefined,
+  fallback: "open" | "closed",
+): "open" | "closed" {
+  return endpoint?.failMode ?? policy.defaults.failMode ?? fallback;
 }

@@ -5,7 +5,15 @@
  */
 import { normaliseIp } from "../keys/ip-rules.js";
 import { type Endpoint, effectiveLimits, type Limit, type Policy } from "../policy/policy.js";
-import type { LimitItem, LimitOutcome, RateLimitStore } from "../store/rate-limit-store.js";
+import type { InsuranceLimiter } from "../resilience/insurance-limiter.js";
+import type {
+  LimitItem,
+  LimitOutcome,
+  RateLimitStore,
+  RateRequest,
+  RateVerdict,
+} from "../store/rate-limit-store.js";
+import { isStoreUnavailable } from "../store/store-errors.js";
 import type { Clock } from "../util/clock.js";
 import type { BlockCache } from "./block-cache.js";
 import { rateLimitHeaders } from "./ratelimit-headers.js";
@@ -42,6 +50,8 @@ export interface RateDecision {
   shadowExceeded: Limit[];
   /** Blocks this decision placed. */
   newBlocks: { tag: string; until: number }[];
+  /** True if taken by the local insurance limiter (store unreachable, fail open). */
+  decidedLocally?: boolean;
 }
 
 /** A limit needs a dimension the request did not give. */
@@ -56,6 +66,10 @@ export interface RateLimiterOptions {
   clock: Clock;
   policy: () => Policy;
   blocks: BlockCache;
+  /** The fail mode of an endpoint (undefined: a request matching none). */
+  failMode: (endpoint: Endpoint | undefined) => "open" | "closed";
+  /** Decides when the store is unreachable and the endpoint fails open. */
+  insurance: InsuranceLimiter;
 }
 
 /** Tag of a subject: one bucket namespace (and Cluster slot) per subject. */
@@ -102,12 +116,15 @@ export class RateLimiter {
       };
     }
     const cost = input.cost || input.endpoint?.cost || policy.defaults.cost;
-    const v = await this.o.store.decide({
-      items,
-      cost,
-      blockTags,
-      ...(policy.blocking && { blocking: policy.blocking }),
-    });
+    const { verdict: v, local } = await this.decideItems(
+      { items, cost, blockTags, ...(policy.blocking && { blocking: policy.blocking }) },
+      input.endpoint,
+    );
+    const result = this.toDecision(v, items);
+    return local ? { ...result, decidedLocally: true } : result;
+  }
+
+  private toDecision(v: RateVerdict, items: LimitItem[]): RateDecision {
     const now = this.o.clock.now();
     const newBlocks = v.newBlocks.map((b) => ({ tag: b.tag, until: now + b.durationMs }));
     for (const b of newBlocks) this.o.blocks.add(b.tag, b.until);
@@ -150,6 +167,22 @@ export class RateLimiter {
       shadowExceeded,
       newBlocks,
     };
+  }
+
+  /**
+   * One store decision, or — if the store is unreachable and the endpoint fails
+   * open — the insurance limiter's. Rethrows the store failure when it fails closed.
+   */
+  async decideItems(
+    req: RateRequest,
+    endpoint: Endpoint | undefined,
+  ): Promise<{ verdict: RateVerdict; local: boolean }> {
+    try {
+      return { verdict: await this.o.store.decide(req), local: false };
+    } catch (err) {
+      if (!isStoreUnavailable(err) || this.o.failMode(endpoint) !== "open") throw err;
+      return { verdict: await this.o.insurance.decide(req), local: true };
+    }
   }
 
   /** Lifts a block locally (the caller also lifts it in the store and announces it). */

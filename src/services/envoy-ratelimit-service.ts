@@ -105,10 +105,13 @@ async function shouldRateLimit(
     });
   });
 
-  const verdict =
+  // Fail mode: the policy default (no endpoint applies to an Envoy domain).
+  const decided =
     items.length === 0
       ? undefined
-      : await d.rateStore.decide({ items, cost: requestHits, blockTags: [] });
+      : await d.limiter.decideItems({ items, cost: requestHits, blockTags: [] }, undefined);
+  const verdict = decided?.verdict;
+  if (decided?.local) d.metrics.localDecisions.inc({ rpc: "ShouldRateLimit", decision: "allow" });
   const statuses = req.descriptors.map(() =>
     create(RateLimitResponse_DescriptorStatusSchema, { code: RateLimitResponse_Code.OK }),
   );

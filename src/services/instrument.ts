@@ -1,6 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
+import { isStoreUnavailable } from "../store/store-errors.js";
 import { apiError } from "./errors.js";
 
 /**
@@ -10,6 +11,19 @@ import { apiError } from "./errors.js";
  * thrown errors become wire codes.
  */
 export function createInstrument(metrics: Metrics, log: Logger) {
+  // During an outage every call fails; one warning per second is enough.
+  let lastWarn = 0;
+  let suppressed = 0;
+  const warnUnavailable = (fields: Record<string, unknown>) => {
+    const now = Date.now();
+    if (now - lastWarn < 1000) {
+      suppressed++;
+      return;
+    }
+    log.warn({ ...fields, suppressed }, "store unavailable: failing closed");
+    lastWarn = now;
+    suppressed = 0;
+  };
   return function instrument<A extends unknown[], R>(
     rpc: string,
     fn: (...args: A) => Promise<R>,
@@ -21,7 +35,7 @@ export function createInstrument(metrics: Metrics, log: Logger) {
       try {
         return await fn(...args);
       } catch (err) {
-        const ce = toConnectError(err, rpc, log);
+        const ce = toConnectError(err, rpc, log, metrics, warnUnavailable);
         code = Code[ce.code] ?? "unknown";
         throw ce;
       } finally {
@@ -35,16 +49,29 @@ export function createInstrument(metrics: Metrics, log: Logger) {
 /** Instrument function type. */
 export type Instrument = ReturnType<typeof createInstrument>;
 
-function toConnectError(err: unknown, rpc: string, log: Logger): ConnectError {
+function toConnectError(
+  err: unknown,
+  rpc: string,
+  log: Logger,
+  metrics: Metrics,
+  warnUnavailable: (fields: Record<string, unknown>) => void,
+): ConnectError {
   if (err instanceof ConnectError) return err;
+  if (isStoreUnavailable(err)) {
+    // Fail closed: the call fails (Envoy's failure_mode_allow decides), never a denial.
+    metrics.failClosed.inc({ rpc });
+    warnUnavailable({ rpc, op: err.op, kind: err.kind });
+    return apiError("STORE_UNAVAILABLE");
+  }
   const e = err as Error;
   // Only the error's class and message are logged: store errors carry no
   // request data, and request objects are never attached.
   log.error({ rpc, err: { name: e?.name, message: e?.message } }, "rpc failed");
-  return isStoreError(e) ? apiError("STORE_UNAVAILABLE") : apiError("INTERNAL");
+  return isRedisError(e) ? apiError("STORE_UNAVAILABLE") : apiError("INTERNAL");
 }
 
-function isStoreError(e: Error | undefined): boolean {
+/** A Redis failure that reached a handler without the guard (the embedded store has none). */
+function isRedisError(e: Error | undefined): boolean {
   if (!e) return false;
   const n = e.name ?? "";
   return (

@@ -19,9 +19,11 @@ import {
   CheckRateLimitResponseSchema,
 } from "../gen/tollgate/v1/tollgate_service_pb.js";
 import { normaliseIp } from "../keys/ip-rules.js";
+import type { KeyRecord } from "../keys/key-record.js";
 import { normalisePath } from "../policy/path-normaliser.js";
 import { type Endpoint, matchEndpoint } from "../policy/policy.js";
 import type { LimitState, RateDecision, RateInput } from "../ratelimit/rate-limiter.js";
+import { isStoreUnavailable } from "../store/store-errors.js";
 import { newDecisionId } from "../util/ids.js";
 import { header, REASON_TO_PROTO, ts } from "./convert.js";
 import { apiError } from "./errors.js";
@@ -152,7 +154,15 @@ export async function checkRateLimit(
   let tier = req.tier || policy.defaultTier;
   let owner = "";
   if (req.keyId !== "") {
-    const rec = await d.lookup.findById(req.keyId);
+    let rec: KeyRecord | null | undefined;
+    try {
+      rec = await d.lookup.findById(req.keyId);
+    } catch (err) {
+      if (!isStoreUnavailable(err) || d.failMode(endpoint) !== "open") throw err;
+      // Fail open needs the key's tier: only a recently seen key can be decided locally.
+      rec = d.lookup.findByIdStale(req.keyId, d.staleKeyMaxMs);
+      if (!rec) throw err;
+    }
     if (!rec) throw apiError("KEY_NOT_FOUND");
     tier = rec.tier;
     owner = rec.owner;
@@ -171,6 +181,8 @@ export async function checkRateLimit(
     "CheckRateLimit",
   );
   const decisionId = newDecisionId(d.clock.now());
+  if (r.decidedLocally)
+    d.metrics.localDecisions.inc({ rpc: "CheckRateLimit", decision: r.allowed ? "allow" : "deny" });
   d.metrics.decisions.inc({
     rpc: "CheckRateLimit",
     decision: r.allowed ? "allow" : "deny",
@@ -200,5 +212,6 @@ export async function checkRateLimit(
     responseHeaders: r.headers.map(([n, val]) => header(n, val)),
     decisionId,
     httpStatus: r.allowed ? 200 : 429,
+    decidedLocally: r.decidedLocally === true,
   });
 }

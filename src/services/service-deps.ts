@@ -3,7 +3,7 @@ import type { KeyLookup } from "../keys/key-lookup.js";
 import type { KeyManager } from "../keys/key-manager.js";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
-import type { Policy } from "../policy/policy.js";
+import type { Endpoint, Policy } from "../policy/policy.js";
 import type { RateLimiter } from "../ratelimit/rate-limiter.js";
 import type { Invalidation } from "../store/invalidation-bus.js";
 import type { RateLimitStore } from "../store/rate-limit-store.js";
@@ -18,6 +18,10 @@ export interface ServiceDeps {
   lookup: KeyLookup;
   limiter: RateLimiter;
   rateStore: RateLimitStore;
+  /** The fail mode of an endpoint (undefined: a request matching none). */
+  failMode: (endpoint: Endpoint | undefined) => "open" | "closed";
+  /** Fail open: the oldest cached key that may still be used, ms. */
+  staleKeyMaxMs: number;
   /** Tells every replica (blocks placed or lifted); never throws, never waits. */
   announce: (message: Invalidation) => void;
   management: ManagementAuth;

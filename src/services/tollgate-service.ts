@@ -118,6 +118,7 @@ async function authorize(
   });
   if (decision.record) res.identity = identityToProto(decision.record);
   if (decision.hints) res.hints = hintsToProto(decision.hints);
+  if (decision.decidedLocally) res.decidedLocally = true;
   let reasonName: string = decision.reason;
   if (decision.allowed && req.applyLimits && decision.record) {
     const r = await decideLimits(
@@ -134,6 +135,7 @@ async function authorize(
       "Authorize",
     );
     res.rateLimit = rateResultToProto(r);
+    if (r.decidedLocally) res.decidedLocally = true;
     res.responseHeaders.push(...r.headers.map(([n, val]) => header(n, val)));
     if (!r.allowed) {
       res.allowed = false;
@@ -149,6 +151,7 @@ async function authorize(
     res.responseHeaders.push(header("www-authenticate", `ApiKey realm="tollgate"${error}`));
   }
   const tier = decision.record?.tier ?? "none";
+  if (res.decidedLocally) d.metrics.localDecisions.inc({ rpc: "Authorize", decision: res.allowed ? "allow" : "deny" });
   d.metrics.decisions.inc({
     rpc: "Authorize",
     decision: res.allowed ? "allow" : "deny",

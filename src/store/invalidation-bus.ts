@@ -1,4 +1,5 @@
 import { EventEmitter } from "node:events";
+import { duplicateForSubscribe } from "./redis-client.js";
 import type { RedisClient } from "./redis-key-store.js";
 
 /**
@@ -20,8 +21,8 @@ export interface Invalidation {
  */
 export interface InvalidationBus {
   publish(message: Invalidation): Promise<void>;
-  /** Registers the handler; resolves once subscribed. */
-  subscribe(handler: (message: Invalidation) => void): Promise<void>;
+  /** Registers the handler; resolves once subscribed. `onResubscribe`: messages may have been lost. */
+  subscribe(handler: (message: Invalidation) => void, onResubscribe?: () => void): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -56,8 +57,19 @@ export class RedisInvalidationBus implements InvalidationBus {
     await this.redis.publish(this.channel, JSON.stringify(message));
   }
 
-  async subscribe(handler: (message: Invalidation) => void): Promise<void> {
-    const sub = (this.redis.duplicate as () => RedisClient)();
+  /**
+   * Subscribes; resolves once subscribed. While Redis is unreachable the
+   * subscription waits (callers should not await it at startup). `onResubscribe`
+   * runs when a lost subscription is back, since messages sent meanwhile are gone.
+   */
+  async subscribe(handler: (message: Invalidation) => void, onResubscribe?: () => void): Promise<void> {
+    const sub = duplicateForSubscribe(this.redis);
+    let readyBefore = false;
+    sub.on("ready", () => {
+      if (readyBefore) onResubscribe?.();
+      readyBefore = true;
+    });
+    sub.on("error", () => {});
     this.subscriber = sub;
     sub.on("message", (channel: string, text: string) => {
       if (channel !== this.channel) return;

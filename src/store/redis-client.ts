@@ -1,30 +1,101 @@
-import { Redis } from "ioredis";
+/**
+ * ioredis clients configured for a sidecar, in standalone, Sentinel or Cluster
+ * mode: auto-pipelining of concurrent commands, a short command timeout, no
+ * offline queue (a command while disconnected fails at once, so the fail mode
+ * applies instead of requests piling up), and capped exponential reconnects.
+ */
+import { Cluster, type ClusterOptions, Redis, type RedisOptions } from "ioredis";
+import type { RedisClient } from "./redis-key-store.js";
 
 /** Options of createRedisClient. */
 export interface RedisClientOptions {
-  /** redis:// or rediss:// URL (user, password, db and TLS come from it). */
+  mode: "standalone" | "sentinel" | "cluster";
+  /** redis:// or rediss:// URL: the server (standalone), a seed (cluster), auth/TLS/db (sentinel). */
   url: string;
-  /** Per-command timeout, ms. */
-  commandTimeoutMs?: number;
-  /** Called on connection errors (already rate-limited by ioredis' reconnect backoff). */
+  sentinels?: string;
+  sentinelMaster?: string;
+  sentinelPassword?: string;
+  clusterNodes?: string;
+  commandTimeoutMs: number;
+  connectTimeoutMs: number;
+  /** Called on connection errors. */
   onError?: (err: Error) => void;
 }
 
-/**
- * Creates an ioredis client configured for a sidecar: auto-pipelining of
- * concurrent commands, a command timeout, no unbounded offline queue while
- * disconnected (commands fail fast instead of piling up), capped reconnect backoff.
- */
-export function createRedisClient(o: RedisClientOptions): Redis {
-  const client = new Redis(o.url, {
+/** Reconnect backoff: 50 ms doubling to 2 s. */
+const retryStrategy = (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 2_000);
+
+function hosts(list: string): { host: string; port: number }[] {
+  return list
+    .split(",")
+    .filter(Boolean)
+    .map((hp) => {
+      const i = hp.lastIndexOf(":");
+      return { host: hp.slice(0, i).replace(/^\[(.*)\]$/, "$1"), port: Number(hp.slice(i + 1)) };
+    });
+}
+
+/** Parses the URL's auth, TLS and db into ioredis options (nothing secret is logged). */
+function urlOptions(url: string): { host: string; port: number; options: RedisOptions } {
+  const u = new URL(url);
+  const options: RedisOptions = {};
+  if (u.username) options.username = decodeURIComponent(u.username);
+  if (u.password) options.password = decodeURIComponent(u.password);
+  if (u.protocol === "rediss:") options.tls = { servername: u.hostname };
+  const db = u.pathname.replace(/^\//, "");
+  if (db) options.db = Number(db);
+  return { host: u.hostname.replace(/^\[(.*)\]$/, "$1"), port: Number(u.port || 6379), options };
+}
+
+/** Creates the client. Connection starts at once; errors go to `onError`. */
+export function createRedisClient(o: RedisClientOptions): RedisClient {
+  const common: RedisOptions = {
     enableAutoPipelining: true,
-    commandTimeout: o.commandTimeoutMs ?? 1_000,
-    enableOfflineQueue: true,
-    maxRetriesPerRequest: 1,
-    connectTimeout: 2_000,
-    retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2_000),
-    lazyConnect: false,
-  });
+    commandTimeout: o.commandTimeoutMs,
+    connectTimeout: o.connectTimeoutMs,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    retryStrategy,
+  };
+  const { host, port, options } = urlOptions(o.url);
+  let client: RedisClient;
+  if (o.mode === "cluster") {
+    const cluster: ClusterOptions = {
+      enableAutoPipelining: true,
+      enableOfflineQueue: false,
+      clusterRetryStrategy: retryStrategy,
+      redisOptions: { ...common, ...options },
+      ...(options.tls && { dnsLookup: (address, callback) => callback(null, address) }),
+    };
+    client = new Cluster([{ host, port }, ...hosts(o.clusterNodes ?? "")], cluster);
+  } else if (o.mode === "sentinel") {
+    client = new Redis({
+      ...common,
+      ...options,
+      sentinels: hosts(o.sentinels ?? ""),
+      name: o.sentinelMaster ?? "mymaster",
+      ...(o.sentinelPassword && { sentinelPassword: o.sentinelPassword }),
+      ...(options.tls && { enableTLSForSentinelMode: true }),
+      sentinelRetryStrategy: retryStrategy,
+    });
+  } else {
+    client = new Redis({ ...common, ...options, host, port });
+  }
   client.on("error", (err: Error) => o.onError?.(err));
   return client;
+}
+
+/**
+ * A connection for pub/sub. Subscribing is not on the request path, so it may
+ * queue while disconnected; ioredis re-subscribes after every reconnect.
+ */
+export function duplicateForSubscribe(client: RedisClient): RedisClient {
+  if (client instanceof Cluster) {
+    return client.duplicate(undefined, { enableOfflineQueue: true });
+  }
+  return client.duplicate({
+    enableOfflineQueue: true,
+    maxRetriesPerRequest: null,
+    commandTimeout: undefined,
+  });
 }

@@ -1,0 +1,107 @@
+/**
+ * Every store call goes through one StoreGuard per Redis connection: an opossum
+ * circuit breaker (timeout, error threshold, reset) plus latency and error
+ * metrics. A failure of any kind becomes a StoreUnavailableError, which the
+ * services turn into the endpoint's fail mode, never into a decision.
+ */
+import CircuitBreaker from "opossum";
+import type { Logger } from "../observability/logger.js";
+import type { Metrics } from "../observability/metrics.js";
+import { StoreUnavailableError } from "../store/store-errors.js";
+
+/** Options of StoreGuard. */
+export interface StoreGuardOptions {
+  /** Name of the connection, a metric label (e.g. "redis"). */
+  name: string;
+  /** A call slower than this counts as failed, ms. */
+  timeoutMs: number;
+  /** Share of failed calls (percent) in the rolling window that opens the breaker. */
+  errorThresholdPercentage: number;
+  /** Fewest calls in the window before the breaker may open. */
+  volumeThreshold: number;
+  /** How long the breaker stays open before a trial call, ms. */
+  resetTimeoutMs: number;
+  log: Logger;
+  metrics: Metrics;
+}
+
+const STATE = { closed: 0, halfOpen: 1, open: 2 } as const;
+
+/** Guards store calls of one connection. */
+export class StoreGuard {
+  private readonly breaker: CircuitBreaker<[() => Promise<unknown>], unknown>;
+
+  constructor(private readonly o: StoreGuardOptions) {
+    this.breaker = new CircuitBreaker((fn: () => Promise<unknown>) => fn(), {
+      timeout: o.timeoutMs,
+      errorThresholdPercentage: o.errorThresholdPercentage,
+      volumeThreshold: o.volumeThreshold,
+      resetTimeout: o.resetTimeoutMs,
+      rollingCountTimeout: 10_000,
+      rollingCountBuckets: 10,
+    });
+    const transition = (to: keyof typeof STATE) => () => {
+      o.metrics.breakerState.set({ breaker: o.name }, STATE[to]);
+      o.metrics.breakerTransitions.inc({ breaker: o.name, to });
+      const line = { breaker: o.name, state: to };
+      if (to === "open") o.log.error(line, "circuit breaker opened: store calls fail fast");
+      else
+        o.log.warn(
+          line,
+          `circuit breaker ${to === "closed" ? "closed: store healthy again" : "half-open: trying the store"}`,
+        );
+    };
+    this.breaker.on("open", transition("open"));
+    this.breaker.on("halfOpen", transition("halfOpen"));
+    this.breaker.on("close", transition("closed"));
+    o.metrics.breakerState.set({ breaker: o.name }, STATE.closed);
+  }
+
+  /** True while the breaker is open (calls fail fast). */
+  get open(): boolean {
+    return this.breaker.opened;
+  }
+
+  /** Runs one store operation. Throws StoreUnavailableError on any failure. */
+  async run<T>(op: string, fn: () => Promise<T>): Promise<T> {
+    const start = process.hrtime.bigint();
+    try {
+      const r = (await this.breaker.fire(fn)) as T;
+      this.o.metrics.storeDuration.observe({ op }, Number(process.hrtime.bigint() - start) / 1e9);
+      return r;
+    } catch (err) {
+      const kind = classify(err);
+      this.o.metrics.storeErrors.inc({ op, kind });
+      throw new StoreUnavailableError(op, kind, err);
+    }
+  }
+
+  /**
+   * A view of `store` whose every method runs through `run`, labelled
+   * `<prefix>.<method>`. Non-function members pass through.
+   */
+  wrap<T extends object>(prefix: string, store: T): T {
+    return new Proxy(store, {
+      get: (target, prop, receiver) => {
+        const v = Reflect.get(target, prop, receiver);
+        if (typeof v !== "function" || typeof prop !== "string") return v;
+        const op = `${prefix}.${prop}`;
+        return (...args: unknown[]) =>
+          this.run(op, () => (v as (...a: unknown[]) => Promise<unknown>).apply(target, args));
+      },
+    });
+  }
+
+  /** Stops the breaker's timers. */
+  shutdown(): void {
+    this.breaker.shutdown();
+  }
+}
+
+function classify(err: unknown): StoreUnavailableError["kind"] {
+  const e = err as { code?: string; name?: string; message?: string };
+  if (e?.code === "EOPENBREAKER") return "breaker_open";
+  if (e?.code === "ETIMEDOUT" || /timed out/i.test(e?.message ?? "")) return "timeout";
+  if (e?.name === "ReplyError") return "reply";
+  return "connection";
+}
