@@ -99,10 +99,18 @@ export async function startTollgate(
     : Buffer.from(settings.pepper);
   const usingRedis = settings.redisUrl !== "" || settings.redisMode !== "standalone";
   if (settings.redisMode === "sentinel" && settings.redisSentinels === "") {
-    throw new StartupError("TOLLGATE_REDIS_SENTINELS is required with TOLLGATE_REDIS_MODE=sentinel");
+    throw new StartupError(
+      "TOLLGATE_REDIS_SENTINELS is required with TOLLGATE_REDIS_MODE=sentinel",
+    );
   }
-  if (settings.redisMode === "cluster" && settings.redisUrl === "" && settings.redisClusterNodes === "") {
-    throw new StartupError("REDIS_URL or TOLLGATE_REDIS_CLUSTER_NODES is required with TOLLGATE_REDIS_MODE=cluster");
+  if (
+    settings.redisMode === "cluster" &&
+    settings.redisUrl === "" &&
+    settings.redisClusterNodes === ""
+  ) {
+    throw new StartupError(
+      "REDIS_URL or TOLLGATE_REDIS_CLUSTER_NODES is required with TOLLGATE_REDIS_MODE=cluster",
+    );
   }
   if (pepper.length === 0) {
     if (usingRedis) {
@@ -137,7 +145,8 @@ export async function startTollgate(
     ...(settings.policyFile && { file: settings.policyFile }),
   });
   const policy = () => policyHolder.get();
-  const failMode = (e: Endpoint | undefined) => failModeOf(policyHolder.get(), e, settings.failMode);
+  const failMode = (e: Endpoint | undefined) =>
+    failModeOf(policyHolder.get(), e, settings.failMode);
   let store: KeyStore;
   let rateStore: RateLimitStore;
   let bus: InvalidationBus;
@@ -152,7 +161,9 @@ export async function startTollgate(
     let lastError = "";
     const redis = createRedisClient({
       mode: settings.redisMode,
-      url: settings.redisUrl || `redis://${settings.redisClusterNodes.split(",")[0] || "127.0.0.1:6379"}`,
+      url:
+        settings.redisUrl ||
+        `redis://${settings.redisClusterNodes.split(",")[0] || "127.0.0.1:6379"}`,
       sentinels: settings.redisSentinels,
       sentinelMaster: settings.redisSentinelMaster,
       sentinelPassword: settings.redisSentinelPassword,
@@ -161,7 +172,8 @@ export async function startTollgate(
       connectTimeoutMs: settings.redisConnectTimeoutMs,
       onError: (err) => {
         // ioredis repeats errors on every reconnect attempt; log each kind once.
-        if (err.message !== lastError) log.error({ err: { message: err.message } }, "redis connection error");
+        if (err.message !== lastError)
+          log.error({ err: { message: err.message } }, "redis connection error");
         lastError = err.message;
       },
     });
@@ -212,7 +224,9 @@ export async function startTollgate(
         log.warn("invalidation channel re-subscribed: key cache cleared");
       },
     )
-    .catch((err: Error) => log.error({ err: { message: err.message } }, "invalidation subscribe failed"));
+    .catch((err: Error) =>
+      log.error({ err: { message: err.message } }, "invalidation subscribe failed"),
+    );
   closers.unshift(() => bus.close());
   const deps: ServiceDeps = {
     authorizer: new Authorizer({

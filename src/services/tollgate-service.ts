@@ -151,7 +151,8 @@ async function authorize(
     res.responseHeaders.push(header("www-authenticate", `ApiKey realm="tollgate"${error}`));
   }
   const tier = decision.record?.tier ?? "none";
-  if (res.decidedLocally) d.metrics.localDecisions.inc({ rpc: "Authorize", decision: res.allowed ? "allow" : "deny" });
+  if (res.decidedLocally)
+    d.metrics.localDecisions.inc({ rpc: "Authorize", decision: res.allowed ? "allow" : "deny" });
   d.metrics.decisions.inc({
     rpc: "Authorize",
     decision: res.allowed ? "allow" : "deny",

@@ -62,7 +62,10 @@ export class RedisInvalidationBus implements InvalidationBus {
    * subscription waits (callers should not await it at startup). `onResubscribe`
    * runs when a lost subscription is back, since messages sent meanwhile are gone.
    */
-  async subscribe(handler: (message: Invalidation) => void, onResubscribe?: () => void): Promise<void> {
+  async subscribe(
+    handler: (message: Invalidation) => void,
+    onResubscribe?: () => void,
+  ): Promise<void> {
     const sub = duplicateForSubscribe(this.redis);
     let readyBefore = false;
     sub.on("ready", () => {
