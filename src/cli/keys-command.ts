@@ -17,13 +17,9 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { type Key, KeySchema, KeyStatus } from "../gen/tollgate/v1/key_pb.js";
 import {
   CreateKeyResponseSchema,
-  KeyService,
   ListKeysResponseSchema,
 } from "../gen/tollgate/v1/key_service_pb.js";
-import {
-  RotateKeyResponseSchema,
-  TollgateService,
-} from "../gen/tollgate/v1/tollgate_service_pb.js";
+import { RotateKeyResponseSchema } from "../gen/tollgate/v1/tollgate_service_pb.js";
 import { createClients } from "./client.js";
 import { parseDuration } from "./duration.js";
 
