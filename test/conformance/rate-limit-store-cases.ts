@@ -1,0 +1,502 @@
+/**
+ * The rate-limit store contract, as one suite every implementation passes:
+ * the memory store (manual clock), Redis standalone and a real 3-master Redis
+ * Cluster. Time is the harness's: `wait` moves a manual clock or sleeps on real
+ * Redis, and `slackMs` bounds how far real elapsed time may move a value.
+ *
+ * Every case uses fresh subject tags, so cases never share a bucket.
+ */
+import { randomUUID } from "node:crypto";
+import { describe, expect, it } from "vitest";
+import type { Blocking, Limit } from "../../src/policy/policy.js";
+import { MAX_COST, MAX_QUOTA } from "../../src/policy/policy-schema.js";
+import { calendarWindow } from "../../src/store/calendar-window.js";
+import type {
+  LimitItem,
+  LimitOutcome,
+  RateLimitStore,
+  RateRequest,
+  RateVerdict,
+} from "../../src/store/rate-limit-store.js";
+
+/** What a store implementation hands the shared cases. */
+export interface RateLimitStoreHarness {
+  store: RateLimitStore;
+  /** Lets `ms` pass: moves a manual clock, or sleeps on a real store. */
+  wait(ms: number): Promise<void>;
+  /** "Now" as the store sees it (epoch ms). */
+  now(): number;
+  /** How far elapsed real time may move a time value (0 with a manual clock). */
+  slackMs: number;
+}
+
+/** A rate limit (GCRA): `requests` per `periodMs`, at most `burst` at once. */
+export function rateLimit(
+  name: string,
+  requests: number,
+  periodMs: number,
+  burst = requests,
+  mode: "enforce" | "shadow" = "enforce",
+): Limit {
+  return {
+    name,
+    by: "key",
+    kind: "rate",
+    mode,
+    requests,
+    periodMs,
+    burst,
+    bucketId: `${name}.r${requests}p${periodMs}b${burst}`,
+  };
+}
+
+/** A calendar quota: `requests` per UTC day, week or month. */
+export function quotaLimit(
+  name: string,
+  requests: number,
+  window: "day" | "week" | "month",
+  mode: "enforce" | "shadow" = "enforce",
+): Limit {
+  const periodMs = { day: 86_400_000, week: 604_800_000, month: 2_592_000_000 }[window];
+  return {
+    name,
+    by: "key",
+    kind: "quota",
+    mode,
+    requests,
+    periodMs,
+    burst: requests,
+    window,
+    bucketId: `${name}.q${requests}${window}`,
+  };
+}
+
+/** A fresh subject tag (`k:` key, `i:` ip, `s:` subject). */
+export function freshTag(kind: "k" | "i" | "s" = "k"): string {
+  return `${kind}:${randomUUID()}`;
+}
+
+const item = (tag: string, limit: Limit, cost?: number): LimitItem =>
+  cost === undefined ? { tag, limit } : { tag, limit, cost };
+
+/** Runs the shared cases against the harness `setup` returns (called per case). */
+export function rateLimitStoreCases(
+  name: string,
+  setup: () => RateLimitStoreHarness | Promise<RateLimitStoreHarness>,
+): void {
+  describe(`${name}: rate-limit store conformance`, () => {
+    const decide = (h: RateLimitStoreHarness, items: LimitItem[], cost = 1, more = {}) =>
+      h.store.decide({ items, cost, blockTags: [], ...more } as RateRequest);
+    const only = (v: RateVerdict, i = 0): LimitOutcome => v.outcomes[i] as LimitOutcome;
+    /** Asserts `actual` is `expected` minus at most the harness slack. */
+    const near = (h: RateLimitStoreHarness, actual: number, expected: number) => {
+      expect(actual).toBeLessThanOrEqual(expected);
+      expect(actual).toBeGreaterThanOrEqual(expected - h.slackMs);
+    };
+
+    describe("GCRA rates", () => {
+      it("admits exactly the burst at time zero, counting down remaining, then denies", async () => {
+        const h = await setup();
+        const tag = freshTag();
+        const limit = rateLimit("five-per-10s", 5, 10_000);
+        const remaining: number[] = [];
+        for (let i = 0; i < 5; i++) {
+          const v = await decide(h, [item(tag, limit)]);
+          expect(v.status).toBe("ok");
+          expect(only(v).exceeded).toBe(false);
+          expect(only(v).retryMs).toBe(0);
+          remaining.push(only(v).remaining);
+        }
+        expect(remaining).toEqual([4, 3, 2, 1, 0]);
+        const denied = await decide(h, [item(tag, limit)]);
+        expect(denied.status).toBe("limited");
+        expect(only(denied).exceeded).toBe(true);
+        expect(only(denied).remaining).toBe(0);
+        // One request drains in period / requests = 2 s; the full bucket in 10 s.
+        near(h, only(denied).retryMs, 2_000);
+        near(h, only(denied).resetMs, 10_000);
+      });
+
+      it("with a burst above the rate, admits the burst at once and then refills at the rate", async () => {
+        const h = await setup();
+        const tag = freshTag();
+        const limit = rateLimit("ten-per-s-burst-3", 10, 1_000, 3);
+        for (let i = 0; i < 3; i++) expect((await decide(h, [item(tag, limit)])).status).toBe("ok");
+        const denied = await decide(h, [item(tag, limit)]);
+        expect(denied.status).toBe("limited");
+        near(h, only(denied).retryMs, 100);
+        await h.wait(only(denied).retryMs + 5);
+        const refilled = await decide(h, [item(tag, limit)]);
+        expect(refilled.status).toBe("ok");
+        expect(only(refilled).remaining).toBe(0);
+        expect((await decide(h, [item(tag, limit)])).status).toBe("limited");
+      });
+
+      it("gives every subject its own bucket", async () => {
+        const h = await setup();
+        const limit = rateLimit("one-per-10s", 1, 10_000);
+        const [a, b] = [freshTag(), freshTag()];
+        expect((await decide(h, [item(a, limit)])).status).toBe("ok");
+        expect((await decide(h, [item(a, limit)])).status).toBe("limited");
+        expect((await decide(h, [item(b, limit)])).status).toBe("ok");
+      });
+
+      it("admits exactly the burst when 200 callers decide at once", async () => {
+        const h = await setup();
+        const tag = freshTag();
+        const limit = rateLimit("fifty-per-min", 50, 60_000);
+        const verdicts = await Promise.all(
+          Array.from({ length: 200 }, () => decide(h, [item(tag, limit)])),
+        );
+        expect(verdicts.filter((v) => v.status === "ok")).toHaveLength(50);
+        expect(verdicts.filter((v) => v.status === "limited")).toHaveLength(150);
+      });
+    });
+
+    describe("calendar quotas", () => {
+      it("admits exactly N in the window and says when the window ends", async () => {
+        const h = await setup();
+        const tag = freshTag();
+        const limit = quotaLimit("three-a-day", 3, "day");
+        const remaining: number[] = [];
+        for (let i = 0; i < 3; i++) {
+          const v = await decide(h, [item(tag, limit)]);
+          expect(v.status).toBe("ok");
+          remaining.push(only(v).remaining);
+        }
+        expect(remaining).toEqual([2, 1, 0]);
+        const before = h.now();
+        const denied = await decide(h, [item(tag, limit)]);
+        expect(denied.status).toBe("limited");
+        expect(only(denied)).toMatchObject({ exceeded: true, remaining: 0 });
+        const untilMidnight = calendarWindow("day", before).end - before;
+        near(h, only(denied).resetMs, untilMidnight);
+        expect(only(denied).retryMs).toBe(only(denied).resetMs);
+      });
+
+      it("counts weekly and monthly windows to their UTC ends", async () => {
+        const h = await setup();
+        const now = h.now();
+        for (const w of ["week", "month"] as const) {
+          const v = await decide(h, [item(freshTag(), quotaLimit(`two-a-${w}`, 2, w))]);
+          expect(only(v).remaining).toBe(1);
+          near(h, only(v).resetMs, calendarWindow(w, now).end - now);
+        }
+      });
+    });
+
+    describe("limits of 0 and costs", () => {
+      it("a limit of 0 always denies and never frees up", async () => {
+        const h = await setup();
+        for (const limit of [
+          rateLimit("zero-rate", 0, 1_000),
+          quotaLimit("zero-quota", 0, "day"),
+        ]) {
+          const tag = freshTag();
+          for (let i = 0; i < 2; i++) {
+            const v = await decide(h, [item(tag, limit)]);
+            expect(v.status).toBe("limited");
+            expect(only(v)).toMatchObject({ exceeded: true, remaining: 0, retryMs: -1 });
+          }
+        }
+      });
+
+      it("a rate with burst 0 always denies", async () => {
+        const h = await setup();
+        const v = await decide(h, [item(freshTag(), rateLimit("no-burst", 10, 1_000, 0))]);
+        expect(v.status).toBe("limited");
+        expect(only(v)).toMatchObject({ exceeded: true, remaining: 0, retryMs: -1 });
+      });
+
+      it("denies a cost above what remains without charging it; a cost that fits then passes", async () => {
+        const h = await setup();
+        const cases = [rateLimit("ten-per-10s", 10, 10_000), quotaLimit("ten-a-day", 10, "day")];
+        for (const limit of cases) {
+          const tag = freshTag();
+          expect(only(await decide(h, [item(tag, limit)], 7)).remaining).toBe(3);
+          const denied = await decide(h, [item(tag, limit)], 7);
+          expect(denied.status).toBe("limited");
+          expect(only(denied)).toMatchObject({ exceeded: true, remaining: 3 });
+          // Rate: 4 of the 7 must drain first, at 1 per second.
+          if (limit.kind === "rate") near(h, only(denied).retryMs, 4_000);
+          const fits = await decide(h, [item(tag, limit)], 3);
+          expect(fits.status).toBe("ok");
+          expect(only(fits).remaining).toBe(0);
+        }
+      });
+
+      it("a cost above the limit itself can never succeed (retry -1) and charges nothing", async () => {
+        const h = await setup();
+        for (const limit of [
+          rateLimit("five-per-10s", 5, 10_000),
+          quotaLimit("five-a-day", 5, "day"),
+        ]) {
+          const tag = freshTag();
+          const v = await decide(h, [item(tag, limit)], 6);
+          expect(v.status).toBe("limited");
+          expect(only(v).retryMs).toBe(-1);
+          expect(only(v).remaining).toBe(5);
+          expect(only(await decide(h, [item(tag, limit)], 5)).remaining).toBe(0);
+        }
+      });
+
+      it("a limit's own cost wins over the request's", async () => {
+        const h = await setup();
+        const tag = freshTag();
+        const v = await decide(
+          h,
+          [item(tag, rateLimit("r", 10, 10_000), 4), item(tag, quotaLimit("q", 10, "day"))],
+          2,
+        );
+        expect(v.outcomes.map((o) => o.remaining)).toEqual([6, 8]);
+      });
+    });
+
+    describe("all or nothing", () => {
+      it("when one limit denies, no other limit of the decision is charged (two subjects, two slots)", async () => {
+        const h = await setup();
+        const key = freshTag("k");
+        const ip = freshTag("i");
+        const perKey = rateLimit("per-key", 5, 10_000);
+        const daily = quotaLimit("daily", 5, "day");
+        const perIp = rateLimit("per-ip", 1, 10_000);
+        const all = [item(key, perKey), item(key, daily), item(ip, perIp)];
+        const first = await decide(h, all);
+        expect(first.status).toBe("ok");
+        expect(first.outcomes.map((o) => o.remaining)).toEqual([4, 4, 0]);
+        for (let i = 0; i < 3; i++) {
+          const v = await decide(h, all);
+          expect(v.status).toBe("limited");
+          expect(v.outcomes[2]?.exceeded).toBe(true);
+        }
+        // Only the first decision was charged to the key's limits.
+        const after = await decide(h, [item(key, perKey), item(key, daily)]);
+        expect(after.outcomes.map((o) => o.remaining)).toEqual([3, 3]);
+      });
+
+      it("when the first subject's limit denies, the second subject is not charged", async () => {
+        const h = await setup();
+        const key = freshTag("k");
+        const ip = freshTag("i");
+        const perKey = rateLimit("per-key", 1, 10_000);
+        const perIp = quotaLimit("per-ip", 5, "day");
+        expect((await decide(h, [item(key, perKey), item(ip, perIp)])).status).toBe("ok");
+        for (let i = 0; i < 3; i++)
+          expect((await decide(h, [item(key, perKey), item(ip, perIp)])).status).toBe("limited");
+        expect(only(await decide(h, [item(ip, perIp)])).remaining).toBe(3);
+      });
+
+      it("shadow limits never deny but report what they would have denied", async () => {
+        const h = await setup();
+        const tag = freshTag();
+        const shadow = rateLimit("shadow-one", 1, 10_000, 1, "shadow");
+        const enforce = rateLimit("enforce-five", 5, 10_000);
+        const verdicts: RateVerdict[] = [];
+        for (let i = 0; i < 3; i++)
+          verdicts.push(await decide(h, [item(tag, shadow), item(tag, enforce)]));
+        expect(verdicts.map((v) => v.status)).toEqual(["ok", "ok", "ok"]);
+        expect(verdicts.map((v) => v.outcomes[0]?.exceeded)).toEqual([false, true, true]);
+        expect(verdicts.map((v) => v.outcomes[1]?.remaining)).toEqual([4, 3, 2]);
+      });
+    });
+
+    describe("large values", () => {
+      it("a quota near MAX_QUOTA counts exactly", async () => {
+        const h = await setup();
+        const tag = freshTag();
+        const limit = quotaLimit("huge", MAX_QUOTA, "month");
+        expect(only(await decide(h, [item(tag, limit)], MAX_COST)).remaining).toBe(
+          MAX_QUOTA - MAX_COST,
+        );
+        // The store takes any cost: fill it to 5 below the top.
+        expect(only(await decide(h, [item(tag, limit)], MAX_QUOTA - MAX_COST - 5)).remaining).toBe(
+          5,
+        );
+        const over = await decide(h, [item(tag, limit)], 6);
+        expect(over.status).toBe("limited");
+        expect(only(over).remaining).toBe(5);
+        expect(only(await decide(h, [item(tag, limit)], 5)).remaining).toBe(0);
+        expect((await decide(h, [item(tag, limit)], 1)).status).toBe("limited");
+      });
+
+      it("a rate whose burst × period is just under 2^53 counts exactly", async () => {
+        const h = await setup();
+        const cases = [
+          { periodMs: 1_000, burst: Math.floor(Number.MAX_SAFE_INTEGER / 1_000) },
+          {
+            periodMs: 366 * 86_400_000,
+            burst: Math.floor(Number.MAX_SAFE_INTEGER / (366 * 86_400_000)),
+          },
+        ];
+        for (const { periodMs, burst } of cases) {
+          expect(burst * periodMs).toBeLessThan(2 ** 53);
+          const tag = freshTag();
+          // 1 request per period: draining a whole request takes `periodMs`.
+          const limit = rateLimit("huge-burst", 1, periodMs, burst);
+          expect(only(await decide(h, [item(tag, limit)], burst - 3)).remaining).toBe(3);
+          const over = await decide(h, [item(tag, limit)], 4);
+          expect(over.status).toBe("limited");
+          expect(only(over).remaining).toBe(3);
+          near(h, only(over).retryMs, periodMs);
+          expect(only(await decide(h, [item(tag, limit)], 3)).remaining).toBe(0);
+          expect((await decide(h, [item(tag, limit)], 1)).status).toBe("limited");
+        }
+      });
+    });
+
+    describe("blocks", () => {
+      const blocking = (o: Partial<Blocking> = {}): Blocking => ({
+        by: new Set(["key", "ip", "subject"]),
+        after: 2,
+        withinMs: 10_000,
+        durationMs: 300,
+        factor: 2,
+        maxDurationMs: 1_000,
+        forgetAfterMs: 60_000,
+        ...o,
+      });
+      /** Burst 1, refilling every 100 ms: the second request at once is denied. */
+      const tight = rateLimit("tight", 10, 1_000, 1);
+      /** Decides until a block is placed; returns the new block's duration. */
+      const offend = async (h: RateLimitStoreHarness, tags: string[], b: Blocking) => {
+        for (let i = 0; i < 10; i++) {
+          const v = await h.store.decide({
+            items: [item(tags[0] as string, tight)],
+            cost: 1,
+            blockTags: tags,
+            blocking: b,
+          });
+          if (v.newBlocks.length > 0) return v;
+        }
+        throw new Error("no block placed after 10 decisions");
+      };
+
+      it("blocks after `after` denials, refuses without charging, and lets go when the block ends", async () => {
+        const h = await setup();
+        const tag = freshTag();
+        const b = blocking();
+        const daily = quotaLimit("daily", 100, "day");
+        const req = {
+          items: [item(tag, tight), item(tag, daily)],
+          cost: 1,
+          blockTags: [tag],
+          blocking: b,
+        };
+        expect((await h.store.decide(req)).status).toBe("ok");
+        const d1 = await h.store.decide(req);
+        expect(d1.status).toBe("limited");
+        expect(d1.newBlocks).toEqual([]);
+        const d2 = await h.store.decide(req);
+        expect(d2.status).toBe("limited");
+        expect(d2.newBlocks).toEqual([{ tag, durationMs: 300 }]);
+        await h.wait(150);
+        for (let i = 0; i < 3; i++) {
+          const blocked = await h.store.decide(req);
+          expect(blocked.status).toBe("blocked");
+          expect(blocked.blockedTag).toBe(tag);
+          near(h, blocked.blockMs, 150);
+        }
+        await h.wait(160);
+        const free = await h.store.decide(req);
+        expect(free.status).toBe("ok");
+        // Only the two admitted decisions used the quota.
+        expect(free.outcomes[1]?.remaining).toBe(98);
+      });
+
+      it("forgets denials older than `within`", async () => {
+        const h = await setup();
+        const tag = freshTag();
+        const b = blocking({ withinMs: 200 });
+        const req = {
+          items: [item(tag, rateLimit("slow", 1, 10_000))],
+          cost: 1,
+          blockTags: [tag],
+          blocking: b,
+        };
+        await h.store.decide(req);
+        expect((await h.store.decide(req)).newBlocks).toEqual([]);
+        await h.wait(220);
+        expect((await h.store.decide(req)).newBlocks).toEqual([]);
+        expect((await h.store.decide(req)).newBlocks).toEqual([{ tag, durationMs: 300 }]);
+      });
+
+      it("escalates by factor per repeat offence, capped at max, and lists the level", async () => {
+        const h = await setup();
+        const tag = freshTag();
+        const b = blocking();
+        const durations: number[] = [];
+        const levels: number[] = [];
+        for (let i = 0; i < 4; i++) {
+          const v = await offend(h, [tag], b);
+          durations.push(v.newBlocks[0]?.durationMs ?? 0);
+          const listed = (await h.store.listBlocks(1000)).find((x) => x.tag === tag);
+          levels.push(listed?.level ?? 0);
+          // Lifting keeps the offence level, so the next offence escalates.
+          expect(await h.store.liftBlock(tag)).toBe(true);
+          await h.wait(110); // let the burst-1 bucket refill
+        }
+        expect(durations).toEqual([300, 600, 1_000, 1_000]);
+        expect(levels).toEqual([1, 2, 3, 4]);
+      });
+
+      it("an offender is forgotten after `forget_after` without a block", async () => {
+        const h = await setup();
+        const tag = freshTag();
+        const b = blocking({ durationMs: 100, forgetAfterMs: 150 });
+        expect((await offend(h, [tag], b)).newBlocks[0]?.durationMs).toBe(100);
+        await h.wait(110);
+        expect((await offend(h, [tag], b)).newBlocks[0]?.durationMs).toBe(200);
+        await h.wait(200 + 150 + 20);
+        expect((await offend(h, [tag], b)).newBlocks[0]?.durationMs).toBe(100);
+      });
+
+      it("lists active blocks longest-lasting first, at most `limit`, and lifts them", async () => {
+        const h = await setup();
+        const [a, c] = [freshTag(), freshTag()];
+        await offend(h, [a], blocking({ durationMs: 400, maxDurationMs: 400 }));
+        await offend(h, [c], blocking({ durationMs: 800, maxDurationMs: 800 }));
+        const before = h.now();
+        const listed = (await h.store.listBlocks(1000)).filter((x) => x.tag === a || x.tag === c);
+        expect(listed.map((x) => x.tag)).toEqual([c, a]);
+        expect(listed.map((x) => x.level)).toEqual([1, 1]);
+        expect(listed[0]?.until).toBeGreaterThan(before + 800 - 50 - h.slackMs);
+        expect(listed[0]?.until).toBeLessThanOrEqual(before + 800 + 50);
+        expect(await h.store.listBlocks(1)).toHaveLength(1);
+        expect(await h.store.liftBlock(c)).toBe(true);
+        expect(await h.store.liftBlock(c)).toBe(false);
+        const req = { items: [], cost: 1, blockTags: [c], blocking: blocking() };
+        expect((await h.store.decide(req)).status).toBe("ok");
+        expect((await h.store.listBlocks(1000)).map((x) => x.tag)).not.toContain(c);
+      });
+
+      it("a denial counts toward every blocking subject of the decision", async () => {
+        const h = await setup();
+        const key = freshTag("k");
+        const ip = freshTag("i");
+        const v = await offend(h, [key, ip], blocking());
+        expect(v.newBlocks.map((x) => x.tag).sort()).toEqual([ip, key].sort());
+        // The ip is now blocked on its own, whatever key it comes with.
+        const other = await h.store.decide({
+          items: [item(freshTag("k"), tight)],
+          cost: 1,
+          blockTags: [freshTag("k"), ip],
+          blocking: blocking(),
+        });
+        expect(other.status).toBe("blocked");
+        expect(other.blockedTag).toBe(ip);
+      });
+
+      it("a block on the second subject refunds what the first subject was charged", async () => {
+        const h = await setup();
+        const key = freshTag("k");
+        const ip = freshTag("i");
+        const b = blocking();
+        await offend(h, [ip], b);
+        const perKey = rateLimit("per-key", 5, 10_000);
+        const req = { items: [item(key, perKey)], cost: 1, blockTags: [key, ip], blocking: b };
+        for (let i = 0; i < 3; i++) expect((await h.store.decide(req)).status).toBe("blocked");
+        expect(only(await decide(h, [item(key, perKey)])).remaining).toBe(4);
+      });
+    });
+  });
+}
