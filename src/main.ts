@@ -79,14 +79,34 @@ export async function startTollgate(
 ): Promise<Tollgate> {
   const log = createLogger(settings.logLevel, logDestination);
   const clock = systemClock;
-  const loopbackOnly = [settings.grpcAddr, settings.httpAddr, settings.adminAddr]
+  // Management RPCs are served on the RPC ports only (the admin port has none).
+  const rpcLoopbackOnly = [settings.grpcAddr, settings.httpAddr]
     .filter((a) => a !== "")
     .every(isLoopbackAddr);
-
+  const tlsOn = settings.tlsCertFile !== "" || settings.tlsKeyFile !== "";
+  if (tlsOn && (settings.tlsCertFile === "" || settings.tlsKeyFile === "")) {
+    throw new StartupError("TOLLGATE_TLS_CERT_FILE and TOLLGATE_TLS_KEY_FILE must be set together");
+  }
+  if (settings.tlsClientCaFile !== "" && !tlsOn) {
+    throw new StartupError(
+      "TOLLGATE_TLS_CLIENT_CA_FILE needs TOLLGATE_TLS_CERT_FILE and TOLLGATE_TLS_KEY_FILE",
+    );
+  }
+  if (!rpcLoopbackOnly && !tlsOn) {
+    if (!settings.allowPlaintext) {
+      throw new StartupError(
+        "TOLLGATE_TLS_CERT_FILE / TOLLGATE_TLS_KEY_FILE are required when an RPC port is bound to a non-loopback address (or set TOLLGATE_ALLOW_PLAINTEXT=true)",
+      );
+    }
+    log.warn("an RPC port is reachable off this host without TLS (TOLLGATE_ALLOW_PLAINTEXT=true)");
+  }
   const managementToken = settings.managementTokenFile
     ? readSecretFile(settings.managementTokenFile, "TOLLGATE_MANAGEMENT_TOKEN_FILE")
     : settings.managementToken;
-  if (managementToken === "" && !loopbackOnly) {
+  const namedTokens = settings.managementTokensFile
+    ? readTokensFile(settings.managementTokensFile)
+    : [];
+  if (managementToken === "" && namedTokens.length === 0 && !rpcLoopbackOnly) {
     throw new StartupError(
       "TOLLGATE_MANAGEMENT_TOKEN (or _FILE) is required when any listener is bound to a non-loopback address",
     );
@@ -309,6 +329,20 @@ export async function startTollgate(
     addr: settings.grpcAddr,
     httpAddr: settings.httpAddr,
     maxMessageBytes: settings.maxMessageBytes,
+    corsOrigins: settings.corsOrigins,
+    ...(tlsOn && {
+      tls: {
+        certFile: settings.tlsCertFile,
+        keyFile: settings.tlsKeyFile,
+        clientCaFile: settings.tlsClientCaFile,
+      },
+    }),
+    onTlsReload: () => log.info("TLS certificates reloaded"),
+    onTlsReloadError: (err) =>
+      log.error(
+        { err: { message: err.message } },
+        "TLS certificate reload refused; the previous certificates stay",
+      ),
   });
   const admin = await startAdminServer({
     addr: settings.adminAddr,
@@ -356,6 +390,30 @@ function isLoopbackAddr(addr: string): boolean {
   if (isIP(host) === 4) return host.startsWith("127.");
   if (isIP(host) === 6) return host === "::1";
   return false;
+}
+
+/**
+ * Reads `name:token` lines (blank lines and `#` comments ignored). Names
+ * attribute actions in audit logs; tokens must be at least 16 bytes.
+ */
+function readTokensFile(path: string): { name: string; token: string }[] {
+  const text = readSecretFile(path, "TOLLGATE_MANAGEMENT_TOKENS_FILE");
+  return text
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l !== "" && !l.startsWith("#"))
+    .map((l, i) => {
+      const sep = l.indexOf(":");
+      const name = l.slice(0, sep);
+      const token = l.slice(sep + 1);
+      if (sep <= 0 || !/^[A-Za-z0-9._-]{1,64}$/.test(name) || Buffer.byteLength(token) < 16) {
+        // Never echo the line: it holds a token.
+        throw new StartupError(
+          `TOLLGATE_MANAGEMENT_TOKENS_FILE: entry ${i + 1} must be name:token with a 1..64 char name of [A-Za-z0-9._-] and a token of at least 16 bytes`,
+        );
+      }
+      return { name, token };
+    });
 }
 
 function readSecretFile(path: string, setting: string): string {

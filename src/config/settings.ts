@@ -165,6 +165,60 @@ export const SETTINGS = {
     description: "Prefix of every Redis key Tollgate writes.",
     schema: z.string().regex(/^[A-Za-z0-9:_-]{1,32}$/, "must be 1..32 of [A-Za-z0-9:_-]"),
   }),
+  tlsCertFile: spec({
+    env: "TOLLGATE_TLS_CERT_FILE",
+    default: "",
+    description:
+      "PEM certificate (chain) for the RPC ports; with TOLLGATE_TLS_KEY_FILE enables TLS 1.3 on both. Reloaded when the file changes.",
+    schema: z.string(),
+  }),
+  tlsKeyFile: spec({
+    env: "TOLLGATE_TLS_KEY_FILE",
+    default: "",
+    description: "PEM private key for TOLLGATE_TLS_CERT_FILE.",
+    schema: z.string(),
+  }),
+  tlsClientCaFile: spec({
+    env: "TOLLGATE_TLS_CLIENT_CA_FILE",
+    default: "",
+    description: "PEM CA bundle: when set, clients must present a certificate it signed (mTLS).",
+    schema: z.string(),
+  }),
+  allowPlaintext: spec({
+    env: "TOLLGATE_ALLOW_PLAINTEXT",
+    default: "false",
+    description:
+      "Allow an RPC port on a non-loopback address without TLS (logs a warning). Off: such a configuration refuses to start.",
+    schema: z.enum(["true", "false"]).transform((s) => s === "true"),
+  }),
+  corsOrigins: spec({
+    env: "TOLLGATE_CORS_ORIGINS",
+    default: "",
+    description:
+      "Browser origins allowed to call the Connect / gRPC-Web API (comma-separated, e.g. https://app.example.com). Empty: CORS off.",
+    schema: z
+      .string()
+      .transform((s) =>
+        s
+          .split(",")
+          .map((x) => x.trim())
+          .filter(Boolean),
+      )
+      .pipe(
+        z.array(
+          z
+            .string()
+            .regex(/^https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?$/, "origins are scheme://host[:port]"),
+        ),
+      ),
+  }),
+  managementTokensFile: spec({
+    env: "TOLLGATE_MANAGEMENT_TOKENS_FILE",
+    default: "",
+    description:
+      "File of named management tokens, one `name:token` per line (≥16-byte tokens), so actions are attributed and tokens rotate without downtime. Adds to TOLLGATE_MANAGEMENT_TOKEN.",
+    schema: z.string(),
+  }),
   pepper: spec({
     env: "TOLLGATE_PEPPER",
     default: "",

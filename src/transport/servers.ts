@@ -9,6 +9,8 @@
 import { createServer as createHttp1Server, type Server as Http1Server } from "node:http";
 import { createServer as createHttp2Server, type Http2Server } from "node:http2";
 import type { AddressInfo, Server as NetServer } from "node:net";
+import type { Duplex } from "node:stream";
+import { createServer as createTlsServer, type Server as TlsServer } from "node:tls";
 import type { DescService } from "@bufbuild/protobuf";
 import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
@@ -16,9 +18,11 @@ import * as grpc from "@grpc/grpc-js";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
 import { Health } from "../gen/health/v1/health_pb.js";
+import { withCors } from "./cors.js";
 import { toGrpcService } from "./grpc-adapter.js";
 import { createProtocolSniffer } from "./protocol-sniffer.js";
 import { reflectionPackage } from "./reflection.js";
+import { type TlsFiles, tlsServerOptions, watchTlsFiles } from "./tls-context.js";
 
 /** A service and its implementation. */
 export interface ServiceBinding<S extends DescService = DescService> {
@@ -37,6 +41,14 @@ export interface RpcServersOptions {
   httpAddr: string;
   /** Largest request message, bytes. */
   maxMessageBytes: number;
+  /** TLS 1.3 on both RPC ports (and mTLS when a client CA is given); undefined: plaintext. */
+  tls?: TlsFiles;
+  /** Called when reloaded certificate files are refused (the old ones stay). */
+  onTlsReloadError?: (err: Error) => void;
+  /** Called after certificates were reloaded. */
+  onTlsReload?: () => void;
+  /** Browser origins allowed by CORS; empty: CORS off. */
+  corsOrigins?: readonly string[];
 }
 
 /** Running listeners. */
@@ -76,18 +88,31 @@ export async function startRpcServers(o: RpcServersOptions): Promise<RpcServers>
   new ReflectionService(reflected as never).addToServer(grpcServer);
   const injector = grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
 
-  const connectHandler = connectNodeAdapter({
-    routes: (router: ConnectRouter) => {
-      for (const s of o.services) router.service(s.desc, s.impl as ServiceImpl<DescService>);
-    },
-    readMaxBytes: o.maxMessageBytes,
-    connect: true,
-    grpcWeb: true,
-    grpc: true,
-  });
+  const connectHandler = withCors(
+    o.corsOrigins ?? [],
+    connectNodeAdapter({
+      routes: (router: ConnectRouter) => {
+        for (const s of o.services) router.service(s.desc, s.impl as ServiceImpl<DescService>);
+      },
+      readMaxBytes: o.maxMessageBytes,
+      connect: true,
+      grpcWeb: true,
+      grpc: true,
+    }),
+  );
 
   const mainHttp1 = createHttp1Server({ maxHeaderSize: 65536 }, connectHandler);
-  const main = createProtocolSniffer(
+  const tlsServers: TlsServer[] = [];
+  // With TLS, ALPN says the protocol; without, the first bytes do.
+  const front = (http2: (s: Duplex) => void, http1: (s: Duplex) => void): NetServer => {
+    if (!o.tls) return createProtocolSniffer(http2, http1);
+    const server = createTlsServer(tlsServerOptions(o.tls), (socket) => {
+      (socket.alpnProtocol === "h2" ? http2 : http1)(socket);
+    });
+    tlsServers.push(server);
+    return server;
+  };
+  const main = front(
     (socket) => injector.injectConnection(socket),
     (socket) => mainHttp1.emit("connection", socket),
   );
@@ -101,13 +126,24 @@ export async function startRpcServers(o: RpcServersOptions): Promise<RpcServers>
       { settings: { maxConcurrentStreams: 1000, maxHeaderListSize: 65536 } },
       connectHandler,
     );
-    const net = createProtocolSniffer(
+    const net = front(
       (socket) => h2.emit("connection", socket),
       (socket) => h1.emit("connection", socket),
     );
     httpPort = await listen(net, o.httpAddr);
     http = { net, h1, h2 };
   }
+
+  const stopWatching = o.tls
+    ? watchTlsFiles(
+        o.tls,
+        () => {
+          for (const t of tlsServers) t.setSecureContext(tlsServerOptions(o.tls as TlsFiles));
+          o.onTlsReload?.();
+        },
+        (err) => o.onTlsReloadError?.(err),
+      )
+    : () => {};
 
   const setServing = (serving: boolean) => {
     const status = serving ? "SERVING" : "NOT_SERVING";
@@ -120,6 +156,7 @@ export async function startRpcServers(o: RpcServersOptions): Promise<RpcServers>
     ...(httpPort !== undefined && { httpPort }),
     setServing,
     async close(graceMs: number) {
+      stopWatching();
       main.close();
       http?.net.close();
       const drained = Promise.all([
