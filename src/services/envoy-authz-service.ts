@@ -11,7 +11,7 @@
  * `apply_limits` (`true` default, `false` to skip limits) and `cost`.
  */
 import { create, type JsonObject } from "@bufbuild/protobuf";
-import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import {
   type HeaderValueOption,
   HeaderValueOption_HeaderAppendAction,
@@ -195,19 +195,35 @@ async function check(
   let limits: RateDecision | undefined;
   if (ext.apply_limits !== "false") {
     const cost = Number(ext.cost ?? 0);
-    limits = await decideLimits(
-      d,
-      {
-        tier: decision.record.tier,
-        keyId: decision.record.id,
-        owner: decision.record.owner,
-        clientIp,
-        subject: "",
-        endpoint: effective,
-        cost: Number.isInteger(cost) && cost > 0 && cost <= 1_000_000 ? cost : 0,
-      },
-      "Check",
-    );
+    try {
+      limits = await decideLimits(
+        d,
+        {
+          tier: decision.record.tier,
+          keyId: decision.record.id,
+          owner: decision.record.owner,
+          clientIp,
+          subject: "",
+          endpoint: effective,
+          cost: Number.isInteger(cost) && cost > 0 && cost <= 1_000_000 ? cost : 0,
+        },
+        "Check",
+      );
+    } catch (err) {
+      // A limit needing something this request lacks (e.g. no client address)
+      // must deny: as a call error, failure_mode_allow could let it through.
+      if (err instanceof ConnectError && err.code === Code.InvalidArgument) {
+        const res = denied(
+          GRPC.INVALID_ARGUMENT,
+          400,
+          "bad_request",
+          "the request lacks what a rate limit needs",
+          decisionId,
+        );
+        return finish(res, "INVALID_REQUEST", decision.record.id, decision.record.tier);
+      }
+      throw err;
+    }
     if (!limits.allowed) {
       const message =
         limits.reason === "BLOCKED"
