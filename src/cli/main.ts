@@ -28,7 +28,9 @@ async function main(argv: string[]): Promise<number> {
         process.stdout.write(HELP);
         return 0;
       }
-      return serveCommand();
+      // After a drain, exit even if a client library still holds a timer open:
+      // the shutdown deadline is a promise to the orchestrator.
+      return serveCommand().then((code) => process.exit(code));
     case "keys":
       return keysCommand(rest);
     case "blocks":
