@@ -19,6 +19,17 @@ const addr = z
   .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, "must be host:port (IPv6 in brackets)")
   .refine((s) => Number(s.slice(s.lastIndexOf(":") + 1)) <= 65535, "port must be 0..65535");
 const optionalAddr = z.union([z.literal(""), addr]);
+/** A comma-separated list, trimmed, empty items dropped, each item checked by `item`. */
+const csvOf = <T>(items: z.ZodType<T[], string[]>) =>
+  z
+    .string()
+    .transform((s) =>
+      s
+        .split(",")
+        .map((x) => x.trim())
+        .filter(Boolean),
+    )
+    .pipe(items);
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const redisUrl = z.union([
   z.literal(""),
@@ -196,21 +207,13 @@ export const SETTINGS = {
     default: "",
     description:
       "Browser origins allowed to call the Connect / gRPC-Web API (comma-separated, e.g. https://app.example.com). Empty: CORS off.",
-    schema: z
-      .string()
-      .transform((s) =>
-        s
-          .split(",")
-          .map((x) => x.trim())
-          .filter(Boolean),
-      )
-      .pipe(
-        z.array(
-          z
-            .string()
-            .regex(/^https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?$/, "origins are scheme://host[:port]"),
-        ),
+    schema: csvOf(
+      z.array(
+        z
+          .string()
+          .regex(/^https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?$/, "origins are scheme://host[:port]"),
       ),
+    ),
   }),
   managementTokensFile: spec({
     env: "TOLLGATE_MANAGEMENT_TOKENS_FILE",
@@ -337,15 +340,7 @@ export const SETTINGS = {
     default: "key-id,owner,tier,scopes",
     description:
       "ext_authz: identity headers set (overwriting any sent by the client) on allowed requests, as x-tollgate-<name>; any of key-id, owner, tier, scopes, environment. Empty: none.",
-    schema: z
-      .string()
-      .transform((s) =>
-        s
-          .split(",")
-          .map((x) => x.trim())
-          .filter(Boolean),
-      )
-      .pipe(z.array(z.enum(["key-id", "owner", "tier", "scopes", "environment"]))),
+    schema: csvOf(z.array(z.enum(["key-id", "owner", "tier", "scopes", "environment"]))),
   }),
   trustedHops: spec({
     env: "TOLLGATE_TRUSTED_HOPS",
