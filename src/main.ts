@@ -7,6 +7,13 @@ import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import type { DestinationStream } from "pino";
 import type { Settings } from "./config/settings.js";
+import {
+  createEvents,
+  type EventStores,
+  eventLimitsFromSettings,
+  memoryEventStores,
+  redisEventStores,
+} from "./events/events-runtime.js";
 import { Authorization } from "./gen/envoy/service/auth/v3/external_auth_pb.js";
 import { RateLimitService } from "./gen/envoy/service/ratelimit/v3/rls_pb.js";
 import { KeyService } from "./gen/tollgate/v1/key_service_pb.js";
@@ -170,12 +177,15 @@ export async function startTollgate(
   let store: KeyStore;
   let rateStore: RateLimitStore;
   let bus: InvalidationBus;
+  let eventStores: EventStores;
+  const eventLimits = eventLimitsFromSettings(settings);
   const closers: (() => Promise<unknown>)[] = [];
   let guard: StoreGuard | undefined;
   if (!usingRedis) {
     store = new MemoryKeyStore(clock);
     rateStore = new MemoryRateLimitStore(clock);
     bus = new MemoryInvalidationBus();
+    eventStores = memoryEventStores(clock, eventLimits);
     log.info("store: embedded in-memory (single replica; state is lost on exit)");
   } else {
     let lastError = "";
@@ -214,6 +224,7 @@ export async function startTollgate(
     });
     store = guard.wrap("keys", new RedisKeyStore(redis, names));
     rateStore = guard.wrap("ratelimit", new RedisRateLimitStore(redis, names));
+    eventStores = redisEventStores(redis, settings.redisPrefix, guard, eventLimits);
     bus = new RedisInvalidationBus(redis, names.invalidationChannel(), () =>
       log.warn("ignored a malformed invalidation message"),
     );
@@ -248,6 +259,17 @@ export async function startTollgate(
       log.error({ err: { message: err.message } }, "invalidation subscribe failed"),
     );
   closers.unshift(() => bus.close());
+  const events = createEvents({
+    stores: eventStores,
+    limits: eventLimits,
+    rateStore,
+    blockCache,
+    announce: (m) => deps.announce(m),
+    policy,
+    clock,
+    log,
+    metrics,
+  });
   const deps: ServiceDeps = {
     authorizer: new Authorizer({
       lookup,
@@ -286,6 +308,7 @@ export async function startTollgate(
         .publish(message)
         .catch((err: Error) => log.warn({ err: { message: err.message } }, "announce failed"));
     },
+    events,
     management: new ManagementAuth(
       managementToken ? [{ name: "default", token: managementToken }] : [],
     ),
@@ -351,6 +374,7 @@ export async function startTollgate(
     ready: () => ready,
   });
   policyHolder.watch();
+  await events.start();
   ready = true;
   rpc.setServing(true);
   metrics.ready.set(1);
@@ -374,6 +398,8 @@ export async function startTollgate(
         log.info("shutting down: not ready, draining in-flight calls");
         policyHolder.close();
         await rpc.close(settings.shutdownTimeoutMs);
+        // Buffered events are written and webhook queues drained before Redis closes.
+        await events.stop(settings.shutdownTimeoutMs);
         await new Promise<void>((r) => admin.server.close(() => r()));
         admin.server.closeAllConnections();
         for (const c of closers) await c();

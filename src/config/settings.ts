@@ -368,6 +368,46 @@ export const SETTINGS = {
     description: "Largest request message accepted on any transport, bytes.",
     schema: int(1024, 67_108_864),
   }),
+  eventRetentionS: spec({
+    env: "TOLLGATE_EVENT_RETENTION_S",
+    default: "604800",
+    description:
+      "How long security events and alerts are kept (and event ids deduplicated), seconds; older ones are trimmed automatically.",
+    schema: int(60, 366 * 86_400),
+  }),
+  eventMaxCount: spec({
+    env: "TOLLGATE_EVENT_MAX_COUNT",
+    default: "1000000",
+    description:
+      "Most security events kept (Redis: split evenly over 8 stream shards; embedded store: one ring).",
+    schema: int(100, 100_000_000),
+  }),
+  alertMaxCount: spec({
+    env: "TOLLGATE_ALERT_MAX_COUNT",
+    default: "100000",
+    description: "Most alerts kept in the alerts stream.",
+    schema: int(10, 10_000_000),
+  }),
+  usageRetentionS: spec({
+    env: "TOLLGATE_USAGE_RETENTION_S",
+    default: "604800",
+    description: "How long per-minute and per-hour usage counters are kept, seconds.",
+    schema: int(3600, 366 * 86_400),
+  }),
+  eventBufferSize: spec({
+    env: "TOLLGATE_EVENT_BUFFER_SIZE",
+    default: "10000",
+    description:
+      "Most of Tollgate's own events (and distinct request counters) buffered between background writes; beyond it they are dropped and counted.",
+    schema: int(10, 1_000_000),
+  }),
+  eventFlushMs: spec({
+    env: "TOLLGATE_EVENT_FLUSH_MS",
+    default: "100",
+    description:
+      "Interval of the background write of Tollgate's own events, usage counters and their detection, ms.",
+    schema: int(5, 10_000),
+  }),
 } as const;
 
 type Specs = typeof SETTINGS;

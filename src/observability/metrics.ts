@@ -130,6 +130,60 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** Security events stored. */
+  readonly eventsRecorded = new Counter({
+    name: "tollgate_events_recorded_total",
+    help: "Security events stored, by source (api: RecordEvent, internal: Tollgate's own).",
+    labelNames: ["source"] as const,
+    registers: [this.registry],
+  });
+
+  /** Events and request observations not stored. */
+  readonly eventsDropped = new Counter({
+    name: "tollgate_events_dropped_total",
+    help: "Internal events or request observations dropped, by reason (buffer_full, store_error).",
+    labelNames: ["reason"] as const,
+    registers: [this.registry],
+  });
+
+  /** Events whose id was already stored. */
+  readonly eventsDuplicate = new Counter({
+    name: "tollgate_events_duplicates_total",
+    help: "Events not stored again because their idempotency id was seen within the retention.",
+    registers: [this.registry],
+  });
+
+  /** Alerts raised. */
+  readonly alerts = new Counter({
+    name: "tollgate_alerts_total",
+    help: "Alerts raised by detection rules, by rule and severity.",
+    labelNames: ["rule", "severity"] as const,
+    registers: [this.registry],
+  });
+
+  /** Detection batches that failed (store unreachable). */
+  readonly detectionErrors = new Counter({
+    name: "tollgate_detection_errors_total",
+    help: "Detection batches that could not be evaluated (store failure).",
+    registers: [this.registry],
+  });
+
+  /** Webhook delivery attempts. */
+  readonly webhookAttempts = new Counter({
+    name: "tollgate_webhook_attempts_total",
+    help: "Webhook delivery attempts, by webhook (name in the policy) and result (success, failure).",
+    labelNames: ["webhook", "result"] as const,
+    registers: [this.registry],
+  });
+
+  /** Alerts a webhook never delivered. */
+  readonly webhookDropped = new Counter({
+    name: "tollgate_webhook_dropped_total",
+    help: "Alerts dropped by a webhook, by webhook and reason (queue_full, exhausted, shutdown).",
+    labelNames: ["webhook", "reason"] as const,
+    registers: [this.registry],
+  });
+
   /** Current key cache size; set by a collect callback. */
   readonly cacheSize: Gauge;
 

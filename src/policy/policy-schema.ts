@@ -4,6 +4,7 @@
  * reported with the field's path.
  */
 import { z } from "zod";
+import { detectionSchema } from "../events/detection-schema.js";
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const SCOPE = /^[A-Za-z0-9:._/*-]{1,128}$/;
@@ -226,6 +227,8 @@ export const policySchema = z
     blocking: blockingSchema.optional(),
     /** Rules for Envoy's global rate limit (ShouldRateLimit), in envoyproxy/ratelimit's format. */
     envoy_ratelimit: z.array(envoyDomainSchema).max(64).default([]),
+    /** Detection rules and alert webhooks (see docs/events.md). */
+    detection: detectionSchema.optional(),
   })
   .superRefine((p, ctx) => {
     if (!(p.default_tier in p.tiers)) {

@@ -2,6 +2,7 @@ import { readFile } from "node:fs/promises";
 import { crc32 } from "node:zlib";
 import { parse as parseYaml } from "yaml";
 import type { z } from "zod";
+import { compileDetection, type Detection } from "../events/detection-rules.js";
 import { compileEnvoyDomain, type EnvoyNode } from "./envoy-rules.js";
 import { normalisePath } from "./path-normaliser.js";
 import { type LimitFile, type PolicyFile, policySchema } from "./policy-schema.js";
@@ -69,6 +70,8 @@ export interface Policy {
   blocking?: Blocking;
   /** Envoy global rate limit rules by domain. */
   envoyDomains: ReadonlyMap<string, readonly EnvoyNode[]>;
+  /** Detection rules and alert webhooks. */
+  detection: Detection;
   /** The source text's origin, for logs. */
   source: string;
 }
@@ -192,6 +195,7 @@ function compile(p: PolicyFile, source: string): Policy {
         }
       }),
     ),
+    detection: compileDetection(p.detection),
     ...(blocking && { blocking }),
   };
 }

@@ -11,9 +11,12 @@ import {
   DeleteBlockResponseSchema,
   type GetKeyRequest,
   GetKeyResponseSchema,
+  type GetUsageRequest,
   type KeyService,
+  type ListAlertsRequest,
   type ListBlocksRequest,
   ListBlocksResponseSchema,
+  type ListEventsRequest,
   type ListKeysRequest,
   ListKeysResponseSchema,
   type RevokeKeyRequest,
@@ -27,6 +30,7 @@ import type { KeyRecord } from "../keys/key-record.js";
 import { subjectTag } from "../ratelimit/rate-limiter.js";
 import { keyToProto, ts } from "./convert.js";
 import { apiError } from "./errors.js";
+import { getUsage, listAlerts, listEvents, recordKeyAction } from "./event-handlers.js";
 import type { ServiceDeps } from "./service-deps.js";
 import { Violations } from "./validation.js";
 
@@ -167,6 +171,10 @@ export function createKeyService(d: ServiceDeps): ServiceImpl<typeof KeyService>
       return create(DeleteBlockResponseSchema, { lifted });
     }),
 
+    listEvents: guard("ListEvents", (req: ListEventsRequest) => listEvents(d, req)),
+    listAlerts: guard("ListAlerts", (req: ListAlertsRequest) => listAlerts(d, req)),
+    getUsage: guard("GetUsage", (req: GetUsageRequest) => getUsage(d, req)),
+
     revokeKey: guard("RevokeKey", async (req: RevokeKeyRequest, actor) => {
       const v = new Violations();
       validateId(req.id, v);
@@ -235,6 +243,7 @@ function audit(
 ): void {
   d.metrics.keyActions.inc({ action });
   d.log.info({ audit: action, keyId, actor }, `key ${action}d`);
+  recordKeyAction(d, action, keyId, actor);
 }
 
 function fromTag(tag: string): { kind: SubjectKind; subject: string } {

@@ -27,6 +27,7 @@ import { isStoreUnavailable } from "../store/store-errors.js";
 import { newDecisionId } from "../util/ids.js";
 import { header, REASON_TO_PROTO, ts } from "./convert.js";
 import { apiError } from "./errors.js";
+import { recordLimitDenial } from "./event-handlers.js";
 import type { ServiceDeps } from "./service-deps.js";
 import { Violations } from "./validation.js";
 
@@ -70,6 +71,21 @@ export async function decideLimits(
       );
     }
     d.announce({ digests: [], blocks: r.newBlocks });
+  }
+  if (!r.allowed) {
+    const limit = r.deciding === undefined ? undefined : r.limits[r.deciding]?.limit.name;
+    recordLimitDenial(
+      d,
+      rpc,
+      r.reason === "BLOCKED" ? "BLOCKED" : "RATE_LIMITED",
+      {
+        keyId: input.keyId,
+        clientIp: input.clientIp,
+        subject: input.subject,
+        endpoint: input.endpoint?.name ?? "",
+      },
+      limit ? { limit } : {},
+    );
   }
   return r;
 }

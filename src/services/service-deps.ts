@@ -1,3 +1,4 @@
+import type { Events } from "../events/events-runtime.js";
 import type { Authorizer } from "../keys/authorizer.js";
 import type { KeyLookup } from "../keys/key-lookup.js";
 import type { KeyManager } from "../keys/key-manager.js";
@@ -25,6 +26,8 @@ export interface ServiceDeps {
   /** Tells every replica (blocks placed or lifted); never throws, never waits. */
   announce: (message: Invalidation) => void;
   management: ManagementAuth;
+  /** Security events, detection, alerts and usage (see src/events). */
+  events: Events;
   policy: () => Policy;
   clock: Clock;
   log: Logger;

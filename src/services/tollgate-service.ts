@@ -9,6 +9,7 @@ import {
   type AuthorizeResponse,
   AuthorizeResponseSchema,
   type CheckRateLimitRequest,
+  type RecordEventRequest,
   type RotateKeyRequest,
   type RotateKeyResponse,
   RotateKeyResponseSchema,
@@ -26,6 +27,13 @@ import {
   ts,
 } from "./convert.js";
 import { apiError } from "./errors.js";
+import {
+  localAuthorizeBlock,
+  markBlocked,
+  recordAuthorize,
+  recordEvent,
+  recordKeyAction,
+} from "./event-handlers.js";
 import { checkRateLimit, decideLimits, rateResultToProto } from "./rate-limit-handlers.js";
 import type { ServiceDeps } from "./service-deps.js";
 import { Violations } from "./validation.js";
@@ -44,9 +52,7 @@ export function createTollgateService(d: ServiceDeps): ServiceImpl<typeof Tollga
       "CheckRateLimit",
       (req: CheckRateLimitRequest, ctx: HandlerContext) => checkRateLimit(d, req, ctx),
     ),
-    recordEvent: d.instrument("RecordEvent", async () => {
-      throw apiError("NOT_IMPLEMENTED");
-    }),
+    recordEvent: d.instrument("RecordEvent", (req: RecordEventRequest) => recordEvent(d, req)),
     rotateKey: d.instrument("RotateKey", (req: RotateKeyRequest, ctx: HandlerContext) =>
       rotateKey(d, req, ctx),
     ),
@@ -98,8 +104,10 @@ async function authorize(
   // An oversized or ambiguous key is malformed: answered without any lookup.
   const secret =
     typeof key === "string" && Buffer.byteLength(key) <= MAX_KEY_BYTES ? key : "\u0000";
+  // A blocked client IP is refused from the local block cache, without a key lookup.
+  const ipBlock = localAuthorizeBlock(d, req.clientIp, undefined);
   const decision = await d.authorizer.authorize({
-    secret,
+    secret: ipBlock ? "\u0000" : secret,
     method: req.method,
     normalisedPath: path,
     endpointName: req.endpoint,
@@ -120,7 +128,13 @@ async function authorize(
   if (decision.hints) res.hints = hintsToProto(decision.hints);
   if (decision.decidedLocally) res.decidedLocally = true;
   let reasonName: string = decision.reason;
-  if (decision.allowed && req.applyLimits && decision.record) {
+  const block =
+    ipBlock ?? (decision.allowed ? localAuthorizeBlock(d, "", decision.record?.id) : undefined);
+  if (block) {
+    markBlocked(d, res, block.until);
+    reasonName = "BLOCKED";
+  }
+  if (!block && decision.allowed && req.applyLimits && decision.record) {
     const r = await decideLimits(
       d,
       {
@@ -146,10 +160,11 @@ async function authorize(
         r.reason === "BLOCKED" ? "too many violations: temporarily blocked" : "rate limit exceeded";
     }
   }
-  if (decision.httpStatus === 401) {
+  if (decision.httpStatus === 401 && !block) {
     const error = decision.reason === "MISSING_KEY" ? "" : `, error="invalid_key"`;
     res.responseHeaders.push(header("www-authenticate", `ApiKey realm="tollgate"${error}`));
   }
+  recordAuthorize(d, req, decision, res, reasonName, secret);
   const tier = decision.record?.tier ?? "none";
   if (res.decidedLocally)
     d.metrics.localDecisions.inc({ rpc: "Authorize", decision: res.allowed ? "allow" : "deny" });
@@ -207,6 +222,7 @@ async function rotateKey(
   if (r === "CONFLICT") throw apiError("CONCURRENT_UPDATE");
   if (r === "INVALID_SECRET") throw apiError("INVALID_SECRET");
   d.metrics.keyActions.inc({ action: "rotate" });
+  recordKeyAction(d, "rotate", r.record.id, actor, r.record.owner);
   d.log.info(
     { audit: "rotate", keyId: r.record.id, actor, graceEndsAt: r.graceEndsAt },
     "key rotated",

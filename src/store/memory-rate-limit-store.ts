@@ -152,6 +152,14 @@ export class MemoryRateLimitStore implements RateLimitStore {
     return had;
   }
 
+  async placeBlock(tag: string, durationMs: number): Promise<number> {
+    const now = this.clock.now();
+    const e = this.live(`bl:${tag}`, now);
+    if (e && e.expiresAt >= now + durationMs) return e.expiresAt;
+    this.set(`bl:${tag}`, { a: e?.a ?? 1, b: 0, expiresAt: now + durationMs });
+    return now + durationMs;
+  }
+
   /** Entries held (for tests of boundedness). */
   get size(): number {
     return this.map.size;

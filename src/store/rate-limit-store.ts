@@ -59,6 +59,11 @@ export interface RateLimitStore {
   listBlocks(limit: number): Promise<ActiveBlock[]>;
   /** Lifts a block (and forgets pending denials). True if one was active. */
   liftBlock(tag: string): Promise<boolean>;
+  /**
+   * Blocks a subject for `durationMs` from now (a detection rule's action). An
+   * active longer block is kept. Resolves to the block's end (epoch ms).
+   */
+  placeBlock(tag: string, durationMs: number): Promise<number>;
 }
 
 /** Flat script arguments for one set of items (shared by Redis and tests). */

@@ -107,6 +107,17 @@ export class RedisRateLimitStore implements RateLimitStore {
     return n > 0;
   }
 
+  async placeBlock(tag: string, durationMs: number): Promise<number> {
+    const key = this.names.block(tag);
+    const ttl = await this.redis.pttl(key);
+    if (ttl >= durationMs) return Date.now() + ttl;
+    // Same key and value (offence level) as rate-limit-n.lua's blocks, so every
+    // rate-limited decision and ListBlocks / DeleteBlock see it.
+    await this.redis.set(key, "1", "PX", durationMs);
+    await this.indexBlocks([{ tag, durationMs }]);
+    return Date.now() + durationMs;
+  }
+
   private async run(
     items: LimitItem[],
     blockTags: string[],

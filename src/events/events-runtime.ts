@@ -1,0 +1,171 @@
+/**
+ * Builds the events subsystem (stores, detection, alerting, recorder) for the
+ * composition root, so main.ts only calls `createEvents` and hands the result
+ * to the services.
+ */
+import type { Logger } from "../observability/logger.js";
+import type { Metrics } from "../observability/metrics.js";
+import type { Policy } from "../policy/policy.js";
+import type { BlockCache } from "../ratelimit/block-cache.js";
+import type { StoreGuard } from "../resilience/store-guard.js";
+import type { DetectionStore } from "../store/detection-store.js";
+import type { EventRetention, EventStore } from "../store/event-store.js";
+import type { Invalidation } from "../store/invalidation-bus.js";
+import { MemoryDetectionStore } from "../store/memory-detection-store.js";
+import { MemoryEventStore } from "../store/memory-event-store.js";
+import { MemoryUsageStore } from "../store/memory-usage-store.js";
+import type { RateLimitStore } from "../store/rate-limit-store.js";
+import { RedisDetectionStore } from "../store/redis-detection-store.js";
+import { RedisEventStore } from "../store/redis-event-store.js";
+import type { RedisClient } from "../store/redis-key-store.js";
+import { RedisUsageStore } from "../store/redis-usage-store.js";
+import type { UsageStore } from "../store/usage-store.js";
+import type { Clock } from "../util/clock.js";
+import { AlertDispatcher } from "./alert-dispatcher.js";
+import { DetectionEngine } from "./detection-engine.js";
+import { EventRecorder } from "./event-recorder.js";
+
+/** The events subsystem as the services see it. */
+export interface Events {
+  recorder: EventRecorder;
+  store: EventStore;
+  usage: UsageStore;
+  dispatcher: AlertDispatcher;
+  /** Usage counters' retention, ms (bounds GetUsage ranges). */
+  usageRetentionMs: number;
+  /** The active block among `tags` known to this replica, if any (no store call). */
+  localBlock(tags: readonly string[]): { tag: string; until: number } | undefined;
+  /** Loads active blocks into the local cache and starts the background flush. */
+  start(): Promise<void>;
+  /** Flushes buffered events and drains webhook queues (bounded by `timeoutMs`). */
+  stop(timeoutMs: number): Promise<void>;
+}
+
+/** The stores of the subsystem. */
+export interface EventStores {
+  events: EventStore;
+  usage: UsageStore;
+  detection: DetectionStore;
+}
+
+/** Sizes and periods (from the settings). */
+export interface EventLimits extends EventRetention {
+  usageRetentionMs: number;
+  bufferSize: number;
+  flushMs: number;
+}
+
+/** Embedded stores. */
+export function memoryEventStores(clock: Clock, limits: EventLimits): EventStores {
+  return {
+    events: new MemoryEventStore(clock, limits),
+    usage: new MemoryUsageStore(clock, limits.usageRetentionMs),
+    detection: new MemoryDetectionStore(clock),
+  };
+}
+
+/** Redis stores, every call through the connection's breaker. */
+export function redisEventStores(
+  redis: RedisClient,
+  prefix: string,
+  guard: StoreGuard,
+  limits: EventLimits,
+): EventStores {
+  return {
+    events: guard.wrap("events", new RedisEventStore(redis, prefix, limits)),
+    usage: guard.wrap("usage", new RedisUsageStore(redis, prefix, limits.usageRetentionMs)),
+    detection: guard.wrap("detection", new RedisDetectionStore(redis, prefix)),
+  };
+}
+
+/** Options of createEvents. */
+export interface CreateEventsOptions {
+  stores: EventStores;
+  limits: EventLimits;
+  rateStore: RateLimitStore;
+  blockCache: BlockCache;
+  /** Tells every replica (never throws). */
+  announce: (message: Invalidation) => void;
+  policy: () => Policy;
+  clock: Clock;
+  log: Logger;
+  metrics: Metrics;
+}
+
+/** Wires the subsystem. */
+export function createEvents(o: CreateEventsOptions): Events {
+  const dispatcher = new AlertDispatcher({
+    store: o.stores.events,
+    webhooks: () => o.policy().detection.webhooks,
+    clock: o.clock,
+    log: o.log,
+    metrics: o.metrics,
+  });
+  const engine = new DetectionEngine({
+    store: o.stores.detection,
+    rules: () => o.policy().detection.rules,
+    clock: o.clock,
+    // A detection block: in the store (every replica's limited decisions and
+    // ListBlocks see it), in this replica's cache, and announced to the others.
+    block: async (tag, durationMs) => {
+      const until = await o.rateStore.placeBlock(tag, durationMs);
+      o.blockCache.add(tag, until);
+      o.announce({ digests: [], blocks: [{ tag, until }] });
+      o.metrics.blocksPlaced.inc({
+        by: { k: "key", i: "ip", s: "subject" }[tag[0] as "k"] ?? "other",
+      });
+      return until;
+    },
+    raise: (alert) => dispatcher.raise(alert),
+  });
+  const recorder = new EventRecorder({
+    store: o.stores.events,
+    usage: o.stores.usage,
+    engine,
+    clock: o.clock,
+    log: o.log,
+    metrics: o.metrics,
+    maxBuffer: o.limits.bufferSize,
+    flushIntervalMs: o.limits.flushMs,
+  });
+  return {
+    recorder,
+    store: o.stores.events,
+    usage: o.stores.usage,
+    dispatcher,
+    usageRetentionMs: o.limits.usageRetentionMs,
+    localBlock: (tags) => o.blockCache.find(tags),
+    async start() {
+      recorder.start();
+      // Blocks placed before this replica started: refuse them locally too.
+      try {
+        for (const b of await o.rateStore.listBlocks(1000)) o.blockCache.add(b.tag, b.until);
+      } catch (err) {
+        o.log.warn({ err: { message: (err as Error).message } }, "could not load active blocks");
+      }
+    },
+    async stop(timeoutMs) {
+      await recorder.stop();
+      await dispatcher.close(timeoutMs);
+    },
+  };
+}
+
+/** The subsystem's sizes from the settings. */
+export function eventLimitsFromSettings(s: {
+  eventRetentionS: number;
+  eventMaxCount: number;
+  alertMaxCount: number;
+  usageRetentionS: number;
+  eventBufferSize: number;
+  eventFlushMs: number;
+}): EventLimits {
+  return {
+    maxAgeMs: s.eventRetentionS * 1000,
+    maxEvents: s.eventMaxCount,
+    maxAlerts: s.alertMaxCount,
+    usageRetentionMs: s.usageRetentionS * 1000,
+    bufferSize: s.eventBufferSize,
+    flushMs: s.eventFlushMs,
+  };
+}

@@ -1,0 +1,398 @@
+/**
+ * The events side of the API: RecordEvent (TollgateService), ListEvents,
+ * ListAlerts and GetUsage (KeyService), and the hooks through which decisions
+ * and key management feed the event flow (never awaited by a decision).
+ */
+import { createHash } from "node:crypto";
+import { create } from "@bufbuild/protobuf";
+import { durationFromMs, type Timestamp, timestampMs } from "@bufbuild/protobuf/wkt";
+import {
+  BUILTIN_EVENT_TYPES,
+  CUSTOM_TYPE,
+  EVENT_ID,
+  type EventFilter,
+  REQUEST_TYPE,
+} from "../events/event.js";
+import { Reason } from "../gen/tollgate/v1/common_pb.js";
+import { EventType, SubjectKind as SubjectKindEnum } from "../gen/tollgate/v1/event_pb.js";
+import {
+  EndpointUsageSchema,
+  type GetUsageRequest,
+  type GetUsageResponse,
+  GetUsageResponseSchema,
+  type ListAlertsRequest,
+  type ListAlertsResponse,
+  ListAlertsResponseSchema,
+  type ListEventsRequest,
+  type ListEventsResponse,
+  ListEventsResponseSchema,
+  UsageBucketSchema,
+  UsageGranularity,
+} from "../gen/tollgate/v1/key_service_pb.js";
+import { RateLimitResultSchema } from "../gen/tollgate/v1/ratelimit_pb.js";
+import {
+  type AuthorizeRequest,
+  type AuthorizeResponse,
+  type RecordEventRequest,
+  type RecordEventResponse,
+  RecordEventResponseSchema,
+} from "../gen/tollgate/v1/tollgate_service_pb.js";
+import type { AuthDecision } from "../keys/authorizer.js";
+import { normaliseIp } from "../keys/ip-rules.js";
+import { subjectTag } from "../ratelimit/rate-limiter.js";
+import { HOUR_MS, MINUTE_MS, type UsageCounts } from "../store/usage-store.js";
+import { header, ts } from "./convert.js";
+import {
+  alertToProto,
+  eventFromProto,
+  eventToProto,
+  kindFromProto,
+  typeFromProto,
+} from "./event-convert.js";
+import type { ServiceDeps } from "./service-deps.js";
+import { Violations } from "./validation.js";
+
+const KEY_ID = /^key_[0-9A-Za-z]{16}$/;
+const CURSOR = /^[0-9]{1,20}(-[0-9]{1,20})?$/;
+const MAX_BUCKETS = 1440;
+const DAY_MS = 86_400_000;
+
+/** RecordEvent: validates, stores durably, returns accepted / duplicate ids and fired alerts. */
+export async function recordEvent(
+  d: ServiceDeps,
+  req: RecordEventRequest,
+): Promise<RecordEventResponse> {
+  const v = new Violations();
+  if (req.events.length < 1 || req.events.length > 100) v.add("events", "must have 1..100 entries");
+  const now = d.clock.now();
+  req.events.slice(0, 100).forEach((e, i) => {
+    const f = (name: string) => `events[${i}].${name}`;
+    v.length(f("id"), e.id, 1, 128);
+    if (e.id !== "" && Buffer.byteLength(e.id) <= 128)
+      v.pattern(f("id"), e.id, EVENT_ID, "1..128 of [A-Za-z0-9._:-]");
+    if (e.type === EventType.UNSPECIFIED) {
+      v.pattern(
+        f("custom_type"),
+        e.customType,
+        CUSTOM_TYPE,
+        "1..64 of [a-z0-9._-] when type is UNSPECIFIED",
+      );
+      if (
+        (BUILTIN_EVENT_TYPES as readonly string[]).includes(e.customType) ||
+        e.customType === REQUEST_TYPE
+      )
+        v.add(f("custom_type"), "must not be a built-in type name (set `type` instead)");
+    } else {
+      if (!(e.type in EventType) || e.type > BUILTIN_EVENT_TYPES.length)
+        v.add(f("type"), "must be a known EventType");
+      if (e.customType !== "") v.add(f("custom_type"), "must be empty when type is set");
+    }
+    v.length(f("subject"), e.subject, 1, 256);
+    if (!(e.subjectKind in SubjectKindEnum))
+      v.add(f("subject_kind"), "must be a known SubjectKind");
+    v.length(f("endpoint"), e.endpoint, 0, 2048);
+    if (e.severity < 0 || e.severity > 5) v.add(f("severity"), "must be a known Severity");
+    v.map(f("attributes"), e.attributes, 32, 64, 1024);
+    v.length(f("client_ip"), e.clientIp, 0, 64);
+    if (e.clientIp !== "" && !normaliseIp(e.clientIp))
+      v.add(f("client_ip"), "must be an IPv4 or IPv6 address");
+    v.length(f("key_id"), e.keyId, 0, 64);
+    if (e.time) {
+      const t = timestampMs(e.time);
+      if (!Number.isFinite(t) || t < 0 || t > now + 3_600_000)
+        v.add(f("time"), "must be after 1970 and at most 1 hour ahead");
+    }
+  });
+  v.throwIfAny();
+  const r = await d.events.recorder.record(req.events.map((e) => eventFromProto(e, now)));
+  return create(RecordEventResponseSchema, {
+    acceptedIds: r.accepted,
+    duplicateIds: r.duplicates,
+    alerts: r.alerts.map(alertToProto),
+  });
+}
+
+/** ListEvents. */
+export async function listEvents(
+  d: ServiceDeps,
+  req: ListEventsRequest,
+): Promise<ListEventsResponse> {
+  const v = new Violations();
+  if (req.pageSize > 1000) v.add("page_size", "must be 0..1000");
+  const cursor = decodeCursor(v, req.pageToken);
+  v.length("subject", req.subject, 0, 256);
+  if (req.customType !== "")
+    v.pattern("custom_type", req.customType, CUSTOM_TYPE, "1..64 of [a-z0-9._-]");
+  if (req.type !== EventType.UNSPECIFIED && req.customType !== "")
+    v.add("custom_type", "must be empty when type is set");
+  const { from, to } = range(v, req.startTime, req.endTime);
+  v.throwIfAny();
+  const type = typeFromProto(req.type, req.customType);
+  const filter: EventFilter = {
+    ...(req.subject !== "" && { subject: req.subject }),
+    ...(req.subjectKind !== SubjectKindEnum.UNSPECIFIED && {
+      subjectKind: kindFromProto(req.subjectKind),
+    }),
+    ...(type !== "" && { type }),
+    ...(from !== undefined && { from }),
+    ...(to !== undefined && { to }),
+  };
+  const page = await d.events.store.list(filter, req.pageSize || 100, cursor);
+  return create(ListEventsResponseSchema, {
+    events: page.items.map(eventToProto),
+    nextPageToken: page.next ? Buffer.from(page.next).toString("base64url") : "",
+  });
+}
+
+/** ListAlerts. */
+export async function listAlerts(
+  d: ServiceDeps,
+  req: ListAlertsRequest,
+): Promise<ListAlertsResponse> {
+  const v = new Violations();
+  if (req.pageSize > 1000) v.add("page_size", "must be 0..1000");
+  const cursor = decodeCursor(v, req.pageToken);
+  v.length("rule", req.rule, 0, 64);
+  v.length("subject", req.subject, 0, 256);
+  const { from, to } = range(v, req.startTime, req.endTime);
+  v.throwIfAny();
+  const page = await d.events.store.listAlerts(
+    {
+      ...(req.rule !== "" && { rule: req.rule }),
+      ...(req.subject !== "" && { subject: req.subject }),
+      ...(from !== undefined && { from }),
+      ...(to !== undefined && { to }),
+    },
+    req.pageSize || 100,
+    cursor,
+  );
+  return create(ListAlertsResponseSchema, {
+    alerts: page.items.map(alertToProto),
+    nextPageToken: page.next ? Buffer.from(page.next).toString("base64url") : "",
+  });
+}
+
+/** GetUsage: buckets of a key's request counts, oldest first, empty ones included. */
+export async function getUsage(d: ServiceDeps, req: GetUsageRequest): Promise<GetUsageResponse> {
+  const v = new Violations();
+  v.length("key_id", req.keyId, 1, 64);
+  if (req.keyId !== "" && Buffer.byteLength(req.keyId) <= 64)
+    v.pattern("key_id", req.keyId, KEY_ID, "a key id");
+  v.length("endpoint", req.endpoint, 0, 128);
+  const g =
+    req.granularity === UsageGranularity.UNSPECIFIED ? UsageGranularity.MINUTE : req.granularity;
+  if (!(g in UsageGranularity)) v.add("granularity", "must be a known UsageGranularity");
+  const width =
+    g === UsageGranularity.DAY ? DAY_MS : g === UsageGranularity.HOUR ? HOUR_MS : MINUTE_MS;
+  const now = d.clock.now();
+  const end = req.endTime ? timestampMs(req.endTime) : now;
+  const start = req.startTime ? timestampMs(req.startTime) : end - HOUR_MS;
+  if (!Number.isFinite(start) || !Number.isFinite(end) || start >= end)
+    v.add("start_time", "must be before end_time");
+  const first = Math.floor(start / width) * width;
+  const count = Math.ceil((end - first) / width);
+  if (count > MAX_BUCKETS) v.add("end_time", `the range must span at most ${MAX_BUCKETS} buckets`);
+  if (first < now - d.events.usageRetentionMs - width)
+    v.add(
+      "start_time",
+      `must be within the usage retention (${Math.round(d.events.usageRetentionMs / 1000)} s)`,
+    );
+  v.throwIfAny();
+  const starts = Array.from({ length: count }, (_, i) => first + i * width);
+  let counts: UsageCounts[];
+  if (g === UsageGranularity.MINUTE)
+    counts = await d.events.usage.read(req.keyId, "minute", starts);
+  else {
+    const per = width / HOUR_MS;
+    const hours = await d.events.usage.read(
+      req.keyId,
+      "hour",
+      starts.flatMap((s) => Array.from({ length: per }, (_, i) => s + i * HOUR_MS)),
+    );
+    counts = starts.map((_, b) => sum(hours.slice(b * per, (b + 1) * per)));
+  }
+  if (req.endpoint !== "") counts = counts.map((c) => ({ [req.endpoint]: c[req.endpoint] ?? 0 }));
+  const total = sum(counts);
+  return create(GetUsageResponseSchema, {
+    granularity: g,
+    buckets: counts.map((c, i) =>
+      create(UsageBucketSchema, {
+        startTime: ts(starts[i]),
+        requests: BigInt(Object.values(c).reduce((a, b) => a + b, 0)),
+        endpoints: topEndpoints(c),
+      }),
+    ),
+    totalRequests: BigInt(Object.values(total).reduce((a, b) => a + b, 0)),
+    endpoints: topEndpoints(total),
+  });
+}
+
+function sum(list: readonly UsageCounts[]): UsageCounts {
+  const out: UsageCounts = {};
+  for (const c of list) for (const [k, n] of Object.entries(c)) out[k] = (out[k] ?? 0) + n;
+  return out;
+}
+
+function topEndpoints(c: UsageCounts) {
+  const sorted = Object.entries(c)
+    .filter(([, n]) => n > 0)
+    .sort((a, b) => b[1] - a[1]);
+  const top = sorted.slice(0, 63);
+  const rest = sorted.slice(63).reduce((a, [, n]) => a + n, 0);
+  if (rest > 0) top.push(["*other*", rest]);
+  return top.map(([endpoint, n]) => create(EndpointUsageSchema, { endpoint, requests: BigInt(n) }));
+}
+
+function decodeCursor(v: Violations, token: string): string | undefined {
+  v.length("page_token", token, 0, 256);
+  if (token === "") return undefined;
+  const c = Buffer.from(token, "base64url").toString("utf8");
+  if (!CURSOR.test(c)) {
+    v.add("page_token", "must be a token from a previous response");
+    return undefined;
+  }
+  return c;
+}
+
+function range(v: Violations, start?: Timestamp, end?: Timestamp): { from?: number; to?: number } {
+  const from = start ? timestampMs(start) : undefined;
+  const to = end ? timestampMs(end) : undefined;
+  if (from !== undefined && to !== undefined && from >= to)
+    v.add("start_time", "must be before end_time");
+  return { ...(from !== undefined && { from }), ...(to !== undefined && { to }) };
+}
+
+/**
+ * Authorize's block check, from this replica's cache only (zero store calls):
+ * a blocked client IP, else (when `keyId` is given) a blocked key.
+ */
+export function localAuthorizeBlock(
+  d: ServiceDeps,
+  clientIp: string,
+  keyId: string | undefined,
+): { tag: string; until: number } | undefined {
+  const tags: string[] = [];
+  const ip = clientIp ? normaliseIp(clientIp)?.address : undefined;
+  if (ip) tags.push(subjectTag("ip", ip));
+  if (keyId) tags.push(subjectTag("key", keyId));
+  return tags.length > 0 ? d.events.localBlock(tags) : undefined;
+}
+
+/** Turns an Authorize response into a BLOCKED (429) denial until `until`. */
+export function markBlocked(d: ServiceDeps, res: AuthorizeResponse, until: number): void {
+  const retryMs = Math.max(0, until - d.clock.now());
+  res.allowed = false;
+  res.reason = Reason.BLOCKED;
+  res.httpStatus = 429;
+  res.message = "too many violations: temporarily blocked";
+  res.rateLimit = create(RateLimitResultSchema, {
+    allowed: false,
+    blockedUntil: ts(until),
+    retryAfter: durationFromMs(retryMs),
+  });
+  res.responseHeaders.push(header("retry-after", String(Math.max(1, Math.ceil(retryMs / 1000)))));
+}
+
+const AUTH_FAILURES = new Set([
+  "MISSING_KEY",
+  "MALFORMED_KEY",
+  "UNKNOWN_KEY",
+  "EXPIRED_KEY",
+  "REVOKED_KEY",
+]);
+
+/**
+ * Feeds an Authorize decision to the event flow: an allowed request counts as
+ * usage; a denial becomes an auth_failure / permission_denied / blocked event.
+ * (Rate-limit denials are recorded where the limits are decided.) Never waits.
+ */
+export function recordAuthorize(
+  d: ServiceDeps,
+  req: AuthorizeRequest,
+  decision: AuthDecision,
+  res: AuthorizeResponse,
+  reason: string,
+  secret: string,
+): void {
+  const ip = req.clientIp ? (normaliseIp(req.clientIp)?.address ?? "") : "";
+  const keyId = decision.record?.id ?? "";
+  const endpoint = decision.endpoint?.name ?? "-";
+  if (res.allowed) {
+    if (keyId) d.events.recorder.request(keyId, endpoint, ip);
+    return;
+  }
+  if (reason === "RATE_LIMITED") return;
+  const type =
+    reason === "BLOCKED"
+      ? "blocked"
+      : AUTH_FAILURES.has(reason)
+        ? "auth_failure"
+        : "permission_denied";
+  const attributes: Record<string, string> = { reason, rpc: "Authorize" };
+  if (reason === "UNKNOWN_KEY") attributes.key_fp = keyFingerprint(secret);
+  if (decision.record) attributes.owner = decision.record.owner;
+  if (res.decisionId) attributes.decision_id = res.decisionId;
+  d.events.recorder.emit({
+    type,
+    ...(keyId
+      ? { subject: keyId, subjectKind: "key" }
+      : ip
+        ? { subject: ip, subjectKind: "ip" }
+        : { subject: "anonymous", subjectKind: "caller" }),
+    severity: type === "blocked" ? "medium" : "low",
+    endpoint: decision.endpoint?.name ?? "",
+    clientIp: ip,
+    keyId,
+    attributes,
+  });
+}
+
+/**
+ * A presented unknown key's fingerprint: 16 hex of its SHA-256, enough to count
+ * distinct keys (credential stuffing) without storing anything usable.
+ */
+export function keyFingerprint(secret: string): string {
+  return createHash("sha256").update(secret).digest("hex").slice(0, 16);
+}
+
+/** Audit trail of a key-management action (with the acting token's name). Never waits. */
+export function recordKeyAction(
+  d: ServiceDeps,
+  action: "create" | "update" | "revoke" | "rotate",
+  keyId: string,
+  actor: string,
+  owner?: string,
+): void {
+  d.events.recorder.emit({
+    type: `key_${action === "create" ? "created" : action === "update" ? "updated" : action === "revoke" ? "revoked" : "rotated"}`,
+    subject: keyId,
+    subjectKind: "key",
+    severity: action === "revoke" ? "medium" : "info",
+    keyId,
+    attributes: { actor, ...(owner !== undefined && { owner }) },
+  });
+}
+
+/** A rate-limit denial or block (CheckRateLimit, Authorize with limits, Envoy). Never waits. */
+export function recordLimitDenial(
+  d: ServiceDeps,
+  rpc: string,
+  reason: "RATE_LIMITED" | "BLOCKED",
+  who: { keyId: string; clientIp: string; subject: string; endpoint: string },
+  attributes: Record<string, string>,
+): void {
+  const ip = who.clientIp ? (normaliseIp(who.clientIp)?.address ?? "") : "";
+  d.events.recorder.emit({
+    type: reason === "BLOCKED" ? "blocked" : "rate_limited",
+    ...(who.keyId
+      ? { subject: who.keyId, subjectKind: "key" }
+      : ip
+        ? { subject: ip, subjectKind: "ip" }
+        : { subject: who.subject || "anonymous", subjectKind: "caller" }),
+    severity: reason === "BLOCKED" ? "medium" : "info",
+    endpoint: who.endpoint,
+    clientIp: ip,
+    keyId: who.keyId,
+    attributes: { rpc, reason, ...attributes },
+  });
+}

@@ -1,0 +1,36 @@
+import type { Alert, AlertFilter, EventFilter, Page, SecurityEvent } from "../events/event.js";
+
+/** How long and how many events and alerts are kept. */
+export interface EventRetention {
+  /** Events and alerts older than this are trimmed, and idempotency ids forgotten, ms. */
+  maxAgeMs: number;
+  /** Most events kept (Redis: split evenly over the stream shards). */
+  maxEvents: number;
+  /** Most alerts kept. */
+  maxAlerts: number;
+}
+
+/** Outcome of an append: every id lands in exactly one list, in input order. */
+export interface AppendResult {
+  /** Newly stored. */
+  accepted: string[];
+  /** Seen before within the retention window: accepted once, not stored again. */
+  duplicates: string[];
+}
+
+/**
+ * Security events and alerts. `append` resolves only once the events are
+ * durably written (Redis acknowledged them), so a RecordEvent reply means stored.
+ * Both kinds of record trim themselves by age and count: cleanup is automatic.
+ */
+export interface EventStore {
+  append(events: readonly SecurityEvent[]): Promise<AppendResult>;
+  /** Newest first; `cursor` from a previous page's `next`. Examines a bounded number of records per call. */
+  list(filter: EventFilter, limit: number, cursor?: string): Promise<Page<SecurityEvent>>;
+  appendAlert(alert: Alert): Promise<void>;
+  /** Newest first. */
+  listAlerts(filter: AlertFilter, limit: number, cursor?: string): Promise<Page<Alert>>;
+}
+
+/** Most records one list call examines before returning a (possibly short) page with a cursor. */
+export const LIST_SCAN_LIMIT = 5000;

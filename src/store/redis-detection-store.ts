@@ -1,0 +1,75 @@
+import type {
+  DetectionStore,
+  SpikeOp,
+  SpikeResult,
+  WindowOp,
+  WindowResult,
+} from "./detection-store.js";
+import { loadLuaScript } from "./lua-scripts.js";
+import type { RedisClient } from "./redis-key-store.js";
+import { tagValue } from "./redis-keys.js";
+
+type ScriptClient = RedisClient & {
+  tgDetectWindow(win: string, cd: string, ...args: (string | number)[]): Promise<number[]>;
+  tgDetectSpike(state: string, cd: string, ...args: (string | number)[]): Promise<number[]>;
+};
+
+/** Redis key names of detection state under `prefix`, hash-tagged by subject. */
+export function detectionKeyNames(prefix: string) {
+  return {
+    /** Sliding window of a rule for a subject (sorted set). */
+    window: (tag: string, rule: string) => `${prefix}dw:{${tagValue(tag)}}:${rule}`,
+    /** Spike state of a rule for a key (hash). */
+    spike: (tag: string, rule: string) => `${prefix}ds:{${tagValue(tag)}}:${rule}`,
+    /** Cool-down marker of a rule for a subject. */
+    cooldown: (tag: string, rule: string) => `${prefix}dc:{${tagValue(tag)}}:${rule}`,
+  };
+}
+
+/**
+ * Detection state in Redis: one script call per (rule, subject) update, every
+ * key of a call under the subject's hash tag, so it runs unchanged on Cluster.
+ */
+export class RedisDetectionStore implements DetectionStore {
+  private readonly redis: ScriptClient;
+  private readonly names: ReturnType<typeof detectionKeyNames>;
+
+  constructor(redis: RedisClient, prefix: string) {
+    if (!("tgDetectWindow" in redis)) {
+      redis.defineCommand("tgDetectWindow", loadLuaScript("detect-window-2.lua"));
+      redis.defineCommand("tgDetectSpike", loadLuaScript("detect-spike-2.lua"));
+    }
+    this.redis = redis as ScriptClient;
+    this.names = detectionKeyNames(prefix);
+  }
+
+  async window(op: WindowOp): Promise<WindowResult> {
+    const [count, fired] = await this.redis.tgDetectWindow(
+      this.names.window(op.tag, op.rule),
+      this.names.cooldown(op.tag, op.rule),
+      op.mode === "count" ? 1 : 2,
+      op.windowMs,
+      op.threshold,
+      op.cap,
+      op.cooldownMs,
+      ...op.members,
+    );
+    return { count: Number(count), fired: fired === 1 };
+  }
+
+  async spike(op: SpikeOp): Promise<SpikeResult> {
+    const [current, baseline, fired] = await this.redis.tgDetectSpike(
+      this.names.spike(op.tag, op.rule),
+      this.names.cooldown(op.tag, op.rule),
+      op.requests,
+      op.bucketMs,
+      op.alpha,
+      op.factor,
+      op.minHistory,
+      op.minRequests,
+      op.cooldownMs,
+      op.ttlMs,
+    );
+    return { current: Number(current), baseline: Number(baseline) / 1000, fired: fired === 1 };
+  }
+}

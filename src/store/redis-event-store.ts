@@ -1,0 +1,188 @@
+import { crc32 } from "node:zlib";
+import {
+  type Alert,
+  type AlertFilter,
+  type EventFilter,
+  matchesAlert,
+  matchesEvent,
+  type Page,
+  type SecurityEvent,
+} from "../events/event.js";
+import {
+  type AppendResult,
+  type EventRetention,
+  type EventStore,
+  LIST_SCAN_LIMIT,
+} from "./event-store.js";
+import { loadLuaScript } from "./lua-scripts.js";
+import type { RedisClient } from "./redis-key-store.js";
+import { tagValue } from "./redis-keys.js";
+
+/**
+ * Number of stream shards. Fixed (not a setting): an event's shard is derived
+ * from its id, so changing the count would split idempotency and listings.
+ */
+export const EVENT_SHARDS = 8;
+
+type ScriptClient = RedisClient & {
+  tgRecordEvent(idKey: string, stream: string, ...args: (string | number)[]): Promise<string>;
+  tgAppendTrimmed(stream: string, ...args: (string | number)[]): Promise<string>;
+};
+
+/** Redis key names of events and alerts under `prefix`. */
+export function eventKeyNames(prefix: string) {
+  return {
+    /** Stream shard `n` of events. */
+    shard: (n: number) => `${prefix}ev:{ev${n}}`,
+    /** Idempotency marker of an event id, in its shard's slot. */
+    eventId: (n: number, id: string) => `${prefix}eid:{ev${n}}:${tagValue(id)}`,
+    /** The alerts stream. */
+    alerts: () => `${prefix}alerts:{alerts}`,
+  };
+}
+
+/** The shard of an event id. */
+export function shardOf(id: string): number {
+  return crc32(id) % EVENT_SHARDS;
+}
+
+/**
+ * Events and alerts in Redis Streams, Cluster-safe.
+ *
+ * Layout: events go to one of EVENT_SHARDS streams `ev:{evN}` chosen by a hash
+ * of the event id, so writes spread over the cluster's slots (one stream per
+ * subject or kind would make one hot slot), and the idempotency marker
+ * `eid:{evN}:<id>` lives in the same slot: `record-event-2.lua` marks the id and
+ * appends in one atomic step, so a repeated id is stored exactly once. Each
+ * shard keeps at most maxEvents / EVENT_SHARDS entries (exact MAXLEN), entries
+ * older than the retention are trimmed (XTRIM MINID) on every append, and the
+ * stream key itself expires after the retention when idle. Listing merges the
+ * shards newest first by entry id (the recording time). Alerts are one capped
+ * stream `alerts:{alerts}` (low volume).
+ */
+export class RedisEventStore implements EventStore {
+  private readonly redis: ScriptClient;
+  private readonly names: ReturnType<typeof eventKeyNames>;
+  private readonly perShard: number;
+
+  constructor(
+    redis: RedisClient,
+    prefix: string,
+    private readonly retention: EventRetention,
+  ) {
+    if (!("tgRecordEvent" in redis)) {
+      redis.defineCommand("tgRecordEvent", loadLuaScript("record-event-2.lua"));
+      redis.defineCommand("tgAppendTrimmed", loadLuaScript("append-trimmed-1.lua"));
+    }
+    this.redis = redis as ScriptClient;
+    this.names = eventKeyNames(prefix);
+    this.perShard = Math.max(1, Math.ceil(retention.maxEvents / EVENT_SHARDS));
+  }
+
+  async append(events: readonly SecurityEvent[]): Promise<AppendResult> {
+    // Issued together: ioredis auto-pipelining sends them in one write per node.
+    const ids = await Promise.all(
+      events.map((e) => {
+        const n = shardOf(e.id);
+        const { recordedAt: _, ...stored } = e;
+        return this.redis.tgRecordEvent(
+          this.names.eventId(n, e.id),
+          this.names.shard(n),
+          this.retention.maxAgeMs,
+          this.perShard,
+          JSON.stringify(stored),
+        );
+      }),
+    );
+    const r: AppendResult = { accepted: [], duplicates: [] };
+    events.forEach((e, i) => {
+      // Within one batch a repeated id is stored once too (the script saw it first).
+      (ids[i] === "" ? r.duplicates : r.accepted).push(e.id);
+    });
+    return r;
+  }
+
+  async list(filter: EventFilter, limit: number, cursor?: string): Promise<Page<SecurityEvent>> {
+    const keys = Array.from({ length: EVENT_SHARDS }, (_, n) => this.names.shard(n));
+    return this.merge(keys, filter.from, filter.to, limit, cursor, (json, at) => {
+      const e = { ...(JSON.parse(json) as SecurityEvent), recordedAt: at };
+      return matchesEvent(e, filter) ? e : undefined;
+    });
+  }
+
+  async appendAlert(alert: Alert): Promise<void> {
+    await this.redis.tgAppendTrimmed(
+      this.names.alerts(),
+      this.retention.maxAgeMs,
+      this.retention.maxAlerts,
+      JSON.stringify(alert),
+    );
+  }
+
+  async listAlerts(filter: AlertFilter, limit: number, cursor?: string): Promise<Page<Alert>> {
+    return this.merge([this.names.alerts()], filter.from, filter.to, limit, cursor, (json) => {
+      const a = JSON.parse(json) as Alert;
+      return matchesAlert(a, filter) ? a : undefined;
+    });
+  }
+
+  /**
+   * Reads `keys` newest first, merged by entry id, keeping what `decode` returns,
+   * until `limit` records, the streams' ends, or LIST_SCAN_LIMIT entries examined.
+   * The cursor is the id of the last entry examined: the next page starts below it.
+   */
+  private async merge<T>(
+    keys: string[],
+    from: number | undefined,
+    to: number | undefined,
+    limit: number,
+    cursor: string | undefined,
+    decode: (json: string, recordedAt: number) => T | undefined,
+  ): Promise<Page<T>> {
+    let end = to === undefined ? "+" : `(${to}-0`;
+    if (cursor !== undefined && (to === undefined || compareIds(cursor, `${to}-0`) < 0)) {
+      end = `(${cursor}`;
+    }
+    const start = from === undefined ? "-" : `${from}-0`;
+    const batch = Math.min(200, Math.max(limit, 10));
+    const heads = keys.map((key) => ({ key, buf: [] as [string, string[]][], end, done: false }));
+    const refill = async (h: (typeof heads)[number]) => {
+      const got = (await this.redis.xrevrange(h.key, h.end, start, "COUNT", batch)) as [
+        string,
+        string[],
+      ][];
+      h.buf = got;
+      h.done = got.length < batch;
+      const last = got[got.length - 1];
+      if (last) h.end = `(${last[0]}`;
+    };
+    await Promise.all(heads.map(refill));
+    const out: T[] = [];
+    let examined = 0;
+    for (;;) {
+      let best: (typeof heads)[number] | undefined;
+      for (const h of heads) {
+        const top = h.buf[0];
+        if (top && (!best || compareIds(top[0], (best.buf[0] as [string, string[]])[0]) > 0))
+          best = h;
+      }
+      if (!best) return { items: out };
+      const [id, fields] = best.buf.shift() as [string, string[]];
+      if (best.buf.length === 0 && !best.done) await refill(best);
+      examined++;
+      const json = fields[1];
+      const v = json === undefined ? undefined : decode(json, Number(id.split("-")[0]));
+      if (v !== undefined) out.push(v);
+      const more = heads.some((h) => h.buf.length > 0);
+      if (!more) return { items: out };
+      if (out.length >= limit || examined >= LIST_SCAN_LIMIT) return { items: out, next: id };
+    }
+  }
+}
+
+/** Compares stream ids `ms-seq` numerically. */
+export function compareIds(a: string, b: string): number {
+  const [am = "0", as = "0"] = a.split("-");
+  const [bm = "0", bs = "0"] = b.split("-");
+  return Number(am) - Number(bm) || Number(as) - Number(bs);
+}
