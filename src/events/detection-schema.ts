@@ -104,7 +104,13 @@ const spikeRule = z.strictObject({
 const webhookSchema = z
   .strictObject({
     name: z.string().regex(NAME, "must be 1..64 of [A-Za-z0-9._-], starting alphanumeric"),
-    url: z.url({ protocol: /^https?$/ }).max(2048),
+    url: z
+      .string()
+      .max(2048)
+      .refine(
+        (u) => URL.canParse(u) && /^https?:$/.test(new URL(u).protocol),
+        "must be an http(s) URL",
+      ),
     /** Environment variable holding the HMAC secret. */
     secret_env: z
       .string()
