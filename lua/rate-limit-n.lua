@@ -17,6 +17,8 @@
 -- ARGV[10..] per limit, 6 values: kind (1 rate, 2 quota), shadow (0/1),
 --          requests, period_ms (rate) or window (1 day, 2 week, 3 month), burst,
 --          cost (0: the default cost)
+-- ARGV[10 + 6L] optional: "deny" counts a denial for the subjects without
+--          evaluating limits (on Cluster, for subjects whose slot did not deny)
 -- Returns  { status (0 ok, 1 limited, 2 blocked), block_ms, blocked_subject (1-based or 0),
 --            n_new, [subject index, block ms] × n_new,
 --            [exceeded (0/1), remaining, reset_ms, retry_ms (-1: never)] × L }
@@ -150,6 +152,8 @@ for i = 1, L do
   if exceeded and not shadow then denied = true end
   results[i] = { exceeded and 1 or 0, remaining, reset, retry }
 end
+
+if ARGV[10 + 6 * L] == "deny" then denied = true end
 
 -- 3. Charge all (allowed) or none (denied), counting denials toward blocks.
 local new = {}

@@ -235,7 +235,9 @@ export function effectiveLimits(
   tier: string,
   endpoint: Endpoint | undefined,
 ): Limit[] {
-  const base = policy.tiers.get(tier)?.limits ?? [];
+  // A key whose tier left the policy (a reload) gets the default tier's limits,
+  // never none: limits are never silently not applied.
+  const base = (policy.tiers.get(tier) ?? policy.tiers.get(policy.defaultTier))?.limits ?? [];
   const extra = (endpoint?.limits ?? [])
     .filter((l) => !l.tiers || l.tiers.has(tier))
     .map((l) => l.limit);

@@ -54,7 +54,13 @@ export class RedisInvalidationBus implements InvalidationBus {
   ) {}
 
   async publish(message: Invalidation): Promise<void> {
-    await this.redis.publish(this.channel, JSON.stringify(message));
+    // Blocks travel as time *left*, not an end time: replicas' clocks differ.
+    const now = Date.now();
+    const wire = {
+      ...message,
+      blocks: message.blocks?.map((b) => ({ tag: b.tag, ms: Math.max(0, b.until - now) })),
+    };
+    await this.redis.publish(this.channel, JSON.stringify(wire));
   }
 
   /**
@@ -97,11 +103,12 @@ const strings = (v: unknown): string[] =>
 export function parseInvalidation(text: string): Invalidation {
   const p = JSON.parse(text) as Record<string, unknown>;
   if (typeof p !== "object" || p === null) throw new Error("bus message is not an object");
+  const now = Date.now();
   const blocks = Array.isArray(p.blocks)
     ? p.blocks.flatMap((b: unknown) => {
-        const o = b as { tag?: unknown; until?: unknown };
-        return typeof o?.tag === "string" && typeof o.until === "number"
-          ? [{ tag: o.tag, until: o.until }]
+        const o = b as { tag?: unknown; ms?: unknown };
+        return typeof o?.tag === "string" && typeof o.ms === "number" && o.ms >= 0
+          ? [{ tag: o.tag, until: now + o.ms }]
           : [];
       })
     : [];

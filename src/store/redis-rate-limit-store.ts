@@ -73,8 +73,18 @@ export class RedisRateLimitStore implements RateLimitStore {
       });
       if (v.status !== "ok") {
         await this.refund(charged, req.cost);
-        await this.indexBlocks(v.newBlocks);
-        return { ...v, outcomes };
+        const newBlocks = [...v.newBlocks];
+        if (v.status === "limited" && req.blocking) {
+          // Standalone counts a denial for every blocking subject in one script;
+          // here the other subjects live in other slots: one call each.
+          for (const other of req.blockTags) {
+            if (other === tag) continue;
+            const d = await this.run([], [other], req.cost, req.blocking, true);
+            newBlocks.push(...d.newBlocks);
+          }
+        }
+        await this.indexBlocks(newBlocks);
+        return { ...v, outcomes, newBlocks };
       }
       items.forEach((it, j) => {
         if (!v.outcomes[j]?.exceeded) charged.push(it);
@@ -84,7 +94,9 @@ export class RedisRateLimitStore implements RateLimitStore {
   }
 
   async listBlocks(limit: number): Promise<ActiveBlock[]> {
-    const now = Date.now();
+    // Redis time, not this host's: replicas with skewed clocks must neither
+    // drop each other's active blocks nor report different end times.
+    const now = await this.redisNow();
     const index = this.names.blockIndex();
     await this.redis.zremrangebyscore(index, "-inf", now);
     const tags = await this.redis.zrangebyscore(index, now, "+inf", "LIMIT", 0, limit);
@@ -94,7 +106,7 @@ export class RedisRateLimitStore implements RateLimitStore {
           this.redis.pttl(this.names.block(tag)),
           this.redis.get(this.names.block(tag)),
         ]);
-        return ttl > 0 ? { tag, until: Date.now() + ttl, level: Number(level ?? 1) } : undefined;
+        return ttl > 0 ? { tag, until: now + ttl, level: Number(level ?? 1) } : undefined;
       }),
     );
     return found.filter((b): b is ActiveBlock => b !== undefined).sort((a, b) => b.until - a.until);
@@ -123,6 +135,7 @@ export class RedisRateLimitStore implements RateLimitStore {
     blockTags: string[],
     cost: number,
     blocking?: Blocking,
+    denyOnly = false,
   ): Promise<RateVerdict> {
     const tags = blocking ? blockTags : [];
     const keys = [
@@ -131,7 +144,7 @@ export class RedisRateLimitStore implements RateLimitStore {
     ];
     const b = blocking
       ? [
-          b0(blocking.after),
+          blocking.after,
           blocking.withinMs,
           blocking.durationMs,
           blocking.factor,
@@ -147,6 +160,7 @@ export class RedisRateLimitStore implements RateLimitStore {
       ...b,
       items.length,
       ...limitArgs(items),
+      ...(denyOnly ? ["deny"] : []),
     );
     return parseVerdict(r, tags, items.length);
   }
@@ -167,18 +181,20 @@ export class RedisRateLimitStore implements RateLimitStore {
     }
   }
 
+  /** Redis's clock in epoch ms (the clock the scripts use). */
+  private async redisNow(): Promise<number> {
+    const [sec, usec] = await this.redis.time();
+    return Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
+  }
+
   private async indexBlocks(blocks: { tag: string; durationMs: number }[]): Promise<void> {
     if (blocks.length === 0) return;
     const index = this.names.blockIndex();
-    const now = Date.now();
+    const now = await this.redisNow();
     for (const b of blocks) await this.redis.zadd(index, now + b.durationMs, b.tag);
     const longest = Math.max(...blocks.map((b) => b.durationMs));
     if ((await this.redis.pttl(index)) < longest) await this.redis.pexpire(index, longest);
   }
-}
-
-function b0(n: number): number {
-  return Math.max(1, n);
 }
 
 /** Decodes the script's flat reply (see the header of rate-limit-n.lua). */

@@ -1,7 +1,8 @@
 /**
- * Shared assertion: every rate-limit key Tollgate wrote (namespaces `rl:`,
- * `bl:`, `bo:`, `bd:`, `blocks:`) carries an expiry. Key records (`key:`,
- * `kd:`, `keys:`) are persistent by design and skipped.
+ * Shared assertion: every key Tollgate wrote carries an expiry — rate-limit
+ * buckets and blocks (`rl:`, `bl:`, `bo:`, `bd:`, `blocks:`) and every other
+ * namespace (events, usage, detection…) — except key records (`key:`, `kd:`,
+ * `keys:`), which are persistent by design. Every key must be hash-tagged.
  */
 import type { Redis } from "ioredis";
 import { expect } from "vitest";
@@ -25,9 +26,10 @@ export async function expectEveryRateLimitKeyExpires(
       const [next, keys] = await node.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000);
       cursor = next;
       for (const k of keys) {
-        const ns = /^(?:[^{]*:)?(rl|bl|bo|bd|blocks|key|kd|keys):\{/.exec(k)?.[1];
+        // The namespace is the last segment before the hash tag (after any per-test prefix).
+        const ns = /^([^{]*?):\{/.exec(k.slice(prefix.length))?.[1]?.split(":").pop();
         if (ns === undefined) {
-          offenders.push(`${k} (unknown namespace)`);
+          offenders.push(`${k} (no hash tag)`);
           continue;
         }
         seen.add(ns);
