@@ -53,7 +53,7 @@ import type { ServiceDeps } from "./service-deps.js";
 import { Violations } from "./validation.js";
 
 const KEY_ID = /^key_[0-9A-Za-z]{16}$/;
-const CURSOR = /^[0-9]{1,20}(-[0-9]{1,20})?$/;
+const CURSOR = /^[0-9]{1,20}(-[0-9]{1,20}\.[0-9]{1,3})?$/;
 const MAX_BUCKETS = 1440;
 const DAY_MS = 86_400_000;
 

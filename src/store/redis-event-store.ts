@@ -127,9 +127,11 @@ export class RedisEventStore implements EventStore {
   }
 
   /**
-   * Reads `keys` newest first, merged by entry id, keeping what `decode` returns,
-   * until `limit` records, the streams' ends, or LIST_SCAN_LIMIT entries examined.
-   * The cursor is the id of the last entry examined: the next page starts below it.
+   * Reads `keys` newest first, merged by entry id (ties: the higher stream index
+   * first, since shards can hold equal ids), keeping what `decode` returns, until
+   * `limit` records, the streams' ends, or LIST_SCAN_LIMIT entries examined. The
+   * cursor `<id>.<stream index>` is the last entry examined; the next page
+   * starts right after it in that order.
    */
   private async merge<T>(
     keys: string[],
@@ -139,13 +141,22 @@ export class RedisEventStore implements EventStore {
     cursor: string | undefined,
     decode: (json: string, recordedAt: number) => T | undefined,
   ): Promise<Page<T>> {
-    let end = to === undefined ? "+" : `(${to}-0`;
-    if (cursor !== undefined && (to === undefined || compareIds(cursor, `${to}-0`) < 0)) {
-      end = `(${cursor}`;
-    }
+    const [cid, cshardText] = cursor === undefined ? [] : cursor.split(".");
+    const cshard = Number(cshardText ?? keys.length);
+    const endFor = (i: number) => {
+      const top = to === undefined ? "+" : `(${to}-0`;
+      if (cid === undefined || (to !== undefined && compareIds(cid, `${to}-0`) >= 0)) return top;
+      return i < cshard ? cid : `(${cid}`;
+    };
     const start = from === undefined ? "-" : `${from}-0`;
     const batch = Math.min(200, Math.max(limit, 10));
-    const heads = keys.map((key) => ({ key, buf: [] as [string, string[]][], end, done: false }));
+    const heads = keys.map((key, i) => ({
+      key,
+      i,
+      buf: [] as [string, string[]][],
+      end: endFor(i),
+      done: false,
+    }));
     const refill = async (h: (typeof heads)[number]) => {
       const got = (await this.redis.xrevrange(h.key, h.end, start, "COUNT", batch)) as [
         string,
@@ -163,8 +174,9 @@ export class RedisEventStore implements EventStore {
       let best: (typeof heads)[number] | undefined;
       for (const h of heads) {
         const top = h.buf[0];
-        if (top && (!best || compareIds(top[0], (best.buf[0] as [string, string[]])[0]) > 0))
-          best = h;
+        if (!top) continue;
+        const c = best ? compareIds(top[0], (best.buf[0] as [string, string[]])[0]) : 1;
+        if (c > 0 || (c === 0 && best && h.i > best.i)) best = h;
       }
       if (!best) return { items: out };
       const [id, fields] = best.buf.shift() as [string, string[]];
@@ -173,9 +185,10 @@ export class RedisEventStore implements EventStore {
       const json = fields[1];
       const v = json === undefined ? undefined : decode(json, Number(id.split("-")[0]));
       if (v !== undefined) out.push(v);
-      const more = heads.some((h) => h.buf.length > 0);
-      if (!more) return { items: out };
-      if (out.length >= limit || examined >= LIST_SCAN_LIMIT) return { items: out, next: id };
+      if (!heads.some((h) => h.buf.length > 0)) return { items: out };
+      if (out.length >= limit || examined >= LIST_SCAN_LIMIT) {
+        return { items: out, next: `${id}.${best.i}` };
+      }
     }
   }
 }
