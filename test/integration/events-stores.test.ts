@@ -106,16 +106,17 @@ function event(over: Partial<SecurityEvent> = {}): SecurityEvent {
   };
 }
 
-const request = (keyId: string, ip: string, weight = 1): Observation =>
-  event({
+const request = (keyId: string, ip: string, weight = 1): Observation => ({
+  ...event({
     type: "request",
     subject: keyId,
     subjectKind: "key",
     keyId,
     clientIp: ip,
     attributes: {},
-    weight,
-  });
+  }),
+  weight,
+});
 
 const base = { severity: "high" as const, cooldownMs: 60_000 };
 
