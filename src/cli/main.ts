@@ -3,8 +3,10 @@
 import { settingsHelp, settingsMarkdown } from "../config/settings.js";
 import { blocksCommand } from "./blocks-command.js";
 import { checkConfigCommand } from "./check-config-command.js";
+import { eventsCommand } from "./events-command.js";
 import { keysCommand } from "./keys-command.js";
 import { serveCommand } from "./serve-command.js";
+import { usageCommand } from "./usage-command.js";
 
 const HELP = `tollgate — API-key, rate-limit and security-event sidecar
 
@@ -12,6 +14,8 @@ Usage:
   tollgate serve                 run the server (settings from the environment)
   tollgate keys <command> ...    manage keys on a running server (tollgate keys --help)
   tollgate blocks <command> ...  list or lift blocks on a running server (tollgate blocks --help)
+  tollgate events list|alerts    security events and alerts of a running server (tollgate events --help)
+  tollgate usage KEY_ID          a key's requests over time, with a text chart (tollgate usage --help)
   tollgate check-config FILE     validate a policy file and print the effective table
   tollgate settings [--markdown] print the settings table
   tollgate --help
@@ -35,6 +39,10 @@ async function main(argv: string[]): Promise<number> {
       return keysCommand(rest);
     case "blocks":
       return blocksCommand(rest);
+    case "events":
+      return eventsCommand(rest);
+    case "usage":
+      return usageCommand(rest);
     case "check-config":
       return checkConfigCommand(rest);
     case "settings":

@@ -1,0 +1,173 @@
+/** `tollgate events list|alerts`: recorded security events and alerts of a running server. */
+import { parseArgs } from "node:util";
+import { create, toJsonString } from "@bufbuild/protobuf";
+import { timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { BUILTIN_EVENT_TYPES } from "../events/event.js";
+import { EventType, Severity, SubjectKind } from "../gen/tollgate/v1/event_pb.js";
+import {
+  ListAlertsRequestSchema,
+  ListAlertsResponseSchema,
+  ListEventsRequestSchema,
+  ListEventsResponseSchema,
+} from "../gen/tollgate/v1/key_service_pb.js";
+import { table } from "./check-config-command.js";
+import { createClients } from "./client.js";
+import { parseDuration } from "./duration.js";
+
+const HELP = `Usage: tollgate events <command> [options]
+
+Commands:
+  list     recorded security events, newest first
+           [--subject S] [--kind key|ip|owner|caller] [--type TYPE] [--since 1h] [--limit N]
+  alerts   alerts raised by detection rules, newest first
+           [--rule NAME] [--subject S] [--since 1h] [--limit N]
+
+TYPE is a built-in type (${BUILTIN_EVENT_TYPES.join(", ")}) or an application-defined one.
+Options: --server URL, --token-file F, --json, --page-token T (as for tollgate keys)
+`;
+
+const KIND: Record<string, SubjectKind> = {
+  key: SubjectKind.KEY,
+  ip: SubjectKind.IP,
+  owner: SubjectKind.OWNER,
+  caller: SubjectKind.CALLER,
+};
+
+const when = (t: Parameters<typeof timestampDate>[0] | undefined) =>
+  t
+    ? timestampDate(t)
+        .toISOString()
+        .replace(/\.\d+Z$/, "Z")
+    : "-";
+const kindName = (k: SubjectKind) => SubjectKind[k]?.toLowerCase() ?? "?";
+const severityName = (s: Severity) => Severity[s]?.toLowerCase() ?? "?";
+
+/** Runs an events subcommand; returns the exit code. */
+export async function eventsCommand(argv: string[]): Promise<number> {
+  let o: Record<string, string | boolean | undefined>;
+  let positionals: string[];
+  try {
+    ({ values: o, positionals } = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        server: { type: "string" },
+        "token-file": { type: "string" },
+        json: { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+        limit: { type: "string" },
+        "page-token": { type: "string" },
+        subject: { type: "string" },
+        kind: { type: "string" },
+        type: { type: "string" },
+        rule: { type: "string" },
+        since: { type: "string" },
+      },
+    }));
+  } catch (err) {
+    process.stderr.write(`tollgate events: ${(err as Error).message}\n`);
+    return 2;
+  }
+  const cmd = positionals[0];
+  if (o.help || cmd === undefined) {
+    process.stdout.write(HELP);
+    return o.help ? 0 : 2;
+  }
+  const str = (k: string) => (typeof o[k] === "string" ? (o[k] as string) : "");
+  let startTime: ReturnType<typeof timestampFromMs> | undefined;
+  try {
+    if (str("since")) startTime = timestampFromMs(Date.now() - parseDuration(str("since")));
+  } catch (err) {
+    process.stderr.write(`tollgate events: ${(err as Error).message}\n`);
+    return 2;
+  }
+  if (str("kind") && !(str("kind") in KIND)) {
+    process.stderr.write(`tollgate events: --kind must be key, ip, owner or caller\n`);
+    return 2;
+  }
+  const { keys, baseUrl } = createClients({
+    ...(str("server") && { server: str("server") }),
+    ...(str("token-file") && { tokenFile: str("token-file") }),
+  });
+  const pageSize = o.limit ? Number(o.limit) : 50;
+  try {
+    if (cmd === "list") {
+      const builtin = (BUILTIN_EVENT_TYPES as readonly string[]).indexOf(str("type"));
+      const res = await keys.listEvents(
+        create(ListEventsRequestSchema, {
+          pageSize,
+          pageToken: str("page-token"),
+          subject: str("subject"),
+          subjectKind: KIND[str("kind")] ?? SubjectKind.UNSPECIFIED,
+          type: builtin >= 0 ? ((builtin + 1) as EventType) : EventType.UNSPECIFIED,
+          customType: builtin >= 0 ? "" : str("type"),
+          startTime,
+        }),
+      );
+      if (o.json) {
+        process.stdout.write(
+          `${toJsonString(ListEventsResponseSchema, res, { prettySpaces: 2 })}\n`,
+        );
+        return 0;
+      }
+      if (res.events.length === 0) process.stdout.write("no events\n");
+      else {
+        const rows = res.events.map((e) => [
+          when(e.time),
+          e.type === EventType.UNSPECIFIED
+            ? e.customType
+            : (BUILTIN_EVENT_TYPES[e.type - 1] ?? "?"),
+          severityName(e.severity),
+          `${kindName(e.subjectKind)}:${e.subject}`,
+          e.endpoint || "-",
+          e.attributes.reason ?? e.attributes.actor ?? "",
+        ]);
+        process.stdout.write(
+          `${table(["time", "type", "severity", "subject", "endpoint", "reason/actor"], rows).join("\n")}\n`,
+        );
+      }
+      if (res.nextPageToken) process.stdout.write(`more: --page-token ${res.nextPageToken}\n`);
+      return 0;
+    }
+    if (cmd === "alerts") {
+      const res = await keys.listAlerts(
+        create(ListAlertsRequestSchema, {
+          pageSize,
+          pageToken: str("page-token"),
+          rule: str("rule"),
+          subject: str("subject"),
+          startTime,
+        }),
+      );
+      if (o.json) {
+        process.stdout.write(
+          `${toJsonString(ListAlertsResponseSchema, res, { prettySpaces: 2 })}\n`,
+        );
+        return 0;
+      }
+      if (res.alerts.length === 0) process.stdout.write("no alerts\n");
+      else {
+        const rows = res.alerts.map((a) => [
+          when(a.fireTime),
+          a.rule,
+          severityName(a.severity),
+          `${kindName(a.subjectKind)}:${a.subject}`,
+          a.blockedUntil ? when(a.blockedUntil) : "-",
+        ]);
+        process.stdout.write(
+          `${table(["fired", "rule", "severity", "subject", "blocked until"], rows).join("\n")}\n`,
+        );
+      }
+      if (res.nextPageToken) process.stdout.write(`more: --page-token ${res.nextPageToken}\n`);
+      return 0;
+    }
+    process.stderr.write(`tollgate events: unknown command "${cmd}"\n\n${HELP}`);
+    return 2;
+  } catch (err) {
+    const ce = ConnectError.from(err);
+    const hint = ce.code === Code.Unavailable ? ` (is tollgate serving at ${baseUrl}?)` : "";
+    process.stderr.write(`tollgate events ${cmd}: ${Code[ce.code]}: ${ce.rawMessage}${hint}\n`);
+    return 1;
+  }
+}

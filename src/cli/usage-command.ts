@@ -1,0 +1,140 @@
+/** `tollgate usage KEY_ID`: a key's requests over time, as a table with a small text chart. */
+import { parseArgs } from "node:util";
+import { create, toJsonString } from "@bufbuild/protobuf";
+import { timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError } from "@connectrpc/connect";
+import {
+  GetUsageRequestSchema,
+  type GetUsageResponse,
+  GetUsageResponseSchema,
+  UsageGranularity,
+} from "../gen/tollgate/v1/key_service_pb.js";
+import { table } from "./check-config-command.js";
+import { createClients } from "./client.js";
+import { parseDuration } from "./duration.js";
+
+const HELP = `Usage: tollgate usage KEY_ID [options]
+
+Prints the key's requests per bucket (with a bar chart) and per endpoint.
+
+Options:
+  --since DURATION        how far back (default 1h; e.g. 30m, 24h, 7d)
+  --granularity G         minute, hour or day (default: minute up to 2h, hour up to 3d, else day)
+  --endpoint NAME         only this policy endpoint ("-": requests matching none)
+  --server URL, --token-file F, --json (as for tollgate keys)
+`;
+
+const BAR_WIDTH = 40;
+
+/** Renders a usage response as text: bucket table with bars, then endpoint totals. */
+export function renderUsage(keyId: string, res: GetUsageResponse): string {
+  const max = res.buckets.reduce((m, b) => (b.requests > m ? b.requests : m), 0n);
+  const fmt = (t: GetUsageResponse["buckets"][number]["startTime"]) => {
+    const iso = t ? timestampDate(t).toISOString() : "-";
+    return res.granularity === UsageGranularity.DAY
+      ? iso.slice(0, 10)
+      : iso.slice(0, 16).replace("T", " ");
+  };
+  const rows = res.buckets.map((b) => {
+    const len = max === 0n ? 0 : Number((b.requests * BigInt(BAR_WIDTH) + max - 1n) / max);
+    return [fmt(b.startTime), String(b.requests), "█".repeat(len) || (b.requests > 0n ? "▏" : "")];
+  });
+  const out = [
+    `usage of ${keyId}: ${res.totalRequests} requests (${UsageGranularity[res.granularity]?.toLowerCase()} buckets, UTC)`,
+    "",
+    ...table(["from", "requests", ""], rows),
+  ];
+  if (res.endpoints.length > 0) {
+    out.push(
+      "",
+      ...table(
+        ["endpoint", "requests"],
+        res.endpoints.map((e) => [e.endpoint, String(e.requests)]),
+      ),
+    );
+  }
+  return `${out.join("\n")}\n`;
+}
+
+/** Runs `tollgate usage`; returns the exit code. */
+export async function usageCommand(argv: string[]): Promise<number> {
+  let o: Record<string, string | boolean | undefined>;
+  let positionals: string[];
+  try {
+    ({ values: o, positionals } = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        server: { type: "string" },
+        "token-file": { type: "string" },
+        json: { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+        since: { type: "string" },
+        granularity: { type: "string" },
+        endpoint: { type: "string" },
+      },
+    }));
+  } catch (err) {
+    process.stderr.write(`tollgate usage: ${(err as Error).message}\n`);
+    return 2;
+  }
+  const keyId = positionals[0];
+  if (o.help || keyId === undefined) {
+    process.stdout.write(HELP);
+    return o.help ? 0 : 2;
+  }
+  const str = (k: string) => (typeof o[k] === "string" ? (o[k] as string) : "");
+  let sinceMs: number;
+  try {
+    sinceMs = parseDuration(str("since") || "1h");
+  } catch (err) {
+    process.stderr.write(`tollgate usage: ${(err as Error).message}\n`);
+    return 2;
+  }
+  const g = str("granularity");
+  const granularity =
+    g === "minute"
+      ? UsageGranularity.MINUTE
+      : g === "hour"
+        ? UsageGranularity.HOUR
+        : g === "day"
+          ? UsageGranularity.DAY
+          : g !== ""
+            ? undefined
+            : sinceMs <= 2 * 3_600_000
+              ? UsageGranularity.MINUTE
+              : sinceMs <= 3 * 86_400_000
+                ? UsageGranularity.HOUR
+                : UsageGranularity.DAY;
+  if (granularity === undefined) {
+    process.stderr.write("tollgate usage: --granularity must be minute, hour or day\n");
+    return 2;
+  }
+  const { keys, baseUrl } = createClients({
+    ...(str("server") && { server: str("server") }),
+    ...(str("token-file") && { tokenFile: str("token-file") }),
+  });
+  const now = Date.now();
+  try {
+    const res = await keys.getUsage(
+      create(GetUsageRequestSchema, {
+        keyId,
+        startTime: timestampFromMs(now - sinceMs),
+        endTime: timestampFromMs(now),
+        granularity,
+        endpoint: str("endpoint"),
+      }),
+    );
+    process.stdout.write(
+      o.json
+        ? `${toJsonString(GetUsageResponseSchema, res, { prettySpaces: 2 })}\n`
+        : renderUsage(keyId, res),
+    );
+    return 0;
+  } catch (err) {
+    const ce = ConnectError.from(err);
+    const hint = ce.code === Code.Unavailable ? ` (is tollgate serving at ${baseUrl}?)` : "";
+    process.stderr.write(`tollgate usage: ${Code[ce.code]}: ${ce.rawMessage}${hint}\n`);
+    return 1;
+  }
+}
