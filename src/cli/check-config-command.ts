@@ -70,7 +70,45 @@ export function formatPolicy(p: Policy): string {
       ? `blocking: ${[...b.by].join(", ")} blocked after ${b.after} denials within ${ms(b.withinMs)}, for ${ms(b.durationMs)} ×${b.factor} per repeat, max ${ms(b.maxDurationMs)}, forgotten after ${ms(b.forgetAfterMs)}`
       : "blocking: off",
   );
+  lines.push("", ...formatDetection(p));
   return `${lines.join("\n")}\n`;
+}
+
+/** Detection rules and webhooks in words (never a webhook secret). */
+function formatDetection(p: Policy): string[] {
+  const { rules, webhooks } = p.detection;
+  if (rules.length === 0) return ["detection: no rules"];
+  const rows = rules.map((r) => {
+    const what =
+      r.kind === "threshold"
+        ? `≥${r.count} events within ${ms(r.withinMs)} per ${r.by}`
+        : r.kind === "distinct"
+          ? `≥${r.count} distinct ${r.distinct}s within ${ms(r.withinMs)} per ${r.by}`
+          : r.kind === "new_source"
+            ? `key used from a new /${r.ipv4Prefix} (v4) or /${r.ipv6Prefix} (v6) network, history ${ms(r.historyMs)}`
+            : `key rate above ${r.factor}× its baseline (buckets of ${ms(r.bucketMs)})`;
+    return [
+      r.name,
+      r.kind,
+      what,
+      [...r.events].join(",") || "*",
+      r.severity,
+      ms(r.cooldownMs),
+      r.blockMs === undefined ? "alert" : `block ${ms(r.blockMs)}`,
+    ];
+  });
+  const out = ["detection rules:"];
+  out.push(
+    ...table(["name", "kind", "fires when", "events", "severity", "cool-down", "action"], rows).map(
+      (l) => `  ${l}`,
+    ),
+  );
+  out.push(
+    webhooks.length === 0
+      ? "webhooks: none"
+      : `webhooks: ${webhooks.map((w) => `${w.name} (≥${w.minSeverity}, ${w.maxAttempts} attempts)`).join("; ")}`,
+  );
+  return out;
 }
 
 /** One limit in words, e.g. `per-key: 10/1s burst 20 by key [enforce]`. */

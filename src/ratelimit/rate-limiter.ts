@@ -103,7 +103,14 @@ export class RateLimiter {
       if (policy.blocking.by.has("subject") && input.subject)
         blockTags.push(subjectTag("subject", input.subject));
     }
-    const known = this.o.blocks.find(blockTags);
+    // Any block this replica knows of — from limits or from detection rules,
+    // whatever the policy's blocking.by — refuses without a store call.
+    const subjects = [
+      ...(input.keyId ? [subjectTag("key", input.keyId)] : []),
+      ...(ip ? [subjectTag("ip", ip)] : []),
+      ...(input.subject ? [subjectTag("subject", input.subject)] : []),
+    ];
+    const known = this.o.blocks.find(subjects);
     if (known) return this.blocked(items, known.until);
     if (items.length === 0 && blockTags.length === 0) {
       return {

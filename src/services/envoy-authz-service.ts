@@ -31,6 +31,7 @@ import { normalisePath } from "../policy/path-normaliser.js";
 import { matchEndpoint } from "../policy/policy.js";
 import type { RateDecision } from "../ratelimit/rate-limiter.js";
 import { newDecisionId } from "../util/ids.js";
+import { localAuthorizeBlock, recordAuthorize } from "./event-handlers.js";
 import { decideLimits } from "./rate-limit-handlers.js";
 import type { ServiceDeps } from "./service-deps.js";
 
@@ -175,8 +176,25 @@ async function check(
     .slice(0, 32);
   const clientIp = clientAddress(d, req, headers);
 
+  // Blocked subjects (limits or detection rules) are refused from this
+  // replica's block cache, with no store call: first the client IP, then the key.
+  const blockedRes = (until: number) => {
+    const retryMs = Math.max(0, until - d.clock.now());
+    const retry: [string, string][] = [
+      ["retry-after", String(Math.max(1, Math.ceil(retryMs / 1000)))],
+    ];
+    return denied(
+      GRPC.RESOURCE_EXHAUSTED,
+      429,
+      "blocked",
+      "too many violations: temporarily blocked",
+      decisionId,
+      retry,
+    );
+  };
+  const ipBlock = localAuthorizeBlock(d, clientIp, undefined);
   const decision = await d.authorizer.authorize({
-    secret,
+    secret: ipBlock ? "\u0000" : secret,
     method: http?.method ?? "",
     normalisedPath: normalised.path,
     endpointName: "",
@@ -184,13 +202,37 @@ async function check(
     requiredScopes: extraScopes,
   });
   const effective = endpoint ?? decision.endpoint;
-  if (!decision.allowed || !decision.record)
+  const block =
+    ipBlock ?? (decision.allowed ? localAuthorizeBlock(d, "", decision.record?.id) : undefined);
+  if (block) {
+    recordAuthorize(
+      d,
+      "Check",
+      clientIp,
+      decision,
+      { allowed: false, decisionId },
+      "BLOCKED",
+      secret,
+    );
+    return finish(blockedRes(block.until), "BLOCKED", decision.record?.id, decision.record?.tier);
+  }
+  if (!decision.allowed || !decision.record) {
+    recordAuthorize(
+      d,
+      "Check",
+      clientIp,
+      decision,
+      { allowed: false, decisionId },
+      decision.reason,
+      secret,
+    );
     return finish(
       authDenied(decision, decisionId),
       decision.reason,
       decision.record?.id,
       decision.record?.tier,
     );
+  }
 
   let limits: RateDecision | undefined;
   if (ext.apply_limits !== "false") {
@@ -269,6 +311,7 @@ async function check(
     },
     dynamicMetadata: metadata,
   });
+  recordAuthorize(d, "Check", clientIp, decision, { allowed: true, decisionId }, "OK", secret);
   return finish(res, "OK", r.id, r.tier);
 }
 

@@ -31,7 +31,6 @@ import {
 } from "../gen/tollgate/v1/key_service_pb.js";
 import { RateLimitResultSchema } from "../gen/tollgate/v1/ratelimit_pb.js";
 import {
-  type AuthorizeRequest,
   type AuthorizeResponse,
   type RecordEventRequest,
   type RecordEventResponse,
@@ -302,19 +301,20 @@ const AUTH_FAILURES = new Set([
 ]);
 
 /**
- * Feeds an Authorize decision to the event flow: an allowed request counts as
+ * Feeds an Authorize (or ext_authz Check) decision to the event flow: an allowed request counts as
  * usage; a denial becomes an auth_failure / permission_denied / blocked event.
  * (Rate-limit denials are recorded where the limits are decided.) Never waits.
  */
 export function recordAuthorize(
   d: ServiceDeps,
-  req: AuthorizeRequest,
+  rpc: "Authorize" | "Check",
+  clientIp: string,
   decision: AuthDecision,
-  res: AuthorizeResponse,
+  res: { allowed: boolean; decisionId: string },
   reason: string,
   secret: string,
 ): void {
-  const ip = req.clientIp ? (normaliseIp(req.clientIp)?.address ?? "") : "";
+  const ip = clientIp ? (normaliseIp(clientIp)?.address ?? "") : "";
   const keyId = decision.record?.id ?? "";
   const endpoint = decision.endpoint?.name ?? "-";
   if (res.allowed) {
@@ -328,7 +328,7 @@ export function recordAuthorize(
       : AUTH_FAILURES.has(reason)
         ? "auth_failure"
         : "permission_denied";
-  const attributes: Record<string, string> = { reason, rpc: "Authorize" };
+  const attributes: Record<string, string> = { reason, rpc };
   if (reason === "UNKNOWN_KEY") attributes.key_fp = keyFingerprint(secret);
   if (decision.record) attributes.owner = decision.record.owner;
   if (res.decisionId) attributes.decision_id = res.decisionId;

@@ -164,7 +164,7 @@ async function authorize(
     const error = decision.reason === "MISSING_KEY" ? "" : `, error="invalid_key"`;
     res.responseHeaders.push(header("www-authenticate", `ApiKey realm="tollgate"${error}`));
   }
-  recordAuthorize(d, req, decision, res, reasonName, secret);
+  recordAuthorize(d, "Authorize", req.clientIp, decision, res, reasonName, secret);
   const tier = decision.record?.tier ?? "none";
   if (res.decidedLocally)
     d.metrics.localDecisions.inc({ rpc: "Authorize", decision: res.allowed ? "allow" : "deny" });
