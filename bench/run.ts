@@ -1,0 +1,606 @@
+/**
+ * `npm run bench` — Tollgate against its baselines in one run on this machine.
+ *
+ * Starts a private redis-server, Tollgate (`dist/cli/main.js serve`, bench
+ * policy, Redis store), a bare grpc-js echo, a bare connect-node echo and a
+ * grpc-js + rate-limiter-flexible server, all on 127.0.0.1. Loads each with
+ * h2load (one connection, N streams, fixed duration), alternating contenders
+ * at each stream count, and reports req/s, p50/p99, server CPU and Redis
+ * commands per request, with ratios to the baselines measured in the same run
+ * (absolute numbers on a shared 2-core machine are noise; ratios are not).
+ *
+ *   npm run bench                 full run; writes docs/benchmarks.md
+ *   npm run bench -- --quick      < 60 s, 16 streams only, prints only (CI)
+ *   npm run bench -- --duration 5 --no-memory
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { type DescMessage, fromBinary, fromJsonString, toJsonString } from "@bufbuild/protobuf";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { CheckResponseSchema } from "../src/gen/envoy/service/auth/v3/external_auth_pb.js";
+import {
+  RateLimitResponse_Code,
+  RateLimitResponseSchema,
+} from "../src/gen/envoy/service/ratelimit/v3/rls_pb.js";
+import { KeyService } from "../src/gen/tollgate/v1/key_service_pb.js";
+import {
+  AuthorizeResponseSchema,
+  CheckRateLimitResponseSchema,
+  TollgateService,
+} from "../src/gen/tollgate/v1/tollgate_service_pb.js";
+import { h2load, requireH2load } from "./h2load.js";
+import { distinctRun, type MemoryResult } from "./memory.js";
+import {
+  authorizeInit,
+  echoWorkload,
+  rlfWorkload,
+  tollgateWorkloads,
+  type Workload,
+} from "./messages.js";
+import { probe, unframe } from "./probe.js";
+import {
+  type BenchRedis,
+  type BenchTollgate,
+  procStats,
+  type Started,
+  startBenchServer,
+  startRedis,
+  startTollgate,
+} from "./processes.js";
+import { type RedisCeiling, redisCeiling } from "./redis-ceiling.js";
+import { machineInfo, type Row, resultsTable, type Target, table, targetsTable } from "./report.js";
+
+const ROOT = new URL("../../../", import.meta.url).pathname;
+const { values: opts } = parseArgs({
+  options: {
+    quick: { type: "boolean", default: false },
+    duration: { type: "string" },
+    "no-memory": { type: "boolean", default: false },
+    "memory-count": { type: "string", default: "1000000" },
+    "memory-time": { type: "string", default: "150" },
+    out: { type: "string", default: join(ROOT, "docs/benchmarks.md") },
+  },
+});
+const QUICK = opts.quick;
+const DURATION_S = Number(opts.duration ?? (QUICK ? 2 : 8));
+const LEVELS = QUICK ? [16] : [1, 16, 64];
+/** Requests sent before each measured run (JIT, caches, connections). */
+const WARMUP_REQUESTS = QUICK ? 1_000 : 3_000;
+const CACHE_MAX_ENTRIES = 100_000;
+const PEPPER = "bench-pepper-not-a-secret-0123456789";
+const GRPC_HEADERS = ["content-type: application/grpc", "te: trailers"];
+const JSON_HEADERS = ["content-type: application/json"];
+
+type Protocol = "gRPC" | "Connect JSON";
+type Baseline = "grpc-js echo" | "connect-node echo" | "rate-limiter-flexible";
+
+/** One thing h2load loads. */
+interface Contender {
+  name: string;
+  protocol: Protocol;
+  base: string;
+  workload: Workload;
+  bodyFile: string;
+  proc: Started;
+  /** Count Redis commands per request. */
+  usesRedis: boolean;
+  baseline?: Baseline;
+}
+
+const OUTPUTS: Record<string, { schema: DescMessage; ok: (m: never) => boolean }> = {
+  Authorize: { schema: AuthorizeResponseSchema, ok: (m: { allowed: boolean }) => m.allowed },
+  CheckRateLimit: {
+    schema: CheckRateLimitResponseSchema,
+    ok: (m: { allowed: boolean }) => m.allowed,
+  },
+  Check: {
+    schema: CheckResponseSchema,
+    ok: (m: { status?: { code: number } }) => (m.status?.code ?? 0) === 0,
+  },
+  ShouldRateLimit: {
+    schema: RateLimitResponseSchema,
+    ok: (m: { overallCode: RateLimitResponse_Code }) => m.overallCode === RateLimitResponse_Code.OK,
+  },
+};
+
+/** Sends the contender's body once and throws unless the answer is an allowed decision. */
+async function verify(c: Contender): Promise<void> {
+  const grpc = c.protocol === "gRPC";
+  const r = await probe(c.base, c.workload.path, grpc ? c.workload.grpcBody : c.workload.jsonBody, {
+    "content-type": grpc ? "application/grpc" : "application/json",
+    ...(grpc && { te: "trailers" }),
+  });
+  const what = `${c.name} (${c.protocol})`;
+  if (r.httpStatus !== 200 || (grpc && r.grpcStatus !== "0"))
+    throw new Error(
+      `${what}: HTTP ${r.httpStatus}, grpc-status ${r.grpcStatus} ${r.grpcMessage ?? ""} ${r.body.toString().slice(0, 300)}`,
+    );
+  const method = c.workload.path.slice(c.workload.path.lastIndexOf("/") + 1);
+  const out = OUTPUTS[method];
+  if (!out) throw new Error(`no output check for ${method}`);
+  const msg = grpc
+    ? fromBinary(out.schema, unframe(r.body))
+    : fromJsonString(out.schema, r.body.toString(), { ignoreUnknownFields: true });
+  if (!out.ok(msg as never))
+    throw new Error(`${what}: not an allowed decision: ${toJsonString(out.schema, msg)}`);
+}
+
+/** One h2load run of `c` with server CPU and Redis command deltas. */
+async function measure(
+  c: Contender,
+  redis: BenchRedis,
+  scratch: string,
+  streams: number,
+  durationS: number,
+  rps?: number,
+): Promise<Omit<Row, "ratio" | "baseline">> {
+  const load = (d: number, r?: number) =>
+    h2load({
+      url: `${c.base}${c.workload.path}`,
+      bodyFile: c.bodyFile,
+      headers: c.protocol === "gRPC" ? GRPC_HEADERS : JSON_HEADERS,
+      streams,
+      durationS: d,
+      logFile: join(scratch, "h2load.log"),
+      ...(r !== undefined && { rps: r }),
+    });
+  const cpu0 = procStats(c.proc.pid).cpuSeconds;
+  const calls0 = c.usesRedis ? await redis.commandCalls() : 0;
+  const t0 = process.hrtime.bigint();
+  const res = await load(durationS, rps);
+  const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+  const cpu1 = procStats(c.proc.pid).cpuSeconds;
+  const calls1 = c.usesRedis ? await redis.commandCalls() : 0;
+  return {
+    contender: c.name,
+    protocol: c.protocol,
+    streams,
+    rps: res.rps,
+    p50Ms: res.p50Ms,
+    p99Ms: res.p99Ms,
+    cpuPct: ((cpu1 - cpu0) / wall) * 100,
+    ...(c.usesRedis && { redisPerRequest: res.done > 0 ? (calls1 - calls0) / res.done : 0 }),
+    failed: res.failed,
+  };
+}
+
+/** Sends WARMUP_REQUESTS with h2load (no measurement). */
+async function warm(c: Contender, scratch: string): Promise<void> {
+  const { spawnSync } = await import("node:child_process");
+  const r = spawnSync(
+    "h2load",
+    [
+      "-c",
+      "1",
+      "-m",
+      "16",
+      "-n",
+      String(WARMUP_REQUESTS),
+      "-d",
+      c.bodyFile,
+      ...(c.protocol === "gRPC" ? GRPC_HEADERS : JSON_HEADERS).flatMap((h) => ["-H", h]),
+      `${c.base}${c.workload.path}`,
+    ],
+    { timeout: 30_000, cwd: scratch },
+  );
+  if (r.status !== 0) throw new Error(`warm-up of ${c.name} failed: ${r.stdout}${r.stderr}`);
+}
+
+function rowKey(name: string, protocol: string, streams: number) {
+  return `${name}|${protocol}|${streams}`;
+}
+
+function evaluateTargets(
+  rows: Row[],
+  halfLoad: { name: string; rate: number; p99: number; echoP99: number }[],
+  memory: { results: MemoryResult[]; before: number } | undefined,
+): Target[] {
+  const at = (name: string, protocol: string, streams: number) =>
+    rows.find((r) => r.contender === name && r.protocol === protocol && r.streams === streams);
+  const levels = [...new Set(rows.map((r) => r.streams))].filter((s) => s >= 16);
+  const ratioTarget = (
+    name: string,
+    label: string,
+    protocol: Protocol,
+    baseline: string,
+    min: number,
+  ): Target => {
+    const parts = levels.map((s) => {
+      const r = at(name, protocol, s);
+      const b = at(baseline, baseline === "rate-limiter-flexible" ? "gRPC" : protocol, s);
+      return { s, ratio: r && b ? r.rps / b.rps : Number.NaN };
+    });
+    return {
+      name: label,
+      wanted: `≥ ${min.toFixed(2)} × ${baseline}`,
+      measured: parts.map((p) => `${p.ratio.toFixed(2)} @${p.s}`).join(", "),
+      met: parts.every((p) => p.ratio >= min),
+    };
+  };
+  const targets: Target[] = [
+    ratioTarget("CheckRateLimit (2 limits)", "CheckRateLimit gRPC", "gRPC", "grpc-js echo", 0.75),
+    ratioTarget(
+      "CheckRateLimit (2 limits)",
+      "CheckRateLimit gRPC vs DIY (1 limit)",
+      "gRPC",
+      "rate-limiter-flexible",
+      1.0,
+    ),
+    ratioTarget("Authorize (cached key)", "Authorize cached gRPC", "gRPC", "grpc-js echo", 0.85),
+  ];
+  for (const w of tollgateWorkloads("x", "x"))
+    targets.push(
+      ratioTarget(w.name, `${w.name} Connect JSON`, "Connect JSON", "connect-node echo", 0.85),
+    );
+  const perDecision = (name: string) =>
+    rows.filter((r) => r.contender === name && r.redisPerRequest !== undefined);
+  for (const w of tollgateWorkloads("x", "x")) {
+    const rs = perDecision(w.name);
+    const cached = w.name.startsWith("Authorize (cached");
+    const values = rs.map((r) => r.redisPerRequest ?? Number.NaN);
+    targets.push({
+      name: `Redis round trips: ${w.name}`,
+      wanted: cached ? "0 per decision" : "exactly 1 per decision",
+      measured: `${Math.min(...values).toFixed(3)}–${Math.max(...values).toFixed(3)} cmds/req`,
+      met: values.every((v) => (cached ? v < 0.01 : Math.abs(v - 1) < 0.02)),
+    });
+  }
+  for (const h of halfLoad)
+    targets.push({
+      name: `p99 at half of peak: ${h.name} gRPC`,
+      wanted: "< 2 × grpc-js echo p99 at the same rate",
+      measured: `${h.p99.toFixed(2)} ms vs ${h.echoP99.toFixed(2)} ms at ${h.rate.toFixed(0)} req/s (${(h.p99 / h.echoP99).toFixed(2)} ×)`,
+      met: h.p99 < 2 * h.echoP99,
+    });
+  if (memory)
+    for (const m of memory.results) {
+      const third = m.samples.find((s) => s.sent >= m.sent * 0.3);
+      const last = m.samples.at(-1);
+      const growth = third && last ? last.rssBytes - third.rssBytes : Number.NaN;
+      targets.push({
+        name: `memory: ${m.sent} distinct ${m.name}`,
+        wanted: `peak RSS flat once the ${CACHE_MAX_ENTRIES}-entry cache is full`,
+        measured: `peak ${mb(m.peakRssBytes)} MB (idle ${mb(memory.before)} MB); RSS ${mb(third?.rssBytes)} MB at 30 % → ${mb(last?.rssBytes)} MB at end`,
+        met: growth < 0.1 * (third?.rssBytes ?? 0),
+      });
+    }
+  return targets;
+}
+
+/** Calls `fn` until it resolves, every 100 ms for up to 5 s. */
+async function retry<T>(fn: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + 5_000;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+const mb = (b: number | undefined) => (b === undefined ? "?" : (b / 2 ** 20).toFixed(0));
+
+async function main(): Promise<void> {
+  requireH2load();
+  const began = Date.now();
+  const scratch = mkdtempSync(join(tmpdir(), "tollgate-bench-"));
+  const procs: Started[] = [];
+  try {
+    const redis = await startRedis();
+    procs.push(redis);
+    const tollgateEnv = {
+      REDIS_URL: redis.url,
+      TOLLGATE_PEPPER: PEPPER,
+      TOLLGATE_POLICY_FILE: join(ROOT, "bench/policy.yaml"),
+      TOLLGATE_CACHE_MAX_ENTRIES: String(CACHE_MAX_ENTRIES),
+    };
+    const tollgate: BenchTollgate = await startTollgate(tollgateEnv);
+    procs.push(tollgate);
+    const grpcBase = `http://127.0.0.1:${tollgate.port}`;
+    const httpBase = `http://127.0.0.1:${tollgate.httpPort}`;
+
+    // The key, created through KeyService like any operator would.
+    const transport = createGrpcTransport({ baseUrl: grpcBase });
+    // /readyz does not wait for Redis: retry the first store call for a few seconds.
+    const created = await retry(() =>
+      createClient(KeyService, transport).createKey({
+        owner: "acme",
+        tier: "bench",
+        scopes: ["items:read"],
+      }),
+    );
+    const keyId = created.key?.id ?? "";
+    const secret = created.secret;
+    // The echo servers answer with the very response Tollgate gives.
+    const authorized = await createClient(TollgateService, transport).authorize(
+      authorizeInit(secret, false),
+    );
+    const responseFile = join(scratch, "authorize-response.json");
+    writeFileSync(responseFile, toJsonString(AuthorizeResponseSchema, authorized));
+
+    const echoGrpc = await startBenchServer("echo-grpc", ["--response", responseFile]);
+    const echoConnect = await startBenchServer("echo-connect", ["--response", responseFile]);
+    const rlf = await startBenchServer("rlf-server", ["--redis", redis.url]);
+    procs.push(echoGrpc, echoConnect, rlf);
+
+    const contenders: Contender[] = [];
+    const add = (
+      name: string,
+      protocol: Protocol,
+      base: string,
+      workload: Workload,
+      proc: Started,
+      usesRedis: boolean,
+      baseline?: Baseline,
+    ) => {
+      const bodyFile = join(scratch, `body-${contenders.length}.bin`);
+      writeFileSync(bodyFile, protocol === "gRPC" ? workload.grpcBody : workload.jsonBody);
+      contenders.push({
+        name,
+        protocol,
+        base,
+        workload,
+        bodyFile,
+        proc,
+        usesRedis,
+        ...(baseline && { baseline }),
+      });
+    };
+    const echo = echoWorkload(secret);
+    add("grpc-js echo", "gRPC", `http://127.0.0.1:${echoGrpc.port}`, echo, echoGrpc, false);
+    add(
+      "connect-node echo",
+      "Connect JSON",
+      `http://127.0.0.1:${echoConnect.port}`,
+      echo,
+      echoConnect,
+      false,
+    );
+    add(
+      "connect-node echo",
+      "gRPC",
+      `http://127.0.0.1:${echoConnect.port}`,
+      echo,
+      echoConnect,
+      false,
+    );
+    add(
+      "rate-limiter-flexible",
+      "gRPC",
+      `http://127.0.0.1:${rlf.port}`,
+      rlfWorkload(keyId),
+      rlf,
+      true,
+    );
+    for (const w of tollgateWorkloads(secret, keyId)) {
+      add(w.name, "gRPC", grpcBase, w, tollgate, true, "grpc-js echo");
+      add(w.name, "Connect JSON", httpBase, w, tollgate, true, "connect-node echo");
+    }
+    for (const c of contenders) await verify(c);
+    console.error(
+      `bench: ${contenders.length} contenders verified; ${LEVELS.length} stream count(s) × ${DURATION_S} s each`,
+    );
+
+    const rows: Row[] = [];
+    const byKey = new Map<string, Row>();
+    for (const streams of LEVELS) {
+      for (const c of contenders) {
+        await warm(c, scratch);
+        const r: Row = await measure(c, redis, scratch, streams, DURATION_S);
+        rows.push(r);
+        byKey.set(rowKey(r.contender, r.protocol, streams), r);
+        console.error(
+          `  ${c.name} (${c.protocol}) @${streams}: ${r.rps.toFixed(0)} req/s, p99 ${r.p99Ms.toFixed(2)} ms`,
+        );
+      }
+    }
+    for (const r of [...rows]) {
+      const c = contenders.find((x) => x.name === r.contender && x.protocol === r.protocol);
+      if (!c?.baseline) continue;
+      const b = byKey.get(rowKey(c.baseline, r.protocol, r.streams));
+      if (b) {
+        r.ratio = r.rps / b.rps;
+        r.baseline = c.baseline;
+      }
+      if (r.contender.startsWith("CheckRateLimit") && r.protocol === "gRPC") {
+        const d = byKey.get(rowKey("rate-limiter-flexible", "gRPC", r.streams));
+        if (d)
+          rows.splice(rows.indexOf(r) + 1, 0, {
+            ...r,
+            contender: `${r.contender} vs DIY`,
+            ratio: r.rps / d.rps,
+            baseline: "rate-limiter-flexible",
+          });
+      }
+    }
+
+    // p99 at half of Tollgate's peak, Tollgate and the echo paced to the same rate.
+    const halfLoad: { name: string; rate: number; p99: number; echoP99: number }[] = [];
+    if (!QUICK) {
+      const echoC = contenders[0] as Contender;
+      for (const name of ["CheckRateLimit (2 limits)", "Authorize (cached key)"]) {
+        const c = contenders.find((x) => x.name === name && x.protocol === "gRPC") as Contender;
+        const peak = Math.max(
+          ...rows.filter((r) => r.contender === name && r.protocol === "gRPC").map((r) => r.rps),
+        );
+        const rate = peak / 2;
+        const t = await measure(c, redis, scratch, 64, DURATION_S, rate);
+        const e = await measure(echoC, redis, scratch, 64, DURATION_S, rate);
+        halfLoad.push({ name, rate, p99: t.p99Ms, echoP99: e.p99Ms });
+      }
+    }
+
+    const ceiling: RedisCeiling = await redisCeiling(redis, QUICK ? 20_000 : 200_000);
+    const peakRss = [
+      ["Tollgate", tollgate],
+      ["grpc-js echo", echoGrpc],
+      ["connect-node echo", echoConnect],
+      ["rate-limiter-flexible", rlf],
+    ].map(([n, p]) => [n as string, `${mb(procStats((p as Started).pid).peakRss)} MB`]);
+    const errors = (await tollgate.metrics())
+      .split("\n")
+      .filter(
+        (l) => l.startsWith("tollgate_rpc_duration_seconds_count") && !l.includes('code="ok"'),
+      )
+      .filter((l) => !l.endsWith(" 0"));
+
+    let memory: { results: MemoryResult[]; before: number } | undefined;
+    if (!QUICK && !opts["no-memory"]) {
+      for (const p of [echoGrpc, echoConnect, rlf, tollgate]) await p.stop();
+      memory = await memoryRun(tollgateEnv, redis);
+    }
+
+    const targets = evaluateTargets(rows, halfLoad, memory);
+    const text = [
+      resultsTable(rows),
+      "",
+      `Redis ceiling (redis-benchmark EVALSHA of a small limiter script, 50 clients): ${ceiling.unpipelined.toFixed(0)} req/s unpipelined, ${ceiling.pipelined.toFixed(0)} req/s pipelined (-P 16)`,
+      `peak RSS: ${peakRss.map(([n, v]) => `${n} ${v}`).join(", ")}`,
+      ...(errors.length > 0 ? ["", "Tollgate RPC errors during the run:", ...errors] : []),
+      ...(memory ? ["", memoryTable(memory)] : []),
+      "",
+      targetsTable(targets),
+      "",
+      ...machineInfo(),
+      `bench took ${((Date.now() - began) / 1000).toFixed(0)} s`,
+    ].join("\n");
+    console.log(text);
+    if (!QUICK) {
+      writeFileSync(
+        opts.out,
+        markdown(rows, targets, ceiling, peakRss, memory, errors, (Date.now() - began) / 1000),
+      );
+      console.error(`bench: wrote ${opts.out}`);
+    }
+  } finally {
+    for (const p of procs.reverse()) await p.stop();
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+/** A fresh Tollgate, loaded with 1 M distinct unknown keys, then 1 M distinct subjects. */
+async function memoryRun(
+  env: Record<string, string>,
+  redis: BenchRedis,
+): Promise<{ results: MemoryResult[]; before: number }> {
+  const t = await startTollgate(env);
+  try {
+    const base = `http://127.0.0.1:${t.port}`;
+    const o = {
+      base,
+      pid: t.pid,
+      count: Number(opts["memory-count"]),
+      timeLimitS: Number(opts["memory-time"]),
+      streams: 64,
+    };
+    // A short warm-up so "before" is the resident set of a serving process.
+    await distinctRun({ ...o, kind: "subjects", count: 2_000 });
+    const before = procStats(t.pid).rss;
+    const results: MemoryResult[] = [];
+    for (const kind of ["unknown-keys", "subjects"] as const) {
+      const r = await distinctRun({ ...o, kind });
+      results.push(r);
+      console.error(
+        `  memory ${kind}: ${r.sent} in ${r.seconds.toFixed(0)} s, ${r.errors} errors, peak ${mb(r.peakRssBytes)} MB`,
+      );
+    }
+    const entries = /^tollgate_key_cache_entries (\d+)/m.exec(await t.metrics())?.[1];
+    console.error(`  key cache entries at the end: ${entries ?? "?"} (max ${CACHE_MAX_ENTRIES})`);
+    void redis;
+    return { results, before };
+  } finally {
+    await t.stop();
+  }
+}
+
+function memoryTable(m: { results: MemoryResult[]; before: number }): string {
+  return table(
+    ["distinct requests", "sent", "errors", "seconds", "RSS along the run (MB)", "peak RSS MB"],
+    m.results.map((r) => [
+      r.name,
+      String(r.sent),
+      String(r.errors),
+      r.seconds.toFixed(0),
+      r.samples.map((s) => mb(s.rssBytes)).join(" → "),
+      mb(r.peakRssBytes),
+    ]),
+  );
+}
+
+function markdown(
+  rows: Row[],
+  targets: Target[],
+  ceiling: RedisCeiling,
+  peakRss: string[][],
+  memory: { results: MemoryResult[]; before: number } | undefined,
+  errors: string[],
+  seconds: number,
+): string {
+  const argv = process.argv.slice(2).join(" ");
+  return `# Benchmarks
+
+Produced by \`npm run bench${argv ? ` -- ${argv}` : ""}\` (bench/run.ts) in ${seconds.toFixed(0)} s on:
+
+${machineInfo()
+  .map((l) => `- ${l}`)
+  .join("\n")}
+
+Client (h2load), servers and Redis share the same cores, so **absolute numbers are noisy;
+read the ratios**, which compare contenders measured in the same run, alternating at each
+stream count.
+
+## Method
+
+- Every contender runs on 127.0.0.1 and is loaded by \`h2load -c 1 -m <streams> -D ${rows.length > 0 ? "<seconds>" : ""}\`
+  (one HTTP/2 connection, N concurrent streams, a fixed duration) with a pre-encoded body:
+  a gRPC frame (\`content-type: application/grpc\`, \`te: trailers\`) or Connect JSON
+  (\`content-type: application/json\`). Each contender is probed once first (the answer must be an
+  allowed decision with grpc-status 0) and warmed with a few thousand requests.
+- **Tollgate**: \`node dist/cli/main.js serve\`, Redis store on a private \`redis-server\`,
+  [bench/policy.yaml](../bench/policy.yaml) (tier \`bench\` with two rate limits, by key and by
+  owner, high enough never to deny; an \`envoy_ratelimit\` domain with two descriptors),
+  \`TOLLGATE_ACCESS_LOG=false\`, \`TOLLGATE_LOG_LEVEL=warn\`, \`TOLLGATE_CACHE_MAX_ENTRIES=${CACHE_MAX_ENTRIES}\`.
+  gRPC rows hit the main port (grpc-js); Connect JSON rows hit the HTTP port (connect-node, h2c).
+- **Baselines**: \`grpc-js echo\` (bench/echo-grpc.ts) and \`connect-node echo\` (bench/echo-connect.ts)
+  parse the same AuthorizeRequest and answer the same AuthorizeResponse with protobuf-es;
+  \`rate-limiter-flexible\` (bench/rlf-server.ts) is grpc-js + \`RateLimiterRedis.consume\` (one
+  limit) on the same Redis — what a user would build instead.
+- Server CPU: utime + stime deltas from /proc (100 % = one core). Redis commands per request:
+  \`INFO commandstats\` deltas ÷ requests. Peak RSS: VmHWM.
+
+## Results
+
+${resultsTable(rows)}
+
+Redis ceiling (redis-benchmark EVALSHA of a small limiter script, 50 clients):
+${ceiling.unpipelined.toFixed(0)} req/s unpipelined, ${ceiling.pipelined.toFixed(0)} req/s pipelined (-P 16).
+
+Peak RSS after the load: ${peakRss.map(([n, v]) => `${n} ${v}`).join(", ")}.
+${errors.length > 0 ? `\nTollgate RPC errors during the run:\n\n\`\`\`\n${errors.join("\n")}\n\`\`\`\n` : ""}
+${
+  memory
+    ? `## Memory
+
+A fresh Tollgate (\`TOLLGATE_CACHE_MAX_ENTRIES=${CACHE_MAX_ENTRIES}\`), idle RSS ${mb(memory.before)} MB
+after start-up, is sent distinct requests over one connection (64 streams): Authorize with
+well-formed unknown keys (each a negative-cache entry) and CheckRateLimit with fresh subjects.
+
+${memoryTable(memory)}
+`
+    : ""
+}
+## Targets
+
+${targetsTable(targets)}
+`;
+}
+
+main().catch((err: unknown) => {
+  console.error(`bench failed: ${(err as Error).stack ?? String(err)}`);
+  process.exit(1);
+});
