@@ -22,6 +22,8 @@ export interface Row {
   /** Redis commands per request, for contenders that use Redis. */
   redisPerRequest?: number;
   failed: number;
+  /** RPCs the server answered with a non-OK gRPC / Connect code (Tollgate only). */
+  rpcErrors?: number;
 }
 
 /** A target and whether it was met. */
@@ -59,8 +61,9 @@ export function resultsTable(rows: Row[]): string {
       "p50 ms",
       "p99 ms",
       "server CPU %",
-      "Redis cmds/req",
-      "failed",
+      "Redis cmds/req (incl. in scripts)",
+      "HTTP failed",
+      "RPC errors",
     ],
     rows.map((r) => [
       r.contender,
@@ -73,6 +76,7 @@ export function resultsTable(rows: Row[]): string {
       fmt(r.cpuPct),
       r.redisPerRequest === undefined ? "" : fmt(r.redisPerRequest, 3),
       String(r.failed),
+      r.rpcErrors === undefined ? "" : String(r.rpcErrors),
     ]),
   );
 }

@@ -13,6 +13,7 @@
  *   npm run bench -- --quick      < 60 s, 16 streams only, prints only (CI)
  *   npm run bench -- --duration 5 --no-memory
  */
+import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -69,6 +70,8 @@ const DURATION_S = Number(opts.duration ?? (QUICK ? 2 : 8));
 const LEVELS = QUICK ? [16] : [1, 16, 64];
 /** Requests sent before each measured run (JIT, caches, connections). */
 const WARMUP_REQUESTS = QUICK ? 1_000 : 3_000;
+/** Requests watched with MONITOR to count Redis commands per request. */
+const TRIP_REQUESTS = 2_000;
 const CACHE_MAX_ENTRIES = 100_000;
 const PEPPER = "bench-pepper-not-a-secret-0123456789";
 const GRPC_HEADERS = ["content-type: application/grpc", "te: trailers"];
@@ -167,26 +170,70 @@ async function measure(
   };
 }
 
-/** Sends WARMUP_REQUESTS with h2load (no measurement). */
-async function warm(c: Contender, scratch: string): Promise<void> {
-  const { spawnSync } = await import("node:child_process");
-  const r = spawnSync(
-    "h2load",
-    [
-      "-c",
-      "1",
-      "-m",
-      "16",
-      "-n",
-      String(WARMUP_REQUESTS),
-      "-d",
-      c.bodyFile,
-      ...(c.protocol === "gRPC" ? GRPC_HEADERS : JSON_HEADERS).flatMap((h) => ["-H", h]),
-      `${c.base}${c.workload.path}`,
-    ],
-    { timeout: 30_000, cwd: scratch },
+/** Sends `n` requests with h2load, unmeasured (warm-up, round-trip counting). */
+function send(c: Contender, n: number): Promise<void> {
+  const args = [
+    "-c",
+    "1",
+    "-m",
+    "16",
+    "-n",
+    String(n),
+    "-d",
+    c.bodyFile,
+    ...(c.protocol === "gRPC" ? GRPC_HEADERS : JSON_HEADERS).flatMap((h) => ["-H", h]),
+    `${c.base}${c.workload.path}`,
+  ];
+  return new Promise((resolve, reject) =>
+    execFile("h2load", args, { timeout: 60_000 }, (err, stdout) =>
+      err ? reject(new Error(`h2load ${c.name} failed: ${err.message}\n${stdout}`)) : resolve(),
+    ),
   );
-  if (r.status !== 0) throw new Error(`warm-up of ${c.name} failed: ${r.stdout}${r.stderr}`);
+}
+
+/** Redis commands per request of one contender, by command, split client-issued / inside scripts. */
+interface Trips {
+  /** Client-issued commands (round trips, pipelined or not) per request. */
+  perRequest: number;
+  /** e.g. "evalsha 1.00, get 0.01". */
+  breakdown: string;
+  /** Commands run inside Lua scripts per request. */
+  inScripts: string;
+}
+
+/** Counts with MONITOR the Redis commands `n` requests of `c` cause. */
+async function roundTrips(c: Contender, redis: BenchRedis, n: number): Promise<Trips> {
+  const monitor = await redis.client.monitor();
+  const top = new Map<string, number>();
+  const lua = new Map<string, number>();
+  monitor.on("monitor", (_time: string, args: string[], source: string) => {
+    const cmd = String(args[0] ?? "").toLowerCase();
+    if (cmd === "info" || cmd === "monitor") return;
+    const m = source === "lua" ? lua : top;
+    m.set(cmd, (m.get(cmd) ?? 0) + 1);
+  });
+  try {
+    await send(c, n);
+    await new Promise((r) => setTimeout(r, 300)); // let the monitor stream drain
+  } finally {
+    monitor.disconnect();
+  }
+  const fmt = (m: Map<string, number>) =>
+    [...m.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .map(([k, v]) => `${k} ${(v / n).toFixed(2)}`)
+      .join(", ") || "none";
+  const total = [...top.values()].reduce((a, b) => a + b, 0);
+  return { perRequest: total / n, breakdown: fmt(top), inScripts: fmt(lua) };
+}
+
+/** Non-OK RPCs Tollgate counted so far (from /metrics). */
+async function tollgateErrors(t: BenchTollgate): Promise<number> {
+  let n = 0;
+  for (const l of (await t.metrics()).split("\n"))
+    if (l.startsWith("tollgate_rpc_duration_seconds_count") && !l.includes('code="ok"'))
+      n += Number(l.slice(l.lastIndexOf(" ") + 1));
+  return n;
 }
 
 function rowKey(name: string, protocol: string, streams: number) {
@@ -197,6 +244,7 @@ function evaluateTargets(
   rows: Row[],
   halfLoad: { name: string; rate: number; p99: number; echoP99: number }[],
   memory: { results: MemoryResult[]; before: number } | undefined,
+  trips: Map<string, Trips>,
 ): Target[] {
   const at = (name: string, protocol: string, streams: number) =>
     rows.find((r) => r.contender === name && r.protocol === protocol && r.streams === streams);
@@ -235,16 +283,15 @@ function evaluateTargets(
     targets.push(
       ratioTarget(w.name, `${w.name} Connect JSON`, "Connect JSON", "connect-node echo", 0.85),
     );
-  const perDecision = (name: string) =>
-    rows.filter((r) => r.contender === name && r.redisPerRequest !== undefined);
   for (const w of tollgateWorkloads("x", "x")) {
-    const rs = perDecision(w.name);
     const cached = w.name.startsWith("Authorize (cached");
-    const values = rs.map((r) => r.redisPerRequest ?? Number.NaN);
+    const values = (["gRPC", "Connect JSON"] as const).map(
+      (p) => trips.get(`${w.name}|${p}`)?.perRequest ?? Number.NaN,
+    );
     targets.push({
       name: `Redis round trips: ${w.name}`,
       wanted: cached ? "0 per decision" : "exactly 1 per decision",
-      measured: `${Math.min(...values).toFixed(3)}–${Math.max(...values).toFixed(3)} cmds/req`,
+      measured: `${values.map((v) => v.toFixed(3)).join(" (gRPC), ")} (Connect) client commands/req`,
       met: values.every((v) => (cached ? v < 0.01 : Math.abs(v - 1) < 0.02)),
     });
   }
@@ -386,12 +433,21 @@ async function main(): Promise<void> {
       `bench: ${contenders.length} contenders verified; ${LEVELS.length} stream count(s) × ${DURATION_S} s each`,
     );
 
+    const trips = new Map<string, Trips>();
+    for (const c of contenders) {
+      if (!c.usesRedis) continue;
+      await send(c, WARMUP_REQUESTS);
+      trips.set(`${c.name}|${c.protocol}`, await roundTrips(c, redis, TRIP_REQUESTS));
+    }
+
     const rows: Row[] = [];
     const byKey = new Map<string, Row>();
     for (const streams of LEVELS) {
       for (const c of contenders) {
-        await warm(c, scratch);
+        await send(c, WARMUP_REQUESTS);
+        const errors0 = c.proc === tollgate ? await tollgateErrors(tollgate) : 0;
         const r: Row = await measure(c, redis, scratch, streams, DURATION_S);
+        if (c.proc === tollgate) r.rpcErrors = (await tollgateErrors(tollgate)) - errors0;
         rows.push(r);
         byKey.set(rowKey(r.contender, r.protocol, streams), r);
         console.error(
@@ -455,13 +511,15 @@ async function main(): Promise<void> {
       memory = await memoryRun(tollgateEnv, redis);
     }
 
-    const targets = evaluateTargets(rows, halfLoad, memory);
+    const targets = evaluateTargets(rows, halfLoad, memory, trips);
     const text = [
       resultsTable(rows),
       "",
       `Redis ceiling (redis-benchmark EVALSHA of a small limiter script, 50 clients): ${ceiling.unpipelined.toFixed(0)} req/s unpipelined, ${ceiling.pipelined.toFixed(0)} req/s pipelined (-P 16)`,
       `peak RSS: ${peakRss.map(([n, v]) => `${n} ${v}`).join(", ")}`,
       ...(errors.length > 0 ? ["", "Tollgate RPC errors during the run:", ...errors] : []),
+      "",
+      tripsTable(trips),
       ...(memory ? ["", memoryTable(memory)] : []),
       "",
       targetsTable(targets),
@@ -473,7 +531,16 @@ async function main(): Promise<void> {
     if (!QUICK) {
       writeFileSync(
         opts.out,
-        markdown(rows, targets, ceiling, peakRss, memory, errors, (Date.now() - began) / 1000),
+        markdown(
+          rows,
+          targets,
+          ceiling,
+          peakRss,
+          memory,
+          errors,
+          trips,
+          (Date.now() - began) / 1000,
+        ),
       );
       console.error(`bench: wrote ${opts.out}`);
     }
@@ -518,6 +585,18 @@ async function memoryRun(
   }
 }
 
+function tripsTable(trips: Map<string, Trips>): string {
+  return table(
+    ["contender", "client commands/req", "by command", "inside Lua scripts, per req"],
+    [...trips.entries()].map(([k, t]) => [
+      k.replace("|", " — "),
+      t.perRequest.toFixed(3),
+      t.breakdown,
+      t.inScripts,
+    ]),
+  );
+}
+
 function memoryTable(m: { results: MemoryResult[]; before: number }): string {
   return table(
     ["distinct requests", "sent", "errors", "seconds", "RSS along the run (MB)", "peak RSS MB"],
@@ -539,6 +618,7 @@ function markdown(
   peakRss: string[][],
   memory: { results: MemoryResult[]; before: number } | undefined,
   errors: string[],
+  trips: Map<string, Trips>,
   seconds: number,
 ): string {
   const argv = process.argv.slice(2).join(" ");
@@ -571,11 +651,20 @@ stream count.
   \`rate-limiter-flexible\` (bench/rlf-server.ts) is grpc-js + \`RateLimiterRedis.consume\` (one
   limit) on the same Redis — what a user would build instead.
 - Server CPU: utime + stime deltas from /proc (100 % = one core). Redis commands per request:
-  \`INFO commandstats\` deltas ÷ requests. Peak RSS: VmHWM.
+  \`INFO commandstats\` deltas ÷ requests, and client-issued commands counted with \`MONITOR\`.
+  RPC errors: Tollgate's \`tollgate_rpc_duration_seconds_count\` with a non-OK code, before/after
+  each run (h2load sees only HTTP statuses; gRPC errors travel in trailers). Peak RSS: VmHWM.
 
 ## Results
 
 ${resultsTable(rows)}
+
+Redis commands per request, counted with \`MONITOR\` over ${TRIP_REQUESTS} requests at 16 streams
+(client-issued commands are round trips, whether or not ioredis pipelines them; the
+\`Redis cmds/req\` column above is from \`INFO commandstats\` and also counts commands run inside
+Lua scripts):
+
+${tripsTable(trips)}
 
 Redis ceiling (redis-benchmark EVALSHA of a small limiter script, 50 clients):
 ${ceiling.unpipelined.toFixed(0)} req/s unpipelined, ${ceiling.pipelined.toFixed(0)} req/s pipelined (-P 16).
