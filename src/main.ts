@@ -309,9 +309,10 @@ export async function startTollgate(
         .catch((err: Error) => log.warn({ err: { message: err.message } }, "announce failed"));
     },
     events,
-    management: new ManagementAuth(
-      managementToken ? [{ name: "default", token: managementToken }] : [],
-    ),
+    management: new ManagementAuth([
+      ...(managementToken ? [{ name: "default", token: managementToken }] : []),
+      ...namedTokens,
+    ]),
     policy,
     clock,
     log,

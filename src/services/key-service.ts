@@ -110,9 +110,11 @@ export function createKeyService(d: ServiceDeps): ServiceImpl<typeof KeyService>
       validateId(req.id, v);
       const paths = req.updateMask?.paths ?? [];
       if (paths.length === 0) v.add("update_mask", "must name at least one field");
-      for (const p of paths)
+      for (const [i, p] of paths.entries()) {
+        // The path itself is not echoed: it is caller input.
         if (!UPDATABLE.has(p))
-          v.add("update_mask", `unknown or immutable field "${p.slice(0, 64)}"`);
+          v.add(`update_mask.paths[${i}]`, `must be one of: ${[...UPDATABLE].join(", ")}`);
+      }
       keyFields(d, v, req, paths.includes("owner"), paths);
       const patch: KeyPatch = {};
       if (paths.includes("owner")) patch.owner = req.owner;

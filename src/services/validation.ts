@@ -51,7 +51,10 @@ export class Violations {
     for (const [i, v] of values.entries()) each(v, `${field}[${i}]`);
   }
 
-  /** Map size and entry bounds. */
+  /**
+   * Map size and entry bounds. Entries are named by position, never by key:
+   * a key is caller input and may be a secret.
+   */
   map(
     field: string,
     m: Record<string, string>,
@@ -64,12 +67,12 @@ export class Violations {
       this.add(field, `must have at most ${maxEntries} entries`);
       return;
     }
-    for (const [k, v] of entries) {
+    for (const [i, [k, v]] of entries.entries()) {
       if (Buffer.byteLength(k) === 0 || Buffer.byteLength(k) > maxKey) {
-        this.add(`${field}`, `keys must be 1..${maxKey} bytes`);
+        this.add(`${field}[#${i}]`, `keys must be 1..${maxKey} bytes`);
       }
       if (Buffer.byteLength(v) > maxValue)
-        this.add(`${field}[${k.slice(0, 64)}]`, `must be at most ${maxValue} bytes`);
+        this.add(`${field}[#${i}]`, `values must be at most ${maxValue} bytes`);
     }
   }
 

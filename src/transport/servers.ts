@@ -19,6 +19,7 @@ import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
 import { Health } from "../gen/health/v1/health_pb.js";
 import { withCors } from "./cors.js";
+import { withDecodeErrorCodes } from "./decode-error-codes.js";
 import { toGrpcService } from "./grpc-adapter.js";
 import { createProtocolSniffer } from "./protocol-sniffer.js";
 import { reflectionPackage } from "./reflection.js";
@@ -90,15 +91,17 @@ export async function startRpcServers(o: RpcServersOptions): Promise<RpcServers>
 
   const connectHandler = withCors(
     o.corsOrigins ?? [],
-    connectNodeAdapter({
-      routes: (router: ConnectRouter) => {
-        for (const s of o.services) router.service(s.desc, s.impl as ServiceImpl<DescService>);
-      },
-      readMaxBytes: o.maxMessageBytes,
-      connect: true,
-      grpcWeb: true,
-      grpc: true,
-    }),
+    withDecodeErrorCodes(
+      connectNodeAdapter({
+        routes: (router: ConnectRouter) => {
+          for (const s of o.services) router.service(s.desc, s.impl as ServiceImpl<DescService>);
+        },
+        readMaxBytes: o.maxMessageBytes,
+        connect: true,
+        grpcWeb: true,
+        grpc: true,
+      }),
+    ),
   );
 
   const mainHttp1 = createHttp1Server({ maxHeaderSize: 65536 }, connectHandler);
