@@ -27,6 +27,8 @@ export interface MemoryResult {
   sent: number;
   /** Answers with a grpc-status other than 0, or no answer. */
   errors: number;
+  /** Times the server ended the connection (GOAWAY) and the client reconnected. */
+  reconnects: number;
   seconds: number;
   /** VmHWM of the server after the run. */
   peakRssBytes: number;
@@ -68,7 +70,20 @@ export function distinctRun(o: {
   streams: number;
 }): Promise<MemoryResult> {
   return new Promise((resolve, reject) => {
-    const session = connect(o.base);
+    // A server may end a long-lived connection (GOAWAY); the run then reconnects.
+    let reconnects = 0;
+    const open = () => {
+      const s = connect(o.base);
+      s.on("error", () => {});
+      s.on("goaway", () => {
+        if (session === s && !done) {
+          reconnects++;
+          session = open();
+        }
+      });
+      return s;
+    };
+    let session = open();
     const started = Date.now();
     const deadline = started + o.timeLimitS * 1000;
     const samples: MemorySample[] = [];
@@ -78,33 +93,53 @@ export function distinctRun(o: {
     let errors = 0;
     let inflight = 0;
     let done = false;
-    const finish = (err?: Error) => {
+    const finish = (err?: Error): void => {
       if (done) return;
       done = true;
       session.close();
-      if (err) return reject(err);
+      if (err) {
+        reject(err);
+        return;
+      }
       samples.push({ sent: finished, rssBytes: procStats(o.pid).rss });
       resolve({
         name: o.kind,
         sent: finished,
         errors,
+        reconnects,
         seconds: (Date.now() - started) / 1000,
         peakRssBytes: procStats(o.pid).peakRss,
         samples,
       });
     };
-    session.once("error", (err) => finish(err));
     const launch = () => {
       while (!done && inflight < o.streams && sent < o.count && Date.now() < deadline) {
         const { path, body } = nextBody(o.kind, sent);
         sent++;
         inflight++;
-        const stream = session.request({
-          ":method": "POST",
-          ":path": path,
-          "content-type": "application/grpc",
-          te: "trailers",
-        });
+        if (session.closed || session.destroyed) {
+          reconnects++;
+          session = open();
+        }
+        let stream: ReturnType<typeof session.request>;
+        try {
+          stream = session.request({
+            ":method": "POST",
+            ":path": path,
+            "content-type": "application/grpc",
+            te: "trailers",
+          });
+        } catch {
+          reconnects++;
+          session = open();
+          sent--;
+          inflight--;
+          if (reconnects > 1_000) {
+            finish(new Error("too many reconnects"));
+            return;
+          }
+          continue;
+        }
         let status: string | undefined;
         stream.on("response", (h) => {
           if (h["grpc-status"] !== undefined) status = String(h["grpc-status"]);

@@ -573,7 +573,7 @@ async function memoryRun(
       const r = await distinctRun({ ...o, kind });
       results.push(r);
       console.error(
-        `  memory ${kind}: ${r.sent} in ${r.seconds.toFixed(0)} s, ${r.errors} errors, peak ${mb(r.peakRssBytes)} MB`,
+        `  memory ${kind}: ${r.sent} in ${r.seconds.toFixed(0)} s, ${r.errors} errors, ${r.reconnects} reconnects, peak ${mb(r.peakRssBytes)} MB`,
       );
     }
     const entries = /^tollgate_key_cache_entries (\d+)/m.exec(await t.metrics())?.[1];
@@ -599,11 +599,20 @@ function tripsTable(trips: Map<string, Trips>): string {
 
 function memoryTable(m: { results: MemoryResult[]; before: number }): string {
   return table(
-    ["distinct requests", "sent", "errors", "seconds", "RSS along the run (MB)", "peak RSS MB"],
+    [
+      "distinct requests",
+      "sent",
+      "errors",
+      "reconnects",
+      "seconds",
+      "RSS along the run (MB)",
+      "peak RSS MB",
+    ],
     m.results.map((r) => [
       r.name,
       String(r.sent),
       String(r.errors),
+      String(r.reconnects),
       r.seconds.toFixed(0),
       r.samples.map((s) => mb(s.rssBytes)).join(" → "),
       mb(r.peakRssBytes),
