@@ -186,10 +186,16 @@ export interface BenchTollgate extends Started {
 /** The built CLI. */
 export const CLI = new URL("../../cli/main.js", import.meta.url).pathname;
 
-/** Starts `node dist/cli/main.js serve` on free loopback ports; resolves once /readyz says ok. */
-export async function startTollgate(env: Record<string, string>): Promise<BenchTollgate> {
+/**
+ * Starts `node [nodeArgs] dist/cli/main.js serve` on free loopback ports (e.g.
+ * `--cpu-prof` for profiling); resolves once /readyz says ok.
+ */
+export async function startTollgate(
+  env: Record<string, string>,
+  nodeArgs: string[] = [],
+): Promise<BenchTollgate> {
   const [port, httpPort, adminPort] = [await freePort(), await freePort(), await freePort()];
-  const p = start(process.execPath, [CLI, "serve"], {
+  const p = start(process.execPath, [...nodeArgs, CLI, "serve"], {
     PATH: process.env.PATH ?? "",
     TOLLGATE_ADDR: `127.0.0.1:${port}`,
     TOLLGATE_HTTP_ADDR: `127.0.0.1:${httpPort}`,
