@@ -40,6 +40,11 @@ export async function startTollgateProcess(
       TOLLGATE_HTTP_ADDR: `127.0.0.1:${httpPort}`,
       TOLLGATE_ADMIN_ADDR: `127.0.0.1:${adminPort}`,
       TOLLGATE_LOG_LEVEL: "debug",
+      // Tests assert behaviour, not speed: on a loaded 2-core machine the
+      // production budgets (10 ms command, 50 ms breaker) would trip on noise.
+      // Tests about timeouts and breakers set their own values.
+      TOLLGATE_REDIS_COMMAND_TIMEOUT_MS: "2000",
+      TOLLGATE_BREAKER_TIMEOUT_MS: "4000",
       ...env,
     },
     stdio: ["ignore", "pipe", "pipe"],
