@@ -1,0 +1,174 @@
+/**
+ * ServiceDeps wired like src/main.ts does for the embedded store, but with a
+ * ManualClock and a log sink, so service tests drive the real handlers and
+ * domain objects through `createRouterTransport` (no network, no mocks).
+ */
+import { randomBytes } from "node:crypto";
+import { createClient, createRouterTransport, type Transport } from "@connectrpc/connect";
+import { loadSettings, type Settings } from "../../src/config/settings.js";
+import {
+  createEvents,
+  eventLimitsFromSettings,
+  memoryEventStores,
+} from "../../src/events/events-runtime.js";
+import { KeyService } from "../../src/gen/tollgate/v1/key_service_pb.js";
+import { TollgateService } from "../../src/gen/tollgate/v1/tollgate_service_pb.js";
+import { Authorizer } from "../../src/keys/authorizer.js";
+import { KeyCache } from "../../src/keys/key-cache.js";
+import { KeyLookup } from "../../src/keys/key-lookup.js";
+import { KeyManager } from "../../src/keys/key-manager.js";
+import { createSecretDigester } from "../../src/keys/secret-digest.js";
+import { createLogger } from "../../src/observability/logger.js";
+import { Metrics } from "../../src/observability/metrics.js";
+import { DEFAULT_POLICY_YAML, failModeOf, parsePolicy } from "../../src/policy/policy.js";
+import { BlockCache } from "../../src/ratelimit/block-cache.js";
+import { RateLimiter } from "../../src/ratelimit/rate-limiter.js";
+import { InsuranceLimiter } from "../../src/resilience/insurance-limiter.js";
+import { createInstrument } from "../../src/services/instrument.js";
+import { createKeyService } from "../../src/services/key-service.js";
+import { ManagementAuth } from "../../src/services/management-auth.js";
+import type { ServiceDeps } from "../../src/services/service-deps.js";
+import { createTollgateService } from "../../src/services/tollgate-service.js";
+import { MemoryInvalidationBus } from "../../src/store/invalidation-bus.js";
+import { MemoryKeyStore } from "../../src/store/memory-key-store.js";
+import { MemoryRateLimitStore } from "../../src/store/memory-rate-limit-store.js";
+import { ManualClock } from "../../src/util/clock.js";
+
+/** Options of createServiceHarness. */
+export interface ServiceHarnessOptions {
+  /** Management token; empty means open (loopback dev mode). Default: a test token. */
+  managementToken?: string;
+  /** Policy YAML. Default: the built-in policy. */
+  policyYaml?: string;
+  /** Settings as environment variables (TOLLGATE_EXPIRY_WARNING_S, …), parsed like `serve` does. */
+  env?: Record<string, string>;
+}
+
+/** Real handlers over real domain objects and the embedded store. */
+export interface ServiceHarness {
+  deps: ServiceDeps;
+  clock: ManualClock;
+  settings: Settings;
+  /** Management token configured (empty when open). */
+  token: string;
+  /** In-memory transport to both services. */
+  transport: Transport;
+  tollgate: ReturnType<typeof createClient<typeof TollgateService>>;
+  keys: ReturnType<typeof createClient<typeof KeyService>>;
+  /** Call options carrying the management token. */
+  auth: { headers: { authorization: string } };
+  /** Every log line written so far (raw JSON text). */
+  logText(): string;
+  /** Flushes buffers and timers (call in afterEach / afterAll). */
+  close(): Promise<void>;
+}
+
+/** The token service tests configure unless told otherwise. */
+export const TEST_TOKEN = "service-test-management-token";
+
+/** Builds the ServiceDeps main.ts would build for the embedded store, on a ManualClock. */
+export async function createServiceHarness(o: ServiceHarnessOptions = {}): Promise<ServiceHarness> {
+  const settings = loadSettings({ ...o.env });
+  const token = o.managementToken ?? TEST_TOKEN;
+  const clock = new ManualClock(Date.UTC(2026, 0, 1));
+  let log = "";
+  const logger = createLogger("trace", {
+    write(line: string) {
+      log += line;
+    },
+  });
+  const policy = parsePolicy(o.policyYaml ?? DEFAULT_POLICY_YAML, "test policy");
+  const metrics = new Metrics(() => 0);
+  const cache = new KeyCache({
+    max: settings.cacheMaxEntries,
+    ttlMs: settings.cacheTtlMs,
+    negativeTtlMs: settings.negativeCacheTtlMs,
+  });
+  const store = new MemoryKeyStore(clock);
+  const rateStore = new MemoryRateLimitStore(clock);
+  const bus = new MemoryInvalidationBus();
+  const eventLimits = eventLimitsFromSettings(settings);
+  const digest = createSecretDigester(randomBytes(32));
+  const lookup = new KeyLookup(store, cache, clock);
+  const blockCache = new BlockCache(clock);
+  const failMode = (e: Parameters<typeof failModeOf>[1]) =>
+    failModeOf(policy, e, settings.failMode);
+  const events = createEvents({
+    stores: memoryEventStores(clock, eventLimits),
+    limits: eventLimits,
+    rateStore,
+    blockCache,
+    announce: (m) => deps.announce(m),
+    policy: () => policy,
+    clock,
+    log: logger,
+    metrics,
+  });
+  const deps: ServiceDeps = {
+    authorizer: new Authorizer({
+      lookup,
+      digest,
+      clock,
+      policy: () => policy,
+      expiryWarningMs: settings.expiryWarningS * 1000,
+      rotationAgeMs: settings.rotationAgeS * 1000,
+      failMode,
+      staleKeyMaxMs: settings.staleKeyMaxMs,
+    }),
+    keys: new KeyManager({
+      store,
+      bus,
+      digest,
+      clock,
+      invalidateLocal: (d, ids) => lookup.invalidate(d, ids),
+    }),
+    lookup,
+    limiter: new RateLimiter({
+      store: rateStore,
+      clock,
+      policy: () => policy,
+      blocks: blockCache,
+      failMode,
+      insurance: new InsuranceLimiter(clock, settings.failOpenLimitShare),
+    }),
+    rateStore,
+    failMode,
+    staleKeyMaxMs: settings.staleKeyMaxMs,
+    announce: (m) => void bus.publish(m),
+    events,
+    management: new ManagementAuth(token ? [{ name: "default", token }] : []),
+    policy: () => policy,
+    clock,
+    log: logger,
+    metrics,
+    instrument: createInstrument(metrics, logger),
+    accessLog: settings.accessLog,
+    defaultGraceMs: settings.defaultGraceS * 1000,
+    keyEnvironment: settings.keyEnvironment,
+    envoy: {
+      keyHeader: settings.envoyKeyHeader,
+      removeKeyHeader: settings.envoyRemoveKeyHeader,
+      identityHeaders: settings.envoyIdentityHeaders,
+      trustedHops: settings.trustedHops,
+      maxHeaders: settings.maxHeaders,
+      maxHeaderBytes: settings.maxHeaderBytes,
+    },
+  };
+  await events.start();
+  const transport = createRouterTransport((router) => {
+    router.service(TollgateService, createTollgateService(deps));
+    router.service(KeyService, createKeyService(deps));
+  });
+  return {
+    deps,
+    clock,
+    settings,
+    token,
+    transport,
+    tollgate: createClient(TollgateService, transport),
+    keys: createClient(KeyService, transport),
+    auth: { headers: { authorization: `Bearer ${token}` } },
+    logText: () => log,
+    close: () => events.stop(1000),
+  };
+}
