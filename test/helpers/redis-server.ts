@@ -81,8 +81,18 @@ export async function spawnRedis(extraArgs: string[] = [], port?: number): Promi
   };
 }
 
-/** Starts a private Redis for one test file (spawned, else testcontainers, else fails). */
+/**
+ * A Redis for one test file: REDIS_URL when set (tests keep apart by key
+ * prefix), else a spawned redis-server, else testcontainers, else it fails
+ * saying how to get Redis. Tests that kill, pause or flush Redis call
+ * spawnRedis() for a private instance instead.
+ */
 export async function startTestRedis(): Promise<TestRedis> {
+  const shared = process.env.REDIS_URL;
+  if (shared) {
+    await waitForPing(shared, 5_000);
+    return { url: shared, port: Number(new URL(shared).port || 6379), stop: async () => {} };
+  }
   if (hasRedisServer()) return spawnRedis();
   try {
     const { GenericContainer } = await import("testcontainers");
