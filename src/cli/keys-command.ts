@@ -67,6 +67,9 @@ const OPTIONS = {
   "secret-stdin": { type: "boolean" },
 } as const;
 
+/** A mistake in the command line itself: reported with exit code 2, before any call. */
+class UsageError extends Error {}
+
 /** Runs a keys subcommand; returns the exit code. */
 export async function keysCommand(argv: string[]): Promise<number> {
   let parsed: ReturnType<
@@ -124,7 +127,7 @@ export async function keysCommand(argv: string[]): Promise<number> {
         const res = await keys.listKeys({
           owner: o.owner ?? "",
           includeRevoked: o.all ?? false,
-          pageSize: o["page-size"] ? Number(o["page-size"]) : 0,
+          pageSize: pageSize(o["page-size"]),
           pageToken: o["page-token"] ?? "",
         });
         print(ListKeysResponseSchema, res, () => {
@@ -169,10 +172,14 @@ export async function keysCommand(argv: string[]): Promise<number> {
         return 0;
       }
       case "rotate": {
-        const grace = o.grace === undefined ? undefined : durationFromMs(parseDuration(o.grace));
+        const grace =
+          o.grace === undefined ? undefined : durationFromMs(duration("--grace", o.grace));
         let currentSecret = "";
-        if (o["secret-stdin"]) currentSecret = readFileSync(0, "utf8").trim();
-        else if (!id) return usage("rotate needs a key id or --secret-stdin");
+        if (o["secret-stdin"]) {
+          if (id) return usage("rotate takes a key id or --secret-stdin, not both");
+          currentSecret = readFileSync(0, "utf8").trim();
+          if (!currentSecret) return usage("rotate --secret-stdin: no secret on standard input");
+        } else if (!id) return usage("rotate needs a key id or --secret-stdin");
         const res = await tollgate.rotateKey({
           keyId: currentSecret ? "" : (id ?? ""),
           currentSecret,
@@ -191,6 +198,10 @@ export async function keysCommand(argv: string[]): Promise<number> {
         return usage(`unknown command "${cmd}"`);
     }
   } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`tollgate keys ${cmd}: ${err.message}\n`);
+      return 2;
+    }
     const ce = ConnectError.from(err);
     const hint = ce.code === Code.Unavailable ? ` (is tollgate serving at ${baseUrl}?)` : "";
     process.stderr.write(`tollgate keys ${cmd}: ${Code[ce.code]}: ${ce.rawMessage}${hint}\n`);
@@ -207,21 +218,38 @@ function parseMeta(list: string[] | undefined): Record<string, string> {
   const out: Record<string, string> = {};
   for (const kv of list ?? []) {
     const i = kv.indexOf("=");
-    if (i <= 0) throw new Error(`--meta wants KEY=VALUE, got "${kv}"`);
+    if (i <= 0) throw new UsageError(`--meta wants KEY=VALUE, got "${kv}"`);
     out[kv.slice(0, i)] = kv.slice(i + 1);
   }
   return out;
 }
 
 function expiry(iso: string | undefined, ttl: string | undefined) {
-  if (iso !== undefined && ttl !== undefined) throw new Error("use --expires or --ttl, not both");
+  if (iso !== undefined && ttl !== undefined)
+    throw new UsageError("use --expires or --ttl, not both");
   if (iso !== undefined) {
     const ms = Date.parse(iso);
-    if (Number.isNaN(ms)) throw new Error(`--expires: not an ISO time: "${iso}"`);
+    if (Number.isNaN(ms)) throw new UsageError(`--expires: not an ISO time: "${iso}"`);
     return timestampFromMs(ms);
   }
-  if (ttl !== undefined) return timestampFromMs(Date.now() + parseDuration(ttl));
+  if (ttl !== undefined) return timestampFromMs(Date.now() + duration("--ttl", ttl));
   return undefined;
+}
+
+/** A duration flag's value in ms, or a UsageError naming the flag. */
+function duration(flag: string, text: string): number {
+  try {
+    return parseDuration(text);
+  } catch (err) {
+    throw new UsageError(`${flag}: ${(err as Error).message}`);
+  }
+}
+
+/** --page-size: a whole number (the server checks the range); absent means the server's default. */
+function pageSize(text: string | undefined): number {
+  if (text === undefined) return 0;
+  if (!/^\d{1,9}$/.test(text)) throw new UsageError(`--page-size: not a whole number: "${text}"`);
+  return Number(text);
 }
 
 function statusName(s: KeyStatus): string {
