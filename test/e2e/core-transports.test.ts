@@ -400,11 +400,16 @@ describe("the admin port", () => {
   });
 
   it("serves /metrics with RPC latency and decisions, never a key id, secret or token", async () => {
-    // At least one decision happened before, so the counters have samples.
+    // A key created and used here, so the counters have samples.
     const { secret } = await mintOverGrpc();
-    await clientsOver(
-      transportsOf(server)["Connect over HTTP/1.1 on the main port"] as never,
-    ).tollgate.authorize({ apiKey: secret });
+    await grpcUnary(
+      grpcAddr,
+      TollgateService,
+      "Authorize",
+      AuthorizeRequestSchema,
+      AuthorizeResponseSchema,
+      { apiKey: secret },
+    );
     const res = await fetch(`http://127.0.0.1:${server.adminPort}/metrics`);
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toContain("text/plain");
