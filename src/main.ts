@@ -3,6 +3,7 @@
  * settings → logger → stores → domain → services → servers, and owns shutdown.
  */
 import { randomBytes } from "node:crypto";
+import { once } from "node:events";
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import type { DestinationStream } from "pino";
@@ -219,6 +220,7 @@ export async function startTollgate(
       errorThresholdPercentage: settings.breakerErrorPercent,
       volumeThreshold: settings.breakerVolume,
       resetTimeoutMs: settings.breakerResetMs,
+      breaker: settings.redisMode !== "cluster",
       log,
       metrics,
     });
@@ -234,6 +236,19 @@ export async function startTollgate(
       await redis.quit().catch(() => redis.disconnect());
     });
     log.info({ mode: settings.redisMode }, "store: redis");
+    // Report ready only once Redis answers — or after the connect timeout, so a
+    // Redis outage at startup cannot keep the pod out of service (fail modes apply).
+    const connected = await Promise.race([
+      // once() rejects on the client's first "error" (e.g. connection refused).
+      once(redis, "ready").then(
+        () => true,
+        () => false,
+      ),
+      new Promise<boolean>((r) =>
+        setTimeout(() => r(false), settings.redisConnectTimeoutMs).unref(),
+      ),
+    ]);
+    if (!connected) log.warn("redis not reachable at startup: serving by fail mode until it is");
   }
 
   const digest = createSecretDigester(pepper);
@@ -251,8 +266,10 @@ export async function startTollgate(
         metrics.invalidations.inc({ origin: "remote" });
       },
       () => {
-        lookup.clear();
-        log.warn("invalidation channel re-subscribed: key cache cleared");
+        // Messages sent while disconnected are lost: every cached lookup must be
+        // re-read, but stays available as the stale copy fail-open relies on.
+        lookup.expireAll();
+        log.warn("invalidation channel re-subscribed: every cached key will be re-read");
       },
     )
     .catch((err: Error) =>

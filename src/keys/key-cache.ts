@@ -14,7 +14,7 @@ export interface KeyCacheOptions {
 }
 
 /** A cached lookup: the record, or null for "no such key", and when it was read from the store. */
-export type CachedLookup = { record: KeyRecord | null; fetchedAt: number };
+export type CachedLookup = { record: KeyRecord | null; fetchedAt: number; generation?: number };
 
 /**
  * Bounded LRU of digest → key lookups with TTLs. The TTL is the worst-case time
@@ -25,6 +25,8 @@ export class KeyCache {
   private readonly lru: LRUCache<string, CachedLookup>;
   private readonly ttlMs: number;
   private readonly negativeTtlMs: number;
+  /** Entries of an older generation are stale (see expireAll). */
+  private generation = 0;
 
   constructor(options: KeyCacheOptions = {}) {
     this.ttlMs = options.ttlMs ?? 5_000;
@@ -45,9 +47,10 @@ export class KeyCache {
     });
   }
 
-  /** A fresh entry (within its TTL). */
+  /** A fresh entry (within its TTL and not expired by expireAll). */
   get(digest: string): CachedLookup | undefined {
-    return this.lru.get(digest);
+    const e = this.lru.get(digest);
+    return e && e.generation === this.generation ? e : undefined;
   }
 
   /** An entry even past its TTL (for fail open), if not evicted or invalidated. */
@@ -58,13 +61,21 @@ export class KeyCache {
   set(digest: string, record: KeyRecord | null, now: number = Date.now()): void {
     this.lru.set(
       digest,
-      { record, fetchedAt: now },
+      { record, fetchedAt: now, generation: this.generation },
       { ttl: record ? this.ttlMs : this.negativeTtlMs },
     );
   }
 
   delete(digest: string): void {
     this.lru.delete(digest);
+  }
+
+  /**
+   * Makes every entry stale: the next get() misses and reads the store, while
+   * getStale() still finds the entry (with its original fetch time).
+   */
+  expireAll(): void {
+    this.generation++;
   }
 
   /** Number of entries held. */

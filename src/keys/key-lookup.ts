@@ -71,9 +71,9 @@ export class KeyLookup {
     return this.findStale(`id:${id}`, maxAgeMs);
   }
 
-  /** Drops every cached lookup (e.g. after missed invalidations). */
-  clear(): void {
-    this.cache.clear();
+  /** Marks every cached lookup stale (e.g. after missed invalidations). */
+  expireAll(): void {
+    this.cache.expireAll();
   }
 
   /** Drops cached lookups (invalidation from any replica). */

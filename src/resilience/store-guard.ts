@@ -21,6 +21,12 @@ export interface StoreGuardOptions {
   volumeThreshold: number;
   /** How long the breaker stays open before a trial call, ms. */
   resetTimeoutMs: number;
+  /**
+   * False on Redis Cluster: one breaker over every master would let a single
+   * dead master open it and fail the healthy masters' slots too. There, each
+   * command's own timeout bounds a dead slot, and only that slot fails.
+   */
+  breaker?: boolean;
   log: Logger;
   metrics: Metrics;
 }
@@ -39,6 +45,7 @@ export class StoreGuard {
       resetTimeout: o.resetTimeoutMs,
       rollingCountTimeout: 10_000,
       rollingCountBuckets: 10,
+      enabled: o.breaker !== false,
     });
     const transition = (to: keyof typeof STATE) => () => {
       o.metrics.breakerState.set({ breaker: o.name }, STATE[to]);

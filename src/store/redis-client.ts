@@ -61,10 +61,12 @@ export function createRedisClient(o: RedisClientOptions): RedisClient {
   let client: RedisClient;
   if (o.mode === "cluster") {
     const cluster: ClusterOptions = {
-      enableAutoPipelining: true,
+      // Off on Cluster: ioredis would batch concurrent scripts of different
+      // slots into one pipeline and reject it ("same slots allocation group").
+      enableAutoPipelining: false,
       enableOfflineQueue: false,
       clusterRetryStrategy: retryStrategy,
-      redisOptions: { ...common, ...options },
+      redisOptions: { ...common, ...options, enableAutoPipelining: false },
       ...(options.tls && { dnsLookup: (address, callback) => callback(null, address) }),
     };
     client = new Cluster([{ host, port }, ...hosts(o.clusterNodes ?? "")], cluster);
