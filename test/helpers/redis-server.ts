@@ -57,14 +57,24 @@ export async function spawnRedis(extraArgs: string[] = [], port?: number): Promi
     ],
     { stdio: ["ignore", "pipe", "pipe"] },
   );
+  // Both pipes are drained (an unread pipe fills up and stalls redis-server);
+  // only the tail is kept, for the startup error message.
   let output = "";
-  child.stdout?.on("data", (b: Buffer) => {
-    output += b.toString();
+  const keep = (b: Buffer) => {
+    output = (output + b.toString()).slice(-4000);
+  };
+  child.stdout?.on("data", keep);
+  child.stderr?.on("data", keep);
+  let spawnError: Error | undefined;
+  child.once("error", (err) => {
+    spawnError = err;
   });
   const url = `redis://127.0.0.1:${p}`;
   await waitForPing(url, 5_000).catch((err: Error) => {
     child.kill("SIGKILL");
-    throw new Error(`redis-server on ${p} did not start: ${err.message}\n${output.slice(-2000)}`);
+    rmSync(dir, { recursive: true, force: true });
+    const why = spawnError ? `${spawnError.message}; ${err.message}` : err.message;
+    throw new Error(`redis-server on ${p} did not start: ${why}\n${output.slice(-2000)}`);
   });
   return {
     url,

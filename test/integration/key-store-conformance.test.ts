@@ -1,0 +1,114 @@
+/**
+ * The key-store conformance suite on every KeyStore Tollgate ships: the
+ * embedded MemoryKeyStore (on a ManualClock), RedisKeyStore on a spawned
+ * standalone redis-server, and RedisKeyStore on a real 3-master Redis Cluster.
+ * Each Redis case writes under its own key prefix. On the Cluster, a scenario's
+ * keys are then read back from every master to prove each one is hash-tagged.
+ */
+import { randomBytes } from "node:crypto";
+import { type Cluster, Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { MemoryKeyStore } from "../../src/store/memory-key-store.js";
+import { RedisKeyStore } from "../../src/store/redis-key-store.js";
+import { createKeyNames } from "../../src/store/redis-keys.js";
+import { ManualClock } from "../../src/util/clock.js";
+import {
+  createKeyDomain,
+  type FixtureClock,
+  type KeyStoreFixture,
+  keyStoreConformance,
+} from "../conformance/key-store-cases.js";
+import { startTestCluster, type TestCluster } from "../helpers/redis-cluster.js";
+import { startTestRedis, type TestRedis } from "../helpers/redis-server.js";
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Redis keeps real time (PXAT expiries), so the domain does too, and waiting means sleeping. */
+const realClock: FixtureClock = { now: () => Date.now(), advance: sleep };
+
+/** A prefix no other case (or other run sharing a REDIS_URL) uses. */
+let cases = 0;
+const run = randomBytes(3).toString("hex");
+const uniquePrefix = (what: string) => `ksc-${what}-${run}-${++cases}:`;
+
+let standalone: TestRedis | undefined;
+let standaloneClient: Redis | undefined;
+let cluster: TestCluster | undefined;
+let clusterClient: Cluster | undefined;
+
+beforeAll(async () => {
+  [standalone, cluster] = await Promise.all([startTestRedis(), startTestCluster()]);
+  standaloneClient = new Redis(standalone.url, { maxRetriesPerRequest: 1 });
+  clusterClient = cluster.client();
+  await Promise.all([standaloneClient.ping(), clusterClient.ping()]);
+}, 60_000);
+
+afterAll(async () => {
+  await Promise.all([standaloneClient?.quit(), clusterClient?.quit()]);
+  await Promise.all([standalone?.stop(), cluster?.stop()]);
+});
+
+keyStoreConformance("MemoryKeyStore", async (): Promise<KeyStoreFixture> => {
+  const manual = new ManualClock();
+  return {
+    store: new MemoryKeyStore(manual),
+    clock: { now: () => manual.now(), advance: async (ms) => manual.advance(ms) },
+    cleanup: async () => {},
+  };
+});
+
+keyStoreConformance("RedisKeyStore on standalone Redis", async () => ({
+  store: new RedisKeyStore(standaloneClient as Redis, createKeyNames(uniquePrefix("s"))),
+  clock: realClock,
+  cleanup: async () => {},
+}));
+
+keyStoreConformance("RedisKeyStore on a 3-master Redis Cluster", async () => ({
+  store: new RedisKeyStore(clusterClient as Cluster, createKeyNames(uniquePrefix("c"))),
+  clock: realClock,
+  cleanup: async () => {},
+}));
+
+describe("RedisKeyStore on a 3-master Redis Cluster: key layout", () => {
+  it("writes only hash-tagged keys, spread over the masters, in a full key lifecycle", async () => {
+    const c = clusterClient as Cluster;
+    const prefix = uniquePrefix("layout");
+    const d = createKeyDomain(new RedisKeyStore(c, createKeyNames(prefix)), realClock);
+    const created = [];
+    for (let i = 0; i < 6; i++) created.push(await d.keys.create(d.newKey({ owner: `o${i}` })));
+    const [a, b, e] = created.map((k) => k.record.id) as [string, string, string];
+    expect(typeof (await d.keys.rotateById(a, 60_000))).toBe("object");
+    expect(typeof (await d.keys.rotateById(a, 60_000))).toBe("object");
+    expect(typeof (await d.keys.rotateById(b, 0))).toBe("object");
+    expect(typeof (await d.keys.update(e, { scopes: ["*"] }))).toBe("object");
+    expect(typeof (await d.keys.revoke(b, "test"))).toBe("object");
+    expect((await d.keys.list({ limit: 100, includeRevoked: true })).records).toHaveLength(6);
+
+    const masters = c.nodes("master");
+    expect(masters).toHaveLength(3);
+    const byMaster: string[][] = [];
+    for (const node of masters) {
+      const found: string[] = [];
+      let cursor = "0";
+      do {
+        const [next, batch] = await node.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000);
+        cursor = next;
+        found.push(...batch);
+      } while (cursor !== "0");
+      byMaster.push(found);
+    }
+    const all = byMaster.flat();
+    // 6 records + 6 current digests + 1 grace digest of `a` + the id index.
+    expect(all).toHaveLength(14);
+    const shape = new RegExp(`^${prefix}(key|kd|keys):\\{[^{}]+\\}$`);
+    for (const k of all) expect(k).toMatch(shape);
+    expect(all.filter((k) => k.startsWith(`${prefix}keys:`))).toEqual([`${prefix}keys:{index}`]);
+    // Random ids and digests land in different slots: the cluster is really used.
+    expect(byMaster.filter((keys) => keys.length > 0).length).toBeGreaterThanOrEqual(2);
+    // The grace-period digest is the one key here with an expiry, set from the rotation.
+    const ttls = await Promise.all(all.map(async (k) => [k, await c.pttl(k)] as const));
+    const expiring = ttls.filter(([, ttl]) => ttl > 0);
+    expect(expiring).toHaveLength(1);
+    expect(expiring[0]?.[1]).toBeLessThanOrEqual(60_000);
+  });
+});
