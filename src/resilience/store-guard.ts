@@ -45,6 +45,10 @@ export class StoreGuard {
       resetTimeout: o.resetTimeoutMs,
       rollingCountTimeout: 10_000,
       rollingCountBuckets: 10,
+      // opossum would otherwise sort every latency of the window on each
+      // failure (a CPU spiral exactly when Redis struggles); latency is
+      // measured by our own histogram instead.
+      rollingPercentilesEnabled: false,
       enabled: o.breaker !== false,
     });
     const transition = (to: keyof typeof STATE) => () => {
