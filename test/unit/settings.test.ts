@@ -1,0 +1,129 @@
+/**
+ * Settings: every environment variable is validated at boot; a bad one stops
+ * the process with a message naming the variable — and never its value when
+ * the setting holds a secret.
+ */
+import { describe, expect, it } from "vitest";
+import { loadSettings, SETTINGS, SettingsError, settingsHelp } from "../../src/config/settings.js";
+
+const refusal = (env: Record<string, string>): string => {
+  try {
+    loadSettings(env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(SettingsError);
+    return (err as Error).message;
+  }
+  throw new Error("the settings were accepted");
+};
+
+describe("loadSettings", () => {
+  it("gives every default when nothing is set", () => {
+    const s = loadSettings({});
+    expect(s).toMatchObject({
+      grpcAddr: "127.0.0.1:50051",
+      adminAddr: "127.0.0.1:9464",
+      redisUrl: "",
+      redisMode: "standalone",
+      redisCommandTimeoutMs: 10,
+      failMode: "closed",
+      cacheTtlMs: 5000,
+      negativeCacheTtlMs: 1000,
+      cacheMaxEntries: 100_000,
+      allowPlaintext: false,
+      corsOrigins: [],
+      envoyIdentityHeaders: ["key-id", "owner", "tier", "scopes"],
+      keyEnvironment: "live",
+      redisPrefix: "tg:",
+    });
+  });
+
+  it("parses numbers, booleans and lists", () => {
+    const s = loadSettings({
+      TOLLGATE_CACHE_TTL_MS: "250",
+      TOLLGATE_ALLOW_PLAINTEXT: "true",
+      TOLLGATE_CORS_ORIGINS: " https://a.example.com , ,http://localhost:3000",
+      TOLLGATE_FAILOPEN_LIMIT_SHARE: "0.25",
+      TOLLGATE_ADDR: "[::1]:50051",
+    });
+    expect(s.cacheTtlMs).toBe(250);
+    expect(s.allowPlaintext).toBe(true);
+    expect(s.corsOrigins).toEqual(["https://a.example.com", "http://localhost:3000"]);
+    expect(s.failOpenLimitShare).toBe(0.25);
+    expect(s.grpcAddr).toBe("[::1]:50051");
+  });
+
+  it.each([
+    ["TOLLGATE_ADDR", "localhost"],
+    ["TOLLGATE_ADDR", "127.0.0.1:70000"],
+    ["TOLLGATE_REDIS_MODE", "replicated"],
+    ["TOLLGATE_CACHE_TTL_MS", "five"],
+    ["TOLLGATE_CACHE_TTL_MS", "-1"],
+    ["TOLLGATE_CACHE_MAX_ENTRIES", "0"],
+    ["TOLLGATE_REDIS_COMMAND_TIMEOUT_MS", "1.5"],
+    ["TOLLGATE_FAIL_MODE", "OPEN"],
+    ["TOLLGATE_ALLOW_PLAINTEXT", "yes"],
+    ["TOLLGATE_KEY_ENVIRONMENT", "Live"],
+    ["TOLLGATE_REDIS_PREFIX", "tg{x}:"],
+    ["TOLLGATE_CORS_ORIGINS", "*"],
+    ["TOLLGATE_ENVOY_IDENTITY_HEADERS", "key-id,secret"],
+  ])("names %s when it is %j", (name, value) => {
+    const msg = refusal({ [name]: value });
+    expect(msg).toMatch(new RegExp(`(^|; |: )${name}: `));
+    // Only the bad variable is reported.
+    const named = Object.values(SETTINGS).filter((s) => msg.includes(`${s.env}:`));
+    expect(named.map((s) => s.env)).toEqual([name]);
+  });
+
+  it("reports every bad variable in one message", () => {
+    const msg = refusal({
+      TOLLGATE_ADDR: "nope",
+      TOLLGATE_FAIL_MODE: "sideways",
+      TOLLGATE_CACHE_TTL_MS: "x",
+    });
+    for (const name of ["TOLLGATE_ADDR", "TOLLGATE_FAIL_MODE", "TOLLGATE_CACHE_TTL_MS"]) {
+      expect(msg).toContain(`${name}: `);
+    }
+  });
+
+  it("never prints the value of a secret setting", () => {
+    const marker = "S3cr3tMarker";
+    const env = {
+      TOLLGATE_PEPPER: `${marker}`, // too short
+      TOLLGATE_MANAGEMENT_TOKEN: `${marker}`, // too short
+      REDIS_URL: `http://user:${marker}@redis:6379`, // wrong scheme
+      TOLLGATE_REDIS_SENTINEL_PASSWORD: `${marker}${"x".repeat(600)}`, // too long
+    };
+    const msg = refusal(env);
+    for (const name of Object.keys(env)) expect(msg).toContain(`${name}: `);
+    expect(msg).not.toContain(marker);
+    expect(msg).not.toContain("redis:6379");
+    for (const s of Object.values(SETTINGS)) {
+      if ("secret" in s && s.secret) expect(settingsHelp()).toContain(s.env);
+    }
+  });
+
+  it("marks every secret-bearing setting as secret", () => {
+    const secret = Object.values(SETTINGS)
+      .filter((s) => "secret" in s && s.secret)
+      .map((s) => s.env)
+      .sort();
+    expect(secret).toEqual(
+      [
+        "REDIS_URL",
+        "TOLLGATE_MANAGEMENT_TOKEN",
+        "TOLLGATE_PEPPER",
+        "TOLLGATE_REDIS_SENTINEL_PASSWORD",
+      ].sort(),
+    );
+  });
+
+  it("accepts secrets of the minimum length", () => {
+    const s = loadSettings({
+      TOLLGATE_PEPPER: "p".repeat(16),
+      TOLLGATE_MANAGEMENT_TOKEN: "t".repeat(16),
+      REDIS_URL: "rediss://u:p@redis.example.com:6380/0",
+    });
+    expect(s.pepper).toHaveLength(16);
+    expect(s.redisUrl).toBe("rediss://u:p@redis.example.com:6380/0");
+  });
+});
