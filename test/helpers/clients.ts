@@ -41,10 +41,10 @@ export interface RunResult {
 async function runBinary(
   file: string,
   args: string[],
-  options: { env?: NodeJS.ProcessEnv; input?: string } = {},
+  options: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number } = {},
 ): Promise<RunResult> {
   try {
-    const p = run(file, args, { env: options.env, timeout: 20_000 });
+    const p = run(file, args, { env: options.env, timeout: options.timeoutMs ?? 20_000 });
     if (options.input !== undefined) p.child.stdin?.end(options.input);
     const r = await p;
     return { code: 0, stdout: r.stdout, stderr: r.stderr };
@@ -127,15 +127,20 @@ export function clientsOver(transport: Transport) {
   };
 }
 
-/** Runs the built CLI with only PATH and `env` in its environment. */
+/**
+ * Runs the built CLI with only PATH and `env` in its environment; `input` goes
+ * to its stdin. Killed (SIGTERM) after `timeoutMs`, default 20 s.
+ */
 export function cli(
   args: string[],
   env: Record<string, string> = {},
   input?: string,
+  timeoutMs?: number,
 ): Promise<RunResult> {
   return runBinary(process.execPath, [CLI, ...args], {
     env: { PATH: process.env.PATH ?? "", ...env },
     ...(input !== undefined && { input }),
+    ...(timeoutMs !== undefined && { timeoutMs }),
   });
 }
 

@@ -1,0 +1,243 @@
+/**
+ * Starting and stopping the built server: bad settings exit 2 with a message
+ * naming the setting; SIGTERM turns readiness off, lets in-flight calls finish
+ * (bounded by TOLLGATE_SHUTDOWN_TIMEOUT_MS) and exits 0.
+ */
+import { request } from "node:http";
+import { createServer, type Server } from "node:net";
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { afterEach, describe, expect, it } from "vitest";
+import { TollgateService } from "../../src/gen/tollgate/v1/tollgate_service_pb.js";
+import { generateSecret } from "../../src/keys/key-format.js";
+import { cli, pollUntil } from "../helpers/clients.js";
+import { freePort } from "../helpers/free-port.js";
+import { startTollgateProcess, type TollgateProcess } from "../helpers/tollgate-process.js";
+
+const started: TollgateProcess[] = [];
+afterEach(async () => {
+  // Anything a test left running is killed, so no process outlives the file.
+  await Promise.all(started.splice(0).map((p) => p.stop("SIGKILL")));
+});
+
+async function start(env: Record<string, string> = {}): Promise<TollgateProcess> {
+  const p = await startTollgateProcess(env);
+  started.push(p);
+  return p;
+}
+
+/**
+ * `tollgate serve` with exactly these settings (loopback ports picked by the
+ * OS), expected to exit by itself; killed after `timeoutMs` otherwise.
+ */
+function serve(env: Record<string, string>, timeoutMs = 15_000) {
+  return cli(
+    ["serve"],
+    {
+      TOLLGATE_ADDR: "127.0.0.1:0",
+      TOLLGATE_HTTP_ADDR: "",
+      TOLLGATE_ADMIN_ADDR: "127.0.0.1:0",
+      ...env,
+    },
+    undefined,
+    timeoutMs,
+  );
+}
+
+describe("configuration errors", () => {
+  it("refuses to start on a bad setting, naming the variable (exit 2)", async () => {
+    const cases: [Record<string, string>, string][] = [
+      [
+        { TOLLGATE_CACHE_TTL_MS: "abc" },
+        "tollgate: invalid settings: TOLLGATE_CACHE_TTL_MS: Invalid input: expected number, received NaN\n",
+      ],
+      [
+        { TOLLGATE_ADDR: "0.0.0.0:0", TOLLGATE_ALLOW_PLAINTEXT: "true" },
+        "tollgate: TOLLGATE_MANAGEMENT_TOKEN (or _FILE) is required when any listener is bound to a non-loopback address\n",
+      ],
+      [
+        { REDIS_URL: "redis://127.0.0.1:1" },
+        "tollgate: TOLLGATE_PEPPER (or _FILE) is required with REDIS_URL: every replica must share it\n",
+      ],
+      [
+        { TOLLGATE_MANAGEMENT_TOKEN: "short" },
+        "tollgate: invalid settings: TOLLGATE_MANAGEMENT_TOKEN: must be at least 16 bytes\n",
+      ],
+      [
+        { TOLLGATE_ADDR: "127.0.0.1:99999" },
+        "tollgate: invalid settings: TOLLGATE_ADDR: port must be 0..65535\n",
+      ],
+    ];
+    const results = await Promise.all(cases.map(([env]) => serve(env)));
+    for (const [i, [env, message]] of cases.entries()) {
+      expect(results[i]?.code, JSON.stringify(env)).toBe(2);
+      expect(results[i]?.stderr, JSON.stringify(env)).toBe(message);
+      expect(results[i]?.stdout, JSON.stringify(env)).not.toContain("tollgate serving");
+    }
+  });
+
+  it("off loopback, asks for TLS first, then for the management token", async () => {
+    const noTls = await serve({ TOLLGATE_ADDR: "0.0.0.0:0" });
+    expect(noTls.code).toBe(2);
+    expect(noTls.stderr).toContain("TOLLGATE_TLS_CERT_FILE");
+    const httpPort = await serve({
+      TOLLGATE_HTTP_ADDR: "0.0.0.0:0",
+      TOLLGATE_ALLOW_PLAINTEXT: "true",
+    });
+    expect(httpPort.code).toBe(2);
+    expect(httpPort.stderr).toContain("TOLLGATE_MANAGEMENT_TOKEN");
+  });
+
+  it("names the policy file it cannot use (exit 2)", async () => {
+    const r = await serve({ TOLLGATE_POLICY_FILE: "test/fixtures/does-not-exist.yaml" });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("test/fixtures/does-not-exist.yaml");
+  });
+
+  it("exits promptly, naming the address, when a port is already taken", async () => {
+    // Each listener in turn: the main port, the HTTP port, the admin port.
+    const port = await freePort();
+    const blocker: Server = createServer();
+    await new Promise<void>((r) => blocker.listen(port, "127.0.0.1", () => r()));
+    try {
+      const settings = ["TOLLGATE_ADDR", "TOLLGATE_HTTP_ADDR", "TOLLGATE_ADMIN_ADDR"];
+      const runs = await Promise.all(
+        settings.map(async (setting) => {
+          const began = Date.now();
+          const r = await serve(
+            { TOLLGATE_HTTP_ADDR: "127.0.0.1:0", [setting]: `127.0.0.1:${port}` },
+            5000,
+          );
+          return { setting, ...r, ms: Date.now() - began };
+        }),
+      );
+      for (const r of runs) {
+        expect(r.stderr, r.setting).toContain(
+          `EADDRINUSE: address already in use 127.0.0.1:${port}`,
+        );
+      }
+      // A process that cannot bind every listener must exit, not linger
+      // half-started (the harness kills it after 5 s otherwise).
+      expect(
+        runs.map((r) => `${r.setting}: exit ${r.code}, ${r.ms < 4000 ? "prompt" : "lingered"}`),
+      ).toEqual(settings.map((s) => `${s}: exit 1, prompt`));
+    } finally {
+      blocker.close();
+    }
+  });
+});
+
+describe("SIGTERM", () => {
+  it("turns /readyz to 503, finishes an in-flight call, then exits 0", async () => {
+    const p = await start({ TOLLGATE_SHUTDOWN_TIMEOUT_MS: "5000" });
+    const admin = `http://127.0.0.1:${p.adminPort}/readyz`;
+    expect((await fetch(admin)).status).toBe(200);
+
+    // An Authorize call whose body is only half sent: it is in flight until we finish it.
+    const body = Buffer.from(JSON.stringify({ apiKey: generateSecret("live") }));
+    let status = 0;
+    let answer = "";
+    let inFlight: ReturnType<typeof request> | undefined;
+    const responded = new Promise<string>((resolve) => {
+      const req = request(
+        `${p.url}/tollgate.v1.TollgateService/Authorize`,
+        {
+          method: "POST",
+          headers: { "content-type": "application/json", "content-length": body.length },
+        },
+        (res) => {
+          status = res.statusCode ?? 0;
+          res.on("data", (c: Buffer) => {
+            answer += c.toString();
+          });
+          res.on("end", () => resolve("answered"));
+        },
+      );
+      req.on("error", (err) => resolve(`failed: ${err.message}`));
+      req.write(body.subarray(0, 10));
+      inFlight = req;
+    });
+    // Let the server see the request's headers before the signal.
+    await new Promise((r) => setTimeout(r, 200));
+    const exited = p.stop("SIGTERM");
+
+    const ready = await pollUntil(
+      () =>
+        fetch(admin).then(
+          (r) => `HTTP ${r.status}`,
+          () => (p.child.exitCode === null ? "refused" : `exited with ${p.child.exitCode}`),
+        ),
+      (s) => s !== "HTTP 200",
+      3000,
+    );
+    expect(ready.value).toBe("HTTP 503");
+    expect(p.logs.some((l) => l.msg === "shutting down: not ready, draining in-flight calls")).toBe(
+      true,
+    );
+    expect(p.child.exitCode).toBeNull(); // still draining: our call is open
+
+    inFlight?.end(body.subarray(10));
+    expect(await responded).toBe("answered");
+    expect(status).toBe(200);
+    expect(JSON.parse(answer)).toMatchObject({ reason: "REASON_UNKNOWN_KEY", httpStatus: 401 });
+    expect(await exited).toBe(0);
+    expect(p.logs.at(-1)?.msg).toBe("stopped");
+  });
+
+  it("exits 0 with calls running concurrently, answering the calls it accepted", async () => {
+    const p = await start({ TOLLGATE_SHUTDOWN_TIMEOUT_MS: "5000" });
+    const client = createClient(
+      TollgateService,
+      createConnectTransport({ baseUrl: p.url, httpVersion: "1.1" }),
+    );
+    let answered = 0;
+    let signalled = false;
+    const failures: string[] = [];
+    const worker = async () => {
+      for (let i = 0; i < 500; i++) {
+        try {
+          const r = await client.authorize({ apiKey: "tg_live_malformed" });
+          expect(r.httpStatus).toBe(401);
+          answered++;
+        } catch (err) {
+          // After the signal, new connections are refused; before it nothing fails.
+          if (!signalled) failures.push(String(err));
+          return;
+        }
+      }
+    };
+    const workers = Array.from({ length: 8 }, worker);
+    await pollUntil(
+      async () => answered,
+      (n) => n >= 40,
+      10_000,
+      5,
+    );
+    signalled = true;
+    const answeredAtSignal = answered;
+    const code = await p.stop("SIGTERM");
+    await Promise.all(workers);
+    expect(code).toBe(0);
+    expect(failures).toEqual([]);
+    expect(answered).toBeGreaterThanOrEqual(answeredAtSignal);
+    expect(p.logs.some((l) => l.msg === "signal received" && l.signal === "SIGTERM")).toBe(true);
+    expect(p.logs.at(-1)?.msg).toBe("stopped");
+  });
+
+  it("gives up on a call that never completes after TOLLGATE_SHUTDOWN_TIMEOUT_MS, still exiting 0", async () => {
+    const p = await start({ TOLLGATE_SHUTDOWN_TIMEOUT_MS: "500" });
+    const req = request(`${p.url}/tollgate.v1.TollgateService/Authorize`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "content-length": 1000 },
+    });
+    req.on("error", () => {});
+    req.write("{");
+    await new Promise((r) => setTimeout(r, 200));
+    const began = Date.now();
+    expect(await p.stop("SIGTERM")).toBe(0);
+    const took = Date.now() - began;
+    expect(took).toBeGreaterThanOrEqual(400);
+    expect(took).toBeLessThan(3000);
+    req.destroy();
+  });
+});
