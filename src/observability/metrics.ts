@@ -194,6 +194,22 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  private readonly decisionChildren = new Map<string, { inc(): void }>();
+
+  /**
+   * Counts one decision. Label children are cached: prom-client would hash the
+   * label object on every call, and this runs on every decision.
+   */
+  countDecision(labels: { rpc: string; decision: string; reason: string; tier: string }): void {
+    const k = `${labels.rpc}\u0000${labels.decision}\u0000${labels.reason}\u0000${labels.tier}`;
+    let child = this.decisionChildren.get(k);
+    if (!child) {
+      child = this.decisions.labels(labels);
+      this.decisionChildren.set(k, child);
+    }
+    child.inc();
+  }
+
   constructor(cacheSize: () => number, options: { processMetrics?: boolean } = {}) {
     this.cacheSize = new Gauge({
       name: "tollgate_key_cache_entries",

@@ -89,7 +89,7 @@ async function check(
   const headers = readHeaders(http);
   const ext = req.attributes?.contextExtensions ?? {};
   const finish = (res: CheckResponse, reason: string, keyId?: string, tier?: string) => {
-    d.metrics.decisions.inc({
+    d.metrics.countDecision({
       rpc: "Check",
       decision: res.status?.code === GRPC.OK ? "allow" : "deny",
       reason,

@@ -142,7 +142,7 @@ async function shouldRateLimit(
   const retry = d0 && (d0.retryMs >= 0 ? d0.retryMs : d0.resetMs);
   const headers = rateLimitHeaders(states, deciding, over ? (retry ?? 0) : undefined);
   const decisionId = newDecisionId(d.clock.now());
-  d.metrics.decisions.inc({
+  d.metrics.countDecision({
     rpc: "ShouldRateLimit",
     decision: over ? "deny" : "allow",
     reason: over ? "RATE_LIMITED" : "OK",

@@ -199,7 +199,7 @@ export async function checkRateLimit(
   const decisionId = newDecisionId(d.clock.now());
   if (r.decidedLocally)
     d.metrics.localDecisions.inc({ rpc: "CheckRateLimit", decision: r.allowed ? "allow" : "deny" });
-  d.metrics.decisions.inc({
+  d.metrics.countDecision({
     rpc: "CheckRateLimit",
     decision: r.allowed ? "allow" : "deny",
     reason: r.reason,

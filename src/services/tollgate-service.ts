@@ -168,7 +168,7 @@ async function authorize(
   const tier = decision.record?.tier ?? "none";
   if (res.decidedLocally)
     d.metrics.localDecisions.inc({ rpc: "Authorize", decision: res.allowed ? "allow" : "deny" });
-  d.metrics.decisions.inc({
+  d.metrics.countDecision({
     rpc: "Authorize",
     decision: res.allowed ? "allow" : "deny",
     reason: reasonName,

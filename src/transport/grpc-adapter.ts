@@ -12,11 +12,11 @@ import {
   toBinary,
 } from "@bufbuild/protobuf";
 import { anyPack } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, createHandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import { StatusSchema } from "../gen/google/rpc/status_pb.js";
 
-type AnyImpl = (req: unknown, ctx: ReturnType<typeof createHandlerContext>) => Promise<unknown>;
+type AnyImpl = (req: unknown, ctx: HandlerContext) => Promise<unknown>;
 
 /**
  * Builds a grpc-js service definition and implementation for the unary
@@ -50,8 +50,10 @@ export function toGrpcService<S extends DescService>(
       call: grpc.ServerUnaryCall<Buffer, unknown>,
       callback: grpc.sendUnaryData<unknown>,
     ) => {
-      // The abort signal is made only if the client cancels before we answer;
-      // most calls never need it (measured: 7–10% of a cached Authorize).
+      // A lightweight context: the handlers read request headers and the
+      // signal, so neither a fetch Headers copy of the metadata nor an
+      // AbortController is built unless used (measured: ~10% of a cached
+      // Authorize went to building connect's full context).
       let abort: AbortController | undefined;
       let answered = false;
       const onCancel = () => {
@@ -62,6 +64,8 @@ export function toGrpcService<S extends DescService>(
       try {
         request = fromBinary(method.input, call.request, { readUnknownFields });
       } catch {
+        answered = true;
+        call.off("cancelled", onCancel);
         callback({
           code: grpc.status.INVALID_ARGUMENT,
           details: "request is not a valid protobuf message",
@@ -69,17 +73,19 @@ export function toGrpcService<S extends DescService>(
         return;
       }
       const deadline = call.getDeadline();
-      const timeoutMs = deadline instanceof Date ? deadline.getTime() - Date.now() : undefined;
-      const ctx = createHandlerContext({
+      const ctx = {
         service: desc,
         method,
         protocolName: "grpc",
         requestMethod: "POST",
         url: path,
-        requestHeader: metadataToHeaders(call.metadata),
-        requestSignal: (abort = new AbortController()).signal,
-        ...(timeoutMs !== undefined && Number.isFinite(timeoutMs) && { timeoutMs }),
-      });
+        requestHeader: metadataHeaders(call.metadata),
+        get signal() {
+          abort ??= new AbortController();
+          return abort.signal;
+        },
+        timeoutMs: () => (deadline instanceof Date ? deadline.getTime() - Date.now() : undefined),
+      } as unknown as HandlerContext;
       fn(request, ctx).then(
         (res) => {
           answered = true;
@@ -101,20 +107,18 @@ function isMessage(v: unknown): boolean {
   return typeof v === "object" && v !== null && "$typeName" in v;
 }
 
-/** grpc-js Metadata → fetch Headers (binary values base64, as on the wire). */
-function metadataToHeaders(md: grpc.Metadata): Headers {
-  const h = new Headers();
-  for (const [k, v] of Object.entries(md.toHttp2Headers())) {
-    const values = Array.isArray(v) ? v : [v];
-    for (const value of values) {
-      try {
-        h.append(k, String(value));
-      } catch {
-        // A value fetch Headers refuses (e.g. CR/LF) is dropped, not trusted.
-      }
-    }
-  }
-  return h;
+/**
+ * The read side of fetch Headers over grpc-js Metadata, without copying it:
+ * `get` joins repeated values with ", " as Headers does; binary (-bin) values
+ * are base64 as on the wire.
+ */
+function metadataHeaders(md: grpc.Metadata): Headers {
+  const get = (name: string): string | null => {
+    const values = md.get(name.toLowerCase());
+    if (values.length === 0) return null;
+    return values.map((v) => (typeof v === "string" ? v : v.toString("base64"))).join(", ");
+  };
+  return { get, has: (name: string) => get(name) !== null } as unknown as Headers;
 }
 
 /** ConnectError → grpc-js status with `grpc-status-details-bin` (google.rpc.Status). */
