@@ -14,6 +14,12 @@ export type LookupSource = "hit" | "miss";
  */
 export class KeyLookup {
   private readonly inflight = new Map<string, Promise<KeyRecord | null>>();
+  /**
+   * Counts invalidations. A store read that was under way when one arrived may
+   * hold the state from before the change, so its result is returned to its
+   * callers but not cached (else a revoked key would keep authorizing for a TTL).
+   */
+  private epoch = 0;
 
   constructor(
     private readonly store: KeyStore,
@@ -32,7 +38,10 @@ export class KeyLookup {
     this.onLookup("miss");
     let p = this.inflight.get(digest);
     if (!p) {
-      p = this.load(digest).finally(() => this.inflight.delete(digest));
+      const loading = this.load(digest).finally(() => {
+        if (this.inflight.get(digest) === loading) this.inflight.delete(digest);
+      });
+      p = loading;
       this.inflight.set(digest, p);
     }
     return p;
@@ -50,8 +59,9 @@ export class KeyLookup {
       return cached.record;
     }
     this.onLookup("miss");
+    const epoch = this.epoch;
     const record = (await this.store.get(id)) ?? null;
-    this.cache.set(cacheKey, record, this.clock.now());
+    if (epoch === this.epoch) this.cache.set(cacheKey, record, this.clock.now());
     return record;
   }
 
@@ -73,21 +83,28 @@ export class KeyLookup {
 
   /** Marks every cached lookup stale (e.g. after missed invalidations). */
   expireAll(): void {
+    this.epoch++;
     this.cache.expireAll();
   }
 
   /** Drops cached lookups (invalidation from any replica). */
   invalidate(digests: readonly string[], ids: readonly string[] = []): void {
-    for (const d of digests) this.cache.delete(d);
+    this.epoch++;
+    for (const d of digests) {
+      this.cache.delete(d);
+      // Later callers must not join a read that started before the change.
+      this.inflight.delete(d);
+    }
     for (const id of ids) this.cache.delete(`id:${id}`);
   }
 
   private async load(digest: string): Promise<KeyRecord | null> {
+    const epoch = this.epoch;
     const id = await this.store.findIdByDigest(digest);
     const record = id === undefined ? undefined : await this.store.get(id);
     const found =
       record && matchDigest(record, digest, this.clock.now()) !== "none" ? record : null;
-    this.cache.set(digest, found, this.clock.now());
+    if (epoch === this.epoch) this.cache.set(digest, found, this.clock.now());
     return found;
   }
 }

@@ -128,4 +128,57 @@ describe("KeyLookup over the cache", () => {
     expect(await lookup.find("old")).toBeNull();
     expect(lookup.findStale("old", 60_000)).toBeUndefined();
   });
+  it("does not keep a lookup that raced a revocation: the next decision sees it", async () => {
+    const clock = new ManualClock();
+    const store = new MemoryKeyStore(clock);
+    await store.create(record("key_a"));
+    const slow = holdingReads(store);
+    const lookup = new KeyLookup(slow.store, new KeyCache({ ttlMs: 60_000 }), clock);
+    const inflight = lookup.find("d-key_a");
+    await sleep(5); // the lookup has read the record and is on its way back
+    await store.replace({ ...record("key_a"), status: "revoked", version: 2 }, 1);
+    lookup.invalidate(["d-key_a"], ["key_a"]);
+    const asked = lookup.find("d-key_a"); // asked after the invalidation
+    slow.release();
+    expect((await inflight)?.status).toBe("active"); // read before the revocation
+    expect((await asked)?.status).toBe("revoked");
+    expect((await lookup.find("d-key_a"))?.status).toBe("revoked");
+  });
+
+  it("does not keep a lookup by id that raced a change", async () => {
+    const clock = new ManualClock();
+    const store = new MemoryKeyStore(clock);
+    await store.create(record("key_a"));
+    const slow = holdingReads(store);
+    const lookup = new KeyLookup(slow.store, new KeyCache({ ttlMs: 60_000 }), clock);
+    const inflight = lookup.findById("key_a");
+    await sleep(5);
+    await store.replace({ ...record("key_a"), tier: "pro", version: 2 }, 1);
+    lookup.invalidate([], ["key_a"]);
+    slow.release();
+    expect((await inflight)?.tier).toBe("free");
+    expect((await lookup.findById("key_a"))?.tier).toBe("pro");
+  });
 });
+
+/** The real store, with every record read held back until `release()`. */
+function holdingReads(store: MemoryKeyStore): { store: MemoryKeyStore; release(): void } {
+  let release = () => {};
+  const held = new Promise<void>((r) => {
+    release = r;
+  });
+  const proxy = new Proxy(store, {
+    get(t, p, r) {
+      const v = Reflect.get(t, p, r);
+      if (p === "get") {
+        return async (id: string) => {
+          const rec = await t.get(id);
+          await held;
+          return rec;
+        };
+      }
+      return typeof v === "function" ? v.bind(t) : v;
+    },
+  });
+  return { store: proxy, release: () => release() };
+}
