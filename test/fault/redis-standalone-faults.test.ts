@@ -173,7 +173,7 @@ describe.sequential("standalone Redis faults", () => {
         during: summarize(r.during),
         maxMs: summarize(r.all).maxMs,
         recoveryMs: r.recoveryMs,
-        note: "10 ms command timeout, breaker opens; same answers as a dead Redis",
+        note: "50 ms command timeout (test setting), breaker opens; same answers as a dead Redis",
       });
       expect(violations(r.all, BOUND_MS)).toEqual([]);
       expectFailModes(r.during);
