@@ -133,9 +133,25 @@ export class KeyManager {
    * at every moment. A second rotation during a grace period ends the older
    * grace secret at once: at most two secrets (current and previous) are ever valid.
    */
-  async rotateById(id: string, graceMs: number): Promise<Rotation | KeyChangeError> {
+  rotateById(id: string, graceMs: number): Promise<Rotation | KeyChangeError> {
+    return this.rotate(id, graceMs);
+  }
+
+  /**
+   * Rotates; with `currentDigest`, only while that digest is still the key's
+   * current one at the moment of the compare-and-set (else INVALID_SECRET), so a
+   * secret superseded by a concurrent rotation cannot rotate the key again.
+   */
+  private async rotate(
+    id: string,
+    graceMs: number,
+    currentDigest?: string,
+  ): Promise<Rotation | KeyChangeError> {
     for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
       const r = await this.o.store.get(id);
+      if (currentDigest !== undefined && !this.isCurrent(r, currentDigest)) {
+        return "INVALID_SECRET";
+      }
       if (!r) return "NOT_FOUND";
       if (r.status === "revoked") return "REVOKED";
       const secret = generateSecret(r.environment);
@@ -182,15 +198,18 @@ export class KeyManager {
     if (!parseSecret(secret).ok) return "INVALID_SECRET";
     const digest = this.o.digest(secret);
     const id = await this.o.store.findIdByDigest(digest);
-    const r = id === undefined ? undefined : await this.o.store.get(id);
-    if (!r || r.digest !== digest) return "INVALID_SECRET";
-    if (
-      r.status === "revoked" ||
-      (r.expiresAt !== undefined && r.expiresAt <= this.o.clock.now())
-    ) {
-      return "INVALID_SECRET";
-    }
-    return this.rotateById(r.id, graceMs);
+    if (id === undefined) return "INVALID_SECRET";
+    return this.rotate(id, graceMs, digest);
+  }
+
+  /** True if `digest` is the current secret of `r`, an active, unexpired key. */
+  private isCurrent(r: KeyRecord | undefined, digest: string): r is KeyRecord {
+    return (
+      r !== undefined &&
+      r.digest === digest &&
+      r.status !== "revoked" &&
+      (r.expiresAt === undefined || r.expiresAt > this.o.clock.now())
+    );
   }
 
   private async change(

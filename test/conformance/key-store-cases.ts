@@ -571,6 +571,40 @@ export function keyStoreConformance(name: string, factory: KeyStoreFactory): voi
         expect((await d.authorize(s1)).reason).toBe("UNKNOWN_KEY");
       });
 
+      it("lets one secret self-rotate only once, even when two rotations race", async () => {
+        const { secret, record: r } = await d.keys.create(d.newKey());
+        const results = await Promise.all([
+          d.keys.rotateBySecret(secret, LONG_MS),
+          d.keys.rotateBySecret(secret, LONG_MS),
+        ]);
+        const won = results.filter((x): x is Rotation => typeof x === "object");
+        expect(won).toHaveLength(1);
+        expect(results.filter((x) => x === "INVALID_SECRET")).toHaveLength(1);
+        const stored = await f.store.get(r.id);
+        expect(stored).toMatchObject({
+          version: 2,
+          digest: d.digestOf(won[0]?.secret as string),
+          graceDigest: d.digestOf(secret),
+        });
+      });
+
+      it("refuses a self-rotation whose secret stopped being current while it ran", async () => {
+        const { secret, record: r } = await d.keys.create(d.newKey());
+        // A management rotation lands between the secret's check and the change.
+        const [bySecret, byId] = await Promise.all([
+          d.keys.rotateBySecret(secret, LONG_MS),
+          d.keys.rotateById(r.id, LONG_MS),
+        ]);
+        const stored = (await f.store.get(r.id)) as KeyRecord;
+        if (typeof bySecret === "object") {
+          // It went first: the management rotation came after it.
+          expect(stored.graceDigest).toBe(d.digestOf(bySecret.secret));
+        } else {
+          expect(bySecret).toBe("INVALID_SECRET");
+        }
+        expect(stored.digest).toBe(d.digestOf(rotated(byId).secret));
+      });
+
       it("refuses to rotate an unknown id", async () => {
         expect(await d.keys.rotateById("key_missing", 0)).toBe("NOT_FOUND");
         expect(await d.keys.update("key_missing", { tier: "free" })).toBe("NOT_FOUND");
