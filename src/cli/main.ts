@@ -4,6 +4,7 @@ import { settingsHelp, settingsMarkdown } from "../config/settings.js";
 import { blocksCommand } from "./blocks-command.js";
 import { checkConfigCommand } from "./check-config-command.js";
 import { eventsCommand } from "./events-command.js";
+import { injectCommand } from "./inject-command.js";
 import { keysCommand } from "./keys-command.js";
 import { serveCommand } from "./serve-command.js";
 import { usageCommand } from "./usage-command.js";
@@ -17,6 +18,7 @@ Usage:
   tollgate events list|alerts    security events and alerts of a running server (tollgate events --help)
   tollgate usage KEY_ID          a key's requests over time, with a text chart (tollgate usage --help)
   tollgate check-config FILE     validate a policy file and print the effective table
+  tollgate inject --tls-cert F --tls-key F  serve the Kubernetes sidecar-injection webhook
   tollgate settings [--markdown] print the settings table
   tollgate --help
 
@@ -43,6 +45,8 @@ async function main(argv: string[]): Promise<number> {
       return eventsCommand(rest);
     case "usage":
       return usageCommand(rest);
+    case "inject":
+      return injectCommand(rest);
     case "check-config":
       return checkConfigCommand(rest);
     case "settings":
