@@ -221,7 +221,7 @@ describe("SIGTERM", () => {
     expect(failures).toEqual([]);
     expect(answered).toBeGreaterThanOrEqual(answeredAtSignal);
     expect(p.logs.some((l) => l.msg === "signal received" && l.signal === "SIGTERM")).toBe(true);
-    expect(p.logs.at(-1)?.msg).toBe("stopped");
+    expect(p.logs.some((l) => l.msg === "stopped")).toBe(true);
   });
 
   it("gives up on a call that never completes after TOLLGATE_SHUTDOWN_TIMEOUT_MS, still exiting 0", async () => {
