@@ -4,32 +4,11 @@
  * fields refused, every bound checked at load).
  */
 import { z } from "zod";
+import { duration } from "../policy/duration.js";
 import { SEVERITIES } from "./event.js";
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const TYPE = /^[a-z0-9._-]{1,64}$/;
-
-/** `250ms`, `30s`, `5m`, `2h`, `7d` or seconds → ms (as the policy's other durations); NaN if invalid. */
-function parseDurationMs(v: string | number): number {
-  if (typeof v === "number")
-    return Number.isFinite(v) && v >= 0 ? Math.round(v * 1000) : Number.NaN;
-  const m = /^(\d{1,12})(ms|s|m|h|d)$/.exec(v.trim());
-  if (!m) return Number.NaN;
-  return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as "s"];
-}
-
-const duration = (min: number, max: number) =>
-  z.union([z.string(), z.number()]).transform((v, ctx) => {
-    const ms = parseDurationMs(v);
-    if (Number.isNaN(ms) || ms < min || ms > max) {
-      ctx.addIssue({
-        code: "custom",
-        message: `must be a duration like 500ms, 30s, 5m, 2h or 1d, between ${min} ms and ${max} ms`,
-      });
-      return z.NEVER;
-    }
-    return ms;
-  });
 
 const DAY = 86_400_000;
 

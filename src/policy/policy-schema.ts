@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import { detectionSchema } from "../events/detection-schema.js";
+import { duration } from "./duration.js";
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const SCOPE = /^[A-Za-z0-9:._/*-]{1,128}$/;
@@ -25,29 +26,6 @@ export const MAX_QUOTA = Number.MAX_SAFE_INTEGER - MAX_COST;
  */
 export const MAX_BURST_TIMES_PERIOD_MS = Number.MAX_SAFE_INTEGER;
 const MAX_PERIOD_MS = 366 * 86_400_000;
-
-/** Parses `250ms`, `30s`, `5m`, `2h`, `7d` or a number of seconds into ms; NaN if invalid. */
-export function parseDurationMs(v: string | number): number {
-  if (typeof v === "number")
-    return Number.isFinite(v) && v >= 0 ? Math.round(v * 1000) : Number.NaN;
-  const m = /^(\d{1,12})(ms|s|m|h|d)$/.exec(v.trim());
-  if (!m) return Number.NaN;
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as "s"];
-  return Number(m[1]) * unit;
-}
-
-const duration = (min: number, max: number) =>
-  z.union([z.string(), z.number()]).transform((v, ctx) => {
-    const ms = parseDurationMs(v);
-    if (Number.isNaN(ms) || ms < min || ms > max) {
-      ctx.addIssue({
-        code: "custom",
-        message: `must be a duration like 500ms, 30s, 5m, 2h or 1d, between ${min} ms and ${max} ms`,
-      });
-      return z.NEVER;
-    }
-    return ms;
-  });
 
 const count = (max: number) =>
   z.number().int("must be an integer").min(0, "must not be negative").max(max);
