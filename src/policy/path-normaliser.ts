@@ -53,7 +53,8 @@ export function normalisePath(raw: string): NormalisedPath {
       out.pop();
       continue;
     }
-    out.push(seg.toLowerCase());
+    // Lower-case the segment, but keep %-escapes' hex upper-case (canonical).
+    out.push(seg.toLowerCase().replace(/%[0-9a-f]{2}/g, (e) => e.toUpperCase()));
   }
   return { ok: true, path: `/${out.join("/")}` };
 }
