@@ -5,7 +5,7 @@
  * The rule, in order:
  *  1. the query (`?…`) and fragment (`#…`) are dropped;
  *  2. percent-escapes of unreserved characters (A–Z a–z 0–9 - . _ ~) are decoded;
- *     any other escape is kept, upper-cased; an escape of `/`, `\` or NUL, a bad
+ *     any other escape is kept (and lower-cased in step 4, like the rest); an escape of `/`, `\` or NUL, a bad
  *     escape, a raw `\`, a control character or a missing leading `/` makes the
  *     path invalid (callers deny it);
  *  3. empty segments (`//`) are removed; `.` segments are removed; `..` removes
@@ -53,8 +53,7 @@ export function normalisePath(raw: string): NormalisedPath {
       out.pop();
       continue;
     }
-    // Lower-case the segment, but keep %-escapes' hex upper-case (canonical).
-    out.push(seg.toLowerCase().replace(/%[0-9a-f]{2}/g, (e) => e.toUpperCase()));
+    out.push(seg.toLowerCase());
   }
   return { ok: true, path: `/${out.join("/")}` };
 }
