@@ -23,9 +23,20 @@ export interface TollgateProcess {
   logs: Record<string, unknown>[];
   /** Raw stdout + stderr. */
   output(): string;
-  /** SIGTERM; resolves to the exit code. */
-  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  /**
+   * Sends `signal` (default SIGTERM); resolves to the exit code (null if killed
+   * by a signal). If the process is still running after `timeoutMs` (default
+   * 20 s) it is SIGKILLed, so a test never hangs on a stuck server.
+   */
+  stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<number | null>;
 }
+
+/** Processes started by this test file and not yet exited. */
+const running = new Set<ChildProcess>();
+// Safety net: a test file that crashes must not leave servers behind.
+process.once("exit", () => {
+  for (const c of running) c.kill("SIGKILL");
+});
 
 /** Starts Tollgate with `env` added to the settings; resolves once it is serving. */
 export async function startTollgateProcess(
@@ -49,6 +60,8 @@ export async function startTollgateProcess(
     },
     stdio: ["ignore", "pipe", "pipe"],
   });
+  running.add(child);
+  child.once("exit", () => running.delete(child));
   const logs: Record<string, unknown>[] = [];
   let raw = "";
   let pending = "";
@@ -86,10 +99,16 @@ export async function startTollgateProcess(
     child,
     logs,
     output: () => raw,
-    stop(signal = "SIGTERM") {
-      if (child.exitCode !== null) return Promise.resolve(child.exitCode);
+    stop(signal = "SIGTERM", timeoutMs = 20_000) {
+      if (child.exitCode !== null || child.signalCode !== null) {
+        return Promise.resolve(child.exitCode);
+      }
       return new Promise((resolve) => {
-        child.once("exit", (code) => resolve(code));
+        const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+        child.once("exit", (code) => {
+          clearTimeout(timer);
+          resolve(code);
+        });
         child.kill(signal);
       });
     },
