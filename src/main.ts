@@ -365,32 +365,38 @@ export async function startTollgate(
     } as unknown as ServiceBinding,
   ];
   let ready = false;
-  const rpc = await startRpcServers({
-    services,
-    addr: settings.grpcAddr,
-    httpAddr: settings.httpAddr,
-    maxMessageBytes: settings.maxMessageBytes,
-    corsOrigins: settings.corsOrigins,
-    ...(tlsOn && {
-      tls: {
-        certFile: settings.tlsCertFile,
-        keyFile: settings.tlsKeyFile,
-        clientCaFile: settings.tlsClientCaFile,
-      },
+  const rpc = await bindOrExplain(
+    startRpcServers({
+      services,
+      addr: settings.grpcAddr,
+      httpAddr: settings.httpAddr,
+      maxMessageBytes: settings.maxMessageBytes,
+      corsOrigins: settings.corsOrigins,
+      ...(tlsOn && {
+        tls: {
+          certFile: settings.tlsCertFile,
+          keyFile: settings.tlsKeyFile,
+          clientCaFile: settings.tlsClientCaFile,
+        },
+      }),
+      onTlsReload: () => log.info("TLS certificates reloaded"),
+      onTlsReloadError: (err) =>
+        log.error(
+          { err: { message: err.message } },
+          "TLS certificate reload refused; the previous certificates stay",
+        ),
     }),
-    onTlsReload: () => log.info("TLS certificates reloaded"),
-    onTlsReloadError: (err) =>
-      log.error(
-        { err: { message: err.message } },
-        "TLS certificate reload refused; the previous certificates stay",
-      ),
-  });
-  const admin = await startAdminServer({
-    addr: settings.adminAddr,
-    registry: metrics.registry,
-    live: () => true,
-    ready: () => ready,
-  });
+    "TOLLGATE_ADDR or TOLLGATE_HTTP_ADDR",
+  );
+  const admin = await bindOrExplain(
+    startAdminServer({
+      addr: settings.adminAddr,
+      registry: metrics.registry,
+      live: () => true,
+      ready: () => ready,
+    }),
+    "TOLLGATE_ADMIN_ADDR",
+  );
   policyHolder.watch();
   await events.start();
   ready = true;
@@ -426,6 +432,21 @@ export async function startTollgate(
       return stopping;
     },
   };
+}
+
+/** Turns a bind failure (port taken, address unavailable) into a StartupError naming the setting. */
+async function bindOrExplain<T>(p: Promise<T>, settingNames: string): Promise<T> {
+  try {
+    return await p;
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === "EADDRINUSE" || e.code === "EADDRNOTAVAIL" || e.code === "EACCES") {
+      throw new StartupError(
+        `${settingNames}: cannot listen (${e.code}${e.message.includes(":") ? ` ${e.message.split(" ").pop()}` : ""})`,
+      );
+    }
+    throw err;
+  }
 }
 
 function isLoopbackAddr(addr: string): boolean {

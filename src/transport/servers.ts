@@ -104,7 +104,21 @@ export async function startRpcServers(o: RpcServersOptions): Promise<RpcServers>
     ),
   );
 
-  const mainHttp1 = createHttp1Server({ maxHeaderSize: 65536 }, connectHandler);
+  // In-flight Connect / gRPC-Web calls, so shutdown can wait for them: the
+  // HTTP servers never listen themselves (sockets are handed to them), so
+  // their close() callbacks say nothing about running requests.
+  let inflight = 0;
+  let onIdle: (() => void) | undefined;
+  const tracked: typeof connectHandler = (req, res) => {
+    inflight++;
+    res.once("close", () => {
+      inflight--;
+      if (inflight === 0) onIdle?.();
+    });
+    connectHandler(req, res);
+  };
+  const idle = () => (inflight === 0 ? Promise.resolve() : new Promise<void>((r) => (onIdle = r)));
+  const mainHttp1 = createHttp1Server({ maxHeaderSize: 65536 }, tracked);
   const tlsServers: TlsServer[] = [];
   // With TLS, ALPN says the protocol; without, the first bytes do.
   const front = (http2: (s: Duplex) => void, http1: (s: Duplex) => void): NetServer => {
@@ -124,10 +138,10 @@ export async function startRpcServers(o: RpcServersOptions): Promise<RpcServers>
   let http: { net: NetServer; h1: Http1Server; h2: Http2Server } | undefined;
   let httpPort: number | undefined;
   if (o.httpAddr !== "") {
-    const h1 = createHttp1Server({ maxHeaderSize: 65536 }, connectHandler);
+    const h1 = createHttp1Server({ maxHeaderSize: 65536 }, tracked);
     const h2 = createHttp2Server(
       { settings: { maxConcurrentStreams: 1000, maxHeaderListSize: 65536 } },
-      connectHandler,
+      tracked,
     );
     const net = front(
       (socket) => h2.emit("connection", socket),
@@ -162,10 +176,11 @@ export async function startRpcServers(o: RpcServersOptions): Promise<RpcServers>
       stopWatching();
       main.close();
       http?.net.close();
+      // Keep-alive connections get "Connection: close" on their next response.
+      for (const h of [mainHttp1, http?.h1]) h?.closeIdleConnections();
       const drained = Promise.all([
         new Promise<void>((r) => grpcServer.tryShutdown(() => r())),
-        closeHttp1(mainHttp1),
-        ...(http ? [closeHttp1(http.h1), new Promise<void>((r) => http?.h2.close(() => r()))] : []),
+        idle(),
       ]);
       injector.drain(graceMs);
       const timer = new Promise<void>((r) => setTimeout(r, graceMs).unref());
@@ -174,13 +189,9 @@ export async function startRpcServers(o: RpcServersOptions): Promise<RpcServers>
       grpcServer.forceShutdown();
       mainHttp1.closeAllConnections();
       http?.h1.closeAllConnections();
+      http?.h2.close();
     },
   };
-}
-
-function closeHttp1(s: Http1Server): Promise<void> {
-  s.closeIdleConnections();
-  return new Promise((r) => s.close(() => r()));
 }
 
 /** Listens on host:port (IPv6 hosts in brackets); resolves to the bound port. */
