@@ -1,6 +1,9 @@
 /**
  * The injector's HTTPS server: the Kubernetes API server POSTs AdmissionReviews
- * to `/inject?scope=namespace|pod`; the kubelet probes `/healthz` and `/readyz`.
+ * to `/inject/namespace` or `/inject/pod` (also accepted: `/inject?scope=…`,
+ * and its escaped form `/inject%3Fscope=…`, which is what an API server sends
+ * when a `?` is written into a webhook's `clientConfig.service.path`: the
+ * path is sent as a path); the kubelet probes `/healthz` and `/readyz`.
  * The certificate is re-read when its files change (cert-manager renews it in
  * place), so a renewal needs no restart.
  */
@@ -36,7 +39,25 @@ export interface InjectServer {
   close(): Promise<void>;
 }
 
-const SCOPES = new Set<InjectScope>(["namespace", "pod"]);
+const SCOPES = new Set<string>(["namespace", "pod"]);
+
+/**
+ * The scope a request path names: a scope, null for an `/inject` path without
+ * a valid one (400), undefined for any other path (404).
+ */
+export function scopeOf(url: URL): InjectScope | null | undefined {
+  let path = url.pathname;
+  let query = url.searchParams;
+  const escaped = /^\/inject%3F(.*)$/i.exec(path);
+  if (escaped) {
+    path = "/inject";
+    query = new URLSearchParams(decodeURIComponent(escaped[1] ?? ""));
+  }
+  const m = /^\/inject(?:\/([a-z]+))?\/?$/.exec(path);
+  if (!m) return undefined;
+  const scope = m[1] ?? query.get("scope") ?? "";
+  return SCOPES.has(scope) ? (scope as InjectScope) : null;
+}
 
 /** Starts the webhook server; resolves once it listens. */
 export async function startInjectServer(o: InjectServerOptions): Promise<InjectServer> {
@@ -48,7 +69,8 @@ export async function startInjectServer(o: InjectServerOptions): Promise<InjectS
       res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
       return;
     }
-    if (url.pathname !== "/inject") {
+    const scope = scopeOf(url);
+    if (scope === undefined) {
       res.writeHead(404, { "content-type": "text/plain" }).end("not found\n");
       return;
     }
@@ -56,11 +78,10 @@ export async function startInjectServer(o: InjectServerOptions): Promise<InjectS
       res.writeHead(405, { allow: "POST", "content-type": "text/plain" }).end("use POST\n");
       return;
     }
-    const scope = url.searchParams.get("scope") as InjectScope | null;
-    if (!scope || !SCOPES.has(scope)) {
+    if (scope === null) {
       res
         .writeHead(400, { "content-type": "text/plain" })
-        .end("the query parameter scope must be namespace or pod\n");
+        .end("the scope must be namespace or pod: /inject/namespace or /inject/pod\n");
       return;
     }
     if (!/^application\/json\b/i.test(req.headers["content-type"] ?? "")) {

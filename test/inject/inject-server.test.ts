@@ -8,6 +8,7 @@ import { request } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { scopeOf } from "../../src/inject/inject-server.js";
 import { defaultSidecarTemplate } from "../../src/inject/sidecar-template.js";
 import { CLI } from "../helpers/tollgate-process.js";
 import { applyAndValidate, loadReview, patchOf, podOf, responseOf, sidecarOf } from "./support.js";
@@ -133,7 +134,7 @@ afterAll(() => {
 describe("tollgate inject over HTTPS", () => {
   it("answers a Pod review with a patch that injects the sidecar from --sidecar", async () => {
     const review = loadReview("review-deployment-pod");
-    const r = await call("POST", "/inject?scope=namespace", JSON.stringify(review));
+    const r = await call("POST", "/inject/namespace", JSON.stringify(review));
     expect(r.status).toBe(200);
     expect(r.type).toBe("application/json");
     const patch = patchOf(responseOf(JSON.parse(r.text)));
@@ -142,6 +143,15 @@ describe("tollgate inject over HTTPS", () => {
     expect(sidecarOf(pod).image).toBe("registry.example.com/tollgate:9.9.9");
     expect(output).toMatch(/"outcome":"injected"[^\n]*"namespace":"shop"/);
   });
+
+  it.each(["/inject/namespace", "/inject?scope=namespace", "/inject%3Fscope=namespace"])(
+    "serves the namespace scope at %s",
+    async (path) => {
+      const review = loadReview("review-deployment-pod");
+      const r = await call("POST", path, JSON.stringify(review));
+      expect(patchOf(responseOf(JSON.parse(r.text)))).toBeDefined();
+    },
+  );
 
   it("answers without a patch for a pod that did not opt in (pod scope)", async () => {
     const review = loadReview("review-deployment-pod");
@@ -199,6 +209,25 @@ describe("tollgate inject over HTTPS", () => {
     const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
     child.kill("SIGTERM");
     expect(await exited).toBe(0);
+  });
+});
+
+describe("webhook paths", () => {
+  const at = (p: string) => scopeOf(new URL(p, "https://injector"));
+  it("reads the scope from the path, the query or the query an API server escaped into the path", () => {
+    expect(at("/inject/pod")).toBe("pod");
+    expect(at("/inject/namespace/")).toBe("namespace");
+    expect(at("/inject?scope=pod")).toBe("pod");
+    expect(at("/inject%3Fscope=namespace")).toBe("namespace");
+    expect(at("/inject%3fscope%3Dpod")).toBe("pod");
+  });
+
+  it("tells a bad scope (400) from another path (404)", () => {
+    expect(at("/inject")).toBeNull();
+    expect(at("/inject/cluster")).toBeNull();
+    expect(at("/inject?scope=all")).toBeNull();
+    expect(at("/injector")).toBeUndefined();
+    expect(at("/inject/pod/extra")).toBeUndefined();
   });
 });
 
