@@ -131,38 +131,64 @@ describe("configuration errors", () => {
   });
 });
 
+/**
+ * Starts an Authorize call over HTTP/1.1 and sends only part of its body, so
+ * it stays in flight until `finish()`. `Expect: 100-continue` makes the server
+ * say when it has taken the request (its handler is running); this resolves
+ * only then, so a signal sent afterwards finds the call in flight.
+ */
+async function halfSentAuthorize(p: TollgateProcess, body: Buffer) {
+  let accepted: () => void = () => {};
+  const handling = new Promise<void>((r) => {
+    accepted = r;
+  });
+  let status = 0;
+  let text = "";
+  const req = request(`${p.url}/tollgate.v1.TollgateService/Authorize`, {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      "content-length": body.length,
+      expect: "100-continue",
+    },
+  });
+  const ended = new Promise<string>((resolve) => {
+    req.on("response", (res) => {
+      status = res.statusCode ?? 0;
+      res.on("data", (c: Buffer) => {
+        text += c.toString();
+      });
+      res.on("end", () => resolve("answered"));
+    });
+    req.on("error", (err) => resolve(`failed: ${err.message}`));
+  });
+  req.on("continue", () => {
+    req.write(body.subarray(0, 10));
+    accepted();
+  });
+  req.flushHeaders();
+  await handling;
+  return {
+    /** Sends the rest of the body; resolves with how the call ended. */
+    async finish() {
+      req.end(body.subarray(10));
+      const result = await ended;
+      return { result, status, body: text };
+    },
+    abort: () => req.destroy(),
+  };
+}
+
 describe("SIGTERM", () => {
   it("turns /readyz to 503, finishes an in-flight call, then exits 0", async () => {
     const p = await start({ TOLLGATE_SHUTDOWN_TIMEOUT_MS: "5000" });
     const admin = `http://127.0.0.1:${p.adminPort}/readyz`;
     expect((await fetch(admin)).status).toBe(200);
 
-    // An Authorize call whose body is only half sent: it is in flight until we finish it.
-    const body = Buffer.from(JSON.stringify({ apiKey: generateSecret("live") }));
-    let status = 0;
-    let answer = "";
-    let inFlight: ReturnType<typeof request> | undefined;
-    const responded = new Promise<string>((resolve) => {
-      const req = request(
-        `${p.url}/tollgate.v1.TollgateService/Authorize`,
-        {
-          method: "POST",
-          headers: { "content-type": "application/json", "content-length": body.length },
-        },
-        (res) => {
-          status = res.statusCode ?? 0;
-          res.on("data", (c: Buffer) => {
-            answer += c.toString();
-          });
-          res.on("end", () => resolve("answered"));
-        },
-      );
-      req.on("error", (err) => resolve(`failed: ${err.message}`));
-      req.write(body.subarray(0, 10));
-      inFlight = req;
-    });
-    // Let the server see the request's headers before the signal.
-    await new Promise((r) => setTimeout(r, 200));
+    const call = await halfSentAuthorize(
+      p,
+      Buffer.from(JSON.stringify({ apiKey: generateSecret("live") })),
+    );
     const exited = p.stop("SIGTERM");
 
     const ready = await pollUntil(
@@ -175,17 +201,23 @@ describe("SIGTERM", () => {
       3000,
     );
     expect(ready.value).toBe("HTTP 503");
-    expect(p.logs.some((l) => l.msg === "shutting down: not ready, draining in-flight calls")).toBe(
-      true,
+    const draining = await pollUntil(
+      async () => p.logs.some((l) => String(l.msg).startsWith("shutting down: not ready")),
+      (seen) => seen,
+      2000,
     );
+    expect(draining.value).toBe(true);
     expect(p.child.exitCode).toBeNull(); // still draining: our call is open
 
-    inFlight?.end(body.subarray(10));
-    expect(await responded).toBe("answered");
-    expect(status).toBe(200);
-    expect(JSON.parse(answer)).toMatchObject({ reason: "REASON_UNKNOWN_KEY", httpStatus: 401 });
+    const outcome = await call.finish();
+    expect(outcome.result).toBe("answered");
+    expect(outcome.status).toBe(200);
+    expect(JSON.parse(outcome.body)).toMatchObject({
+      reason: "REASON_UNKNOWN_KEY",
+      httpStatus: 401,
+    });
     expect(await exited).toBe(0);
-    expect(p.logs.at(-1)?.msg).toBe("stopped");
+    expect(p.logs.some((l) => l.msg === "stopped")).toBe(true);
   });
 
   it("exits 0 with calls running concurrently, answering the calls it accepted", async () => {
@@ -230,18 +262,12 @@ describe("SIGTERM", () => {
 
   it("gives up on a call that never completes after TOLLGATE_SHUTDOWN_TIMEOUT_MS, still exiting 0", async () => {
     const p = await start({ TOLLGATE_SHUTDOWN_TIMEOUT_MS: "500" });
-    const req = request(`${p.url}/tollgate.v1.TollgateService/Authorize`, {
-      method: "POST",
-      headers: { "content-type": "application/json", "content-length": 1000 },
-    });
-    req.on("error", () => {});
-    req.write("{");
-    await new Promise((r) => setTimeout(r, 200));
+    const call = await halfSentAuthorize(p, Buffer.alloc(1000, " "));
     const began = Date.now();
     expect(await p.stop("SIGTERM")).toBe(0);
     const took = Date.now() - began;
     expect(took).toBeGreaterThanOrEqual(400);
     expect(took).toBeLessThan(3000);
-    req.destroy();
+    call.abort();
   });
 });
