@@ -85,7 +85,9 @@ export function defaultSidecarTemplate(image = "ghcr.io/tollgate/tollgate:0.1.0"
     },
     volumes: [
       { name: POLICY_VOLUME, configMap: { name: "tollgate-policy" } },
-      { name: SECRETS_VOLUME, secret: { secretName: "tollgate", defaultMode: 0o440 } },
+      // 0444: a pod without fsGroup leaves the files root-owned; uid 65532 reads
+      // them as "other". Only the sidecar mounts the volume.
+      { name: SECRETS_VOLUME, secret: { secretName: "tollgate", defaultMode: 0o444 } },
     ],
   };
 }
