@@ -89,10 +89,25 @@ export async function keysCommand(argv: string[]): Promise<number> {
   }
   if (extra.length > 0) return usage(`unexpected argument "${extra[0]}"`);
 
-  const { keys, tollgate, baseUrl } = createClients({
-    ...(o.server !== undefined && { server: o.server }),
-    ...(o["token-file"] !== undefined && { tokenFile: o["token-file"] }),
-  });
+  const server = o.server ?? process.env.TOLLGATE_SERVER;
+  if (server !== undefined && !isHttpUrl(server)) {
+    const flag = o.server !== undefined ? "--server" : "TOLLGATE_SERVER";
+    return usage(`${flag}: not an http(s) URL: "${server}" (e.g. http://127.0.0.1:50051)`);
+  }
+  let clients: ReturnType<typeof createClients>;
+  try {
+    clients = createClients({
+      ...(server !== undefined && { server }),
+      ...(o["token-file"] !== undefined && { tokenFile: o["token-file"] }),
+    });
+  } catch (err) {
+    // Only the token file is read here; never echo its content.
+    const flag = o["token-file"] !== undefined ? "--token-file" : "TOLLGATE_MANAGEMENT_TOKEN_FILE";
+    const code = (err as NodeJS.ErrnoException).code ?? "error";
+    process.stderr.write(`tollgate keys: ${flag}: cannot read the token file (${code})\n`);
+    return 2;
+  }
+  const { keys, tollgate, baseUrl } = clients;
   const print = <D extends DescMessage>(schema: D, msg: MessageShape<D>, human: () => string) =>
     process.stdout.write(o.json ? `${toJsonString(schema, msg, { prettySpaces: 2 })}\n` : human());
 
@@ -206,6 +221,15 @@ export async function keysCommand(argv: string[]): Promise<number> {
     const hint = ce.code === Code.Unavailable ? ` (is tollgate serving at ${baseUrl}?)` : "";
     process.stderr.write(`tollgate keys ${cmd}: ${Code[ce.code]}: ${ce.rawMessage}${hint}\n`);
     return 1;
+  }
+}
+
+function isHttpUrl(text: string): boolean {
+  try {
+    const u = new URL(text);
+    return u.protocol === "http:" || u.protocol === "https:";
+  } catch {
+    return false;
   }
 }
 

@@ -6,6 +6,9 @@
  * right reason; CLI mistakes exit non-zero with a clear message; and no secret
  * minted here ever reaches the server's log.
  */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateSecret } from "../../src/keys/key-format.js";
 import { cli, curlJson, pollUntil } from "../helpers/clients.js";
@@ -180,6 +183,18 @@ describe("the done-when scenario", () => {
     expect((await authorize({ apiKey: secret })).json.reason).toBe("REASON_UNKNOWN_KEY");
   });
 
+  it("reads the management token from --token-file too", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "tollgate-token-"));
+    try {
+      writeFileSync(join(dir, "token"), `${TOKEN}\n`, { mode: 0o600 });
+      const r = await keys(["list", "--owner", "acme", "--token-file", join(dir, "token")], {});
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/^key_[0-9A-Za-z]{16}\s+active/m);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("keys list, get and update work, and never print a secret", async () => {
     const { secret, id } = await mint(["--meta", "team=web"]);
     const got = await keys(["get", id]);
@@ -275,6 +290,10 @@ describe("CLI errors exit non-zero with a clear message", () => {
       ],
       [["list", "--page-size", "many"], '--page-size: not a whole number: "many"'],
       [["list", "--bogus"], "Unknown option '--bogus'"],
+      [
+        ["list", "--token-file", "/nonexistent/token"],
+        "--token-file: cannot read the token file (ENOENT)",
+      ],
     ];
     const results = await Promise.all(cases.map(([args]) => keys(args)));
     for (const [i, [args, message]] of cases.entries()) {
@@ -284,6 +303,12 @@ describe("CLI errors exit non-zero with a clear message", () => {
     const empty = await keys(["rotate", "--secret-stdin"], {}, "");
     expect(empty.code).toBe(2);
     expect(empty.stderr).toContain("no secret on standard input");
+  });
+
+  it("names --server when it is not a URL (exit 2)", async () => {
+    const r = await cli(["keys", "list", "--server", "127.0.0.1:50051"], AS_ADMIN);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--server: not an http(s) URL: "127.0.0.1:50051"');
   });
 
   it("says where it tried to connect when no server answers (exit 1)", async () => {
