@@ -695,6 +695,9 @@ ${memoryTable(memory)}
 ## Targets
 
 ${targetsTable(targets)}
+
+Where a target is missed, the profile-backed reasons, what was changed and what is left to try
+are in [performance.md](performance.md).
 `;
 }
 
