@@ -10,7 +10,7 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import { afterEach, describe, expect, it } from "vitest";
 import { TollgateService } from "../../src/gen/tollgate/v1/tollgate_service_pb.js";
 import { generateSecret } from "../../src/keys/key-format.js";
-import { cli, pollUntil } from "../helpers/clients.js";
+import { cli, clientsOver, pollUntil } from "../helpers/clients.js";
 import { freePort } from "../helpers/free-port.js";
 import { startTollgateProcess, type TollgateProcess } from "../helpers/tollgate-process.js";
 
@@ -128,6 +128,24 @@ describe("configuration errors", () => {
     } finally {
       blocker.close();
     }
+  });
+});
+
+describe("dev mode", () => {
+  it("with no management token and every listener on loopback, key management is open and the log says so", async () => {
+    const p = await start({});
+    const { keys, tollgate } = clientsOver(
+      createConnectTransport({ baseUrl: p.url, httpVersion: "1.1" }),
+    );
+    const created = await keys.createKey({ owner: "dev", scopes: ["orders:read"] });
+    expect(created.secret).toMatch(/^tg_live_[0-9A-Za-z]{30}$/);
+    expect((await tollgate.authorize({ apiKey: created.secret })).allowed).toBe(true);
+    expect((await keys.listKeys({})).keys.map((k) => k.id)).toEqual([created.key?.id]);
+    const warning = p.logs.find((l) => String(l.msg).startsWith("dev mode:"));
+    expect(warning?.level).toBe("warn");
+    expect(String(warning?.msg)).toContain("no management token configured");
+    expect(await p.stop()).toBe(0);
+    expect(p.output()).not.toContain(created.secret);
   });
 });
 
