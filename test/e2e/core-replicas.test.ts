@@ -6,7 +6,8 @@
  * killed right before the revocation (the lost-invalidation case).
  */
 import { execFileSync } from "node:child_process";
-import { durationFromMs } from "@bufbuild/protobuf/wkt";
+import { create } from "@bufbuild/protobuf";
+import { durationFromMs, FieldMaskSchema } from "@bufbuild/protobuf/wkt";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Reason } from "../../src/gen/tollgate/v1/common_pb.js";
@@ -114,6 +115,45 @@ describe("two replicas on one Redis", () => {
     console.log(`B refused the key revoked on A after ${seen.ms} ms (invalidation delivered)`);
     expect(seen).toMatchObject({ allowed: false, reason: Reason.REVOKED_KEY });
     expect(seen.ms).toBeLessThan(CACHE_TTL_MS);
+  });
+
+  it("updated on A (scopes, IP deny list), B applies the change well within the cache TTL", async () => {
+    const { secret, id } = await mintOn(a);
+    const asked = { apiKey: secret, method: "GET", path: "/v1/orders", clientIp: "203.0.113.9" };
+    expect((await api(b).tollgate.authorize(asked)).allowed).toBe(true);
+    await api(a).keys.updateKey(
+      { id, updateMask: create(FieldMaskSchema, { paths: ["scopes"] }), scopes: ["exports:run"] },
+      AUTH,
+    );
+    const scoped = await pollUntil(
+      () => api(b).tollgate.authorize(asked),
+      (r) => !r.allowed,
+      CACHE_TTL_MS + 2000,
+      10,
+    );
+    expect(scoped.value).toMatchObject({
+      reason: Reason.INSUFFICIENT_SCOPE,
+      httpStatus: 403,
+      missingScopes: ["orders:read"],
+    });
+    expect(scoped.ms).toBeLessThan(CACHE_TTL_MS);
+    await api(a).keys.updateKey(
+      {
+        id,
+        updateMask: create(FieldMaskSchema, { paths: ["scopes", "ip_deny"] }),
+        scopes: ["orders:read"],
+        ipDeny: ["203.0.113.0/24"],
+      },
+      AUTH,
+    );
+    const denied = await pollUntil(
+      () => api(b).tollgate.authorize(asked),
+      (r) => r.reason === Reason.IP_DENIED,
+      CACHE_TTL_MS + 2000,
+      10,
+    );
+    expect(denied.value).toMatchObject({ reason: Reason.IP_DENIED, httpStatus: 403 });
+    expect(denied.ms).toBeLessThan(CACHE_TTL_MS);
   });
 
   it("rotated on A, B accepts the new secret and, during the grace period, the old one", async () => {
