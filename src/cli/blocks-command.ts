@@ -2,14 +2,13 @@
 import { parseArgs } from "node:util";
 import { toJsonString } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError } from "@connectrpc/connect";
 import { SubjectKind } from "../gen/tollgate/v1/event_pb.js";
 import {
   DeleteBlockResponseSchema,
   ListBlocksResponseSchema,
 } from "../gen/tollgate/v1/key_service_pb.js";
 import { table } from "./check-config-command.js";
-import { createClients } from "./client.js";
+import { clientsFromOptions, reportRpcError } from "./client.js";
 
 const HELP = `Usage: tollgate blocks <command> [options]
 
@@ -54,10 +53,7 @@ export async function blocksCommand(argv: string[]): Promise<number> {
     process.stdout.write(HELP);
     return o.help ? 0 : 2;
   }
-  const { keys, baseUrl } = createClients({
-    ...(typeof o.server === "string" && { server: o.server }),
-    ...(typeof o["token-file"] === "string" && { tokenFile: o["token-file"] }),
-  });
+  const { keys, baseUrl } = clientsFromOptions(o);
   try {
     if (cmd === "list") {
       const res = await keys.listBlocks({ pageSize: o.limit ? Number(o.limit) : 0 });
@@ -99,9 +95,6 @@ export async function blocksCommand(argv: string[]): Promise<number> {
     process.stderr.write(`tollgate blocks: unknown command "${cmd}"\n\n${HELP}`);
     return 2;
   } catch (err) {
-    const ce = ConnectError.from(err);
-    const hint = ce.code === Code.Unavailable ? ` (is tollgate serving at ${baseUrl}?)` : "";
-    process.stderr.write(`tollgate blocks ${cmd}: ${Code[ce.code]}: ${ce.rawMessage}${hint}\n`);
-    return 1;
+    return reportRpcError(`tollgate blocks ${cmd}`, err, baseUrl);
   }
 }

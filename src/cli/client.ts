@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { createClient } from "@connectrpc/connect";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { KeyService } from "../gen/tollgate/v1/key_service_pb.js";
 import { TollgateService } from "../gen/tollgate/v1/tollgate_service_pb.js";
@@ -35,4 +35,20 @@ export function createClients(o: ClientOptions) {
     keys: createClient(KeyService, transport),
     tollgate: createClient(TollgateService, transport),
   };
+}
+
+/** Clients for a command's parsed `--server` and `--token-file` options. */
+export function clientsFromOptions(o: Record<string, unknown>) {
+  return createClients({
+    ...(typeof o.server === "string" && { server: o.server }),
+    ...(typeof o["token-file"] === "string" && { tokenFile: o["token-file"] }),
+  });
+}
+
+/** Prints a failed call as `<label>: <Code>: <message>` (with a hint when nothing answers); returns exit code 1. */
+export function reportRpcError(label: string, err: unknown, baseUrl: string): number {
+  const ce = ConnectError.from(err);
+  const hint = ce.code === Code.Unavailable ? ` (is tollgate serving at ${baseUrl}?)` : "";
+  process.stderr.write(`${label}: ${Code[ce.code]}: ${ce.rawMessage}${hint}\n`);
+  return 1;
 }

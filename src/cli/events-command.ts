@@ -2,7 +2,6 @@
 import { parseArgs } from "node:util";
 import { create, toJsonString } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError } from "@connectrpc/connect";
 import { BUILTIN_EVENT_TYPES } from "../events/event.js";
 import { EventType, Severity, SubjectKind } from "../gen/tollgate/v1/event_pb.js";
 import {
@@ -12,7 +11,7 @@ import {
   ListEventsResponseSchema,
 } from "../gen/tollgate/v1/key_service_pb.js";
 import { table } from "./check-config-command.js";
-import { createClients } from "./client.js";
+import { clientsFromOptions, reportRpcError } from "./client.js";
 import { parseDuration } from "./duration.js";
 
 const HELP = `Usage: tollgate events <command> [options]
@@ -86,10 +85,7 @@ export async function eventsCommand(argv: string[]): Promise<number> {
     process.stderr.write(`tollgate events: --kind must be key, ip, owner or caller\n`);
     return 2;
   }
-  const { keys, baseUrl } = createClients({
-    ...(str("server") && { server: str("server") }),
-    ...(str("token-file") && { tokenFile: str("token-file") }),
-  });
+  const { keys, baseUrl } = clientsFromOptions(o);
   const pageSize = o.limit ? Number(o.limit) : 50;
   try {
     if (cmd === "list") {
@@ -165,9 +161,6 @@ export async function eventsCommand(argv: string[]): Promise<number> {
     process.stderr.write(`tollgate events: unknown command "${cmd}"\n\n${HELP}`);
     return 2;
   } catch (err) {
-    const ce = ConnectError.from(err);
-    const hint = ce.code === Code.Unavailable ? ` (is tollgate serving at ${baseUrl}?)` : "";
-    process.stderr.write(`tollgate events ${cmd}: ${Code[ce.code]}: ${ce.rawMessage}${hint}\n`);
-    return 1;
+    return reportRpcError(`tollgate events ${cmd}`, err, baseUrl);
   }
 }

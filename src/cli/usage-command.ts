@@ -2,7 +2,6 @@
 import { parseArgs } from "node:util";
 import { create, toJsonString } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError } from "@connectrpc/connect";
 import {
   GetUsageRequestSchema,
   type GetUsageResponse,
@@ -10,7 +9,7 @@ import {
   UsageGranularity,
 } from "../gen/tollgate/v1/key_service_pb.js";
 import { table } from "./check-config-command.js";
-import { createClients } from "./client.js";
+import { clientsFromOptions, reportRpcError } from "./client.js";
 import { parseDuration } from "./duration.js";
 
 const HELP = `Usage: tollgate usage KEY_ID [options]
@@ -28,6 +27,7 @@ const BAR_WIDTH = 40;
 
 /** Renders a usage response as text: bucket table with bars, then endpoint totals. */
 export function renderUsage(keyId: string, res: GetUsageResponse): string {
+  // biome-ignore lint/complexity/useMathMinMax: bigints, which Math.max does not take
   const max = res.buckets.reduce((m, b) => (b.requests > m ? b.requests : m), 0n);
   const fmt = (t: GetUsageResponse["buckets"][number]["startTime"]) => {
     const iso = t ? timestampDate(t).toISOString() : "-";
@@ -110,10 +110,7 @@ export async function usageCommand(argv: string[]): Promise<number> {
     process.stderr.write("tollgate usage: --granularity must be minute, hour or day\n");
     return 2;
   }
-  const { keys, baseUrl } = createClients({
-    ...(str("server") && { server: str("server") }),
-    ...(str("token-file") && { tokenFile: str("token-file") }),
-  });
+  const { keys, baseUrl } = clientsFromOptions(o);
   const now = Date.now();
   try {
     const res = await keys.getUsage(
@@ -132,9 +129,6 @@ export async function usageCommand(argv: string[]): Promise<number> {
     );
     return 0;
   } catch (err) {
-    const ce = ConnectError.from(err);
-    const hint = ce.code === Code.Unavailable ? ` (is tollgate serving at ${baseUrl}?)` : "";
-    process.stderr.write(`tollgate usage: ${Code[ce.code]}: ${ce.rawMessage}${hint}\n`);
-    return 1;
+    return reportRpcError(`tollgate usage`, err, baseUrl);
   }
 }
