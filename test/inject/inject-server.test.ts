@@ -141,6 +141,11 @@ describe("tollgate inject over HTTPS", () => {
     expect(patch).toBeDefined();
     const pod = applyAndValidate(podOf(review), patch ?? []);
     expect(sidecarOf(pod).image).toBe("registry.example.com/tollgate:9.9.9");
+    // The log line travels through a pipe: it may arrive after the response.
+    const deadline = Date.now() + 5_000;
+    while (!/"outcome":"injected"[^\n]*"namespace":"shop"/.test(output) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
     expect(output).toMatch(/"outcome":"injected"[^\n]*"namespace":"shop"/);
   });
 
