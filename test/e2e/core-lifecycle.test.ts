@@ -4,11 +4,18 @@
  * (bounded by TOLLGATE_SHUTDOWN_TIMEOUT_MS) and exits 0.
  */
 import { request } from "node:http";
+import { connect } from "node:http2";
 import { createServer, type Server } from "node:net";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { afterEach, describe, expect, it } from "vitest";
-import { TollgateService } from "../../src/gen/tollgate/v1/tollgate_service_pb.js";
+import { Reason } from "../../src/gen/tollgate/v1/common_pb.js";
+import {
+  AuthorizeRequestSchema,
+  AuthorizeResponseSchema,
+  TollgateService,
+} from "../../src/gen/tollgate/v1/tollgate_service_pb.js";
 import { generateSecret } from "../../src/keys/key-format.js";
 import { cli, clientsOver, pollUntil } from "../helpers/clients.js";
 import { freePort } from "../helpers/free-port.js";
@@ -236,6 +243,58 @@ describe("SIGTERM", () => {
     });
     expect(await exited).toBe(0);
     expect(p.logs.some((l) => l.msg === "stopped")).toBe(true);
+  });
+
+  it("finishes an in-flight gRPC call on the main port (grpc-js) before exiting 0", async () => {
+    const p = await start({ TOLLGATE_SHUTDOWN_TIMEOUT_MS: "5000" });
+    // A gRPC call whose one message is only partly sent (raw HTTP/2, so the
+    // frame can be split): the server has the stream and waits for the rest.
+    const msg = toBinary(
+      AuthorizeRequestSchema,
+      create(AuthorizeRequestSchema, { apiKey: generateSecret("live") }),
+    );
+    const frame = Buffer.alloc(5 + msg.length);
+    frame.writeUInt32BE(msg.length, 1);
+    frame.set(msg, 5);
+    const session = connect(p.url);
+    try {
+      await new Promise((r) => session.once("connect", r));
+      const stream = session.request({
+        ":method": "POST",
+        ":path": "/tollgate.v1.TollgateService/Authorize",
+        "content-type": "application/grpc",
+        te: "trailers",
+      });
+      let data = Buffer.alloc(0);
+      let grpcStatus: unknown;
+      stream.on("data", (c: Buffer) => {
+        data = Buffer.concat([data, c]);
+      });
+      stream.on("trailers", (t) => {
+        grpcStatus = t["grpc-status"];
+      });
+      const closed = new Promise((r) => stream.on("close", r));
+      stream.write(frame.subarray(0, 3));
+      // A PING is answered after the frames sent before it: the server has the stream.
+      await new Promise<void>((resolve, reject) =>
+        session.ping((err) => (err ? reject(err) : resolve())),
+      );
+      const exited = p.stop("SIGTERM");
+      await pollUntil(
+        async () => p.logs.some((l) => String(l.msg).startsWith("shutting down")),
+        (seen) => seen,
+        3000,
+      );
+      expect(p.child.exitCode).toBeNull();
+      stream.end(frame.subarray(3));
+      await closed;
+      expect(grpcStatus).toBe("0");
+      const res = fromBinary(AuthorizeResponseSchema, data.subarray(5));
+      expect(res).toMatchObject({ reason: Reason.UNKNOWN_KEY, httpStatus: 401 });
+      expect(await exited).toBe(0);
+    } finally {
+      session.destroy();
+    }
   });
 
   it("exits 0 with calls running concurrently, answering the calls it accepted", async () => {
