@@ -297,6 +297,49 @@ describe("SIGTERM", () => {
     }
   });
 
+  it("finishes an in-flight Connect call over h2c on the HTTP port before exiting 0", async () => {
+    const p = await start({ TOLLGATE_SHUTDOWN_TIMEOUT_MS: "5000" });
+    const body = Buffer.from(JSON.stringify({ apiKey: generateSecret("live") }));
+    const session = connect(p.httpUrl);
+    try {
+      await new Promise((r) => session.once("connect", r));
+      const stream = session.request({
+        ":method": "POST",
+        ":path": "/tollgate.v1.TollgateService/Authorize",
+        "content-type": "application/json",
+        "content-length": String(body.length),
+      });
+      let status = 0;
+      let text = "";
+      stream.on("response", (h) => {
+        status = Number(h[":status"]);
+      });
+      stream.on("data", (c: Buffer) => {
+        text += c.toString();
+      });
+      const closed = new Promise((r) => stream.on("close", r));
+      stream.write(body.subarray(0, 10));
+      // A PING is answered after the frames sent before it: the server has the stream.
+      await new Promise<void>((resolve, reject) =>
+        session.ping((err) => (err ? reject(err) : resolve())),
+      );
+      const exited = p.stop("SIGTERM");
+      await pollUntil(
+        async () => p.logs.some((l) => String(l.msg).startsWith("shutting down")),
+        (seen) => seen,
+        3000,
+      );
+      expect(p.child.exitCode).toBeNull();
+      stream.end(body.subarray(10));
+      await closed;
+      expect(status).toBe(200);
+      expect(JSON.parse(text)).toMatchObject({ reason: "REASON_UNKNOWN_KEY", httpStatus: 401 });
+      expect(await exited).toBe(0);
+    } finally {
+      session.destroy();
+    }
+  });
+
   it("exits 0 with calls running concurrently, answering the calls it accepted", async () => {
     const p = await start({ TOLLGATE_SHUTDOWN_TIMEOUT_MS: "5000" });
     const client = createClient(
