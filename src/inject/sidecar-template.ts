@@ -59,6 +59,8 @@ export function defaultSidecarTemplate(image = "ghcr.io/tollgate/tollgate:0.1.0"
       name: SIDECAR_NAME,
       image,
       imagePullPolicy: "IfNotPresent",
+      // The image has no ENTRYPOINT: `args` alone would replace its whole CMD.
+      command: ["node", "/app/dist/cli/main.js"],
       args: ["serve"],
       restartPolicy: "Always",
       ports: [{ name: "tollgate-admin", containerPort: 9464, protocol: "TCP" }],

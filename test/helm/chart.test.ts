@@ -90,6 +90,24 @@ describe("the chart's files", () => {
   });
 });
 
+describe("the chart and the image", () => {
+  it("starts the CLI at the path the Dockerfile's runtime stage puts it, with node directly", async () => {
+    const dockerfile = readFileSync(new URL("../../Dockerfile", import.meta.url), "utf8");
+    const runtime = dockerfile.slice(dockerfile.lastIndexOf("\nFROM "));
+    const workdir = /^WORKDIR\s+(\S+)/m.exec(runtime)?.[1];
+    expect(runtime).toMatch(/^COPY --from=build \/app\/dist \.\/dist$/m);
+    expect(runtime).not.toMatch(/^ENTRYPOINT/m);
+    const docs = await render({ "demo.enabled": true });
+    const commands = podSpecs(docs).flatMap(({ spec }) =>
+      containers(spec)
+        .filter((c) => String(c.image).includes("tollgate/tollgate"))
+        .map((c) => c.command),
+    );
+    expect(commands.length).toBeGreaterThanOrEqual(2);
+    for (const c of commands) expect(c).toEqual(["node", `${workdir}/dist/cli/main.js`]);
+  });
+});
+
 describe("values.yaml", () => {
   it("documents every field with a `# --` comment (on the field or on an ancestor)", () => {
     const doc = parseDocument(file("values.yaml"));

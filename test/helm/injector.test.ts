@@ -151,6 +151,7 @@ describe("the injector workload", () => {
     expect(pod.spec.automountServiceAccountToken).toBe(false);
     expect(pod.spec.affinity.podAntiAffinity).toBeDefined();
     const c = pod.spec.containers[0];
+    expect(c.command).toEqual(["node", "/app/dist/cli/main.js"]);
     expect(c.args.slice(0, 1)).toEqual(["inject"]);
     for (const p of ["startupProbe", "livenessProbe", "readinessProbe"]) {
       expect(c[p].httpGet).toMatchObject({ port: "https", scheme: "HTTPS" });

@@ -46,6 +46,7 @@ describe("the sidecar container", () => {
     expect(container).toMatchObject({
       name: "tollgate",
       image: "ghcr.io/tollgate/tollgate:0.1.0",
+      command: ["node", "/app/dist/cli/main.js"],
       args: ["serve"],
       restartPolicy: "Always",
     });

@@ -55,6 +55,16 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- end }}
 
+{{/*
+The command of every Tollgate container: node runs the CLI directly (PID 1
+gets SIGTERM and drains). Spelled out because the image has no ENTRYPOINT
+(its CMD is `node dist/cli/main.js serve`), and Kubernetes `args` alone would
+replace that whole CMD.
+*/}}
+{{- define "tollgate.command" -}}
+["node", "/app/dist/cli/main.js"]
+{{- end }}
+
 {{/* The Secret holding `pepper` and `management-token`. */}}
 {{- define "tollgate.secretName" -}}
 {{- default (include "tollgate.fullname" .) .Values.secrets.existingSecret }}
@@ -203,6 +213,7 @@ values.yaml sidecar.probes.type).
 name: tollgate
 image: {{ include "tollgate.image" . }}
 imagePullPolicy: {{ .Values.image.pullPolicy }}
+command: {{ include "tollgate.command" . }}
 args: ["serve"]
 restartPolicy: Always
 ports:
