@@ -4,7 +4,6 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { freePort } from "./free-port.js";
 
 /** The built CLI entry point. */
 export const CLI = fileURLToPath(new URL("../../dist/cli/main.js", import.meta.url));
@@ -43,13 +42,15 @@ export async function startTollgateProcess(
   env: Record<string, string> = {},
   options: { node?: string; timeoutMs?: number } = {},
 ): Promise<TollgateProcess> {
-  const [port, httpPort, adminPort] = [await freePort(), await freePort(), await freePort()];
+  // Port 0 everywhere: the OS picks free ports at bind time and the server
+  // reports them in its "serving" line — no pick-then-bind race between
+  // parallel test files.
   const child = spawn(options.node ?? process.execPath, [CLI, "serve"], {
     env: {
       PATH: process.env.PATH ?? "",
-      TOLLGATE_ADDR: `127.0.0.1:${port}`,
-      TOLLGATE_HTTP_ADDR: `127.0.0.1:${httpPort}`,
-      TOLLGATE_ADMIN_ADDR: `127.0.0.1:${adminPort}`,
+      TOLLGATE_ADDR: "127.0.0.1:0",
+      TOLLGATE_HTTP_ADDR: "127.0.0.1:0",
+      TOLLGATE_ADMIN_ADDR: "127.0.0.1:0",
       TOLLGATE_LOG_LEVEL: "debug",
       // Tests assert behaviour, not speed: on a loaded 2-core machine the
       // production budgets (10 ms command, 50 ms breaker) would trip on noise.
@@ -90,6 +91,13 @@ export async function startTollgateProcess(
     }
     await new Promise((r) => setTimeout(r, 25));
   }
+  const serving = logs.find((l) => l.msg === "tollgate serving") as {
+    port: number;
+    httpPort?: number;
+    adminPort: number;
+  };
+  const { port, adminPort } = serving;
+  const httpPort = serving.httpPort ?? 0;
   return {
     port,
     httpPort,
