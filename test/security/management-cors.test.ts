@@ -85,6 +85,11 @@ describe("named management tokens", () => {
     const a = await keysWith(`Bearer ${ALICE}`).createKey({ owner: "by-alice" });
     const b = await keysWith(`Bearer ${BOB}`).createKey({ owner: "by-bob" });
     await keysWith(`Bearer ${BOB}`).revokeKey({ id: a.key?.id ?? "", reason: "rotation drill" });
+    // Log lines reach us through the child's stdout pipe, a moment after the replies.
+    const deadline = Date.now() + 3000;
+    while (tokens.logs.filter((l) => l.audit !== undefined).length < 3 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
     const audit = tokens.logs.filter((l) => l.audit !== undefined);
     expect(audit).toContainEqual(
       expect.objectContaining({ audit: "create", keyId: a.key?.id, actor: "alice" }),
