@@ -1,7 +1,10 @@
 import type { Cluster, Redis } from "ioredis";
 import type { KeyRecord } from "../keys/key-record.js";
 import type { KeyPage, KeyStore, ListOptions } from "./key-store.js";
-import { loadLuaScript } from "./lua-scripts.js";
+import { loadLuaScript, withNoScriptRetry } from "./lua-scripts.js";
+
+const REPLACE = loadLuaScript("replace-if-version-1.lua");
+
 import type { KeyNames } from "./redis-keys.js";
 
 /** A standalone, Sentinel or Cluster ioredis client. */
@@ -28,9 +31,8 @@ export class RedisKeyStore implements KeyStore {
     redis: RedisClient,
     private readonly names: KeyNames,
   ) {
-    const script = loadLuaScript("replace-if-version-1.lua");
     if (!("tgReplaceIfVersion" in redis)) {
-      redis.defineCommand("tgReplaceIfVersion", script);
+      redis.defineCommand("tgReplaceIfVersion", REPLACE);
     }
     this.redis = redis as ScriptClient;
   }
@@ -60,10 +62,11 @@ export class RedisKeyStore implements KeyStore {
   }
 
   async replace(record: KeyRecord, expectedVersion: number): Promise<boolean> {
-    const r = await this.redis.tgReplaceIfVersion(
-      this.names.record(record.id),
-      expectedVersion,
-      JSON.stringify(record),
+    const key = this.names.record(record.id);
+    const json = JSON.stringify(record);
+    const r = await withNoScriptRetry(
+      () => this.redis.tgReplaceIfVersion(key, expectedVersion, json),
+      () => this.redis.eval(REPLACE.lua, 1, key, expectedVersion, json),
     );
     return r === 1;
   }

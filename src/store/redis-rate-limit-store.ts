@@ -1,5 +1,5 @@
 import type { Blocking } from "../policy/policy.js";
-import { loadLuaScript } from "./lua-scripts.js";
+import { loadLuaScript, withNoScriptRetry } from "./lua-scripts.js";
 import {
   type ActiveBlock,
   type LimitItem,
@@ -18,6 +18,8 @@ type ScriptClient = RedisClient & {
 };
 
 const NO_BLOCKING = [1, 1000, 1000, 1, 1000, 60_000];
+const RATE_LIMIT = loadLuaScript("rate-limit-n.lua");
+const REFUND = loadLuaScript("refund-n.lua");
 
 /**
  * Rate limits on Redis. On standalone Redis (and Sentinel) a decision is one
@@ -36,8 +38,8 @@ export class RedisRateLimitStore implements RateLimitStore {
     private readonly names: KeyNames,
   ) {
     if (!("tgRateLimit" in redis)) {
-      redis.defineCommand("tgRateLimit", loadLuaScript("rate-limit-n.lua"));
-      redis.defineCommand("tgRefund", loadLuaScript("refund-n.lua"));
+      redis.defineCommand("tgRateLimit", RATE_LIMIT);
+      redis.defineCommand("tgRefund", REFUND);
     }
     this.redis = redis as ScriptClient;
     this.cluster = redis.isCluster;
@@ -152,15 +154,17 @@ export class RedisRateLimitStore implements RateLimitStore {
           blocking.forgetAfterMs,
         ]
       : NO_BLOCKING;
-    const r = await this.redis.tgRateLimit(
-      keys.length,
-      ...keys,
+    const args = [
       cost,
       tags.length,
       ...b,
       items.length,
       ...limitArgs(items),
       ...(denyOnly ? ["deny"] : []),
+    ];
+    const r = await withNoScriptRetry(
+      () => this.redis.tgRateLimit(keys.length, ...keys, ...args),
+      () => this.redis.eval(RATE_LIMIT.lua, keys.length, ...keys, ...args),
     );
     return parseVerdict(r, tags, items.length);
   }
@@ -177,7 +181,10 @@ export class RedisRateLimitStore implements RateLimitStore {
         i.limit.kind === "rate" ? i.limit.periodMs : 0,
         i.cost || cost,
       ]);
-      await this.redis.tgRefund(keys.length, ...keys, ...args);
+      await withNoScriptRetry(
+        () => this.redis.tgRefund(keys.length, ...keys, ...args),
+        () => this.redis.eval(REFUND.lua, keys.length, ...keys, ...args),
+      );
     }
   }
 

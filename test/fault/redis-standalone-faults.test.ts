@@ -49,9 +49,10 @@ import { type CaseResult, writeResults } from "./helpers/report.js";
  * 200 ms ext_authz budget plus headroom for a shared 2-core machine running the
  * callers too. The command timeout is 10 ms and the breaker timeout 50 ms.
  */
-// Every answer during a fault within 1 s: no call hangs on a dead Redis. The
-// measured maxima (printed, and in RESULTS.md) are far lower on a quiet machine.
-const BOUND_MS = 1_000;
+// Every answer during a fault within 2 s: no call hangs on a dead Redis (the
+// command timeout is 250 ms here). The measured maxima are printed and kept in
+// RESULTS.md.
+const BOUND_MS = 2_000;
 /** How long each outage lasts, ms: longer than the key cache TTL (500 ms). */
 const OUTAGE_MS = 1_500;
 
@@ -89,10 +90,14 @@ function expectHealthyProcess(): void {
 function expectFailModes(during: Sample[]): void {
   const by = (name: string) => during.filter((s) => s.probe.name === name);
   expect(by("valid/closed").length).toBeGreaterThan(0);
-  // Fail closed: a failed call, never a denial and never an allow.
-  expect(by("valid/closed").map((s) => s.outcome)).toEqual(
-    by("valid/closed").map(() => "unavailable"),
-  );
+  // Fail closed: once the store is needed, a failed call — never a denial, never
+  // a local decision. (Within the cache TTL a cached key needs no store call and
+  // is answered normally.)
+  for (const s of by("valid/closed")) {
+    expect(["unavailable", "ok"]).toContain(s.outcome);
+    expect(s.local).toBe(false);
+  }
+  expect(by("valid/closed").some((s) => s.outcome === "unavailable")).toBe(true);
   // Fail open: the cached valid key keeps working — from the fresh cache (no
   // store call) until its TTL, then decided locally from the stale copy.
   expect(by("valid/open").length).toBeGreaterThan(0);
@@ -173,7 +178,7 @@ describe.sequential("standalone Redis faults", () => {
         during: summarize(r.during),
         maxMs: summarize(r.all).maxMs,
         recoveryMs: r.recoveryMs,
-        note: "50 ms command timeout (test setting), breaker opens; same answers as a dead Redis",
+        note: "250 ms command timeout (test setting), breaker opens; same answers as a dead Redis",
       });
       expect(violations(r.all, BOUND_MS)).toEqual([]);
       expectFailModes(r.during);

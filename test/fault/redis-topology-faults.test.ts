@@ -40,9 +40,10 @@ import { type CaseResult, writeResults } from "./helpers/report.js";
 
 const run = promisify(execFile);
 /** Longest acceptable answer, ms (see the standalone file). */
-// Every answer during a fault within 1 s: no call hangs on a dead Redis. The
-// measured maxima (printed, and in RESULTS.md) are far lower on a quiet machine.
-const BOUND_MS = 1_000;
+// Every answer during a fault within 2 s: no call hangs on a dead Redis (the
+// command timeout is 250 ms here). The measured maxima are printed and kept in
+// RESULTS.md.
+const BOUND_MS = 2_000;
 
 /** Callers of the Cluster case (1 until the autopipelining bug below is fixed). */
 const CLUSTER_WORKERS = 8;
@@ -85,7 +86,8 @@ describe.sequential("Redis topology faults", () => {
     await until(
       async () =>
         (await cli(replica.port, "INFO", "replication")).includes("master_link_status:up"),
-      5_000,
+      // Set-up, not a behaviour bound: a loaded CI machine can take a while.
+      20_000,
       "the replica to sync",
     );
     const sentinels = [];

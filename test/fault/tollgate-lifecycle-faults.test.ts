@@ -23,9 +23,10 @@ import {
 import { type CaseResult, writeResults } from "./helpers/report.js";
 
 /** Longest acceptable answer while Redis is unreachable, ms (see the standalone file). */
-// Every answer during a fault within 1 s: no call hangs on a dead Redis. The
-// measured maxima (printed, and in RESULTS.md) are far lower on a quiet machine.
-const BOUND_MS = 1_000;
+// Every answer during a fault within 2 s: no call hangs on a dead Redis (the
+// command timeout is 250 ms here). The measured maxima are printed and kept in
+// RESULTS.md.
+const BOUND_MS = 2_000;
 /** The shutdown deadline given to Tollgate in the SIGTERM case, ms. */
 const SHUTDOWN_MS = 3_000;
 /** How long Redis is paused so that calls are in flight at SIGTERM, ms. */
