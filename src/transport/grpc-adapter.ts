@@ -28,6 +28,8 @@ export function toGrpcService<S extends DescService>(
   desc: S,
   impl: ServiceImpl<S>,
   readUnknownFields = false,
+  /** Told when a call starts and when it is answered (shutdown drains on it). */
+  track: { start(): void; end(): void } = { start() {}, end() {} },
 ): { definition: grpc.ServiceDefinition; implementation: grpc.UntypedServiceImplementation } {
   const definition: Record<string, grpc.MethodDefinition<Buffer, unknown>> = {};
   const implementation: grpc.UntypedServiceImplementation = {};
@@ -60,12 +62,14 @@ export function toGrpcService<S extends DescService>(
         if (!answered) abort?.abort();
       };
       call.once("cancelled", onCancel);
+      track.start();
       let request: unknown;
       try {
         request = fromBinary(method.input, call.request, { readUnknownFields });
       } catch {
         answered = true;
         call.off("cancelled", onCancel);
+        track.end();
         callback({
           code: grpc.status.INVALID_ARGUMENT,
           details: "request is not a valid protobuf message",
@@ -91,11 +95,13 @@ export function toGrpcService<S extends DescService>(
           answered = true;
           call.off("cancelled", onCancel);
           callback(null, isMessage(res) ? res : create(output, res as never));
+          track.end();
         },
         (err: unknown) => {
           answered = true;
           call.off("cancelled", onCancel);
           callback(toServiceError(err));
+          track.end();
         },
       );
     };

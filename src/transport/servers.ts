@@ -72,11 +72,28 @@ export async function startRpcServers(o: RpcServersOptions): Promise<RpcServers>
     "grpc.max_concurrent_streams": 1000,
     "grpc.http2.max_header_list_size": 65536,
   } as grpc.ServerOptions);
+  // In-flight calls on every engine, so shutdown can wait for them: grpc-js's
+  // tryShutdown does not reliably wait for injected sessions (seen on Node 26),
+  // and the HTTP servers never listen themselves (sockets are handed to
+  // them), so their close() callbacks say nothing about running requests.
+  let inflight = 0;
+  let onIdle: (() => void) | undefined;
+  const track = {
+    start() {
+      inflight++;
+    },
+    end() {
+      inflight--;
+      if (inflight === 0) onIdle?.();
+    },
+  };
+  const idle = () => (inflight === 0 ? Promise.resolve() : new Promise<void>((r) => (onIdle = r)));
   for (const s of o.services) {
     const { definition, implementation } = toGrpcService(
       s.desc,
       s.impl as ServiceImpl<DescService>,
       s.readUnknownFields,
+      track,
     );
     grpcServer.addService(definition, implementation);
   }
@@ -104,20 +121,11 @@ export async function startRpcServers(o: RpcServersOptions): Promise<RpcServers>
     ),
   );
 
-  // In-flight Connect / gRPC-Web calls, so shutdown can wait for them: the
-  // HTTP servers never listen themselves (sockets are handed to them), so
-  // their close() callbacks say nothing about running requests.
-  let inflight = 0;
-  let onIdle: (() => void) | undefined;
   const tracked: typeof connectHandler = (req, res) => {
-    inflight++;
-    res.once("close", () => {
-      inflight--;
-      if (inflight === 0) onIdle?.();
-    });
+    track.start();
+    res.once("close", () => track.end());
     connectHandler(req, res);
   };
-  const idle = () => (inflight === 0 ? Promise.resolve() : new Promise<void>((r) => (onIdle = r)));
   const mainHttp1 = createHttp1Server({ maxHeaderSize: 65536 }, tracked);
   const tlsServers: TlsServer[] = [];
   // With TLS, ALPN says the protocol; without, the first bytes do.
@@ -129,8 +137,24 @@ export async function startRpcServers(o: RpcServersOptions): Promise<RpcServers>
     tlsServers.push(server);
     return server;
   };
+  // Connections handed to grpc-js: after GOAWAY a client finishes its streams
+  // and closes, so their closing — not grpc-js's tryShutdown, which on Node 26
+  // returns while a request is still being received — says the drain is done.
+  const grpcSockets = new Set<Duplex>();
+  const grpcClosed = () =>
+    new Promise<void>((resolve) => {
+      const check = () => {
+        if (grpcSockets.size === 0) resolve();
+      };
+      for (const sock of grpcSockets) sock.once("close", check);
+      check();
+    });
   const main = front(
-    (socket) => injector.injectConnection(socket),
+    (socket) => {
+      grpcSockets.add(socket);
+      socket.once("close", () => grpcSockets.delete(socket));
+      injector.injectConnection(socket);
+    },
     (socket) => mainHttp1.emit("connection", socket),
   );
   const port = await listen(main, o.addr);
@@ -181,6 +205,7 @@ export async function startRpcServers(o: RpcServersOptions): Promise<RpcServers>
       const drained = Promise.all([
         new Promise<void>((r) => grpcServer.tryShutdown(() => r())),
         idle(),
+        grpcClosed(),
       ]);
       injector.drain(graceMs);
       const timer = new Promise<void>((r) => setTimeout(r, graceMs).unref());
