@@ -70,7 +70,9 @@ it("retries, opens the breaker, counts drops, and keeps answering decisions", as
   let text = "";
   for (;;) {
     text = await (await fetch(`http://127.0.0.1:${proc.adminPort}/metrics`)).text();
+    // Events are flushed in the background: wait for all 40 alerts as well.
     const done =
+      metric(text, "tollgate_alerts_total", 'rule="any-failure"') >= 40 &&
       metric(text, "tollgate_webhook_dropped_total", 'reason="exhausted"') > 0 &&
       metric(text, "tollgate_breaker_transitions_total", 'breaker="webhook:down",to="open"') > 0;
     if (done || Date.now() > deadline) break;
