@@ -113,7 +113,9 @@ export async function startTollgateProcess(
       }
       return new Promise((resolve) => {
         const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-        child.once("exit", (code) => {
+        // "close", not "exit": it fires once stdout is drained, so every log
+        // line the process wrote is in `logs` when stop() resolves.
+        child.once("close", (code) => {
           clearTimeout(timer);
           resolve(code);
         });
