@@ -1,5 +1,4 @@
 /** `tollgate blocks list|lift`: active blocks of a running server. */
-import { parseArgs } from "node:util";
 import { toJsonString } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { SubjectKind } from "../gen/tollgate/v1/event_pb.js";
@@ -8,7 +7,7 @@ import {
   ListBlocksResponseSchema,
 } from "../gen/tollgate/v1/key_service_pb.js";
 import { table } from "./check-config-command.js";
-import { clientsFromOptions, reportRpcError } from "./client.js";
+import { clientsFromOptions, parseCommandLine, reportRpcError } from "./client.js";
 
 const HELP = `Usage: tollgate blocks <command> [options]
 
@@ -27,32 +26,10 @@ const KINDS: Record<number, string> = {
 
 /** Runs a blocks subcommand; returns the exit code. */
 export async function blocksCommand(argv: string[]): Promise<number> {
-  let o: Record<string, string | boolean | undefined>;
-  let positionals: string[];
-  try {
-    ({ values: o, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        server: { type: "string" },
-        "token-file": { type: "string" },
-        json: { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-        limit: { type: "string" },
-        key: { type: "string" },
-        ip: { type: "string" },
-        subject: { type: "string" },
-      },
-    }));
-  } catch (err) {
-    process.stderr.write(`tollgate blocks: ${(err as Error).message}\n`);
-    return 2;
-  }
-  const cmd = positionals[0];
-  if (o.help || cmd === undefined) {
-    process.stdout.write(HELP);
-    return o.help ? 0 : 2;
-  }
+  const cl = parseCommandLine("tollgate blocks", argv, ["limit", "key", "ip", "subject"], HELP);
+  if (typeof cl === "number") return cl;
+  const { o, positionals } = cl;
+  const cmd = positionals[0] as string;
   const { keys, baseUrl } = clientsFromOptions(o);
   try {
     if (cmd === "list") {

@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { KeyService } from "../gen/tollgate/v1/key_service_pb.js";
@@ -51,4 +52,49 @@ export function reportRpcError(label: string, err: unknown, baseUrl: string): nu
   const hint = ce.code === Code.Unavailable ? ` (is tollgate serving at ${baseUrl}?)` : "";
   process.stderr.write(`${label}: ${Code[ce.code]}: ${ce.rawMessage}${hint}\n`);
   return 1;
+}
+
+/** A client command's parsed arguments. */
+export interface CommandLine {
+  o: Record<string, string | boolean | undefined>;
+  positionals: string[];
+  /** A string option's value, or "". */
+  str(name: string): string;
+}
+
+/**
+ * Parses a client command: the common `--server`, `--token-file`, `--json` and
+ * `--help`, plus `extra` string options. A usage mistake, `--help` or a missing
+ * first argument prints (errors to stderr) and returns the exit code instead.
+ */
+export function parseCommandLine(
+  label: string,
+  argv: string[],
+  extra: readonly string[],
+  help: string,
+): CommandLine | number {
+  let parsed: { values: Record<string, string | boolean | undefined>; positionals: string[] };
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        server: { type: "string" },
+        "token-file": { type: "string" },
+        json: { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+        ...Object.fromEntries(extra.map((k) => [k, { type: "string" as const }])),
+      },
+    });
+  } catch (err) {
+    process.stderr.write(`${label}: ${(err as Error).message}\n`);
+    return 2;
+  }
+  const { values: o, positionals } = parsed;
+  if (o.help || positionals[0] === undefined) {
+    process.stdout.write(help);
+    return o.help ? 0 : 2;
+  }
+  const str = (k: string) => (typeof o[k] === "string" ? (o[k] as string) : "");
+  return { o, positionals, str };
 }

@@ -1,5 +1,4 @@
 /** `tollgate events list|alerts`: recorded security events and alerts of a running server. */
-import { parseArgs } from "node:util";
 import { create, toJsonString } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { BUILTIN_EVENT_TYPES } from "../events/event.js";
@@ -11,7 +10,7 @@ import {
   ListEventsResponseSchema,
 } from "../gen/tollgate/v1/key_service_pb.js";
 import { table } from "./check-config-command.js";
-import { clientsFromOptions, reportRpcError } from "./client.js";
+import { clientsFromOptions, parseCommandLine, reportRpcError } from "./client.js";
 import { parseDuration } from "./duration.js";
 
 const HELP = `Usage: tollgate events <command> [options]
@@ -44,36 +43,15 @@ const severityName = (s: Severity) => Severity[s]?.toLowerCase() ?? "?";
 
 /** Runs an events subcommand; returns the exit code. */
 export async function eventsCommand(argv: string[]): Promise<number> {
-  let o: Record<string, string | boolean | undefined>;
-  let positionals: string[];
-  try {
-    ({ values: o, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        server: { type: "string" },
-        "token-file": { type: "string" },
-        json: { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-        limit: { type: "string" },
-        "page-token": { type: "string" },
-        subject: { type: "string" },
-        kind: { type: "string" },
-        type: { type: "string" },
-        rule: { type: "string" },
-        since: { type: "string" },
-      },
-    }));
-  } catch (err) {
-    process.stderr.write(`tollgate events: ${(err as Error).message}\n`);
-    return 2;
-  }
-  const cmd = positionals[0];
-  if (o.help || cmd === undefined) {
-    process.stdout.write(HELP);
-    return o.help ? 0 : 2;
-  }
-  const str = (k: string) => (typeof o[k] === "string" ? (o[k] as string) : "");
+  const cl = parseCommandLine(
+    "tollgate events",
+    argv,
+    ["limit", "page-token", "subject", "kind", "type", "rule", "since"],
+    HELP,
+  );
+  if (typeof cl === "number") return cl;
+  const { o, positionals, str } = cl;
+  const cmd = positionals[0] as string;
   let startTime: ReturnType<typeof timestampFromMs> | undefined;
   try {
     if (str("since")) startTime = timestampFromMs(Date.now() - parseDuration(str("since")));

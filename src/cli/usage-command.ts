@@ -1,5 +1,4 @@
 /** `tollgate usage KEY_ID`: a key's requests over time, as a table with a small text chart. */
-import { parseArgs } from "node:util";
 import { create, toJsonString } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import {
@@ -9,7 +8,7 @@ import {
   UsageGranularity,
 } from "../gen/tollgate/v1/key_service_pb.js";
 import { table } from "./check-config-command.js";
-import { clientsFromOptions, reportRpcError } from "./client.js";
+import { clientsFromOptions, parseCommandLine, reportRpcError } from "./client.js";
 import { parseDuration } from "./duration.js";
 
 const HELP = `Usage: tollgate usage KEY_ID [options]
@@ -58,32 +57,10 @@ export function renderUsage(keyId: string, res: GetUsageResponse): string {
 
 /** Runs `tollgate usage`; returns the exit code. */
 export async function usageCommand(argv: string[]): Promise<number> {
-  let o: Record<string, string | boolean | undefined>;
-  let positionals: string[];
-  try {
-    ({ values: o, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        server: { type: "string" },
-        "token-file": { type: "string" },
-        json: { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-        since: { type: "string" },
-        granularity: { type: "string" },
-        endpoint: { type: "string" },
-      },
-    }));
-  } catch (err) {
-    process.stderr.write(`tollgate usage: ${(err as Error).message}\n`);
-    return 2;
-  }
-  const keyId = positionals[0];
-  if (o.help || keyId === undefined) {
-    process.stdout.write(HELP);
-    return o.help ? 0 : 2;
-  }
-  const str = (k: string) => (typeof o[k] === "string" ? (o[k] as string) : "");
+  const cl = parseCommandLine("tollgate usage", argv, ["since", "granularity", "endpoint"], HELP);
+  if (typeof cl === "number") return cl;
+  const { o, positionals, str } = cl;
+  const keyId = positionals[0] as string;
   let sinceMs: number;
   try {
     sinceMs = parseDuration(str("since") || "1h");

@@ -82,8 +82,4 @@ export class KeyCache {
   get size(): number {
     return this.lru.size;
   }
-
-  clear(): void {
-    this.lru.clear();
-  }
 }

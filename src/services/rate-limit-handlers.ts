@@ -47,12 +47,7 @@ export async function decideLimits(
   rpc: string,
 ): Promise<RateDecision> {
   const r = await d.limiter.check(input);
-  if ("missing" in r) {
-    const v = new Violations();
-    v.add(r.missing, `is required by limit "${r.limit}" of the policy`);
-    v.throwIfAny();
-    throw apiError("INTERNAL"); // unreachable: throwIfAny threw
-  }
+  if ("missing" in r) Violations.fail(r.missing, `is required by limit "${r.limit}" of the policy`);
   for (const l of r.shadowExceeded) {
     d.metrics.shadowDenials.inc({ rule: l.name });
     d.log.info(

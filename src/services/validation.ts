@@ -96,11 +96,22 @@ export class Violations {
     return this.list.length === 0;
   }
 
+  /** Fails the call at once with INVALID_ARGUMENT for one field. */
+  static fail(field: string, description: string): never {
+    const v = new Violations();
+    v.add(field, description);
+    throw v.toError();
+  }
+
   /** Throws INVALID_ARGUMENT with every violation, if any. */
   throwIfAny(): void {
-    if (this.ok) return;
+    if (!this.ok) throw this.toError();
+  }
+
+  /** INVALID_ARGUMENT carrying a google.rpc.BadRequest with every violation. */
+  private toError(): ConnectError {
     const summary = this.list.map((v) => `${v.field}: ${v.description}`).join("; ");
-    throw new ConnectError(`invalid request: ${summary}`, Code.InvalidArgument, undefined, [
+    return new ConnectError(`invalid request: ${summary}`, Code.InvalidArgument, undefined, [
       {
         desc: BadRequestSchema,
         value: {
