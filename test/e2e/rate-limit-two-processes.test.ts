@@ -314,7 +314,11 @@ describe("two Tollgate processes, clocks 30 s apart, one Redis", () => {
         [2, "2"],
         [3, "2"],
       ]);
-      // Lifted through process 0: process 1 had cached the block and must forget it too.
+      // Lifted through process 0: process 1 had cached the block and must forget it
+      // too, once the announcement crosses Redis pub/sub.
+      const deadline = Date.now() + 2_000;
+      while ((await f.at(1)).reason === Reason.BLOCKED && Date.now() < deadline) await sleep(20);
+      expect((await f.at(1)).reason).not.toBe(Reason.BLOCKED);
       await f.offend(1);
       expect((await f.at(0)).reason).toBe(Reason.BLOCKED);
       const lifted = await (clients[1] as ReturnType<typeof clientsOf>).keys.deleteBlock({
