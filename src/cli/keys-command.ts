@@ -305,5 +305,6 @@ function formatKey(k: Key | undefined): string {
     ["grace ends", t(k.graceEndTime)],
     ["revoked", t(k.revokeTime)],
   ];
+  if (k.status === KeyStatus.REVOKED) rows.push(["revoke reason", k.revokedReason || "-"]);
   return `${rows.map(([a, b]) => `${a.padEnd(14)}${b}`).join("\n")}\n`;
 }

@@ -116,15 +116,27 @@ export class KeyManager {
     });
   }
 
-  /** Revokes a key for good; revoking a revoked key returns it unchanged. */
-  async revoke(id: string, reason: string): Promise<KeyRecord | KeyChangeError> {
-    return this.change(id, (r) => {
-      if (r.status === "revoked") return r;
+  /**
+   * Revokes a key for good, recording `reason` (may be empty). Revoking a
+   * revoked key is idempotent: it returns the key as it is (first reason and
+   * time kept) with `changed: false`, so callers record no second event.
+   */
+  async revoke(
+    id: string,
+    reason: string,
+  ): Promise<{ record: KeyRecord; changed: boolean } | KeyChangeError> {
+    let already = false;
+    const r = await this.change(id, (r) => {
+      if (r.status === "revoked") {
+        already = true;
+        return r;
+      }
       const now = this.o.clock.now();
       const next: KeyRecord = { ...r, status: "revoked", revokedAt: now };
       if (reason) next.revokeReason = reason;
       return next;
     });
+    return typeof r === "string" ? r : { record: r, changed: !already };
   }
 
   /**

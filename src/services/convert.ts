@@ -33,6 +33,7 @@ export function keyToProto(r: KeyRecord): Key {
     updateTime: ts(r.updatedAt),
     expireTime: ts(r.expiresAt),
     revokeTime: ts(r.revokedAt),
+    revokedReason: r.status === "revoked" ? (r.revokeReason ?? "") : "",
     ipAllow: r.ipAllow,
     ipDeny: r.ipDeny,
     secretCreateTime: ts(r.secretCreatedAt),

@@ -362,6 +362,7 @@ export function recordKeyAction(
   keyId: string,
   actor: string,
   owner?: string,
+  extra: { reason?: string } = {},
 ): void {
   d.events.recorder.emit({
     type: `key_${action === "create" ? "created" : action === "update" ? "updated" : action === "revoke" ? "revoked" : "rotated"}`,
@@ -369,7 +370,7 @@ export function recordKeyAction(
     subjectKind: "key",
     severity: action === "revoke" ? "medium" : "info",
     keyId,
-    attributes: { actor, ...(owner !== undefined && { owner }) },
+    attributes: { actor, ...(owner !== undefined && { owner }), ...extra },
   });
 }
 

@@ -182,8 +182,12 @@ export function createKeyService(d: ServiceDeps): ServiceImpl<typeof KeyService>
       validateId(req.id, v);
       v.length("reason", req.reason, 0, 256);
       v.throwIfAny();
-      const r = unwrap(await d.keys.revoke(req.id, req.reason));
-      audit(d, "revoke", r.id, actor);
+      const out = await d.keys.revoke(req.id, req.reason);
+      const r = unwrap(typeof out === "string" ? out : out.record);
+      // Idempotent: a key revoked before is answered as it is, with no second event.
+      if (typeof out !== "string" && out.changed) {
+        audit(d, "revoke", r.id, actor, r.revokeReason ? { reason: r.revokeReason } : {});
+      }
       return create(RevokeKeyResponseSchema, { key: keyToProto(r) });
     }),
   };
@@ -242,10 +246,11 @@ function audit(
   action: "create" | "update" | "revoke",
   keyId: string,
   actor: string,
+  extra: { reason?: string } = {},
 ): void {
   d.metrics.keyActions.inc({ action });
-  d.log.info({ audit: action, keyId, actor }, `key ${action}d`);
-  recordKeyAction(d, action, keyId, actor);
+  d.log.info({ audit: action, keyId, actor, ...extra }, `key ${action}d`);
+  recordKeyAction(d, action, keyId, actor, undefined, extra);
 }
 
 function fromTag(tag: string): { kind: SubjectKind; subject: string } {

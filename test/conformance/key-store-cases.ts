@@ -458,11 +458,10 @@ export function keyStoreConformance(name: string, factory: KeyStoreFactory): voi
         const t0 = f.clock.now();
         const revoked = await d.keys.revoke(r.id, "leaked in a log");
         expect(revoked).toMatchObject({
-          status: "revoked",
-          revokeReason: "leaked in a log",
-          version: 2,
+          changed: true,
+          record: { status: "revoked", revokeReason: "leaked in a log", version: 2 },
         });
-        const revokedAt = (revoked as KeyRecord).revokedAt as number;
+        const revokedAt = (revoked as { record: KeyRecord }).record.revokedAt as number;
         expect(revokedAt).toBeGreaterThanOrEqual(t0);
         expect(revokedAt).toBeLessThanOrEqual(f.clock.now());
         expect(await d.authorize(secret)).toMatchObject({
@@ -471,8 +470,12 @@ export function keyStoreConformance(name: string, factory: KeyStoreFactory): voi
           httpStatus: 401,
         });
         expect((await f.store.get(r.id))?.status).toBe("revoked");
-        // Revoking again changes nothing; nothing brings the key back.
-        expect(await d.keys.revoke(r.id, "again")).toMatchObject({ version: 2 });
+        // Revoking again changes nothing (first reason and time kept); nothing brings the key back.
+        expect(await d.keys.revoke(r.id, "again")).toMatchObject({
+          changed: false,
+          record: { version: 2, revokeReason: "leaked in a log", revokedAt },
+        });
+        expect((await f.store.get(r.id))?.revokeReason).toBe("leaked in a log");
         expect(await d.keys.update(r.id, { scopes: ["*"] })).toBe("REVOKED");
         expect(await d.keys.rotateById(r.id, 0)).toBe("REVOKED");
         expect(await d.keys.rotateBySecret(secret, 0)).toBe("INVALID_SECRET");

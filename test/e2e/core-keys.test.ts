@@ -123,9 +123,22 @@ describe("the done-when scenario", () => {
     const r = await keys(["revoke", id, "--reason", "leaked in a log"]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^status\s+revoked$/m);
+    expect(r.stdout).toMatch(/^revoke reason\s+leaked in a log$/m);
     expect((await authorize({ apiKey: secret })).json).toMatchObject({
       reason: "REASON_REVOKED_KEY",
       httpStatus: 401,
+    });
+    // The reason stays readable: keys get, human and --json.
+    const human = await keys(["get", id]);
+    expect(human.code, human.stderr).toBe(0);
+    expect(human.stdout).toMatch(/^revoke reason\s+leaked in a log$/m);
+    expect(human.stdout).toMatch(/^revoked\s+\d{4}-\d\d-\d\dT/m);
+    const json = await keys(["get", id, "--json"]);
+    expect(json.code, json.stderr).toBe(0);
+    expect(JSON.parse(json.stdout)).toMatchObject({
+      status: "KEY_STATUS_REVOKED",
+      revokedReason: "leaked in a log",
+      revokeTime: expect.any(String),
     });
   });
 

@@ -4,10 +4,11 @@
  * and never again, and ListKeys pages through keys in id order.
  */
 import { create, toBinary, toJsonString } from "@bufbuild/protobuf";
-import { durationFromMs, FieldMaskSchema } from "@bufbuild/protobuf/wkt";
+import { durationFromMs, FieldMaskSchema, timestampMs } from "@bufbuild/protobuf/wkt";
 import { Code, createClient } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Reason } from "../../src/gen/tollgate/v1/common_pb.js";
+import { EventType } from "../../src/gen/tollgate/v1/event_pb.js";
 import { KeyStatus } from "../../src/gen/tollgate/v1/key_pb.js";
 import {
   GetKeyResponseSchema,
@@ -302,6 +303,63 @@ describe("GetKey, UpdateKey, RevokeKey", () => {
     expect(again.key?.status).toBe(KeyStatus.REVOKED);
     expect(again.key?.revokeTime).toEqual(first.key?.revokeTime);
     expect(again.key?.version).toBe(first.key?.version);
+  });
+});
+
+describe("the revocation reason", () => {
+  it("is kept on the key (revoked_reason, revoke_time), in the key_revoked event and the audit line", async () => {
+    const { key } = await h.keys.createKey({ owner: "acme" }, h.auth);
+    const id = key?.id ?? "";
+    expect(key?.revokedReason).toBe("");
+    const at = h.clock.now();
+    const revoked = await h.keys.revokeKey({ id, reason: "leaked in a CI log" }, h.auth);
+    expect(revoked.key?.revokedReason).toBe("leaked in a CI log");
+    const got = await h.keys.getKey({ id }, h.auth);
+    expect(got.key?.status).toBe(KeyStatus.REVOKED);
+    expect(got.key?.revokedReason).toBe("leaked in a CI log");
+    expect(got.key?.revokeTime && timestampMs(got.key.revokeTime)).toBe(at);
+    expect(toJsonString(GetKeyResponseSchema, got)).toContain(
+      '"revokedReason":"leaked in a CI log"',
+    );
+
+    await h.deps.events.recorder.flush();
+    const events = await h.keys.listEvents({ subject: id, type: EventType.KEY_REVOKED }, h.auth);
+    expect(events.events).toHaveLength(1);
+    expect(events.events[0]?.attributes).toMatchObject({ reason: "leaked in a CI log" });
+    const audit = h
+      .logText()
+      .split("\n")
+      .filter((l) => l.includes('"audit":"revoke"') && l.includes(id));
+    expect(audit).toHaveLength(1);
+    expect(JSON.parse(audit[0] as string)).toMatchObject({
+      keyId: id,
+      reason: "leaked in a CI log",
+    });
+  });
+
+  it("revoking again is idempotent: the key as it was, the first reason kept, no second event", async () => {
+    const { key } = await h.keys.createKey({ owner: "acme" }, h.auth);
+    const id = key?.id ?? "";
+    const first = await h.keys.revokeKey({ id, reason: "first" }, h.auth);
+    h.clock.advance(5000);
+    const again = await h.keys.revokeKey({ id, reason: "second" }, h.auth);
+    expect(again.key).toEqual(first.key);
+    expect(again.key?.revokedReason).toBe("first");
+    await h.deps.events.recorder.flush();
+    const events = await h.keys.listEvents({ subject: id, type: EventType.KEY_REVOKED }, h.auth);
+    expect(events.events).toHaveLength(1);
+    const audit = h
+      .logText()
+      .split("\n")
+      .filter((l) => l.includes('"audit":"revoke"') && l.includes(id));
+    expect(audit).toHaveLength(1);
+  });
+
+  it("is empty when no reason was given", async () => {
+    const { key } = await h.keys.createKey({ owner: "acme" }, h.auth);
+    const r = await h.keys.revokeKey({ id: key?.id ?? "" }, h.auth);
+    expect(r.key?.status).toBe(KeyStatus.REVOKED);
+    expect(r.key?.revokedReason).toBe("");
   });
 });
 
