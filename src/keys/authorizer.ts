@@ -11,7 +11,7 @@ import type { Clock } from "../util/clock.js";
 import { IpRules } from "./ip-rules.js";
 import { parseSecret } from "./key-format.js";
 import type { KeyLookup } from "./key-lookup.js";
-import { type KeyRecord, matchDigest } from "./key-record.js";
+import { type KeyRecord, matchDigest, unusableReason } from "./key-record.js";
 import { missingScopes } from "./scopes.js";
 import type { SecretDigester } from "./secret-digest.js";
 
@@ -130,10 +130,8 @@ export class Authorizer {
     const now = this.o.clock.now();
     const which = record ? matchDigest(record, digest, now) : "none";
     if (!record || which === "none") return deny("UNKNOWN_KEY", 401, endpoint);
-    if (record.status === "revoked") return deny("REVOKED_KEY", 401, endpoint);
-    if (record.expiresAt !== undefined && record.expiresAt <= now) {
-      return deny("EXPIRED_KEY", 401, endpoint);
-    }
+    const unusable = unusableReason(record, now);
+    if (unusable) return deny(unusable, 401, endpoint);
     const hints = this.hints(record, which === "grace", now);
     if (!this.rules(record).permits(input.clientIp)) {
       return { ...deny("IP_DENIED", 403, endpoint), record, hints };

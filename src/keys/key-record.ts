@@ -31,6 +31,20 @@ export interface KeyRecord {
 }
 
 /**
+ * Why a recognised key may not be used at `now`, or undefined if it may:
+ * revoked wins over expired. Every path that accepts a key (by secret or by
+ * id) asks this, so a revoked key is refused the same way everywhere.
+ */
+export function unusableReason(
+  record: KeyRecord,
+  now: number,
+): "REVOKED_KEY" | "EXPIRED_KEY" | undefined {
+  if (record.status === "revoked") return "REVOKED_KEY";
+  if (record.expiresAt !== undefined && record.expiresAt <= now) return "EXPIRED_KEY";
+  return undefined;
+}
+
+/**
  * Which secret of `record` the digest `d` is, at time `now`: the current one,
  * the previous one still in its grace period, or none (an ended grace period
  * counts as none, whatever a cache or index still says).

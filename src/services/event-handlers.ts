@@ -307,7 +307,7 @@ const AUTH_FAILURES = new Set([
  */
 export function recordAuthorize(
   d: ServiceDeps,
-  rpc: "Authorize" | "Check",
+  rpc: "Authorize" | "Check" | "CheckRateLimit",
   clientIp: string,
   decision: AuthDecision,
   res: { allowed: boolean; decisionId: string },

@@ -19,7 +19,7 @@ import {
   CheckRateLimitResponseSchema,
 } from "../gen/tollgate/v1/tollgate_service_pb.js";
 import { normaliseIp } from "../keys/ip-rules.js";
-import type { KeyRecord } from "../keys/key-record.js";
+import { type KeyRecord, unusableReason } from "../keys/key-record.js";
 import { normalisePath } from "../policy/path-normaliser.js";
 import { type Endpoint, matchEndpoint } from "../policy/policy.js";
 import type { LimitState, RateDecision, RateInput } from "../ratelimit/rate-limiter.js";
@@ -27,7 +27,7 @@ import { isStoreUnavailable } from "../store/store-errors.js";
 import { newDecisionId } from "../util/ids.js";
 import { header, REASON_TO_PROTO, ts } from "./convert.js";
 import { apiError } from "./errors.js";
-import { recordLimitDenial } from "./event-handlers.js";
+import { recordAuthorize, recordLimitDenial } from "./event-handlers.js";
 import type { ServiceDeps } from "./service-deps.js";
 import { Violations } from "./validation.js";
 
@@ -175,6 +175,9 @@ export async function checkRateLimit(
       if (!rec) throw err;
     }
     if (!rec) throw apiError("KEY_NOT_FOUND");
+    // A revoked or expired key is refused as Authorize refuses it: 401, nothing charged.
+    const unusable = unusableReason(rec, d.clock.now());
+    if (unusable) return refuseKey(d, req, ctx, rec, endpoint, unusable, started);
     tier = rec.tier;
     owner = rec.owner;
   }
@@ -224,5 +227,73 @@ export async function checkRateLimit(
     decisionId,
     httpStatus: r.allowed ? 200 : 429,
     decidedLocally: r.decidedLocally === true,
+  });
+}
+
+const KEY_REFUSALS = {
+  REVOKED_KEY: "the API key has been revoked",
+  EXPIRED_KEY: "the API key has expired",
+} as const;
+
+/**
+ * CheckRateLimit for the id of a revoked or expired key: denied with the key's
+ * reason and 401, no limit charged, counted and logged like any decision, and
+ * recorded as an `auth_failure` event (a dead key still in use is a signal).
+ */
+function refuseKey(
+  d: ServiceDeps,
+  req: CheckRateLimitRequest,
+  ctx: HandlerContext,
+  rec: KeyRecord,
+  endpoint: Endpoint | undefined,
+  reason: keyof typeof KEY_REFUSALS,
+  started: bigint,
+): CheckRateLimitResponse {
+  const decisionId = newDecisionId(d.clock.now());
+  recordAuthorize(
+    d,
+    "CheckRateLimit",
+    req.clientIp,
+    {
+      allowed: false,
+      reason,
+      httpStatus: 401,
+      record: rec,
+      missingScopes: [],
+      message: KEY_REFUSALS[reason],
+      ...(endpoint && { endpoint }),
+    },
+    { allowed: false, decisionId },
+    reason,
+    "",
+  );
+  d.metrics.countDecision({
+    rpc: "CheckRateLimit",
+    decision: "deny",
+    reason,
+    tier: d.policy().tiers.has(rec.tier) ? rec.tier : "other",
+  });
+  if (d.accessLog) {
+    d.log.info(
+      {
+        access: "CheckRateLimit",
+        decisionId,
+        keyId: rec.id,
+        reason,
+        allowed: false,
+        endpoint: endpoint?.name,
+        latencyMs: Number(process.hrtime.bigint() - started) / 1e6,
+        traceparent: ctx.requestHeader.get("traceparent") ?? undefined,
+      },
+      "decision",
+    );
+  }
+  return create(CheckRateLimitResponseSchema, {
+    allowed: false,
+    reason: REASON_TO_PROTO[reason],
+    result: create(RateLimitResultSchema, { allowed: false }),
+    responseHeaders: [header("www-authenticate", 'ApiKey realm="tollgate", error="invalid_key"')],
+    decisionId,
+    httpStatus: 401,
   });
 }

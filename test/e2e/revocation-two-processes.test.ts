@@ -40,12 +40,26 @@ const clients = (p: TollgateProcess) => {
   return { tollgate: createClient(TollgateService, t), keys: createClient(KeyService, t) };
 };
 
+/** The two doors a key reaches B through: its secret (Authorize) or its id (CheckRateLimit). */
+type Probe = (tollgate: ReturnType<typeof clients>["tollgate"]) => Promise<{
+  allowed: boolean;
+  reason: Reason;
+}>;
+const bySecret =
+  (secret: string): Probe =>
+  (t) =>
+    t.authorize({ apiKey: secret });
+const byId =
+  (id: string): Probe =>
+  (t) =>
+    t.checkRateLimit({ keyId: id });
+
 /** Polls B until the key is refused; returns the milliseconds it took. */
-async function msUntilRefused(secret: string, limitMs: number): Promise<number> {
+async function msUntilRefused(probe: Probe, limitMs: number): Promise<number> {
   const start = Date.now();
   const { tollgate } = clients(b);
   for (;;) {
-    const r = await tollgate.authorize({ apiKey: secret });
+    const r = await probe(tollgate);
     if (!r.allowed) {
       expect(r.reason).toBe(Reason.REVOKED_KEY);
       return Date.now() - start;
@@ -55,19 +69,24 @@ async function msUntilRefused(secret: string, limitMs: number): Promise<number> 
   }
 }
 
-describe("revocation across replicas", () => {
-  it("a key created on A authorizes on B; revoked on A, B refuses it at once (pub/sub)", async () => {
+describe.each([
+  ["Authorize by secret", (secret: string, _id: string) => bySecret(secret)],
+  ["CheckRateLimit by key id", (_secret: string, id: string) => byId(id)],
+])("revocation across replicas: %s", (_door, probeOf) => {
+  it("a key created on A is accepted on B; revoked on A, B refuses it at once (pub/sub)", async () => {
     const { secret, key } = await clients(a).keys.createKey({ owner: "acme" });
-    expect((await clients(b).tollgate.authorize({ apiKey: secret })).allowed).toBe(true); // now cached on B
+    const probe = probeOf(secret, key?.id ?? "");
+    expect((await probe(clients(b).tollgate)).allowed).toBe(true); // now cached on B
     await clients(a).keys.revokeKey({ id: key?.id ?? "" });
-    const ms = await msUntilRefused(secret, CACHE_TTL_MS);
+    const ms = await msUntilRefused(probe, CACHE_TTL_MS);
     console.log(`revocation seen by the other process after ${ms} ms (invalidation delivered)`);
     expect(ms).toBeLessThan(CACHE_TTL_MS);
   });
 
   it("with the invalidation lost, B refuses the revoked key within TOLLGATE_CACHE_TTL_MS", async () => {
     const { secret, key } = await clients(a).keys.createKey({ owner: "acme" });
-    expect((await clients(b).tollgate.authorize({ apiKey: secret })).allowed).toBe(true);
+    const probe = probeOf(secret, key?.id ?? "");
+    expect((await probe(clients(b).tollgate)).allowed).toBe(true);
     // A lost invalidation: the record is revoked in Redis with no message at
     // all (as if the publish never arrived), so only the cache TTL can help.
     const admin = new Redis(redis.url);
@@ -80,7 +99,7 @@ describe("revocation across replicas", () => {
     } finally {
       admin.disconnect();
     }
-    const ms = await msUntilRefused(secret, CACHE_TTL_MS + 1500);
+    const ms = await msUntilRefused(probe, CACHE_TTL_MS + 1500);
     console.log(
       `revocation seen by the other process after ${ms} ms (invalidation lost; bound ${CACHE_TTL_MS} ms)`,
     );
