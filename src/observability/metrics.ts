@@ -65,6 +65,14 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** Shadow-mode limits skipped for a request lacking their dimension (never an error). */
+  readonly shadowSkipped = new Counter({
+    name: "tollgate_ratelimit_shadow_skipped_total",
+    help: "Requests a shadow-mode limit was skipped for because they lack its dimension (e.g. no client IP for by: ip), by rule (limit name).",
+    labelNames: ["rule"] as const,
+    registers: [this.registry],
+  });
+
   /** Shadow-mode limits that would have denied. */
   readonly shadowDenials = new Counter({
     name: "tollgate_ratelimit_shadow_denials_total",

@@ -48,6 +48,11 @@ export interface RateDecision {
   headers: [string, string][];
   /** Shadow limits that would have denied. */
   shadowExceeded: Limit[];
+  /**
+   * Shadow limits skipped because the request lacks their dimension (e.g. a
+   * `by: ip` shadow limit without a client IP): shadow never denies and never fails.
+   */
+  shadowSkipped: Limit[];
   /** Blocks this decision placed. */
   newBlocks: { tag: string; until: number }[];
   /** True if taken by the local insurance limiter (store unreachable, fail open). */
@@ -90,11 +95,25 @@ export class RateLimiter {
     const limits = effectiveLimits(policy, input.tier, input.endpoint);
     const ip = input.clientIp ? (normaliseIp(input.clientIp)?.address ?? "") : "";
     const items: LimitItem[] = [];
+    const shadowSkipped: Limit[] = [];
     for (const limit of limits) {
       const tag = this.tagFor(limit, input, ip);
-      if (typeof tag !== "string") return { missing: tag.missing, limit: limit.name };
-      items.push({ tag, limit });
+      if (typeof tag === "string") items.push({ tag, limit });
+      // An enforced limit cannot be decided without its dimension: the caller's mistake.
+      else if (limit.mode !== "shadow") return { missing: tag.missing, limit: limit.name };
+      else shadowSkipped.push(limit);
     }
+    const decision = await this.decide(input, policy, items, ip);
+    return shadowSkipped.length > 0 ? { ...decision, shadowSkipped } : decision;
+  }
+
+  /** Blocks, then one store decision over `items` (`ip`: the normalised client IP or ""). */
+  private async decide(
+    input: RateInput,
+    policy: Policy,
+    items: LimitItem[],
+    ip: string,
+  ): Promise<RateDecision> {
     const blockTags: string[] = [];
     if (policy.blocking) {
       if (policy.blocking.by.has("key") && input.keyId)
@@ -119,6 +138,7 @@ export class RateLimiter {
         limits: [],
         headers: [],
         shadowExceeded: [],
+        shadowSkipped: [],
         newBlocks: [],
       };
     }
@@ -161,6 +181,7 @@ export class RateLimiter {
         ...(until !== undefined && { blockedUntil: until }),
         headers: rateLimitHeaders(states, deciding, retryAfterMs ?? 0),
         shadowExceeded,
+        shadowSkipped: [],
         newBlocks,
       };
     }
@@ -172,6 +193,7 @@ export class RateLimiter {
       ...(deciding !== undefined && { deciding }),
       headers: rateLimitHeaders(states, deciding, undefined),
       shadowExceeded,
+      shadowSkipped: [],
       newBlocks,
     };
   }
@@ -210,6 +232,7 @@ export class RateLimiter {
       blockedUntil: until,
       headers: [["retry-after", String(Math.max(1, Math.ceil(retryAfterMs / 1000)))]],
       shadowExceeded: [],
+      shadowSkipped: [],
       newBlocks: [],
     };
   }

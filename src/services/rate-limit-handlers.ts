@@ -48,6 +48,13 @@ export async function decideLimits(
 ): Promise<RateDecision> {
   const r = await d.limiter.check(input);
   if ("missing" in r) Violations.fail(r.missing, `is required by limit "${r.limit}" of the policy`);
+  for (const l of r.shadowSkipped) {
+    d.metrics.shadowSkipped.inc({ rule: l.name });
+    d.log.debug(
+      { shadow: l.name, rpc, by: l.by, keyId: input.keyId || undefined },
+      "shadow limit skipped: the request lacks its dimension",
+    );
+  }
   for (const l of r.shadowExceeded) {
     d.metrics.shadowDenials.inc({ rule: l.name });
     d.log.info(
