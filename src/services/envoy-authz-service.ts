@@ -28,7 +28,6 @@ import { StatusSchema } from "../gen/google/rpc/status_pb.js";
 import type { AuthDecision } from "../keys/authorizer.js";
 import { normaliseIp } from "../keys/ip-rules.js";
 import { normalisePath } from "../policy/path-normaliser.js";
-import { matchEndpoint } from "../policy/policy.js";
 import type { RateDecision } from "../ratelimit/rate-limiter.js";
 import { newDecisionId } from "../util/ids.js";
 import { localAuthorizeBlock, recordAuthorize } from "./event-handlers.js";
@@ -166,10 +165,28 @@ async function check(
       ),
       "INVALID_PATH",
     );
-  const policy = d.policy();
-  const endpoint = ext.endpoint
-    ? policy.endpoints.find((e) => e.name === ext.endpoint)
-    : matchEndpoint(policy, http?.method ?? "", normalised.path);
+  // One endpoint per request, by the rule Authorize follows: the route's
+  // explicit `endpoint`, else the one matched from method + normalised path —
+  // used alike for scopes, cost and limits. A route naming an endpoint the
+  // policy lacks is a configuration mistake: denied (a call error could let
+  // failure_mode_allow pass it), never silently matched another way.
+  const endpointName = ext.endpoint ?? "";
+  if (endpointName !== "" && !d.policy().endpoints.some((e) => e.name === endpointName)) {
+    d.log.warn(
+      { access: "Check", decisionId, endpoint: endpointName.slice(0, 128) },
+      "context_extensions.endpoint names no endpoint of the policy: request denied",
+    );
+    return finish(
+      denied(
+        GRPC.INVALID_ARGUMENT,
+        500,
+        "unknown_endpoint",
+        "the route names an endpoint the policy does not define",
+        decisionId,
+      ),
+      "UNKNOWN_ENDPOINT",
+    );
+  }
   const extraScopes = (ext.scopes ?? "")
     .split(/[\s,]+/)
     .filter((s) => SCOPE.test(s))
@@ -197,11 +214,11 @@ async function check(
     secret: ipBlock ? "\u0000" : secret,
     method: http?.method ?? "",
     normalisedPath: normalised.path,
-    endpointName: "",
+    endpointName,
     clientIp,
     requiredScopes: extraScopes,
   });
-  const effective = endpoint ?? decision.endpoint;
+  const effective = decision.endpoint;
   const block =
     ipBlock ?? (decision.allowed ? localAuthorizeBlock(d, "", decision.record?.id) : undefined);
   if (block) {
