@@ -136,10 +136,13 @@ describe("RateLimiter headers and deciding limit", () => {
     const exp = matchEndpoint(policy, "GET", "/v1/exports/a/b");
     const r = (await limiter.check(input({ endpoint: exp }))) as MissingDimension;
     expect(r).toEqual({ missing: "subject", limit: "per-subject" });
+    // per-ip is a shadow limit: without a client IP it is skipped, never an error.
     const noIp = (await limiter.check(
       input({ clientIp: "", endpoint: matchEndpoint(policy, "POST", "/v1/orders") }),
-    )) as MissingDimension;
-    expect(noIp).toEqual({ missing: "client_ip", limit: "per-ip" });
+    )) as RateDecision;
+    expect(noIp.allowed).toBe(true);
+    expect(noIp.shadowSkipped.map((l) => l.name)).toEqual(["per-ip"]);
+    expect(noIp.limits.map((l) => l.limit.name)).not.toContain("per-ip");
   });
 
   it("blocks after repeated denials: Retry-After covers the block, escalating ×3", async () => {
