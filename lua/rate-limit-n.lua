@@ -17,11 +17,16 @@
 -- ARGV[10..] per limit, 6 values: kind (1 rate, 2 quota), shadow (0/1),
 --          requests, period_ms (rate) or window (1 day, 2 week, 3 month), burst,
 --          cost (0: the default cost)
--- ARGV[10 + 6L] optional: "deny" counts a denial for the subjects without
---          evaluating limits (on Cluster, for subjects whose slot did not deny)
+-- ARGV[10 + 6L] optional: "deny" makes the decision denied whatever the limits
+--          say: nothing is charged, every limit reports what it has now, and a
+--          denial is counted for the subjects (on Cluster, for the slots other
+--          than the one that denied)
 -- Returns  { status (0 ok, 1 limited, 2 blocked), block_ms, blocked_subject (1-based or 0),
 --            n_new, [subject index, block ms] × n_new,
 --            [exceeded (0/1), remaining, reset_ms, retry_ms (-1: never)] × L }
+--          remaining and reset_ms describe each bucket after the decision: with
+--          this request's charge when it is allowed, as it stands (nothing was
+--          charged) when it is denied, by this limit or any other
 
 local t = redis.call("TIME")
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -105,7 +110,9 @@ for i = 1, L do
   local cost = tonumber(ARGV[a + 5])
   if cost == 0 then cost = default_cost end
   local key = KEYS[3 * S + i]
-  local exceeded, remaining, reset, retry
+  -- remaining / reset as the bucket stands, and as it would after the charge
+  -- (if this limit admits the cost): step 3 reports one or the other.
+  local exceeded, remaining, reset, retry, charged_remaining, charged_reset
   if kind == 1 then
     local d = 0
     local v = redis.call("GET", key)
@@ -119,16 +126,17 @@ for i = 1, L do
       end
     end
     local cap = burst * p
+    remaining = (n > 0 and burst > 0) and floor((cap - d) / p) or 0
+    reset = n > 0 and ceil_div(d, n) or 0
     if n == 0 or burst == 0 or cost > burst then
-      exceeded, remaining, reset, retry = true, 0, (n > 0 and ceil_div(d, n) or 0), -1
-      if n > 0 and burst > 0 then remaining = floor((cap - d) / p) end
+      exceeded, retry = true, -1
     elseif d + cost * p <= cap then
       local nd = d + cost * p
-      exceeded, remaining, reset, retry = false, floor((cap - nd) / p), ceil_div(nd, n), 0
-      writes[#writes + 1] = { key, int(nd) .. ":" .. int(now), math.max(1, ceil_div(nd, n)), false }
+      exceeded, retry = false, 0
+      charged_remaining, charged_reset = floor((cap - nd) / p), ceil_div(nd, n)
+      writes[#writes + 1] = { key, int(nd) .. ":" .. int(now), math.max(1, charged_reset), false }
     else
-      exceeded, remaining, reset = true, floor((cap - d) / p), ceil_div(d, n)
-      retry = ceil_div(d + cost * p - cap, n)
+      exceeded, retry = true, ceil_div(d + cost * p - cap, n)
     end
   else
     local id, wend = window(p)
@@ -140,17 +148,21 @@ for i = 1, L do
         used = tonumber(string.sub(v, sep + 1))
       end
     end
-    reset = wend - now
+    remaining, reset = n - used, wend - now
     if used + cost <= n then
-      exceeded, remaining, retry = false, n - used - cost, 0
+      exceeded, retry = false, 0
+      charged_remaining, charged_reset = n - used - cost, reset
       writes[#writes + 1] = { key, int(id) .. ":" .. int(used + cost), wend, true }
     else
-      exceeded, remaining = true, n - used
+      exceeded = true
       retry = (cost <= n) and reset or -1
     end
   end
   if exceeded and not shadow then denied = true end
-  results[i] = { exceeded and 1 or 0, remaining, reset, retry }
+  results[i] = {
+    exceeded and 1 or 0, remaining, reset, retry,
+    charged_remaining or remaining, charged_reset or reset,
+  }
 end
 
 if ARGV[10 + 6 * L] == "deny" then denied = true end
@@ -190,6 +202,11 @@ for _, b in ipairs(new) do
   out[#out + 1] = b[1]; out[#out + 1] = b[2]
 end
 for i = 1, L do
-  for _, x in ipairs(results[i]) do out[#out + 1] = x end
+  local r = results[i]
+  -- A denied decision charged nothing: every limit reports what it has now.
+  out[#out + 1] = r[1]
+  out[#out + 1] = denied and r[2] or r[5]
+  out[#out + 1] = denied and r[3] or r[6]
+  out[#out + 1] = r[4]
 end
 return out

@@ -54,7 +54,10 @@ export class MemoryRateLimitStore implements RateLimitStore {
     }
     const writes: [string, Entry][] = [];
     let denied = false;
-    const outcomes: LimitOutcome[] = req.items.map(({ tag, limit: l, cost: own }) => {
+    // Each limit's state as it stands, and (when it admits the cost) after the
+    // charge: which one is reported depends on the whole decision, below.
+    const charged: (LimitOutcome | undefined)[] = [];
+    const outcomes: LimitOutcome[] = req.items.map(({ tag, limit: l, cost: own }, i) => {
       const cost = own || req.cost;
       const key = `rl:${tag}:${l.bucketId}`;
       const e = this.live(key, now);
@@ -68,36 +71,25 @@ export class MemoryRateLimitStore implements RateLimitStore {
           d = now > e.b ? (drained >= e.a ? 0 : e.a - drained) : e.a;
         }
         const cap = l.burst * p;
+        const remaining = n > 0 && l.burst > 0 ? Math.floor((cap - d) / p) : 0;
+        const resetMs = n > 0 ? ceilDiv(d, n) : 0;
         if (n === 0 || l.burst === 0 || cost > l.burst) {
-          o = {
-            exceeded: true,
-            remaining: n > 0 && l.burst > 0 ? Math.floor((cap - d) / p) : 0,
-            resetMs: n > 0 ? ceilDiv(d, n) : 0,
-            retryMs: -1,
-          };
+          o = { exceeded: true, remaining, resetMs, retryMs: -1 };
         } else if (d + cost * p <= cap) {
           const nd = d + cost * p;
-          o = {
-            exceeded: false,
-            remaining: Math.floor((cap - nd) / p),
-            resetMs: ceilDiv(nd, n),
-            retryMs: 0,
-          };
+          o = { exceeded: false, remaining, resetMs, retryMs: 0 };
+          charged[i] = { ...o, remaining: Math.floor((cap - nd) / p), resetMs: ceilDiv(nd, n) };
           writes.push([key, { a: nd, b: now, expiresAt: now + Math.max(1, ceilDiv(nd, n)) }]);
         } else {
-          o = {
-            exceeded: true,
-            remaining: Math.floor((cap - d) / p),
-            resetMs: ceilDiv(d, n),
-            retryMs: ceilDiv(d + cost * p - cap, n),
-          };
+          o = { exceeded: true, remaining, resetMs, retryMs: ceilDiv(d + cost * p - cap, n) };
         }
       } else {
         const w = calendarWindow(l.window ?? "day", now);
         const used = e && e.a === w.id ? e.b : 0;
         const resetMs = w.end - now;
         if (used + cost <= l.requests) {
-          o = { exceeded: false, remaining: l.requests - used - cost, resetMs, retryMs: 0 };
+          o = { exceeded: false, remaining: l.requests - used, resetMs, retryMs: 0 };
+          charged[i] = { ...o, remaining: l.requests - used - cost };
           writes.push([key, { a: w.id, b: used + cost, expiresAt: w.end }]);
         } else {
           o = {
@@ -113,7 +105,11 @@ export class MemoryRateLimitStore implements RateLimitStore {
     });
     const newBlocks: { tag: string; durationMs: number }[] = [];
     if (!denied) {
+      // Allowed: every limit that admitted the cost is charged and says so.
       for (const [k, e] of writes) this.set(k, e);
+      charged.forEach((c, i) => {
+        if (c) outcomes[i] = c;
+      });
     } else if (req.blocking) {
       const b = req.blocking;
       for (const t of tags) {

@@ -18,9 +18,14 @@ export interface RateRequest {
   blocking?: Blocking;
 }
 
-/** One limit's state after the decision. */
+/**
+ * One limit's state after the decision. A denied decision charges nothing, so
+ * then every limit — the denying ones and the others — describes its bucket
+ * as it stands, without this request's cost.
+ */
 export interface LimitOutcome {
   exceeded: boolean;
+  /** Cost units still available now (after this request's charge only if it was allowed). */
   remaining: number;
   /** ms until the bucket is fully reset (rate) or the window ends (quota). */
   resetMs: number;

@@ -14,7 +14,7 @@ import type { KeyNames } from "./redis-keys.js";
 
 type ScriptClient = RedisClient & {
   tgRateLimit(numKeys: number, ...args: (string | number)[]): Promise<number[]>;
-  tgRefund(numKeys: number, ...args: (string | number)[]): Promise<number>;
+  tgRefund(numKeys: number, ...args: (string | number)[]): Promise<number[]>;
 };
 
 const NO_BLOCKING = [1, 1000, 1000, 1, 1000, 60_000];
@@ -26,8 +26,12 @@ const REFUND = loadLuaScript("refund-n.lua");
  * EVALSHA of `rate-limit-n.lua` over every bucket: one round trip, all or
  * nothing. On Cluster, buckets are grouped by subject tag (one hash slot each)
  * and the groups run one after another; when a later group denies, the earlier
- * groups' charges are refunded with `refund-n.lua`. A decision touching k
- * subjects therefore costs k round trips on Cluster (plus one on denial).
+ * groups' charges are refunded with `refund-n.lua`. A denied decision reports
+ * every limit as it stands without the request, as on standalone: refunded
+ * buckets as the refund left them, and the groups not reached yet evaluated
+ * without charging. A decision touching k subjects therefore costs k round
+ * trips on Cluster when allowed; a denied one adds a refund per slot already
+ * charged and an uncharged call per other slot not reached yet or blocking.
  */
 export class RedisRateLimitStore implements RateLimitStore {
   private readonly redis: ScriptClient;
@@ -60,12 +64,14 @@ export class RedisRateLimitStore implements RateLimitStore {
       resetMs: 0,
       retryMs: 0,
     }));
-    const charged: LimitItem[] = [];
-    for (const tag of order) {
-      const idx = req.items.flatMap((it, i) => (it.tag === tag ? [i] : []));
-      const items = idx.map((i) => req.items[i] as LimitItem);
+    const indexesOf = (tag: string) => req.items.flatMap((it, i) => (it.tag === tag ? [i] : []));
+    const itemsAt = (idx: number[]) => idx.map((i) => req.items[i] as LimitItem);
+    /** Indexes of the items charged so far (refunded if a later group denies). */
+    const charged: number[] = [];
+    for (const [g, tag] of order.entries()) {
+      const idx = indexesOf(tag);
       const v = await this.run(
-        items,
+        itemsAt(idx),
         req.blockTags.includes(tag) ? [tag] : [],
         req.cost,
         req.blocking,
@@ -74,22 +80,43 @@ export class RedisRateLimitStore implements RateLimitStore {
         outcomes[i] = v.outcomes[j] as LimitOutcome;
       });
       if (v.status !== "ok") {
-        await this.refund(charged, req.cost);
+        // Nothing of a denied decision stays charged, and every limit reports
+        // what it has now: a refunded bucket as the refund left it.
+        const after = await this.refund(itemsAt(charged), req.cost);
+        charged.forEach((i, j) => {
+          outcomes[i] = { ...(outcomes[i] as LimitOutcome), ...after[j] };
+        });
         const newBlocks = [...v.newBlocks];
-        if (v.status === "limited" && req.blocking) {
-          // Standalone counts a denial for every blocking subject in one script;
-          // here the other subjects live in other slots: one call each.
-          for (const other of req.blockTags) {
-            if (other === tag) continue;
-            const d = await this.run([], [other], req.cost, req.blocking, true);
+        if (v.status === "limited") {
+          // Standalone counts a denial for every blocking subject and reports
+          // every limit in one script; here the other subjects live in other
+          // slots: one uncharged ("deny") call each, for the groups not reached
+          // yet and for blocking subjects.
+          for (const [h, other] of order.entries()) {
+            const rest = h > g ? indexesOf(other) : [];
+            const counts = req.blocking !== undefined && req.blockTags.includes(other);
+            if (other === tag || (rest.length === 0 && !counts)) continue;
+            const d = await this.run(
+              itemsAt(rest),
+              counts ? [other] : [],
+              req.cost,
+              req.blocking,
+              true,
+            );
+            // A blocked subject's script stops before its limits: nothing to report.
+            if (d.status !== "blocked") {
+              rest.forEach((i, j) => {
+                outcomes[i] = d.outcomes[j] as LimitOutcome;
+              });
+            }
             newBlocks.push(...d.newBlocks);
           }
         }
         await this.indexBlocks(newBlocks);
         return { ...v, outcomes, newBlocks };
       }
-      items.forEach((it, j) => {
-        if (!v.outcomes[j]?.exceeded) charged.push(it);
+      idx.forEach((i, j) => {
+        if (!v.outcomes[j]?.exceeded) charged.push(i);
       });
     }
     return { status: "ok", outcomes, blockMs: 0, newBlocks: [] };
@@ -169,23 +196,41 @@ export class RedisRateLimitStore implements RateLimitStore {
     return parseVerdict(r, tags, items.length);
   }
 
-  private async refund(items: LimitItem[], cost: number): Promise<void> {
+  /**
+   * Refunds the charges of `items` and resolves, in their order, to each
+   * bucket's remaining and reset after the refund (a quota's reset only when
+   * its key still exists: the window end does not move with a refund).
+   */
+  private async refund(
+    items: LimitItem[],
+    cost: number,
+  ): Promise<{ remaining: number; resetMs?: number }[]> {
+    const after: { remaining: number; resetMs?: number }[] = items.map(() => ({ remaining: -1 }));
     // Refunds group by tag too: one script call per slot.
-    const byTag = new Map<string, LimitItem[]>();
-    for (const it of items) byTag.set(it.tag, [...(byTag.get(it.tag) ?? []), it]);
-    for (const group of byTag.values()) {
+    const byTag = new Map<string, number[]>();
+    items.forEach((it, i) => {
+      byTag.set(it.tag, [...(byTag.get(it.tag) ?? []), i]);
+    });
+    for (const idx of byTag.values()) {
+      const group = idx.map((i) => items[i] as LimitItem);
       const keys = group.map((i) => this.names.bucket(i.tag, i.limit.bucketId));
       const args = group.flatMap((i) => [
         i.limit.kind === "rate" ? 1 : 2,
         i.limit.requests,
         i.limit.kind === "rate" ? i.limit.periodMs : 0,
+        i.limit.kind === "rate" ? i.limit.burst : 0,
         i.cost || cost,
       ]);
-      await withNoScriptRetry(
+      const r = await withNoScriptRetry(
         () => this.redis.tgRefund(keys.length, ...keys, ...args),
         () => this.redis.eval(REFUND.lua, keys.length, ...keys, ...args),
       );
+      idx.forEach((i, j) => {
+        const reset = Number(r[2 * j + 1]);
+        after[i] = { remaining: Number(r[2 * j]), ...(reset >= 0 && { resetMs: reset }) };
+      });
     }
+    return after;
   }
 
   /** Redis's clock in epoch ms (the clock the scripts use). */

@@ -300,6 +300,126 @@ export function rateLimitStoreCases(
       });
     });
 
+    describe("remaining on a denial", () => {
+      // Periods of an hour: a request drains in 15 min or more, so real time
+      // elapsed during a case never changes a floor()ed remaining.
+      const hour = 3_600_000;
+
+      it("a rate limit's denial charges nothing: every limit reports what is available now", async () => {
+        const h = await setup();
+        const tag = freshTag();
+        const tight = rateLimit("tight", 4, hour);
+        const daily = quotaLimit("daily", 1_000, "day");
+        const wide = rateLimit("wide", 100, hour);
+        // Request cost 2; `wide` charges its own cost of 5.
+        const all = [item(tag, tight), item(tag, daily), item(tag, wide, 5)];
+        const remaining = (v: RateVerdict) => v.outcomes.map((o) => o.remaining);
+        // Allowed decisions report remaining after their charge.
+        expect(remaining(await decide(h, all, 2))).toEqual([2, 998, 95]);
+        expect(remaining(await decide(h, all, 2))).toEqual([0, 996, 90]);
+        for (let i = 0; i < 2; i++) {
+          const denied = await decide(h, all, 2);
+          expect(denied.status).toBe("limited");
+          expect(denied.outcomes.map((o) => o.exceeded)).toEqual([true, false, false]);
+          expect(remaining(denied)).toEqual([0, 996, 90]);
+          // The limits that did not deny would admit this cost now.
+          expect(denied.outcomes.map((o) => o.retryMs).slice(1)).toEqual([0, 0]);
+          // Reset is the bucket's too, without this request: 10 requests of
+          // 36 s each are pending on `wide`, not 15.
+          near(h, only(denied, 2).resetMs, 360_000);
+        }
+        // The next allowed request shows the denials took nothing.
+        const next = await decide(h, [item(tag, daily), item(tag, wide, 5)], 2);
+        expect(next.status).toBe("ok");
+        expect(remaining(next)).toEqual([994, 85]);
+      });
+
+      it("a quota's denial charges nothing: every limit reports what is available now", async () => {
+        const h = await setup();
+        const tag = freshTag();
+        const quota = quotaLimit("five-a-day", 5, "day");
+        const hourly = rateLimit("hourly", 100, hour);
+        const weekly = quotaLimit("weekly", 50, "week");
+        // Request cost 3; `weekly` charges its own cost of 4.
+        const all = [item(tag, hourly), item(tag, quota), item(tag, weekly, 4)];
+        const first = await decide(h, all, 3);
+        expect(first.status).toBe("ok");
+        expect(first.outcomes.map((o) => o.remaining)).toEqual([97, 2, 46]);
+        const denied = await decide(h, all, 3);
+        expect(denied.status).toBe("limited");
+        expect(denied.outcomes.map((o) => [o.exceeded, o.remaining])).toEqual([
+          [false, 97],
+          [true, 2],
+          [false, 46],
+        ]);
+        // The quota's window end is its reset whether charged or not.
+        expect(only(denied, 1).retryMs).toBe(only(denied, 1).resetMs);
+        const next = await decide(h, [item(tag, hourly), item(tag, weekly, 4)], 3);
+        expect(next.outcomes.map((o) => o.remaining)).toEqual([94, 42]);
+        // And the quota still holds the 2 it reported.
+        expect(only(await decide(h, [item(tag, quota)], 2)).remaining).toBe(0);
+      });
+
+      it("across subjects (one Cluster slot each), a denial reports every other subject's limits as before the request", async () => {
+        const h = await setup();
+        const noBlocks: Blocking = {
+          by: new Set(["key", "ip", "subject"]),
+          after: 1_000,
+          withinMs: 10_000,
+          durationMs: 1_000,
+          factor: 1,
+          maxDurationMs: 1_000,
+          forgetAfterMs: 10_000,
+        };
+        // On Cluster the subjects run one slot at a time, block tags first:
+        // without blocking the key is charged (then refunded) before the ip
+        // denies; with the ip as the first block tag it denies before the
+        // others are looked at. Either way the outcome must be the same.
+        const variants = [
+          { name: "key charged, then refunded", more: () => ({ blockTags: [] }) },
+          {
+            name: "ip first, others after",
+            more: (ip: string, sub: string) => ({ blockTags: [ip, sub], blocking: noBlocks }),
+          },
+        ];
+        for (const variant of variants) {
+          const key = freshTag("k");
+          const ip = freshTag("i");
+          const sub = freshTag("s");
+          const more = variant.more(ip, sub);
+          const all = [
+            item(key, rateLimit("per-key", 10, hour)),
+            item(key, quotaLimit("key-daily", 100, "day")),
+            item(ip, quotaLimit("ip-daily", 4, "day")),
+            item(sub, rateLimit("per-subject", 20, hour), 2),
+          ];
+          const first = await decide(h, all, 3, more);
+          expect(first.status, variant.name).toBe("ok");
+          expect(
+            first.outcomes.map((o) => o.remaining),
+            variant.name,
+          ).toEqual([7, 97, 1, 18]);
+          const denied = await decide(h, all, 3, more);
+          expect(denied.status, variant.name).toBe("limited");
+          expect(
+            denied.outcomes.map((o) => [o.exceeded, o.remaining]),
+            variant.name,
+          ).toEqual([
+            [false, 7],
+            [false, 97],
+            [true, 1],
+            [false, 18],
+          ]);
+          const next = await decide(h, [all[0], all[1], all[3]] as LimitItem[], 3);
+          expect(next.status, variant.name).toBe("ok");
+          expect(
+            next.outcomes.map((o) => o.remaining),
+            variant.name,
+          ).toEqual([4, 94, 16]);
+        }
+      });
+    });
+
     describe("large values", () => {
       it("a quota near MAX_QUOTA counts exactly", async () => {
         const h = await setup();

@@ -157,6 +157,8 @@ expect(r.statuses[0].limit_remaining == 0 and r.statuses[1].limit_remaining == 2
 r = should("edge", [[("remote_address", "198.51.100.5")], [("remote_address", "198.51.100.6")]],
            per_descriptor_hits=[1, 4])
 expect(r.overall_code == Code.Value("OVER_LIMIT"), "RLS: a descriptor over its limit denies the request")
+expect(r.statuses[0].code == Code.Value("OK") and r.statuses[0].limit_remaining == 3,
+       "RLS: on a denial the other descriptor reports what it has now (nothing was charged)")
 r = should("edge", [[("remote_address", "198.51.100.5")]])
 expect(r.statuses[0].limit_remaining == 2, "RLS: all or nothing - the denied request charged no descriptor")
 r = should("edge", [[("path", "/free")]])

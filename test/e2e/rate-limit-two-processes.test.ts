@@ -149,6 +149,11 @@ describe("two Tollgate processes, clocks 30 s apart, one Redis", () => {
       const r = await check(i, s, "/v1/pair", { clientIp: "192.0.2.10" });
       expect(r.allowed).toBe(false);
       expect(r.result?.deciding?.name).toBe("pair-ip");
+      // Nothing was charged: the subject's limit still has the 4 left after the first.
+      expect(r.result?.limits.map((l) => [l.name, Number(l.remaining)])).toEqual([
+        ["pair-subject", 4],
+        ["pair-ip", 0],
+      ]);
     }
     const fresh = await check(1, s, "/v1/pair", { clientIp: "192.0.2.11" });
     expect(fresh.allowed).toBe(true);

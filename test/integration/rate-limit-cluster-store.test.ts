@@ -82,7 +82,12 @@ describe("redis cluster: slots and housekeeping", () => {
       blockTags: [],
     };
     expect((await store.decide(both)).status).toBe("ok");
-    for (let i = 0; i < 3; i++) expect((await store.decide(both)).status).toBe("limited");
+    for (let i = 0; i < 3; i++) {
+      const denied = await store.decide(both);
+      expect(denied.status).toBe("limited");
+      // Charged in its slot, then refunded: the key reports what it has now.
+      expect((denied.outcomes[0] as LimitOutcome).remaining).toBe(4);
+    }
     const alone = await store.decide({
       items: [{ tag: key, limit: perKey }],
       cost: 1,
