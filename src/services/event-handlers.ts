@@ -82,9 +82,14 @@ export async function recordEvent(
       )
         v.add(f("custom_type"), "must not be a built-in type name (set `type` instead)");
     } else {
-      if (!(e.type in EventType) || e.type > BUILTIN_EVENT_TYPES.length)
-        v.add(f("type"), "must be a known EventType");
-      if (e.customType !== "") v.add(f("custom_type"), "must be empty when type is set");
+      // Every EventType is one Tollgate records itself (auth failures, denials,
+      // blocks, the key audit trail): accepting them from callers would let
+      // anyone on the pod's loopback fire rules (block an IP's valid key) or
+      // forge audit entries. Applications report with custom_type.
+      v.add(
+        f("type"),
+        "is reserved for events Tollgate records itself; report application events with custom_type (type UNSPECIFIED)",
+      );
     }
     v.length(f("subject"), e.subject, 1, 256);
     if (!(e.subjectKind in SubjectKindEnum))

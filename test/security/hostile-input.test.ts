@@ -17,7 +17,7 @@ import {
   Authorization as EnvoyAuthorization,
 } from "../../src/gen/envoy/service/auth/v3/external_auth_pb.js";
 import { Reason } from "../../src/gen/tollgate/v1/common_pb.js";
-import { EventType, Severity } from "../../src/gen/tollgate/v1/event_pb.js";
+import { Severity } from "../../src/gen/tollgate/v1/event_pb.js";
 import { KeyService } from "../../src/gen/tollgate/v1/key_service_pb.js";
 import {
   AuthorizeRequestSchema,
@@ -518,7 +518,7 @@ describe("subjects with hash-tag and glob characters", () => {
     const r = await tollgate.recordEvent({
       events: subjects.map((s, i) => ({
         id: `subj-ev-${Date.now()}-${i}`,
-        type: EventType.AUTH_FAILURE,
+        customType: "login.failed",
         subject: s,
         severity: Severity.LOW,
       })),

@@ -18,7 +18,7 @@ import {
   Authorization,
   CheckRequestSchema,
 } from "../../src/gen/envoy/service/auth/v3/external_auth_pb.js";
-import { EventType, Severity } from "../../src/gen/tollgate/v1/event_pb.js";
+import { Severity } from "../../src/gen/tollgate/v1/event_pb.js";
 import { KeyService } from "../../src/gen/tollgate/v1/key_service_pb.js";
 import { TollgateService } from "../../src/gen/tollgate/v1/tollgate_service_pb.js";
 import { generateSecret } from "../../src/keys/key-format.js";
@@ -193,7 +193,7 @@ it("leaks no secret, pepper or token into logs, metrics, errors, webhooks, listi
     events: [
       {
         id: "leak-ev-1",
-        type: EventType.AUTH_FAILURE,
+        customType: "login.failed",
         subject: "user-1",
         severity: Severity.HIGH,
         clientIp: "203.0.113.60",
