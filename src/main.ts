@@ -338,6 +338,7 @@ export async function startTollgate(
     accessLog: settings.accessLog,
     defaultGraceMs: settings.defaultGraceS * 1000,
     keyEnvironment: settings.keyEnvironment,
+    denialDetail: settings.denialDetail,
     envoy: {
       keyHeader: settings.envoyKeyHeader,
       removeKeyHeader: settings.envoyRemoveKeyHeader,

@@ -342,6 +342,13 @@ export const SETTINGS = {
       "ext_authz: identity headers set (overwriting any sent by the client) on allowed requests, as x-tollgate-<name>; any of key-id, owner, tier, scopes, environment. Empty: none.",
     schema: csvOf(z.array(z.enum(["key-id", "owner", "tier", "scopes", "environment"]))),
   }),
+  denialDetail: spec({
+    env: "TOLLGATE_DENIAL_DETAIL",
+    default: "generic",
+    description:
+      "What a denied caller is told about a bad key (Authorize's message, ext_authz's denial body): generic (one 'invalid_key' for malformed, unknown, expired and revoked keys, so the holder of an old leaked key learns nothing) or detailed (the exact reason). The exact reason is always in the response's reason field, the logs and the events.",
+    schema: z.enum(["generic", "detailed"]),
+  }),
   trustedHops: spec({
     env: "TOLLGATE_TRUSTED_HOPS",
     default: "0",

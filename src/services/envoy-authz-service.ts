@@ -31,6 +31,7 @@ import { normalisePath } from "../policy/path-normaliser.js";
 import type { RateDecision } from "../ratelimit/rate-limiter.js";
 import { newDecisionId } from "../util/ids.js";
 import { localAuthorizeBlock, recordAuthorize } from "./event-handlers.js";
+import { type DenialDetail, publicDenial } from "./public-denial.js";
 import { decideLimits } from "./rate-limit-handlers.js";
 import type { ServiceDeps } from "./service-deps.js";
 
@@ -244,7 +245,7 @@ async function check(
       secret,
     );
     return finish(
-      authDenied(decision, decisionId),
+      authDenied(decision, decisionId, d.denialDetail),
       decision.reason,
       decision.record?.id,
       decision.record?.tier,
@@ -322,7 +323,7 @@ async function check(
         headers: d.envoy.identityHeaders.map((h) =>
           option(`x-tollgate-${h}`, identity[h] ?? "", true),
         ),
-        headersToRemove: d.envoy.removeKeyHeader ? [d.envoy.keyHeader] : [],
+        headersToRemove: headersToRemove(d, headers),
         responseHeadersToAdd: (limits?.headers ?? []).map(([k, v]) => option(k, v, true)),
       },
     },
@@ -330,6 +331,24 @@ async function check(
   });
   recordAuthorize(d, "Check", clientIp, decision, { allowed: true, decisionId }, "OK", secret);
   return finish(res, "OK", r.id, r.tier);
+}
+
+/** Tollgate's identity namespace: the application trusts these headers as set by Tollgate. */
+const IDENTITY_PREFIX = "x-tollgate-";
+
+/**
+ * Request headers Envoy must strip before the application sees the request:
+ * the key header (if configured), and every `x-tollgate-*` header the client
+ * sent that Tollgate does not overwrite — else a client could pass, say,
+ * `x-tollgate-environment: spoofed` to an application trusting the namespace.
+ */
+function headersToRemove(d: ServiceDeps, headers: Map<string, string[]>): string[] {
+  const set = new Set(d.envoy.identityHeaders.map((h) => `${IDENTITY_PREFIX}${h}`));
+  const out = d.envoy.removeKeyHeader ? [d.envoy.keyHeader] : [];
+  for (const name of headers.keys()) {
+    if (name.startsWith(IDENTITY_PREFIX) && !set.has(name)) out.push(name);
+  }
+  return out;
 }
 
 function headerOne(h: Map<string, string[]> | "invalid", name: string): string | undefined {
@@ -360,15 +379,15 @@ function option(key: string, value: string, overwrite: boolean): HeaderValueOpti
   });
 }
 
-function authDenied(decision: AuthDecision, decisionId: string): CheckResponse {
+function authDenied(
+  decision: AuthDecision,
+  decisionId: string,
+  detail: DenialDetail,
+): CheckResponse {
+  // The body reaches the end user: bad-key reasons read alike unless detailed.
+  const shown = publicDenial(detail, decision.reason, decision.message);
   if (decision.httpStatus === 403) {
-    return denied(
-      GRPC.PERMISSION_DENIED,
-      403,
-      decision.reason.toLowerCase(),
-      decision.message,
-      decisionId,
-    );
+    return denied(GRPC.PERMISSION_DENIED, 403, shown.error, shown.message, decisionId);
   }
   const challenge: [string, string][] = [
     [
@@ -378,14 +397,7 @@ function authDenied(decision: AuthDecision, decisionId: string): CheckResponse {
         : 'ApiKey realm="tollgate", error="invalid_key"',
     ],
   ];
-  return denied(
-    GRPC.UNAUTHENTICATED,
-    401,
-    decision.reason.toLowerCase(),
-    decision.message,
-    decisionId,
-    challenge,
-  );
+  return denied(GRPC.UNAUTHENTICATED, 401, shown.error, shown.message, decisionId, challenge);
 }
 
 /** A denial: non-OK status, the HTTP status Envoy sends, headers and a small JSON body (never a secret). */

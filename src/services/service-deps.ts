@@ -11,6 +11,7 @@ import type { RateLimitStore } from "../store/rate-limit-store.js";
 import type { Clock } from "../util/clock.js";
 import type { Instrument } from "./instrument.js";
 import type { ManagementAuth } from "./management-auth.js";
+import type { DenialDetail } from "./public-denial.js";
 
 /** What the RPC handlers need; built by main.ts (or a test). */
 export interface ServiceDeps {
@@ -39,6 +40,8 @@ export interface ServiceDeps {
   defaultGraceMs: number;
   /** Environment tag of new secrets when the request sets none. */
   keyEnvironment: string;
+  /** What a denied caller is told about a bad key (see public-denial.ts). */
+  denialDetail: DenialDetail;
   /** Envoy integration settings. */
   envoy: {
     keyHeader: string;

@@ -34,6 +34,7 @@ import {
   recordEvent,
   recordKeyAction,
 } from "./event-handlers.js";
+import { publicDenial } from "./public-denial.js";
 import { checkRateLimit, decideLimits, rateResultToProto } from "./rate-limit-handlers.js";
 import type { ServiceDeps } from "./service-deps.js";
 import { Violations } from "./validation.js";
@@ -120,7 +121,7 @@ async function authorize(
     reason: REASON_TO_PROTO[decision.reason],
     httpStatus: decision.httpStatus,
     decisionId,
-    message: decision.message,
+    message: publicDenial(d.denialDetail, decision.reason, decision.message).message,
     endpoint: decision.endpoint?.name ?? "",
     missingScopes: decision.missingScopes,
   });

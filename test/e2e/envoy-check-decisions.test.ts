@@ -107,6 +107,15 @@ function checkRequest(o: {
   });
 }
 
+/** Waits for a Check access-log line with this reason. */
+async function waitForLog(reason: string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    if (proc.logs.some((l) => l.access === "Check" && l.reason === reason)) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`no Check access-log line with reason ${reason}`);
+}
+
 function httpStatus(r: CheckResponse): number {
   return r.httpResponse.case === "deniedResponse"
     ? (r.httpResponse.value.status?.code ?? 0)
@@ -235,9 +244,11 @@ describe("Check refuses dead keys before any limit", () => {
     await keys.revokeKey({ id: k.id, reason: "test" });
     const r = await envoy.check(req);
     expect(httpStatus(r)).toBe(401);
+    // The body reads like any bad key (TOLLGATE_DENIAL_DETAIL=generic); the log says why.
     expect(r.httpResponse.case === "deniedResponse" && r.httpResponse.value.body).toContain(
-      "revoked_key",
+      "invalid_key",
     );
+    await waitForLog("REVOKED_KEY");
   });
 
   it("an expired key: 401 expired_key", async () => {
@@ -248,8 +259,9 @@ describe("Check refuses dead keys before any limit", () => {
     const r = await envoy.check(req);
     expect(httpStatus(r)).toBe(401);
     expect(r.httpResponse.case === "deniedResponse" && r.httpResponse.value.body).toContain(
-      "expired_key",
+      "invalid_key",
     );
+    await waitForLog("EXPIRED_KEY");
   });
 });
 

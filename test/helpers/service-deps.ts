@@ -145,6 +145,7 @@ export async function createServiceHarness(o: ServiceHarnessOptions = {}): Promi
     accessLog: settings.accessLog,
     defaultGraceMs: settings.defaultGraceS * 1000,
     keyEnvironment: settings.keyEnvironment,
+    denialDetail: settings.denialDetail,
     envoy: {
       keyHeader: settings.envoyKeyHeader,
       removeKeyHeader: settings.envoyRemoveKeyHeader,
