@@ -326,10 +326,10 @@ export async function startTollgate(
         .catch((err: Error) => log.warn({ err: { message: err.message } }, "announce failed"));
     },
     events,
-    management: new ManagementAuth([
-      ...(managementToken ? [{ name: "default", token: managementToken }] : []),
-      ...namedTokens,
-    ]),
+    management: new ManagementAuth(
+      [...(managementToken ? [{ name: "default", token: managementToken }] : []), ...namedTokens],
+      { maxDelayMs: settings.managementFailureDelayMaxMs },
+    ),
     policy,
     clock,
     log,

@@ -254,6 +254,13 @@ export const SETTINGS = {
     description: "File holding the management token; wins over TOLLGATE_MANAGEMENT_TOKEN.",
     schema: z.string(),
   }),
+  managementFailureDelayMaxMs: spec({
+    env: "TOLLGATE_MANAGEMENT_FAILURE_DELAY_MAX_MS",
+    default: "1000",
+    description:
+      "Token guessing: after 10 failed management authentications within 10 s, each further failure is answered after a delay doubling from 50 ms up to this many ms (a valid token is never delayed). 0 disables the delay; failures are always counted, logged and recorded as events.",
+    schema: int(0, 60_000),
+  }),
   policyFile: spec({
     env: "TOLLGATE_POLICY_FILE",
     default: "",

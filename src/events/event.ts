@@ -15,6 +15,7 @@ export const BUILTIN_EVENT_TYPES = [
   "key_rotated",
   "key_updated",
   "key_revoked",
+  "management_auth_failure",
 ] as const;
 
 /**

@@ -65,6 +65,14 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** Failed management authentications (token guessing shows here). */
+  readonly managementAuthFailures = new Counter({
+    name: "tollgate_management_auth_failures_total",
+    help: "Management calls refused for a missing or wrong token, or (dev mode) a foreign Host/Origin, by reason (missing, invalid, foreign_caller).",
+    labelNames: ["reason"] as const,
+    registers: [this.registry],
+  });
+
   /** Shadow-mode limits skipped for a request lacking their dimension (never an error). */
   readonly shadowSkipped = new Counter({
     name: "tollgate_ratelimit_shadow_skipped_total",

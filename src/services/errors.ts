@@ -16,6 +16,11 @@ export const ERRORS = {
     code: Code.Unauthenticated,
     message: "the management token is not valid",
   },
+  DEV_MODE_FOREIGN_CALLER: {
+    code: Code.PermissionDenied,
+    message:
+      "dev mode (no management token) takes management calls only from loopback hosts and origins",
+  },
   INVALID_SECRET: {
     code: Code.Unauthenticated,
     message: "the presented secret is not the current secret of an active key",

@@ -31,6 +31,7 @@ import { subjectTag } from "../ratelimit/rate-limiter.js";
 import { keyToProto, ts } from "./convert.js";
 import { apiError } from "./errors.js";
 import { getUsage, listAlerts, listEvents, recordKeyAction } from "./event-handlers.js";
+import { authenticateManagement } from "./management-gate.js";
 import type { ServiceDeps } from "./service-deps.js";
 import { Violations } from "./validation.js";
 
@@ -49,7 +50,7 @@ const UPDATABLE = new Set([
 export function createKeyService(d: ServiceDeps): ServiceImpl<typeof KeyService> {
   const guard = <R, O>(rpc: string, fn: (req: R, actor: string) => Promise<O>) =>
     d.instrument(rpc, async (req: R, ctx: HandlerContext) =>
-      fn(req, d.management.check(ctx.requestHeader)),
+      fn(req, await authenticateManagement(d, ctx.requestHeader, rpc)),
     );
 
   return {

@@ -34,6 +34,7 @@ import {
   recordEvent,
   recordKeyAction,
 } from "./event-handlers.js";
+import { authenticateManagement } from "./management-gate.js";
 import { publicDenial } from "./public-denial.js";
 import { checkRateLimit, decideLimits, rateResultToProto } from "./rate-limit-handlers.js";
 import type { ServiceDeps } from "./service-deps.js";
@@ -213,7 +214,8 @@ async function rotateKey(
     } else graceMs = s * 1000 + Math.floor(req.gracePeriod.nanos / 1e6);
   }
   v.throwIfAny();
-  const actor = req.keyId !== "" ? d.management.check(ctx.requestHeader) : "self";
+  const actor =
+    req.keyId !== "" ? await authenticateManagement(d, ctx.requestHeader, "RotateKey") : "self";
   const r =
     req.keyId !== ""
       ? await d.keys.rotateById(req.keyId, graceMs)

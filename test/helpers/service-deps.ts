@@ -136,7 +136,9 @@ export async function createServiceHarness(o: ServiceHarnessOptions = {}): Promi
     staleKeyMaxMs: settings.staleKeyMaxMs,
     announce: (m) => void bus.publish(m),
     events,
-    management: new ManagementAuth(token ? [{ name: "default", token }] : []),
+    management: new ManagementAuth(token ? [{ name: "default", token }] : [], {
+      maxDelayMs: settings.managementFailureDelayMaxMs,
+    }),
     policy: () => policy,
     clock,
     log: logger,

@@ -72,3 +72,62 @@ describe("ManagementAuth", () => {
     expect(open.check(headers("garbage"))).toBe("dev-mode");
   });
 });
+
+describe("the failure throttle", () => {
+  it("answers the first 10 failures in a 10 s window at once, then holds 50 ms doubling to the maximum", () => {
+    const a = new ManagementAuth([{ name: "ci", token: CI }], { maxDelayMs: 1000 });
+    const holds = Array.from({ length: 17 }, () => a.failed(0));
+    expect(holds).toEqual([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 50, 100, 200, 400, 800, 1000, 1000]);
+    // A new window starts over.
+    expect(a.failed(10_001)).toBe(0);
+  });
+
+  it("never holds with maxDelayMs 0", () => {
+    const a = new ManagementAuth([{ name: "ci", token: CI }], { maxDelayMs: 0 });
+    expect(Array.from({ length: 30 }, () => a.failed(0)).every((h) => h === 0)).toBe(true);
+  });
+
+  it("reports the failures since the last report at most once per interval", () => {
+    const a = new ManagementAuth([{ name: "ci", token: CI }]);
+    expect(a.takeReport(0, 10_000)).toBe(0);
+    for (let i = 0; i < 5; i++) a.failed(0);
+    expect(a.takeReport(0, 10_000)).toBe(5);
+    a.failed(1);
+    expect(a.takeReport(5_000, 10_000)).toBe(0);
+    expect(a.takeReport(10_000, 10_000)).toBe(1);
+  });
+});
+
+describe("dev mode refuses foreign callers (DNS rebinding)", () => {
+  const open = new ManagementAuth([]);
+  const h = (o: Record<string, string>) => new Headers(o);
+  it("accepts loopback Host and Origin, or none", () => {
+    for (const o of [
+      {},
+      { host: "localhost:50051" },
+      { host: "127.0.0.1" },
+      { host: "[::1]:8080" },
+      { host: "api.localhost:1" },
+      { host: "localhost:50051", origin: "http://127.0.0.1:3000" },
+    ]) {
+      expect(open.check(h(o)), JSON.stringify(o)).toBe("dev-mode");
+    }
+  });
+  it("refuses a foreign Host or Origin with PERMISSION_DENIED", () => {
+    for (const o of [
+      { host: "evil.example" },
+      { host: "127.0.0.1.evil.example:80" },
+      { host: "localhost.evil.example" },
+      { host: "localhost", origin: "https://evil.example" },
+      { host: "localhost", origin: "null" },
+    ]) {
+      let code: Code | undefined;
+      try {
+        open.check(h(o));
+      } catch (err) {
+        code = ConnectError.from(err).code;
+      }
+      expect(code, JSON.stringify(o)).toBe(Code.PermissionDenied);
+    }
+  });
+});
