@@ -1,6 +1,6 @@
 /**
- * Connect JSON and gRPC-Web JSON refuse what they do not understand, on the
- * built server over real sockets: an unknown field (top-level or nested) or an
+ * Connect JSON, gRPC-Web JSON and gRPC JSON refuse what they do not
+ * understand, on the built server over real sockets (HTTP/1.1 and h2c): an unknown field (top-level or nested) or an
  * enum value that is not one of the enum's names or defined numbers is
  * INVALID_ARGUMENT with a google.rpc.BadRequest violation naming the field by
  * its proto path (`events[0].severity`); an enum's violation lists the
@@ -39,6 +39,8 @@ let keyId: string;
 /** An answer reduced to what the tests compare: HTTP status, Connect/gRPC code, violations. */
 interface Answer {
   status: number;
+  /** Connect answers carry the status in the HTTP status; gRPC(-Web) ones in trailers. */
+  protocol: "connect" | "grpc";
   code: string;
   violations: { field: string; description: string }[];
   /** Everything the caller received, for leak checks. */
@@ -71,6 +73,7 @@ function connectAnswer(status: number, text: string): Answer {
     );
   return {
     status,
+    protocol: "connect",
     code: status === 200 ? "ok" : String(json.code),
     violations,
     raw: text,
@@ -165,6 +168,7 @@ function grpcWebAnswer(status: number, headers: Record<string, unknown>, body: B
   const bin = fields["grpc-status-details-bin"];
   return {
     status,
+    protocol: "grpc",
     code: GRPC_CODES[fields["grpc-status"] ?? ""] ?? `grpc-${fields["grpc-status"]}`,
     violations: bin ? violationsOf(Buffer.from(bin, "base64")) : [],
     raw: `${JSON.stringify(fields)}\n${body.toString("latin1")}`,
@@ -173,26 +177,56 @@ function grpcWebAnswer(status: number, headers: Record<string, unknown>, body: B
 }
 
 /** gRPC-Web JSON over HTTP/1.1 with fetch. */
-async function grpcWebJson(base: string, path: string, body: string): Promise<Answer> {
+async function grpcWebJson(
+  base: string,
+  path: string,
+  body: string,
+  headers: Record<string, string> = {},
+): Promise<Answer> {
   const res = await fetch(`${base}${path}`, {
     method: "POST",
-    headers: { "content-type": "application/grpc-web+json", "x-grpc-web": "1" },
+    headers: { "content-type": "application/grpc-web+json", "x-grpc-web": "1", ...headers },
     body: grpcFrame(Buffer.from(body)),
   });
-  const headers: Record<string, unknown> = {};
+  const received: Record<string, unknown> = {};
   res.headers.forEach((v, k) => {
-    headers[k] = v;
+    received[k] = v;
   });
-  return grpcWebAnswer(res.status, headers, Buffer.from(await res.arrayBuffer()));
+  return grpcWebAnswer(res.status, received, Buffer.from(await res.arrayBuffer()));
 }
 
 /** gRPC-Web JSON over h2c. */
-async function grpcWebJsonH2c(base: string, path: string, body: string): Promise<Answer> {
-  const r = await h2c(base, path, "application/grpc-web+json", grpcFrame(Buffer.from(body)));
+async function grpcWebJsonH2c(
+  base: string,
+  path: string,
+  body: string,
+  headers: Record<string, string> = {},
+): Promise<Answer> {
+  const r = await h2c(
+    base,
+    path,
+    "application/grpc-web+json",
+    grpcFrame(Buffer.from(body)),
+    headers,
+  );
   return grpcWebAnswer(r.status, r.headers, r.body);
 }
 
-/** Every JSON way in, by name: Connect and gRPC-Web, HTTP/1.1 and h2c, both ports. */
+/** gRPC with the JSON codec (application/grpc+json) over h2c: connect-node's gRPC. */
+async function grpcJsonH2c(
+  base: string,
+  path: string,
+  body: string,
+  headers: Record<string, string> = {},
+): Promise<Answer> {
+  const r = await h2c(base, path, "application/grpc+json", grpcFrame(Buffer.from(body)), {
+    te: "trailers",
+    ...headers,
+  });
+  return grpcWebAnswer(r.status, r.headers, r.body);
+}
+
+/** Every JSON way in, by name: Connect, gRPC-Web and gRPC; HTTP/1.1 and h2c; both ports. */
 function jsonWaysIn(): Record<
   string,
   (path: string, body: string, headers?: Record<string, string>) => Promise<Answer>
@@ -201,15 +235,16 @@ function jsonWaysIn(): Record<
     "Connect JSON, HTTP/1.1, main port": (p, b, h) => connectJson(server.url, p, b, h),
     "Connect JSON, HTTP/1.1, HTTP port": (p, b, h) => connectJson(server.httpUrl, p, b, h),
     "Connect JSON, h2c, HTTP port": (p, b, h) => connectJsonH2c(server.httpUrl, p, b, h),
-    "gRPC-Web JSON, HTTP/1.1, main port": (p, b) => grpcWebJson(server.url, p, b),
-    "gRPC-Web JSON, h2c, HTTP port": (p, b) => grpcWebJsonH2c(server.httpUrl, p, b),
+    "gRPC-Web JSON, HTTP/1.1, main port": (p, b, h) => grpcWebJson(server.url, p, b, h),
+    "gRPC-Web JSON, h2c, HTTP port": (p, b, h) => grpcWebJsonH2c(server.httpUrl, p, b, h),
+    "gRPC JSON, h2c, HTTP port": (p, b, h) => grpcJsonH2c(server.httpUrl, p, b, h),
   };
 }
 
 /** The refusal every case expects, with a transport-independent shape. */
 function refusal(a: Answer) {
   return {
-    status: a.raw.startsWith("{") ? a.status : "grpc-web",
+    status: a.protocol === "connect" ? a.status : "trailers",
     code: a.code,
     fields: a.violations.map((v) => v.field),
   };
@@ -240,7 +275,7 @@ describe("unknown fields are INVALID_ARGUMENT naming the field", () => {
   it('Authorize {"apiKy": …} is refused (not answered MISSING_KEY) on every JSON way in', async () => {
     for (const [name, send] of Object.entries(jsonWaysIn())) {
       const a = await send(AUTHORIZE, JSON.stringify({ apiKy: secret }));
-      const expected = name.startsWith("Connect") ? 400 : "grpc-web";
+      const expected = name.startsWith("Connect") ? 400 : "trailers";
       expect({ name, ...refusal(a) }).toEqual({
         name,
         status: expected,
@@ -255,11 +290,10 @@ describe("unknown fields are INVALID_ARGUMENT naming the field", () => {
 
   it('RevokeKey {"keyId": …} is refused naming keyId, and the key stays active', async () => {
     for (const [name, send] of Object.entries(jsonWaysIn())) {
-      if (name.startsWith("gRPC-Web")) continue; // management needs headers; Connect covers it
       const a = await send(`${KS}/RevokeKey`, JSON.stringify({ keyId, reason: "typo" }), BEARER);
       expect({ name, ...refusal(a) }).toEqual({
         name,
-        status: 400,
+        status: name.startsWith("Connect") ? 400 : "trailers",
         code: "invalid_argument",
         fields: ["keyId"],
       });
@@ -302,7 +336,7 @@ describe("unknown fields are INVALID_ARGUMENT naming the field", () => {
         expect({ name, path, ...refusal(a) }).toEqual({
           name,
           path,
-          status: name.startsWith("Connect") ? 400 : "grpc-web",
+          status: name.startsWith("Connect") ? 400 : "trailers",
           code: "invalid_argument",
           fields: [field],
         });
@@ -339,7 +373,7 @@ describe("enum values are checked, never defaulted", () => {
       const kind = await send(`${TG}/RecordEvent`, event({ subjectKind: "ip" }));
       expect({ name, ...refusal(kind) }).toEqual({
         name,
-        status: name.startsWith("Connect") ? 400 : "grpc-web",
+        status: name.startsWith("Connect") ? 400 : "trailers",
         code: "invalid_argument",
         fields: ["events[0].subject_kind"],
       });
