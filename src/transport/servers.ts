@@ -2,7 +2,8 @@
  * The RPC listeners. One set of handlers, two engines:
  *  - the main port sniffs each connection: HTTP/2 goes to grpc-js (gRPC, the
  *    fast path for Envoy and polyglot clients), HTTP/1.1 to connect-node
- *    (Connect JSON/binary and gRPC-Web, so plain `curl` works);
+ *    (Connect JSON/binary and gRPC-Web, so plain `curl` works; JSON is parsed
+ *    strictly, see strict-json.ts);
  *  - the optional HTTP port is connect-node only, over h2c and HTTP/1.1,
  *    speaking Connect, gRPC-Web and gRPC.
  */
@@ -23,6 +24,7 @@ import { withDecodeErrorCodes } from "./decode-error-codes.js";
 import { toGrpcService } from "./grpc-adapter.js";
 import { createProtocolSniffer } from "./protocol-sniffer.js";
 import { reflectionPackage } from "./reflection.js";
+import { routeStrictJson } from "./strict-json.js";
 import { type TlsFiles, tlsServerOptions, watchTlsFiles } from "./tls-context.js";
 
 /** A service and its implementation. */
@@ -111,7 +113,8 @@ export async function startRpcServers(o: RpcServersOptions): Promise<RpcServers>
     withDecodeErrorCodes(
       connectNodeAdapter({
         routes: (router: ConnectRouter) => {
-          for (const s of o.services) router.service(s.desc, s.impl as ServiceImpl<DescService>);
+          // Strict JSON: unknown fields and enum values are INVALID_ARGUMENT.
+          for (const s of o.services) routeStrictJson(router, s.desc, s.impl);
         },
         readMaxBytes: o.maxMessageBytes,
         connect: true,
