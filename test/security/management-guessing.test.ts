@@ -122,7 +122,7 @@ describe("dev mode (no management token) and DNS rebinding", () => {
   }
 
   it("refuses a foreign Host or Origin (permission_denied) and creates nothing", async () => {
-    const attacks = [
+    const attacks: Record<string, string>[] = [
       { host: "evil.example:50051" },
       { host: `rebind.attacker.test:${proc.port}` },
       { host: `127.0.0.1:${proc.port}`, origin: "http://evil.example" },
@@ -139,11 +139,12 @@ describe("dev mode (no management token) and DNS rebinding", () => {
   });
 
   it("still serves loopback hosts and origins", async () => {
-    for (const h of [
+    const loopback: Record<string, string>[] = [
       { host: `localhost:${proc.port}` },
       { host: `127.0.0.1:${proc.port}`, origin: `http://localhost:${proc.port}` },
       { host: `[::1]:${proc.port}` },
-    ]) {
+    ];
+    for (const h of loopback) {
       const r = await createKey(h);
       expect(r.status, `${JSON.stringify(h)} ${r.body}`).toBe(200);
     }

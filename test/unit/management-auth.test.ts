@@ -102,25 +102,27 @@ describe("dev mode refuses foreign callers (DNS rebinding)", () => {
   const open = new ManagementAuth([]);
   const h = (o: Record<string, string>) => new Headers(o);
   it("accepts loopback Host and Origin, or none", () => {
-    for (const o of [
+    const ok: Record<string, string>[] = [
       {},
       { host: "localhost:50051" },
       { host: "127.0.0.1" },
       { host: "[::1]:8080" },
       { host: "api.localhost:1" },
       { host: "localhost:50051", origin: "http://127.0.0.1:3000" },
-    ]) {
+    ];
+    for (const o of ok) {
       expect(open.check(h(o)), JSON.stringify(o)).toBe("dev-mode");
     }
   });
   it("refuses a foreign Host or Origin with PERMISSION_DENIED", () => {
-    for (const o of [
+    const foreign: Record<string, string>[] = [
       { host: "evil.example" },
       { host: "127.0.0.1.evil.example:80" },
       { host: "localhost.evil.example" },
       { host: "localhost", origin: "https://evil.example" },
       { host: "localhost", origin: "null" },
-    ]) {
+    ];
+    for (const o of foreign) {
       let code: Code | undefined;
       try {
         open.check(h(o));
