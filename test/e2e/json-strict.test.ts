@@ -361,7 +361,7 @@ describe("enum values are checked, never defaulted", () => {
       events: [
         {
           id: `enum-${Math.random()}`,
-          type: "EVENT_TYPE_AUTH_FAILURE",
+          customType: "login.failed",
           subject: "203.0.113.7",
           ...extra,
         },
@@ -416,7 +416,7 @@ describe("enum values are checked, never defaulted", () => {
       events: [
         {
           id,
-          type: "EVENT_TYPE_AUTH_FAILURE",
+          customType: "login.failed",
           subject: "203.0.113.9",
           subjectKind: "ip",
           severity: "HIGH",
@@ -479,7 +479,7 @@ describe("correct spellings keep working", () => {
     const events = [
       { id: `ip-name-${stamp}`, subjectKind: "SUBJECT_KIND_IP", severity: "SEVERITY_HIGH" },
       { id: `ip-number-${stamp}`, subject_kind: 2, severity: 4 },
-    ].map((e) => ({ ...e, type: "EVENT_TYPE_AUTH_FAILURE", subject: "198.51.100.4" }));
+    ].map((e) => ({ ...e, customType: "login.failed", subject: "198.51.100.4" }));
     const a = await connectJson(server.url, `${TG}/RecordEvent`, JSON.stringify({ events }));
     expect(a.status, a.raw).toBe(200);
     expect(a.json.acceptedIds).toEqual(events.map((e) => e.id));
