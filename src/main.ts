@@ -55,13 +55,14 @@ import type { KeyStore } from "./store/key-store.js";
 import { MemoryKeyStore } from "./store/memory-key-store.js";
 import { MemoryRateLimitStore } from "./store/memory-rate-limit-store.js";
 import type { RateLimitStore } from "./store/rate-limit-store.js";
-import { createRedisClient } from "./store/redis-client.js";
+import { closeRedisClient, createRedisClient } from "./store/redis-client.js";
 import { RedisKeyStore } from "./store/redis-key-store.js";
 import { createKeyNames } from "./store/redis-keys.js";
 import { RedisRateLimitStore } from "./store/redis-rate-limit-store.js";
 import { startAdminServer } from "./transport/admin-server.js";
 import { type ServiceBinding, startRpcServers } from "./transport/servers.js";
 import { systemClock } from "./util/clock.js";
+import { createDeadline } from "./util/deadline.js";
 
 /** Thrown for a configuration that must not start (names the setting). */
 export class StartupError extends Error {
@@ -76,7 +77,10 @@ export interface Tollgate {
   log: Logger;
   /** Re-reads the policy file (SIGHUP); false if refused or there is no file. */
   reloadPolicy(): Promise<boolean>;
-  /** Not ready → drain in-flight calls (up to the shutdown timeout) → close. */
+  /**
+   * Not ready → drain in-flight calls → flush events → close, all within the
+   * shutdown timeout whatever Redis does; resolves, never hangs.
+   */
   stop(): Promise<void>;
 }
 
@@ -180,7 +184,8 @@ export async function startTollgate(
   let bus: InvalidationBus;
   let eventStores: EventStores;
   const eventLimits = eventLimitsFromSettings(settings);
-  const closers: (() => Promise<unknown>)[] = [];
+  /** Run last at shutdown, in order, each given the milliseconds left. */
+  const closers: ((waitMs: number) => Promise<unknown>)[] = [];
   let guard: StoreGuard | undefined;
   if (!usingRedis) {
     store = new MemoryKeyStore(clock);
@@ -231,9 +236,9 @@ export async function startTollgate(
       log.warn("ignored a malformed invalidation message"),
     );
     const g = guard;
-    closers.push(async () => {
+    closers.push(async (waitMs) => {
       g.shutdown();
-      await redis.quit().catch(() => redis.disconnect());
+      await closeRedisClient(redis, waitMs);
     });
     log.info({ mode: settings.redisMode }, "store: redis");
     // Report ready only once Redis answers — or after the connect timeout, so a
@@ -416,17 +421,25 @@ export async function startTollgate(
     reloadPolicy: () => policyHolder.reload(),
     stop() {
       stopping ??= (async () => {
+        // One deadline for every step: each gets what the previous ones left.
+        const timeoutMs = settings.shutdownTimeoutMs;
+        const deadline = createDeadline(timeoutMs);
         ready = false;
         metrics.ready.set(0);
         rpc.setServing(false);
         log.info("shutting down: not ready, draining in-flight calls");
         policyHolder.close();
-        await rpc.close(settings.shutdownTimeoutMs);
-        // Buffered events are written and webhook queues drained before Redis closes.
-        await events.stop(settings.shutdownTimeoutMs);
-        await new Promise<void>((r) => admin.server.close(() => r()));
+        // Calls may take all but the last tenth (at most 0.5 s), which is kept
+        // for writing the events they buffered.
+        await rpc.close(Math.max(0, deadline.remaining() - Math.min(500, timeoutMs / 10)));
+        // Buffered events are written and webhook queues drained before Redis
+        // closes; what cannot be written in time is counted as lost.
+        await events.stop(deadline.remaining());
+        const adminClosed = new Promise<void>((r) => admin.server.close(() => r()));
         admin.server.closeAllConnections();
-        for (const c of closers) await c();
+        await adminClosed;
+        // Past the deadline Redis connections are dropped, not quit politely.
+        for (const c of closers) await c(deadline.remaining());
         log.info("stopped");
       })();
       return stopping;

@@ -320,7 +320,8 @@ export const SETTINGS = {
   shutdownTimeoutMs: spec({
     env: "TOLLGATE_SHUTDOWN_TIMEOUT_MS",
     default: "10000",
-    description: "On SIGTERM, how long in-flight calls may take before connections are closed.",
+    description:
+      "On SIGTERM, the deadline of the whole shutdown, whatever Redis does: in-flight calls may take all but its last tenth (at most 0.5 s), kept for writing buffered events; what is not written by then is counted as lost, Redis connections are dropped and the process exits 0.",
     schema: int(0, 600_000),
   }),
   envoyKeyHeader: spec({
