@@ -23,6 +23,8 @@ import { Authorizer } from "./keys/authorizer.js";
 import { KeyCache } from "./keys/key-cache.js";
 import { KeyLookup } from "./keys/key-lookup.js";
 import { KeyManager } from "./keys/key-manager.js";
+import { pepperFingerprint } from "./keys/pepper-fingerprint.js";
+import { PepperWatch } from "./keys/pepper-watch.js";
 import { createSecretDigester } from "./keys/secret-digest.js";
 import { createLogger, type Logger } from "./observability/logger.js";
 import { Metrics } from "./observability/metrics.js";
@@ -59,6 +61,7 @@ import { closeRedisClient, createRedisClient } from "./store/redis-client.js";
 import { RedisKeyStore } from "./store/redis-key-store.js";
 import { createKeyNames } from "./store/redis-keys.js";
 import { RedisRateLimitStore } from "./store/redis-rate-limit-store.js";
+import { RedisStoreMarker } from "./store/redis-store-marker.js";
 import { startAdminServer } from "./transport/admin-server.js";
 import { type ServiceBinding, startRpcServers } from "./transport/servers.js";
 import { systemClock } from "./util/clock.js";
@@ -75,6 +78,13 @@ export interface Tollgate {
   httpPort?: number;
   adminPort: number;
   log: Logger;
+  /**
+   * Resolves if Tollgate, though started, must not go on serving: a pepper
+   * check that could not run at startup (Redis away) or ran again after a
+   * reconnect found keys made with another pepper. The caller stops it and
+   * exits non-zero with the message. Never resolves otherwise.
+   */
+  failure: Promise<StartupError>;
   /** Re-reads the policy file (SIGHUP); false if refused or there is no file. */
   reloadPolicy(): Promise<boolean>;
   /**
@@ -187,6 +197,12 @@ export async function startTollgate(
   /** Run last at shutdown, in order, each given the milliseconds left. */
   const closers: ((waitMs: number) => Promise<unknown>)[] = [];
   let guard: StoreGuard | undefined;
+  let fail: (err: StartupError) => void = () => {};
+  const failure = new Promise<StartupError>((r) => {
+    fail = r;
+  });
+  // No pepper check on the embedded store: its pepper may be random per
+  // process, and its keys die with the process anyway.
   if (!usingRedis) {
     store = new MemoryKeyStore(clock);
     rateStore = new MemoryRateLimitStore(clock);
@@ -235,8 +251,21 @@ export async function startTollgate(
     bus = new RedisInvalidationBus(redis, names.invalidationChannel(), () =>
       log.warn("ignored a malformed invalidation message"),
     );
+    const pepperWatch = new PepperWatch({
+      marker: new RedisStoreMarker(redis, names),
+      keys: store,
+      fingerprint: pepperFingerprint(pepper),
+      acceptNew: settings.acceptNewPepper,
+      connected: () => redis.status === "ready",
+      log,
+      onMismatch: (message) => fail(new StartupError(message)),
+    });
+    // On every ready: the first (awaited below), a Redis that was down at
+    // startup appearing, and each reconnect (a Redis restarted empty).
+    redis.on("ready", () => void pepperWatch.verify());
     const g = guard;
     closers.push(async (waitMs) => {
+      pepperWatch.close();
       g.shutdown();
       await closeRedisClient(redis, waitMs);
     });
@@ -254,6 +283,16 @@ export async function startTollgate(
       ),
     ]);
     if (!connected) log.warn("redis not reachable at startup: serving by fail mode until it is");
+    // A pepper the keys were not made with refuses to start. Without Redis
+    // the check waits for its "ready"; one slower than the connect timeout
+    // goes on in the background. Either way a mismatch then is `failure`.
+    const refusal = connected
+      ? await pepperWatch.refusalAtStartup(settings.redisConnectTimeoutMs)
+      : undefined;
+    if (refusal) {
+      redis.disconnect();
+      throw new StartupError(refusal);
+    }
   }
 
   const digest = createSecretDigester(pepper);
@@ -418,6 +457,7 @@ export async function startTollgate(
     ...(rpc.httpPort !== undefined && { httpPort: rpc.httpPort }),
     adminPort: admin.port,
     log,
+    failure,
     reloadPolicy: () => policyHolder.reload(),
     stop() {
       stopping ??= (async () => {

@@ -14,7 +14,8 @@ const BACKSTOP_MARGIN_MS = 1_000;
  * ready, drains and exits 0 within TOLLGATE_SHUTDOWN_TIMEOUT_MS, whatever
  * Redis does. A signal that arrives while starting is kept and acted on once
  * started (or at the deadline, if starting takes longer). Bad configuration
- * exits 2 with a message naming the setting.
+ * exits 2 with a message naming the setting — also when found after starting
+ * (a pepper mismatch seen once a Redis that was away answers).
  */
 export async function serveCommand(): Promise<number> {
   let settings: ReturnType<typeof loadSettings>;
@@ -26,10 +27,11 @@ export async function serveCommand(): Promise<number> {
   return new Promise<number>((resolve, reject) => {
     let app: Tollgate | undefined;
     let signalled: string | undefined;
+    let exitCode = 0;
     const stop = (a: Tollgate, signal: string) => {
       a.log.info({ signal }, "signal received");
       a.stop().then(
-        () => resolve(0),
+        () => resolve(exitCode),
         (err: Error) => {
           a.log.error({ err: { message: err.message } }, "shutdown failed");
           resolve(1);
@@ -44,7 +46,7 @@ export async function serveCommand(): Promise<number> {
       setTimeout(() => {
         if (app) app.log.error({ signal }, "shutdown deadline passed: exiting now");
         else process.stderr.write(`tollgate: ${signal} while starting: exiting\n`);
-        resolve(0);
+        resolve(exitCode);
       }, settings.shutdownTimeoutMs + BACKSTOP_MARGIN_MS).unref();
       if (app) stop(app, signal);
     };
@@ -60,6 +62,15 @@ export async function serveCommand(): Promise<number> {
           void a.reloadPolicy();
         });
         if (signalled) stop(a, signalled);
+        void a.failure.then((err) => {
+          exitCode = 2;
+          process.stderr.write(`tollgate: ${err.message}\n`);
+          a.log.info("stopping: it must not serve with this configuration");
+          a.stop().then(
+            () => resolve(2),
+            () => resolve(2),
+          );
+        });
       },
       (err: unknown) => {
         try {
