@@ -23,6 +23,8 @@ import { Authorizer } from "./keys/authorizer.js";
 import { KeyCache } from "./keys/key-cache.js";
 import { KeyLookup } from "./keys/key-lookup.js";
 import { KeyManager } from "./keys/key-manager.js";
+import { pepperFingerprint } from "./keys/pepper-fingerprint.js";
+import { PepperWatch } from "./keys/pepper-watch.js";
 import { createSecretDigester } from "./keys/secret-digest.js";
 import { createLogger, type Logger } from "./observability/logger.js";
 import { Metrics } from "./observability/metrics.js";
@@ -55,13 +57,15 @@ import type { KeyStore } from "./store/key-store.js";
 import { MemoryKeyStore } from "./store/memory-key-store.js";
 import { MemoryRateLimitStore } from "./store/memory-rate-limit-store.js";
 import type { RateLimitStore } from "./store/rate-limit-store.js";
-import { createRedisClient } from "./store/redis-client.js";
+import { closeRedisClient, createRedisClient } from "./store/redis-client.js";
 import { RedisKeyStore } from "./store/redis-key-store.js";
 import { createKeyNames } from "./store/redis-keys.js";
 import { RedisRateLimitStore } from "./store/redis-rate-limit-store.js";
+import { RedisStoreMarker } from "./store/redis-store-marker.js";
 import { startAdminServer } from "./transport/admin-server.js";
 import { type ServiceBinding, startRpcServers } from "./transport/servers.js";
 import { systemClock } from "./util/clock.js";
+import { createDeadline } from "./util/deadline.js";
 
 /** Thrown for a configuration that must not start (names the setting). */
 export class StartupError extends Error {
@@ -74,9 +78,19 @@ export interface Tollgate {
   httpPort?: number;
   adminPort: number;
   log: Logger;
+  /**
+   * Resolves if Tollgate, though started, must not go on serving: a pepper
+   * check that could not run at startup (Redis away) or ran again after a
+   * reconnect found keys made with another pepper. The caller stops it and
+   * exits non-zero with the message. Never resolves otherwise.
+   */
+  failure: Promise<StartupError>;
   /** Re-reads the policy file (SIGHUP); false if refused or there is no file. */
   reloadPolicy(): Promise<boolean>;
-  /** Not ready → drain in-flight calls (up to the shutdown timeout) → close. */
+  /**
+   * Not ready → drain in-flight calls → flush events → close, all within the
+   * shutdown timeout whatever Redis does; resolves, never hangs.
+   */
   stop(): Promise<void>;
 }
 
@@ -180,8 +194,15 @@ export async function startTollgate(
   let bus: InvalidationBus;
   let eventStores: EventStores;
   const eventLimits = eventLimitsFromSettings(settings);
-  const closers: (() => Promise<unknown>)[] = [];
+  /** Run last at shutdown, in order, each given the milliseconds left. */
+  const closers: ((waitMs: number) => Promise<unknown>)[] = [];
   let guard: StoreGuard | undefined;
+  let fail: (err: StartupError) => void = () => {};
+  const failure = new Promise<StartupError>((r) => {
+    fail = r;
+  });
+  // No pepper check on the embedded store: its pepper may be random per
+  // process, and its keys die with the process anyway.
   if (!usingRedis) {
     store = new MemoryKeyStore(clock);
     rateStore = new MemoryRateLimitStore(clock);
@@ -230,10 +251,23 @@ export async function startTollgate(
     bus = new RedisInvalidationBus(redis, names.invalidationChannel(), () =>
       log.warn("ignored a malformed invalidation message"),
     );
+    const pepperWatch = new PepperWatch({
+      marker: new RedisStoreMarker(redis, names),
+      keys: store,
+      fingerprint: pepperFingerprint(pepper),
+      acceptNew: settings.acceptNewPepper,
+      connected: () => redis.status === "ready",
+      log,
+      onMismatch: (message) => fail(new StartupError(message)),
+    });
+    // On every ready: the first (awaited below), a Redis that was down at
+    // startup appearing, and each reconnect (a Redis restarted empty).
+    redis.on("ready", () => void pepperWatch.verify());
     const g = guard;
-    closers.push(async () => {
+    closers.push(async (waitMs) => {
+      pepperWatch.close();
       g.shutdown();
-      await redis.quit().catch(() => redis.disconnect());
+      await closeRedisClient(redis, waitMs);
     });
     log.info({ mode: settings.redisMode }, "store: redis");
     // Report ready only once Redis answers — or after the connect timeout, so a
@@ -249,6 +283,16 @@ export async function startTollgate(
       ),
     ]);
     if (!connected) log.warn("redis not reachable at startup: serving by fail mode until it is");
+    // A pepper the keys were not made with refuses to start. Without Redis
+    // the check waits for its "ready"; one slower than the connect timeout
+    // goes on in the background. Either way a mismatch then is `failure`.
+    const refusal = connected
+      ? await pepperWatch.refusalAtStartup(settings.redisConnectTimeoutMs)
+      : undefined;
+    if (refusal) {
+      redis.disconnect();
+      throw new StartupError(refusal);
+    }
   }
 
   const digest = createSecretDigester(pepper);
@@ -414,20 +458,29 @@ export async function startTollgate(
     ...(rpc.httpPort !== undefined && { httpPort: rpc.httpPort }),
     adminPort: admin.port,
     log,
+    failure,
     reloadPolicy: () => policyHolder.reload(),
     stop() {
       stopping ??= (async () => {
+        // One deadline for every step: each gets what the previous ones left.
+        const timeoutMs = settings.shutdownTimeoutMs;
+        const deadline = createDeadline(timeoutMs);
         ready = false;
         metrics.ready.set(0);
         rpc.setServing(false);
         log.info("shutting down: not ready, draining in-flight calls");
         policyHolder.close();
-        await rpc.close(settings.shutdownTimeoutMs);
-        // Buffered events are written and webhook queues drained before Redis closes.
-        await events.stop(settings.shutdownTimeoutMs);
-        await new Promise<void>((r) => admin.server.close(() => r()));
+        // Calls may take all but the last tenth (at most 0.5 s), which is kept
+        // for writing the events they buffered.
+        await rpc.close(Math.max(0, deadline.remaining() - Math.min(500, timeoutMs / 10)));
+        // Buffered events are written and webhook queues drained before Redis
+        // closes; what cannot be written in time is counted as lost.
+        await events.stop(deadline.remaining());
+        const adminClosed = new Promise<void>((r) => admin.server.close(() => r()));
         admin.server.closeAllConnections();
-        for (const c of closers) await c();
+        await adminClosed;
+        // Past the deadline Redis connections are dropped, not quit politely.
+        for (const c of closers) await c(deadline.remaining());
         log.info("stopped");
       })();
       return stopping;

@@ -1,39 +1,93 @@
 import { loadSettings, SettingsError } from "../config/settings.js";
-import { StartupError, startTollgate } from "../main.js";
+import { StartupError, startTollgate, type Tollgate } from "../main.js";
 import { PolicyError } from "../policy/policy.js";
 
 /**
+ * How long past TOLLGATE_SHUTDOWN_TIMEOUT_MS the last-resort exit waits, ms.
+ * stop() is bounded by the timeout itself; this only catches what it cannot
+ * bound (a startup still waiting for Redis, a wait nobody foresaw).
+ */
+const BACKSTOP_MARGIN_MS = 1_000;
+
+/**
  * `tollgate serve`: validates settings, starts, and on SIGTERM/SIGINT goes not
- * ready, drains and exits 0. Bad configuration exits 2 with a message naming
- * the setting.
+ * ready, drains and exits 0 within TOLLGATE_SHUTDOWN_TIMEOUT_MS, whatever
+ * Redis does. A signal that arrives while starting is kept and acted on once
+ * started (or at the deadline, if starting takes longer). Bad configuration
+ * exits 2 with a message naming the setting — also when found after starting
+ * (a pepper mismatch seen once a Redis that was away answers).
  */
 export async function serveCommand(): Promise<number> {
-  let app: Awaited<ReturnType<typeof startTollgate>>;
+  let settings: ReturnType<typeof loadSettings>;
   try {
-    app = await startTollgate(loadSettings(process.env));
+    settings = loadSettings(process.env);
   } catch (err) {
-    if (err instanceof SettingsError || err instanceof StartupError || err instanceof PolicyError) {
-      process.stderr.write(`tollgate: ${err.message}\n`);
-      return 2;
-    }
-    throw err;
+    return startupFailure(err);
   }
-  return new Promise<number>((resolve) => {
-    const stop = (signal: string) => {
-      app.log.info({ signal }, "signal received");
-      app.stop().then(
-        () => resolve(0),
+  return new Promise<number>((resolve, reject) => {
+    let app: Tollgate | undefined;
+    let signalled: string | undefined;
+    let exitCode = 0;
+    const stop = (a: Tollgate, signal: string) => {
+      a.log.info({ signal }, "signal received");
+      a.stop().then(
+        () => resolve(exitCode),
         (err: Error) => {
-          app.log.error({ err: { message: err.message } }, "shutdown failed");
+          a.log.error({ err: { message: err.message } }, "shutdown failed");
           resolve(1);
         },
       );
     };
-    process.on("SIGHUP", () => {
-      app.log.info({ signal: "SIGHUP" }, "signal received: reloading policy");
-      void app.reloadPolicy();
-    });
-    process.once("SIGTERM", () => stop("SIGTERM"));
-    process.once("SIGINT", () => stop("SIGINT"));
+    const onSignal = (signal: string) => {
+      if (signalled) return;
+      signalled = signal;
+      // The deadline is a promise to the orchestrator: keep it even if
+      // something still waits (resolving makes the CLI exit at once).
+      setTimeout(() => {
+        if (app) app.log.error({ signal }, "shutdown deadline passed: exiting now");
+        else process.stderr.write(`tollgate: ${signal} while starting: exiting\n`);
+        resolve(exitCode);
+      }, settings.shutdownTimeoutMs + BACKSTOP_MARGIN_MS).unref();
+      if (app) stop(app, signal);
+    };
+    // Installed before starting, which can wait for Redis up to the connect
+    // timeout: a signal then must not be lost nor kill the process outright.
+    process.once("SIGTERM", () => onSignal("SIGTERM"));
+    process.once("SIGINT", () => onSignal("SIGINT"));
+    startTollgate(settings).then(
+      (a) => {
+        app = a;
+        process.on("SIGHUP", () => {
+          a.log.info({ signal: "SIGHUP" }, "signal received: reloading policy");
+          void a.reloadPolicy();
+        });
+        if (signalled) stop(a, signalled);
+        void a.failure.then((err) => {
+          exitCode = 2;
+          process.stderr.write(`tollgate: ${err.message}\n`);
+          a.log.info("stopping: it must not serve with this configuration");
+          a.stop().then(
+            () => resolve(2),
+            () => resolve(2),
+          );
+        });
+      },
+      (err: unknown) => {
+        try {
+          resolve(startupFailure(err));
+        } catch (unexpected) {
+          reject(unexpected);
+        }
+      },
+    );
   });
+}
+
+/** Prints a configuration error and returns exit code 2; rethrows anything else. */
+function startupFailure(err: unknown): number {
+  if (err instanceof SettingsError || err instanceof StartupError || err instanceof PolicyError) {
+    process.stderr.write(`tollgate: ${err.message}\n`);
+    return 2;
+  }
+  throw err;
 }

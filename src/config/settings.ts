@@ -226,7 +226,7 @@ export const SETTINGS = {
     env: "TOLLGATE_PEPPER",
     default: "",
     description:
-      "HMAC pepper for key digests (≥16 bytes). Required with Redis; the embedded store makes a random one per process.",
+      "HMAC pepper for key digests (≥16 bytes). Required with Redis, which keeps its fingerprint: a start with another pepper is refused (see TOLLGATE_ACCEPT_NEW_PEPPER). The embedded store makes a random one per process.",
     schema: z
       .string()
       .refine((s) => s === "" || Buffer.byteLength(s) >= 16, "must be at least 16 bytes"),
@@ -237,6 +237,13 @@ export const SETTINGS = {
     default: "",
     description: "File holding the pepper (a mounted Secret); wins over TOLLGATE_PEPPER.",
     schema: z.string(),
+  }),
+  acceptNewPepper: spec({
+    env: "TOLLGATE_ACCEPT_NEW_PEPPER",
+    default: "false",
+    description:
+      "Start even though the pepper differs from the one whose fingerprint Redis holds, recording the new one (logged as a warning). Only for a deliberate change of pepper: keys created under the old one answer UNKNOWN_KEY and must be re-issued; remove it after the rollout. Off: such a start is refused.",
+    schema: z.enum(["true", "false"]).transform((s) => s === "true"),
   }),
   managementToken: spec({
     env: "TOLLGATE_MANAGEMENT_TOKEN",
@@ -327,7 +334,8 @@ export const SETTINGS = {
   shutdownTimeoutMs: spec({
     env: "TOLLGATE_SHUTDOWN_TIMEOUT_MS",
     default: "10000",
-    description: "On SIGTERM, how long in-flight calls may take before connections are closed.",
+    description:
+      "On SIGTERM, the deadline of the whole shutdown, whatever Redis does: in-flight calls may take all but its last tenth (at most 0.5 s), kept for writing buffered events; what is not written by then is counted as lost, Redis connections are dropped and the process exits 0.",
     schema: int(0, 600_000),
   }),
   envoyKeyHeader: spec({

@@ -6,7 +6,9 @@
  *   (a full buffer drops, counted) and return at once, so recording never slows
  *   or fails a decision. A timer flushes the buffers in the background: events
  *   are written to the store (pipelined), usage counters incremented, and the
- *   batch evaluated by the detection rules. `stop()` flushes what is left.
+ *   batch evaluated by the detection rules. `stop()` flushes what is left,
+ *   for a bounded time: what is not written by then is counted and logged as
+ *   lost, never waited on (a paused Redis must not hold up a shutdown).
  * - `record`, for RecordEvent: acknowledged means durably written, so it awaits
  *   the store, then evaluates the newly stored events and returns the alerts.
  */
@@ -16,6 +18,7 @@ import type { EventStore } from "../store/event-store.js";
 import type { UsageIncrement, UsageStore } from "../store/usage-store.js";
 import { MINUTE_MS } from "../store/usage-store.js";
 import type { Clock } from "../util/clock.js";
+import { settlesWithin } from "../util/deadline.js";
 import { newDecisionId } from "../util/ids.js";
 import type { DetectionEngine, Observation } from "./detection-engine.js";
 import {
@@ -67,19 +70,33 @@ export interface RecordResult {
   alerts: Alert[];
 }
 
+/** What `stop()` could not write: events and request observations. */
+export interface Unwritten {
+  events: number;
+  requests: number;
+}
+
 /** Records events and feeds detection and usage. */
 export class EventRecorder {
   private events: SecurityEvent[] = [];
   private requests = new Map<string, RequestEntry>();
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> = Promise.resolve();
+  /** Taken from the buffers by a flush whose write has not settled yet. */
+  private readonly writing: Unwritten = { events: 0, requests: 0 };
+  /** Whose write failed (already counted as store_error). */
+  private readonly failed: Unwritten = { events: 0, requests: 0 };
+  /** Set when stop() gave up: later outcomes of abandoned writes are not counted again. */
+  private abandoned = false;
+  /** Set once stop() returns: nothing flushes any more. */
+  private stopped = false;
 
   constructor(private readonly o: EventRecorderOptions) {}
 
   /** Queues one of Tollgate's own events. Never throws, never waits. */
   emit(e: InternalEvent): void {
-    if (this.events.length >= this.o.maxBuffer) {
-      this.o.metrics.eventsDropped.inc({ reason: "buffer_full" });
+    if (this.stopped || this.events.length >= this.o.maxBuffer) {
+      this.o.metrics.eventsDropped.inc({ reason: this.stopped ? "shutdown" : "buffer_full" });
       return;
     }
     const now = this.o.clock.now();
@@ -105,8 +122,8 @@ export class EventRecorder {
       r.requests++;
       return;
     }
-    if (this.requests.size >= this.o.maxBuffer) {
-      this.o.metrics.eventsDropped.inc({ reason: "buffer_full" });
+    if (this.stopped || this.requests.size >= this.o.maxBuffer) {
+      this.o.metrics.eventsDropped.inc({ reason: this.stopped ? "shutdown" : "buffer_full" });
       return;
     }
     this.requests.set(k, { keyId, endpoint, clientIp, requests: 1, at: this.o.clock.now() });
@@ -128,11 +145,41 @@ export class EventRecorder {
     this.timer.unref();
   }
 
-  /** Stops the timer and flushes what is buffered. */
-  async stop(): Promise<void> {
+  /**
+   * Stops the timer and flushes what is buffered, waiting at most `timeoutMs`.
+   * Resolves to what was lost: events and request observations whose write
+   * failed or had not finished in time. Those not finished are counted as
+   * `tollgate_events_dropped_total{reason="shutdown"}` (failed ones already
+   * are, as `store_error`); a non-zero loss is logged once.
+   */
+  async stop(timeoutMs = Number.POSITIVE_INFINITY): Promise<Unwritten> {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
-    await this.flush();
+    const failedBefore = { ...this.failed };
+    const done = await settlesWithin(this.flush(), timeoutMs);
+    const cut: Unwritten = { events: 0, requests: 0 };
+    if (!done) {
+      // Still buffered (queued behind a stuck flush) or still being written.
+      cut.events = this.events.length + this.writing.events;
+      cut.requests = this.requests.size + this.writing.requests;
+      this.events = [];
+      this.requests = new Map();
+      this.abandoned = true;
+      if (cut.events + cut.requests > 0)
+        this.o.metrics.eventsDropped.inc({ reason: "shutdown" }, cut.events + cut.requests);
+    }
+    this.stopped = true;
+    const lost: Unwritten = {
+      events: cut.events + this.failed.events - failedBefore.events,
+      requests: cut.requests + this.failed.requests - failedBefore.requests,
+    };
+    if (lost.events + lost.requests > 0) {
+      this.o.log.warn(
+        { ...lost, notFinished: cut.events + cut.requests },
+        "events lost at shutdown",
+      );
+    }
+    return lost;
   }
 
   /** Writes and evaluates everything buffered so far (one flush at a time). Never throws. */
@@ -151,30 +198,51 @@ export class EventRecorder {
     const observations: Observation[] = [];
     const writes: Promise<void>[] = [];
     if (events.length > 0) {
+      this.writing.events += events.length;
       writes.push(
-        this.o.store.append(events).then(
-          (r) => {
-            metrics.eventsRecorded.inc({ source: "internal" }, r.accepted.length);
-            const fresh = new Set(r.accepted);
-            for (const e of events) if (fresh.has(e.id)) observations.push(e);
-          },
-          (err: Error) => {
-            metrics.eventsDropped.inc({ reason: "store_error" }, events.length);
-            log.warn({ err: { message: err.message }, events: events.length }, "events not stored");
-          },
-        ),
+        this.o.store
+          .append(events)
+          .then(
+            (r) => {
+              if (this.abandoned) return;
+              metrics.eventsRecorded.inc({ source: "internal" }, r.accepted.length);
+              const fresh = new Set(r.accepted);
+              for (const e of events) if (fresh.has(e.id)) observations.push(e);
+            },
+            (err: Error) => {
+              if (this.abandoned) return;
+              this.failed.events += events.length;
+              metrics.eventsDropped.inc({ reason: "store_error" }, events.length);
+              log.warn(
+                { err: { message: err.message }, events: events.length },
+                "events not stored",
+              );
+            },
+          )
+          .finally(() => {
+            this.writing.events -= events.length;
+          }),
       );
     }
     if (requests.length > 0) {
+      this.writing.requests += requests.length;
       writes.push(
-        this.o.usage.add(usageIncrements(requests)).catch((err: Error) => {
-          metrics.eventsDropped.inc({ reason: "store_error" }, requests.length);
-          log.warn({ err: { message: err.message } }, "usage counters not written");
-        }),
+        this.o.usage
+          .add(usageIncrements(requests))
+          .catch((err: Error) => {
+            if (this.abandoned) return;
+            this.failed.requests += requests.length;
+            metrics.eventsDropped.inc({ reason: "store_error" }, requests.length);
+            log.warn({ err: { message: err.message } }, "usage counters not written");
+          })
+          .finally(() => {
+            this.writing.requests -= requests.length;
+          }),
       );
       for (const r of requests) observations.push(requestObservation(r));
     }
     await Promise.all(writes);
+    if (this.abandoned) return;
     try {
       await this.o.engine.evaluate(observations);
     } catch (err) {

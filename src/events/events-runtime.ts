@@ -21,6 +21,7 @@ import type { RedisClient } from "../store/redis-key-store.js";
 import { RedisUsageStore } from "../store/redis-usage-store.js";
 import type { UsageStore } from "../store/usage-store.js";
 import type { Clock } from "../util/clock.js";
+import { createDeadline } from "../util/deadline.js";
 import { AlertDispatcher } from "./alert-dispatcher.js";
 import { DetectionEngine } from "./detection-engine.js";
 import { EventRecorder } from "./event-recorder.js";
@@ -37,7 +38,10 @@ export interface Events {
   localBlock(tags: readonly string[]): { tag: string; until: number } | undefined;
   /** Loads active blocks into the local cache and starts the background flush. */
   start(): Promise<void>;
-  /** Flushes buffered events and drains webhook queues (bounded by `timeoutMs`). */
+  /**
+   * Flushes buffered events, then drains webhook queues, within `timeoutMs`
+   * in all; what is not written or delivered by then is counted as lost.
+   */
   stop(timeoutMs: number): Promise<void>;
 }
 
@@ -145,8 +149,10 @@ export function createEvents(o: CreateEventsOptions): Events {
       }
     },
     async stop(timeoutMs) {
-      await recorder.stop();
-      await dispatcher.close(timeoutMs);
+      // One budget for both: what the flush leaves is the webhooks' to drain.
+      const deadline = createDeadline(timeoutMs);
+      await recorder.stop(deadline.remaining());
+      await dispatcher.close(deadline.remaining());
     },
   };
 }

@@ -157,7 +157,7 @@ export class Metrics {
   /** Events and request observations not stored. */
   readonly eventsDropped = new Counter({
     name: "tollgate_events_dropped_total",
-    help: "Internal events or request observations dropped, by reason (buffer_full, store_error).",
+    help: "Internal events or request observations dropped, by reason (buffer_full, store_error, shutdown: not written by the shutdown deadline).",
     labelNames: ["reason"] as const,
     registers: [this.registry],
   });

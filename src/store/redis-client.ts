@@ -5,6 +5,7 @@
  * applies instead of requests piling up), and capped exponential reconnects.
  */
 import { Cluster, type ClusterOptions, Redis, type RedisOptions } from "ioredis";
+import { settlesWithin } from "../util/deadline.js";
 import type { RedisClient } from "./redis-key-store.js";
 
 /** Options of createRedisClient. */
@@ -100,4 +101,20 @@ export function duplicateForSubscribe(client: RedisClient): RedisClient {
     maxRetriesPerRequest: null,
     commandTimeout: undefined,
   });
+}
+
+/**
+ * Closes a client within `waitMs`. A ready connection is asked to QUIT, which
+ * lets replies already on their way arrive; whatever happens (no answer from
+ * a paused or half-open server, a connection never made, `waitMs` spent) the
+ * socket is then closed with `disconnect()`, which never waits on the server
+ * and cancels pending reconnects. `quit()` alone can wait forever: on a
+ * connection with an offline queue it is queued until a connect that never
+ * comes, and without a command timeout a paused server never answers it.
+ */
+export async function closeRedisClient(client: RedisClient, waitMs: number): Promise<void> {
+  if (waitMs > 0 && client.status === "ready") {
+    await settlesWithin(client.quit(), waitMs);
+  }
+  client.disconnect();
 }

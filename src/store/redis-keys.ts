@@ -29,6 +29,8 @@ export function createKeyNames(prefix: string) {
     denials: (tag: string) => `${prefix}bd:{${tagValue(tag)}}`,
     /** Sorted set of blocked tags by end time, for listing. */
     blockIndex: () => `${prefix}blocks:{index}`,
+    /** The store marker: the pepper fingerprint (no expiry; see redis-store-marker.ts). */
+    marker: () => `${prefix}marker:{marker}`,
     /** Pub/sub channel of cache invalidations. */
     invalidationChannel: () => `${prefix}invalidate`,
   };

@@ -109,6 +109,8 @@ describe("Envoy and Tollgate APIs, called by Python grpcio from upstream protos"
     it("passes every contract check with state in Redis", async () => {
       const r = await contract({
         REDIS_URL: redis.url,
+        // Its own namespace: a shared REDIS_URL keeps each file's pepper apart.
+        TOLLGATE_REDIS_PREFIX: "contract:",
         TOLLGATE_PEPPER: "contract-test-pepper-0123456789",
       });
       expect(r.failed).toBeUndefined();

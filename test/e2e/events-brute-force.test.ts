@@ -73,7 +73,12 @@ describe.each(["memory", "redis", "cluster"] as const)("brute force on %s", (mod
     };
     if (mode === "redis") {
       redis = await startTestRedis();
-      Object.assign(env, { REDIS_URL: redis.url, TOLLGATE_PEPPER: "e2e-events-pepper-0123456789" });
+      // Its own namespace: a shared REDIS_URL keeps each file's pepper apart.
+      Object.assign(env, {
+        REDIS_URL: redis.url,
+        TOLLGATE_REDIS_PREFIX: "brute:",
+        TOLLGATE_PEPPER: "e2e-events-pepper-0123456789",
+      });
     }
     if (mode === "cluster") {
       cluster = await startTestCluster();

@@ -22,6 +22,8 @@ beforeAll(async () => {
   redis = await startTestRedis();
   const env = {
     REDIS_URL: redis.url,
+    // Its own namespace: a shared REDIS_URL keeps each file's pepper apart.
+    TOLLGATE_REDIS_PREFIX: "revocation:",
     TOLLGATE_PEPPER: "two-process-pepper-0123456789",
     TOLLGATE_CACHE_TTL_MS: String(CACHE_TTL_MS),
     TOLLGATE_REDIS_COMMAND_TIMEOUT_MS: "500",
@@ -91,7 +93,7 @@ describe.each([
     // all (as if the publish never arrived), so only the cache TTL can help.
     const admin = new Redis(redis.url);
     try {
-      const recordKey = `tg:key:{${key?.id}}`;
+      const recordKey = `revocation:key:{${key?.id}}`;
       const rec = JSON.parse((await admin.get(recordKey)) ?? "{}") as Record<string, unknown>;
       rec.status = "revoked";
       rec.version = Number(rec.version) + 1;
