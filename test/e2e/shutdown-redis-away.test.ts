@@ -11,7 +11,7 @@ import { spawn } from "node:child_process";
 import { createServer, type Server, type Socket } from "node:net";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
-import { EventType, Severity } from "../../src/gen/tollgate/v1/event_pb.js";
+import { Severity } from "../../src/gen/tollgate/v1/event_pb.js";
 import { clientsOver, pollUntil } from "../helpers/clients.js";
 import { freePort } from "../helpers/free-port.js";
 import { spawnRedis, type TestRedis } from "../helpers/redis-server.js";
@@ -105,7 +105,7 @@ describe("SIGTERM with Redis away", () => {
     const ok = await tollgate.recordEvent({
       events: [1, 2, 3].map((i) => ({
         id: `before-freeze-${i}`,
-        type: EventType.AUTH_FAILURE,
+        customType: "login.failed",
         subject: "s",
         severity: Severity.LOW,
       })),
@@ -127,7 +127,7 @@ describe("SIGTERM with Redis away", () => {
           events: [
             {
               id: "during-freeze",
-              type: EventType.AUTH_FAILURE,
+              customType: "login.failed",
               subject: "s",
               severity: Severity.LOW,
             },

@@ -2,13 +2,14 @@
  * Shared assertion: every key Tollgate wrote carries an expiry — rate-limit
  * buckets and blocks (`rl:`, `bl:`, `bo:`, `bd:`, `blocks:`) and every other
  * namespace (events, usage, detection…) — except key records (`key:`, `kd:`,
- * `keys:`), which are persistent by design. Every key must be hash-tagged.
+ * `keys:`) and the store marker (`marker:`, the pepper fingerprint and the
+ * store epoch), which are persistent by design. Every key must be hash-tagged.
  */
 import type { Redis } from "ioredis";
 import { expect } from "vitest";
 
 const EXPIRING = ["rl", "bl", "bo", "bd", "blocks"];
-const PERSISTENT = ["key", "kd", "keys"];
+const PERSISTENT = ["key", "kd", "keys", "marker"];
 
 /**
  * SCANs every node under `prefix` and asserts each rate-limit key has PTTL > 0
