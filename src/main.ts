@@ -39,6 +39,8 @@ import {
 import { PolicyHolder } from "./policy/policy-holder.js";
 import { BlockCache } from "./ratelimit/block-cache.js";
 import { RateLimiter } from "./ratelimit/rate-limiter.js";
+import { DurabilityWatch } from "./resilience/durability-watch.js";
+import { EMPTIED_MESSAGE, EmptiedStoreWatch } from "./resilience/emptied-store-watch.js";
 import { InsuranceLimiter } from "./resilience/insurance-limiter.js";
 import { StoreGuard } from "./resilience/store-guard.js";
 import { createEnvoyAuthzService } from "./services/envoy-authz-service.js";
@@ -58,6 +60,7 @@ import { MemoryKeyStore } from "./store/memory-key-store.js";
 import { MemoryRateLimitStore } from "./store/memory-rate-limit-store.js";
 import type { RateLimitStore } from "./store/rate-limit-store.js";
 import { closeRedisClient, createRedisClient } from "./store/redis-client.js";
+import { inspectDurability } from "./store/redis-durability.js";
 import { RedisKeyStore } from "./store/redis-key-store.js";
 import { createKeyNames } from "./store/redis-keys.js";
 import { RedisRateLimitStore } from "./store/redis-rate-limit-store.js";
@@ -197,6 +200,9 @@ export async function startTollgate(
   /** Run last at shutdown, in order, each given the milliseconds left. */
   const closers: ((waitMs: number) => Promise<unknown>)[] = [];
   let guard: StoreGuard | undefined;
+  let emptiedWatch: EmptiedStoreWatch | undefined;
+  // Set once the events subsystem exists (the watch starts before it).
+  let onStoreEmptied: (at: number) => void = () => metrics.storeEmptied.set(1);
   let fail: (err: StartupError) => void = () => {};
   const failure = new Promise<StartupError>((r) => {
     fail = r;
@@ -251,8 +257,9 @@ export async function startTollgate(
     bus = new RedisInvalidationBus(redis, names.invalidationChannel(), () =>
       log.warn("ignored a malformed invalidation message"),
     );
+    const marker = new RedisStoreMarker(redis, names);
     const pepperWatch = new PepperWatch({
-      marker: new RedisStoreMarker(redis, names),
+      marker,
       keys: store,
       fingerprint: pepperFingerprint(pepper),
       acceptNew: settings.acceptNewPepper,
@@ -263,8 +270,31 @@ export async function startTollgate(
     // On every ready: the first (awaited below), a Redis that was down at
     // startup appearing, and each reconnect (a Redis restarted empty).
     redis.on("ready", () => void pepperWatch.verify());
+    // Can this Redis lose the keys? (eviction policy, persistence), and did it?
+    const durability = new DurabilityWatch({
+      inspect: () => inspectDurability(redis),
+      allowEvicting: settings.allowEvictingRedis,
+      log,
+      setDurable: (v) => metrics.storeDurable.set(v),
+    });
+    emptiedWatch = new EmptiedStoreWatch({
+      marker,
+      clock,
+      log,
+      intervalMs: settings.storeCheckIntervalMs,
+      onEmptied: (at) => onStoreEmptied(at),
+    });
+    const emptied = emptiedWatch;
+    redis.on("ready", () => {
+      void durability.check();
+      void emptied.check();
+    });
+    durability.start();
+    emptied.start();
     const g = guard;
     closers.push(async (waitMs) => {
+      durability.close();
+      emptied.close();
       pepperWatch.close();
       g.shutdown();
       await closeRedisClient(redis, waitMs);
@@ -289,9 +319,10 @@ export async function startTollgate(
     const refusal = connected
       ? await pepperWatch.refusalAtStartup(settings.redisConnectTimeoutMs)
       : undefined;
-    if (refusal) {
+    const evicting = connected && !refusal ? await durability.check() : undefined;
+    if (refusal || evicting) {
       redis.disconnect();
-      throw new StartupError(refusal);
+      throw new StartupError((refusal ?? evicting) as string);
     }
   }
 
@@ -331,6 +362,25 @@ export async function startTollgate(
     log,
     metrics,
   });
+  onStoreEmptied = (at) => {
+    metrics.storeEmptied.set(1);
+    events.recorder.emit({
+      type: "store_emptied",
+      subject: "store",
+      subjectKind: "caller",
+      severity: "critical",
+      attributes: { noticed_at: new Date(at).toISOString() },
+    });
+    void events.dispatcher.raise({
+      id: `store-emptied-${at}`,
+      rule: "store-emptied",
+      severity: "critical",
+      subject: "store",
+      subjectKind: "caller",
+      message: EMPTIED_MESSAGE,
+      firedAt: at,
+    });
+  };
   const deps: ServiceDeps = {
     authorizer: new Authorizer({
       lookup,
@@ -439,6 +489,12 @@ export async function startTollgate(
       registry: metrics.registry,
       live: () => true,
       ready: () => ready,
+      // Readiness stays up: every replica shares the store, so failing it
+      // would turn lost keys into a full outage; the body says what happened.
+      readyNotes: () =>
+        emptiedWatch?.emptiedAt === undefined
+          ? []
+          : [`store: emptied (noticed ${new Date(emptiedWatch.emptiedAt).toISOString()})`],
     }),
     "TOLLGATE_ADMIN_ADDR",
   );

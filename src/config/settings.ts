@@ -261,6 +261,20 @@ export const SETTINGS = {
     description: "File holding the management token; wins over TOLLGATE_MANAGEMENT_TOKEN.",
     schema: z.string(),
   }),
+  allowEvictingRedis: spec({
+    env: "TOLLGATE_ALLOW_EVICTING_REDIS",
+    default: "false",
+    description:
+      "Run on a Redis whose maxmemory-policy can evict keys without a TTL (allkeys-*), which can delete API key records under memory pressure (logged as a warning). Off: such a Redis is refused at start.",
+    schema: z.enum(["true", "false"]).transform((s) => s === "true"),
+  }),
+  storeCheckIntervalMs: spec({
+    env: "TOLLGATE_STORE_CHECK_INTERVAL_MS",
+    default: "5000",
+    description:
+      "How often the store's epoch marker is read to notice a Redis that lost its data (restart without persistence, flush, eviction), ms; 0 checks only when the connection becomes ready.",
+    schema: int(0, 3_600_000),
+  }),
   managementFailureDelayMaxMs: spec({
     env: "TOLLGATE_MANAGEMENT_FAILURE_DELAY_MAX_MS",
     default: "1000",

@@ -16,6 +16,7 @@ export const BUILTIN_EVENT_TYPES = [
   "key_updated",
   "key_revoked",
   "management_auth_failure",
+  "store_emptied",
 ] as const;
 
 /**

@@ -65,6 +65,20 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** Whether the store can lose keys (tollgate_store_durable). */
+  readonly storeDurable = new Gauge({
+    name: "tollgate_store_durable",
+    help: "1: Redis persists (AOF, RDB or a replica) and cannot evict key records; 0: it can lose keys (no persistence and no replica, or an evicting policy allowed by TOLLGATE_ALLOW_EVICTING_REDIS); -1: could not check (CONFIG GET refused).",
+    registers: [this.registry],
+  });
+
+  /** 1 once this process noticed the store lost its data (until restart). */
+  readonly storeEmptied = new Gauge({
+    name: "tollgate_store_emptied",
+    help: "1 once this process noticed the store was emptied (its epoch marker changed: a Redis restart without persistence, a flush, eviction), until the process restarts; 0 otherwise.",
+    registers: [this.registry],
+  });
+
   /** Failed management authentications (token guessing shows here). */
   readonly managementAuthFailures = new Counter({
     name: "tollgate_management_auth_failures_total",

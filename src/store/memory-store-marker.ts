@@ -13,4 +13,11 @@ export class MemoryStoreMarker implements StoreMarker {
   async replace(fingerprint: string): Promise<void> {
     this.fingerprint = fingerprint;
   }
+
+  private epochId: string | undefined;
+
+  async epoch(candidate: string): Promise<string> {
+    this.epochId ??= candidate;
+    return this.epochId;
+  }
 }

@@ -31,6 +31,8 @@ export function createKeyNames(prefix: string) {
     blockIndex: () => `${prefix}blocks:{index}`,
     /** The store marker: the pepper fingerprint (no expiry; see redis-store-marker.ts). */
     marker: () => `${prefix}marker:{marker}`,
+    /** The store's epoch: a random id written once; a new one means the data was lost. */
+    epoch: () => `${prefix}marker:{marker}:epoch`,
     /** Pub/sub channel of cache invalidations. */
     invalidationChannel: () => `${prefix}invalidate`,
   };

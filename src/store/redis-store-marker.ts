@@ -31,4 +31,14 @@ export class RedisStoreMarker implements StoreMarker {
   async replace(fingerprint: string): Promise<void> {
     await this.redis.set(this.names.marker(), fingerprint);
   }
+
+  async epoch(candidate: string): Promise<string> {
+    const key = this.names.epoch();
+    for (let attempt = 0; attempt < 3; attempt++) {
+      if ((await this.redis.set(key, candidate, "NX")) === "OK") return candidate;
+      const stored = await this.redis.get(key);
+      if (stored !== null) return stored;
+    }
+    throw new Error("the store epoch keeps vanishing while being read");
+  }
 }

@@ -27,4 +27,11 @@ export interface StoreMarker {
   claim(fingerprint: string): Promise<MarkerClaim>;
   /** Overwrites the stored fingerprint: a deliberate change of pepper. */
   replace(fingerprint: string): Promise<void>;
+  /**
+   * The store's epoch: `candidate` if none is stored (then written, atomically,
+   * with no expiry), else the stored one. Every replica remembers the epoch it
+   * first saw; a different one later means the store lost its data (restarted
+   * empty, flushed, evicted) and another replica — or this one — started a new epoch.
+   */
+  epoch(candidate: string): Promise<string>;
 }

@@ -10,6 +10,8 @@ export interface AdminServerOptions {
   live: () => boolean;
   /** Ready: the process can answer decisions (false while starting or draining). */
   ready: () => boolean;
+  /** Lines added to the /readyz body (e.g. "store: emptied …"); readiness itself is `ready`. */
+  readyNotes?: () => string[];
 }
 
 /** The admin port: `/metrics` (Prometheus), `/healthz` (liveness), `/readyz` (readiness). */
@@ -31,9 +33,10 @@ export async function startAdminServer(
     }
     if (path === "/healthz" || path === "/readyz") {
       const ok = path === "/healthz" ? o.live() : o.ready();
+      const notes = path === "/readyz" ? (o.readyNotes?.() ?? []) : [];
       res
         .writeHead(ok ? 200 : 503, { "content-type": "text/plain" })
-        .end(ok ? "ok\n" : "not ready\n");
+        .end([ok ? "ok" : "not ready", ...notes].join("\n") + "\n");
       return;
     }
     res.writeHead(404, { "content-type": "text/plain" }).end("not found\n");
