@@ -1,7 +1,8 @@
 /**
  * The fault suite's report: one line per case (decisions during the fault,
  * longest answer, time to recover), printed by each file's afterAll and merged
- * into test/fault/RESULTS.md (committed; the README's resilience section copies it).
+ * into test/fault/RESULTS.md (committed; the README's resilience section copies it)
+ * only when TOLLGATE_FAULT_RESULTS=write, so `npm test` leaves the work tree clean.
  */
 import { mkdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
 import type { Summary } from "./load.js";
@@ -62,7 +63,10 @@ function row(r: CaseResult): string {
   return `| ${r.name} | ${d.calls} | ${d.ok} | ${d.denied} | ${d.unavailable} | ${d.local} | ${r.maxMs.toFixed(1)} | ${rec} | ${r.note} |`;
 }
 
-/** Prints the rows and merges them into RESULTS.md (rows of other files are kept). */
+/**
+ * Prints the rows and, with TOLLGATE_FAULT_RESULTS=write, merges them into
+ * RESULTS.md (rows of other files are kept).
+ */
 export async function writeResults(results: CaseResult[]): Promise<void> {
   if (results.length === 0) return;
   console.log(
@@ -74,6 +78,7 @@ export async function writeResults(results: CaseResult[]): Promise<void> {
       ),
     ].join("\n"),
   );
+  if (process.env.TOLLGATE_FAULT_RESULTS !== "write") return;
   await withLock(() => {
     const rows = new Map<string, string>();
     try {
