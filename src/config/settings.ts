@@ -30,7 +30,20 @@ const csvOf = <T>(items: z.ZodType<T[], string[]>) =>
         .filter(Boolean),
     )
     .pipe(items);
-const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+/** A whole number in [min, max]; anything else (e.g. `5s`) is named as such, never "NaN". */
+const int = (min: number, max: number) =>
+  z
+    .string()
+    .trim()
+    .regex(/^-?\d+$/, "must be a whole number")
+    .transform(Number)
+    .pipe(
+      z
+        .number()
+        .int()
+        .min(min, `must be at least ${min}`)
+        .max(max, `must be at most ${max}`),
+    );
 const redisUrl = z.union([
   z.literal(""),
   z.string().regex(/^rediss?:\/\/[^\s]+$/, "must be a redis:// or rediss:// URL"),
@@ -462,15 +475,92 @@ export class SettingsError extends Error {
  */
 export function loadSettings(env: NodeJS.ProcessEnv): Settings {
   const out: Record<string, unknown> = {};
-  const problems: string[] = [];
+  const problems = misspelledSettings(env);
   for (const [name, s] of Object.entries(SETTINGS) as [string, SettingSpec<unknown>][]) {
-    const raw = env[s.env] ?? s.default;
+    const given = env[s.env];
+    const raw = given === undefined ? s.default : withUnit(s.env, given, problems);
+    if (raw === undefined) continue;
     const r = s.schema.safeParse(raw);
     if (r.success) out[name] = r.data;
     else problems.push(`${s.env}: ${r.error.issues.map((i) => i.message).join(", ")}`);
   }
   if (problems.length > 0) throw new SettingsError(`invalid settings: ${problems.join("; ")}`);
   return out as Settings;
+}
+
+/** Names read from the environment that are not settings of the server (CLI and test knobs). */
+const OTHER_NAMES = new Set(["TOLLGATE_SERVER", "TOLLGATE_FAULT_RESULTS"]);
+
+/**
+ * `TOLLGATE_*` variables that are not settings but look like one (a typo such
+ * as TOLLGATE_POLICY or TOLLGATE_LOGLEVEL): refused naming the closest, since
+ * a silently ignored setting is worse than a refusal. Unrelated `TOLLGATE_*`
+ * names (e.g. a webhook secret's `secret_env`) are left alone.
+ */
+function misspelledSettings(env: NodeJS.ProcessEnv): string[] {
+  const known = Object.values(SETTINGS).map((s) => s.env);
+  const out: string[] = [];
+  for (const name of Object.keys(env)) {
+    if (!name.startsWith("TOLLGATE_") || known.includes(name) || OTHER_NAMES.has(name)) continue;
+    const close = closestSetting(name, known);
+    if (close) out.push(`${name}: not a Tollgate setting; did you mean ${close}?`);
+  }
+  return out;
+}
+
+/** The known name `name` is most likely a misspelling of, if any is close. */
+export function closestSetting(name: string, known: readonly string[]): string | undefined {
+  const squash = (s: string) => s.replace(/_/g, "");
+  let best: string | undefined;
+  let bestDistance = Number.POSITIVE_INFINITY;
+  for (const k of known) {
+    // TOLLGATE_POLICY for TOLLGATE_POLICY_FILE, TOLLGATE_CACHE_TTL for …_TTL_MS.
+    const prefix = k.startsWith(`${name}_`) ? 1 : Number.POSITIVE_INFINITY;
+    const d = Math.min(prefix, editDistance(squash(name), squash(k)), editDistance(name, k));
+    if (d < bestDistance) {
+      best = k;
+      bestDistance = d;
+    }
+  }
+  return bestDistance <= 2 ? best : undefined;
+}
+
+/** Levenshtein distance (small strings only). */
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) {
+      cur[j] = Math.min(
+        (prev[j] as number) + 1,
+        (cur[j - 1] as number) + 1,
+        (prev[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+    }
+    prev = cur;
+  }
+  return prev[b.length] as number;
+}
+
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/**
+ * A duration with a unit (`5s`, `1500ms`, `2m`) given to a setting whose name
+ * carries its unit (`…_MS`, `…_S`) is converted to that unit; one that does
+ * not convert to a whole number is refused, naming what was meant.
+ */
+function withUnit(env: string, value: string, problems: string[]): string | undefined {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$/.exec(value);
+  const unit = env.endsWith("_MS") ? 1 : env.endsWith("_S") ? 1000 : 0;
+  if (!m || unit === 0) return value;
+  const n = (Number(m[1]) * (UNIT_MS[m[2] as string] as number)) / unit;
+  if (!Number.isInteger(n)) {
+    problems.push(
+      `${env}: "${value}" is not a whole number of ${unit === 1 ? "milliseconds" : "seconds"}`,
+    );
+    return undefined;
+  }
+  return String(n);
 }
 
 /** The settings table as text (for `--help`). */

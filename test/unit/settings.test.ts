@@ -127,3 +127,44 @@ describe("loadSettings", () => {
     expect(s.redisUrl).toBe("rediss://u:p@redis.example.com:6380/0");
   });
 });
+
+describe("the mistakes people make", () => {
+  it("refuses a misspelled TOLLGATE_* variable, naming the closest setting", () => {
+    expect(refusal({ TOLLGATE_POLICY: "p.yaml" })).toContain(
+      "TOLLGATE_POLICY: not a Tollgate setting; did you mean TOLLGATE_POLICY_FILE?",
+    );
+    expect(refusal({ TOLLGATE_POLICYFILE: "p.yaml" })).toContain(
+      "did you mean TOLLGATE_POLICY_FILE?",
+    );
+    expect(refusal({ TOLLGATE_LOGLEVEL: "debug" })).toContain("did you mean TOLLGATE_LOG_LEVEL?");
+    expect(refusal({ TOLLGATE_CACHE_TTL: "5000" })).toContain(
+      "did you mean TOLLGATE_CACHE_TTL_MS?",
+    );
+  });
+
+  it("leaves unrelated TOLLGATE_* names alone (CLI and webhook secrets)", () => {
+    expect(() =>
+      loadSettings({
+        TOLLGATE_SERVER: "http://127.0.0.1:50051",
+        TOLLGATE_OPS_WEBHOOK_SECRET: "0123456789abcdef0123",
+      }),
+    ).not.toThrow();
+  });
+
+  it("takes a duration with a unit for a setting whose name carries one", () => {
+    expect(loadSettings({ TOLLGATE_CACHE_TTL_MS: "5s" }).cacheTtlMs).toBe(5000);
+    expect(loadSettings({ TOLLGATE_CACHE_TTL_MS: "1500ms" }).cacheTtlMs).toBe(1500);
+    expect(loadSettings({ TOLLGATE_SHUTDOWN_TIMEOUT_MS: "1m" }).shutdownTimeoutMs).toBe(60_000);
+    expect(loadSettings({ TOLLGATE_EVENT_RETENTION_S: "1d" }).eventRetentionS).toBe(86_400);
+    expect(refusal({ TOLLGATE_EVENT_RETENTION_S: "1500ms" })).toContain(
+      'TOLLGATE_EVENT_RETENTION_S: "1500ms" is not a whole number of seconds',
+    );
+  });
+
+  it("says a number is expected, never 'NaN'", () => {
+    const m = refusal({ TOLLGATE_MAX_HEADERS: "lots" });
+    expect(m).toContain("TOLLGATE_MAX_HEADERS: must be a whole number");
+    expect(m).not.toContain("NaN");
+    expect(refusal({ TOLLGATE_MAX_HEADERS: "0" })).toContain("must be at least 1");
+  });
+});
