@@ -3,7 +3,7 @@
 // sources, protos, Lua scripts, build configs and the installed dependencies
 // (package-lock.json). The stamp is written after a successful build.
 import { execFileSync } from "node:child_process";
-import { existsSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 const STAMP = "dist/.build-stamp";
@@ -34,8 +34,21 @@ function newest(path) {
   return max;
 }
 
-// `npm run build` ends with --stamp-only: it just built, so it records that.
+// `npm run build` ends with --stamp-only: it just built, so it records that,
+// with what `tollgate version` and tollgate_build_info report.
 if (process.argv.includes("--stamp-only")) {
+  let commit = "unknown";
+  try {
+    commit = execFileSync("git", ["rev-parse", "--short=12", "HEAD"], {
+      stdio: ["ignore", "pipe", "ignore"],
+    })
+      .toString()
+      .trim();
+  } catch {
+    // Not a git checkout (e.g. an image build without .git).
+  }
+  const { version } = JSON.parse(readFileSync("package.json", "utf8"));
+  writeFileSync("dist/build-info.json", `${JSON.stringify({ version, commit })}\n`);
   writeFileSync(STAMP, `${new Date().toISOString()}\n`);
   process.exit(0);
 }

@@ -67,6 +67,7 @@ import { RedisRateLimitStore } from "./store/redis-rate-limit-store.js";
 import { RedisStoreMarker } from "./store/redis-store-marker.js";
 import { startAdminServer } from "./transport/admin-server.js";
 import { type ServiceBinding, startRpcServers } from "./transport/servers.js";
+import { buildInfo } from "./util/build-info.js";
 import { systemClock } from "./util/clock.js";
 import { createDeadline } from "./util/deadline.js";
 
@@ -503,8 +504,17 @@ export async function startTollgate(
   ready = true;
   rpc.setServing(true);
   metrics.ready.set(1);
+  const build = buildInfo();
+  metrics.buildInfo.set({ version: build.version, commit: build.commit, node: build.node }, 1);
   log.info(
-    { port: rpc.port, httpPort: rpc.httpPort, adminPort: admin.port, policy: initialPolicy.source },
+    {
+      port: rpc.port,
+      httpPort: rpc.httpPort,
+      adminPort: admin.port,
+      policy: initialPolicy.source,
+      version: build.version,
+      commit: build.commit,
+    },
     "tollgate serving",
   );
 

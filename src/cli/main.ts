@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /** The `tollgate` command line. Each subcommand lives in its own module. */
 import { settingsHelp, settingsMarkdown } from "../config/settings.js";
+import { buildInfo } from "../util/build-info.js";
 import { blocksCommand } from "./blocks-command.js";
 import { checkConfigCommand } from "./check-config-command.js";
 import { eventsCommand } from "./events-command.js";
@@ -20,6 +21,7 @@ Usage:
   tollgate check-config FILE     validate a policy file and print the effective table
   tollgate inject --tls-cert F --tls-key F  serve the Kubernetes sidecar-injection webhook
   tollgate settings [--markdown] print the settings table
+  tollgate version               version, commit and Node (also --version)
   tollgate --help
 
 Settings (environment variables):
@@ -49,6 +51,13 @@ async function main(argv: string[]): Promise<number> {
       return injectCommand(rest);
     case "check-config":
       return checkConfigCommand(rest);
+    case "version":
+    case "--version":
+    case "-v": {
+      const b = buildInfo();
+      process.stdout.write(`tollgate ${b.version} (commit ${b.commit}, node ${b.node})\n`);
+      return 0;
+    }
     case "settings":
       process.stdout.write(
         `${rest.includes("--markdown") ? settingsMarkdown() : settingsHelp()}\n`,

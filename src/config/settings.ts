@@ -37,13 +37,7 @@ const int = (min: number, max: number) =>
     .trim()
     .regex(/^-?\d+$/, "must be a whole number")
     .transform(Number)
-    .pipe(
-      z
-        .number()
-        .int()
-        .min(min, `must be at least ${min}`)
-        .max(max, `must be at most ${max}`),
-    );
+    .pipe(z.number().int().min(min, `must be at least ${min}`).max(max, `must be at most ${max}`));
 const redisUrl = z.union([
   z.literal(""),
   z.string().regex(/^rediss?:\/\/[^\s]+$/, "must be a redis:// or rediss:// URL"),

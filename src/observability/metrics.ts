@@ -65,6 +65,14 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** This build (always 1; the labels carry the information). */
+  readonly buildInfo = new Gauge({
+    name: "tollgate_build_info",
+    help: "Always 1; labels: the version, git commit and Node version of this build.",
+    labelNames: ["version", "commit", "node"] as const,
+    registers: [this.registry],
+  });
+
   /** Whether the store can lose keys (tollgate_store_durable). */
   readonly storeDurable = new Gauge({
     name: "tollgate_store_durable",
