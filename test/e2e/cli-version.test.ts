@@ -19,7 +19,7 @@ describe("tollgate version", () => {
       const out = execFileSync(process.execPath, [CLI, arg]).toString();
       expect(out).toMatch(
         new RegExp(
-          `^tollgate ${VERSION.replace(/\./g, "\\.")} \\(commit [0-9a-f]{7,40}|unknown, node v\\d+`,
+          `^tollgate ${VERSION.replace(/\./g, "\\.")} \\(commit ([0-9a-f]{7,40}|unknown), node v\\d+`,
         ),
       );
       expect(out).toContain(`node ${process.version}`);
