@@ -2,9 +2,10 @@
 # Every Tollgate RPC with plain curl, Connect protocol (JSON over HTTP/1.1).
 # Usage: TOKEN=<management token, empty in dev mode> bash examples/curl/rpcs.sh
 set -euo pipefail
-T=${TOLLGATE:-http://127.0.0.1:50051}
+T=${TOLLGATE_SERVER:-http://127.0.0.1:50051}
 auth=()
-[[ -n "${TOKEN:-}" ]] && auth=(-H "authorization: Bearer $TOKEN")
+TOKEN=${TOKEN:-${TOLLGATE_MANAGEMENT_TOKEN:-}}
+[[ -n "$TOKEN" ]] && auth=(-H "authorization: Bearer $TOKEN")
 call() { # call <Service/Method> <json>
   echo "── $1" >&2
   curl -sS -X POST -H 'content-type: application/json' "${auth[@]}" -d "$2" "$T/tollgate.v1.$1"

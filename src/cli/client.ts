@@ -18,10 +18,29 @@ export function readToken(file: string | undefined): string {
   return process.env.TOLLGATE_MANAGEMENT_TOKEN ?? "";
 }
 
+/**
+ * Where the server is: --server, else $TOLLGATE_SERVER, else the address the
+ * server's own settings name ($TOLLGATE_ADDR, a wildcard bind reached on
+ * loopback; https when TLS is configured), else the default 127.0.0.1:50051.
+ * One rule for the CLI, the examples and the clients.
+ */
+export function serverUrl(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
+  if (flag) return flag;
+  if (env.TOLLGATE_SERVER) return env.TOLLGATE_SERVER;
+  const addr = env.TOLLGATE_ADDR;
+  if (!addr) return "http://127.0.0.1:50051";
+  const i = addr.lastIndexOf(":");
+  let host = addr.slice(0, i);
+  if (host === "0.0.0.0" || host === "") host = "127.0.0.1";
+  if (host === "[::]") host = "[::1]";
+  const scheme = env.TOLLGATE_TLS_CERT_FILE ? "https" : "http";
+  return `${scheme}://${host}:${addr.slice(i + 1)}`;
+}
+
 /** gRPC clients of a running server, sending the management token when there is one. */
 export function createClients(o: ClientOptions) {
   const token = readToken(o.tokenFile);
-  const baseUrl = o.server ?? process.env.TOLLGATE_SERVER ?? "http://127.0.0.1:50051";
+  const baseUrl = serverUrl(o.server);
   const transport = createGrpcTransport({
     baseUrl,
     interceptors: [

@@ -37,7 +37,7 @@ Commands:
   rotate --secret-stdin [--grace 1h] self-rotate: reads the current secret from stdin
 
 Common options:
-  --server URL      server address (default $TOLLGATE_SERVER or http://127.0.0.1:50051)
+  --server URL      server address (default $TOLLGATE_SERVER, else from $TOLLGATE_ADDR, else http://127.0.0.1:50051)
   --token-file F    management token file (default $TOLLGATE_MANAGEMENT_TOKEN_FILE,
                     else $TOLLGATE_MANAGEMENT_TOKEN)
   --json            print the response as JSON
