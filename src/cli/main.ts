@@ -8,19 +8,21 @@ import { eventsCommand } from "./events-command.js";
 import { injectCommand } from "./inject-command.js";
 import { keysCommand } from "./keys-command.js";
 import { serveCommand } from "./serve-command.js";
+import { settingsCommand } from "./settings-command.js";
 import { usageCommand } from "./usage-command.js";
 
 const HELP = `tollgate — API-key, rate-limit and security-event sidecar
 
 Usage:
-  tollgate serve                 run the server (settings from the environment)
+  tollgate serve [--config F]    run the server (settings from the environment, over file F)
   tollgate keys <command> ...    manage keys on a running server (tollgate keys --help)
   tollgate blocks <command> ...  list or lift blocks on a running server (tollgate blocks --help)
   tollgate events list|alerts    security events and alerts of a running server (tollgate events --help)
   tollgate usage KEY_ID          a key's requests over time, with a text chart (tollgate usage --help)
   tollgate check-config FILE     validate a policy file and print the effective table
   tollgate inject --tls-cert F --tls-key F  serve the Kubernetes sidecar-injection webhook
-  tollgate settings [--markdown] print the settings table
+  tollgate settings [--config F] each setting's effective value and where it comes from
+                                 (--markdown: the settings table of the README)
   tollgate version               version, commit and Node (also --version)
   tollgate --help
 
@@ -38,7 +40,7 @@ async function main(argv: string[]): Promise<number> {
       }
       // After a drain, exit even if a client library still holds a timer open:
       // the shutdown deadline is a promise to the orchestrator.
-      return serveCommand().then((code) => process.exit(code));
+      return serveCommand(rest).then((code) => process.exit(code));
     case "keys":
       return keysCommand(rest);
     case "blocks":
@@ -59,10 +61,7 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case "settings":
-      process.stdout.write(
-        `${rest.includes("--markdown") ? settingsMarkdown() : settingsHelp()}\n`,
-      );
-      return 0;
+      return settingsCommand(rest);
     case undefined:
     case "--help":
     case "-h":

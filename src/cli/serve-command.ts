@@ -1,4 +1,5 @@
 import { loadSettings, SettingsError } from "../config/settings.js";
+import { mergeSettingsFile, readSettingsFile } from "../config/settings-file.js";
 import { StartupError, startTollgate, type Tollgate } from "../main.js";
 import { PolicyError } from "../policy/policy.js";
 
@@ -17,10 +18,10 @@ const BACKSTOP_MARGIN_MS = 1_000;
  * exits 2 with a message naming the setting — also when found after starting
  * (a pepper mismatch seen once a Redis that was away answers).
  */
-export async function serveCommand(): Promise<number> {
+export async function serveCommand(args: string[] = []): Promise<number> {
   let settings: ReturnType<typeof loadSettings>;
   try {
-    settings = loadSettings(process.env);
+    settings = loadSettings(serveEnvironment(args));
   } catch (err) {
     return startupFailure(err);
   }
@@ -81,6 +82,26 @@ export async function serveCommand(): Promise<number> {
       },
     );
   });
+}
+
+/**
+ * The settings' environment for `serve [--config FILE]`: the process
+ * environment over the configuration file (--config, else TOLLGATE_CONFIG).
+ * Settings are environment variables: any other flag is refused, naming it.
+ */
+export function serveEnvironment(args: string[]): NodeJS.ProcessEnv {
+  let config = process.env.TOLLGATE_CONFIG;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i] as string;
+    if (a === "--config" && args[i + 1] !== undefined) config = args[++i];
+    else if (a.startsWith("--config=")) config = a.slice("--config=".length);
+    else {
+      throw new SettingsError(
+        `serve: unknown argument "${a}": settings are environment variables (see tollgate serve --help) or entries of a --config file`,
+      );
+    }
+  }
+  return config ? mergeSettingsFile(process.env, readSettingsFile(config)) : process.env;
 }
 
 /** Prints a configuration error and returns exit code 2; rethrows anything else. */

@@ -483,7 +483,7 @@ export function loadSettings(env: NodeJS.ProcessEnv): Settings {
 }
 
 /** Names read from the environment that are not settings of the server (CLI and test knobs). */
-const OTHER_NAMES = new Set(["TOLLGATE_SERVER", "TOLLGATE_FAULT_RESULTS"]);
+const OTHER_NAMES = new Set(["TOLLGATE_SERVER", "TOLLGATE_FAULT_RESULTS", "TOLLGATE_CONFIG"]);
 
 /**
  * `TOLLGATE_*` variables that are not settings but look like one (a typo such
