@@ -11,17 +11,17 @@ import (
 // Identity is who is calling: the recognised key, never its secret.
 type Identity struct {
 	// KeyID is the key's id (`key_…`), not secret.
-	KeyID string
+	KeyID string `json:"key_id"`
 	// Owner is the user, team or tenant the key belongs to.
-	Owner string
+	Owner string `json:"owner"`
 	// Tier is the key's tier in the policy.
-	Tier string
+	Tier string `json:"tier"`
 	// Scopes are the scopes granted to the key.
-	Scopes []string
+	Scopes []string `json:"scopes"`
 	// Metadata are the key's labels.
-	Metadata map[string]string
+	Metadata map[string]string `json:"metadata"`
 	// Environment is the key's environment tag (`live`, `test`, …).
-	Environment string
+	Environment string `json:"environment"`
 }
 
 // Decision is what the middleware decided for a request that reached the
