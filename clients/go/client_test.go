@@ -287,7 +287,7 @@ func TestRetriesNeverGoPastTheDeadline(t *testing.T) {
 	if !tollgate.Unreachable(err) {
 		t.Fatalf("err %v, want unreachable", err)
 	}
-	if el := time.Since(start); el > 150*time.Millisecond {
+	if el := time.Since(start); el > 300*time.Millisecond { // 50 retries of 20 ms would be 1 s
 		t.Fatalf("took %v with a 30 ms deadline", el)
 	}
 	if got := n.get(tollgatev1.TollgateService_Authorize_FullMethodName); got < 1 || got > 10 {
@@ -352,7 +352,7 @@ func TestBreakerOpensAfterFiveFailuresAndClosesAfterATrial(t *testing.T) {
 	if !errors.Is(err, tollgate.ErrCircuitOpen) || status.Code(err) != codes.Unavailable {
 		t.Fatalf("6th call: %v, want ErrCircuitOpen (UNAVAILABLE)", err)
 	}
-	if el := time.Since(start); el > 20*time.Millisecond || n.get(method) != 5 {
+	if el := time.Since(start); el > 100*time.Millisecond || n.get(method) != 5 {
 		t.Fatalf("open breaker: took %v and sent %d attempts in all, want fast and 5", el, n.get(method))
 	}
 	startServer(t, srv.port)
