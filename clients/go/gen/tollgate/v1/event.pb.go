@@ -48,21 +48,25 @@ const (
 	// Management calls failed authentication (missing or wrong token, or in dev
 	// mode a foreign Host/Origin); one event per 10 s with the count in `failures`.
 	EventType_EVENT_TYPE_MANAGEMENT_AUTH_FAILURE EventType = 9
+	// The store lost its data (its epoch marker changed: a Redis restart without
+	// persistence, a flush, eviction); every key answers UNKNOWN_KEY until restored.
+	EventType_EVENT_TYPE_STORE_EMPTIED EventType = 10
 )
 
 // Enum value maps for EventType.
 var (
 	EventType_name = map[int32]string{
-		0: "EVENT_TYPE_UNSPECIFIED",
-		1: "EVENT_TYPE_AUTH_FAILURE",
-		2: "EVENT_TYPE_PERMISSION_DENIED",
-		3: "EVENT_TYPE_RATE_LIMITED",
-		4: "EVENT_TYPE_BLOCKED",
-		5: "EVENT_TYPE_KEY_CREATED",
-		6: "EVENT_TYPE_KEY_ROTATED",
-		7: "EVENT_TYPE_KEY_UPDATED",
-		8: "EVENT_TYPE_KEY_REVOKED",
-		9: "EVENT_TYPE_MANAGEMENT_AUTH_FAILURE",
+		0:  "EVENT_TYPE_UNSPECIFIED",
+		1:  "EVENT_TYPE_AUTH_FAILURE",
+		2:  "EVENT_TYPE_PERMISSION_DENIED",
+		3:  "EVENT_TYPE_RATE_LIMITED",
+		4:  "EVENT_TYPE_BLOCKED",
+		5:  "EVENT_TYPE_KEY_CREATED",
+		6:  "EVENT_TYPE_KEY_ROTATED",
+		7:  "EVENT_TYPE_KEY_UPDATED",
+		8:  "EVENT_TYPE_KEY_REVOKED",
+		9:  "EVENT_TYPE_MANAGEMENT_AUTH_FAILURE",
+		10: "EVENT_TYPE_STORE_EMPTIED",
 	}
 	EventType_value = map[string]int32{
 		"EVENT_TYPE_UNSPECIFIED":             0,
@@ -75,6 +79,7 @@ var (
 		"EVENT_TYPE_KEY_UPDATED":             7,
 		"EVENT_TYPE_KEY_REVOKED":             8,
 		"EVENT_TYPE_MANAGEMENT_AUTH_FAILURE": 9,
+		"EVENT_TYPE_STORE_EMPTIED":           10,
 	}
 )
 
@@ -511,7 +516,7 @@ const file_tollgate_v1_event_proto_rawDesc = "" +
 	"\fsubject_kind\x18\x05 \x01(\x0e2\x18.tollgate.v1.SubjectKindR\vsubjectKind\x12\x18\n" +
 	"\amessage\x18\x06 \x01(\tR\amessage\x127\n" +
 	"\tfire_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\bfireTime\x12?\n" +
-	"\rblocked_until\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\fblockedUntil*\xb3\x02\n" +
+	"\rblocked_until\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\fblockedUntil*\xd1\x02\n" +
 	"\tEventType\x12\x1a\n" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17EVENT_TYPE_AUTH_FAILURE\x10\x01\x12 \n" +
@@ -522,7 +527,9 @@ const file_tollgate_v1_event_proto_rawDesc = "" +
 	"\x16EVENT_TYPE_KEY_ROTATED\x10\x06\x12\x1a\n" +
 	"\x16EVENT_TYPE_KEY_UPDATED\x10\a\x12\x1a\n" +
 	"\x16EVENT_TYPE_KEY_REVOKED\x10\b\x12&\n" +
-	"\"EVENT_TYPE_MANAGEMENT_AUTH_FAILURE\x10\t*\x88\x01\n" +
+	"\"EVENT_TYPE_MANAGEMENT_AUTH_FAILURE\x10\t\x12\x1c\n" +
+	"\x18EVENT_TYPE_STORE_EMPTIED\x10\n" +
+	"*\x88\x01\n" +
 	"\bSeverity\x12\x18\n" +
 	"\x14SEVERITY_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rSEVERITY_INFO\x10\x01\x12\x10\n" +
