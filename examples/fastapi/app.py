@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from tollgate import route_options
 from tollgate.asgi import TollgateMiddleware
-from tollgate.fastapi import Tollgate
+from tollgate.fastapi import TollgateIdentity
 
 app = FastAPI(title="orders")
 app.add_middleware(TollgateMiddleware, skip=["/healthz"])
@@ -25,14 +25,14 @@ async def healthz() -> dict[str, bool]:
 
 
 @app.get("/v1/orders")
-async def list_orders(tollgate: Tollgate) -> dict[str, object]:
+async def list_orders(tollgate: TollgateIdentity) -> dict[str, object]:
     # The caller, as Tollgate knows it (never the secret).
     return {"owner": tollgate.owner, "key_id": tollgate.key_id, "orders": []}
 
 
 @app.post("/v1/orders")
 @route_options(endpoint="create-order", scopes=["orders:write"])
-async def create_order(tollgate: Tollgate) -> dict[str, object]:
+async def create_order(tollgate: TollgateIdentity) -> dict[str, object]:
     return {"owner": tollgate.owner, "created": True}
 
 

@@ -28,7 +28,7 @@ from tests.conftest import new_key
 from tests.tollgate_server import TollgateServer
 from tollgate import AsyncTollgateClient, TollgateClient, route_options
 from tollgate.asgi import TollgateMiddleware
-from tollgate.fastapi import OptionalTollgate, Tollgate
+from tollgate.fastapi import OptionalTollgateIdentity, TollgateIdentity
 from tollgate.guard import QUOTA_EXCEEDED, ProxyTrust
 
 
@@ -54,20 +54,20 @@ def make_app(client: AsyncTollgateClient, **options: Any) -> FastAPI:
         }
 
     @app.get("/v1/orders")
-    async def list_orders(tollgate: Tollgate) -> dict[str, Any]:
+    async def list_orders(tollgate: TollgateIdentity) -> dict[str, Any]:
         return show(tollgate)
 
     @app.post("/v1/orders")
     @route_options(endpoint="create-order", scopes=["orders:write"])
-    async def create_order(tollgate: Tollgate) -> dict[str, Any]:
+    async def create_order(tollgate: TollgateIdentity) -> dict[str, Any]:
         return show(tollgate)
 
     @app.get("/v1/limited")
-    async def limited(tollgate: Tollgate) -> dict[str, Any]:
+    async def limited(tollgate: TollgateIdentity) -> dict[str, Any]:
         return show(tollgate)
 
     @app.get("/v1/open")
-    async def maybe(request: Request, tollgate: OptionalTollgate) -> dict[str, Any]:
+    async def maybe(request: Request, tollgate: OptionalTollgateIdentity) -> dict[str, Any]:
         assert request.state.tollgate is tollgate
         return show(tollgate) if tollgate else {}
 

@@ -107,7 +107,7 @@ def test_retries_never_run_past_the_deadline(stub: StubTollgate) -> None:
             tollgate.authorize(api_key="tg_live_x", path="/v1/orders")
         elapsed = time.monotonic() - started
     assert not isinstance(caught.value, CircuitOpenError)
-    assert elapsed < 0.1 + 0.05
+    assert elapsed < 0.1 + 0.1
     assert 2 <= stub.calls["Authorize"] < 20
 
 
@@ -150,7 +150,7 @@ def test_the_breaker_opens_after_five_failures_fails_fast_and_closes_again(
         with pytest.raises(CircuitOpenError) as open_error:
             tollgate.check_rate_limit(key_id="key_x")
         assert open_error.value.code == grpc.StatusCode.UNAVAILABLE
-        assert time.monotonic() - started < 0.02  # failed fast, no network
+        assert time.monotonic() - started < 0.05  # failed fast, no network
         assert stub.calls["CheckRateLimit"] == 5
 
         stub.failing = False  # Tollgate is back
@@ -219,7 +219,7 @@ def test_a_closed_port_is_unavailable_within_the_deadline(closed_port: int) -> N
         started = time.monotonic()
         with pytest.raises(TollgateUnavailableError):
             tollgate.authorize(api_key="tg_live_x", path="/v1/orders")
-        assert time.monotonic() - started < 0.2 + 0.1
+        assert time.monotonic() - started < 0.5
 
 
 def test_tollgate_stopped_then_restarted_opens_then_closes_the_breaker() -> None:
@@ -254,11 +254,11 @@ def test_tollgate_stopped_then_restarted_opens_then_closes_the_breaker() -> None
 
 
 def test_default_deadlines_are_200ms_and_2s(stub: StubTollgate) -> None:
-    stub.failing, stub.delay = False, 0.4
+    stub.failing, stub.delay = False, 1.0
     with TollgateClient(stub.url) as tollgate:
         started = time.monotonic()
         with pytest.raises(TollgateUnavailableError) as caught:
             tollgate.authorize(api_key="tg_live_x")
         assert caught.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
-        assert 0.18 < time.monotonic() - started < 0.35
-        tollgate.list_keys()  # 0.4 s is well within KeyService's 2 s
+        assert 0.18 < time.monotonic() - started < 0.6
+        tollgate.list_keys()  # 1 s is within KeyService's 2 s

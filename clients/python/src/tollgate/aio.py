@@ -28,8 +28,8 @@ from google.protobuf.message import Message
 from tollgate import v1
 from tollgate._core import RPCS, ClientCore, build_request
 from tollgate._gen.tollgate.v1 import key_service_pb2_grpc, tollgate_service_pb2_grpc
-from tollgate.allow_cache import AllowCachePolicy
-from tollgate.breaker import BreakerPolicy
+from tollgate.allow_cache import AllowCache, AllowCachePolicy
+from tollgate.breaker import BreakerPolicy, CircuitBreaker
 from tollgate.config import DEFAULT_MANAGEMENT_TIMEOUT, DEFAULT_TIMEOUT
 from tollgate.errors import CircuitOpenError, TollgateUnavailableError, from_rpc_error
 from tollgate.retry import RetryPolicy
@@ -77,12 +77,12 @@ class AsyncTollgateClient:
         return self._core.server
 
     @property
-    def breaker(self) -> Any:
+    def breaker(self) -> CircuitBreaker:
         """The client's circuit breaker (its `state` is "closed", "open" or "half-open")."""
         return self._core.breaker
 
     @property
-    def allow_cache(self) -> Any:
+    def allow_cache(self) -> AllowCache | None:
         """The allow-cache, or None when it is off."""
         return self._core.allow_cache
 

@@ -1,12 +1,12 @@
 """FastAPI helpers: the identity as a dependency.
 
-    from tollgate.fastapi import Tollgate
+    from tollgate.fastapi import TollgateIdentity
 
     @app.get("/v1/orders")
-    async def orders(tollgate: Tollgate):          # a TollgateState, set by the middleware
+    async def orders(tollgate: TollgateIdentity):          # a TollgateState, set by the middleware
         return {"owner": tollgate.owner}
 
-`Tollgate` is ``Annotated[TollgateState, Depends(tollgate_state)]``; `OptionalTollgate`
+`TollgateIdentity` is ``Annotated[TollgateState, Depends(tollgate_state)]``; `OptionalTollgateIdentity`
 allows None (a skipped path). Both read ``request.state.tollgate`` set by
 tollgate.asgi.TollgateMiddleware; a route reached without the middleware is a
 programming error (500), not an anonymous caller.
@@ -20,7 +20,12 @@ from fastapi import Depends, Request
 
 from tollgate.state import TollgateState
 
-__all__ = ["OptionalTollgate", "Tollgate", "optional_tollgate_state", "tollgate_state"]
+__all__ = [
+    "OptionalTollgateIdentity",
+    "TollgateIdentity",
+    "optional_tollgate_state",
+    "tollgate_state",
+]
 
 
 def optional_tollgate_state(request: Request) -> TollgateState | None:
@@ -38,9 +43,11 @@ def tollgate_state(request: Request) -> TollgateState:
     """The TollgateState of this request (the route must not be skipped)."""
     value = optional_tollgate_state(request)
     if value is None:
-        raise RuntimeError("this route is skipped by TollgateMiddleware: use OptionalTollgate")
+        raise RuntimeError(
+            "this route is skipped by TollgateMiddleware: use OptionalTollgateIdentity"
+        )
     return value
 
 
-Tollgate = Annotated[TollgateState, Depends(tollgate_state)]
-OptionalTollgate = Annotated[TollgateState | None, Depends(optional_tollgate_state)]
+TollgateIdentity = Annotated[TollgateState, Depends(tollgate_state)]
+OptionalTollgateIdentity = Annotated[TollgateState | None, Depends(optional_tollgate_state)]
