@@ -14,12 +14,14 @@ Resilience (see README): a deadline per call (0.2 s TollgateService, 2 s KeyServ
 covers retries; retries with full-jitter backoff only on UNAVAILABLE and only for calls
 safe to repeat (tollgate.retry); a circuit breaker (tollgate.breaker); an optional
 allow-cache (tollgate.allow_cache). Failures raise TollgateError / TollgateUnavailableError.
-The client is thread-safe; one per process is enough.
+The client is thread-safe; one per process is enough. The channel opens on the first call
+(and anew in a forked child), so a client may be built at import time.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, cast
@@ -84,20 +86,12 @@ class TollgateClient:
             credentials=credentials,
             channel_options=channel_options,
         )
-        core = self._core
-        if core.credentials is not None:
-            self._channel = grpc.secure_channel(
-                core.target.address, core.credentials, options=core.channel_options
-            )
-        else:
-            self._channel = grpc.insecure_channel(core.target.address, options=core.channel_options)
-        stubs = {
-            "TollgateService": tollgate_service_pb2_grpc.TollgateServiceStub(self._channel),
-            "KeyService": key_service_pb2_grpc.KeyServiceStub(self._channel),
-        }
-        self._methods: dict[str, Callable[..., Any]] = {
-            rpc: getattr(stubs[service], rpc) for rpc, service in RPCS.items()
-        }
+        # The channel is opened on first use, and again in a forked child: a grpc
+        # channel must not cross a fork (gunicorn --preload, multiprocessing).
+        self._lock = threading.Lock()
+        self._pid = 0
+        self._channel: grpc.Channel | None = None
+        self._methods: dict[str, Callable[..., Any]] = {}
         self._sleep: Callable[[float], None] = time.sleep
 
     @property
@@ -116,8 +110,34 @@ class TollgateClient:
         return self._core.allow_cache
 
     def close(self) -> None:
-        """Closes the channel; calls after this fail."""
-        self._channel.close()
+        """Closes the channel (a later call opens a new one)."""
+        with self._lock:
+            channel, self._channel, self._methods = self._channel, None, {}
+        if channel is not None:
+            channel.close()
+
+    def _stubs(self) -> dict[str, Callable[..., Any]]:
+        pid = os.getpid()
+        if self._channel is not None and self._pid == pid:
+            return self._methods
+        with self._lock:
+            if self._channel is None or self._pid != pid:
+                core = self._core
+                if core.credentials is not None:
+                    channel = grpc.secure_channel(
+                        core.target.address, core.credentials, options=core.channel_options
+                    )
+                else:
+                    channel = grpc.insecure_channel(
+                        core.target.address, options=core.channel_options
+                    )
+                stubs = {
+                    "TollgateService": tollgate_service_pb2_grpc.TollgateServiceStub(channel),
+                    "KeyService": key_service_pb2_grpc.KeyServiceStub(channel),
+                }
+                self._methods = {rpc: getattr(stubs[svc], rpc) for rpc, svc in RPCS.items()}
+                self._channel, self._pid = channel, pid
+            return self._methods
 
     def __enter__(self) -> TollgateClient:
         return self
@@ -132,7 +152,7 @@ class TollgateClient:
         core = self._core
         plan = core.plan(rpc, request, timeout)
         deadline = time.monotonic() + plan.budget
-        fn = self._methods[rpc]
+        fn = self._stubs()[rpc]
         retry = 0
         while True:
             permit = core.breaker.acquire()
