@@ -1,0 +1,424 @@
+"""`TollgateClient`: the blocking client (for Flask, scripts, threads).
+
+Every RPC of `tollgate.v1.TollgateService` and `tollgate.v1.KeyService` is a method that
+takes the request message (or its fields as keywords) and returns the response message::
+
+    from tollgate import TollgateClient
+
+    with TollgateClient() as tollgate:                    # $TOLLGATE_SERVER or 127.0.0.1:50051
+        created = tollgate.create_key(owner="acme", scopes=["orders:read"])
+        decision = tollgate.authorize(api_key=created.secret, method="GET", path="/v1/orders")
+        assert decision.allowed
+
+Resilience (see README): a deadline per call (0.2 s TollgateService, 2 s KeyService) that
+covers retries; retries with full-jitter backoff only on UNAVAILABLE and only for calls
+safe to repeat (tollgate.retry); a circuit breaker (tollgate.breaker); an optional
+allow-cache (tollgate.allow_cache). Failures raise TollgateError / TollgateUnavailableError.
+The client is thread-safe; one per process is enough. The channel opens on the first call
+(and anew in a forked child), so a client may be built at import time.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar, cast
+
+import grpc
+from google.protobuf.message import Message
+
+from tollgate import v1
+from tollgate._core import RPCS, ClientCore, build_request
+from tollgate._gen.tollgate.v1 import key_service_pb2_grpc, tollgate_service_pb2_grpc
+from tollgate.allow_cache import AllowCache, AllowCachePolicy
+from tollgate.breaker import BreakerPolicy, CircuitBreaker
+from tollgate.config import DEFAULT_MANAGEMENT_TIMEOUT, DEFAULT_TIMEOUT
+from tollgate.errors import CircuitOpenError, TollgateUnavailableError, from_rpc_error
+from tollgate.retry import RetryPolicy
+
+R = TypeVar("R", bound=Message)
+
+
+class TollgateClient:
+    """Blocking Tollgate client over gRPC (HTTP/2) to the main port.
+
+    Args:
+        server: http(s) URL of Tollgate's main port; default $TOLLGATE_SERVER, else
+            ``http://127.0.0.1:50051``. ``https://`` uses TLS.
+        management_token: token for KeyService and RotateKey by id; default from
+            $TOLLGATE_MANAGEMENT_TOKEN_FILE, else $TOLLGATE_MANAGEMENT_TOKEN. Never logged.
+        management_token_file: a file holding the token (read once, trimmed).
+        timeout: seconds, deadline of TollgateService calls, retries included (0.2).
+        management_timeout: seconds, deadline of KeyService calls (2.0).
+        retry: backoff of safe calls on UNAVAILABLE (2 retries, 25 ms base, 250 ms cap).
+        breaker: circuit breaker settings (opens after 5 failures, half-open after 1 s).
+        allow_cache: None/False (default) for no allow-cache; True or an AllowCachePolicy
+            to reuse ALLOWED Authorize decisions made without apply_limits (≤ 5 s).
+        credentials: TLS credentials for an https server (default: system roots).
+        channel_options: extra grpc channel options (override the defaults by name).
+    """
+
+    def __init__(
+        self,
+        server: str | None = None,
+        *,
+        management_token: str | None = None,
+        management_token_file: str | os.PathLike[str] | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        management_timeout: float = DEFAULT_MANAGEMENT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        breaker: BreakerPolicy | None = None,
+        allow_cache: AllowCachePolicy | bool | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
+        channel_options: Sequence[tuple[str, Any]] = (),
+    ) -> None:
+        self._core = ClientCore(
+            server,
+            management_token=management_token,
+            management_token_file=management_token_file,
+            timeout=timeout,
+            management_timeout=management_timeout,
+            retry=retry,
+            breaker=breaker,
+            allow_cache=allow_cache,
+            credentials=credentials,
+            channel_options=channel_options,
+        )
+        # The channel is opened on first use, and again in a forked child: a grpc
+        # channel must not cross a fork (gunicorn --preload, multiprocessing).
+        self._lock = threading.Lock()
+        self._pid = 0
+        self._channel: grpc.Channel | None = None
+        self._methods: dict[str, Callable[..., Any]] = {}
+        self._sleep: Callable[[float], None] = time.sleep
+
+    @property
+    def server(self) -> str:
+        """The server URL in use."""
+        return self._core.server
+
+    @property
+    def breaker(self) -> CircuitBreaker:
+        """The client's circuit breaker (its `state` is "closed", "open" or "half-open")."""
+        return self._core.breaker
+
+    @property
+    def allow_cache(self) -> AllowCache | None:
+        """The allow-cache, or None when it is off."""
+        return self._core.allow_cache
+
+    def close(self) -> None:
+        """Closes the channel (a later call opens a new one)."""
+        with self._lock:
+            channel, self._channel, self._methods = self._channel, None, {}
+        if channel is not None:
+            channel.close()
+
+    def _stubs(self) -> dict[str, Callable[..., Any]]:
+        pid = os.getpid()
+        if self._channel is not None and self._pid == pid:
+            return self._methods
+        with self._lock:
+            if self._channel is None or self._pid != pid:
+                core = self._core
+                if core.credentials is not None:
+                    channel = grpc.secure_channel(
+                        core.target.address, core.credentials, options=core.channel_options
+                    )
+                else:
+                    channel = grpc.insecure_channel(
+                        core.target.address, options=core.channel_options
+                    )
+                stubs = {
+                    "TollgateService": tollgate_service_pb2_grpc.TollgateServiceStub(channel),
+                    "KeyService": key_service_pb2_grpc.KeyServiceStub(channel),
+                }
+                self._methods = {rpc: getattr(stubs[svc], rpc) for rpc, svc in RPCS.items()}
+                self._channel, self._pid = channel, pid
+            return self._methods
+
+    def __enter__(self) -> TollgateClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"TollgateClient({self._core!r})"
+
+    def _call(self, rpc: str, request: Message, timeout: float | None, out: type[R]) -> R:
+        core = self._core
+        plan = core.plan(rpc, request, timeout)
+        deadline = time.monotonic() + plan.budget
+        fn = self._stubs()[rpc]
+        retry = 0
+        while True:
+            permit = core.breaker.acquire()
+            if permit is None:
+                raise CircuitOpenError(plan.path)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                core.breaker.release(permit)
+                raise TollgateUnavailableError(
+                    grpc.StatusCode.DEADLINE_EXCEEDED, plan.path, "deadline exceeded"
+                )
+            try:
+                response = fn(request, timeout=remaining, metadata=plan.metadata)
+            except grpc.RpcError as e:
+                err = from_rpc_error(e, plan.path, *core.secrets)
+                if err.unavailable:
+                    core.breaker.failure(permit)
+                else:
+                    core.breaker.success(permit)
+                if (
+                    plan.retry_safe
+                    and err.code == grpc.StatusCode.UNAVAILABLE
+                    and retry < core.retry.max_retries
+                ):
+                    delay = core.retry.backoff(retry)
+                    if time.monotonic() + delay < deadline:
+                        self._sleep(delay)
+                        retry += 1
+                        continue
+                raise err from None
+            except BaseException:
+                core.breaker.release(permit)
+                raise
+            core.breaker.success(permit)
+            return cast(R, response)
+
+    def _authorize(
+        self, request: v1.AuthorizeRequest, timeout: float | None
+    ) -> v1.AuthorizeResponse:
+        cache = self._core.allow_cache
+        if cache is not None:
+            hit = cache.get(request)
+            if hit is not None:
+                return hit
+        response = self._call("Authorize", request, timeout, v1.AuthorizeResponse)
+        if cache is not None:
+            cache.put(request, response)
+        return response
+
+    def authorize(
+        self,
+        request: v1.AuthorizeRequest | None = None,
+        /,
+        *,
+        timeout: float | None = None,
+        **fields: Any,
+    ) -> v1.AuthorizeResponse:
+        """Checks an API key for a request (with `apply_limits`, also charges its limits). A
+        denial is data: `allowed=False` with `http_status` 401/403/429. Retried on
+        UNAVAILABLE only without `apply_limits`; served from the allow-cache when
+        enabled (allowed decisions without `apply_limits` only)."""
+        return self._authorize(build_request(v1.AuthorizeRequest, request, fields), timeout)
+
+    def check_rate_limit(
+        self,
+        request: v1.CheckRateLimitRequest | None = None,
+        /,
+        *,
+        timeout: float | None = None,
+        **fields: Any,
+    ) -> v1.CheckRateLimitResponse:
+        """Checks and charges the limits of a key / IP / subject on an endpoint. Never retried
+        (it charges)."""
+        return self._call(
+            "CheckRateLimit",
+            build_request(v1.CheckRateLimitRequest, request, fields),
+            timeout,
+            v1.CheckRateLimitResponse,
+        )
+
+    def record_event(
+        self,
+        request: v1.RecordEventRequest | None = None,
+        /,
+        *,
+        timeout: float | None = None,
+        **fields: Any,
+    ) -> v1.RecordEventResponse:
+        """Records 1..100 security events; retried on UNAVAILABLE (idempotent by event id)."""
+        return self._call(
+            "RecordEvent",
+            build_request(v1.RecordEventRequest, request, fields),
+            timeout,
+            v1.RecordEventResponse,
+        )
+
+    def rotate_key(
+        self,
+        request: v1.RotateKeyRequest | None = None,
+        /,
+        *,
+        timeout: float | None = None,
+        **fields: Any,
+    ) -> v1.RotateKeyResponse:
+        """Issues a new secret (by `key_id` with the management token, or by `current_secret`).
+        Never retried."""
+        return self._call(
+            "RotateKey",
+            build_request(v1.RotateKeyRequest, request, fields),
+            timeout,
+            v1.RotateKeyResponse,
+        )
+
+    def create_key(
+        self,
+        request: v1.CreateKeyRequest | None = None,
+        /,
+        *,
+        timeout: float | None = None,
+        **fields: Any,
+    ) -> v1.CreateKeyResponse:
+        """Creates a key; the response's `secret` is shown once. Never retried."""
+        return self._call(
+            "CreateKey",
+            build_request(v1.CreateKeyRequest, request, fields),
+            timeout,
+            v1.CreateKeyResponse,
+        )
+
+    def get_key(
+        self,
+        request: v1.GetKeyRequest | None = None,
+        /,
+        *,
+        timeout: float | None = None,
+        **fields: Any,
+    ) -> v1.GetKeyResponse:
+        """Returns a key (never its secret). Retried on UNAVAILABLE."""
+        return self._call(
+            "GetKey", build_request(v1.GetKeyRequest, request, fields), timeout, v1.GetKeyResponse
+        )
+
+    def list_keys(
+        self,
+        request: v1.ListKeysRequest | None = None,
+        /,
+        *,
+        timeout: float | None = None,
+        **fields: Any,
+    ) -> v1.ListKeysResponse:
+        """Lists keys a page at a time. Retried on UNAVAILABLE."""
+        return self._call(
+            "ListKeys",
+            build_request(v1.ListKeysRequest, request, fields),
+            timeout,
+            v1.ListKeysResponse,
+        )
+
+    def update_key(
+        self,
+        request: v1.UpdateKeyRequest | None = None,
+        /,
+        *,
+        timeout: float | None = None,
+        **fields: Any,
+    ) -> v1.UpdateKeyResponse:
+        """Changes the fields named in `update_mask`. Never retried."""
+        return self._call(
+            "UpdateKey",
+            build_request(v1.UpdateKeyRequest, request, fields),
+            timeout,
+            v1.UpdateKeyResponse,
+        )
+
+    def revoke_key(
+        self,
+        request: v1.RevokeKeyRequest | None = None,
+        /,
+        *,
+        timeout: float | None = None,
+        **fields: Any,
+    ) -> v1.RevokeKeyResponse:
+        """Revokes a key at once and for good; retried on UNAVAILABLE (idempotent)."""
+        return self._call(
+            "RevokeKey",
+            build_request(v1.RevokeKeyRequest, request, fields),
+            timeout,
+            v1.RevokeKeyResponse,
+        )
+
+    def list_blocks(
+        self,
+        request: v1.ListBlocksRequest | None = None,
+        /,
+        *,
+        timeout: float | None = None,
+        **fields: Any,
+    ) -> v1.ListBlocksResponse:
+        """Lists active blocks. Retried on UNAVAILABLE."""
+        return self._call(
+            "ListBlocks",
+            build_request(v1.ListBlocksRequest, request, fields),
+            timeout,
+            v1.ListBlocksResponse,
+        )
+
+    def delete_block(
+        self,
+        request: v1.DeleteBlockRequest | None = None,
+        /,
+        *,
+        timeout: float | None = None,
+        **fields: Any,
+    ) -> v1.DeleteBlockResponse:
+        """Lifts a block. Never retried."""
+        return self._call(
+            "DeleteBlock",
+            build_request(v1.DeleteBlockRequest, request, fields),
+            timeout,
+            v1.DeleteBlockResponse,
+        )
+
+    def list_events(
+        self,
+        request: v1.ListEventsRequest | None = None,
+        /,
+        *,
+        timeout: float | None = None,
+        **fields: Any,
+    ) -> v1.ListEventsResponse:
+        """Lists security events, newest first. Retried on UNAVAILABLE."""
+        return self._call(
+            "ListEvents",
+            build_request(v1.ListEventsRequest, request, fields),
+            timeout,
+            v1.ListEventsResponse,
+        )
+
+    def list_alerts(
+        self,
+        request: v1.ListAlertsRequest | None = None,
+        /,
+        *,
+        timeout: float | None = None,
+        **fields: Any,
+    ) -> v1.ListAlertsResponse:
+        """Lists alerts, newest first. Retried on UNAVAILABLE."""
+        return self._call(
+            "ListAlerts",
+            build_request(v1.ListAlertsRequest, request, fields),
+            timeout,
+            v1.ListAlertsResponse,
+        )
+
+    def get_usage(
+        self,
+        request: v1.GetUsageRequest | None = None,
+        /,
+        *,
+        timeout: float | None = None,
+        **fields: Any,
+    ) -> v1.GetUsageResponse:
+        """A key's request counts over a time range. Retried on UNAVAILABLE."""
+        return self._call(
+            "GetUsage",
+            build_request(v1.GetUsageRequest, request, fields),
+            timeout,
+            v1.GetUsageResponse,
+        )
