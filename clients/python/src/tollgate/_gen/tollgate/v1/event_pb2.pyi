@@ -48,6 +48,10 @@ class _EventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventType.V
     """Management calls failed authentication (missing or wrong token, or in dev
     mode a foreign Host/Origin); one event per 10 s with the count in `failures`.
     """
+    EVENT_TYPE_STORE_EMPTIED: _EventType.ValueType  # 10
+    """The store lost its data (its epoch marker changed: a Redis restart without
+    persistence, a flush, eviction); every key answers UNKNOWN_KEY until restored.
+    """
 
 class EventType(_EventType, metaclass=_EventTypeEnumTypeWrapper):
     """Types of security event Tollgate records itself. Applications report their
@@ -75,6 +79,10 @@ EVENT_TYPE_KEY_REVOKED: EventType.ValueType  # 8
 EVENT_TYPE_MANAGEMENT_AUTH_FAILURE: EventType.ValueType  # 9
 """Management calls failed authentication (missing or wrong token, or in dev
 mode a foreign Host/Origin); one event per 10 s with the count in `failures`.
+"""
+EVENT_TYPE_STORE_EMPTIED: EventType.ValueType  # 10
+"""The store lost its data (its epoch marker changed: a Redis restart without
+persistence, a flush, eviction); every key answers UNKNOWN_KEY until restored.
 """
 Global___EventType: _TypeAlias = EventType  # noqa: Y015
 
