@@ -54,7 +54,7 @@ export class AllowCache<V extends object> {
       ttl: this.ttlMs,
       // Expired entries are never returned; no timers are kept.
       ttlAutopurge: false,
-      ...(now && { perf: { now } }),
+      ...(now && { perf: { now }, ttlResolution: 0 }),
     });
   }
 
