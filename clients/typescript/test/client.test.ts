@@ -23,7 +23,9 @@ const secrets: string[] = [];
 
 beforeAll(async () => {
   server = await startTollgate();
-  client = createTollgateClient({ server: server.url, env: {} });
+  // A generous deadline: the 2 shared cores of CI can stall a call past the 200 ms default
+  // (the default itself is tested in resilience.test.ts).
+  client = createTollgateClient({ server: server.url, env: {}, timeoutMs: 2_000 });
 });
 afterAll(async () => {
   client?.close();
@@ -106,7 +108,12 @@ describe("every RPC", () => {
   });
 
   it("speaks Connect over HTTP/1.1 too", async () => {
-    const connect = createTollgateClient({ server: server.url, protocol: "connect", env: {} });
+    const connect = createTollgateClient({
+      server: server.url,
+      protocol: "connect",
+      env: {},
+      timeoutMs: 2_000,
+    });
     const { secret } = await newKey([], connect);
     expect((await connect.authorize({ apiKey: secret })).allowed).toBe(true);
   });
@@ -126,6 +133,7 @@ describe("revocation", () => {
     const cached = createTollgateClient({
       server: server.url,
       env: {},
+      timeoutMs: 2_000,
       allowCache: { ttlMs: 400 },
     });
     const { secret, key } = await newKey();

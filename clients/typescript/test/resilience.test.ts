@@ -32,7 +32,7 @@ const codeOf = (e: unknown) => ConnectError.from(e).code;
 describe("retries", () => {
   it("retries a safe call (Authorize without apply_limits) on UNAVAILABLE and succeeds", async () => {
     const proxy = await startProxy(server.port, (n) => (n === 0 ? "reset" : "forward"));
-    const c = createTollgateClient({ server: proxy.url, env: {} });
+    const c = createTollgateClient({ server: proxy.url, env: {}, timeoutMs: 2_000 });
     try {
       const res = await c.authorize({ apiKey: secret });
       expect(res.allowed).toBe(true);
@@ -100,7 +100,12 @@ describe("circuit breaker", () => {
   it("opens after 5 consecutive failures, fails fast, half-opens after 1 s and closes when the server is back", async () => {
     let down = true;
     const proxy = await startProxy(server.port, () => (down ? "reset" : "forward"));
-    const c = createTollgateClient({ server: proxy.url, env: {}, retry: { maxRetries: 0 } });
+    const c = createTollgateClient({
+      server: proxy.url,
+      env: {},
+      timeoutMs: 2_000,
+      retry: { maxRetries: 0 },
+    });
     try {
       for (let i = 0; i < 5; i++) {
         expect(c.breakerState()).toBe("closed");

@@ -73,7 +73,8 @@ export function middlewareContract(startApp: StartApp): void {
     return a;
   };
   const clientFor = (url: string) => {
-    const c = createTollgateClient({ server: url, env: {} });
+    // A generous deadline: the 2 shared cores of CI can stall a call past the 200 ms default.
+    const c = createTollgateClient({ server: url, env: {}, timeoutMs: 2_000 });
     clients.push(c);
     return c;
   };
