@@ -160,11 +160,15 @@ export async function startTollgate(
 
   const cache = new KeyCache({
     max: settings.cacheMaxEntries,
+    maxBytes: settings.cacheMaxBytes,
+    negativeMax: settings.negativeCacheMaxEntries,
     ttlMs: settings.cacheTtlMs,
     negativeTtlMs: settings.negativeCacheTtlMs,
     onEvict: () => metrics.cacheEvictions.inc(),
   });
   const metrics = new Metrics(() => cache.size);
+  metrics.trackMemory("found_keys", () => cache.usage().found);
+  metrics.trackMemory("unknown_keys", () => cache.usage().unknown);
 
   const policyHolder = new PolicyHolder({
     initial: initialPolicy,

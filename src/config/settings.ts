@@ -31,6 +31,14 @@ const csvOf = <T>(items: z.ZodType<T[], string[]>) =>
     )
     .pipe(items);
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const BYTE_UNITS: Record<string, number> = { "": 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 };
+/** A size in bytes: an integer, optionally with a KiB, MiB or GiB suffix (`32MiB`). */
+const bytes = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d+(KiB|MiB|GiB)?$/, "must be bytes: an integer, optionally with KiB, MiB or GiB")
+    .transform((v) => Number(/^\d+/.exec(v)?.[0]) * (BYTE_UNITS[v.replace(/^\d+/, "")] ?? 1))
+    .pipe(z.number().int().min(min).max(max));
 const redisUrl = z.union([
   z.literal(""),
   z.string().regex(/^rediss?:\/\/[^\s]+$/, "must be a redis:// or rediss:// URL"),
@@ -270,9 +278,26 @@ export const SETTINGS = {
   cacheMaxEntries: spec({
     env: "TOLLGATE_CACHE_MAX_ENTRIES",
     default: "100000",
-    description: "Most key lookups cached (found and unknown together).",
+    description:
+      "Most found keys cached (unknown keys have a space of their own: TOLLGATE_NEGATIVE_CACHE_MAX_ENTRIES).",
     schema: int(1, 10_000_000),
   }),
+  // --- Memory bounds (docs/security-bounds.md): every in-memory structure input can grow.
+  cacheMaxBytes: spec({
+    env: "TOLLGATE_CACHE_MAX_BYTES",
+    default: "32MiB",
+    description:
+      "Most estimated bytes of found keys cached (least recently used evicted first); a record is at most ≈ 40 KiB.",
+    schema: bytes(65_536, 16 * 1024 ** 3),
+  }),
+  negativeCacheMaxEntries: spec({
+    env: "TOLLGATE_NEGATIVE_CACHE_MAX_ENTRIES",
+    default: "10000",
+    description:
+      "Most unknown keys (and unknown key ids) remembered as unknown, in their own LRU (≈ 640 B each), so unknown keys never evict found ones.",
+    schema: int(1, 10_000_000),
+  }),
+  // --- end of memory bounds.
   cacheTtlMs: spec({
     env: "TOLLGATE_CACHE_TTL_MS",
     default: "5000",

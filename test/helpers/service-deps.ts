@@ -81,6 +81,8 @@ export async function createServiceHarness(o: ServiceHarnessOptions = {}): Promi
   const metrics = new Metrics(() => 0);
   const cache = new KeyCache({
     max: settings.cacheMaxEntries,
+    maxBytes: settings.cacheMaxBytes,
+    negativeMax: settings.negativeCacheMaxEntries,
     ttlMs: settings.cacheTtlMs,
     negativeTtlMs: settings.negativeCacheTtlMs,
   });
