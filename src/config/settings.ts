@@ -297,6 +297,61 @@ export const SETTINGS = {
       "Most unknown keys (and unknown key ids) remembered as unknown, in their own LRU (≈ 640 B each), so unknown keys never evict found ones.",
     schema: int(1, 10_000_000),
   }),
+  memoryRateMaxEntries: spec({
+    env: "TOLLGATE_MEMORY_RATE_MAX_ENTRIES",
+    default: "150000",
+    description:
+      "Embedded store and fail-open insurance limiter, each: most rate-limit entries (one per subject and limit, plus blocks). Past a bound the entries holding the least go first (see docs/security-bounds.md).",
+    schema: int(100, 100_000_000),
+  }),
+  memoryRateMaxBytes: spec({
+    env: "TOLLGATE_MEMORY_RATE_MAX_BYTES",
+    default: "32MiB",
+    description:
+      "Embedded store and fail-open insurance limiter, each: most estimated bytes of rate-limit entries.",
+    schema: bytes(65_536, 64 * 1024 ** 3),
+  }),
+  memoryEventMaxBytes: spec({
+    env: "TOLLGATE_MEMORY_EVENT_MAX_BYTES",
+    default: "16MiB",
+    description:
+      "Embedded store: most estimated bytes of security events held (with their idempotency ids); the oldest go first. TOLLGATE_EVENT_MAX_COUNT bounds their number.",
+    schema: bytes(65_536, 64 * 1024 ** 3),
+  }),
+  memoryAlertMaxBytes: spec({
+    env: "TOLLGATE_MEMORY_ALERT_MAX_BYTES",
+    default: "4MiB",
+    description:
+      "Embedded store: most estimated bytes of alerts held; the oldest go first. TOLLGATE_ALERT_MAX_COUNT bounds their number.",
+    schema: bytes(65_536, 64 * 1024 ** 3),
+  }),
+  memoryDetectionMaxEntries: spec({
+    env: "TOLLGATE_MEMORY_DETECTION_MAX_ENTRIES",
+    default: "50000",
+    description:
+      "Embedded store: most detection windows, spike states and cool-downs together; past a bound cool-downs go first, then the state holding the least evidence.",
+    schema: int(100, 100_000_000),
+  }),
+  memoryDetectionMaxBytes: spec({
+    env: "TOLLGATE_MEMORY_DETECTION_MAX_BYTES",
+    default: "8MiB",
+    description:
+      "Embedded store: most estimated bytes of detection state (window members included).",
+    schema: bytes(65_536, 64 * 1024 ** 3),
+  }),
+  memoryUsageMaxEntries: spec({
+    env: "TOLLGATE_MEMORY_USAGE_MAX_ENTRIES",
+    default: "200000",
+    description:
+      "Embedded store: most usage counter buckets (one per key and minute or hour); past a bound the oldest go first.",
+    schema: int(100, 100_000_000),
+  }),
+  memoryUsageMaxBytes: spec({
+    env: "TOLLGATE_MEMORY_USAGE_MAX_BYTES",
+    default: "16MiB",
+    description: "Embedded store: most estimated bytes of usage counters.",
+    schema: bytes(65_536, 64 * 1024 ** 3),
+  }),
   // --- end of memory bounds.
   cacheTtlMs: spec({
     env: "TOLLGATE_CACHE_TTL_MS",

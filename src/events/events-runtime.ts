@@ -21,6 +21,7 @@ import type { RedisClient } from "../store/redis-key-store.js";
 import { RedisUsageStore } from "../store/redis-usage-store.js";
 import type { UsageStore } from "../store/usage-store.js";
 import type { Clock } from "../util/clock.js";
+import type { MemoryBounds, MemoryUsage } from "../util/memory-usage.js";
 import { AlertDispatcher } from "./alert-dispatcher.js";
 import { DetectionEngine } from "./detection-engine.js";
 import { EventRecorder } from "./event-recorder.js";
@@ -46,6 +47,8 @@ export interface EventStores {
   events: EventStore;
   usage: UsageStore;
   detection: DetectionStore;
+  /** The embedded stores' sizes, for the memory gauges (none for Redis). */
+  memory?: Record<"events" | "alerts" | "detection" | "usage", () => MemoryUsage>;
 }
 
 /** Sizes and periods (from the settings). */
@@ -53,14 +56,33 @@ export interface EventLimits extends EventRetention {
   usageRetentionMs: number;
   bufferSize: number;
   flushMs: number;
+  /** Bounds of the embedded stores (docs/security-bounds.md); their defaults when absent. */
+  memory?: {
+    eventBytes: number;
+    alertBytes: number;
+    detection: MemoryBounds;
+    usage: MemoryBounds;
+  };
 }
 
 /** Embedded stores. */
 export function memoryEventStores(clock: Clock, limits: EventLimits): EventStores {
+  const m = limits.memory;
+  const events = new MemoryEventStore(clock, limits, {
+    ...(m && { maxEventBytes: m.eventBytes, maxAlertBytes: m.alertBytes }),
+  });
+  const usage = new MemoryUsageStore(clock, limits.usageRetentionMs, m?.usage);
+  const detection = new MemoryDetectionStore(clock, m?.detection);
   return {
-    events: new MemoryEventStore(clock, limits),
-    usage: new MemoryUsageStore(clock, limits.usageRetentionMs),
-    detection: new MemoryDetectionStore(clock),
+    events,
+    usage,
+    detection,
+    memory: {
+      events: () => events.usage().events,
+      alerts: () => events.usage().alerts,
+      detection: () => detection.usage(),
+      usage: () => usage.usage(),
+    },
   };
 }
 
@@ -159,6 +181,12 @@ export function eventLimitsFromSettings(s: {
   usageRetentionS: number;
   eventBufferSize: number;
   eventFlushMs: number;
+  memoryEventMaxBytes: number;
+  memoryAlertMaxBytes: number;
+  memoryDetectionMaxEntries: number;
+  memoryDetectionMaxBytes: number;
+  memoryUsageMaxEntries: number;
+  memoryUsageMaxBytes: number;
 }): EventLimits {
   return {
     maxAgeMs: s.eventRetentionS * 1000,
@@ -167,5 +195,11 @@ export function eventLimitsFromSettings(s: {
     usageRetentionMs: s.usageRetentionS * 1000,
     bufferSize: s.eventBufferSize,
     flushMs: s.eventFlushMs,
+    memory: {
+      eventBytes: s.memoryEventMaxBytes,
+      alertBytes: s.memoryAlertMaxBytes,
+      detection: { maxEntries: s.memoryDetectionMaxEntries, maxBytes: s.memoryDetectionMaxBytes },
+      usage: { maxEntries: s.memoryUsageMaxEntries, maxBytes: s.memoryUsageMaxBytes },
+    },
   };
 }

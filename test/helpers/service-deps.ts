@@ -86,8 +86,12 @@ export async function createServiceHarness(o: ServiceHarnessOptions = {}): Promi
     ttlMs: settings.cacheTtlMs,
     negativeTtlMs: settings.negativeCacheTtlMs,
   });
+  const rateBounds = {
+    maxEntries: settings.memoryRateMaxEntries,
+    maxBytes: settings.memoryRateMaxBytes,
+  };
   const store = new MemoryKeyStore(clock);
-  const rateStore = new MemoryRateLimitStore(clock);
+  const rateStore = new MemoryRateLimitStore(clock, rateBounds);
   const bus = new MemoryInvalidationBus();
   const eventLimits = eventLimitsFromSettings(settings);
   const digest = createSecretDigester(randomBytes(32));
@@ -131,7 +135,7 @@ export async function createServiceHarness(o: ServiceHarnessOptions = {}): Promi
       policy: () => policy,
       blocks: blockCache,
       failMode,
-      insurance: new InsuranceLimiter(clock, settings.failOpenLimitShare),
+      insurance: new InsuranceLimiter(clock, settings.failOpenLimitShare, rateBounds),
     }),
     rateStore,
     failMode,
