@@ -285,9 +285,9 @@ export const SETTINGS = {
   // --- Memory bounds (docs/security-bounds.md): every in-memory structure input can grow.
   cacheMaxBytes: spec({
     env: "TOLLGATE_CACHE_MAX_BYTES",
-    default: "32MiB",
+    default: "128MiB",
     description:
-      "Most estimated bytes of found keys cached (least recently used evicted first); a record is at most ≈ 40 KiB.",
+      "Most estimated bytes of found keys cached (least recently used evicted first): a typical record is ≈ 1.1 KiB, the largest ≈ 40 KiB.",
     schema: bytes(65_536, 16 * 1024 ** 3),
   }),
   negativeCacheMaxEntries: spec({

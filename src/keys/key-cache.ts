@@ -6,7 +6,11 @@ import type { KeyRecord } from "./key-record.js";
 export interface KeyCacheOptions {
   /** Most found keys held. Default 100 000. */
   max?: number;
-  /** Most estimated bytes of found keys held (records and their cache keys). Default 32 MiB. */
+  /**
+   * Most estimated bytes of found keys held (records and their cache keys).
+   * Default 128 MiB: room for the 100 000 entries at ≈ 1.1 KiB a typical
+   * record, so the entry bound binds first unless records are heavy.
+   */
   maxBytes?: number;
   /**
    * Most unknown digests (and unknown key ids) remembered as unknown, in a
@@ -23,7 +27,7 @@ export interface KeyCacheOptions {
 }
 
 /** Default sizes (the settings' defaults). */
-export const KEY_CACHE_DEFAULTS = { max: 100_000, maxBytes: 32 * 1024 * 1024, negativeMax: 10_000 };
+export const KEY_CACHE_DEFAULTS = { max: 100_000, maxBytes: 128 * 1024 * 1024, negativeMax: 10_000 };
 
 /** A cached lookup: the record, or null for "no such key", and when it was read from the store. */
 export type CachedLookup = { record: KeyRecord | null; fetchedAt: number; generation?: number };
