@@ -178,11 +178,21 @@ export async function startTollgate(
 
   const cache = new KeyCache({
     max: settings.cacheMaxEntries,
+    maxBytes: settings.cacheMaxBytes,
+    negativeMax: settings.negativeCacheMaxEntries,
     ttlMs: settings.cacheTtlMs,
     negativeTtlMs: settings.negativeCacheTtlMs,
     onEvict: () => metrics.cacheEvictions.inc(),
   });
   const metrics = new Metrics(() => cache.size);
+  // Memory bounds (docs/security-bounds.md): the embedded rate-limit store and
+  // the insurance limiter share one pair of bounds, each held separately.
+  const rateBounds = {
+    maxEntries: settings.memoryRateMaxEntries,
+    maxBytes: settings.memoryRateMaxBytes,
+  };
+  metrics.trackMemory("found_keys", () => cache.usage().found);
+  metrics.trackMemory("unknown_keys", () => cache.usage().unknown);
 
   const policyHolder = new PolicyHolder({
     initial: initialPolicy,
@@ -212,9 +222,14 @@ export async function startTollgate(
   // process, and its keys die with the process anyway.
   if (!usingRedis) {
     store = new MemoryKeyStore(clock);
-    rateStore = new MemoryRateLimitStore(clock);
+    const memoryRates = new MemoryRateLimitStore(clock, rateBounds);
+    metrics.trackMemory("ratelimit", () => memoryRates.usage());
+    rateStore = memoryRates;
     bus = new MemoryInvalidationBus();
     eventStores = memoryEventStores(clock, eventLimits);
+    for (const [name, read] of Object.entries(eventStores.memory ?? {})) {
+      metrics.trackMemory(name as keyof NonNullable<EventStores["memory"]>, read);
+    }
     log.info("store: embedded in-memory (single replica; state is lost on exit)");
   } else {
     let lastError = "";
@@ -330,6 +345,9 @@ export async function startTollgate(
   const digest = createSecretDigester(pepper);
   const lookup = new KeyLookup(store, cache, clock, (r) => metrics.cacheLookups.inc({ result: r }));
   const blockCache = new BlockCache(clock);
+  metrics.trackMemory("block_cache", () => blockCache.usage());
+  const insurance = new InsuranceLimiter(clock, settings.failOpenLimitShare, rateBounds);
+  metrics.trackMemory("insurance", () => insurance.usage());
   // Not awaited: with Redis unreachable at startup the subscription waits for
   // it while Tollgate serves by fail mode. Lost messages are bounded by the
   // cache TTL; after a reconnect the cache is dropped so nothing missed lingers.
@@ -410,7 +428,7 @@ export async function startTollgate(
       policy,
       blocks: blockCache,
       failMode,
-      insurance: new InsuranceLimiter(clock, settings.failOpenLimitShare),
+      insurance,
     }),
     rateStore,
     failMode,

@@ -38,6 +38,14 @@ const int = (min: number, max: number) =>
     .regex(/^-?\d+$/, "must be a whole number")
     .transform(Number)
     .pipe(z.number().int().min(min, `must be at least ${min}`).max(max, `must be at most ${max}`));
+const BYTE_UNITS: Record<string, number> = { "": 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 };
+/** A size in bytes: an integer, optionally with a KiB, MiB or GiB suffix (`32MiB`). */
+const bytes = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d+(KiB|MiB|GiB)?$/, "must be bytes: an integer, optionally with KiB, MiB or GiB")
+    .transform((v) => Number(/^\d+/.exec(v)?.[0]) * (BYTE_UNITS[v.replace(/^\d+/, "")] ?? 1))
+    .pipe(z.number().int().min(min).max(max));
 const redisUrl = z.union([
   z.literal(""),
   z.string().regex(/^rediss?:\/\/[^\s]+$/, "must be a redis:// or rediss:// URL"),
@@ -305,9 +313,81 @@ export const SETTINGS = {
   cacheMaxEntries: spec({
     env: "TOLLGATE_CACHE_MAX_ENTRIES",
     default: "100000",
-    description: "Most key lookups cached (found and unknown together).",
+    description:
+      "Most found keys cached (unknown keys have a space of their own: TOLLGATE_NEGATIVE_CACHE_MAX_ENTRIES).",
     schema: int(1, 10_000_000),
   }),
+  // --- Memory bounds (docs/security-bounds.md): every in-memory structure input can grow.
+  cacheMaxBytes: spec({
+    env: "TOLLGATE_CACHE_MAX_BYTES",
+    default: "128MiB",
+    description:
+      "Most estimated bytes of found keys cached (least recently used evicted first): a typical record is ≈ 1.1 KiB, the largest ≈ 40 KiB.",
+    schema: bytes(65_536, 16 * 1024 ** 3),
+  }),
+  negativeCacheMaxEntries: spec({
+    env: "TOLLGATE_NEGATIVE_CACHE_MAX_ENTRIES",
+    default: "10000",
+    description:
+      "Most unknown keys (and unknown key ids) remembered as unknown, in their own LRU (≈ 640 B each), so unknown keys never evict found ones.",
+    schema: int(1, 10_000_000),
+  }),
+  memoryRateMaxEntries: spec({
+    env: "TOLLGATE_MEMORY_RATE_MAX_ENTRIES",
+    default: "150000",
+    description:
+      "Embedded store and fail-open insurance limiter, each: most rate-limit entries (one per subject and limit, plus blocks). Past a bound the entries holding the least go first (see docs/security-bounds.md).",
+    schema: int(100, 100_000_000),
+  }),
+  memoryRateMaxBytes: spec({
+    env: "TOLLGATE_MEMORY_RATE_MAX_BYTES",
+    default: "32MiB",
+    description:
+      "Embedded store and fail-open insurance limiter, each: most estimated bytes of rate-limit entries.",
+    schema: bytes(65_536, 64 * 1024 ** 3),
+  }),
+  memoryEventMaxBytes: spec({
+    env: "TOLLGATE_MEMORY_EVENT_MAX_BYTES",
+    default: "16MiB",
+    description:
+      "Embedded store: most estimated bytes of security events held (with their idempotency ids); the oldest go first. TOLLGATE_EVENT_MAX_COUNT bounds their number.",
+    schema: bytes(65_536, 64 * 1024 ** 3),
+  }),
+  memoryAlertMaxBytes: spec({
+    env: "TOLLGATE_MEMORY_ALERT_MAX_BYTES",
+    default: "4MiB",
+    description:
+      "Embedded store: most estimated bytes of alerts held; the oldest go first. TOLLGATE_ALERT_MAX_COUNT bounds their number.",
+    schema: bytes(65_536, 64 * 1024 ** 3),
+  }),
+  memoryDetectionMaxEntries: spec({
+    env: "TOLLGATE_MEMORY_DETECTION_MAX_ENTRIES",
+    default: "50000",
+    description:
+      "Embedded store: most detection windows, spike states and cool-downs together; past a bound cool-downs go first, then the state holding the least evidence.",
+    schema: int(100, 100_000_000),
+  }),
+  memoryDetectionMaxBytes: spec({
+    env: "TOLLGATE_MEMORY_DETECTION_MAX_BYTES",
+    default: "8MiB",
+    description:
+      "Embedded store: most estimated bytes of detection state (window members included).",
+    schema: bytes(65_536, 64 * 1024 ** 3),
+  }),
+  memoryUsageMaxEntries: spec({
+    env: "TOLLGATE_MEMORY_USAGE_MAX_ENTRIES",
+    default: "200000",
+    description:
+      "Embedded store: most usage counter buckets (one per key and minute or hour); past a bound the oldest go first.",
+    schema: int(100, 100_000_000),
+  }),
+  memoryUsageMaxBytes: spec({
+    env: "TOLLGATE_MEMORY_USAGE_MAX_BYTES",
+    default: "16MiB",
+    description: "Embedded store: most estimated bytes of usage counters.",
+    schema: bytes(65_536, 64 * 1024 ** 3),
+  }),
+  // --- end of memory bounds.
   cacheTtlMs: spec({
     env: "TOLLGATE_CACHE_TTL_MS",
     default: "5000",

@@ -22,6 +22,7 @@ import { RedisUsageStore } from "../store/redis-usage-store.js";
 import type { UsageStore } from "../store/usage-store.js";
 import type { Clock } from "../util/clock.js";
 import { createDeadline } from "../util/deadline.js";
+import type { MemoryBounds, MemoryUsage } from "../util/memory-usage.js";
 import { AlertDispatcher } from "./alert-dispatcher.js";
 import { DetectionEngine } from "./detection-engine.js";
 import { EventRecorder } from "./event-recorder.js";
@@ -50,6 +51,8 @@ export interface EventStores {
   events: EventStore;
   usage: UsageStore;
   detection: DetectionStore;
+  /** The embedded stores' sizes, for the memory gauges (none for Redis). */
+  memory?: Record<"events" | "alerts" | "detection" | "usage", () => MemoryUsage>;
 }
 
 /** Sizes and periods (from the settings). */
@@ -57,14 +60,33 @@ export interface EventLimits extends EventRetention {
   usageRetentionMs: number;
   bufferSize: number;
   flushMs: number;
+  /** Bounds of the embedded stores (docs/security-bounds.md); their defaults when absent. */
+  memory?: {
+    eventBytes: number;
+    alertBytes: number;
+    detection: MemoryBounds;
+    usage: MemoryBounds;
+  };
 }
 
 /** Embedded stores. */
 export function memoryEventStores(clock: Clock, limits: EventLimits): EventStores {
+  const m = limits.memory;
+  const events = new MemoryEventStore(clock, limits, {
+    ...(m && { maxEventBytes: m.eventBytes, maxAlertBytes: m.alertBytes }),
+  });
+  const usage = new MemoryUsageStore(clock, limits.usageRetentionMs, m?.usage);
+  const detection = new MemoryDetectionStore(clock, m?.detection);
   return {
-    events: new MemoryEventStore(clock, limits),
-    usage: new MemoryUsageStore(clock, limits.usageRetentionMs),
-    detection: new MemoryDetectionStore(clock),
+    events,
+    usage,
+    detection,
+    memory: {
+      events: () => events.usage().events,
+      alerts: () => events.usage().alerts,
+      detection: () => detection.usage(),
+      usage: () => usage.usage(),
+    },
   };
 }
 
@@ -165,6 +187,12 @@ export function eventLimitsFromSettings(s: {
   usageRetentionS: number;
   eventBufferSize: number;
   eventFlushMs: number;
+  memoryEventMaxBytes: number;
+  memoryAlertMaxBytes: number;
+  memoryDetectionMaxEntries: number;
+  memoryDetectionMaxBytes: number;
+  memoryUsageMaxEntries: number;
+  memoryUsageMaxBytes: number;
 }): EventLimits {
   return {
     maxAgeMs: s.eventRetentionS * 1000,
@@ -173,5 +201,11 @@ export function eventLimitsFromSettings(s: {
     usageRetentionMs: s.usageRetentionS * 1000,
     bufferSize: s.eventBufferSize,
     flushMs: s.eventFlushMs,
+    memory: {
+      eventBytes: s.memoryEventMaxBytes,
+      alertBytes: s.memoryAlertMaxBytes,
+      detection: { maxEntries: s.memoryDetectionMaxEntries, maxBytes: s.memoryDetectionMaxBytes },
+      usage: { maxEntries: s.memoryUsageMaxEntries, maxBytes: s.memoryUsageMaxBytes },
+    },
   };
 }

@@ -4,6 +4,22 @@
  * code, decision, reason, tier, result) — never a key, key id, IP, owner or path.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import type { MemoryUsage } from "../util/memory-usage.js";
+
+/**
+ * The bounded in-memory structures reported by the `tollgate_memory_*` metrics
+ * (the `structure` label; see docs/security-bounds.md for each one's bounds).
+ */
+export type MemoryStructure =
+  | "found_keys"
+  | "unknown_keys"
+  | "block_cache"
+  | "ratelimit"
+  | "insurance"
+  | "events"
+  | "alerts"
+  | "detection"
+  | "usage";
 
 /** The metrics of one process, on their own registry. */
 export class Metrics {
@@ -231,6 +247,58 @@ export class Metrics {
     help: "1 while Tollgate accepts traffic, 0 while starting or draining.",
     registers: [this.registry],
   });
+
+  // --- Memory bounds: sizes of the bounded in-memory structures, read on scrape.
+  private readonly memorySources = new Map<MemoryStructure, () => MemoryUsage>();
+  private readonly memoryEvictionsSeen = new Map<MemoryStructure, number>();
+
+  /** Entries held by each bounded in-memory structure. */
+  readonly memoryEntries = new Gauge({
+    name: "tollgate_memory_entries",
+    help: "Entries held by a bounded in-memory structure (caches; the embedded store's maps and rings), by structure.",
+    labelNames: ["structure"] as const,
+    registers: [this.registry],
+    collect: () => {
+      for (const [s, read] of this.memorySources)
+        this.memoryEntries.set({ structure: s }, read().entries);
+    },
+  });
+
+  /** Estimated heap bytes held by each bounded in-memory structure. */
+  readonly memoryBytes = new Gauge({
+    name: "tollgate_memory_bytes",
+    help: "Estimated heap bytes held by a bounded in-memory structure, by structure.",
+    labelNames: ["structure"] as const,
+    registers: [this.registry],
+    collect: () => {
+      for (const [s, read] of this.memorySources)
+        this.memoryBytes.set({ structure: s }, read().bytes);
+    },
+  });
+
+  /** Entries evicted for space (not expiry) from each bounded in-memory structure. */
+  readonly memoryEvictions = new Counter({
+    name: "tollgate_memory_evictions_total",
+    help: "Entries a bounded in-memory structure evicted because it reached its entry or byte bound, by structure.",
+    labelNames: ["structure"] as const,
+    registers: [this.registry],
+    collect: () => {
+      for (const [s, read] of this.memorySources) {
+        const total = read().evictions;
+        const delta = total - (this.memoryEvictionsSeen.get(s) ?? 0);
+        if (delta > 0) this.memoryEvictions.inc({ structure: s }, delta);
+        this.memoryEvictionsSeen.set(s, total);
+      }
+    },
+  });
+
+  /** Reports `structure`'s size (read on every scrape) in the `tollgate_memory_*` metrics. */
+  trackMemory(structure: MemoryStructure, read: () => MemoryUsage): void {
+    this.memorySources.set(structure, read);
+    this.memoryEntries.set({ structure }, 0);
+    this.memoryBytes.set({ structure }, 0);
+    this.memoryEvictions.inc({ structure }, 0);
+  }
 
   private readonly decisionChildren = new Map<string, { inc(): void }>();
 

@@ -1,21 +1,43 @@
 import { LRUCache } from "lru-cache";
 import type { Clock } from "../util/clock.js";
+import { type MemoryUsage, stringBytes } from "../util/memory-usage.js";
+
+/** lru-cache's slot bookkeeping and the boxed end time, bytes (the tag string besides). */
+const ENTRY_OVERHEAD = 160;
+/**
+ * Worst-case estimated bytes of one entry: a tag is `<kind>:` plus a subject of
+ * at most 256 bytes (key id, IP, owner or caller subject), two bytes a
+ * character at worst. So the cache's bytes are bounded by `max` × this.
+ */
+export const BLOCK_ENTRY_MAX_BYTES = ENTRY_OVERHEAD + 24 + 2 * 258;
 
 /**
  * Active blocks known to this replica: subject tag → end (epoch ms). Fed by
  * this replica's decisions and by block announcements from every replica, so a
- * blocked subject is refused without a store round trip. Bounded; a block
- * missing here (evicted, or its announcement lost) is still found by the store
- * on the next rate-limited decision.
+ * blocked subject is refused without a store round trip. Bounded (least
+ * recently used evicted; `max` default 10 000 entries, at most
+ * BLOCK_ENTRY_MAX_BYTES each); a block missing here (evicted, or its
+ * announcement lost) is still found by the store on the next rate-limited
+ * decision.
  */
 export class BlockCache {
   private readonly lru: LRUCache<string, number>;
+  private evictions = 0;
 
   constructor(
     private readonly clock: Clock,
     max = 10_000,
   ) {
-    this.lru = new LRUCache({ max });
+    this.lru = new LRUCache({
+      max,
+      // Never the binding bound (every entry is at most BLOCK_ENTRY_MAX_BYTES):
+      // it makes lru-cache keep the estimate the memory gauge reports.
+      maxSize: max * BLOCK_ENTRY_MAX_BYTES,
+      sizeCalculation: (_v, k) => ENTRY_OVERHEAD + stringBytes(k),
+      dispose: (_v, _k, reason) => {
+        if (reason === "evict") this.evictions++;
+      },
+    });
   }
 
   /** Records a block until `until`. */
@@ -47,5 +69,10 @@ export class BlockCache {
 
   get size(): number {
     return this.lru.size;
+  }
+
+  /** Entries, estimated bytes and evictions for space, for the memory gauges. */
+  usage(): MemoryUsage {
+    return { entries: this.lru.size, bytes: this.lru.calculatedSize, evictions: this.evictions };
   }
 }

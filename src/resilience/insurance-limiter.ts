@@ -9,17 +9,29 @@ import type { Limit } from "../policy/policy.js";
 import { MemoryRateLimitStore } from "../store/memory-rate-limit-store.js";
 import type { RateRequest, RateVerdict } from "../store/rate-limit-store.js";
 import type { Clock } from "../util/clock.js";
+import type { MemoryBounds, MemoryUsage } from "../util/memory-usage.js";
 
 /** Local stand-in for the rate-limit store. */
 export class InsuranceLimiter {
   private readonly store: MemoryRateLimitStore;
   private readonly scaled = new WeakMap<Limit, Limit>();
 
+  /**
+   * `bounds`: entries and estimated bytes of its state, as for the embedded
+   * store (default RATE_STORE_DEFAULTS): a Redis outage must not let distinct
+   * subjects grow it without limit either.
+   */
   constructor(
     clock: Clock,
     private readonly share: number,
+    bounds: Partial<MemoryBounds> = {},
   ) {
-    this.store = new MemoryRateLimitStore(clock);
+    this.store = new MemoryRateLimitStore(clock, bounds);
+  }
+
+  /** Entries, estimated bytes and evictions, for the memory gauges. */
+  usage(): MemoryUsage {
+    return this.store.usage();
   }
 
   /** Decides locally with every limit scaled by the share. */

@@ -8,88 +8,90 @@ import {
   type SecurityEvent,
 } from "../events/event.js";
 import type { Clock } from "../util/clock.js";
-import {
-  type AppendResult,
-  type EventRetention,
-  type EventStore,
-  LIST_SCAN_LIMIT,
-} from "./event-store.js";
+import { type MemoryUsage, stringBytes } from "../util/memory-usage.js";
+import type { AppendResult, EventRetention, EventStore } from "./event-store.js";
+import { Ring, type Slot } from "./memory-ring.js";
 
-interface Slot<T> {
-  seq: number;
-  at: number;
-  value: T;
+/** Byte bounds of the embedded event store. */
+export interface MemoryEventBytes {
+  /** Most estimated bytes of events held, with their idempotency ids. Default 16 MiB. */
+  maxEventBytes: number;
+  /** Most estimated bytes of alerts held. Default 4 MiB. */
+  maxAlertBytes: number;
 }
 
+/** Default byte bounds (the settings' defaults). */
+export const EVENT_BYTES_DEFAULTS: MemoryEventBytes = {
+  maxEventBytes: 16 * 1024 * 1024,
+  maxAlertBytes: 4 * 1024 * 1024,
+};
+
 /**
- * A bounded ring of records, oldest first, trimmed by count on write and by
- * age on every access. Cursors are sequence numbers.
+ * Estimated heap bytes of a stored event besides its strings: the event and
+ * attributes objects, the ring slot, and the idempotency-id map entry.
  */
-class Ring<T> {
-  private readonly items: Slot<T>[] = [];
-  private seq = 0;
+const EVENT_OVERHEAD = 400;
+/** Per attribute: its property slot in the attributes object. */
+const ATTRIBUTE_OVERHEAD = 48;
+/** An alert object and its ring slot. */
+const ALERT_OVERHEAD = 320;
 
-  constructor(
-    private readonly max: number,
-    private readonly maxAgeMs: number,
-  ) {}
-
-  push(value: T, now: number): void {
-    this.trim(now);
-    this.items.push({ seq: ++this.seq, at: now, value });
-    // Dropping from the front of an array is O(n); splice in chunks so the
-    // amortised cost stays small.
-    if (this.items.length > this.max + Math.max(16, this.max >> 4)) {
-      this.items.splice(0, this.items.length - this.max);
-    }
+/** Estimated heap bytes of an event as the embedded store holds it. */
+export function eventBytes(e: SecurityEvent): number {
+  let n = EVENT_OVERHEAD + stringBytes(e.id) + stringBytes(e.type) + stringBytes(e.subject);
+  n += stringBytes(e.endpoint) + stringBytes(e.clientIp) + stringBytes(e.keyId);
+  for (const k in e.attributes) {
+    n += ATTRIBUTE_OVERHEAD + stringBytes(k) + stringBytes(e.attributes[k] as string);
   }
+  return n;
+}
 
-  page(
-    now: number,
-    limit: number,
-    cursor: string | undefined,
-    keep: (v: T, at: number) => boolean,
-  ): Page<T> {
-    this.trim(now);
-    const before = cursor === undefined ? Number.POSITIVE_INFINITY : Number(cursor);
-    const floor = Math.max(0, this.items.length - this.max);
-    const out: T[] = [];
-    let examined = 0;
-    for (let i = this.items.length - 1; i >= floor; i--) {
-      const s = this.items[i] as Slot<T>;
-      if (s.seq >= before) continue;
-      if (++examined > LIST_SCAN_LIMIT) return { items: out, next: String(s.seq + 1) };
-      if (!keep(s.value, s.at)) continue;
-      out.push(s.value);
-      if (out.length === limit)
-        return i > floor ? { items: out, next: String(s.seq) } : { items: out };
-    }
-    return { items: out };
-  }
-
-  private trim(now: number): void {
-    let n = 0;
-    while (n < this.items.length && (this.items[n] as Slot<T>).at <= now - this.maxAgeMs) n++;
-    if (n > 0) this.items.splice(0, n);
-  }
+/** Estimated heap bytes of an alert as the embedded store holds it. */
+export function alertBytes(a: Alert): number {
+  return (
+    ALERT_OVERHEAD +
+    stringBytes(a.id) +
+    stringBytes(a.rule) +
+    stringBytes(a.subject) +
+    stringBytes(a.message)
+  );
 }
 
 /**
- * The embedded event store: bounded rings of events and alerts, and a bounded
- * memory of idempotency ids (an id is forgotten after the retention window, or
- * earlier when more than 2 × maxEvents ids are remembered).
+ * The embedded event store: bounded rings of events and alerts (each at most
+ * `maxEvents` / `maxAlerts` records and `maxEventBytes` / `maxAlertBytes`
+ * estimated bytes, the oldest dropped first), and the idempotency ids of the
+ * events held: an id is recognised as a duplicate while its event is in the
+ * ring — within the retention, unless newer events pushed it out — so the ids
+ * need no bound of their own.
  */
 export class MemoryEventStore implements EventStore {
   private readonly events: Ring<SecurityEvent>;
   private readonly alerts: Ring<Alert>;
-  private readonly ids = new Map<string, number>();
+  private readonly ids = new Map<string, Slot<SecurityEvent>>();
 
   constructor(
     private readonly clock: Clock,
     private readonly retention: EventRetention,
+    bytes: Partial<MemoryEventBytes> = {},
   ) {
-    this.events = new Ring(retention.maxEvents, retention.maxAgeMs);
-    this.alerts = new Ring(retention.maxAlerts, retention.maxAgeMs);
+    const b = { ...EVENT_BYTES_DEFAULTS, ...bytes };
+    this.events = new Ring({
+      maxEntries: retention.maxEvents,
+      maxBytes: b.maxEventBytes,
+      maxAgeMs: retention.maxAgeMs,
+      sizeOf: eventBytes,
+      // A newer event with the same id (after the first one aged out) owns the entry.
+      onDrop: (s) => {
+        if (this.ids.get(s.value.id) === s) this.ids.delete(s.value.id);
+      },
+    });
+    this.alerts = new Ring({
+      maxEntries: retention.maxAlerts,
+      maxBytes: b.maxAlertBytes,
+      maxAgeMs: retention.maxAgeMs,
+      sizeOf: alertBytes,
+    });
   }
 
   async append(events: readonly SecurityEvent[]): Promise<AppendResult> {
@@ -97,19 +99,13 @@ export class MemoryEventStore implements EventStore {
     const r: AppendResult = { accepted: [], duplicates: [] };
     for (const e of events) {
       const seen = this.ids.get(e.id);
-      if (seen !== undefined && seen > now) {
+      if (seen !== undefined && seen.at > now - this.retention.maxAgeMs) {
         r.duplicates.push(e.id);
         continue;
       }
-      this.ids.delete(e.id);
-      this.ids.set(e.id, now + this.retention.maxAgeMs);
-      this.events.push({ ...e, recordedAt: now }, now);
+      const slot = this.events.push({ ...e, recordedAt: now }, now);
+      if (slot) this.ids.set(e.id, slot);
       r.accepted.push(e.id);
-    }
-    // Maps iterate in insertion order: the oldest ids go first.
-    for (const [id, until] of this.ids) {
-      if (this.ids.size <= 2 * this.retention.maxEvents && until > now) break;
-      this.ids.delete(id);
     }
     return r;
   }
@@ -124,5 +120,10 @@ export class MemoryEventStore implements EventStore {
 
   async listAlerts(filter: AlertFilter, limit: number, cursor?: string): Promise<Page<Alert>> {
     return this.alerts.page(this.clock.now(), limit, cursor, (a) => matchesAlert(a, filter));
+  }
+
+  /** Sizes of the two rings, for the memory gauges. */
+  usage(): { events: MemoryUsage; alerts: MemoryUsage } {
+    return { events: this.events.usage(), alerts: this.alerts.usage() };
   }
 }

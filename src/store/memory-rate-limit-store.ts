@@ -1,4 +1,11 @@
 import type { Clock } from "../util/clock.js";
+import {
+  EVICT_TO,
+  type MemoryBounds,
+  type MemoryUsage,
+  stringBytes,
+} from "../util/memory-usage.js";
+import { pickEvictions } from "../util/pick-evictions.js";
 import { calendarWindow } from "./calendar-window.js";
 import type {
   ActiveBlock,
@@ -14,22 +21,66 @@ interface Entry {
   /** Rate: time of `a`; quota: used. */
   b: number;
   expiresAt: number;
+  /** Rate: ms per cost unit (period / requests), so the debt left is (expiresAt − now) / t; else 0. */
+  t: number;
 }
 
 /** Most entries before a sweep of expired ones runs on the next write. */
 const SWEEP_EVERY = 10_000;
 
 /**
+ * Estimated heap bytes of one entry besides its key string: the Map slot and
+ * its share of the table, the Entry object and its boxed numbers.
+ */
+const ENTRY_OVERHEAD = 160;
+
+/** Default bounds (the settings' defaults). */
+export const RATE_STORE_DEFAULTS: MemoryBounds = {
+  maxEntries: 150_000,
+  maxBytes: 32 * 1024 * 1024,
+};
+
+/**
+ * Eviction rank of the classes of state: whatever holds the least is evicted
+ * first. A block or an offence level always outranks counters.
+ */
+const OFFENCE_RANK = 2 ** 60;
+const BLOCK_RANK = 2 ** 61;
+
+/**
  * The embedded rate-limit store: the same semantics as rate-limit-n.lua (GCRA in
  * scaled integers, calendar quotas, all-or-nothing charging, escalating blocks)
  * over process memory. Every entry has an expiry; expired entries are swept
  * periodically so memory stays proportional to active subjects.
+ *
+ * Bounded in entries and estimated bytes (`bounds`; the insurance limiter uses
+ * one of these too). A rate entry expires exactly when its debt has drained —
+ * when it equals a fresh bucket — so expired entries are always dropped first
+ * and cost nothing. Past the bounds with only live state, the store evicts, in
+ * one batch down to 90 % of both bounds, the entries that hold the *least*:
+ * measured in cost units still charged against the subject (a rate's remaining
+ * debt, a quota's used count, a pending-denial count), ties oldest first;
+ * offence levels and active blocks go only after every counter, blocks soonest
+ * ending first. So an attacker creating distinct subjects can only ever make the
+ * store forget state worth no more than what it spent on each of its own
+ * entries: to reset a subject that has used U units, it must first hold
+ * `maxEntries` entries each worth more than U — `maxEntries` × U requests, all
+ * metered. A subject at its limit, or blocked, is the last thing forgotten.
  */
 export class MemoryRateLimitStore implements RateLimitStore {
   private readonly map = new Map<string, Entry>();
+  private readonly bounds: MemoryBounds;
   private writes = 0;
+  private bytes = 0;
+  private evictions = 0;
 
-  constructor(private readonly clock: Clock) {}
+  /** `bounds` defaults to RATE_STORE_DEFAULTS (150 000 entries, 32 MiB). */
+  constructor(
+    private readonly clock: Clock,
+    bounds: Partial<MemoryBounds> = {},
+  ) {
+    this.bounds = { ...RATE_STORE_DEFAULTS, ...bounds };
+  }
 
   async decide(req: RateRequest): Promise<RateVerdict> {
     const now = this.clock.now();
@@ -79,7 +130,10 @@ export class MemoryRateLimitStore implements RateLimitStore {
           const nd = d + cost * p;
           o = { exceeded: false, remaining, resetMs, retryMs: 0 };
           charged[i] = { ...o, remaining: Math.floor((cap - nd) / p), resetMs: ceilDiv(nd, n) };
-          writes.push([key, { a: nd, b: now, expiresAt: now + Math.max(1, ceilDiv(nd, n)) }]);
+          writes.push([
+            key,
+            { a: nd, b: now, expiresAt: now + Math.max(1, ceilDiv(nd, n)), t: p / n },
+          ]);
         } else {
           o = { exceeded: true, remaining, resetMs, retryMs: ceilDiv(d + cost * p - cap, n) };
         }
@@ -90,7 +144,7 @@ export class MemoryRateLimitStore implements RateLimitStore {
         if (used + cost <= l.requests) {
           o = { exceeded: false, remaining: l.requests - used, resetMs, retryMs: 0 };
           charged[i] = { ...o, remaining: l.requests - used - cost };
-          writes.push([key, { a: w.id, b: used + cost, expiresAt: w.end }]);
+          writes.push([key, { a: w.id, b: used + cost, expiresAt: w.end, t: 0 }]);
         } else {
           o = {
             exceeded: true,
@@ -116,14 +170,14 @@ export class MemoryRateLimitStore implements RateLimitStore {
         const dk = `bd:${t}`;
         const d = this.live(dk, now);
         const c = (d?.a ?? 0) + 1;
-        this.set(dk, { a: c, b: 0, expiresAt: d?.expiresAt ?? now + b.withinMs });
+        this.set(dk, { a: c, b: 0, expiresAt: d?.expiresAt ?? now + b.withinMs, t: 0 });
         if (c >= b.after) {
           const ok = `bo:${t}`;
           const level = (this.live(ok, now)?.a ?? 0) + 1;
           const dur = Math.min(b.maxDurationMs, Math.floor(b.durationMs * b.factor ** (level - 1)));
-          this.set(ok, { a: level, b: 0, expiresAt: now + b.forgetAfterMs + dur });
-          this.set(`bl:${t}`, { a: level, b: 0, expiresAt: now + dur });
-          this.map.delete(dk);
+          this.set(ok, { a: level, b: 0, expiresAt: now + b.forgetAfterMs + dur, t: 0 });
+          this.set(`bl:${t}`, { a: level, b: 0, expiresAt: now + dur, t: 0 });
+          this.drop(dk);
           newBlocks.push({ tag: t, durationMs: dur });
         }
       }
@@ -143,8 +197,8 @@ export class MemoryRateLimitStore implements RateLimitStore {
 
   async liftBlock(tag: string): Promise<boolean> {
     const had = this.live(`bl:${tag}`, this.clock.now()) !== undefined;
-    this.map.delete(`bl:${tag}`);
-    this.map.delete(`bd:${tag}`);
+    this.drop(`bl:${tag}`);
+    this.drop(`bd:${tag}`);
     return had;
   }
 
@@ -152,7 +206,7 @@ export class MemoryRateLimitStore implements RateLimitStore {
     const now = this.clock.now();
     const e = this.live(`bl:${tag}`, now);
     if (e && e.expiresAt >= now + durationMs) return e.expiresAt;
-    this.set(`bl:${tag}`, { a: e?.a ?? 1, b: 0, expiresAt: now + durationMs });
+    this.set(`bl:${tag}`, { a: e?.a ?? 1, b: 0, expiresAt: now + durationMs, t: 0 });
     return now + durationMs;
   }
 
@@ -161,21 +215,80 @@ export class MemoryRateLimitStore implements RateLimitStore {
     return this.map.size;
   }
 
+  /** Entries, estimated bytes and evictions for space, for the memory gauges. */
+  usage(): MemoryUsage {
+    return { entries: this.map.size, bytes: this.bytes, evictions: this.evictions };
+  }
+
   private live(key: string, now: number): Entry | undefined {
     const e = this.map.get(key);
     if (e && e.expiresAt <= now) {
-      this.map.delete(key);
+      this.drop(key);
       return undefined;
     }
     return e;
   }
 
   private set(key: string, e: Entry): void {
+    if (!this.map.has(key)) this.bytes += ENTRY_OVERHEAD + stringBytes(key);
     this.map.set(key, e);
-    if (++this.writes % SWEEP_EVERY === 0) {
-      const now = this.clock.now();
-      for (const [k, v] of this.map) if (v.expiresAt <= now) this.map.delete(k);
+    const { maxEntries, maxBytes } = this.bounds;
+    if (this.map.size > maxEntries || this.bytes > maxBytes) this.shrink();
+    else if (++this.writes % SWEEP_EVERY === 0) this.sweep(this.clock.now());
+  }
+
+  private drop(key: string): boolean {
+    if (!this.map.delete(key)) return false;
+    this.bytes -= ENTRY_OVERHEAD + stringBytes(key);
+    return true;
+  }
+
+  private sweep(now: number): void {
+    for (const [k, v] of this.map) if (v.expiresAt <= now) this.drop(k);
+  }
+
+  /**
+   * Brings the store back to EVICT_TO of both bounds: expired entries first
+   * (they equal fresh state), then the live entries holding the least (see the
+   * class comment), in one batch so the cost is amortised over many writes.
+   */
+  private shrink(): void {
+    const now = this.clock.now();
+    this.sweep(now);
+    const keepEntries = Math.floor(this.bounds.maxEntries * EVICT_TO);
+    const keepBytes = Math.floor(this.bounds.maxBytes * EVICT_TO);
+    if (this.map.size <= keepEntries && this.bytes <= keepBytes) return;
+    const values = new Float64Array(this.map.size);
+    const sizes = new Float64Array(this.map.size);
+    let i = 0;
+    for (const [k, e] of this.map) {
+      values[i] = held(k, e, now);
+      sizes[i++] = ENTRY_OVERHEAD + stringBytes(k);
     }
+    const evict = pickEvictions(values, sizes, keepEntries, keepBytes);
+    // Deleting the entry being visited leaves a Map's iteration order intact.
+    i = 0;
+    for (const k of this.map.keys()) {
+      if (evict[i++] === 1 && this.drop(k)) this.evictions++;
+    }
+  }
+}
+
+/**
+ * What an entry holds against its subject, for eviction order: cost units still
+ * charged for counters (rate debt left, quota used, pending denials), above
+ * every counter the offence levels, above those the active blocks by time left.
+ */
+function held(key: string, e: Entry, now: number): number {
+  switch (key.slice(0, 3)) {
+    case "bl:": // an active block
+      return BLOCK_RANK + (e.expiresAt - now);
+    case "bo:": // an offence level
+      return OFFENCE_RANK + e.a;
+    case "bd:": // denials toward a block
+      return e.a;
+    default: // "rl:" a rate's debt left, or a quota's used count
+      return e.t > 0 ? (e.expiresAt - now) / e.t : e.b;
   }
 }
 

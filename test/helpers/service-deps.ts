@@ -81,11 +81,17 @@ export async function createServiceHarness(o: ServiceHarnessOptions = {}): Promi
   const metrics = new Metrics(() => 0);
   const cache = new KeyCache({
     max: settings.cacheMaxEntries,
+    maxBytes: settings.cacheMaxBytes,
+    negativeMax: settings.negativeCacheMaxEntries,
     ttlMs: settings.cacheTtlMs,
     negativeTtlMs: settings.negativeCacheTtlMs,
   });
+  const rateBounds = {
+    maxEntries: settings.memoryRateMaxEntries,
+    maxBytes: settings.memoryRateMaxBytes,
+  };
   const store = new MemoryKeyStore(clock);
-  const rateStore = new MemoryRateLimitStore(clock);
+  const rateStore = new MemoryRateLimitStore(clock, rateBounds);
   const bus = new MemoryInvalidationBus();
   const eventLimits = eventLimitsFromSettings(settings);
   const digest = createSecretDigester(randomBytes(32));
@@ -129,7 +135,7 @@ export async function createServiceHarness(o: ServiceHarnessOptions = {}): Promi
       policy: () => policy,
       blocks: blockCache,
       failMode,
-      insurance: new InsuranceLimiter(clock, settings.failOpenLimitShare),
+      insurance: new InsuranceLimiter(clock, settings.failOpenLimitShare, rateBounds),
     }),
     rateStore,
     failMode,

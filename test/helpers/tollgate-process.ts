@@ -37,15 +37,26 @@ process.once("exit", () => {
   for (const c of running) c.kill("SIGKILL");
 });
 
+/** Options of startTollgateProcess. */
+export interface TollgateProcessOptions {
+  /** Node binary. Default: the one running the tests. */
+  node?: string;
+  /** Arguments for node before the script, e.g. `--max-old-space-size=200`. Default none. */
+  nodeArgs?: string[];
+  /** How long to wait for the "tollgate serving" line, ms. Default 15 000. */
+  timeoutMs?: number;
+}
+
 /** Starts Tollgate with `env` added to the settings; resolves once it is serving. */
 export async function startTollgateProcess(
   env: Record<string, string> = {},
-  options: { node?: string; timeoutMs?: number } = {},
+  options: TollgateProcessOptions = {},
 ): Promise<TollgateProcess> {
   // Port 0 everywhere: the OS picks free ports at bind time and the server
   // reports them in its "serving" line — no pick-then-bind race between
   // parallel test files.
-  const child = spawn(options.node ?? process.execPath, [CLI, "serve"], {
+  const args = [...(options.nodeArgs ?? []), CLI, "serve"];
+  const child = spawn(options.node ?? process.execPath, args, {
     env: {
       PATH: process.env.PATH ?? "",
       TOLLGATE_ADDR: "127.0.0.1:0",

@@ -1,10 +1,12 @@
 /**
- * The key-lookup cache: bounded in entries, found keys trusted for ttlMs,
- * unknown digests remembered for negativeTtlMs, and stale entries kept (until
- * evicted) so that fail-open decisions can use a recent lookup.
+ * The key-lookup cache: found keys bounded in entries and estimated bytes,
+ * unknown digests in a bounded space of their own (so they never evict a found
+ * key), found keys trusted for ttlMs, unknown digests remembered for
+ * negativeTtlMs, and stale entries kept (until evicted) so that fail-open
+ * decisions can use a recent lookup.
  */
 import { describe, expect, it } from "vitest";
-import { KeyCache } from "../../src/keys/key-cache.js";
+import { KeyCache, keyRecordBytes, NEGATIVE_ENTRY_BYTES } from "../../src/keys/key-cache.js";
 import { KeyLookup } from "../../src/keys/key-lookup.js";
 import type { KeyRecord } from "../../src/keys/key-record.js";
 import { MemoryKeyStore } from "../../src/store/memory-key-store.js";
@@ -32,20 +34,83 @@ function record(id: string, digest = `d-${id}`): KeyRecord {
 }
 
 describe("KeyCache", () => {
-  it("never holds more than max entries, evicting the least recently used", () => {
+  it("never holds more than max found keys, evicting the least recently used", () => {
     let evictions = 0;
     const cache = new KeyCache({ max: 100, onEvict: () => evictions++ });
     cache.set("d0", record("k0"), 0);
     for (let i = 1; i < 100 + 250; i++) {
-      cache.set(`d${i}`, i % 3 === 0 ? null : record(`k${i}`), i);
+      cache.set(`d${i}`, record(`k${i}`), i);
       expect(cache.get("d0")?.record?.id).toBe("k0"); // kept warm
-      expect(cache.size).toBeLessThanOrEqual(100);
+      expect(cache.usage().found.entries).toBeLessThanOrEqual(100);
     }
-    expect(cache.size).toBe(100);
+    expect(cache.usage().found).toMatchObject({ entries: 100, evictions: 250 });
     expect(evictions).toBe(250);
     expect(cache.get("d1")).toBeUndefined();
     expect(cache.get("d349")?.record?.id).toBe("k349");
-    expect(cache.get("d348")).toMatchObject({ record: null, fetchedAt: 348 });
+  });
+
+  it("never holds more than maxBytes of found keys, by each record's estimated size", () => {
+    const cache = new KeyCache({ max: 10_000, maxBytes: 200_000 });
+    const heavy = (i: number) => ({
+      ...record(`k${i}`),
+      metadata: Object.fromEntries(
+        Array.from({ length: 32 }, (_, m) => [`key${m}`.padEnd(64, "k"), "v".repeat(512)]),
+      ),
+    });
+    expect(keyRecordBytes(heavy(0))).toBeGreaterThan(32 * (64 + 512));
+    for (let i = 0; i < 100; i++) {
+      cache.set(`d${i}`, heavy(i), i);
+      expect(cache.usage().found.bytes).toBeLessThanOrEqual(200_000);
+    }
+    const { entries } = cache.usage().found;
+    expect(entries).toBeGreaterThan(0);
+    expect(entries).toBeLessThan(200_000 / keyRecordBytes(heavy(0)) + 1);
+    expect(cache.get("d99")?.record?.id).toBe("k99"); // the newest stay
+    expect(cache.get("d0")).toBeUndefined();
+  });
+
+  it("keeps unknown digests in a space of their own: any number of them never evicts a found key", () => {
+    let evictions = 0;
+    const cache = new KeyCache({ max: 20, negativeMax: 50, onEvict: () => evictions++ });
+    for (let i = 0; i < 20; i++) cache.set(`valid${i}`, record(`k${i}`), i);
+    for (let i = 0; i < 20 * 1000; i++) cache.set(`unknown${i}`, null, i);
+    const { found, unknown } = cache.usage();
+    expect(found).toMatchObject({ entries: 20, evictions: 0 });
+    expect(unknown).toMatchObject({ entries: 50, evictions: 20 * 1000 - 50 });
+    expect(unknown.bytes).toBe(50 * NEGATIVE_ENTRY_BYTES);
+    expect(evictions).toBe(20 * 1000 - 50);
+    for (let i = 0; i < 20; i++) {
+      expect(cache.get(`valid${i}`)?.record?.id).toBe(`k${i}`);
+      expect(cache.getStale(`valid${i}`)?.record?.id).toBe(`k${i}`);
+    }
+    expect(cache.get("unknown19999")?.record).toBeNull(); // the newest unknowns stay
+    expect(cache.get("unknown0")).toBeUndefined();
+  });
+
+  it("moves a digest between the spaces when its lookup changes", () => {
+    const cache = new KeyCache({ max: 10, negativeMax: 10 });
+    cache.set("d", null, 1);
+    cache.set("d", record("k"), 2);
+    expect(cache.usage().unknown.entries).toBe(0);
+    expect(cache.get("d")?.record?.id).toBe("k");
+    cache.set("d", null, 3); // e.g. the key's secret was rotated away
+    expect(cache.usage().found.entries).toBe(0);
+    expect(cache.get("d")?.record).toBeNull();
+    expect(cache.getStale("d")).toBeUndefined(); // never guessed valid from an old copy
+    cache.delete("d");
+    expect(cache.size).toBe(0);
+  });
+
+  it("caches unknown key ids (findById) in the unknown space too", async () => {
+    const clock = new ManualClock();
+    const cache = new KeyCache({ max: 5, negativeMax: 5 });
+    const store = new MemoryKeyStore(clock);
+    await store.create(record("key_a"));
+    const lookup = new KeyLookup(store, cache, clock);
+    await lookup.findById("key_a");
+    for (let i = 0; i < 100; i++) expect(await lookup.findById(`key_${i}`)).toBeNull();
+    expect(cache.usage().unknown.entries).toBe(5);
+    expect(lookup.findByIdStale("key_a", 60_000)?.id).toBe("key_a");
   });
 
   it("remembers an unknown digest only for negativeTtlMs, a found key for ttlMs", async () => {
