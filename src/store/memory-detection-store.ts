@@ -57,9 +57,14 @@ export class MemoryDetectionStore implements DetectionStore {
     }
     w.expiresAt = now + op.windowMs;
     this.windows.set(key, w);
-    if (op.mode === "count" && w.members.size >= op.threshold) fire = true;
+    let count = w.members.size;
+    if (op.mode === "sum") {
+      count = 0;
+      for (const m of w.members.keys()) count += Number(/^(\d+):/.exec(m)?.[1] ?? 1);
+    }
+    if (op.mode !== "new" && count >= op.threshold) fire = true;
     this.sweep(now);
-    return { count: w.members.size, fired: fire && this.takeCooldown(key, op.cooldownMs, now) };
+    return { count, fired: fire && this.takeCooldown(key, op.cooldownMs, now) };
   }
 
   async spike(op: SpikeOp): Promise<SpikeResult> {
