@@ -420,7 +420,7 @@ export const SETTINGS = {
     env: "TOLLGATE_EVENT_BUFFER_SIZE",
     default: "10000",
     description:
-      "Most of Tollgate's own events (and distinct request counters) buffered between background writes; beyond it they are dropped and counted.",
+      "Most of Tollgate's own events buffered between background writes, and as many open aggregates of repeated ones, distinct request counters and key fingerprints for detection; beyond it they are dropped and counted.",
     schema: int(10, 1_000_000),
   }),
   eventFlushMs: spec({
