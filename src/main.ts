@@ -256,7 +256,7 @@ export async function startTollgate(
       log.info({ mode: settings.redisMode }, "redis ready");
     });
     const names = createKeyNames(settings.redisPrefix);
-    // One breaker for the connection: every store call goes through it.
+    // The decision path's breaker: key, rate-limit and block calls go through it.
     guard = new StoreGuard({
       name: "redis",
       timeoutMs: settings.breakerTimeoutMs,
@@ -267,9 +267,22 @@ export async function startTollgate(
       log,
       metrics,
     });
+    // The events subsystem's background writes get a breaker of their own on
+    // the same connection: their failures (e.g. Redis out of memory) must
+    // never open the decision path's breaker.
+    const eventsGuard = new StoreGuard({
+      name: "redis-events",
+      timeoutMs: settings.breakerTimeoutMs,
+      errorThresholdPercentage: settings.breakerErrorPercent,
+      volumeThreshold: settings.breakerVolume,
+      resetTimeoutMs: settings.breakerResetMs,
+      breaker: settings.redisMode !== "cluster",
+      log,
+      metrics,
+    });
     store = guard.wrap("keys", new RedisKeyStore(redis, names));
     rateStore = guard.wrap("ratelimit", new RedisRateLimitStore(redis, names));
-    eventStores = redisEventStores(redis, settings.redisPrefix, guard, eventLimits);
+    eventStores = redisEventStores(redis, settings.redisPrefix, eventsGuard, eventLimits);
     bus = new RedisInvalidationBus(redis, names.invalidationChannel(), () =>
       log.warn("ignored a malformed invalidation message"),
     );
@@ -313,6 +326,7 @@ export async function startTollgate(
       emptied.close();
       pepperWatch.close();
       g.shutdown();
+      eventsGuard.shutdown();
       await closeRedisClient(redis, waitMs);
     });
     log.info({ mode: settings.redisMode }, "store: redis");

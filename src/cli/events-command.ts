@@ -95,10 +95,12 @@ export async function eventsCommand(argv: string[]): Promise<number> {
           severityName(e.severity),
           `${kindName(e.subjectKind)}:${e.subject}`,
           e.endpoint || "-",
+          // Tollgate's own repeated events are aggregated: a record stands for `count` of them.
+          e.attributes.count ?? "1",
           e.attributes.reason ?? e.attributes.actor ?? "",
         ]);
         process.stdout.write(
-          `${table(["time", "type", "severity", "subject", "endpoint", "reason/actor"], rows).join("\n")}\n`,
+          `${table(["time", "type", "severity", "subject", "endpoint", "count", "reason/actor"], rows).join("\n")}\n`,
         );
       }
       if (res.nextPageToken) process.stdout.write(`more: --page-token ${res.nextPageToken}\n`);

@@ -521,7 +521,7 @@ export const SETTINGS = {
     env: "TOLLGATE_EVENT_BUFFER_SIZE",
     default: "10000",
     description:
-      "Most of Tollgate's own events (and distinct request counters) buffered between background writes; beyond it they are dropped and counted.",
+      "Most of Tollgate's own events buffered between background writes, and as many open aggregates of repeated ones, distinct request counters and key fingerprints for detection; beyond it they are dropped and counted.",
     schema: int(10, 1_000_000),
   }),
   eventFlushMs: spec({
@@ -530,6 +530,27 @@ export const SETTINGS = {
     description:
       "Interval of the background write of Tollgate's own events, usage counters and their detection, ms.",
     schema: int(5, 10_000),
+  }),
+  eventMaxBytes: spec({
+    env: "TOLLGATE_EVENT_MAX_BYTES",
+    default: "67108864",
+    description:
+      "Most bytes of security events kept, with their idempotency markers (counted as the JSON plus 64 bytes per event, plus 128 per marker; Redis: split evenly over the 8 stream shards), besides TOLLGATE_EVENT_MAX_COUNT: the oldest are trimmed first. Keep it well under Redis's maxmemory.",
+    schema: int(1_048_576, 68_719_476_736),
+  }),
+  eventAggregateMs: spec({
+    env: "TOLLGATE_EVENT_AGGREGATE_MS",
+    default: "10000",
+    description:
+      "Tollgate's own repeated events (auth_failure, permission_denied, rate_limited, blocked) are stored as one record per type, subject and reason per window of this many ms, with a count; the first of a burst is stored at once. Detection still sees every failure.",
+    schema: int(1000, 600_000),
+  }),
+  detectionMaxSubjects: spec({
+    env: "TOLLGATE_DETECTION_MAX_SUBJECTS",
+    default: "10000",
+    description:
+      "Most subjects (IPs, keys, owners, caller subjects) one detection rule tracks at a time, over all replicas; beyond it the least recently seen subject's window is forgotten (counted in tollgate_detection_subjects_forgotten_total).",
+    schema: int(100, 10_000_000),
   }),
 } as const;
 

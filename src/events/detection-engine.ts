@@ -1,13 +1,16 @@
 /**
  * Real-time detection over the event flow.
  *
- * Every batch of observations (stored security events, plus one `request`
+ * Every batch of observations (security events, plus one `request`
  * observation per allowed request with a key) is matched against each rule:
  * type and `where` filters, then grouped by the rule's subject (IP, key, owner
- * or event subject). Each (rule, subject) group becomes one atomic store update,
- * so counters are shared by every replica:
+ * or event subject). An observation may stand for many events (`weight`: a
+ * key's requests, or Tollgate's own repeated failures counted since the last
+ * batch) and many distinct unknown keys (`keyFps`). Each (rule, subject) group
+ * becomes one atomic store update, so counters are shared by every replica:
  *
- * - threshold: the window holds one member per event (its id); fires at ≥ count.
+ * - threshold: the window holds one weighted member per batch (the group's
+ *   event count); fires when the weights add up to ≥ count.
  * - distinct: the window holds the distinct IPs / keys seen; fires at ≥ count.
  * - new_source: the key's history holds the networks it was used from; fires
  *   when a network is new and the history was not empty (a first use is a baseline).
@@ -17,6 +20,12 @@
  * A rule fires at most once per subject per cool-down (the store takes the
  * cool-down atomically with the update). A firing rule raises an alert and,
  * with `action: { block }`, blocks the subject first so the alert says until when.
+ *
+ * Bounded state: before its updates, each rule's subjects of the batch are
+ * marked as seen in the store's per-rule tracking (where it has one); beyond
+ * `maxSubjects` the least recently seen subjects are forgotten (their state
+ * dropped), so a flood of one-off subjects cannot grow the store without end
+ * while a subject that keeps failing stays tracked.
  */
 import { normaliseIp } from "../keys/ip-rules.js";
 import { subjectTag } from "../ratelimit/rate-limiter.js";
@@ -27,8 +36,15 @@ import type { DetectionRule } from "./detection-rules.js";
 import type { Alert, SecurityEvent, SubjectKind } from "./event.js";
 import { networkOf } from "./network.js";
 
-/** An event or request observation; `weight` is how many requests it stands for. */
-export type Observation = SecurityEvent & { weight?: number };
+/**
+ * An event or request observation. `weight` is how many events (requests,
+ * failures) it stands for (default 1); `keyFps` the distinct unknown-key
+ * fingerprints among them (default: the `key_fp` attribute, if any).
+ */
+export type Observation = SecurityEvent & { weight?: number; keyFps?: readonly string[] };
+
+/** Default of DetectionEngineOptions.maxSubjects. */
+export const DEFAULT_MAX_SUBJECTS = 10_000;
 
 /** Options of DetectionEngine. */
 export interface DetectionEngineOptions {
@@ -40,6 +56,10 @@ export interface DetectionEngineOptions {
   block: (tag: string, durationMs: number) => Promise<number>;
   /** Delivers a fired alert (log, metric, stream, webhooks). */
   raise: (alert: Alert) => Promise<void>;
+  /** Most subjects one rule tracks over all replicas (stores with tracking). Default DEFAULT_MAX_SUBJECTS. */
+  maxSubjects?: number;
+  /** Told how many subjects a rule just forgot for the cap (metric, log). */
+  onForgotten?: (rule: string, count: number) => void;
 }
 
 interface Group {
@@ -48,7 +68,8 @@ interface Group {
   subject: string;
   kind: SubjectKind;
   members: Set<string>;
-  requests: number;
+  /** Events (or requests) the group's observations stand for. */
+  weight: number;
 }
 
 /** Evaluates rules on batches of observations. */
@@ -59,22 +80,41 @@ export class DetectionEngine {
   async evaluate(batch: readonly Observation[]): Promise<Alert[]> {
     const rules = this.o.rules();
     if (rules.length === 0 || batch.length === 0) return [];
+    const fired = await Promise.all(rules.map((rule) => this.evaluateRule(rule, batch)));
+    return fired.flat();
+  }
+
+  private async evaluateRule(rule: DetectionRule, batch: readonly Observation[]): Promise<Alert[]> {
     const groups = new Map<string, Group>();
-    for (const rule of rules) {
-      for (const e of batch) {
-        if (!rule.events.has(e.type) || !passesWhere(rule, e)) continue;
-        const s = subjectOf(rule, e);
-        if (!s) continue;
-        const member = memberOf(rule, e);
-        if (member === undefined) continue;
-        const id = `${rule.name}\u0000${s.tag}`;
-        let g = groups.get(id);
-        if (!g) {
-          g = { rule, ...s, members: new Set(), requests: 0 };
-          groups.set(id, g);
-        }
-        g.members.add(member);
-        g.requests += e.weight ?? 1;
+    const cap = memberCap(rule);
+    for (const e of batch) {
+      if (!rule.events.has(e.type) || !passesWhere(rule, e)) continue;
+      const s = subjectOf(rule, e);
+      if (!s) continue;
+      const members = membersOf(rule, e);
+      if (members.length === 0) continue;
+      let g = groups.get(s.tag);
+      if (!g) {
+        g = { rule, ...s, members: new Set(), weight: 0 };
+        groups.set(s.tag, g);
+      }
+      // The window keeps at most `cap` members: more from one batch add nothing.
+      for (const m of members) if (g.members.size < cap) g.members.add(m);
+      g.weight += e.weight ?? 1;
+    }
+    if (groups.size === 0) return [];
+    const { store } = this.o;
+    if (store.track) {
+      const gone = await store.track({
+        rule: rule.name,
+        tags: [...groups.keys()],
+        lifetimeMs: stateMs(rule),
+        cap: this.o.maxSubjects ?? DEFAULT_MAX_SUBJECTS,
+      });
+      if (gone.length > 0) {
+        for (const t of gone) groups.delete(t);
+        this.o.onForgotten?.(rule.name, gone.length);
+        await store.forget?.(rule.name, gone);
       }
     }
     const fired = await Promise.all([...groups.values()].map((g) => this.apply(g)));
@@ -88,14 +128,14 @@ export class DetectionEngine {
       const s = await this.o.store.spike({
         tag: g.tag,
         rule: r.name,
-        requests: g.requests,
+        requests: g.weight,
         bucketMs: r.bucketMs,
         alpha: r.alpha,
         factor: r.factor,
         minHistory: r.minHistory,
         minRequests: r.minRequests,
         cooldownMs: r.cooldownMs,
-        ttlMs: Math.max(r.bucketMs * r.minHistory * 4, Math.ceil(r.bucketMs / r.alpha) * 8),
+        ttlMs: stateMs(r),
       });
       if (!s.fired) return undefined;
       detail = `${s.current} requests in ${r.bucketMs / 1000}s, ${(s.current / Math.max(s.baseline, 1e-9)).toFixed(1)}× its baseline of ${s.baseline.toFixed(1)}`;
@@ -103,11 +143,15 @@ export class DetectionEngine {
       const w = await this.o.store.window({
         tag: g.tag,
         rule: r.name,
-        mode: r.kind === "new_source" ? "new" : "count",
-        members: [...g.members],
-        windowMs: r.kind === "new_source" ? r.historyMs : r.withinMs,
+        mode: r.kind === "new_source" ? "new" : r.kind === "threshold" ? "sum" : "count",
+        // A threshold window holds one member per batch weighing the batch's events.
+        members:
+          r.kind === "threshold"
+            ? [`${g.weight}:${newDecisionId(this.o.clock.now())}`]
+            : [...g.members],
+        windowMs: stateMs(r),
         threshold: r.kind === "new_source" ? 1 : r.count,
-        cap: r.kind === "new_source" ? 1000 : r.count,
+        cap: memberCap(r),
         cooldownMs: r.cooldownMs,
       });
       if (!w.fired) return undefined;
@@ -173,25 +217,47 @@ function subjectOf(
   }
 }
 
-/** What the rule's window holds for this event; undefined: the event does not count. */
-function memberOf(rule: DetectionRule, e: SecurityEvent): string | undefined {
+/** Most members a rule's window keeps (threshold: members weigh ≥ 1 each, so count of them always suffice). */
+function memberCap(rule: DetectionRule): number {
+  return rule.kind === "new_source" ? 1000 : rule.kind === "spike" ? 1 : rule.count;
+}
+
+/** How long a rule's state for a subject lasts unseen, ms. */
+function stateMs(rule: DetectionRule): number {
   switch (rule.kind) {
     case "threshold":
-      return e.id;
-    case "spike":
-      return "r";
     case "distinct":
+      return rule.withinMs;
+    case "new_source":
+      return rule.historyMs;
+    case "spike":
+      return Math.max(
+        rule.bucketMs * rule.minHistory * 4,
+        Math.ceil(rule.bucketMs / rule.alpha) * 8,
+      );
+  }
+}
+
+/** What the rule's window holds for this observation; empty: it does not count. */
+function membersOf(rule: DetectionRule, e: Observation): readonly string[] {
+  switch (rule.kind) {
+    case "threshold":
+    case "spike":
+      // Counted by weight, not by member.
+      return ["w"];
+    case "distinct": {
       if (rule.distinct === "ip") {
         const ip = e.clientIp ? normaliseIp(e.clientIp)?.address : undefined;
-        return ip;
+        return ip ? [ip] : [];
       }
-      // A recognised key by id, an unknown one by its fingerprint (never the secret).
-      return e.keyId
-        ? `k:${e.keyId}`
-        : e.attributes.key_fp
-          ? `f:${e.attributes.key_fp}`
-          : undefined;
-    case "new_source":
-      return e.clientIp ? networkOf(e.clientIp, rule.ipv4Prefix, rule.ipv6Prefix) : undefined;
+      // A recognised key by id, unknown ones by their fingerprints (never the secret).
+      if (e.keyId) return [`k:${e.keyId}`];
+      const fps = e.keyFps ?? (e.attributes.key_fp ? [e.attributes.key_fp] : []);
+      return fps.map((fp) => `f:${fp}`);
+    }
+    case "new_source": {
+      const n = e.clientIp ? networkOf(e.clientIp, rule.ipv4Prefix, rule.ipv6Prefix) : undefined;
+      return n ? [n] : [];
+    }
   }
 }

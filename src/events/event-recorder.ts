@@ -11,6 +11,18 @@
  *   lost, never waited on (a paused Redis must not hold up a shutdown).
  * - `record`, for RecordEvent: acknowledged means durably written, so it awaits
  *   the store, then evaluates the newly stored events and returns the alerts.
+ *
+ * Aggregation. Tollgate's own repeated events (AGGREGATED_TYPES: one per failed
+ * or denied request, which anyone can cause without a valid key) are not stored
+ * one record each. They are counted per (type, subject, endpoint, client IP,
+ * key id, attributes other than `key_fp` / `decision_id`) per window of
+ * `aggregateMs`: the first of a burst is stored at the next flush (so a lone
+ * failure is listed at once), the rest of the window as one record at its end,
+ * with `count`, `first_time`, `last_time` and up to FP_SAMPLE distinct `key_fps`.
+ * A window with nothing in it ends the aggregate; the next failure leads again.
+ * Detection is not delayed by the window: each flush evaluates what was counted
+ * since the previous one, weighted by its count and with every distinct key
+ * fingerprint, whether or not the record could be written.
  */
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
@@ -29,6 +41,23 @@ import {
   type SubjectKind,
 } from "./event.js";
 
+/** Tollgate's own event types a caller can cause per request: stored aggregated. */
+export const AGGREGATED_TYPES: ReadonlySet<string> = new Set([
+  "auth_failure",
+  "permission_denied",
+  "rate_limited",
+  "blocked",
+]);
+
+/** Distinct key fingerprints an aggregate record lists (`key_fps`). */
+export const FP_SAMPLE = 16;
+
+/** Default of EventRecorderOptions.aggregateMs. */
+export const DEFAULT_AGGREGATE_MS = 10_000;
+
+/** Attributes that vary per occurrence: sampled, never part of the aggregate's identity. */
+const VARYING = new Set(["key_fp", "decision_id"]);
+
 /** Options of EventRecorder. */
 export interface EventRecorderOptions {
   store: EventStore;
@@ -37,10 +66,16 @@ export interface EventRecorderOptions {
   clock: Clock;
   log: Logger;
   metrics: Metrics;
-  /** Most internal events, and most distinct (key, endpoint, IP) request entries, buffered. */
+  /**
+   * Most internal events buffered, most open aggregates, most distinct (key,
+   * endpoint, IP) request entries, and most key fingerprints kept for
+   * detection between two flushes — each.
+   */
   maxBuffer: number;
   /** Background flush interval, ms. */
   flushIntervalMs: number;
+  /** Window of the aggregate record of repeated events, ms. Default DEFAULT_AGGREGATE_MS. */
+  aggregateMs?: number;
 }
 
 /** An internal event before it gets an id and time. */
@@ -53,6 +88,27 @@ export interface InternalEvent {
   clientIp?: string;
   keyId?: string;
   attributes?: Record<string, string>;
+}
+
+/** Repeated events of one identity within one window. */
+interface Aggregate {
+  /** The identity: everything but the id, time and varying attributes. */
+  base: InternalEvent & { attributes: Record<string, string> };
+  /** Start of the current window, epoch ms. */
+  openedAt: number;
+  /** Nothing of this burst stored yet: the next flush stores what is counted. */
+  leading: boolean;
+  /** Occurrences since the last stored record, with their first and last time. */
+  count: number;
+  first: number;
+  last: number;
+  /** Distinct key fingerprints since the last stored record (≤ FP_SAMPLE). */
+  fps: string[];
+  /** Decision id of the first occurrence since the last stored record. */
+  decisionId: string | undefined;
+  /** Occurrences and distinct fingerprints since the last flush, for detection. */
+  pending: number;
+  pendingFps: Set<string>;
 }
 
 interface RequestEntry {
@@ -79,10 +135,13 @@ export interface Unwritten {
 /** Records events and feeds detection and usage. */
 export class EventRecorder {
   private events: SecurityEvent[] = [];
+  private aggregates = new Map<string, Aggregate>();
+  /** Key fingerprints held for detection until the next flush (bounded by maxBuffer). */
+  private pendingFps = 0;
   private requests = new Map<string, RequestEntry>();
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> = Promise.resolve();
-  /** Taken from the buffers by a flush whose write has not settled yet. */
+  /** Taken from the buffers by a flush whose write has not settled yet (events they stand for). */
   private readonly writing: Unwritten = { events: 0, requests: 0 };
   /** Whose write failed (already counted as store_error). */
   private readonly failed: Unwritten = { events: 0, requests: 0 };
@@ -90,11 +149,18 @@ export class EventRecorder {
   private abandoned = false;
   /** Set once stop() returns: nothing flushes any more. */
   private stopped = false;
+  private readonly aggregateMs: number;
 
-  constructor(private readonly o: EventRecorderOptions) {}
+  constructor(private readonly o: EventRecorderOptions) {
+    this.aggregateMs = o.aggregateMs ?? DEFAULT_AGGREGATE_MS;
+  }
 
   /** Queues one of Tollgate's own events. Never throws, never waits. */
   emit(e: InternalEvent): void {
+    if (AGGREGATED_TYPES.has(e.type)) {
+      this.aggregate(e);
+      return;
+    }
     if (this.stopped || this.events.length >= this.o.maxBuffer) {
       this.o.metrics.eventsDropped.inc({ reason: this.stopped ? "shutdown" : "buffer_full" });
       return;
@@ -112,6 +178,58 @@ export class EventRecorder {
       attributes: e.attributes ?? {},
       time: now,
     });
+  }
+
+  /** Counts one occurrence of a repeated event into its aggregate. */
+  private aggregate(e: InternalEvent): void {
+    const attributes: Record<string, string> = {};
+    for (const [k, v] of Object.entries(e.attributes ?? {})) if (!VARYING.has(k)) attributes[k] = v;
+    const fp = e.attributes?.key_fp;
+    const id = JSON.stringify([
+      e.type,
+      e.subject,
+      e.subjectKind,
+      e.severity,
+      e.endpoint ?? "",
+      e.clientIp ?? "",
+      e.keyId ?? "",
+      Object.entries(attributes).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+    ]);
+    const now = this.o.clock.now();
+    let a = this.aggregates.get(id);
+    if (!a) {
+      if (this.stopped || this.aggregates.size >= this.o.maxBuffer) {
+        this.o.metrics.eventsDropped.inc({ reason: this.stopped ? "shutdown" : "buffer_full" });
+        return;
+      }
+      a = {
+        base: { ...e, attributes },
+        openedAt: now,
+        leading: true,
+        count: 0,
+        first: now,
+        last: now,
+        fps: [],
+        decisionId: undefined,
+        pending: 0,
+        pendingFps: new Set(),
+      };
+      this.aggregates.set(id, a);
+    }
+    if (a.count === 0) {
+      a.first = now;
+      a.decisionId = e.attributes?.decision_id;
+    }
+    a.count++;
+    a.last = now;
+    a.pending++;
+    if (fp !== undefined) {
+      if (a.fps.length < FP_SAMPLE && !a.fps.includes(fp)) a.fps.push(fp);
+      if (this.pendingFps < this.o.maxBuffer && !a.pendingFps.has(fp)) {
+        a.pendingFps.add(fp);
+        this.pendingFps++;
+      }
+    }
   }
 
   /** Counts one allowed request of a key (usage, and `request` observations for rules). Never waits. */
@@ -146,23 +264,27 @@ export class EventRecorder {
   }
 
   /**
-   * Stops the timer and flushes what is buffered, waiting at most `timeoutMs`.
-   * Resolves to what was lost: events and request observations whose write
-   * failed or had not finished in time. Those not finished are counted as
-   * `tollgate_events_dropped_total{reason="shutdown"}` (failed ones already
-   * are, as `store_error`); a non-zero loss is logged once.
+   * Stops the timer and flushes what is buffered (open aggregates included,
+   * whatever their window), waiting at most `timeoutMs`. Resolves to what was
+   * lost: events (as many as the records stood for) and request observations
+   * whose write failed or had not finished in time. Those not finished are
+   * counted as `tollgate_events_dropped_total{reason="shutdown"}` (failed ones
+   * already are, as `store_error`); a non-zero loss is logged once.
    */
   async stop(timeoutMs = Number.POSITIVE_INFINITY): Promise<Unwritten> {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     const failedBefore = { ...this.failed };
-    const done = await settlesWithin(this.flush(), timeoutMs);
+    const done = await settlesWithin(this.flush(true), timeoutMs);
     const cut: Unwritten = { events: 0, requests: 0 };
     if (!done) {
       // Still buffered (queued behind a stuck flush) or still being written.
-      cut.events = this.events.length + this.writing.events;
+      let buffered = this.events.length;
+      for (const a of this.aggregates.values()) buffered += a.count;
+      cut.events = buffered + this.writing.events;
       cut.requests = this.requests.size + this.writing.requests;
       this.events = [];
+      this.aggregates = new Map();
       this.requests = new Map();
       this.abandoned = true;
       if (cut.events + cut.requests > 0)
@@ -182,45 +304,124 @@ export class EventRecorder {
     return lost;
   }
 
-  /** Writes and evaluates everything buffered so far (one flush at a time). Never throws. */
-  flush(): Promise<void> {
-    this.flushing = this.flushing.then(() => this.flushOnce());
+  /**
+   * Writes and evaluates everything due so far (one flush at a time); `final`
+   * also writes every open aggregate. Never throws.
+   */
+  flush(final = false): Promise<void> {
+    this.flushing = this.flushing.then(() => this.flushOnce(final));
     return this.flushing;
   }
 
-  private async flushOnce(): Promise<void> {
-    const events = this.events;
+  /**
+   * Takes from the aggregates what detection has not seen yet (as weighted
+   * observations) and the records that are due (leading ones, ended windows,
+   * or all when `final`).
+   */
+  private takeAggregates(now: number, final: boolean) {
+    const observations: Observation[] = [];
+    const records: { event: SecurityEvent; count: number }[] = [];
+    for (const [id, a] of this.aggregates) {
+      if (a.pending > 0) {
+        const [fp] = a.pendingFps;
+        observations.push({
+          ...this.eventOf(a, now),
+          ...(fp !== undefined && { attributes: { ...a.base.attributes, key_fp: fp } }),
+          weight: a.pending,
+          keyFps: [...a.pendingFps],
+        });
+        this.pendingFps -= a.pendingFps.size;
+        a.pending = 0;
+        a.pendingFps = new Set();
+      }
+      const ended = final || now - a.openedAt >= this.aggregateMs;
+      if (!a.leading && !ended) continue;
+      if (a.count > 0) records.push({ event: this.recordOf(a), count: a.count });
+      if (a.count === 0 || final) {
+        // A quiet window ends the aggregate: the next occurrence leads again.
+        this.aggregates.delete(id);
+        continue;
+      }
+      if (!a.leading) a.openedAt = now;
+      a.leading = false;
+      a.count = 0;
+      a.fps = [];
+      a.decisionId = undefined;
+    }
+    return { observations, records };
+  }
+
+  private eventOf(a: Aggregate, at: number): SecurityEvent {
+    const b = a.base;
+    return {
+      id: `tg_${newDecisionId(at)}`,
+      type: b.type,
+      subject: b.subject,
+      subjectKind: b.subjectKind,
+      severity: b.severity,
+      endpoint: b.endpoint ?? "",
+      clientIp: b.clientIp ?? "",
+      keyId: b.keyId ?? "",
+      attributes: b.attributes,
+      time: at,
+    };
+  }
+
+  /** The stored record of an aggregate's occurrences since its last record. */
+  private recordOf(a: Aggregate): SecurityEvent {
+    const e = this.eventOf(a, a.first);
+    e.attributes = {
+      ...a.base.attributes,
+      count: String(a.count),
+      first_time: new Date(a.first).toISOString(),
+      last_time: new Date(a.last).toISOString(),
+      ...(a.fps.length > 0 && { key_fp: a.fps[0] as string, key_fps: a.fps.join(",") }),
+      ...(a.decisionId !== undefined && { decision_id: a.decisionId }),
+    };
+    return e;
+  }
+
+  private async flushOnce(final: boolean): Promise<void> {
+    const now = this.o.clock.now();
+    const own = this.events;
+    const agg = this.takeAggregates(now, final);
     const requests = [...this.requests.values()];
-    if (events.length === 0 && requests.length === 0) return;
+    const work = own.length + agg.records.length + agg.observations.length + requests.length;
+    if (work === 0) return;
     this.events = [];
     this.requests = new Map();
     const { metrics, log } = this.o;
-    const observations: Observation[] = [];
+    // Detection sees Tollgate's own events whether or not their records could be written.
+    const observations: Observation[] = [...own, ...agg.observations];
     const writes: Promise<void>[] = [];
+    const events = [...own, ...agg.records.map((r) => r.event)];
     if (events.length > 0) {
-      this.writing.events += events.length;
+      // Occurrences the records stand for (an aggregate record stands for its count).
+      const standsFor = own.length + agg.records.reduce((n, r) => n + r.count, 0);
+      this.writing.events += standsFor;
       writes.push(
         this.o.store
-          .append(events)
+          // Generated ids never repeat: no idempotency markers for them.
+          .append(events, { idempotent: false })
           .then(
-            (r) => {
+            () => {
               if (this.abandoned) return;
-              metrics.eventsRecorded.inc({ source: "internal" }, r.accepted.length);
-              const fresh = new Set(r.accepted);
-              for (const e of events) if (fresh.has(e.id)) observations.push(e);
+              metrics.eventsRecorded.inc({ source: "internal" }, standsFor);
+              for (const r of agg.records)
+                if (r.count > 1) metrics.eventsAggregated.inc({ type: r.event.type }, r.count - 1);
             },
             (err: Error) => {
               if (this.abandoned) return;
-              this.failed.events += events.length;
-              metrics.eventsDropped.inc({ reason: "store_error" }, events.length);
+              this.failed.events += standsFor;
+              metrics.eventsDropped.inc({ reason: "store_error" }, standsFor);
               log.warn(
-                { err: { message: err.message }, events: events.length },
+                { err: { message: err.message }, events: standsFor, records: events.length },
                 "events not stored",
               );
             },
           )
           .finally(() => {
-            this.writing.events -= events.length;
+            this.writing.events -= standsFor;
           }),
       );
     }
@@ -242,7 +443,7 @@ export class EventRecorder {
       for (const r of requests) observations.push(requestObservation(r));
     }
     await Promise.all(writes);
-    if (this.abandoned) return;
+    if (this.abandoned || observations.length === 0) return;
     try {
       await this.o.engine.evaluate(observations);
     } catch (err) {

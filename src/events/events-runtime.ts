@@ -24,7 +24,7 @@ import type { Clock } from "../util/clock.js";
 import { createDeadline } from "../util/deadline.js";
 import type { MemoryBounds, MemoryUsage } from "../util/memory-usage.js";
 import { AlertDispatcher } from "./alert-dispatcher.js";
-import { DetectionEngine } from "./detection-engine.js";
+import { DEFAULT_MAX_SUBJECTS, DetectionEngine } from "./detection-engine.js";
 import { EventRecorder } from "./event-recorder.js";
 
 /** The events subsystem as the services see it. */
@@ -67,7 +67,14 @@ export interface EventLimits extends EventRetention {
     detection: MemoryBounds;
     usage: MemoryBounds;
   };
+  /** Window of aggregated repeated events, ms (default DEFAULT_AGGREGATE_MS). */
+  aggregateMs?: number;
+  /** Most subjects one detection rule tracks (default DEFAULT_MAX_SUBJECTS). */
+  detectionMaxSubjects?: number;
 }
+
+/** One "rule tracks its maximum" warning per rule at most this often, ms. */
+const FORGOTTEN_LOG_EVERY_MS = 60_000;
 
 /** Embedded stores. */
 export function memoryEventStores(clock: Clock, limits: EventLimits): EventStores {
@@ -90,7 +97,12 @@ export function memoryEventStores(clock: Clock, limits: EventLimits): EventStore
   };
 }
 
-/** Redis stores, every call through the connection's breaker. */
+/**
+ * Redis stores, every call through `guard`: the events subsystem's own breaker
+ * (on the same connection as the decision path's), so failing background
+ * writes of events — e.g. Redis out of memory — never open the breaker that
+ * decisions go through.
+ */
 export function redisEventStores(
   redis: RedisClient,
   prefix: string,
@@ -127,10 +139,26 @@ export function createEvents(o: CreateEventsOptions): Events {
     log: o.log,
     metrics: o.metrics,
   });
+  const forgottenLogged = new Map<string, number>();
   const engine = new DetectionEngine({
     store: o.stores.detection,
     rules: () => o.policy().detection.rules,
     clock: o.clock,
+    ...(o.limits.detectionMaxSubjects !== undefined && {
+      maxSubjects: o.limits.detectionMaxSubjects,
+    }),
+    onForgotten: (rule, count) => {
+      o.metrics.detectionForgotten.inc({ rule }, count);
+      const now = o.clock.now();
+      if (now - (forgottenLogged.get(rule) ?? Number.NEGATIVE_INFINITY) < FORGOTTEN_LOG_EVERY_MS)
+        return;
+      if (forgottenLogged.size > 256) forgottenLogged.clear();
+      forgottenLogged.set(rule, now);
+      o.log.warn(
+        { rule, forgotten: count, max: o.limits.detectionMaxSubjects ?? DEFAULT_MAX_SUBJECTS },
+        "detection rule tracks its maximum of subjects: the least recently seen are forgotten (TOLLGATE_DETECTION_MAX_SUBJECTS)",
+      );
+    },
     // A detection block: in the store (every replica's limited decisions and
     // ListBlocks see it), in this replica's cache, and announced to the others.
     block: async (tag, durationMs) => {
@@ -153,6 +181,7 @@ export function createEvents(o: CreateEventsOptions): Events {
     metrics: o.metrics,
     maxBuffer: o.limits.bufferSize,
     flushIntervalMs: o.limits.flushMs,
+    ...(o.limits.aggregateMs !== undefined && { aggregateMs: o.limits.aggregateMs }),
   });
   return {
     recorder,
@@ -183,6 +212,7 @@ export function createEvents(o: CreateEventsOptions): Events {
 export function eventLimitsFromSettings(s: {
   eventRetentionS: number;
   eventMaxCount: number;
+  eventMaxBytes: number;
   alertMaxCount: number;
   usageRetentionS: number;
   eventBufferSize: number;
@@ -193,10 +223,15 @@ export function eventLimitsFromSettings(s: {
   memoryDetectionMaxBytes: number;
   memoryUsageMaxEntries: number;
   memoryUsageMaxBytes: number;
+  eventAggregateMs: number;
+  detectionMaxSubjects: number;
 }): EventLimits {
   return {
     maxAgeMs: s.eventRetentionS * 1000,
     maxEvents: s.eventMaxCount,
+    maxBytes: s.eventMaxBytes,
+    aggregateMs: s.eventAggregateMs,
+    detectionMaxSubjects: s.detectionMaxSubjects,
     maxAlerts: s.alertMaxCount,
     usageRetentionMs: s.usageRetentionS * 1000,
     bufferSize: s.eventBufferSize,

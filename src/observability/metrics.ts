@@ -147,7 +147,7 @@ export class Metrics {
   /** Store call failures. */
   readonly storeErrors = new Counter({
     name: "tollgate_redis_errors_total",
-    help: "Failed store (Redis) operations, by operation and kind (timeout, connection, reply, breaker_open).",
+    help: "Failed store (Redis) operations, by operation and kind (timeout, connection, oom, reply, breaker_open).",
     labelNames: ["op", "kind"] as const,
     registers: [this.registry],
   });
@@ -235,6 +235,30 @@ export class Metrics {
     name: "tollgate_webhook_dropped_total",
     help: "Alerts dropped by a webhook, by webhook and reason (queue_full, exhausted, shutdown).",
     labelNames: ["webhook", "reason"] as const,
+    registers: [this.registry],
+  });
+
+  /** Store calls Redis refused for lack of memory (maxmemory reached). */
+  readonly storeOom = new Counter({
+    name: "tollgate_redis_oom_total",
+    help: 'Store (Redis) operations refused with OOM (maxmemory reached), by operation. Also counted in tollgate_redis_errors_total{kind="oom"}.',
+    labelNames: ["op"] as const,
+    registers: [this.registry],
+  });
+
+  /** Tollgate's own repeated events folded into an aggregate record. */
+  readonly eventsAggregated = new Counter({
+    name: "tollgate_events_aggregated_total",
+    help: "Tollgate's own repeated events (auth_failure, permission_denied, rate_limited, blocked) counted into an aggregate record instead of a record of their own, by type.",
+    labelNames: ["type"] as const,
+    registers: [this.registry],
+  });
+
+  /** Subjects a detection rule stopped tracking because it tracked its maximum. */
+  readonly detectionForgotten = new Counter({
+    name: "tollgate_detection_subjects_forgotten_total",
+    help: "Subjects whose detection window a rule dropped because the rule tracked TOLLGATE_DETECTION_MAX_SUBJECTS subjects (least recently seen first), by rule.",
+    labelNames: ["rule"] as const,
     registers: [this.registry],
   });
 

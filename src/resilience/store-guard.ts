@@ -1,13 +1,18 @@
 /**
- * Every store call goes through one StoreGuard per Redis connection: an opossum
- * circuit breaker (timeout, error threshold, reset) plus latency and error
- * metrics. A failure of any kind becomes a StoreUnavailableError, which the
- * services turn into the endpoint's fail mode, never into a decision.
+ * Every store call goes through a StoreGuard: an opossum circuit breaker
+ * (timeout, error threshold, reset) plus latency and error metrics. A failure
+ * of any kind becomes a StoreUnavailableError, which the services turn into the
+ * endpoint's fail mode, never into a decision.
+ *
+ * Redis out of memory (an `OOM` reply: maxmemory reached) is a failure like an
+ * outage — it counts toward opening the breaker — and is said as what it is:
+ * kind `oom`, `tollgate_redis_oom_total`, and an error log line at most once
+ * per OOM_LOG_EVERY_MS naming the settings to look at.
  */
 import CircuitBreaker from "opossum";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
-import { StoreUnavailableError } from "../store/store-errors.js";
+import { isOutOfMemoryReply, StoreUnavailableError } from "../store/store-errors.js";
 
 /** Options of StoreGuard. */
 export interface StoreGuardOptions {
@@ -33,9 +38,14 @@ export interface StoreGuardOptions {
 
 const STATE = { closed: 0, halfOpen: 1, open: 2 } as const;
 
+/** One "Redis is out of memory" log line per guard at most this often, ms. */
+export const OOM_LOG_EVERY_MS = 10_000;
+
 /** Guards store calls of one connection. */
 export class StoreGuard {
   private readonly breaker: CircuitBreaker<[() => Promise<unknown>], unknown>;
+  private oomLoggedAt = Number.NEGATIVE_INFINITY;
+  private oomSuppressed = 0;
 
   constructor(private readonly o: StoreGuardOptions) {
     this.breaker = new CircuitBreaker((fn: () => Promise<unknown>) => fn(), {
@@ -83,8 +93,30 @@ export class StoreGuard {
     } catch (err) {
       const kind = classify(err);
       this.o.metrics.storeErrors.inc({ op, kind });
+      if (kind === "oom") this.outOfMemory(op);
       throw new StoreUnavailableError(op, kind, err);
     }
+  }
+
+  /** Counts an OOM refusal and logs it, rate-limited (every write fails alike while it lasts). */
+  private outOfMemory(op: string): void {
+    this.o.metrics.storeOom.inc({ op });
+    const now = Date.now();
+    if (now - this.oomLoggedAt < OOM_LOG_EVERY_MS) {
+      this.oomSuppressed++;
+      return;
+    }
+    this.o.log.error(
+      {
+        breaker: this.o.name,
+        op,
+        suppressed: this.oomSuppressed,
+        hint: "raise the Redis server's maxmemory (INFO memory shows used_memory), or lower TOLLGATE_EVENT_MAX_BYTES, TOLLGATE_EVENT_MAX_COUNT or TOLLGATE_DETECTION_MAX_SUBJECTS; see docs/security-bounds.md",
+      },
+      "Redis is out of memory (maxmemory reached): it refuses writes",
+    );
+    this.oomLoggedAt = now;
+    this.oomSuppressed = 0;
   }
 
   /**
@@ -113,6 +145,7 @@ function classify(err: unknown): StoreUnavailableError["kind"] {
   const e = err as { code?: string; name?: string; message?: string };
   if (e?.code === "EOPENBREAKER") return "breaker_open";
   if (e?.code === "ETIMEDOUT" || /timed out/i.test(e?.message ?? "")) return "timeout";
+  if (isOutOfMemoryReply(err)) return "oom";
   if (e?.name === "ReplyError") return "reply";
   return "connection";
 }

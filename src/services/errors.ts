@@ -36,6 +36,10 @@ export const ERRORS = {
     message: "this RPC is not available yet in this version",
   },
   STORE_UNAVAILABLE: { code: Code.Unavailable, message: "the store is unavailable" },
+  STORE_OUT_OF_MEMORY: {
+    code: Code.Unavailable,
+    message: "the store is out of memory (Redis maxmemory reached): it refuses writes",
+  },
   INTERNAL: { code: Code.Internal, message: "internal error" },
 } as const satisfies Record<string, { code: Code; message: string }>;
 

@@ -61,7 +61,7 @@ function toConnectError(
     // Fail closed: the call fails (Envoy's failure_mode_allow decides), never a denial.
     metrics.failClosed.inc({ rpc });
     warnUnavailable({ rpc, op: err.op, kind: err.kind });
-    return apiError("STORE_UNAVAILABLE");
+    return apiError(err.kind === "oom" ? "STORE_OUT_OF_MEMORY" : "STORE_UNAVAILABLE");
   }
   const e = err as Error;
   // Only the error's class and message are logged: store errors carry no

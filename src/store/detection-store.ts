@@ -12,9 +12,11 @@ export interface WindowOp {
   /**
    * `count`: add members, fire when the window holds ≥ threshold of them.
    * `new`: fire when some member was not in the window and the window held ≥ threshold before.
+   * `sum`: members are `<weight>:<unique id>`, each standing for `weight`
+   * events; fire when the window's weights add up to ≥ threshold.
    */
-  mode: "count" | "new";
-  /** Members to add (event ids, IPs, key fingerprints, networks), at least one. */
+  mode: "count" | "new" | "sum";
+  /** Members to add (weighted batch ids, IPs, key fingerprints, networks), at least one. */
   members: readonly string[];
   windowMs: number;
   threshold: number;
@@ -25,7 +27,7 @@ export interface WindowOp {
 
 /** Result of a window update. */
 export interface WindowResult {
-  /** Members in the window after the update (capped). */
+  /** Members in the window after the update (capped); in `sum` mode, the sum of their weights. */
   count: number;
   /** The rule fired and its cool-down for this subject was free (now taken). */
   fired: boolean;
@@ -55,8 +57,27 @@ export interface SpikeResult {
   fired: boolean;
 }
 
+/** Subjects of one rule seen in a batch, for the bound on tracked subjects. */
+export interface TrackOp {
+  rule: string;
+  /** Subject tags of the batch, at least one. */
+  tags: readonly string[];
+  /** How long an unseen subject's state lasts (the rule's window or state expiry), ms. */
+  lifetimeMs: number;
+  /** Most subjects the rule tracks, over all replicas. */
+  cap: number;
+}
+
 /** Detection counters; the store's clock (Redis TIME) decides windows and buckets. */
 export interface DetectionStore {
   window(op: WindowOp): Promise<WindowResult>;
   spike(op: SpikeOp): Promise<SpikeResult>;
+  /**
+   * Marks the batch's subjects as seen and returns the tags the rule must stop
+   * tracking to stay within the cap (least recently seen first; may include
+   * tags of this batch). Stores without it keep no shared subject bound.
+   */
+  track?(op: TrackOp): Promise<string[]>;
+  /** Drops the window and spike state of a rule for these subjects (not their cool-downs). */
+  forget?(rule: string, tags: readonly string[]): Promise<void>;
 }

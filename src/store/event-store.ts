@@ -6,6 +6,12 @@ export interface EventRetention {
   maxAgeMs: number;
   /** Most events kept (Redis: split evenly over the stream shards). */
   maxEvents: number;
+  /**
+   * Most bytes of events kept, counted as each event's JSON plus 64 bytes, plus
+   * 128 for its idempotency marker if it has one (Redis: split evenly over the
+   * stream shards). Default DEFAULT_EVENT_MAX_BYTES.
+   */
+  maxBytes?: number;
   /** Most alerts kept. */
   maxAlerts: number;
 }
@@ -18,13 +24,27 @@ export interface AppendResult {
   duplicates: string[];
 }
 
+/** Default of EventRetention.maxBytes: 64 MiB. */
+export const DEFAULT_EVENT_MAX_BYTES = 64 * 1024 * 1024;
+
+/** Options of one append. */
+export interface AppendOptions {
+  /**
+   * Remember the ids so a repeat is stored once (default true). False for
+   * Tollgate's own events, whose ids are generated and never repeat: no
+   * idempotency marker is written for them.
+   */
+  idempotent?: boolean;
+}
+
 /**
  * Security events and alerts. `append` resolves only once the events are
  * durably written (Redis acknowledged them), so a RecordEvent reply means stored.
- * Both kinds of record trim themselves by age and count: cleanup is automatic.
+ * Both kinds of record trim themselves by age and count (events also by bytes):
+ * cleanup is automatic.
  */
 export interface EventStore {
-  append(events: readonly SecurityEvent[]): Promise<AppendResult>;
+  append(events: readonly SecurityEvent[], options?: AppendOptions): Promise<AppendResult>;
   /** Newest first; `cursor` from a previous page's `next`. Examines a bounded number of records per call. */
   list(filter: EventFilter, limit: number, cursor?: string): Promise<Page<SecurityEvent>>;
   appendAlert(alert: Alert): Promise<void>;

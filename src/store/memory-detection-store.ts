@@ -111,8 +111,13 @@ export class MemoryDetectionStore implements DetectionStore {
     }
     w.expiresAt = now + op.windowMs;
     this.bytes += w.bytes - before;
-    if (op.mode === "count" && w.members.size >= op.threshold) fire = true;
-    const count = w.members.size;
+    let count = w.members.size;
+    // "sum": members are `<weight>:<id>` (aggregated events carry their count).
+    if (op.mode === "sum") {
+      count = 0;
+      for (const m of w.members.keys()) count += Number(/^(\d+):/.exec(m)?.[1] ?? 1);
+    }
+    if (op.mode !== "new" && count >= op.threshold) fire = true;
     const fired = fire && this.takeCooldown(key, op.cooldownMs, now);
     this.wrote(now);
     return { count, fired };

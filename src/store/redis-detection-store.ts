@@ -2,6 +2,7 @@ import type {
   DetectionStore,
   SpikeOp,
   SpikeResult,
+  TrackOp,
   WindowOp,
   WindowResult,
 } from "./detection-store.js";
@@ -12,6 +13,7 @@ import { tagValue } from "./redis-keys.js";
 type ScriptClient = RedisClient & {
   tgDetectWindow(win: string, cd: string, ...args: (string | number)[]): Promise<number[]>;
   tgDetectSpike(state: string, cd: string, ...args: (string | number)[]): Promise<number[]>;
+  tgDetectTrack(subjects: string, ...args: (string | number)[]): Promise<string[]>;
 };
 
 /** Redis key names of detection state under `prefix`, hash-tagged by subject. */
@@ -23,12 +25,16 @@ export function detectionKeyNames(prefix: string) {
     spike: (tag: string, rule: string) => `${prefix}ds:{${tagValue(tag)}}:${rule}`,
     /** Cool-down marker of a rule for a subject. */
     cooldown: (tag: string, rule: string) => `${prefix}dc:{${tagValue(tag)}}:${rule}`,
+    /** The subjects a rule tracks (sorted set by last seen), in the rule's own slot. */
+    tracked: (rule: string) => `${prefix}dt:{dt:${tagValue(rule)}}`,
   };
 }
 
 /**
  * Detection state in Redis: one script call per (rule, subject) update, every
  * key of a call under the subject's hash tag, so it runs unchanged on Cluster.
+ * Each rule's tracked subjects are one sorted set in the rule's slot
+ * (`detect-track-1.lua`), which bounds how many windows a rule keeps.
  */
 export class RedisDetectionStore implements DetectionStore {
   private readonly redis: ScriptClient;
@@ -39,6 +45,9 @@ export class RedisDetectionStore implements DetectionStore {
       redis.defineCommand("tgDetectWindow", loadLuaScript("detect-window-2.lua"));
       redis.defineCommand("tgDetectSpike", loadLuaScript("detect-spike-2.lua"));
     }
+    if (!("tgDetectTrack" in redis)) {
+      redis.defineCommand("tgDetectTrack", loadLuaScript("detect-track-1.lua"));
+    }
     this.redis = redis as ScriptClient;
     this.names = detectionKeyNames(prefix);
   }
@@ -47,7 +56,7 @@ export class RedisDetectionStore implements DetectionStore {
     const [count, fired] = await this.redis.tgDetectWindow(
       this.names.window(op.tag, op.rule),
       this.names.cooldown(op.tag, op.rule),
-      op.mode === "count" ? 1 : 2,
+      op.mode === "count" ? 1 : op.mode === "new" ? 2 : 3,
       op.windowMs,
       op.threshold,
       op.cap,
@@ -55,6 +64,17 @@ export class RedisDetectionStore implements DetectionStore {
       ...op.members,
     );
     return { count: Number(count), fired: fired === 1 };
+  }
+
+  async track(op: TrackOp): Promise<string[]> {
+    return this.redis.tgDetectTrack(this.names.tracked(op.rule), op.lifetimeMs, op.cap, ...op.tags);
+  }
+
+  async forget(rule: string, tags: readonly string[]): Promise<void> {
+    // One DEL per subject: their keys live in different slots on Cluster.
+    await Promise.all(
+      tags.map((t) => this.redis.del(this.names.window(t, rule), this.names.spike(t, rule))),
+    );
   }
 
   async spike(op: SpikeOp): Promise<SpikeResult> {

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { crc32 } from "node:zlib";
 import {
   type Alert,
@@ -9,14 +10,15 @@ import {
   type SecurityEvent,
 } from "../events/event.js";
 import {
+  type AppendOptions,
   type AppendResult,
+  DEFAULT_EVENT_MAX_BYTES,
   type EventRetention,
   type EventStore,
   LIST_SCAN_LIMIT,
 } from "./event-store.js";
 import { loadLuaScript } from "./lua-scripts.js";
 import type { RedisClient } from "./redis-key-store.js";
-import { tagValue } from "./redis-keys.js";
 
 /**
  * Number of stream shards. Fixed (not a setting): an event's shard is derived
@@ -25,7 +27,12 @@ import { tagValue } from "./redis-keys.js";
 export const EVENT_SHARDS = 8;
 
 type ScriptClient = RedisClient & {
-  tgRecordEvent(idKey: string, stream: string, ...args: (string | number)[]): Promise<string>;
+  tgRecordEvent(
+    marks: string,
+    stream: string,
+    bytes: string,
+    ...args: (string | number)[]
+  ): Promise<string>;
   tgAppendTrimmed(stream: string, ...args: (string | number)[]): Promise<string>;
 };
 
@@ -34,8 +41,10 @@ export function eventKeyNames(prefix: string) {
   return {
     /** Stream shard `n` of events. */
     shard: (n: number) => `${prefix}ev:{ev${n}}`,
-    /** Idempotency marker of an event id, in its shard's slot. */
-    eventId: (n: number, id: string) => `${prefix}eid:{ev${n}}:${tagValue(id)}`,
+    /** Idempotency markers of shard `n` (sorted set: id digest → recorded at), in its slot. */
+    marks: (n: number) => `${prefix}eid:{ev${n}}`,
+    /** Counts of shard `n` (hash: b bytes, m entries with a marker). */
+    bytes: (n: number) => `${prefix}evb:{ev${n}}`,
     /** The alerts stream. */
     alerts: () => `${prefix}alerts:{alerts}`,
   };
@@ -47,23 +56,37 @@ export function shardOf(id: string): number {
 }
 
 /**
+ * What an idempotency marker holds for an id: 128 bits of its SHA-256
+ * (base64url), so a marker costs the same whatever the id's length (≤ 128 bytes).
+ */
+export function idDigest(id: string): string {
+  return createHash("sha256").update(id).digest("base64url").slice(0, 22);
+}
+
+/**
  * Events and alerts in Redis Streams, Cluster-safe.
  *
  * Layout: events go to one of EVENT_SHARDS streams `ev:{evN}` chosen by a hash
  * of the event id, so writes spread over the cluster's slots (one stream per
- * subject or kind would make one hot slot), and the idempotency marker
- * `eid:{evN}:<id>` lives in the same slot: `record-event-2.lua` marks the id and
- * appends in one atomic step, so a repeated id is stored exactly once. Each
- * shard keeps at most maxEvents / EVENT_SHARDS entries (exact MAXLEN), entries
- * older than the retention are trimmed (XTRIM MINID) on every append, and the
- * stream key itself expires after the retention when idle. Listing merges the
- * shards newest first by entry id (the recording time). Alerts are one capped
- * stream `alerts:{alerts}` (low volume).
+ * subject or kind would make one hot slot). The shard's idempotency markers
+ * (one sorted set `eid:{evN}` of id digests) and its counts `evb:{evN}`
+ * live in the same slot: `record-event-3.lua` checks and marks the id, appends,
+ * and trims the shard oldest first while it holds more than maxEvents /
+ * EVENT_SHARDS entries, more than maxBytes / EVENT_SHARDS bytes, or entries
+ * older than the retention — one atomic step, so a repeated id is stored
+ * exactly once and the shard never exceeds its bounds after a call. A shard
+ * keeps no more markers than marked entries; Tollgate's own events (generated ids)
+ * get none. Bytes are counted as each entry's JSON plus 64, plus 128 for an
+ * entry with a marker: measured, Redis's memory for a shard is then within
+ * about 10 % of its count. Every key expires after the retention when idle. Listing merges
+ * the shards newest first by entry id (the recording time). Alerts are one
+ * capped stream `alerts:{alerts}` (low volume, bounded size per alert).
  */
 export class RedisEventStore implements EventStore {
   private readonly redis: ScriptClient;
   private readonly names: ReturnType<typeof eventKeyNames>;
   private readonly perShard: number;
+  private readonly bytesPerShard: number;
 
   constructor(
     redis: RedisClient,
@@ -71,25 +94,33 @@ export class RedisEventStore implements EventStore {
     private readonly retention: EventRetention,
   ) {
     if (!("tgRecordEvent" in redis)) {
-      redis.defineCommand("tgRecordEvent", loadLuaScript("record-event-2.lua"));
+      redis.defineCommand("tgRecordEvent", loadLuaScript("record-event-3.lua"));
       redis.defineCommand("tgAppendTrimmed", loadLuaScript("append-trimmed-1.lua"));
     }
     this.redis = redis as ScriptClient;
     this.names = eventKeyNames(prefix);
     this.perShard = Math.max(1, Math.ceil(retention.maxEvents / EVENT_SHARDS));
+    this.bytesPerShard = Math.max(
+      1,
+      Math.floor((retention.maxBytes ?? DEFAULT_EVENT_MAX_BYTES) / EVENT_SHARDS),
+    );
   }
 
-  async append(events: readonly SecurityEvent[]): Promise<AppendResult> {
+  async append(events: readonly SecurityEvent[], options?: AppendOptions): Promise<AppendResult> {
+    const idempotent = options?.idempotent !== false;
     // Issued together: ioredis auto-pipelining sends them in one write per node.
     const ids = await Promise.all(
       events.map((e) => {
         const n = shardOf(e.id);
         const { recordedAt: _, ...stored } = e;
         return this.redis.tgRecordEvent(
-          this.names.eventId(n, e.id),
+          this.names.marks(n),
           this.names.shard(n),
+          this.names.bytes(n),
           this.retention.maxAgeMs,
           this.perShard,
+          this.bytesPerShard,
+          idempotent ? idDigest(e.id) : "",
           JSON.stringify(stored),
         );
       }),
@@ -182,7 +213,8 @@ export class RedisEventStore implements EventStore {
       const [id, fields] = best.buf.shift() as [string, string[]];
       if (best.buf.length === 0 && !best.done) await refill(best);
       examined++;
-      const json = fields[1];
+      const at = fields.indexOf("e");
+      const json = at >= 0 ? fields[at + 1] : undefined;
       const v = json === undefined ? undefined : decode(json, Number(id.split("-")[0]));
       if (v !== undefined) out.push(v);
       if (!heads.some((h) => h.buf.length > 0)) return { items: out };

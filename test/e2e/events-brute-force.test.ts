@@ -66,6 +66,8 @@ describe.each(["memory", "redis", "cluster"] as const)("brute force on %s", (mod
       TOLLGATE_POLICY_FILE: policyWith(receiver.url),
       TOLLGATE_TEST_WEBHOOK_SECRET: SECRET,
       TOLLGATE_EVENT_FLUSH_MS: "20",
+      // Aggregated records of repeated failures are written after 1 s, not 10.
+      TOLLGATE_EVENT_AGGREGATE_MS: "1000",
       TOLLGATE_ACCESS_LOG: "false",
       TOLLGATE_LOG_LEVEL: "info",
       TOLLGATE_REDIS_COMMAND_TIMEOUT_MS: "2000",
@@ -109,6 +111,7 @@ describe.each(["memory", "redis", "cluster"] as const)("brute force on %s", (mod
     const good = { apiKey: secret, method: "GET", path: "/v1/orders" };
     expect((await a.tollgate.authorize({ ...good, clientIp: ATTACKER })).allowed).toBe(true);
 
+    let unknown = 0;
     for (let i = 0; i < 25; i++) {
       const r = await a.tollgate.authorize({
         ...good,
@@ -117,6 +120,7 @@ describe.each(["memory", "redis", "cluster"] as const)("brute force on %s", (mod
       });
       // The block may land before the loop ends (detection runs every 20 ms).
       expect([Reason.UNKNOWN_KEY, Reason.BLOCKED]).toContain(r.reason);
+      if (r.reason === Reason.UNKNOWN_KEY) unknown++;
     }
     // Every replica refuses the IP — even with a valid key, without apply_limits.
     for (const c of replicas) {
@@ -155,8 +159,14 @@ describe.each(["memory", "redis", "cluster"] as const)("brute force on %s", (mod
     );
 
     // More failures within the cool-down: still one alert per rule.
-    for (let i = 0; i < 5; i++)
-      await a.tollgate.authorize({ ...good, apiKey: generateSecret("live"), clientIp: ATTACKER });
+    for (let i = 0; i < 5; i++) {
+      const r = await a.tollgate.authorize({
+        ...good,
+        apiKey: generateSecret("live"),
+        clientIp: ATTACKER,
+      });
+      if (r.reason === Reason.UNKNOWN_KEY) unknown++;
+    }
     await new Promise((r) => setTimeout(r, 300));
     expect(receiver.deliveries.filter((d) => d.body.includes('"rule":"brute-force"'))).toHaveLength(
       1,
@@ -165,16 +175,28 @@ describe.each(["memory", "redis", "cluster"] as const)("brute force on %s", (mod
     const alerts = await a.keys.listAlerts({ rule: "brute-force" });
     expect(alerts.alerts).toHaveLength(1);
     expect(alerts.alerts[0]?.subject).toBe(ATTACKER);
+    // Repeated failures are stored aggregated: few records whose counts add up.
     const events = await until("auth failures to be listed", async () => {
       const r = await a.keys.listEvents({
         subject: ATTACKER,
         type: EventType.AUTH_FAILURE,
-        pageSize: 10,
+        pageSize: 100,
       });
-      return r.events.length === 10 ? r : undefined;
+      const counted = r.events.reduce((n, e) => n + Number(e.attributes.count), 0);
+      return counted === unknown ? r : undefined;
     });
-    expect(events.events[0]?.attributes.reason).toBe("UNKNOWN_KEY");
-    expect(events.nextPageToken).not.toBe("");
+    expect(events.events.length).toBeLessThan(unknown);
+    const first = events.events.at(-1)?.attributes ?? {};
+    expect(first.reason).toBe("UNKNOWN_KEY");
+    expect(first.key_fp).toMatch(/^[0-9a-f]{16}$/);
+    expect(first.key_fps?.split(",")[0]).toBe(first.key_fp);
+    const paged = await a.keys.listEvents({
+      subject: ATTACKER,
+      type: EventType.AUTH_FAILURE,
+      pageSize: 1,
+    });
+    expect(paged.events).toHaveLength(1);
+    expect(paged.nextPageToken).not.toBe("");
     const blocks = await a.keys.listBlocks({});
     expect(
       blocks.blocks.some((b) => b.subjectKind === SubjectKind.IP && b.subject === ATTACKER),

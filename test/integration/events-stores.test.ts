@@ -120,7 +120,7 @@ const request = (keyId: string, ip: string, weight = 1): Observation => ({
 
 const base = { severity: "high" as const, cooldownMs: 60_000 };
 
-function harness(b: Backend, rules: DetectionRule[], limits = LIMITS) {
+function harness(b: Backend, rules: DetectionRule[], limits = LIMITS, maxSubjects?: number) {
   const stores = b.stores(limits);
   const rate = b.rate();
   const metrics = new Metrics(() => 0, { processMetrics: false });
@@ -138,6 +138,7 @@ function harness(b: Backend, rules: DetectionRule[], limits = LIMITS) {
     rules: () => rules,
     clock: systemClock,
     block: (tag, ms) => rate.placeBlock(tag, ms),
+    ...(maxSubjects !== undefined && { maxSubjects }),
     raise: async (a) => {
       alerts.push(a);
       await dispatcher.raise(a);
@@ -346,6 +347,67 @@ describe.each(backends)("events on %s", (_name, make) => {
     expect(h.alerts).toHaveLength(1);
   });
 
+  it("stores Tollgate's own repeated failures aggregated, and detection counts every one", async () => {
+    const ip = "198.51.100.33";
+    const h = harness(make(), [
+      {
+        ...base,
+        name: "many",
+        kind: "threshold",
+        by: "ip",
+        count: 100,
+        withinMs: 60_000,
+        events: new Set(["auth_failure"]),
+      },
+      {
+        ...base,
+        name: "stuffing",
+        kind: "distinct",
+        by: "ip",
+        distinct: "key",
+        count: 60,
+        withinMs: 60_000,
+        events: new Set(["auth_failure"]),
+        where: new Map([["reason", new Set(["UNKNOWN_KEY"])]]),
+      },
+    ]);
+    const fail = (i: number) =>
+      h.recorder.emit({
+        type: "auth_failure",
+        subject: ip,
+        subjectKind: "ip",
+        severity: "low",
+        clientIp: ip,
+        attributes: {
+          reason: "UNKNOWN_KEY",
+          rpc: "Authorize",
+          key_fp: `fp${i}`,
+          decision_id: `d${i}`,
+        },
+      });
+    for (let i = 0; i < 40; i++) fail(i);
+    await h.recorder.flush();
+    // The first of the burst is stored at once, with what the flush had counted.
+    const lead = await h.stores.events.list({ subject: ip }, 100);
+    expect(lead.items.map((e) => e.attributes.count)).toEqual(["40"]);
+    expect(h.alerts).toHaveLength(0);
+    for (let i = 40; i < 120; i++) fail(i);
+    await h.recorder.flush();
+    // Within the window nothing more is stored, but detection saw all 120 and 120 keys.
+    expect((await h.stores.events.list({ subject: ip }, 100)).items).toHaveLength(1);
+    expect(h.alerts.map((a) => a.rule).sort()).toEqual(["many", "stuffing"]);
+    await h.recorder.stop();
+    const all = (await h.stores.events.list({ subject: ip }, 100)).items;
+    expect(all).toHaveLength(2);
+    expect(all.reduce((n, e) => n + Number(e.attributes.count), 0)).toBe(120);
+    const rest = all[0]?.attributes ?? {};
+    expect(rest).toMatchObject({ count: "80", reason: "UNKNOWN_KEY", rpc: "Authorize" });
+    expect(rest.key_fp).toBe("fp40");
+    expect(rest.decision_id).toBe("d40");
+    expect(rest.key_fps?.split(",")).toHaveLength(16);
+    expect(Date.parse(rest.first_time ?? "")).toBeLessThanOrEqual(Date.parse(rest.last_time ?? ""));
+  });
+
   it("counts usage per key and endpoint per minute and hour", async () => {
     const h = harness(make(), []);
     const k = "key_UUUUUUUUUUUUUUUU";
@@ -360,5 +422,71 @@ describe.each(backends)("events on %s", (_name, make) => {
       Math.floor(Date.now() / 3_600_000) * 3_600_000,
     ]);
     expect(hour).toEqual({ orders: 2, "-": 1 });
+  });
+});
+
+describe.each(backends.filter(([name]) => name !== "memory"))("bounds on %s", (_name, make) => {
+  it("trims a shard by bytes: maximum-size events never exceed the byte budget", async () => {
+    const h = harness(make(), [], { ...LIMITS, maxEvents: 100_000, maxBytes: 8 * 200_000 });
+    const attributes: Record<string, string> = {};
+    for (let a = 0; a < 32; a++) attributes[`a${a}`.padEnd(64, "k")] = "v".repeat(1024);
+    // ~35 KB each: 200 KB per shard holds 5 of them.
+    for (let i = 0; i < 10; i++)
+      await h.stores.events.append(Array.from({ length: 20 }, () => event({ attributes })));
+    const kept = await h.stores.events.list({}, 1000);
+    expect(kept.items.length).toBeGreaterThan(8);
+    expect(kept.items.length).toBeLessThanOrEqual(8 * 6);
+  });
+
+  it("keeps no more idempotency markers than marked events, none for Tollgate's own", async () => {
+    const h = harness(make(), [], { ...LIMITS, maxEvents: 80 });
+    await h.stores.events.append(
+      Array.from({ length: 100 }, () => event()),
+      { idempotent: false },
+    );
+    const mine = Array.from({ length: 400 }, () => event());
+    await h.stores.events.append(mine);
+    // The newest caller ids are still recognised; the oldest are forgotten with their events.
+    const again = await h.stores.events.append(mine.slice(-5));
+    expect(again.duplicates).toHaveLength(5);
+    const old = await h.stores.events.append(mine.slice(0, 5));
+    expect(old.accepted).toHaveLength(5);
+    // Own events push caller events out of the shards, and their markers with them.
+    await h.stores.events.append(
+      Array.from({ length: 400 }, () => event()),
+      { idempotent: false },
+    );
+    expect((await h.stores.events.append(mine.slice(-5))).accepted).toHaveLength(5);
+  });
+
+  it("tracks at most maxSubjects per rule, forgetting the least recently seen, never a repeat offender", async () => {
+    const h = harness(
+      make(),
+      [
+        {
+          ...base,
+          name: "capped",
+          kind: "threshold",
+          by: "ip",
+          count: 3,
+          withinMs: 60_000,
+          events: new Set(["auth_failure"]),
+        },
+      ],
+      LIMITS,
+      5,
+    );
+    const offender = "203.0.113.200";
+    for (let i = 0; i < 3; i++) {
+      // Each batch: the offender once, and four one-off IPs.
+      await h.engine.evaluate([
+        event({ clientIp: offender, subject: offender }),
+        ...Array.from({ length: 4 }, (_, j) => {
+          const ip = `10.0.${i}.${j}`;
+          return event({ clientIp: ip, subject: ip });
+        }),
+      ]);
+    }
+    expect(h.alerts.map((a) => a.subject)).toEqual([offender]);
   });
 });
