@@ -48,6 +48,7 @@ import {
   kindFromProto,
   typeFromProto,
 } from "./event-convert.js";
+import { apiError } from "./errors.js";
 import type { ServiceDeps } from "./service-deps.js";
 import { Violations } from "./validation.js";
 
@@ -202,6 +203,8 @@ export async function getUsage(d: ServiceDeps, req: GetUsageRequest): Promise<Ge
       `must be within the usage retention (${Math.round(d.events.usageRetentionMs / 1000)} s)`,
     );
   v.throwIfAny();
+  // An unknown key has no usage to show: say so, as GetKey does, instead of zeros.
+  if (!(await d.keys.get(req.keyId))) throw apiError("KEY_NOT_FOUND");
   const starts = Array.from({ length: count }, (_, i) => first + i * width);
   let counts: UsageCounts[];
   if (g === UsageGranularity.MINUTE)

@@ -296,6 +296,10 @@ describe("CLI errors exit non-zero with a clear message", () => {
       [["update", "key_0000000000000000"], "update needs at least one field to change"],
       [["rotate", "key_0000000000000000", "--grace", "soon"], '--grace: not a duration: "soon"'],
       [["create", "--owner", "a", "--ttl", "5x"], '--ttl: not a duration: "5x"'],
+      [
+        ["create", "--owner", "a", "--ttl", "30"],
+        '--ttl: "30" needs a unit: e.g. 30s, 30m, 30h or 30d',
+      ],
       [["create", "--owner", "a", "--meta", "novalue"], '--meta wants KEY=VALUE, got "novalue"'],
       [
         ["create", "--owner", "a", "--expires", "tomorrow"],

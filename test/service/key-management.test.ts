@@ -306,6 +306,16 @@ describe("GetKey, UpdateKey, RevokeKey", () => {
   });
 });
 
+describe("GetUsage", () => {
+  it("answers NOT_FOUND for an unknown key id, like GetKey", async () => {
+    const e = await failure(h.keys.getUsage({ keyId: "key_0000000000000000" }, h.auth));
+    expect(e.code).toBe(Code.NotFound);
+    const { key } = await h.keys.createKey({ owner: "acme" }, h.auth);
+    const u = await h.keys.getUsage({ keyId: key?.id ?? "" }, h.auth);
+    expect(u.buckets.length).toBeGreaterThan(0);
+  });
+});
+
 describe("the revocation reason", () => {
   it("is kept on the key (revoked_reason, revoke_time), in the key_revoked event and the audit line", async () => {
     const { key } = await h.keys.createKey({ owner: "acme" }, h.auth);
