@@ -65,10 +65,42 @@ export function clientsFromOptions(o: Record<string, unknown>) {
   });
 }
 
-/** Prints a failed call as `<label>: <Code>: <message>` (with a hint when nothing answers); returns exit code 1. */
-export function reportRpcError(label: string, err: unknown, baseUrl: string): number {
+/**
+ * What the user can do about a failed call: set the token, start the server,
+ * look at Redis, or use the main port instead of the admin port.
+ */
+export async function rpcErrorHint(err: unknown, baseUrl: string): Promise<string> {
   const ce = ConnectError.from(err);
-  const hint = ce.code === Code.Unavailable ? ` (is tollgate serving at ${baseUrl}?)` : "";
+  if (ce.code === Code.Unauthenticated && /management token/.test(ce.rawMessage)) {
+    return " (set TOLLGATE_MANAGEMENT_TOKEN or TOLLGATE_MANAGEMENT_TOKEN_FILE, or pass --token-file FILE)";
+  }
+  // An HTTP/1.1-only server (the admin port) answers the HTTP/2 preface with a protocol error.
+  if (ce.code !== Code.Unavailable && ce.code !== Code.Internal) return "";
+  // Tollgate itself answered: its store is what is down.
+  if (/store is/.test(ce.rawMessage)) {
+    return " (tollgate answered: its Redis is unreachable or failing; see the server's log and /readyz)";
+  }
+  try {
+    const r = await fetch(new URL("/readyz", baseUrl), { signal: AbortSignal.timeout(1000) });
+    const text = await r.text();
+    if (/^(ok|not ready)/.test(text)) {
+      return ` (${baseUrl} is tollgate's admin port: point the CLI at the main port, TOLLGATE_ADDR, e.g. http://127.0.0.1:50051)`;
+    }
+  } catch {
+    // Nothing answers HTTP there either.
+  }
+  if (ce.code === Code.Internal) return "";
+  return ` (is tollgate serving at ${baseUrl}? set --server or TOLLGATE_SERVER)`;
+}
+
+/** Prints a failed call as `<label>: <Code>: <message>` with a hint of what to do; returns exit code 1. */
+export async function reportRpcError(
+  label: string,
+  err: unknown,
+  baseUrl: string,
+): Promise<number> {
+  const ce = ConnectError.from(err);
+  const hint = await rpcErrorHint(err, baseUrl);
   process.stderr.write(`${label}: ${Code[ce.code]}: ${ce.rawMessage}${hint}\n`);
   return 1;
 }
