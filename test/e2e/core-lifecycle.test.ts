@@ -56,7 +56,7 @@ describe("configuration errors", () => {
     const cases: [Record<string, string>, string][] = [
       [
         { TOLLGATE_CACHE_TTL_MS: "abc" },
-        "tollgate: invalid settings: TOLLGATE_CACHE_TTL_MS: Invalid input: expected number, received NaN\n",
+        "tollgate: invalid settings: TOLLGATE_CACHE_TTL_MS: must be a whole number\n",
       ],
       [
         { TOLLGATE_ADDR: "0.0.0.0:0", TOLLGATE_ALLOW_PLAINTEXT: "true" },
