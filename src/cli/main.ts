@@ -4,6 +4,7 @@ import { settingsHelp, settingsMarkdown } from "../config/settings.js";
 import { buildInfo } from "../util/build-info.js";
 import { blocksCommand } from "./blocks-command.js";
 import { checkConfigCommand } from "./check-config-command.js";
+import { completionCommand } from "./completion-command.js";
 import { eventsCommand } from "./events-command.js";
 import { injectCommand } from "./inject-command.js";
 import { keysCommand } from "./keys-command.js";
@@ -24,6 +25,7 @@ Usage:
   tollgate settings [--config F] each setting's effective value and where it comes from
                                  (--markdown: the settings table of the README)
   tollgate version               version, commit and Node (also --version)
+  tollgate completion bash|zsh   shell completion (source <(tollgate completion bash))
   tollgate --help
 
 Settings (environment variables):
@@ -53,6 +55,8 @@ async function main(argv: string[]): Promise<number> {
       return injectCommand(rest);
     case "check-config":
       return checkConfigCommand(rest);
+    case "completion":
+      return completionCommand(rest);
     case "version":
     case "--version":
     case "-v": {

@@ -1,0 +1,105 @@
+/**
+ * `tollgate completion bash|zsh`: a shell completion script for the commands,
+ * their subcommands and flags. Install with
+ * `source <(tollgate completion bash)` (or add that line to ~/.bashrc);
+ * zsh: `source <(tollgate completion zsh)`.
+ */
+
+/** Commands → subcommands → flags (kept beside the commands' own help). */
+export const COMMANDS: Record<string, Record<string, string[]>> = {
+  serve: { "": ["--config", "--help"] },
+  keys: {
+    create: [
+      "--owner",
+      "--tier",
+      "--scope",
+      "--meta",
+      "--expires",
+      "--ttl",
+      "--allow",
+      "--deny",
+      "--env",
+    ],
+    get: [],
+    list: ["--owner", "--all", "--page-size", "--page-token"],
+    update: [
+      "--owner",
+      "--tier",
+      "--scope",
+      "--scopes",
+      "--meta",
+      "--expires",
+      "--ttl",
+      "--no-expiry",
+      "--allow",
+      "--deny",
+    ],
+    revoke: ["--reason"],
+    rotate: ["--grace", "--secret-stdin"],
+  },
+  blocks: { list: [], lift: [] },
+  events: { list: ["--since", "--type", "--subject"], alerts: ["--since", "--rule"] },
+  usage: { "": ["--since", "--granularity", "--endpoint"] },
+  "check-config": { "": [] },
+  inject: { "": ["--tls-cert", "--tls-key"] },
+  settings: { "": ["--config", "--markdown"] },
+  version: { "": [] },
+  completion: { bash: [], zsh: [] },
+};
+
+/** Flags every client command takes. */
+const COMMON = ["--server", "--token-file", "--json", "--help"];
+
+function bash(): string {
+  const cases = Object.entries(COMMANDS)
+    .map(([cmd, subs]) => {
+      const names = Object.keys(subs).filter(Boolean).join(" ");
+      const flagCases = Object.entries(subs)
+        .map(
+          ([sub, flags]) => `        ${sub || "*"}) flags="${[...flags, ...COMMON].join(" ")}" ;;`,
+        )
+        .join("\n");
+      return `    ${cmd})
+      if [[ $COMP_CWORD -eq 2 && -n "${names}" ]]; then
+        COMPREPLY=($(compgen -W "${names}" -- "$cur")); return
+      fi
+      case "\${COMP_WORDS[2]}" in
+${flagCases}
+        *) flags="${COMMON.join(" ")}" ;;
+      esac ;;`;
+    })
+    .join("\n");
+  return `# bash completion for tollgate: source <(tollgate completion bash)
+_tollgate() {
+  local cur="\${COMP_WORDS[COMP_CWORD]}" flags=""
+  if [[ $COMP_CWORD -eq 1 ]]; then
+    COMPREPLY=($(compgen -W "${Object.keys(COMMANDS).join(" ")} --help --version" -- "$cur")); return
+  fi
+  case "\${COMP_WORDS[1]}" in
+${cases}
+  esac
+  COMPREPLY=($(compgen -W "$flags" -- "$cur"))
+}
+complete -o default -F _tollgate tollgate
+`;
+}
+
+function zsh(): string {
+  // zsh runs bash completions through bashcompinit: one definition to keep.
+  return `# zsh completion for tollgate: source <(tollgate completion zsh)
+autoload -U +X bashcompinit && bashcompinit
+${bash()}`;
+}
+
+/** Runs the command; returns the exit code. */
+export function completionCommand(args: string[]): number {
+  const shell = args[0];
+  if (shell === "bash" || shell === "zsh") {
+    process.stdout.write(shell === "bash" ? bash() : zsh());
+    return 0;
+  }
+  process.stderr.write(
+    "Usage: tollgate completion bash|zsh\n  e.g. add `source <(tollgate completion bash)` to ~/.bashrc\n",
+  );
+  return 2;
+}
