@@ -41,6 +41,7 @@ import { normaliseIp } from "../keys/ip-rules.js";
 import { subjectTag } from "../ratelimit/rate-limiter.js";
 import { HOUR_MS, MINUTE_MS, type UsageCounts } from "../store/usage-store.js";
 import { header, ts } from "./convert.js";
+import { apiError } from "./errors.js";
 import {
   alertToProto,
   eventFromProto,
@@ -48,7 +49,6 @@ import {
   kindFromProto,
   typeFromProto,
 } from "./event-convert.js";
-import { apiError } from "./errors.js";
 import type { ServiceDeps } from "./service-deps.js";
 import { Violations } from "./validation.js";
 
