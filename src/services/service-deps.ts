@@ -1,5 +1,6 @@
 import type { Events } from "../events/events-runtime.js";
 import type { Authorizer } from "../keys/authorizer.js";
+import type { KeyImporter } from "../keys/key-import.js";
 import type { KeyLookup } from "../keys/key-lookup.js";
 import type { KeyManager } from "../keys/key-manager.js";
 import type { Logger } from "../observability/logger.js";
@@ -17,6 +18,10 @@ import type { DenialDetail } from "./public-denial.js";
 export interface ServiceDeps {
   authorizer: Authorizer;
   keys: KeyManager;
+  /** Key import (restore and migration from other systems). */
+  importer: KeyImporter;
+  /** This process's pepper fingerprint, hex (see keys/pepper-fingerprint.ts). */
+  pepperFingerprint: string;
   lookup: KeyLookup;
   limiter: RateLimiter;
   rateStore: RateLimitStore;
