@@ -53,6 +53,7 @@ import { createKeyService } from "./services/key-service.js";
 import { ManagementAuth } from "./services/management-auth.js";
 import type { ServiceDeps } from "./services/service-deps.js";
 import { createTollgateService } from "./services/tollgate-service.js";
+import { BulkRedis } from "./store/bulk-redis.js";
 import type { ForeignPrefixStore } from "./store/foreign-prefix-store.js";
 import {
   type InvalidationBus,
@@ -203,6 +204,9 @@ export async function startTollgate(
     failModeOf(policyHolder.get(), e, settings.failMode);
   let store: KeyStore;
   let prefixStore: ForeignPrefixStore;
+  // Export and import: on Redis, a connection and breaker of their own (bulk-redis.ts).
+  let backupStore: KeyStore;
+  let backupPrefixes: ForeignPrefixStore;
   let rateStore: RateLimitStore;
   let bus: InvalidationBus;
   let eventStores: EventStores;
@@ -224,6 +228,8 @@ export async function startTollgate(
   if (!usingRedis) {
     store = new MemoryKeyStore(clock);
     prefixStore = new MemoryForeignPrefixStore();
+    backupStore = store;
+    backupPrefixes = prefixStore;
     rateStore = new MemoryRateLimitStore(clock);
     bus = new MemoryInvalidationBus();
     eventStores = memoryEventStores(clock, eventLimits);
@@ -266,6 +272,23 @@ export async function startTollgate(
     });
     store = guard.wrap("keys", new RedisKeyStore(redis, names));
     prefixStore = guard.wrap("foreign_prefixes", new RedisForeignPrefixStore(redis, names));
+    const bulk = new BulkRedis(redis, names, settings.redisBulkTimeoutMs);
+    const bulkGuard = new StoreGuard({
+      name: "redis_bulk",
+      timeoutMs: settings.redisBulkTimeoutMs,
+      errorThresholdPercentage: settings.breakerErrorPercent,
+      volumeThreshold: settings.breakerVolume,
+      resetTimeoutMs: settings.breakerResetMs,
+      breaker: settings.redisMode !== "cluster",
+      log,
+      metrics,
+    });
+    backupStore = bulkGuard.wrap("keys", bulk.keyStore());
+    backupPrefixes = bulkGuard.wrap("foreign_prefixes", bulk.prefixStore());
+    closers.push(async (waitMs) => {
+      bulkGuard.shutdown();
+      await bulk.close(waitMs);
+    });
     rateStore = guard.wrap("ratelimit", new RedisRateLimitStore(redis, names));
     eventStores = redisEventStores(redis, settings.redisPrefix, guard, eventLimits);
     bus = new RedisInvalidationBus(redis, names.invalidationChannel(), () =>
@@ -444,15 +467,17 @@ export async function startTollgate(
     }),
     keys: new KeyManager({ store, bus, digest, clock, invalidateLocal, foreign }),
     importer: new KeyImporter({
-      store,
-      prefixes: prefixStore,
+      store: backupStore,
+      prefixes: backupPrefixes,
       foreign,
       bus,
       clock,
       digest,
       invalidateLocal,
+      log,
     }),
     pepperFingerprint: pepperFingerprint(pepper),
+    backupStore,
     lookup,
     limiter: new RateLimiter({
       store: rateStore,

@@ -8,8 +8,9 @@
  * cached lookups of the digests involved (negative entries included) and
  * learns newly registered foreign prefixes.
  */
+import type { Logger } from "../observability/logger.js";
 import type { ForeignPrefixStore } from "../store/foreign-prefix-store.js";
-import type { InvalidationBus } from "../store/invalidation-bus.js";
+import type { Invalidation, InvalidationBus } from "../store/invalidation-bus.js";
 import type { DigestEntry, KeyStore } from "../store/key-store.js";
 import type { Clock } from "../util/clock.js";
 import {
@@ -56,10 +57,11 @@ export interface KeyImporterOptions {
   digest: SecretDigester;
   /** Applies an invalidation to this replica at once (pub/sub may lag). */
   invalidateLocal: (digests: string[], ids: string[]) => void;
+  log: Logger;
 }
 
 /** Records of one batch applied at the same time (the store pipelines them). */
-const CONCURRENCY = 16;
+const CONCURRENCY = 8;
 const ATTEMPTS = 3;
 
 /** Field names (as the API calls them) compared between a stored and an imported key. */
@@ -126,7 +128,7 @@ export class KeyImporter {
       const digests = [...touched.digests];
       const ids = [...touched.ids];
       this.o.invalidateLocal(digests, ids);
-      await this.o.bus.publish({ digests, ids });
+      await this.announce({ digests, ids });
     }
     return results;
   }
@@ -159,7 +161,7 @@ export class KeyImporter {
     if (added.length > 0 && !dryRun) {
       await this.o.prefixes.add(added);
       this.o.foreign.add(added);
-      await this.o.bus.publish({ digests: [], prefixes: added });
+      await this.announce({ digests: [], prefixes: added });
     }
     return refused;
   }
@@ -259,6 +261,22 @@ export class KeyImporter {
       return { id, outcome: "replaced" };
     }
     return { id, outcome: "conflict", detail: "changed concurrently while importing; retry" };
+  }
+
+  /**
+   * Tells the other replicas. Best effort: the records are written already,
+   * and a replica that misses the message catches up by its cache TTL (and
+   * its periodic re-read of the foreign prefixes).
+   */
+  private async announce(message: Invalidation): Promise<void> {
+    try {
+      await this.o.bus.publish(message);
+    } catch (err) {
+      this.o.log.warn(
+        { err: { message: (err as Error).message } },
+        "import: the invalidation message was not sent; other replicas catch up within the cache TTL",
+      );
+    }
   }
 
   /** The id another key holds one of `entries` under, if any (dry runs). */

@@ -3,6 +3,7 @@
  * other systems (see key-export-convert.ts for the record format and
  * keys/key-import.ts for what an import does). Behind the management token.
  */
+import { setImmediate as yieldToEventLoop } from "node:timers/promises";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { KeyExportSchema } from "../gen/tollgate/v1/key_export_pb.js";
 import {
@@ -31,8 +32,14 @@ import { Violations } from "./validation.js";
 const ID = /^key_[0-9A-Za-z]{16}$/;
 /** Most records an ExportKeys page holds. */
 const MAX_PAGE = 1000;
-/** A page ends before its records' encoded size passes this (peers' default receive limits are ≥ 1 MiB). */
-const PAGE_BYTES = 512 * 1024;
+/**
+ * A page ends before its records' encoded size passes this: well inside
+ * peers' default receive limits (≥ 1 MiB), and short to encode, so that a
+ * page never holds the event loop for long while decisions wait.
+ */
+const PAGE_BYTES = 256 * 1024;
+/** Records converted between two yields to the event loop (a few ms of work). */
+const CHUNK = 25;
 /** Most records one ImportKeys call takes. */
 const MAX_IMPORT = 500;
 /** Characters of the pepper fingerprint exchanged (as shown in the pepper refusal). */
@@ -62,7 +69,7 @@ export async function exportKeys(
   }
   v.throwIfAny();
   const limit = req.pageSize || 500;
-  const page = await d.keys.list({
+  const page = await d.backupStore.list({
     limit,
     includeRevoked: true,
     ...(after !== undefined && { after }),
@@ -70,7 +77,8 @@ export async function exportKeys(
   const keys = [];
   let bytes = 0;
   let next = page.next;
-  for (const r of page.records) {
+  for (const [i, r] of page.records.entries()) {
+    if (i > 0 && i % CHUNK === 0) await yieldToEventLoop();
     const k = exportRecord(r);
     bytes += toBinary(KeyExportSchema, k).length;
     // Always at least one record per page, so an export always moves on.
@@ -127,7 +135,13 @@ export async function importKeys(
     defaultEnvironment: d.keyEnvironment,
     foreignKeyId: (digest: string) => d.importer.foreignKeyId(digest),
   };
-  const converted: ConvertedImport[] = req.keys.map((m) => importRecord(m, context));
+  // Checked a chunk at a time: a 500-record batch takes tens of ms of CPU,
+  // which must not stall the decisions this process serves meanwhile.
+  const converted: ConvertedImport[] = [];
+  for (const [i, m] of req.keys.entries()) {
+    if (i > 0 && i % CHUNK === 0) await yieldToEventLoop();
+    converted.push(importRecord(m, context));
+  }
   const items: ImportItem[] = [];
   for (const c of converted) if ("item" in c) items.push(c.item);
   const applied = await d.importer.importBatch(items, {

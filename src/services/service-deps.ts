@@ -8,6 +8,7 @@ import type { Metrics } from "../observability/metrics.js";
 import type { Endpoint, Policy } from "../policy/policy.js";
 import type { RateLimiter } from "../ratelimit/rate-limiter.js";
 import type { Invalidation } from "../store/invalidation-bus.js";
+import type { KeyStore } from "../store/key-store.js";
 import type { RateLimitStore } from "../store/rate-limit-store.js";
 import type { Clock } from "../util/clock.js";
 import type { Instrument } from "./instrument.js";
@@ -22,6 +23,8 @@ export interface ServiceDeps {
   importer: KeyImporter;
   /** This process's pepper fingerprint, hex (see keys/pepper-fingerprint.ts). */
   pepperFingerprint: string;
+  /** The key store ExportKeys reads (on Redis, the bulk connection: store/bulk-redis.ts). */
+  backupStore: KeyStore;
   lookup: KeyLookup;
   limiter: RateLimiter;
   rateStore: RateLimitStore;

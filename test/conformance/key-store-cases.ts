@@ -157,6 +157,7 @@ export function createKeyDomain(
     clock,
     digest,
     invalidateLocal,
+    log: createLogger("silent"),
   });
   const authorizer = new Authorizer({
     lookup,

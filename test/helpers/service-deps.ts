@@ -149,8 +149,10 @@ export async function createServiceHarness(o: ServiceHarnessOptions = {}): Promi
       clock,
       digest,
       invalidateLocal,
+      log: logger,
     }),
     pepperFingerprint: pepperFingerprint(pepper),
+    backupStore: store,
     lookup,
     limiter: new RateLimiter({
       store: rateStore,
