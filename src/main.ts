@@ -283,8 +283,8 @@ export async function startTollgate(
       log,
       metrics,
     });
-    backupStore = bulkGuard.wrap("keys", bulk.keyStore());
-    backupPrefixes = bulkGuard.wrap("foreign_prefixes", bulk.prefixStore());
+    backupStore = bulkGuard.wrap("bulk_keys", bulk.keyStore());
+    backupPrefixes = bulkGuard.wrap("bulk_foreign_prefixes", bulk.prefixStore());
     closers.push(async (waitMs) => {
       bulkGuard.shutdown();
       await bulk.close(waitMs);

@@ -86,7 +86,7 @@ export class ForeignKeyMigrator {
         {
           audit: "foreign_key_migrated",
           keyId: id,
-          secret: field === "digest" ? "current" : "grace",
+          which: field === "digest" ? "current" : "grace",
         },
         "foreign key moved to the HMAC digest on first use",
       );

@@ -131,13 +131,14 @@ export class ForeignKeys {
   }
 
   /**
-   * Replaces the prefixes with the store's (at start, after missed bus
-   * messages, periodically). Throws if the store fails; the old set stays.
+   * Adds the store's prefixes (at start, after missed bus messages,
+   * periodically). A union, never a replacement: a read that began before an
+   * import registered a prefix must not drop it again, and a prefix that is
+   * gone from the store (a flushed Redis) only costs lookups that find
+   * nothing. Throws if the store fails.
    */
   async refresh(): Promise<void> {
     if (!this.store) return;
-    const stored = await this.store.list();
-    this.prefixes = [];
-    this.add(stored);
+    this.add(await this.store.list());
   }
 }

@@ -8,6 +8,7 @@
 import { randomBytes } from "node:crypto";
 import { type Cluster, Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BulkRedis } from "../../src/store/bulk-redis.js";
 import { MemoryForeignPrefixStore } from "../../src/store/memory-foreign-prefix-store.js";
 import { MemoryKeyStore } from "../../src/store/memory-key-store.js";
 import { RedisForeignPrefixStore } from "../../src/store/redis-foreign-prefix-store.js";
@@ -80,6 +81,23 @@ keyStoreConformance("RedisKeyStore on a 3-master Redis Cluster", clusterFixture)
 keyImportConformance("MemoryKeyStore", memory);
 keyImportConformance("RedisKeyStore on standalone Redis", standaloneFixture);
 keyImportConformance("RedisKeyStore on a 3-master Redis Cluster", clusterFixture);
+
+/** The stores on the bulk connection export and import use (bulk-redis.ts), made on first use. */
+function bulkFixture(client: Redis | Cluster, what: string): KeyStoreFixture {
+  const bulk = new BulkRedis(client, createKeyNames(uniquePrefix(what)), 2000);
+  return {
+    store: bulk.keyStore(),
+    prefixes: bulk.prefixStore(),
+    clock: realClock,
+    cleanup: () => bulk.close(500),
+  };
+}
+keyImportConformance("the bulk connection on standalone Redis", async () =>
+  bulkFixture(standaloneClient as Redis, "bs"),
+);
+keyImportConformance("the bulk connection on a 3-master Redis Cluster", async () =>
+  bulkFixture(clusterClient as Cluster, "bc"),
+);
 
 describe("RedisKeyStore on a 3-master Redis Cluster: key layout", () => {
   it("writes only hash-tagged keys, spread over the masters, in a full key lifecycle", async () => {
