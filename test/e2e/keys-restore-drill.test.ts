@@ -239,6 +239,10 @@ describe("the restore drill", () => {
     expect(r.stderr).toBe("");
     await expectEveryKeyAsBefore();
     expect((await keys(["list", "--all", "--json"])).stdout).toBe(listedBefore);
+    // The grace secret's index entry expires at the original grace end, not later.
+    const { rotated } = k as Required<typeof k>;
+    const ttl = await client.pttl(indexKeys(rotated.old).hmac);
+    expect(Math.abs(ttl - (Date.parse(rotated.graceEndTime) - Date.now()))).toBeLessThan(1500);
   });
 
   it("the foreign key authorizes and moves to the HMAC digest: its SHA-256 entry leaves Redis", async () => {

@@ -16,6 +16,7 @@ import {
   splitCsv,
 } from "../../src/cli/csv-keys.js";
 import { headerLine, parseKeyFileLine, recordLine, trailerLine } from "../../src/cli/key-file.js";
+import { Progress } from "../../src/cli/progress.js";
 import {
   DigestAlgorithm,
   DigestEncoding,
@@ -227,5 +228,32 @@ describe("foreign keys", () => {
     expect(foreignKeyId("sha256:00ff", d1)).toBe(a);
     expect(foreignKeyId("sha256:00fe", d1)).not.toBe(a);
     expect(foreignKeyId("sha256:00ff", d2)).not.toBe(a);
+  });
+});
+
+describe("the progress counter", () => {
+  function sink() {
+    let text = "";
+    const stream = { isTTY: true, write: (t: string) => ((text += t), true) };
+    return { stream: stream as unknown as NodeJS.WriteStream, text: () => text };
+  }
+
+  it("rewrites one line in place on a terminal and clears it at the end", () => {
+    const s = sink();
+    const p = new Progress({ verb: "imported", stream: s.stream });
+    p.add(500);
+    expect(s.text()).toMatch(/^\rimported 500 keys \(\d+\/s\)\x1b\[K$/);
+    p.add(500); // within 200 ms: not redrawn
+    expect(p.total).toBe(1000);
+    p.done();
+    expect(s.text().endsWith("\r\x1b[K")).toBe(true);
+  });
+
+  it("writes nothing when the stream is not a terminal", () => {
+    const s = sink();
+    const p = new Progress({ verb: "exported", stream: { ...s.stream, isTTY: false } as never });
+    p.add(10);
+    p.done();
+    expect(s.text()).toBe("");
   });
 });
