@@ -103,9 +103,22 @@ export function parseKeyFileLine(line: string): KeyFileLine {
   try {
     return { kind: "record", record: fromJson(KeyExportSchema, value as JsonValue) };
   } catch (err) {
-    // protobuf-es names the field ("cannot decode field tollgate.v1.Key.owner
-    // from JSON: …"); the value after the colon is left out.
-    const m = /field ([\w.]+)/.exec((err as Error).message);
-    return { kind: "bad", error: m ? `field ${m[1]} cannot be read` : "not a KeyExport record" };
+    return { kind: "bad", error: decodeProblem((err as Error).message) };
   }
+}
+
+/**
+ * protobuf-es's decode error, without the value it quotes: the field, enum or
+ * message it names, and an unknown field's name when it is a plain identifier.
+ */
+function decodeProblem(message: string): string {
+  const unknown = /key "([A-Za-z_][A-Za-z0-9_]{0,63})" is unknown/.exec(message);
+  if (unknown) return `unknown field "${unknown[1]}"`;
+  const field = /decode field ([\w.]+)/.exec(message);
+  if (field) return `field ${field[1]} cannot be read`;
+  const en = /decode enum ([\w.]+)/.exec(message);
+  if (en) return `a value is not a name of enum ${en[1]}`;
+  const msg = /decode message ([\w.]+)/.exec(message);
+  if (msg) return `message ${msg[1]} cannot be read`;
+  return "not a KeyExport record";
 }

@@ -88,6 +88,12 @@ describe("the JSON Lines backup file", () => {
       expect(l.kind, text).toBe("bad");
       expect(JSON.stringify(l)).not.toContain(secretish);
     }
+    const error = (text: string) => (parseKeyFileLine(text) as { error: string }).error;
+    expect(error(`{"secret":"${secretish}"}`)).toBe('unknown field "secret"');
+    expect(error(`{"key":{"status":"${secretish}"}}`)).toBe(
+      "a value is not a name of enum tollgate.v1.KeyStatus",
+    );
+    expect(error('{"key":{"owner":5}}')).toBe("field tollgate.v1.Key.owner cannot be read");
   });
 });
 
