@@ -20,7 +20,10 @@ import { RateLimitService } from "./gen/envoy/service/ratelimit/v3/rls_pb.js";
 import { KeyService } from "./gen/tollgate/v1/key_service_pb.js";
 import { TollgateService } from "./gen/tollgate/v1/tollgate_service_pb.js";
 import { Authorizer } from "./keys/authorizer.js";
+import { ForeignKeyMigrator } from "./keys/foreign-key-migration.js";
+import { ForeignKeys } from "./keys/foreign-keys.js";
 import { KeyCache } from "./keys/key-cache.js";
+import { KeyImporter } from "./keys/key-import.js";
 import { KeyLookup } from "./keys/key-lookup.js";
 import { KeyManager } from "./keys/key-manager.js";
 import { pepperFingerprint } from "./keys/pepper-fingerprint.js";
@@ -50,17 +53,21 @@ import { createKeyService } from "./services/key-service.js";
 import { ManagementAuth } from "./services/management-auth.js";
 import type { ServiceDeps } from "./services/service-deps.js";
 import { createTollgateService } from "./services/tollgate-service.js";
+import { BulkRedis } from "./store/bulk-redis.js";
+import type { ForeignPrefixStore } from "./store/foreign-prefix-store.js";
 import {
   type InvalidationBus,
   MemoryInvalidationBus,
   RedisInvalidationBus,
 } from "./store/invalidation-bus.js";
 import type { KeyStore } from "./store/key-store.js";
+import { MemoryForeignPrefixStore } from "./store/memory-foreign-prefix-store.js";
 import { MemoryKeyStore } from "./store/memory-key-store.js";
 import { MemoryRateLimitStore } from "./store/memory-rate-limit-store.js";
 import type { RateLimitStore } from "./store/rate-limit-store.js";
 import { closeRedisClient, createRedisClient } from "./store/redis-client.js";
 import { inspectDurability } from "./store/redis-durability.js";
+import { RedisForeignPrefixStore } from "./store/redis-foreign-prefix-store.js";
 import { RedisKeyStore } from "./store/redis-key-store.js";
 import { createKeyNames } from "./store/redis-keys.js";
 import { RedisRateLimitStore } from "./store/redis-rate-limit-store.js";
@@ -70,6 +77,9 @@ import { type ServiceBinding, startRpcServers } from "./transport/servers.js";
 import { buildInfo } from "./util/build-info.js";
 import { systemClock } from "./util/clock.js";
 import { createDeadline } from "./util/deadline.js";
+
+/** How often each replica re-reads the registered foreign key prefixes, ms. */
+const FOREIGN_PREFIX_REFRESH_MS = 30_000;
 
 /** Thrown for a configuration that must not start (names the setting). */
 export class StartupError extends Error {
@@ -204,6 +214,10 @@ export async function startTollgate(
   const failMode = (e: Endpoint | undefined) =>
     failModeOf(policyHolder.get(), e, settings.failMode);
   let store: KeyStore;
+  let prefixStore: ForeignPrefixStore;
+  // Export and import: on Redis, a connection and breaker of their own (bulk-redis.ts).
+  let backupStore: KeyStore;
+  let backupPrefixes: ForeignPrefixStore;
   let rateStore: RateLimitStore;
   let bus: InvalidationBus;
   let eventStores: EventStores;
@@ -214,6 +228,8 @@ export async function startTollgate(
   let emptiedWatch: EmptiedStoreWatch | undefined;
   // Set once the events subsystem exists (the watch starts before it).
   let onStoreEmptied: (at: number) => void = () => metrics.storeEmptied.set(1);
+  // Set once the foreign key prefixes exist (Redis connects before them).
+  let onStoreReady: () => void = () => {};
   let fail: (err: StartupError) => void = () => {};
   const failure = new Promise<StartupError>((r) => {
     fail = r;
@@ -222,6 +238,9 @@ export async function startTollgate(
   // process, and its keys die with the process anyway.
   if (!usingRedis) {
     store = new MemoryKeyStore(clock);
+    prefixStore = new MemoryForeignPrefixStore();
+    backupStore = store;
+    backupPrefixes = prefixStore;
     const memoryRates = new MemoryRateLimitStore(clock, rateBounds);
     metrics.trackMemory("ratelimit", () => memoryRates.usage());
     rateStore = memoryRates;
@@ -281,6 +300,24 @@ export async function startTollgate(
       metrics,
     });
     store = guard.wrap("keys", new RedisKeyStore(redis, names));
+    prefixStore = guard.wrap("foreign_prefixes", new RedisForeignPrefixStore(redis, names));
+    const bulk = new BulkRedis(redis, names, settings.redisBulkTimeoutMs);
+    const bulkGuard = new StoreGuard({
+      name: "redis_bulk",
+      timeoutMs: settings.redisBulkTimeoutMs,
+      errorThresholdPercentage: settings.breakerErrorPercent,
+      volumeThreshold: settings.breakerVolume,
+      resetTimeoutMs: settings.breakerResetMs,
+      breaker: settings.redisMode !== "cluster",
+      log,
+      metrics,
+    });
+    backupStore = bulkGuard.wrap("bulk_keys", bulk.keyStore());
+    backupPrefixes = bulkGuard.wrap("bulk_foreign_prefixes", bulk.prefixStore());
+    closers.push(async (waitMs) => {
+      bulkGuard.shutdown();
+      await bulk.close(waitMs);
+    });
     rateStore = guard.wrap("ratelimit", new RedisRateLimitStore(redis, names));
     eventStores = redisEventStores(redis, settings.redisPrefix, eventsGuard, eventLimits);
     bus = new RedisInvalidationBus(redis, names.invalidationChannel(), () =>
@@ -317,6 +354,7 @@ export async function startTollgate(
     redis.on("ready", () => {
       void durability.check();
       void emptied.check();
+      onStoreReady();
     });
     durability.start();
     emptied.start();
@@ -358,6 +396,34 @@ export async function startTollgate(
 
   const digest = createSecretDigester(pepper);
   const lookup = new KeyLookup(store, cache, clock, (r) => metrics.cacheLookups.inc({ result: r }));
+  const invalidateLocal = (digests: string[], ids: string[]) => {
+    lookup.invalidate(digests, ids);
+    metrics.invalidations.inc({ origin: "local" });
+  };
+  // Foreign keys: the prefixes imports registered, read now and every
+  // FOREIGN_PREFIX_REFRESH_MS (a replica that missed the bus message, or a
+  // Redis that was unreachable at startup), and on each bus message.
+  const foreign = new ForeignKeys(prefixStore);
+  const refreshForeign = () =>
+    foreign
+      .refresh()
+      .catch((err: Error) =>
+        log.warn({ err: { message: err.message } }, "foreign key prefixes not read; retrying"),
+      );
+  await refreshForeign();
+  onStoreReady = () => void refreshForeign();
+  const foreignTimer = setInterval(() => void refreshForeign(), FOREIGN_PREFIX_REFRESH_MS);
+  foreignTimer.unref();
+  closers.unshift(async () => clearInterval(foreignTimer));
+  const migrator = new ForeignKeyMigrator({
+    store,
+    digest,
+    bus,
+    clock,
+    invalidateLocal,
+    log,
+    onMigrated: () => metrics.foreignKeysMigrated.inc(),
+  });
   const blockCache = new BlockCache(clock);
   metrics.trackMemory("block_cache", () => blockCache.usage());
   const insurance = new InsuranceLimiter(clock, settings.failOpenLimitShare, rateBounds);
@@ -371,12 +437,14 @@ export async function startTollgate(
         lookup.invalidate(m.digests, m.ids);
         for (const b of m.blocks ?? []) blockCache.add(b.tag, b.until);
         for (const t of m.unblocks ?? []) blockCache.remove(t);
+        if (m.prefixes?.length) foreign.add(m.prefixes);
         metrics.invalidations.inc({ origin: "remote" });
       },
       () => {
         // Messages sent while disconnected are lost: every cached lookup must be
         // re-read, but stays available as the stale copy fail-open relies on.
         lookup.expireAll();
+        void refreshForeign();
         log.warn("invalidation channel re-subscribed: every cached key will be re-read");
       },
     )
@@ -424,17 +492,25 @@ export async function startTollgate(
       rotationAgeMs: settings.rotationAgeS * 1000,
       failMode,
       staleKeyMaxMs: settings.staleKeyMaxMs,
-    }),
-    keys: new KeyManager({
-      store,
-      bus,
-      digest,
-      clock,
-      invalidateLocal: (d, ids) => {
-        lookup.invalidate(d, ids);
-        metrics.invalidations.inc({ origin: "local" });
+      foreign: {
+        recognises: (secret) => foreign.recognises(secret),
+        used: (record, foreignDigest, secret) =>
+          migrator.schedule(record.id, foreignDigest, secret),
       },
     }),
+    keys: new KeyManager({ store, bus, digest, clock, invalidateLocal, foreign }),
+    importer: new KeyImporter({
+      store: backupStore,
+      prefixes: backupPrefixes,
+      foreign,
+      bus,
+      clock,
+      digest,
+      invalidateLocal,
+      log,
+    }),
+    pepperFingerprint: pepperFingerprint(pepper),
+    backupStore,
     lookup,
     limiter: new RateLimiter({
       store: rateStore,

@@ -36,6 +36,8 @@ export const COMMANDS: Record<string, Record<string, string[]>> = {
     ],
     revoke: ["--reason"],
     rotate: ["--grace", "--secret-stdin"],
+    export: ["--out", "--force"],
+    import: ["--dry-run", "--overwrite", "--format", "--map", "--ignore", "--prefix"],
   },
   blocks: { list: [], lift: [] },
   events: { list: ["--since", "--type", "--subject"], alerts: ["--since", "--rule"] },

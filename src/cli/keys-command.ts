@@ -22,6 +22,8 @@ import {
 import { RotateKeyResponseSchema } from "../gen/tollgate/v1/tollgate_service_pb.js";
 import { createClients } from "./client.js";
 import { parseDuration } from "./duration.js";
+import { keysExportCommand } from "./keys-export-command.js";
+import { keysImportCommand } from "./keys-import-command.js";
 
 const HELP = `Usage: tollgate keys <command> [options]
 
@@ -35,6 +37,10 @@ Commands:
   revoke ID [--reason TEXT]
   rotate ID [--grace 24h]            rotate by id (management token)
   rotate --secret-stdin [--grace 1h] self-rotate: reads the current secret from stdin
+  export [--out FILE]                back up every key (digests, never secrets) as JSON Lines
+  import FILE [--dry-run] [--overwrite] [--format jsonl|csv]
+                                     restore a backup, or import keys from another system
+                                     (tollgate keys export --help, tollgate keys import --help)
 
 Common options:
   --server URL      server address (default $TOLLGATE_SERVER, else from $TOLLGATE_ADDR, else http://127.0.0.1:50051)
@@ -72,6 +78,9 @@ class UsageError extends Error {}
 
 /** Runs a keys subcommand; returns the exit code. */
 export async function keysCommand(argv: string[]): Promise<number> {
+  // Backup and restore have options of their own.
+  if (argv[0] === "export") return keysExportCommand(argv.slice(1));
+  if (argv[0] === "import") return keysImportCommand(argv.slice(1));
   let parsed: ReturnType<
     typeof parseArgs<{ args: string[]; options: typeof OPTIONS; allowPositionals: true }>
   >;

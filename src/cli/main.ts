@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /** The `tollgate` command line. Each subcommand lives in its own module. */
-import { settingsHelp, settingsMarkdown } from "../config/settings.js";
+import { settingsHelp } from "../config/settings.js";
 import { buildInfo } from "../util/build-info.js";
 import { blocksCommand } from "./blocks-command.js";
 import { checkConfigCommand } from "./check-config-command.js";

@@ -134,6 +134,13 @@ export const SETTINGS = {
       "Per-command Redis timeout, well under Envoy's 20 ms rate-limit and 200 ms ext_authz budgets; a timed-out command is a store failure (fail mode applies).",
     schema: int(1, 60_000),
   }),
+  redisBulkTimeoutMs: spec({
+    env: "TOLLGATE_REDIS_BULK_TIMEOUT_MS",
+    default: "5000",
+    description:
+      "Timeout of each store call of key export and import (ExportKeys, ImportKeys). They run on a Redis connection and circuit breaker of their own, made on first use, so bulk work never trips the timeouts or the breaker of decisions.",
+    schema: int(100, 600_000),
+  }),
   redisConnectTimeoutMs: spec({
     env: "TOLLGATE_REDIS_CONNECT_TIMEOUT_MS",
     default: "1000",

@@ -8,6 +8,7 @@ import type { Endpoint, Policy } from "../policy/policy.js";
 import { matchEndpoint } from "../policy/policy.js";
 import { isStoreUnavailable } from "../store/store-errors.js";
 import type { Clock } from "../util/clock.js";
+import { foreignDigestOf } from "./foreign-keys.js";
 import { IpRules } from "./ip-rules.js";
 import { parseSecret } from "./key-format.js";
 import type { KeyLookup } from "./key-lookup.js";
@@ -76,6 +77,16 @@ export interface AuthorizerOptions {
   failMode: (endpoint: Endpoint | undefined) => "open" | "closed";
   /** Fail open: the oldest cached key lookup that may still authorize, ms. */
   staleKeyMaxMs: number;
+  /**
+   * Keys imported by foreign SHA-256 digests. Without it (or with no prefix
+   * registered) every secret outside Tollgate's format is MALFORMED_KEY.
+   */
+  foreign?: {
+    /** True if a secret outside Tollgate's format is to be looked up by SHA-256 (memory only). */
+    recognises(secret: string): boolean;
+    /** After an allowed decision by a foreign digest; must neither throw nor wait. */
+    used(record: KeyRecord, foreignDigest: string, secret: string): void;
+  };
 }
 
 const MESSAGES: Record<AuthReason, string> = {
@@ -103,22 +114,44 @@ export class Authorizer {
       ? policy.endpoints.find((e) => e.name === input.endpointName)
       : matchEndpoint(policy, input.method, input.normalisedPath);
     if (input.secret === "") return deny("MISSING_KEY", 401, endpoint);
-    if (!parseSecret(input.secret).ok) return deny("MALFORMED_KEY", 401, endpoint);
+    let foreignDigest: string | undefined;
+    if (!parseSecret(input.secret).ok) {
+      if (!this.o.foreign?.recognises(input.secret)) return deny("MALFORMED_KEY", 401, endpoint);
+      foreignDigest = foreignDigestOf(input.secret);
+    }
+    let digest = this.o.digest(input.secret);
+    let { record, local } = await this.find(digest, endpoint);
+    // A foreign secret is found by its HMAC digest once it moved there (its
+    // first successful use), by its SHA-256 digest before.
+    let foreign = false;
+    if (foreignDigest !== undefined && !record) {
+      const before = await this.find(foreignDigest, endpoint);
+      if (before.record) {
+        ({ record, local } = before);
+        digest = foreignDigest;
+        foreign = true;
+      }
+    }
+    const decision = this.decide(input, endpoint, digest, record);
+    if (foreign && decision.allowed && decision.record && !local) {
+      this.o.foreign?.used(decision.record, digest, input.secret);
+    }
+    return local ? { ...decision, decidedLocally: true } : decision;
+  }
 
-    const digest = this.o.digest(input.secret);
-    let record: KeyRecord | null;
-    let local = false;
+  /** The key of `digest`, from the store, or (fail open) from a recent cached lookup. */
+  private async find(
+    digest: string,
+    endpoint: Endpoint | undefined,
+  ): Promise<{ record: KeyRecord | null; local: boolean }> {
     try {
-      record = await this.o.lookup.find(digest);
+      return { record: await this.o.lookup.find(digest), local: false };
     } catch (err) {
       if (!isStoreUnavailable(err) || this.o.failMode(endpoint) !== "open") throw err;
       // Fail open: only a key seen recently may pass; revoked or expired state
       // in that copy still denies, and an unknown key is never allowed.
-      record = this.o.lookup.findStale(digest, this.o.staleKeyMaxMs) ?? null;
-      local = true;
+      return { record: this.o.lookup.findStale(digest, this.o.staleKeyMaxMs) ?? null, local: true };
     }
-    const decision = this.decide(input, endpoint, digest, record);
-    return local ? { ...decision, decidedLocally: true } : decision;
   }
 
   private decide(

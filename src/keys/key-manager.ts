@@ -7,6 +7,7 @@ import type { InvalidationBus } from "../store/invalidation-bus.js";
 import type { KeyPage, KeyStore } from "../store/key-store.js";
 import type { Clock } from "../util/clock.js";
 import { newKeyId } from "../util/ids.js";
+import { foreignDigestOf } from "./foreign-keys.js";
 import { generateSecret, parseSecret } from "./key-format.js";
 import type { KeyRecord } from "./key-record.js";
 import type { SecretDigester } from "./secret-digest.js";
@@ -51,6 +52,8 @@ export interface KeyManagerOptions {
   clock: Clock;
   /** Applies an invalidation to this replica at once (pub/sub may lag). */
   invalidateLocal: (digests: string[], ids: string[]) => void;
+  /** Foreign keys (see foreign-keys.ts): their secrets may self-rotate too. */
+  foreign?: { recognises(secret: string): boolean };
 }
 
 /** Manages keys. Methods throw only on infrastructure failure. */
@@ -204,12 +207,24 @@ export class KeyManager {
   /**
    * Self-rotation: the caller proves possession of the *current* secret. A
    * previous (grace) secret cannot rotate, so a leaked old secret cannot take
-   * the key over.
+   * the key over. A foreign key's secret (see foreign-keys.ts) may rotate it
+   * too; the new secret is a `tg_` one.
    */
   async rotateBySecret(secret: string, graceMs: number): Promise<Rotation | KeyChangeError> {
-    if (!parseSecret(secret).ok) return "INVALID_SECRET";
-    const digest = this.o.digest(secret);
-    const id = await this.o.store.findIdByDigest(digest);
+    let digest: string;
+    let id: string | undefined;
+    if (parseSecret(secret).ok) {
+      digest = this.o.digest(secret);
+      id = await this.o.store.findIdByDigest(digest);
+    } else if (this.o.foreign?.recognises(secret)) {
+      // A foreign secret: by its HMAC digest once moved there, else by SHA-256.
+      digest = this.o.digest(secret);
+      id = await this.o.store.findIdByDigest(digest);
+      if (id === undefined) {
+        digest = foreignDigestOf(secret);
+        id = await this.o.store.findIdByDigest(digest);
+      }
+    } else return "INVALID_SECRET";
     if (id === undefined) return "INVALID_SECRET";
     return this.rotate(id, graceMs, digest);
   }

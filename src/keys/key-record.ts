@@ -20,12 +20,18 @@ export interface KeyRecord {
   revokeReason?: string;
   ipAllow: string[];
   ipDeny: string[];
-  /** Digest of the current secret. */
+  /**
+   * Digest of the current secret: HMAC-SHA256(pepper, secret) in base64url, or
+   * `sha256:<hex>` for a key imported from another system and not used since
+   * (see foreign-keys.ts).
+   */
   digest: string;
   secretCreatedAt: number;
   /** Digest of the previous secret while a rotation's grace period runs. */
   graceDigest?: string;
   graceEndsAt?: number;
+  /** For a key imported by a foreign digest: the start its secrets share (kept after it moved to HMAC). */
+  foreignPrefix?: string;
   /** Incremented on every change; used for compare-and-set. */
   version: number;
 }

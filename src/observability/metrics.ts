@@ -68,8 +68,15 @@ export class Metrics {
   /** Key management actions. */
   readonly keyActions = new Counter({
     name: "tollgate_key_actions_total",
-    help: "Key management actions, by action (create, update, revoke, rotate).",
+    help: "Key management actions, by action (create, update, revoke, rotate; import counts keys created or replaced by ImportKeys, export counts exports started).",
     labelNames: ["action"] as const,
+    registers: [this.registry],
+  });
+
+  /** Foreign keys moved to the HMAC digest on first use. */
+  readonly foreignKeysMigrated = new Counter({
+    name: "tollgate_key_foreign_migrated_total",
+    help: "Keys imported by a foreign SHA-256 digest and moved to Tollgate's HMAC digest on their first successful use.",
     registers: [this.registry],
   });
 

@@ -31,6 +31,11 @@ export const ERRORS = {
     code: Code.Aborted,
     message: "the key was changed concurrently too many times; retry",
   },
+  PEPPER_MISMATCH: {
+    code: Code.FailedPrecondition,
+    message:
+      "the records were exported with another pepper (pepper_fingerprint_prefix differs from this server's): their digests match no secret here",
+  },
   NOT_IMPLEMENTED: {
     code: Code.Unimplemented,
     message: "this RPC is not available yet in this version",

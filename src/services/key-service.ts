@@ -9,9 +9,11 @@ import {
   CreateKeyResponseSchema,
   type DeleteBlockRequest,
   DeleteBlockResponseSchema,
+  type ExportKeysRequest,
   type GetKeyRequest,
   GetKeyResponseSchema,
   type GetUsageRequest,
+  type ImportKeysRequest,
   type KeyService,
   type ListAlertsRequest,
   type ListBlocksRequest,
@@ -31,6 +33,7 @@ import { subjectTag } from "../ratelimit/rate-limiter.js";
 import { keyToProto, ts } from "./convert.js";
 import { apiError } from "./errors.js";
 import { getUsage, listAlerts, listEvents, recordKeyAction } from "./event-handlers.js";
+import { exportKeys, importKeys } from "./key-backup-handlers.js";
 import { authenticateManagement } from "./management-gate.js";
 import type { ServiceDeps } from "./service-deps.js";
 import { Violations } from "./validation.js";
@@ -177,6 +180,8 @@ export function createKeyService(d: ServiceDeps): ServiceImpl<typeof KeyService>
     listEvents: guard("ListEvents", (req: ListEventsRequest) => listEvents(d, req)),
     listAlerts: guard("ListAlerts", (req: ListAlertsRequest) => listAlerts(d, req)),
     getUsage: guard("GetUsage", (req: GetUsageRequest) => getUsage(d, req)),
+    exportKeys: guard("ExportKeys", (req: ExportKeysRequest, actor) => exportKeys(d, req, actor)),
+    importKeys: guard("ImportKeys", (req: ImportKeysRequest, actor) => importKeys(d, req, actor)),
 
     revokeKey: guard("RevokeKey", async (req: RevokeKeyRequest, actor) => {
       const v = new Violations();

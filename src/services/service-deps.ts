@@ -1,5 +1,6 @@
 import type { Events } from "../events/events-runtime.js";
 import type { Authorizer } from "../keys/authorizer.js";
+import type { KeyImporter } from "../keys/key-import.js";
 import type { KeyLookup } from "../keys/key-lookup.js";
 import type { KeyManager } from "../keys/key-manager.js";
 import type { Logger } from "../observability/logger.js";
@@ -7,6 +8,7 @@ import type { Metrics } from "../observability/metrics.js";
 import type { Endpoint, Policy } from "../policy/policy.js";
 import type { RateLimiter } from "../ratelimit/rate-limiter.js";
 import type { Invalidation } from "../store/invalidation-bus.js";
+import type { KeyStore } from "../store/key-store.js";
 import type { RateLimitStore } from "../store/rate-limit-store.js";
 import type { Clock } from "../util/clock.js";
 import type { Instrument } from "./instrument.js";
@@ -17,6 +19,12 @@ import type { DenialDetail } from "./public-denial.js";
 export interface ServiceDeps {
   authorizer: Authorizer;
   keys: KeyManager;
+  /** Key import (restore and migration from other systems). */
+  importer: KeyImporter;
+  /** This process's pepper fingerprint, hex (see keys/pepper-fingerprint.ts). */
+  pepperFingerprint: string;
+  /** The key store ExportKeys reads (on Redis, the bulk connection: store/bulk-redis.ts). */
+  backupStore: KeyStore;
   lookup: KeyLookup;
   limiter: RateLimiter;
   rateStore: RateLimitStore;

@@ -91,6 +91,11 @@ export class Violations {
     });
   }
 
+  /** Every violation recorded so far, in order. */
+  get all(): readonly { field: string; description: string }[] {
+    return this.list;
+  }
+
   /** True if nothing was recorded. */
   get ok(): boolean {
     return this.list.length === 0;

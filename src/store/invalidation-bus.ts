@@ -5,13 +5,14 @@ import type { RedisClient } from "./redis-key-store.js";
 /**
  * A message to every replica: cached key lookups that are stale (by digest and
  * by key id), blocks placed (so each replica refuses the subject without a store
- * call) and blocks lifted.
+ * call), blocks lifted, and foreign key prefixes an import registered.
  */
 export interface Invalidation {
   digests: string[];
   ids?: string[];
   blocks?: { tag: string; until: number }[];
   unblocks?: string[];
+  prefixes?: string[];
 }
 
 /**
@@ -128,5 +129,6 @@ export function parseInvalidation(text: string): Invalidation {
     ids: strings(p.ids),
     blocks,
     unblocks: strings(p.unblocks),
+    prefixes: strings(p.prefixes),
   };
 }

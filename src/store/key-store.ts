@@ -11,11 +11,26 @@ export interface KeyPage {
 export interface ListOptions {
   /** Return ids strictly greater than this. */
   after?: string;
-  /** Page size, 1..500. */
+  /** Page size, 1..1000. */
   limit: number;
   owner?: string;
   includeRevoked: boolean;
 }
+
+/** A digest index entry to write with an imported record; `expiresAt` (epoch ms) removes it then. */
+export interface DigestEntry {
+  digest: string;
+  expiresAt?: number;
+}
+
+/**
+ * Outcome of KeyStore.importRecord: the record was `written`; a record with
+ * its id `exists` (mode "create": left as it is); its digests were all
+ * `indexed` already, or some were missing and are now (`repaired`; mode
+ * "index"); or a digest is indexed to another key (`taken`: nothing was
+ * written, and entries this call made were removed again).
+ */
+export type ImportWrite = "written" | "exists" | "indexed" | "repaired" | { taken: string };
 
 /**
  * Storage of API keys. Every operation touches one store key at a time, so it is
@@ -39,4 +54,16 @@ export interface KeyStore {
   unindexDigest(digest: string): Promise<void>;
   /** Lists keys ordered by id. */
   list(options: ListOptions): Promise<KeyPage>;
+  /**
+   * For imports: indexes each of `digests` to the record's id (an entry
+   * already indexed to this id keeps it, with the new expiry; one indexed to
+   * another id stops everything), then, in mode "create", stores the record
+   * unless its id exists; and lists the id. A retry after a failure part-way
+   * completes what the first attempt began, so imports are idempotent.
+   */
+  importRecord(
+    record: KeyRecord,
+    digests: readonly DigestEntry[],
+    mode: "create" | "index",
+  ): Promise<ImportWrite>;
 }

@@ -1,6 +1,6 @@
 import type { KeyRecord } from "../keys/key-record.js";
 import type { Clock } from "../util/clock.js";
-import type { KeyPage, KeyStore, ListOptions } from "./key-store.js";
+import type { DigestEntry, ImportWrite, KeyPage, KeyStore, ListOptions } from "./key-store.js";
 
 /**
  * The embedded key store: process memory, for `npm start` and single-replica
@@ -57,6 +57,27 @@ export class MemoryKeyStore implements KeyStore {
       records.push(structuredClone(r));
     }
     return { records };
+  }
+
+  async importRecord(
+    record: KeyRecord,
+    digests: readonly DigestEntry[],
+    mode: "create" | "index",
+  ): Promise<ImportWrite> {
+    const taken = digests.find((e) => (this.liveDigest(e.digest)?.id ?? record.id) !== record.id);
+    if (taken) return { taken: taken.digest };
+    if (mode === "create" && this.records.has(record.id)) return "exists";
+    // No await from the checks to the writes: the import is atomic here.
+    const missing = digests.some((e) => !this.liveDigest(e.digest));
+    for (const { digest, expiresAt } of digests) {
+      this.digests.set(
+        digest,
+        expiresAt === undefined ? { id: record.id } : { id: record.id, expiresAt },
+      );
+    }
+    if (mode === "index") return missing ? "repaired" : "indexed";
+    this.records.set(record.id, structuredClone(record));
+    return "written";
   }
 
   private liveDigest(digest: string): { id: string; expiresAt?: number } | undefined {

@@ -1,9 +1,10 @@
 import type { Cluster, Redis } from "ioredis";
 import type { KeyRecord } from "../keys/key-record.js";
-import type { KeyPage, KeyStore, ListOptions } from "./key-store.js";
+import type { DigestEntry, ImportWrite, KeyPage, KeyStore, ListOptions } from "./key-store.js";
 import { loadLuaScript, withNoScriptRetry } from "./lua-scripts.js";
 
 const REPLACE = loadLuaScript("replace-if-version-1.lua");
+const CLAIM_DIGEST = loadLuaScript("claim-digest-1.lua");
 
 import type { KeyNames } from "./redis-keys.js";
 
@@ -12,6 +13,7 @@ export type RedisClient = Redis | Cluster;
 
 type ScriptClient = RedisClient & {
   tgReplaceIfVersion(key: string, expected: number, json: string): Promise<number>;
+  tgClaimDigest(key: string, id: string, expiresAt: number): Promise<number>;
 };
 
 /** Ids fetched per round of a filtered list scan. */
@@ -34,6 +36,7 @@ export class RedisKeyStore implements KeyStore {
     if (!("tgReplaceIfVersion" in redis)) {
       redis.defineCommand("tgReplaceIfVersion", REPLACE);
     }
+    if (!("tgClaimDigest" in redis)) redis.defineCommand("tgClaimDigest", CLAIM_DIGEST);
     this.redis = redis as ScriptClient;
   }
 
@@ -86,6 +89,44 @@ export class RedisKeyStore implements KeyStore {
 
   async unindexDigest(digest: string): Promise<void> {
     await this.redis.del(this.names.digest(digest));
+  }
+
+  /**
+   * One key per command, in the order `create` uses (index entries, then the
+   * record, then the listing), so a crash part-way leaves only index entries
+   * that point at a missing record — which lookups answer as unknown — and a
+   * retry completes the rest.
+   */
+  async importRecord(
+    record: KeyRecord,
+    digests: readonly DigestEntry[],
+    mode: "create" | "index",
+  ): Promise<ImportWrite> {
+    const made: string[] = [];
+    for (const { digest, expiresAt } of digests) {
+      const key = this.names.digest(digest);
+      const at = expiresAt === undefined ? 0 : Math.max(1, Math.ceil(expiresAt));
+      const r = await withNoScriptRetry(
+        () => this.redis.tgClaimDigest(key, record.id, at),
+        () => this.redis.eval(CLAIM_DIGEST.lua, 1, key, record.id, at),
+      );
+      if (r === 0) {
+        // One DEL per entry: on Cluster they live in different slots.
+        await Promise.all(made.map((k) => this.redis.del(k)));
+        return { taken: digest };
+      }
+      if (r === 1) made.push(key);
+    }
+    if (mode === "create") {
+      const json = JSON.stringify(record);
+      // Entries made above stay if the id exists: a concurrent import of the
+      // same record may be relying on them (the caller sorts it out).
+      if ((await this.redis.set(this.names.record(record.id), json, "NX")) !== "OK")
+        return "exists";
+    }
+    await this.redis.zadd(this.names.keyIndex(), 0, record.id);
+    if (mode === "create") return "written";
+    return made.length > 0 ? "repaired" : "indexed";
   }
 
   async list(options: ListOptions): Promise<KeyPage> {

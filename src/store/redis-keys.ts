@@ -19,6 +19,8 @@ export function createKeyNames(prefix: string) {
     digest: (digest: string) => `${prefix}kd:{${tagValue(digest)}}`,
     /** Sorted set of all key ids (lexicographic paging). */
     keyIndex: () => `${prefix}keys:{index}`,
+    /** Set of the foreign key prefixes imports registered (see keys/foreign-keys.ts). */
+    foreignPrefixes: () => `${prefix}foreign-prefixes:{index}`,
     /** A rate-limit bucket of one limit for one subject tag. */
     bucket: (tag: string, bucketId: string) => `${prefix}rl:{${tagValue(tag)}}:${bucketId}`,
     /** Block marker of a subject (value: offence level; TTL: time left). */

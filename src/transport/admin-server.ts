@@ -36,7 +36,7 @@ export async function startAdminServer(
       const notes = path === "/readyz" ? (o.readyNotes?.() ?? []) : [];
       res
         .writeHead(ok ? 200 : 503, { "content-type": "text/plain" })
-        .end([ok ? "ok" : "not ready", ...notes].join("\n") + "\n");
+        .end(`${[ok ? "ok" : "not ready", ...notes].join("\n")}\n`);
       return;
     }
     res.writeHead(404, { "content-type": "text/plain" }).end("not found\n");

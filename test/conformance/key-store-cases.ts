@@ -12,15 +12,21 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { Authorizer } from "../../src/keys/authorizer.js";
+import { ForeignKeyMigrator } from "../../src/keys/foreign-key-migration.js";
+import { ForeignKeys } from "../../src/keys/foreign-keys.js";
 import { KeyCache } from "../../src/keys/key-cache.js";
 import { generateSecret } from "../../src/keys/key-format.js";
+import { KeyImporter } from "../../src/keys/key-import.js";
 import { KeyLookup } from "../../src/keys/key-lookup.js";
 import { KeyManager, type NewKey, type Rotation } from "../../src/keys/key-manager.js";
 import type { KeyRecord } from "../../src/keys/key-record.js";
 import { createSecretDigester } from "../../src/keys/secret-digest.js";
+import { createLogger } from "../../src/observability/logger.js";
 import { parsePolicy } from "../../src/policy/policy.js";
+import type { ForeignPrefixStore } from "../../src/store/foreign-prefix-store.js";
 import { MemoryInvalidationBus } from "../../src/store/invalidation-bus.js";
 import type { KeyStore } from "../../src/store/key-store.js";
+import { MemoryForeignPrefixStore } from "../../src/store/memory-foreign-prefix-store.js";
 import type { Clock } from "../../src/util/clock.js";
 
 /** A clock the cases can move: by hand (memory) or by sleeping (Redis keeps real time). */
@@ -32,6 +38,8 @@ export interface FixtureClock extends Clock {
 /** One fresh, isolated store per case. */
 export interface KeyStoreFixture {
   store: KeyStore;
+  /** The foreign key prefixes kept beside the store (same Redis, same key prefix). */
+  prefixes: ForeignPrefixStore;
   clock: FixtureClock;
   /** Releases what the fixture holds (its keys stay in a private Redis). */
   cleanup(): Promise<void>;
@@ -62,6 +70,9 @@ endpoints:
   "conformance policy",
 );
 
+/** The pepper every conformance domain uses: a restored store's digests must match. */
+export const CONFORMANCE_PEPPER = "conformance-pepper-not-a-secret-0123";
+
 /** A store wrapped so every method call is counted; the real store still answers. */
 export function countingStore(store: KeyStore): { store: KeyStore; calls: () => number } {
   let n = 0;
@@ -82,6 +93,10 @@ export function countingStore(store: KeyStore): { store: KeyStore; calls: () => 
 export interface KeyDomain {
   keys: KeyManager;
   authorizer: Authorizer;
+  importer: KeyImporter;
+  /** This replica's registered foreign prefixes. */
+  foreign: ForeignKeys;
+  migrator: ForeignKeyMigrator;
   /** Store calls made by the domain so far. */
   storeCalls(): number;
   /** The digest the store holds for a secret. */
@@ -101,17 +116,48 @@ export interface KeyDomain {
  * was seen because of an invalidation or of the record's own times, never
  * because a cache entry happened to expire.
  */
-export function createKeyDomain(store: KeyStore, clock: Clock): KeyDomain {
-  const digest = createSecretDigester(Buffer.from("conformance-pepper-not-a-secret-0123"));
+export function createKeyDomain(
+  store: KeyStore,
+  clock: Clock,
+  prefixes: ForeignPrefixStore = new MemoryForeignPrefixStore(),
+  bus = new MemoryInvalidationBus(),
+): KeyDomain {
+  const digest = createSecretDigester(Buffer.from(CONFORMANCE_PEPPER));
   const counted = countingStore(store);
   const cache = new KeyCache({ max: 1000, ttlMs: LONG_MS, negativeTtlMs: LONG_MS });
   const lookup = new KeyLookup(counted.store, cache, clock);
+  const invalidateLocal = (digests: string[], ids: string[]) => lookup.invalidate(digests, ids);
+  // Replicas sharing `bus` hear each other's invalidations, as over Redis pub/sub.
+  void bus.subscribe((m) => {
+    lookup.invalidate(m.digests, m.ids);
+    if (m.prefixes?.length) foreign.add(m.prefixes);
+  });
+  const foreign = new ForeignKeys(prefixes);
   const keys = new KeyManager({
     store: counted.store,
-    bus: new MemoryInvalidationBus(),
+    bus,
     digest,
     clock,
-    invalidateLocal: (digests, ids) => lookup.invalidate(digests, ids),
+    invalidateLocal,
+    foreign,
+  });
+  const migrator = new ForeignKeyMigrator({
+    store: counted.store,
+    digest,
+    bus,
+    clock,
+    invalidateLocal,
+    log: createLogger("silent"),
+  });
+  const importer = new KeyImporter({
+    store: counted.store,
+    prefixes,
+    foreign,
+    bus,
+    clock,
+    digest,
+    invalidateLocal,
+    log: createLogger("silent"),
   });
   const authorizer = new Authorizer({
     lookup,
@@ -122,10 +168,17 @@ export function createKeyDomain(store: KeyStore, clock: Clock): KeyDomain {
     rotationAgeMs: 0,
     failMode: () => "closed",
     staleKeyMaxMs: 0,
+    foreign: {
+      recognises: (secret) => foreign.recognises(secret),
+      used: (record, foreignDigest, secret) => migrator.schedule(record.id, foreignDigest, secret),
+    },
   });
   return {
     keys,
     authorizer,
+    importer,
+    foreign,
+    migrator,
     storeCalls: counted.calls,
     digestOf: digest,
     newKey: (over = {}) => ({
@@ -384,7 +437,7 @@ export function keyStoreConformance(name: string, factory: KeyStoreFactory): voi
     describe("keys domain over the store", () => {
       let d: KeyDomain;
       beforeEach(() => {
-        d = createKeyDomain(f.store, f.clock);
+        d = createKeyDomain(f.store, f.clock, f.prefixes);
       });
 
       it("authorizes a new key's secret with its identity, never its secret", async () => {

@@ -14,9 +14,13 @@ import {
 import { KeyService } from "../../src/gen/tollgate/v1/key_service_pb.js";
 import { TollgateService } from "../../src/gen/tollgate/v1/tollgate_service_pb.js";
 import { Authorizer } from "../../src/keys/authorizer.js";
+import { ForeignKeyMigrator } from "../../src/keys/foreign-key-migration.js";
+import { ForeignKeys } from "../../src/keys/foreign-keys.js";
 import { KeyCache } from "../../src/keys/key-cache.js";
+import { KeyImporter } from "../../src/keys/key-import.js";
 import { KeyLookup } from "../../src/keys/key-lookup.js";
 import { KeyManager } from "../../src/keys/key-manager.js";
+import { pepperFingerprint } from "../../src/keys/pepper-fingerprint.js";
 import { createSecretDigester } from "../../src/keys/secret-digest.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { Metrics } from "../../src/observability/metrics.js";
@@ -30,6 +34,7 @@ import { ManagementAuth } from "../../src/services/management-auth.js";
 import type { ServiceDeps } from "../../src/services/service-deps.js";
 import { createTollgateService } from "../../src/services/tollgate-service.js";
 import { MemoryInvalidationBus } from "../../src/store/invalidation-bus.js";
+import { MemoryForeignPrefixStore } from "../../src/store/memory-foreign-prefix-store.js";
 import { MemoryKeyStore } from "../../src/store/memory-key-store.js";
 import { MemoryRateLimitStore } from "../../src/store/memory-rate-limit-store.js";
 import { ManualClock } from "../../src/util/clock.js";
@@ -40,6 +45,8 @@ export interface ServiceHarnessOptions {
   managementToken?: string;
   /** Policy YAML. Default: the built-in policy. */
   policyYaml?: string;
+  /** The pepper. Default: random (harnesses given the same one read each other's digests). */
+  pepper?: Buffer;
   /** Settings as environment variables (TOLLGATE_EXPIRY_WARNING_S, …), parsed like `serve` does. */
   env?: Record<string, string>;
 }
@@ -94,8 +101,21 @@ export async function createServiceHarness(o: ServiceHarnessOptions = {}): Promi
   const rateStore = new MemoryRateLimitStore(clock, rateBounds);
   const bus = new MemoryInvalidationBus();
   const eventLimits = eventLimitsFromSettings(settings);
-  const digest = createSecretDigester(randomBytes(32));
+  const pepper = o.pepper ?? randomBytes(32);
+  const digest = createSecretDigester(pepper);
   const lookup = new KeyLookup(store, cache, clock);
+  const invalidateLocal = (d: string[], ids: string[]) => lookup.invalidate(d, ids);
+  const prefixStore = new MemoryForeignPrefixStore();
+  const foreign = new ForeignKeys(prefixStore);
+  const migrator = new ForeignKeyMigrator({
+    store,
+    digest,
+    bus,
+    clock,
+    invalidateLocal,
+    log: logger,
+    onMigrated: () => metrics.foreignKeysMigrated.inc(),
+  });
   const blockCache = new BlockCache(clock);
   const failMode = (e: Parameters<typeof failModeOf>[1]) =>
     failModeOf(policy, e, settings.failMode);
@@ -120,14 +140,25 @@ export async function createServiceHarness(o: ServiceHarnessOptions = {}): Promi
       rotationAgeMs: settings.rotationAgeS * 1000,
       failMode,
       staleKeyMaxMs: settings.staleKeyMaxMs,
+      foreign: {
+        recognises: (secret) => foreign.recognises(secret),
+        used: (record, foreignDigest, secret) =>
+          migrator.schedule(record.id, foreignDigest, secret),
+      },
     }),
-    keys: new KeyManager({
+    keys: new KeyManager({ store, bus, digest, clock, invalidateLocal, foreign }),
+    importer: new KeyImporter({
       store,
+      prefixes: prefixStore,
+      foreign,
       bus,
-      digest,
       clock,
-      invalidateLocal: (d, ids) => lookup.invalidate(d, ids),
+      digest,
+      invalidateLocal,
+      log: logger,
     }),
+    pepperFingerprint: pepperFingerprint(pepper),
+    backupStore: store,
     lookup,
     limiter: new RateLimiter({
       store: rateStore,

@@ -8,10 +8,14 @@
 import { randomBytes } from "node:crypto";
 import { type Cluster, Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BulkRedis } from "../../src/store/bulk-redis.js";
+import { MemoryForeignPrefixStore } from "../../src/store/memory-foreign-prefix-store.js";
 import { MemoryKeyStore } from "../../src/store/memory-key-store.js";
+import { RedisForeignPrefixStore } from "../../src/store/redis-foreign-prefix-store.js";
 import { RedisKeyStore } from "../../src/store/redis-key-store.js";
 import { createKeyNames } from "../../src/store/redis-keys.js";
 import { ManualClock } from "../../src/util/clock.js";
+import { keyImportConformance } from "../conformance/key-import-cases.js";
 import {
   createKeyDomain,
   type FixtureClock,
@@ -48,26 +52,52 @@ afterAll(async () => {
   await Promise.all([standalone?.stop(), cluster?.stop()]);
 });
 
-keyStoreConformance("MemoryKeyStore", async (): Promise<KeyStoreFixture> => {
+const memory = async (): Promise<KeyStoreFixture> => {
   const manual = new ManualClock();
   return {
     store: new MemoryKeyStore(manual),
+    prefixes: new MemoryForeignPrefixStore(),
     clock: { now: () => manual.now(), advance: async (ms) => manual.advance(ms) },
     cleanup: async () => {},
   };
-});
+};
 
-keyStoreConformance("RedisKeyStore on standalone Redis", async () => ({
-  store: new RedisKeyStore(standaloneClient as Redis, createKeyNames(uniquePrefix("s"))),
-  clock: realClock,
-  cleanup: async () => {},
-}));
+/** A RedisKeyStore and its foreign prefix set under a fresh key prefix. */
+function redisFixture(client: Redis | Cluster, what: string): KeyStoreFixture {
+  const names = createKeyNames(uniquePrefix(what));
+  return {
+    store: new RedisKeyStore(client, names),
+    prefixes: new RedisForeignPrefixStore(client, names),
+    clock: realClock,
+    cleanup: async () => {},
+  };
+}
+const standaloneFixture = async () => redisFixture(standaloneClient as Redis, "s");
+const clusterFixture = async () => redisFixture(clusterClient as Cluster, "c");
 
-keyStoreConformance("RedisKeyStore on a 3-master Redis Cluster", async () => ({
-  store: new RedisKeyStore(clusterClient as Cluster, createKeyNames(uniquePrefix("c"))),
-  clock: realClock,
-  cleanup: async () => {},
-}));
+keyStoreConformance("MemoryKeyStore", memory);
+keyStoreConformance("RedisKeyStore on standalone Redis", standaloneFixture);
+keyStoreConformance("RedisKeyStore on a 3-master Redis Cluster", clusterFixture);
+keyImportConformance("MemoryKeyStore", memory);
+keyImportConformance("RedisKeyStore on standalone Redis", standaloneFixture);
+keyImportConformance("RedisKeyStore on a 3-master Redis Cluster", clusterFixture);
+
+/** The stores on the bulk connection export and import use (bulk-redis.ts), made on first use. */
+function bulkFixture(client: Redis | Cluster, what: string): KeyStoreFixture {
+  const bulk = new BulkRedis(client, createKeyNames(uniquePrefix(what)), 2000);
+  return {
+    store: bulk.keyStore(),
+    prefixes: bulk.prefixStore(),
+    clock: realClock,
+    cleanup: () => bulk.close(500),
+  };
+}
+keyImportConformance("the bulk connection on standalone Redis", async () =>
+  bulkFixture(standaloneClient as Redis, "bs"),
+);
+keyImportConformance("the bulk connection on a 3-master Redis Cluster", async () =>
+  bulkFixture(clusterClient as Cluster, "bc"),
+);
 
 describe("RedisKeyStore on a 3-master Redis Cluster: key layout", () => {
   it("writes only hash-tagged keys, spread over the masters, in a full key lifecycle", async () => {

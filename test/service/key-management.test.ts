@@ -54,6 +54,8 @@ function managementCalls(
     ["ListEvents", keys.listEvents({}, opts)],
     ["ListAlerts", keys.listAlerts({}, opts)],
     ["GetUsage", keys.getUsage({ keyId: id }, opts)],
+    ["ExportKeys", keys.exportKeys({}, opts)],
+    ["ImportKeys", keys.importKeys({ keys: [{ key: { id, owner: "x" } }] }, opts)],
   ];
 }
 
