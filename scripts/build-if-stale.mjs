@@ -3,7 +3,7 @@
 // sources, protos, Lua scripts, build configs and the installed dependencies
 // (package-lock.json). The stamp is written after a successful build.
 import { execFileSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 const STAMP = "dist/.build-stamp";
@@ -49,6 +49,9 @@ if (process.argv.includes("--stamp-only")) {
   }
   const { version } = JSON.parse(readFileSync("package.json", "utf8"));
   writeFileSync("dist/build-info.json", `${JSON.stringify({ version, commit })}\n`);
+  // The package's bin: tsc writes it without the executable bit, so `npx
+  // tollgate` in a fresh clone would be "Permission denied".
+  chmodSync("dist/cli/main.js", 0o755);
   writeFileSync(STAMP, `${new Date().toISOString()}\n`);
   process.exit(0);
 }
