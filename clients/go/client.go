@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/proto"
 
 	// Registers google.rpc.BadRequest so status details decode (FieldViolations).
 	_ "google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -55,7 +56,7 @@ func NewClient(opts Options) (*Client, error) {
 	if !r.breaker.Disabled {
 		c.breaker = newBreaker(r.breaker, r.logger)
 	}
-	interceptors := []grpc.UnaryClientInterceptor{deadlineInterceptor(r.timeout, r.mgmt)}
+	interceptors := []grpc.UnaryClientInterceptor{deadlineInterceptor(r.timeout, r.mgmt, r.bulk)}
 	if c.breaker != nil {
 		interceptors = append(interceptors, breakerInterceptor(c.breaker))
 	}
@@ -102,12 +103,16 @@ func (c *Client) TollgateService() tollgatev1.TollgateServiceClient { return c.t
 func (c *Client) KeyService() tollgatev1.KeyServiceClient { return c.keys }
 
 // deadlineInterceptor gives every call its per-service deadline (retries
-// included) unless the caller's context already ends sooner.
-func deadlineInterceptor(tollgate, management time.Duration) grpc.UnaryClientInterceptor {
+// included; the bulk one for ExportKeys and ImportKeys) unless the caller's
+// context already ends sooner.
+func deadlineInterceptor(tollgate, management, bulk time.Duration) grpc.UnaryClientInterceptor {
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 		d := management
-		if strings.HasPrefix(method, "/"+tollgatev1.TollgateService_ServiceDesc.ServiceName+"/") {
+		switch {
+		case strings.HasPrefix(method, "/"+tollgatev1.TollgateService_ServiceDesc.ServiceName+"/"):
 			d = tollgate
+		case method == tollgatev1.KeyService_ExportKeys_FullMethodName, method == tollgatev1.KeyService_ImportKeys_FullMethodName:
+			d = bulk
 		}
 		ctx, cancel := context.WithTimeout(ctx, d)
 		defer cancel()
@@ -224,4 +229,44 @@ func (c *Client) ListAlerts(ctx context.Context, req *tollgatev1.ListAlertsReque
 // GetUsage returns a key's request counts over a time range.
 func (c *Client) GetUsage(ctx context.Context, req *tollgatev1.GetUsageRequest) (*tollgatev1.GetUsageResponse, error) {
 	return c.keys.GetUsage(ctx, req)
+}
+
+// ExportKeys returns one page of every key, revoked ones included, ordered by
+// id, with the digests of its secrets (never a secret): the backup. Its
+// deadline is Options.BulkTimeout (30 s); it is retried (it only reads).
+func (c *Client) ExportKeys(ctx context.Context, req *tollgatev1.ExportKeysRequest) (*tollgatev1.ExportKeysResponse, error) {
+	return c.keys.ExportKeys(ctx, req)
+}
+
+// ImportKeys imports 1..500 records (an export, or foreign keys by SHA-256
+// digest) and returns one outcome per record; DryRun writes nothing. Its
+// deadline is Options.BulkTimeout (30 s); it is retried only without
+// Overwrite (idempotent then).
+func (c *Client) ImportKeys(ctx context.Context, req *tollgatev1.ImportKeysRequest) (*tollgatev1.ImportKeysResponse, error) {
+	return c.keys.ImportKeys(ctx, req)
+}
+
+// ExportAll calls fn with every page of ExportKeys in turn, from
+// req.PageToken (nil req or empty token: the first page) to the last. Each
+// page is one ExportKeys call with its own deadline and retries, and carries
+// the PepperFingerprintPrefix its records need on import. It stops at the
+// first error of a call or of fn and returns it; req is not modified.
+func (c *Client) ExportAll(ctx context.Context, req *tollgatev1.ExportKeysRequest, fn func(*tollgatev1.ExportKeysResponse) error) error {
+	next := &tollgatev1.ExportKeysRequest{}
+	if req != nil {
+		next = proto.CloneOf(req)
+	}
+	for {
+		page, err := c.ExportKeys(ctx, next)
+		if err != nil {
+			return err
+		}
+		if err := fn(page); err != nil {
+			return err
+		}
+		if page.GetNextPageToken() == "" {
+			return nil
+		}
+		next.PageToken = page.GetNextPageToken()
+	}
 }

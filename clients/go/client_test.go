@@ -3,8 +3,12 @@ package tollgate_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +16,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
@@ -114,6 +119,106 @@ func TestClientCallsEveryRPCWithTypedResults(t *testing.T) {
 	_, err = c.GetKey(ctx, &tollgatev1.GetKeyRequest{Id: "not-a-key-id"})
 	if fv := tollgate.FieldViolations(err); status.Code(err) != codes.InvalidArgument || len(fv) != 1 || fv[0].Field != "id" {
 		t.Fatalf("GetKey of a malformed id: %v, violations %v, want INVALID_ARGUMENT naming id", err, fv)
+	}
+}
+
+// every RPC of both services, by full method name.
+func everyRPC() []string {
+	var all []string
+	for _, sd := range []*grpc.ServiceDesc{&tollgatev1.TollgateService_ServiceDesc, &tollgatev1.KeyService_ServiceDesc} {
+		for _, m := range sd.Methods {
+			all = append(all, "/"+sd.ServiceName+"/"+m.MethodName)
+		}
+	}
+	return all
+}
+
+func TestClientHasAMethodForEveryRPC(t *testing.T) {
+	ct := reflect.TypeFor[*tollgate.Client]()
+	all := everyRPC()
+	for _, want := range []string{tollgatev1.KeyService_ExportKeys_FullMethodName, tollgatev1.KeyService_ImportKeys_FullMethodName} {
+		if !slices.Contains(all, want) {
+			t.Fatalf("%s is not in the service descriptors", want)
+		}
+	}
+	for _, full := range all {
+		name := full[strings.LastIndex(full, "/")+1:]
+		if _, ok := ct.MethodByName(name); !ok {
+			t.Errorf("*tollgate.Client has no method %s", name)
+		}
+	}
+}
+
+func TestExportAllPagesAndImportThemBackUnchanged(t *testing.T) {
+	c := newClient(t, sharedServer(t).url(), tollgate.Options{})
+	ctx := context.Background()
+	a := createKey(t, c, "acme-backup", "orders:read")
+	b := createKey(t, c, "acme-backup", "orders:write")
+
+	var records []*tollgatev1.KeyExport
+	fingerprints := map[string]bool{}
+	req := &tollgatev1.ExportKeysRequest{PageSize: 1}
+	err := c.ExportAll(ctx, req, func(p *tollgatev1.ExportKeysResponse) error {
+		if len(p.GetKeys()) > 1 {
+			return fmt.Errorf("a page of %d keys, asked for 1", len(p.GetKeys()))
+		}
+		records = append(records, p.GetKeys()...)
+		fingerprints[p.GetPepperFingerprintPrefix()] = true
+		return nil
+	})
+	if err != nil || req.GetPageToken() != "" {
+		t.Fatalf("ExportAll: %v (request token %q: the request was modified)", err, req.GetPageToken())
+	}
+	var ids []string
+	for _, r := range records {
+		ids = append(ids, r.GetKey().GetId())
+	}
+	if !slices.Contains(ids, a.GetKey().GetId()) || !slices.Contains(ids, b.GetKey().GetId()) || !slices.IsSorted(ids) {
+		t.Fatalf("exported ids %v: want both new keys, ordered by id", ids)
+	}
+	if len(fingerprints) != 1 {
+		t.Fatalf("pepper fingerprints %v, want one", fingerprints)
+	}
+	var fingerprint string
+	for f := range fingerprints {
+		fingerprint = f
+	}
+	if !regexp.MustCompile(`^[0-9a-f]{8}$`).MatchString(fingerprint) {
+		t.Fatalf("fingerprint %q", fingerprint)
+	}
+	mine := records[slices.Index(ids, a.GetKey().GetId())]
+	if mine.GetKey().GetOwner() != "acme-backup" || len(mine.GetSecretDigest()) != 43 {
+		t.Fatalf("exported record %v", mine)
+	}
+
+	// Restoring into the same server changes nothing.
+	restored, err := c.ImportKeys(ctx, &tollgatev1.ImportKeysRequest{Keys: records, PepperFingerprintPrefix: fingerprint})
+	if err != nil || len(restored.GetResults()) != len(records) {
+		t.Fatalf("ImportKeys: %v %v", restored, err)
+	}
+	for i, r := range restored.GetResults() {
+		if r.GetIndex() != uint32(i) || r.GetKeyId() != ids[i] || r.GetOutcome() != tollgatev1.ImportOutcome_IMPORT_OUTCOME_UNCHANGED {
+			t.Errorf("result %d: %v, want %s UNCHANGED", i, r, ids[i])
+		}
+	}
+
+	// A modified record is a conflict; a dry run writes nothing.
+	changed := proto.CloneOf(mine)
+	changed.Key.Owner = "someone-else"
+	dry, err := c.ImportKeys(ctx, &tollgatev1.ImportKeysRequest{Keys: []*tollgatev1.KeyExport{changed}, DryRun: true, PepperFingerprintPrefix: fingerprint})
+	if err != nil || len(dry.GetResults()) != 1 || dry.GetResults()[0].GetOutcome() != tollgatev1.ImportOutcome_IMPORT_OUTCOME_CONFLICT ||
+		!strings.Contains(dry.GetResults()[0].GetDetail(), "owner") {
+		t.Fatalf("dry run of a changed record: %v %v, want CONFLICT naming owner", dry, err)
+	}
+	if got, err := c.GetKey(ctx, &tollgatev1.GetKeyRequest{Id: a.GetKey().GetId()}); err != nil || got.GetKey().GetOwner() != "acme-backup" {
+		t.Fatalf("after the dry run: %v %v", got, err)
+	}
+
+	// An error of fn stops the iteration and is returned.
+	stop := errors.New("stop")
+	calls := 0
+	if err := c.ExportAll(ctx, req, func(*tollgatev1.ExportKeysResponse) error { calls++; return stop }); !errors.Is(err, stop) || calls != 1 {
+		t.Fatalf("ExportAll with fn failing: %v after %d pages, want stop after 1", err, calls)
 	}
 }
 
@@ -261,6 +366,55 @@ func TestRetriesOnlyCallsThatAreSafeToRepeat(t *testing.T) {
 			_, err := c.DeleteBlock(ctx, &tollgatev1.DeleteBlockRequest{Subject: "x"})
 			return err
 		}, 1},
+		{"ListKeys", tollgatev1.KeyService_ListKeys_FullMethodName, func() error {
+			_, err := c.ListKeys(ctx, &tollgatev1.ListKeysRequest{})
+			return err
+		}, 3},
+		{"ListBlocks", tollgatev1.KeyService_ListBlocks_FullMethodName, func() error {
+			_, err := c.ListBlocks(ctx, &tollgatev1.ListBlocksRequest{})
+			return err
+		}, 3},
+		{"ListEvents", tollgatev1.KeyService_ListEvents_FullMethodName, func() error {
+			_, err := c.ListEvents(ctx, &tollgatev1.ListEventsRequest{})
+			return err
+		}, 3},
+		{"ListAlerts", tollgatev1.KeyService_ListAlerts_FullMethodName, func() error {
+			_, err := c.ListAlerts(ctx, &tollgatev1.ListAlertsRequest{})
+			return err
+		}, 3},
+		{"GetUsage", tollgatev1.KeyService_GetUsage_FullMethodName, func() error {
+			_, err := c.GetUsage(ctx, &tollgatev1.GetUsageRequest{KeyId: "key_x"})
+			return err
+		}, 3},
+		{"ExportKeys", tollgatev1.KeyService_ExportKeys_FullMethodName, func() error {
+			_, err := c.ExportKeys(ctx, &tollgatev1.ExportKeysRequest{})
+			return err
+		}, 3},
+		{"ImportKeys", tollgatev1.KeyService_ImportKeys_FullMethodName, func() error {
+			_, err := c.ImportKeys(ctx, &tollgatev1.ImportKeysRequest{Keys: []*tollgatev1.KeyExport{{}}})
+			return err
+		}, 3},
+		{"ImportKeys dry run", tollgatev1.KeyService_ImportKeys_FullMethodName, func() error {
+			_, err := c.ImportKeys(ctx, &tollgatev1.ImportKeysRequest{Keys: []*tollgatev1.KeyExport{{}}, DryRun: true})
+			return err
+		}, 3},
+		{"ImportKeys with overwrite", tollgatev1.KeyService_ImportKeys_FullMethodName, func() error {
+			_, err := c.ImportKeys(ctx, &tollgatev1.ImportKeysRequest{Keys: []*tollgatev1.KeyExport{{}}, Overwrite: true})
+			return err
+		}, 1},
+		{"ImportKeys with overwrite, dry run", tollgatev1.KeyService_ImportKeys_FullMethodName, func() error {
+			_, err := c.ImportKeys(ctx, &tollgatev1.ImportKeysRequest{Keys: []*tollgatev1.KeyExport{{}}, Overwrite: true, DryRun: true})
+			return err
+		}, 1},
+	}
+	covered := map[string]bool{}
+	for _, tc := range calls {
+		covered[tc.method] = true
+	}
+	for _, m := range everyRPC() {
+		if !covered[m] {
+			t.Errorf("%s is not in this table of retry rules", m)
+		}
 	}
 	for _, tc := range calls {
 		n.reset()

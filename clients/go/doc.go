@@ -9,12 +9,12 @@
 //
 // The [Client] speaks gRPC over HTTP/2 cleartext (or TLS for an https://
 // server) to Tollgate's main port and has one typed method per RPC of
-// tollgate.v1.TollgateService and tollgate.v1.KeyService; request and response
-// types are the generated ones in
-// github.com/tollgate/tollgate/clients/go/gen/tollgate/v1.
+// tollgate.v1.TollgateService and tollgate.v1.KeyService (and [Client.ExportAll],
+// which pages through ExportKeys); request and response types are the
+// generated ones in github.com/tollgate/tollgate/clients/go/gen/tollgate/v1.
 //
 // Every call gets a deadline (200 ms for TollgateService, 2 s for KeyService,
-// retries included), is retried with exponential backoff and full jitter only
+// 30 s for its bulk ExportKeys and ImportKeys, retries included), is retried with exponential backoff and full jitter only
 // on UNAVAILABLE and only when repeating it is safe (see [Retryable]), and
 // goes through one circuit breaker per client (open after 5 consecutive
 // UNAVAILABLE or deadline failures, half-open after 1 s; while open, calls fail

@@ -5,9 +5,12 @@ package tollgate
 
 import (
 	"bytes"
+	"context"
 	"net/http"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
 
 	tollgatev1 "github.com/tollgate/tollgate/clients/go/gen/tollgate/v1"
 )
@@ -95,7 +98,7 @@ func TestOptionsDefaultsAndClamp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.target != "127.0.0.1:50051" || r.useTLS || r.timeout != 200*time.Millisecond || r.mgmt != 2*time.Second ||
+	if r.target != "127.0.0.1:50051" || r.useTLS || r.timeout != 200*time.Millisecond || r.mgmt != 2*time.Second || r.bulk != 30*time.Second ||
 		r.retry.MaxRetries != 2 || r.breaker.Failures != 5 || r.breaker.OpenTimeout != time.Second ||
 		r.cacheTTL != 5*time.Second || r.cacheMax != 10000 {
 		t.Fatalf("defaults: %+v", r)
@@ -106,5 +109,26 @@ func TestOptionsDefaultsAndClamp(t *testing.T) {
 	}
 	if _, err := resolve(Options{Server: "127.0.0.1:50051"}); err == nil {
 		t.Fatal("a server without scheme was accepted")
+	}
+}
+
+func TestDeadlinePerServiceAndBulkCall(t *testing.T) {
+	intercept := deadlineInterceptor(200*time.Millisecond, 2*time.Second, 30*time.Second)
+	for method, want := range map[string]time.Duration{
+		tollgatev1.TollgateService_Authorize_FullMethodName: 200 * time.Millisecond,
+		tollgatev1.KeyService_ListKeys_FullMethodName:       2 * time.Second,
+		tollgatev1.KeyService_ExportKeys_FullMethodName:     30 * time.Second,
+		tollgatev1.KeyService_ImportKeys_FullMethodName:     30 * time.Second,
+	} {
+		var got time.Duration
+		invoker := func(ctx context.Context, _ string, _, _ any, _ *grpc.ClientConn, _ ...grpc.CallOption) error {
+			d, _ := ctx.Deadline()
+			got = time.Until(d)
+			return nil
+		}
+		_ = intercept(context.Background(), method, nil, nil, nil, invoker)
+		if got > want || got < want/2 {
+			t.Errorf("%s: deadline in %v, want %v", method, got, want)
+		}
 	}
 }

@@ -19,8 +19,12 @@ const (
 	DefaultServer = "http://127.0.0.1:50051"
 	// DefaultTimeout is the deadline of one TollgateService call, retries included.
 	DefaultTimeout = 200 * time.Millisecond
-	// DefaultManagementTimeout is the deadline of one KeyService call, retries included.
+	// DefaultManagementTimeout is the deadline of one KeyService call, retries
+	// included, but for ExportKeys and ImportKeys (DefaultBulkTimeout).
 	DefaultManagementTimeout = 2 * time.Second
+	// DefaultBulkTimeout is the deadline of one ExportKeys call (one page) or
+	// ImportKeys call (one batch of up to 500 records), retries included.
+	DefaultBulkTimeout = 30 * time.Second
 	// DefaultMaxRetries is how many times a safe call is repeated after UNAVAILABLE.
 	DefaultMaxRetries = 2
 	// DefaultRetryBaseDelay is the first backoff step (full jitter: a random wait in [0, step)).
@@ -62,8 +66,13 @@ type Options struct {
 	// with an earlier deadline wins. Default: DefaultTimeout (200 ms).
 	Timeout time.Duration
 	// ManagementTimeout is the deadline of one KeyService call, retries
-	// included. Default: DefaultManagementTimeout (2 s).
+	// included, but for ExportKeys and ImportKeys (BulkTimeout).
+	// Default: DefaultManagementTimeout (2 s).
 	ManagementTimeout time.Duration
+	// BulkTimeout is the deadline of one ExportKeys call (one page) or
+	// ImportKeys call (one batch), retries included.
+	// Default: DefaultBulkTimeout (30 s).
+	BulkTimeout time.Duration
 	// Retry tunes the retries of safe calls.
 	Retry RetryOptions
 	// Breaker tunes the client's circuit breaker.
@@ -132,6 +141,7 @@ type resolved struct {
 	token    string
 	timeout  time.Duration
 	mgmt     time.Duration
+	bulk     time.Duration
 	retry    RetryOptions
 	breaker  BreakerOptions
 	cacheTTL time.Duration
@@ -145,6 +155,7 @@ func resolve(o Options) (resolved, error) {
 	r := resolved{
 		timeout:  orDuration(o.Timeout, DefaultTimeout),
 		mgmt:     orDuration(o.ManagementTimeout, DefaultManagementTimeout),
+		bulk:     orDuration(o.BulkTimeout, DefaultBulkTimeout),
 		tls:      o.TLSConfig,
 		logger:   o.Logger,
 		dialOpts: o.DialOptions,

@@ -13,9 +13,9 @@ import (
 )
 
 // safeToRepeat lists the RPCs whose repetition cannot change the outcome:
-// reads, RecordEvent (idempotent by event id) and RevokeKey (revoking twice
-// is revoking once). Authorize is safe only without apply_limits; it is
-// decided per request in Retryable.
+// reads (ExportKeys included), RecordEvent (idempotent by event id) and
+// RevokeKey (revoking twice is revoking once). Authorize and ImportKeys
+// depend on a request field; they are decided per request in Retryable.
 var safeToRepeat = map[string]bool{
 	tollgatev1.TollgateService_RecordEvent_FullMethodName: true,
 	tollgatev1.KeyService_GetKey_FullMethodName:           true,
@@ -24,6 +24,7 @@ var safeToRepeat = map[string]bool{
 	tollgatev1.KeyService_ListEvents_FullMethodName:       true,
 	tollgatev1.KeyService_ListAlerts_FullMethodName:       true,
 	tollgatev1.KeyService_GetUsage_FullMethodName:         true,
+	tollgatev1.KeyService_ExportKeys_FullMethodName:       true,
 	tollgatev1.KeyService_RevokeKey_FullMethodName:        true,
 }
 
@@ -31,11 +32,18 @@ var safeToRepeat = map[string]bool{
 // after UNAVAILABLE. Never retried: CheckRateLimit and Authorize with
 // apply_limits (they charge limits and carry no idempotency key), CreateKey,
 // RotateKey, UpdateKey and DeleteBlock — a repeat could act twice when the
-// first attempt reached the server but its answer was lost.
+// first attempt reached the server but its answer was lost — and ImportKeys
+// with overwrite, dry run or not (a repeat could replace a change made in
+// between). ImportKeys without overwrite is idempotent, dry run or not: a
+// record the lost attempt wrote reads UNCHANGED the second time.
 func Retryable(fullMethod string, req any) bool {
-	if fullMethod == tollgatev1.TollgateService_Authorize_FullMethodName {
+	switch fullMethod {
+	case tollgatev1.TollgateService_Authorize_FullMethodName:
 		a, ok := req.(*tollgatev1.AuthorizeRequest)
 		return ok && !a.GetApplyLimits()
+	case tollgatev1.KeyService_ImportKeys_FullMethodName:
+		i, ok := req.(*tollgatev1.ImportKeysRequest)
+		return ok && !i.GetOverwrite()
 	}
 	return safeToRepeat[fullMethod]
 }

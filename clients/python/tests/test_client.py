@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import re
 import time
 import uuid
 from pathlib import Path
@@ -13,7 +15,33 @@ from google.protobuf import duration_pb2, field_mask_pb2
 from tests.conftest import new_key
 from tests.tollgate_server import TollgateServer, start_server
 from tollgate import AsyncTollgateClient, TollgateClient, TollgateError, v1
+from tollgate._core import RPCS
+from tollgate._gen.tollgate.v1 import key_service_pb2, tollgate_service_pb2
 from tollgate.config import parse_server
+
+
+def test_there_is_a_method_for_every_rpc_of_both_services() -> None:
+    services = (
+        tollgate_service_pb2.DESCRIPTOR.services_by_name["TollgateService"],
+        key_service_pb2.DESCRIPTOR.services_by_name["KeyService"],
+    )
+    rpcs = {m.name: s.name for s in services for m in s.methods}
+    assert {"ExportKeys", "ImportKeys"} <= rpcs.keys()
+    assert rpcs == RPCS
+    for rpc in rpcs:
+        method = re.sub(r"(?<!^)(?=[A-Z])", "_", rpc).lower()
+        assert callable(getattr(TollgateClient, method)), method
+        assert callable(getattr(AsyncTollgateClient, method)), method
+
+
+def test_v1_exports_every_message_enum_and_enum_value() -> None:
+    for name in ("common", "event", "key", "key_export", "key_service", "ratelimit"):
+        fd = importlib.import_module(f"tollgate._gen.tollgate.v1.{name}_pb2").DESCRIPTOR
+        names = [*fd.message_types_by_name, *fd.enum_types_by_name]
+        names += [v.name for e in fd.enum_types_by_name.values() for v in e.values]
+        assert [n for n in names if n not in v1.__all__] == [], name
+    fd = tollgate_service_pb2.DESCRIPTOR
+    assert [n for n in fd.message_types_by_name if n not in v1.__all__] == []
 
 
 def test_every_tollgate_service_rpc_returns_its_typed_response(client: TollgateClient) -> None:
@@ -93,6 +121,58 @@ def test_every_key_service_rpc_returns_its_typed_response(client: TollgateClient
     assert isinstance(revoked, v1.RevokeKeyResponse)
     assert revoked.key.status == v1.KEY_STATUS_REVOKED
     assert revoked.key.revoked_reason == "test"
+
+
+def _exported(pages: list[v1.ExportKeysResponse]) -> tuple[list[v1.KeyExport], str]:
+    records = [r for p in pages for r in p.keys]
+    fingerprints = {p.pepper_fingerprint_prefix for p in pages}
+    assert len(fingerprints) == 1
+    (fingerprint,) = fingerprints
+    assert re.fullmatch(r"[0-9a-f]{8}", fingerprint)
+    return records, fingerprint
+
+
+def test_export_all_keys_a_page_at_a_time_and_import_them_back(client: TollgateClient) -> None:
+    a, b = new_key(client, "orders:read"), new_key(client, "orders:write")
+    pages = list(client.iter_export_keys(page_size=1))
+    assert all(isinstance(p, v1.ExportKeysResponse) and len(p.keys) <= 1 for p in pages)
+    records, fingerprint = _exported(pages)
+    ids = [r.key.id for r in records]
+    assert {a.key.id, b.key.id} <= set(ids)
+    assert ids == sorted(ids)  # ordered by id
+    mine = next(r for r in records if r.key.id == a.key.id)
+    assert mine.key.owner == a.key.owner and re.fullmatch(r"[\w-]{43}", mine.secret_digest)
+
+    # Restoring into the same server changes nothing.
+    restored = client.import_keys(keys=records, pepper_fingerprint_prefix=fingerprint)
+    assert isinstance(restored, v1.ImportKeysResponse)
+    assert [r.index for r in restored.results] == list(range(len(records)))
+    assert [r.key_id for r in restored.results] == ids
+    assert {r.outcome for r in restored.results} == {v1.IMPORT_OUTCOME_UNCHANGED}
+
+    # A modified record is a conflict; a dry run writes nothing.
+    changed = v1.KeyExport()
+    changed.CopyFrom(mine)
+    changed.key.owner = "someone-else"
+    dry = client.import_keys(
+        v1.ImportKeysRequest(keys=[changed], dry_run=True, pepper_fingerprint_prefix=fingerprint)
+    )
+    assert [r.outcome for r in dry.results] == [v1.IMPORT_OUTCOME_CONFLICT]
+    assert "owner" in dry.results[0].detail
+    assert client.get_key(id=a.key.id).key.owner == a.key.owner
+
+
+@pytest.mark.anyio
+async def test_async_client_exports_and_imports_keys(server: TollgateServer) -> None:
+    async with AsyncTollgateClient(server.url) as tollgate:
+        created = await tollgate.create_key(owner=f"async-{uuid.uuid4().hex[:8]}")
+        pages = [p async for p in tollgate.iter_export_keys(page_size=1)]
+        records, fingerprint = _exported(pages)
+        assert created.key.id in [r.key.id for r in records]
+        restored = await tollgate.import_keys(keys=records, pepper_fingerprint_prefix=fingerprint)
+        assert {r.outcome for r in restored.results} == {v1.IMPORT_OUTCOME_UNCHANGED}
+        first = await tollgate.export_keys(page_size=1)
+        assert len(first.keys) == 1 and first.next_page_token
 
 
 @pytest.mark.anyio

@@ -24,6 +24,7 @@ from tollgate import (
     TollgateUnavailableError,
     v1,
 )
+from tollgate._core import RPCS
 from tollgate.breaker import CircuitBreaker
 
 # (method, request fields): every RPC, split by the contract's retry rule.
@@ -37,6 +38,9 @@ RETRIED: list[tuple[str, dict[str, Any]]] = [
     ("list_alerts", {}),
     ("get_usage", {"key_id": "key_x"}),
     ("revoke_key", {"id": "key_x"}),
+    ("export_keys", {}),
+    ("import_keys", {"keys": [v1.KeyExport()]}),
+    ("import_keys", {"keys": [v1.KeyExport()], "dry_run": True}),
 ]
 NEVER_RETRIED: list[tuple[str, dict[str, Any]]] = [
     ("check_rate_limit", {"key_id": "key_x"}),
@@ -45,14 +49,25 @@ NEVER_RETRIED: list[tuple[str, dict[str, Any]]] = [
     ("rotate_key", {"key_id": "key_x"}),
     ("update_key", {"id": "key_x"}),
     ("delete_block", {"subject": "s"}),
+    ("import_keys", {"keys": [v1.KeyExport()], "overwrite": True}),
+    ("import_keys", {"keys": [v1.KeyExport()], "overwrite": True, "dry_run": True}),
 ]
+
+
+def test_the_retry_tables_name_every_rpc() -> None:
+    covered = {_rpc_name(m) for m, _ in RETRIED + NEVER_RETRIED}
+    assert covered == set(RPCS)
 
 
 def _rpc_name(method: str) -> str:
     return "".join(part.title() for part in method.split("_"))
 
 
-@pytest.mark.parametrize(("method", "fields"), RETRIED, ids=[m for m, _ in RETRIED])
+def _ids(cases: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    return [m + "".join(f"-{k}" for k, v in f.items() if v is True) for m, f in cases]
+
+
+@pytest.mark.parametrize(("method", "fields"), RETRIED, ids=_ids(RETRIED))
 def test_a_safe_call_is_retried_twice_on_unavailable(
     stub: StubTollgate, method: str, fields: dict[str, Any]
 ) -> None:
@@ -65,7 +80,7 @@ def test_a_safe_call_is_retried_twice_on_unavailable(
     assert stub.calls[_rpc_name(method)] == 3
 
 
-@pytest.mark.parametrize(("method", "fields"), NEVER_RETRIED, ids=[m for m, _ in NEVER_RETRIED])
+@pytest.mark.parametrize(("method", "fields"), NEVER_RETRIED, ids=_ids(NEVER_RETRIED))
 def test_a_charging_or_changing_call_is_never_retried(
     stub: StubTollgate, method: str, fields: dict[str, Any]
 ) -> None:
@@ -262,3 +277,17 @@ def test_default_deadlines_are_200ms_and_2s(stub: StubTollgate) -> None:
         assert caught.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
         assert 0.18 < time.monotonic() - started < 0.6
         tollgate.list_keys()  # 1 s is within KeyService's 2 s
+        core = tollgate._core  # 30 s would be a slow test: the plan says it
+        assert core.plan("ExportKeys", v1.ExportKeysRequest(), None).budget == 30.0
+        assert core.plan("ImportKeys", v1.ImportKeysRequest(), None).budget == 30.0
+        assert core.plan("ListKeys", v1.ListKeysRequest(), None).budget == 2.0
+
+
+def test_export_and_import_get_the_bulk_deadline(stub: StubTollgate) -> None:
+    stub.failing, stub.delay = False, 0.3
+    with TollgateClient(stub.url, management_timeout=0.1, bulk_timeout=2.0) as tollgate:
+        with pytest.raises(TollgateUnavailableError) as caught:
+            tollgate.list_keys()
+        assert caught.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+        tollgate.export_keys()  # 0.3 s is within the bulk 2 s
+        tollgate.import_keys(keys=[v1.KeyExport()])

@@ -2,7 +2,8 @@
  * `createTollgateClient(options)`: typed methods for every RPC of
  * `tollgate.v1.TollgateService` and `tollgate.v1.KeyService`, each with a
  * deadline, retries where they are safe, one circuit breaker per client and an
- * optional allow-cache for Authorize without `apply_limits`.
+ * optional allow-cache for Authorize without `apply_limits`; `exportAllKeys()`
+ * pages through ExportKeys.
  *
  * The transport is gRPC over HTTP/2 cleartext (or TLS for https) to the main
  * port, the server's fast path; `protocol: "connect"` uses Connect over
@@ -33,10 +34,14 @@ import {
   type CreateKeyResponse,
   type DeleteBlockRequestSchema,
   type DeleteBlockResponse,
+  type ExportKeysRequestSchema,
+  type ExportKeysResponse,
   type GetKeyRequestSchema,
   type GetKeyResponse,
   type GetUsageRequestSchema,
   type GetUsageResponse,
+  type ImportKeysRequestSchema,
+  type ImportKeysResponse,
   KeyService,
   type ListAlertsRequestSchema,
   type ListAlertsResponse,
@@ -91,6 +96,11 @@ export interface TollgateClientOptions {
   timeoutMs?: number;
   /** Deadline of each KeyService call, in ms, retries included. Default 2000. */
   managementTimeoutMs?: number;
+  /**
+   * Deadline of each ExportKeys call (one page) and ImportKeys call (one batch
+   * of up to 500 records), in ms, retries included. Default 30000.
+   */
+  bulkTimeoutMs?: number;
   /** Retries of safe calls on UNAVAILABLE. Default: 2 retries, 25 ms base, 250 ms cap, full jitter. */
   retry?: RetryOptions;
   /** The circuit breaker (5 consecutive failures, 1 s to half-open), or `false` for none. */
@@ -158,6 +168,25 @@ export interface TollgateClient {
   listAlerts: Method<typeof ListAlertsRequestSchema, ListAlertsResponse>;
   /** A key's request counts over a time range. */
   getUsage: Method<typeof GetUsageRequestSchema, GetUsageResponse>;
+  /** One page of every key (revoked ones too) with its secrets' digests, by id: the backup. Deadline `bulkTimeoutMs`. */
+  exportKeys: Method<typeof ExportKeysRequestSchema, ExportKeysResponse>;
+  /**
+   * Imports 1..500 records (an export, or foreign keys by SHA-256 digest), one
+   * outcome per record. Deadline `bulkTimeoutMs`. Retried only without
+   * `overwrite` (idempotent then); clears the allow-cache.
+   */
+  importKeys: Method<typeof ImportKeysRequestSchema, ImportKeysResponse>;
+  /**
+   * Every page of ExportKeys in turn, from `request.pageToken` (default: the
+   * first page) to the last. Each page is one `exportKeys` call with its own
+   * deadline (`options.timeoutMs`, else `bulkTimeoutMs`) and retries; a
+   * failure ends the iteration with that error. Each page carries the
+   * `pepperFingerprintPrefix` its records need on import.
+   */
+  exportAllKeys(
+    request?: MessageInitShape<typeof ExportKeysRequestSchema>,
+    options?: TollgateCallOptions,
+  ): AsyncGenerator<ExportKeysResponse, void, undefined>;
   /** Express middleware protecting every request (see {@link expressMiddleware}). */
   express(options?: ExpressTollgateOptions): TollgateExpressMiddleware;
   /** The circuit breaker's state ("closed" when the breaker is disabled). */
@@ -192,6 +221,7 @@ export function createTollgateClient(options: TollgateClientOptions = {}): Tollg
     : undefined;
   const fastMs = options.timeoutMs ?? 200;
   const slowMs = options.managementTimeoutMs ?? 2000;
+  const bulkMs = options.bulkTimeoutMs ?? 30_000;
   const bearer = settings.managementToken
     ? { authorization: `Bearer ${settings.managementToken}` }
     : undefined;
@@ -249,9 +279,13 @@ export function createTollgateClient(options: TollgateClientOptions = {}): Tollg
     return (req: Req, o?: TollgateCallOptions) =>
       invoke((c) => rpc(req, c), safe(req), fastMs, management(req), o);
   };
-  const slow = <Req, Res>(rpc: (req: Req, o: object) => Promise<Res>, safe: () => boolean) => {
+  const slow = <Req, Res>(
+    rpc: (req: Req, o: object) => Promise<Res>,
+    safe: (req: Req) => boolean,
+    defaultMs = slowMs,
+  ) => {
     return (req: Req, o?: TollgateCallOptions) =>
-      invoke((c) => rpc(req, c), safe(), slowMs, true, o);
+      invoke((c) => rpc(req, c), safe(req), defaultMs, true, o);
   };
   /** A change to a key through this client makes every cached decision stale. */
   const invalidating = <Req, Res>(m: (req: Req, o?: TollgateCallOptions) => Promise<Res>) => {
@@ -263,6 +297,7 @@ export function createTollgateClient(options: TollgateClientOptions = {}): Tollg
   };
 
   const authorizeUncached = fast(tg.authorize, RETRY_SAFE.authorize);
+  const exportKeys = slow(ks.exportKeys, RETRY_SAFE.exportKeys, bulkMs);
   const client: TollgateClient = {
     server: baseUrl,
     async authorize(req, o) {
@@ -291,6 +326,16 @@ export function createTollgateClient(options: TollgateClientOptions = {}): Tollg
     listEvents: slow(ks.listEvents, RETRY_SAFE.listEvents),
     listAlerts: slow(ks.listAlerts, RETRY_SAFE.listAlerts),
     getUsage: slow(ks.getUsage, RETRY_SAFE.getUsage),
+    exportKeys,
+    importKeys: invalidating(slow(ks.importKeys, RETRY_SAFE.importKeys, bulkMs)),
+    async *exportAllKeys(req = {}, o) {
+      let pageToken = req.pageToken ?? "";
+      do {
+        const page = await exportKeys({ ...req, pageToken }, o);
+        yield page;
+        pageToken = page.nextPageToken;
+      } while (pageToken !== "");
+    },
     express: (o) => expressMiddleware(client, o),
     breakerState: () => breaker?.state() ?? "closed",
     clearAllowCache: () => cache?.clear(),

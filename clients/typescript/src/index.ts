@@ -22,6 +22,7 @@ export {
 } from "./express.js";
 export * from "./gen/tollgate/v1/common_pb.js";
 export * from "./gen/tollgate/v1/event_pb.js";
+export * from "./gen/tollgate/v1/key_export_pb.js";
 export * from "./gen/tollgate/v1/key_pb.js";
 export * from "./gen/tollgate/v1/key_service_pb.js";
 export * from "./gen/tollgate/v1/ratelimit_pb.js";

@@ -44,7 +44,10 @@ export function isRetryable(err: ConnectError): boolean {
  * Authorize with `apply_limits` charge limits and carry no idempotency key;
  * CreateKey, RotateKey, UpdateKey and DeleteBlock change state in a way a
  * repeat could double. RecordEvent is idempotent by event id and RevokeKey by
- * nature; the rest only read.
+ * nature; ImportKeys without `overwrite` is idempotent (a record already
+ * written reads "unchanged" the second time; a dry run writes nothing either
+ * way), while with `overwrite` a repeat could replace a change made in
+ * between, so it is not retried; the rest only read (ExportKeys included).
  */
 export const RETRY_SAFE = {
   authorize: (req: { applyLimits?: boolean }) => req.applyLimits !== true,
@@ -61,4 +64,6 @@ export const RETRY_SAFE = {
   listEvents: () => true,
   listAlerts: () => true,
   getUsage: () => true,
+  exportKeys: () => true,
+  importKeys: (req: { overwrite?: boolean }) => req.overwrite !== true,
 } as const;

@@ -1,19 +1,26 @@
 /**
- * The client against a real Tollgate server: every RPC with typed results,
- * the management token, the Connect protocol, and revocation with and
- * without the allow-cache.
+ * The client against a real Tollgate server: every RPC with typed results
+ * (key export and import included), the management token, the Connect
+ * protocol, and revocation with and without the allow-cache.
  */
 import { writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { clone } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   createTollgateClient,
+  ImportOutcome,
+  type KeyExport,
+  KeyExportSchema,
+  KeyService,
   KeyStatus,
+  RETRY_SAFE,
   Reason,
   SubjectKind,
   type TollgateClient,
+  TollgateService,
 } from "../src/index.js";
 import { startTollgate, type TollgateServer } from "./helpers/tollgate-server.js";
 
@@ -39,6 +46,64 @@ async function newKey(scopes: string[] = ["orders:read"], c = client) {
 }
 
 describe("every RPC", () => {
+  it("has a method and a retry rule for every RPC of both services", () => {
+    const methods = [...TollgateService.methods, ...KeyService.methods];
+    expect(methods.map((m) => m.name)).toEqual(
+      expect.arrayContaining(["Authorize", "ExportKeys", "ImportKeys"]),
+    );
+    for (const m of methods) {
+      expect(typeof client[m.localName as keyof TollgateClient], m.name).toBe("function");
+      expect(RETRY_SAFE, m.name).toHaveProperty(m.localName);
+    }
+  });
+
+  it("exports every key a page at a time and imports the export back unchanged; a dry run reports a conflict", async () => {
+    const a = await newKey(["orders:read"]);
+    const b = await newKey(["orders:write"]);
+    const ids = [a.key?.id ?? "", b.key?.id ?? ""];
+    const records: KeyExport[] = [];
+    const fingerprints = new Set<string>();
+    let pages = 0;
+    for await (const page of client.exportAllKeys({ pageSize: 1 })) {
+      pages++;
+      expect(page.keys.length).toBeLessThanOrEqual(1);
+      records.push(...page.keys);
+      fingerprints.add(page.pepperFingerprintPrefix);
+    }
+    expect(pages).toBeGreaterThanOrEqual(records.length);
+    const exported = records.map((r) => r.key?.id ?? "");
+    expect(exported).toEqual(expect.arrayContaining(ids));
+    expect(exported).toEqual([...exported].sort()); // ordered by id
+    const mine = records.find((r) => r.key?.id === ids[0]);
+    expect(mine?.secretDigest).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(mine?.key?.owner).toBe("acme");
+    expect([...fingerprints]).toHaveLength(1);
+    const [fingerprint = ""] = fingerprints;
+    expect(fingerprint).toMatch(/^[0-9a-f]{8}$/);
+
+    // Restoring into the same server changes nothing.
+    const restored = await client.importKeys({
+      keys: records,
+      pepperFingerprintPrefix: fingerprint,
+    });
+    expect(restored.results.map((r) => r.index)).toEqual(records.map((_, i) => i));
+    expect(restored.results.map((r) => r.keyId)).toEqual(exported);
+    expect(restored.results.every((r) => r.outcome === ImportOutcome.UNCHANGED)).toBe(true);
+
+    // A modified record is a conflict; a dry run writes nothing.
+    const changed = clone(KeyExportSchema, mine as KeyExport);
+    if (changed.key) changed.key.owner = "someone-else";
+    const dry = await client.importKeys({
+      keys: [changed],
+      dryRun: true,
+      pepperFingerprintPrefix: fingerprint,
+    });
+    expect(dry.results).toHaveLength(1);
+    expect(dry.results[0]?.outcome).toBe(ImportOutcome.CONFLICT);
+    expect(dry.results[0]?.detail).toContain("owner");
+    expect((await client.getKey({ id: ids[0] })).key?.owner).toBe("acme");
+  });
+
   it("manages keys: create, get, list, update, rotate (by id and by secret), revoke", async () => {
     const created = await newKey(["orders:read"]);
     expect(created.secret).toMatch(/^tg_live_/);

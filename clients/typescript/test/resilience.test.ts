@@ -56,6 +56,27 @@ describe("retries", () => {
     }
   });
 
+  it("retries ExportKeys, and ImportKeys only without overwrite", async () => {
+    const proxy = await startProxy(server.port, () => "reset");
+    const c = createTollgateClient({ server: proxy.url, env: {}, breaker: false });
+    try {
+      const err = await c.exportKeys({}).catch((e: unknown) => e);
+      expect(codeOf(err)).toBe(Code.Unavailable);
+      expect(proxy.connections()).toBe(3);
+      const keys = [{ key: { id: "key_import0000000000", owner: "acme" } }];
+      await c.importKeys({ keys, dryRun: true }).catch(() => {});
+      expect(proxy.connections()).toBe(6);
+      await c.importKeys({ keys }).catch(() => {});
+      expect(proxy.connections()).toBe(9);
+      // With overwrite a repeat could replace a change made in between: attempted once.
+      await c.importKeys({ keys, overwrite: true }).catch(() => {});
+      expect(proxy.connections()).toBe(10);
+    } finally {
+      c.close();
+      await proxy.close();
+    }
+  });
+
   it("never retries a charging call: CheckRateLimit and Authorize(apply_limits) are attempted once", async () => {
     const proxy = await startProxy(server.port, () => "reset");
     const c = createTollgateClient({ server: proxy.url, env: {}, breaker: false });
@@ -89,6 +110,29 @@ describe("retries", () => {
       expect(took).toBeGreaterThanOrEqual(150);
       expect(took).toBeLessThan(1_000);
       expect(proxy.connections()).toBe(1);
+    } finally {
+      c.close();
+      await proxy.close();
+    }
+  });
+
+  it("gives ExportKeys and ImportKeys the bulk deadline, not the management one", async () => {
+    const proxy = await startProxy(server.port, () => "blackhole");
+    const c = createTollgateClient({
+      server: proxy.url,
+      env: {},
+      breaker: false,
+      managementTimeoutMs: 50,
+      bulkTimeoutMs: 400,
+    });
+    try {
+      for (const call of [() => c.exportKeys({}), () => c.importKeys({ keys: [{}] })]) {
+        const t0 = performance.now();
+        expect(codeOf(await call().catch((e: unknown) => e))).toBe(Code.DeadlineExceeded);
+        const took = performance.now() - t0;
+        expect(took).toBeGreaterThanOrEqual(350);
+        expect(took).toBeLessThan(2_000);
+      }
     } finally {
       c.close();
       await proxy.close();

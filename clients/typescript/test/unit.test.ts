@@ -78,8 +78,18 @@ describe("retry policy", () => {
       "listAlerts",
       "getUsage",
       "revokeKey",
+      "exportKeys",
     ] as const;
     for (const m of safe) expect(RETRY_SAFE[m]()).toBe(true);
+    // ImportKeys: retried without `overwrite` (idempotent), dry run or not; never with it.
+    const imports: [{ overwrite?: boolean; dryRun?: boolean }, boolean][] = [
+      [{}, true],
+      [{ dryRun: true }, true],
+      [{ overwrite: true }, false],
+      [{ overwrite: true, dryRun: true }, false],
+    ];
+    for (const [req, want] of imports)
+      expect(RETRY_SAFE.importKeys(req), JSON.stringify(req)).toBe(want);
   });
 });
 

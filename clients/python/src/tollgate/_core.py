@@ -17,6 +17,8 @@ from google.protobuf.message import Message
 from tollgate.allow_cache import AllowCache, AllowCachePolicy
 from tollgate.breaker import BreakerPolicy, CircuitBreaker
 from tollgate.config import (
+    BULK_RPCS,
+    DEFAULT_BULK_TIMEOUT,
     DEFAULT_CHANNEL_OPTIONS,
     DEFAULT_MANAGEMENT_TIMEOUT,
     DEFAULT_TIMEOUT,
@@ -47,6 +49,8 @@ RPCS: dict[str, Service] = {
     "ListEvents": "KeyService",
     "ListAlerts": "KeyService",
     "GetUsage": "KeyService",
+    "ExportKeys": "KeyService",
+    "ImportKeys": "KeyService",
 }
 
 
@@ -83,19 +87,21 @@ class ClientCore:
         management_token_file: str | os.PathLike[str] | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         management_timeout: float = DEFAULT_MANAGEMENT_TIMEOUT,
+        bulk_timeout: float = DEFAULT_BULK_TIMEOUT,
         retry: RetryPolicy | None = None,
         breaker: BreakerPolicy | None = None,
         allow_cache: AllowCachePolicy | bool | None = None,
         credentials: grpc.ChannelCredentials | None = None,
         channel_options: Sequence[tuple[str, Any]] = (),
     ) -> None:
-        if timeout <= 0 or management_timeout <= 0:
+        if timeout <= 0 or management_timeout <= 0 or bulk_timeout <= 0:
             raise ValueError("timeouts must be positive (seconds)")
         self.server = resolve_server(server)
         self.target: Target = parse_server(self.server)
         self._token = resolve_token(management_token, management_token_file)
         self.timeout = timeout
         self.management_timeout = management_timeout
+        self.bulk_timeout = bulk_timeout
         self.retry = retry or RetryPolicy()
         self.breaker = CircuitBreaker(breaker)
         if allow_cache is True:
@@ -120,11 +126,12 @@ class ClientCore:
         service = RPCS[rpc]
         management = service == "KeyService"
         needs_token = management or (rpc == "RotateKey" and bool(getattr(request, "key_id", "")))
-        budget = (
-            timeout
-            if timeout is not None
-            else (self.management_timeout if management else self.timeout)
-        )
+        if timeout is not None:
+            budget = timeout
+        elif rpc in BULK_RPCS:
+            budget = self.bulk_timeout
+        else:
+            budget = self.management_timeout if management else self.timeout
         if budget <= 0:
             raise ValueError("timeout must be positive (seconds)")
         md = (("authorization", f"Bearer {self._token}"),) if needs_token and self._token else None

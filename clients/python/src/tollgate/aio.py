@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar, cast
 
 import grpc
@@ -30,7 +30,7 @@ from tollgate._core import RPCS, ClientCore, build_request
 from tollgate._gen.tollgate.v1 import key_service_pb2_grpc, tollgate_service_pb2_grpc
 from tollgate.allow_cache import AllowCache, AllowCachePolicy
 from tollgate.breaker import BreakerPolicy, CircuitBreaker
-from tollgate.config import DEFAULT_MANAGEMENT_TIMEOUT, DEFAULT_TIMEOUT
+from tollgate.config import DEFAULT_BULK_TIMEOUT, DEFAULT_MANAGEMENT_TIMEOUT, DEFAULT_TIMEOUT
 from tollgate.errors import CircuitOpenError, TollgateUnavailableError, from_rpc_error
 from tollgate.retry import RetryPolicy
 
@@ -48,6 +48,7 @@ class AsyncTollgateClient:
         management_token_file: str | os.PathLike[str] | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         management_timeout: float = DEFAULT_MANAGEMENT_TIMEOUT,
+        bulk_timeout: float = DEFAULT_BULK_TIMEOUT,
         retry: RetryPolicy | None = None,
         breaker: BreakerPolicy | None = None,
         allow_cache: AllowCachePolicy | bool | None = None,
@@ -60,6 +61,7 @@ class AsyncTollgateClient:
             management_token_file=management_token_file,
             timeout=timeout,
             management_timeout=management_timeout,
+            bulk_timeout=bulk_timeout,
             retry=retry,
             breaker=breaker,
             allow_cache=allow_cache,
@@ -395,4 +397,60 @@ class AsyncTollgateClient:
             build_request(v1.GetUsageRequest, request, fields),
             timeout,
             v1.GetUsageResponse,
+        )
+
+    async def export_keys(
+        self,
+        request: v1.ExportKeysRequest | None = None,
+        /,
+        *,
+        timeout: float | None = None,
+        **fields: Any,
+    ) -> v1.ExportKeysResponse:
+        """One page of every key (revoked ones too) with its secrets' digests, by id: the
+        backup. Deadline `bulk_timeout` (30 s). Retried on UNAVAILABLE (it only reads)."""
+        return await self._call(
+            "ExportKeys",
+            build_request(v1.ExportKeysRequest, request, fields),
+            timeout,
+            v1.ExportKeysResponse,
+        )
+
+    async def iter_export_keys(
+        self,
+        request: v1.ExportKeysRequest | None = None,
+        /,
+        *,
+        timeout: float | None = None,
+        **fields: Any,
+    ) -> AsyncIterator[v1.ExportKeysResponse]:
+        """Every page of ExportKeys in turn, from `page_token` (default: the first page) to the
+        last. Each page is one `export_keys` call with its own deadline (`timeout`, else
+        `bulk_timeout`) and retries, and carries the `pepper_fingerprint_prefix` its records
+        need on import."""
+        req = v1.ExportKeysRequest()
+        req.CopyFrom(build_request(v1.ExportKeysRequest, request, fields))
+        while True:
+            page = await self.export_keys(req, timeout=timeout)
+            yield page
+            if not page.next_page_token:
+                return
+            req.page_token = page.next_page_token
+
+    async def import_keys(
+        self,
+        request: v1.ImportKeysRequest | None = None,
+        /,
+        *,
+        timeout: float | None = None,
+        **fields: Any,
+    ) -> v1.ImportKeysResponse:
+        """Imports 1..500 records (an export, or foreign keys by SHA-256 digest), one outcome
+        per record (`dry_run`, `overwrite`). Deadline `bulk_timeout` (30 s). Retried on
+        UNAVAILABLE only without `overwrite` (idempotent then)."""
+        return await self._call(
+            "ImportKeys",
+            build_request(v1.ImportKeysRequest, request, fields),
+            timeout,
+            v1.ImportKeysResponse,
         )

@@ -10,8 +10,8 @@ takes the request message (or its fields as keywords) and returns the response m
         decision = tollgate.authorize(api_key=created.secret, method="GET", path="/v1/orders")
         assert decision.allowed
 
-Resilience (see README): a deadline per call (0.2 s TollgateService, 2 s KeyService) that
-covers retries; retries with full-jitter backoff only on UNAVAILABLE and only for calls
+Resilience (see README): a deadline per call (0.2 s TollgateService, 2 s KeyService, 30 s
+ExportKeys and ImportKeys) that covers retries; retries with full-jitter backoff only on UNAVAILABLE and only for calls
 safe to repeat (tollgate.retry); a circuit breaker (tollgate.breaker); an optional
 allow-cache (tollgate.allow_cache). Failures raise TollgateError / TollgateUnavailableError.
 The client is thread-safe; one per process is enough. The channel opens on the first call
@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar, cast
 
 import grpc
@@ -34,7 +34,7 @@ from tollgate._core import RPCS, ClientCore, build_request
 from tollgate._gen.tollgate.v1 import key_service_pb2_grpc, tollgate_service_pb2_grpc
 from tollgate.allow_cache import AllowCache, AllowCachePolicy
 from tollgate.breaker import BreakerPolicy, CircuitBreaker
-from tollgate.config import DEFAULT_MANAGEMENT_TIMEOUT, DEFAULT_TIMEOUT
+from tollgate.config import DEFAULT_BULK_TIMEOUT, DEFAULT_MANAGEMENT_TIMEOUT, DEFAULT_TIMEOUT
 from tollgate.errors import CircuitOpenError, TollgateUnavailableError, from_rpc_error
 from tollgate.retry import RetryPolicy
 
@@ -51,7 +51,8 @@ class TollgateClient:
             $TOLLGATE_MANAGEMENT_TOKEN_FILE, else $TOLLGATE_MANAGEMENT_TOKEN. Never logged.
         management_token_file: a file holding the token (read once, trimmed).
         timeout: seconds, deadline of TollgateService calls, retries included (0.2).
-        management_timeout: seconds, deadline of KeyService calls (2.0).
+        management_timeout: seconds, deadline of KeyService calls (2.0), but for:
+        bulk_timeout: seconds, deadline of an ExportKeys page or an ImportKeys batch (30.0).
         retry: backoff of safe calls on UNAVAILABLE (2 retries, 25 ms base, 250 ms cap).
         breaker: circuit breaker settings (opens after 5 failures, half-open after 1 s).
         allow_cache: None/False (default) for no allow-cache; True or an AllowCachePolicy
@@ -68,6 +69,7 @@ class TollgateClient:
         management_token_file: str | os.PathLike[str] | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         management_timeout: float = DEFAULT_MANAGEMENT_TIMEOUT,
+        bulk_timeout: float = DEFAULT_BULK_TIMEOUT,
         retry: RetryPolicy | None = None,
         breaker: BreakerPolicy | None = None,
         allow_cache: AllowCachePolicy | bool | None = None,
@@ -80,6 +82,7 @@ class TollgateClient:
             management_token_file=management_token_file,
             timeout=timeout,
             management_timeout=management_timeout,
+            bulk_timeout=bulk_timeout,
             retry=retry,
             breaker=breaker,
             allow_cache=allow_cache,
@@ -421,4 +424,60 @@ class TollgateClient:
             build_request(v1.GetUsageRequest, request, fields),
             timeout,
             v1.GetUsageResponse,
+        )
+
+    def export_keys(
+        self,
+        request: v1.ExportKeysRequest | None = None,
+        /,
+        *,
+        timeout: float | None = None,
+        **fields: Any,
+    ) -> v1.ExportKeysResponse:
+        """One page of every key (revoked ones too) with its secrets' digests, by id: the
+        backup. Deadline `bulk_timeout` (30 s). Retried on UNAVAILABLE (it only reads)."""
+        return self._call(
+            "ExportKeys",
+            build_request(v1.ExportKeysRequest, request, fields),
+            timeout,
+            v1.ExportKeysResponse,
+        )
+
+    def iter_export_keys(
+        self,
+        request: v1.ExportKeysRequest | None = None,
+        /,
+        *,
+        timeout: float | None = None,
+        **fields: Any,
+    ) -> Iterator[v1.ExportKeysResponse]:
+        """Every page of ExportKeys in turn, from `page_token` (default: the first page) to the
+        last. Each page is one `export_keys` call with its own deadline (`timeout`, else
+        `bulk_timeout`) and retries, and carries the `pepper_fingerprint_prefix` its records
+        need on import."""
+        req = v1.ExportKeysRequest()
+        req.CopyFrom(build_request(v1.ExportKeysRequest, request, fields))
+        while True:
+            page = self.export_keys(req, timeout=timeout)
+            yield page
+            if not page.next_page_token:
+                return
+            req.page_token = page.next_page_token
+
+    def import_keys(
+        self,
+        request: v1.ImportKeysRequest | None = None,
+        /,
+        *,
+        timeout: float | None = None,
+        **fields: Any,
+    ) -> v1.ImportKeysResponse:
+        """Imports 1..500 records (an export, or foreign keys by SHA-256 digest), one outcome
+        per record (`dry_run`, `overwrite`). Deadline `bulk_timeout` (30 s). Retried on
+        UNAVAILABLE only without `overwrite` (idempotent then)."""
+        return self._call(
+            "ImportKeys",
+            build_request(v1.ImportKeysRequest, request, fields),
+            timeout,
+            v1.ImportKeysResponse,
         )

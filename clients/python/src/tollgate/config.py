@@ -22,7 +22,13 @@ DEFAULT_TIMEOUT = 0.2
 """Seconds: deadline of a TollgateService call (Authorize, CheckRateLimit, …), retries included."""
 
 DEFAULT_MANAGEMENT_TIMEOUT = 2.0
-"""Seconds: deadline of a KeyService call, retries included."""
+"""Seconds: deadline of a KeyService call, retries included (but the bulk ones below)."""
+
+DEFAULT_BULK_TIMEOUT = 30.0
+"""Seconds: deadline of an ExportKeys call (one page) or ImportKeys call (one batch)."""
+
+BULK_RPCS = frozenset({"ExportKeys", "ImportKeys"})
+"""The KeyService RPCs that get the bulk deadline instead of the management one."""
 
 # A sidecar on loopback comes back within a second: reconnect quickly instead of
 # gRPC's default backoff (1 s growing to 120 s), which would keep failing calls long

@@ -4,7 +4,7 @@ A call is retried only if repeating it cannot charge or change anything twice:
 
 | retried on UNAVAILABLE | never retried |
 | --- | --- |
-| Authorize *without* `apply_limits`, RecordEvent (idempotent by event id), GetKey, ListKeys, ListBlocks, ListEvents, ListAlerts, GetUsage, RevokeKey (idempotent) | CheckRateLimit and Authorize *with* `apply_limits` (they charge limits and have no idempotency key), CreateKey, RotateKey, UpdateKey, DeleteBlock |
+| Authorize *without* `apply_limits`, RecordEvent (idempotent by event id), GetKey, ListKeys, ListBlocks, ListEvents, ListAlerts, GetUsage, ExportKeys, RevokeKey (idempotent), ImportKeys *without* `overwrite`, dry run or not (idempotent: a record the lost attempt wrote reads UNCHANGED) | CheckRateLimit and Authorize *with* `apply_limits` (they charge limits and have no idempotency key), CreateKey, RotateKey, UpdateKey, DeleteBlock, ImportKeys *with* `overwrite`, dry run or not (a repeat could replace a change made in between) |
 
 DEADLINE_EXCEEDED is never retried: the call's deadline is its whole budget, retries
 included, and a backoff that would end past it is not slept — the last error is raised.
@@ -45,7 +45,7 @@ class RetryPolicy:
         return rand() * min(self.max_delay, self.base_delay * float(1 << retry))
 
 
-# RPCs that are always safe to repeat (Authorize is decided per request).
+# RPCs that are always safe to repeat (Authorize and ImportKeys are decided per request).
 ALWAYS_SAFE = frozenset(
     {
         "RecordEvent",
@@ -55,6 +55,7 @@ ALWAYS_SAFE = frozenset(
         "ListEvents",
         "ListAlerts",
         "GetUsage",
+        "ExportKeys",
         "RevokeKey",
     }
 )
@@ -64,4 +65,6 @@ def is_retry_safe(rpc: str, request: object) -> bool:
     """True if `rpc` with this `request` may be sent again after UNAVAILABLE."""
     if rpc == "Authorize":
         return not getattr(request, "apply_limits", False)
+    if rpc == "ImportKeys":
+        return not getattr(request, "overwrite", False)
     return rpc in ALWAYS_SAFE

@@ -80,6 +80,73 @@ func (UsageGranularity) EnumDescriptor() ([]byte, []int) {
 	return file_tollgate_v1_key_service_proto_rawDescGZIP(), []int{0}
 }
 
+// What an import did (or, on a dry run, would do) with one record.
+type ImportOutcome int32
+
+const (
+	// Never set by the server.
+	ImportOutcome_IMPORT_OUTCOME_UNSPECIFIED ImportOutcome = 0
+	// No key had this id: the record was stored with its digest index entries.
+	ImportOutcome_IMPORT_OUTCOME_CREATED ImportOutcome = 1
+	// The key exists with the same content (every field but `version` and
+	// defaulted times): nothing changed, missing index entries were restored.
+	ImportOutcome_IMPORT_OUTCOME_UNCHANGED ImportOutcome = 2
+	// The key existed with other content and `overwrite` replaced it.
+	ImportOutcome_IMPORT_OUTCOME_REPLACED ImportOutcome = 3
+	// The key exists with other content (or a digest belongs to another key):
+	// left as it is. `detail` says why.
+	ImportOutcome_IMPORT_OUTCOME_CONFLICT ImportOutcome = 4
+	// The record is not valid; `violations` say why. Nothing was written.
+	ImportOutcome_IMPORT_OUTCOME_INVALID ImportOutcome = 5
+)
+
+// Enum value maps for ImportOutcome.
+var (
+	ImportOutcome_name = map[int32]string{
+		0: "IMPORT_OUTCOME_UNSPECIFIED",
+		1: "IMPORT_OUTCOME_CREATED",
+		2: "IMPORT_OUTCOME_UNCHANGED",
+		3: "IMPORT_OUTCOME_REPLACED",
+		4: "IMPORT_OUTCOME_CONFLICT",
+		5: "IMPORT_OUTCOME_INVALID",
+	}
+	ImportOutcome_value = map[string]int32{
+		"IMPORT_OUTCOME_UNSPECIFIED": 0,
+		"IMPORT_OUTCOME_CREATED":     1,
+		"IMPORT_OUTCOME_UNCHANGED":   2,
+		"IMPORT_OUTCOME_REPLACED":    3,
+		"IMPORT_OUTCOME_CONFLICT":    4,
+		"IMPORT_OUTCOME_INVALID":     5,
+	}
+)
+
+func (x ImportOutcome) Enum() *ImportOutcome {
+	p := new(ImportOutcome)
+	*p = x
+	return p
+}
+
+func (x ImportOutcome) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ImportOutcome) Descriptor() protoreflect.EnumDescriptor {
+	return file_tollgate_v1_key_service_proto_enumTypes[1].Descriptor()
+}
+
+func (ImportOutcome) Type() protoreflect.EnumType {
+	return &file_tollgate_v1_key_service_proto_enumTypes[1]
+}
+
+func (x ImportOutcome) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ImportOutcome.Descriptor instead.
+func (ImportOutcome) EnumDescriptor() ([]byte, []int) {
+	return file_tollgate_v1_key_service_proto_rawDescGZIP(), []int{1}
+}
+
 // Input of CreateKey.
 type CreateKeyRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1582,11 +1649,399 @@ func (x *GetUsageResponse) GetGranularity() UsageGranularity {
 	return UsageGranularity_USAGE_GRANULARITY_UNSPECIFIED
 }
 
+// Input of ExportKeys.
+type ExportKeysRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Most keys per page, 0..1000; 0 means 500. A page also ends before its
+	// encoded size passes 256 KiB, so it may hold fewer and still have a next page.
+	PageSize uint32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// Token from a previous response's `next_page_token`, at most 256 bytes.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportKeysRequest) Reset() {
+	*x = ExportKeysRequest{}
+	mi := &file_tollgate_v1_key_service_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportKeysRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportKeysRequest) ProtoMessage() {}
+
+func (x *ExportKeysRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tollgate_v1_key_service_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportKeysRequest.ProtoReflect.Descriptor instead.
+func (*ExportKeysRequest) Descriptor() ([]byte, []int) {
+	return file_tollgate_v1_key_service_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ExportKeysRequest) GetPageSize() uint32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ExportKeysRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// Output of ExportKeys. Pages are read one after the other, not as one
+// snapshot: a key changed while an export runs is in it as its page found it.
+type ExportKeysResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The keys of this page, ordered by id, revoked ones included. At most `page_size`.
+	Keys []*KeyExport `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
+	// Token for the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	// The first 8 hex characters of this server's pepper fingerprint
+	// (HMAC-SHA256(pepper, "tollgate pepper fingerprint v1")): digests in
+	// `secret_digest` fields are usable only where the fingerprint is the same.
+	PepperFingerprintPrefix string `protobuf:"bytes,3,opt,name=pepper_fingerprint_prefix,json=pepperFingerprintPrefix,proto3" json:"pepper_fingerprint_prefix,omitempty"`
+	unknownFields           protoimpl.UnknownFields
+	sizeCache               protoimpl.SizeCache
+}
+
+func (x *ExportKeysResponse) Reset() {
+	*x = ExportKeysResponse{}
+	mi := &file_tollgate_v1_key_service_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportKeysResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportKeysResponse) ProtoMessage() {}
+
+func (x *ExportKeysResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tollgate_v1_key_service_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportKeysResponse.ProtoReflect.Descriptor instead.
+func (*ExportKeysResponse) Descriptor() ([]byte, []int) {
+	return file_tollgate_v1_key_service_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ExportKeysResponse) GetKeys() []*KeyExport {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+func (x *ExportKeysResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+func (x *ExportKeysResponse) GetPepperFingerprintPrefix() string {
+	if x != nil {
+		return x.PepperFingerprintPrefix
+	}
+	return ""
+}
+
+// Input of ImportKeys.
+type ImportKeysRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The records, 1..500, applied independently (one record's problem does not
+	// stop the others). Unset times default: `create_time` to now,
+	// `update_time` and `secret_create_time` to the creation time,
+	// `revoke_time` (revoked keys) to the update time; such defaulted times are
+	// not compared when the key exists already.
+	Keys []*KeyExport `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
+	// Report what would happen without writing anything.
+	DryRun bool `protobuf:"varint,2,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	// Replace a key whose id exists with other content (outcome REPLACED)
+	// instead of reporting a conflict. A revoked key is never made active again.
+	Overwrite bool `protobuf:"varint,3,opt,name=overwrite,proto3" json:"overwrite,omitempty"`
+	// The `pepper_fingerprint_prefix` of the export the records come from, 8 hex
+	// characters. Required when a record has `secret_digest` or
+	// `grace_secret_digest`; a fingerprint other than this server's fails the
+	// call with FAILED_PRECONDITION (those digests would match no secret here).
+	PepperFingerprintPrefix string `protobuf:"bytes,4,opt,name=pepper_fingerprint_prefix,json=pepperFingerprintPrefix,proto3" json:"pepper_fingerprint_prefix,omitempty"`
+	unknownFields           protoimpl.UnknownFields
+	sizeCache               protoimpl.SizeCache
+}
+
+func (x *ImportKeysRequest) Reset() {
+	*x = ImportKeysRequest{}
+	mi := &file_tollgate_v1_key_service_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportKeysRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportKeysRequest) ProtoMessage() {}
+
+func (x *ImportKeysRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tollgate_v1_key_service_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportKeysRequest.ProtoReflect.Descriptor instead.
+func (*ImportKeysRequest) Descriptor() ([]byte, []int) {
+	return file_tollgate_v1_key_service_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *ImportKeysRequest) GetKeys() []*KeyExport {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+func (x *ImportKeysRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+func (x *ImportKeysRequest) GetOverwrite() bool {
+	if x != nil {
+		return x.Overwrite
+	}
+	return false
+}
+
+func (x *ImportKeysRequest) GetPepperFingerprintPrefix() string {
+	if x != nil {
+		return x.PepperFingerprintPrefix
+	}
+	return ""
+}
+
+// A problem with one field of an imported record.
+type ImportViolation struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The field, as a path within the record (e.g. `key.owner`), at most 128 bytes.
+	Field string `protobuf:"bytes,1,opt,name=field,proto3" json:"field,omitempty"`
+	// What is wrong, naming the bound, never the value. At most 256 bytes.
+	Description   string `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportViolation) Reset() {
+	*x = ImportViolation{}
+	mi := &file_tollgate_v1_key_service_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportViolation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportViolation) ProtoMessage() {}
+
+func (x *ImportViolation) ProtoReflect() protoreflect.Message {
+	mi := &file_tollgate_v1_key_service_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportViolation.ProtoReflect.Descriptor instead.
+func (*ImportViolation) Descriptor() ([]byte, []int) {
+	return file_tollgate_v1_key_service_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ImportViolation) GetField() string {
+	if x != nil {
+		return x.Field
+	}
+	return ""
+}
+
+func (x *ImportViolation) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+// The result for one record of an ImportKeysRequest.
+type KeyImportResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Position of the record in the request, from 0.
+	Index uint32 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	// The key's id (the derived one for a foreign record without id); empty if
+	// the record is invalid before an id could be known.
+	KeyId string `protobuf:"bytes,2,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// What happened.
+	Outcome ImportOutcome `protobuf:"varint,3,opt,name=outcome,proto3,enum=tollgate.v1.ImportOutcome" json:"outcome,omitempty"`
+	// For CONFLICT: why (e.g. `differs in: owner, scopes`), at most 512 bytes.
+	Detail string `protobuf:"bytes,4,opt,name=detail,proto3" json:"detail,omitempty"`
+	// For INVALID: every problem found, at most 64.
+	Violations    []*ImportViolation `protobuf:"bytes,5,rep,name=violations,proto3" json:"violations,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeyImportResult) Reset() {
+	*x = KeyImportResult{}
+	mi := &file_tollgate_v1_key_service_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyImportResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyImportResult) ProtoMessage() {}
+
+func (x *KeyImportResult) ProtoReflect() protoreflect.Message {
+	mi := &file_tollgate_v1_key_service_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyImportResult.ProtoReflect.Descriptor instead.
+func (*KeyImportResult) Descriptor() ([]byte, []int) {
+	return file_tollgate_v1_key_service_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *KeyImportResult) GetIndex() uint32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *KeyImportResult) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *KeyImportResult) GetOutcome() ImportOutcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return ImportOutcome_IMPORT_OUTCOME_UNSPECIFIED
+}
+
+func (x *KeyImportResult) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+func (x *KeyImportResult) GetViolations() []*ImportViolation {
+	if x != nil {
+		return x.Violations
+	}
+	return nil
+}
+
+// Output of ImportKeys.
+type ImportKeysResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One result per request record, in request order.
+	Results       []*KeyImportResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportKeysResponse) Reset() {
+	*x = ImportKeysResponse{}
+	mi := &file_tollgate_v1_key_service_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportKeysResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportKeysResponse) ProtoMessage() {}
+
+func (x *ImportKeysResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tollgate_v1_key_service_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportKeysResponse.ProtoReflect.Descriptor instead.
+func (*ImportKeysResponse) Descriptor() ([]byte, []int) {
+	return file_tollgate_v1_key_service_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *ImportKeysResponse) GetResults() []*KeyImportResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
 var File_tollgate_v1_key_service_proto protoreflect.FileDescriptor
 
 const file_tollgate_v1_key_service_proto_rawDesc = "" +
 	"\n" +
-	"\x1dtollgate/v1/key_service.proto\x12\vtollgate.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17tollgate/v1/event.proto\x1a\x15tollgate/v1/key.proto\"\xed\x02\n" +
+	"\x1dtollgate/v1/key_service.proto\x12\vtollgate.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17tollgate/v1/event.proto\x1a\x15tollgate/v1/key.proto\x1a\x1ctollgate/v1/key_export.proto\"\xed\x02\n" +
 	"\x10CreateKeyRequest\x12\x14\n" +
 	"\x05owner\x18\x01 \x01(\tR\x05owner\x12\x12\n" +
 	"\x04tier\x18\x02 \x01(\tR\x04tier\x12\x16\n" +
@@ -1698,12 +2153,45 @@ const file_tollgate_v1_key_service_proto_rawDesc = "" +
 	"\abuckets\x18\x01 \x03(\v2\x18.tollgate.v1.UsageBucketR\abuckets\x12%\n" +
 	"\x0etotal_requests\x18\x02 \x01(\x04R\rtotalRequests\x128\n" +
 	"\tendpoints\x18\x03 \x03(\v2\x1a.tollgate.v1.EndpointUsageR\tendpoints\x12?\n" +
-	"\vgranularity\x18\x04 \x01(\x0e2\x1d.tollgate.v1.UsageGranularityR\vgranularity*\x8a\x01\n" +
+	"\vgranularity\x18\x04 \x01(\x0e2\x1d.tollgate.v1.UsageGranularityR\vgranularity\"O\n" +
+	"\x11ExportKeysRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\rR\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"\xa4\x01\n" +
+	"\x12ExportKeysResponse\x12*\n" +
+	"\x04keys\x18\x01 \x03(\v2\x16.tollgate.v1.KeyExportR\x04keys\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12:\n" +
+	"\x19pepper_fingerprint_prefix\x18\x03 \x01(\tR\x17pepperFingerprintPrefix\"\xb2\x01\n" +
+	"\x11ImportKeysRequest\x12*\n" +
+	"\x04keys\x18\x01 \x03(\v2\x16.tollgate.v1.KeyExportR\x04keys\x12\x17\n" +
+	"\adry_run\x18\x02 \x01(\bR\x06dryRun\x12\x1c\n" +
+	"\toverwrite\x18\x03 \x01(\bR\toverwrite\x12:\n" +
+	"\x19pepper_fingerprint_prefix\x18\x04 \x01(\tR\x17pepperFingerprintPrefix\"I\n" +
+	"\x0fImportViolation\x12\x14\n" +
+	"\x05field\x18\x01 \x01(\tR\x05field\x12 \n" +
+	"\vdescription\x18\x02 \x01(\tR\vdescription\"\xca\x01\n" +
+	"\x0fKeyImportResult\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\rR\x05index\x12\x15\n" +
+	"\x06key_id\x18\x02 \x01(\tR\x05keyId\x124\n" +
+	"\aoutcome\x18\x03 \x01(\x0e2\x1a.tollgate.v1.ImportOutcomeR\aoutcome\x12\x16\n" +
+	"\x06detail\x18\x04 \x01(\tR\x06detail\x12<\n" +
+	"\n" +
+	"violations\x18\x05 \x03(\v2\x1c.tollgate.v1.ImportViolationR\n" +
+	"violations\"L\n" +
+	"\x12ImportKeysResponse\x126\n" +
+	"\aresults\x18\x01 \x03(\v2\x1c.tollgate.v1.KeyImportResultR\aresults*\x8a\x01\n" +
 	"\x10UsageGranularity\x12!\n" +
 	"\x1dUSAGE_GRANULARITY_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18USAGE_GRANULARITY_MINUTE\x10\x01\x12\x1a\n" +
 	"\x16USAGE_GRANULARITY_HOUR\x10\x02\x12\x19\n" +
-	"\x15USAGE_GRANULARITY_DAY\x10\x032\x98\x06\n" +
+	"\x15USAGE_GRANULARITY_DAY\x10\x03*\xbf\x01\n" +
+	"\rImportOutcome\x12\x1e\n" +
+	"\x1aIMPORT_OUTCOME_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16IMPORT_OUTCOME_CREATED\x10\x01\x12\x1c\n" +
+	"\x18IMPORT_OUTCOME_UNCHANGED\x10\x02\x12\x1b\n" +
+	"\x17IMPORT_OUTCOME_REPLACED\x10\x03\x12\x1b\n" +
+	"\x17IMPORT_OUTCOME_CONFLICT\x10\x04\x12\x1a\n" +
+	"\x16IMPORT_OUTCOME_INVALID\x10\x052\xba\a\n" +
 	"\n" +
 	"KeyService\x12L\n" +
 	"\tCreateKey\x12\x1d.tollgate.v1.CreateKeyRequest\x1a\x1e.tollgate.v1.CreateKeyResponse\"\x00\x12C\n" +
@@ -1718,7 +2206,11 @@ const file_tollgate_v1_key_service_proto_rawDesc = "" +
 	"ListEvents\x12\x1e.tollgate.v1.ListEventsRequest\x1a\x1f.tollgate.v1.ListEventsResponse\"\x00\x12O\n" +
 	"\n" +
 	"ListAlerts\x12\x1e.tollgate.v1.ListAlertsRequest\x1a\x1f.tollgate.v1.ListAlertsResponse\"\x00\x12I\n" +
-	"\bGetUsage\x12\x1c.tollgate.v1.GetUsageRequest\x1a\x1d.tollgate.v1.GetUsageResponse\"\x00B\xb3\x01\n" +
+	"\bGetUsage\x12\x1c.tollgate.v1.GetUsageRequest\x1a\x1d.tollgate.v1.GetUsageResponse\"\x00\x12O\n" +
+	"\n" +
+	"ExportKeys\x12\x1e.tollgate.v1.ExportKeysRequest\x1a\x1f.tollgate.v1.ExportKeysResponse\"\x00\x12O\n" +
+	"\n" +
+	"ImportKeys\x12\x1e.tollgate.v1.ImportKeysRequest\x1a\x1f.tollgate.v1.ImportKeysResponse\"\x00B\xb3\x01\n" +
 	"\x0fcom.tollgate.v1B\x0fKeyServiceProtoP\x01ZBgithub.com/tollgate/tollgate/clients/go/gen/tollgate/v1;tollgatev1\xa2\x02\x03TXX\xaa\x02\vTollgate.V1\xca\x02\vTollgate\\V1\xe2\x02\x17Tollgate\\V1\\GPBMetadata\xea\x02\fTollgate::V1b\x06proto3"
 
 var (
@@ -1733,99 +2225,116 @@ func file_tollgate_v1_key_service_proto_rawDescGZIP() []byte {
 	return file_tollgate_v1_key_service_proto_rawDescData
 }
 
-var file_tollgate_v1_key_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_tollgate_v1_key_service_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_tollgate_v1_key_service_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_tollgate_v1_key_service_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_tollgate_v1_key_service_proto_goTypes = []any{
 	(UsageGranularity)(0),         // 0: tollgate.v1.UsageGranularity
-	(*CreateKeyRequest)(nil),      // 1: tollgate.v1.CreateKeyRequest
-	(*CreateKeyResponse)(nil),     // 2: tollgate.v1.CreateKeyResponse
-	(*GetKeyRequest)(nil),         // 3: tollgate.v1.GetKeyRequest
-	(*GetKeyResponse)(nil),        // 4: tollgate.v1.GetKeyResponse
-	(*ListKeysRequest)(nil),       // 5: tollgate.v1.ListKeysRequest
-	(*ListKeysResponse)(nil),      // 6: tollgate.v1.ListKeysResponse
-	(*UpdateKeyRequest)(nil),      // 7: tollgate.v1.UpdateKeyRequest
-	(*UpdateKeyResponse)(nil),     // 8: tollgate.v1.UpdateKeyResponse
-	(*RevokeKeyRequest)(nil),      // 9: tollgate.v1.RevokeKeyRequest
-	(*RevokeKeyResponse)(nil),     // 10: tollgate.v1.RevokeKeyResponse
-	(*Block)(nil),                 // 11: tollgate.v1.Block
-	(*ListBlocksRequest)(nil),     // 12: tollgate.v1.ListBlocksRequest
-	(*ListBlocksResponse)(nil),    // 13: tollgate.v1.ListBlocksResponse
-	(*DeleteBlockRequest)(nil),    // 14: tollgate.v1.DeleteBlockRequest
-	(*DeleteBlockResponse)(nil),   // 15: tollgate.v1.DeleteBlockResponse
-	(*ListEventsRequest)(nil),     // 16: tollgate.v1.ListEventsRequest
-	(*ListEventsResponse)(nil),    // 17: tollgate.v1.ListEventsResponse
-	(*ListAlertsRequest)(nil),     // 18: tollgate.v1.ListAlertsRequest
-	(*ListAlertsResponse)(nil),    // 19: tollgate.v1.ListAlertsResponse
-	(*GetUsageRequest)(nil),       // 20: tollgate.v1.GetUsageRequest
-	(*EndpointUsage)(nil),         // 21: tollgate.v1.EndpointUsage
-	(*UsageBucket)(nil),           // 22: tollgate.v1.UsageBucket
-	(*GetUsageResponse)(nil),      // 23: tollgate.v1.GetUsageResponse
-	nil,                           // 24: tollgate.v1.CreateKeyRequest.MetadataEntry
-	nil,                           // 25: tollgate.v1.UpdateKeyRequest.MetadataEntry
-	(*timestamppb.Timestamp)(nil), // 26: google.protobuf.Timestamp
-	(*Key)(nil),                   // 27: tollgate.v1.Key
-	(*fieldmaskpb.FieldMask)(nil), // 28: google.protobuf.FieldMask
-	(SubjectKind)(0),              // 29: tollgate.v1.SubjectKind
-	(EventType)(0),                // 30: tollgate.v1.EventType
-	(*Event)(nil),                 // 31: tollgate.v1.Event
-	(*Alert)(nil),                 // 32: tollgate.v1.Alert
+	(ImportOutcome)(0),            // 1: tollgate.v1.ImportOutcome
+	(*CreateKeyRequest)(nil),      // 2: tollgate.v1.CreateKeyRequest
+	(*CreateKeyResponse)(nil),     // 3: tollgate.v1.CreateKeyResponse
+	(*GetKeyRequest)(nil),         // 4: tollgate.v1.GetKeyRequest
+	(*GetKeyResponse)(nil),        // 5: tollgate.v1.GetKeyResponse
+	(*ListKeysRequest)(nil),       // 6: tollgate.v1.ListKeysRequest
+	(*ListKeysResponse)(nil),      // 7: tollgate.v1.ListKeysResponse
+	(*UpdateKeyRequest)(nil),      // 8: tollgate.v1.UpdateKeyRequest
+	(*UpdateKeyResponse)(nil),     // 9: tollgate.v1.UpdateKeyResponse
+	(*RevokeKeyRequest)(nil),      // 10: tollgate.v1.RevokeKeyRequest
+	(*RevokeKeyResponse)(nil),     // 11: tollgate.v1.RevokeKeyResponse
+	(*Block)(nil),                 // 12: tollgate.v1.Block
+	(*ListBlocksRequest)(nil),     // 13: tollgate.v1.ListBlocksRequest
+	(*ListBlocksResponse)(nil),    // 14: tollgate.v1.ListBlocksResponse
+	(*DeleteBlockRequest)(nil),    // 15: tollgate.v1.DeleteBlockRequest
+	(*DeleteBlockResponse)(nil),   // 16: tollgate.v1.DeleteBlockResponse
+	(*ListEventsRequest)(nil),     // 17: tollgate.v1.ListEventsRequest
+	(*ListEventsResponse)(nil),    // 18: tollgate.v1.ListEventsResponse
+	(*ListAlertsRequest)(nil),     // 19: tollgate.v1.ListAlertsRequest
+	(*ListAlertsResponse)(nil),    // 20: tollgate.v1.ListAlertsResponse
+	(*GetUsageRequest)(nil),       // 21: tollgate.v1.GetUsageRequest
+	(*EndpointUsage)(nil),         // 22: tollgate.v1.EndpointUsage
+	(*UsageBucket)(nil),           // 23: tollgate.v1.UsageBucket
+	(*GetUsageResponse)(nil),      // 24: tollgate.v1.GetUsageResponse
+	(*ExportKeysRequest)(nil),     // 25: tollgate.v1.ExportKeysRequest
+	(*ExportKeysResponse)(nil),    // 26: tollgate.v1.ExportKeysResponse
+	(*ImportKeysRequest)(nil),     // 27: tollgate.v1.ImportKeysRequest
+	(*ImportViolation)(nil),       // 28: tollgate.v1.ImportViolation
+	(*KeyImportResult)(nil),       // 29: tollgate.v1.KeyImportResult
+	(*ImportKeysResponse)(nil),    // 30: tollgate.v1.ImportKeysResponse
+	nil,                           // 31: tollgate.v1.CreateKeyRequest.MetadataEntry
+	nil,                           // 32: tollgate.v1.UpdateKeyRequest.MetadataEntry
+	(*timestamppb.Timestamp)(nil), // 33: google.protobuf.Timestamp
+	(*Key)(nil),                   // 34: tollgate.v1.Key
+	(*fieldmaskpb.FieldMask)(nil), // 35: google.protobuf.FieldMask
+	(SubjectKind)(0),              // 36: tollgate.v1.SubjectKind
+	(EventType)(0),                // 37: tollgate.v1.EventType
+	(*Event)(nil),                 // 38: tollgate.v1.Event
+	(*Alert)(nil),                 // 39: tollgate.v1.Alert
+	(*KeyExport)(nil),             // 40: tollgate.v1.KeyExport
 }
 var file_tollgate_v1_key_service_proto_depIdxs = []int32{
-	24, // 0: tollgate.v1.CreateKeyRequest.metadata:type_name -> tollgate.v1.CreateKeyRequest.MetadataEntry
-	26, // 1: tollgate.v1.CreateKeyRequest.expire_time:type_name -> google.protobuf.Timestamp
-	27, // 2: tollgate.v1.CreateKeyResponse.key:type_name -> tollgate.v1.Key
-	27, // 3: tollgate.v1.GetKeyResponse.key:type_name -> tollgate.v1.Key
-	27, // 4: tollgate.v1.ListKeysResponse.keys:type_name -> tollgate.v1.Key
-	28, // 5: tollgate.v1.UpdateKeyRequest.update_mask:type_name -> google.protobuf.FieldMask
-	25, // 6: tollgate.v1.UpdateKeyRequest.metadata:type_name -> tollgate.v1.UpdateKeyRequest.MetadataEntry
-	26, // 7: tollgate.v1.UpdateKeyRequest.expire_time:type_name -> google.protobuf.Timestamp
-	27, // 8: tollgate.v1.UpdateKeyResponse.key:type_name -> tollgate.v1.Key
-	27, // 9: tollgate.v1.RevokeKeyResponse.key:type_name -> tollgate.v1.Key
-	29, // 10: tollgate.v1.Block.subject_kind:type_name -> tollgate.v1.SubjectKind
-	26, // 11: tollgate.v1.Block.end_time:type_name -> google.protobuf.Timestamp
-	11, // 12: tollgate.v1.ListBlocksResponse.blocks:type_name -> tollgate.v1.Block
-	29, // 13: tollgate.v1.DeleteBlockRequest.subject_kind:type_name -> tollgate.v1.SubjectKind
-	29, // 14: tollgate.v1.ListEventsRequest.subject_kind:type_name -> tollgate.v1.SubjectKind
-	30, // 15: tollgate.v1.ListEventsRequest.type:type_name -> tollgate.v1.EventType
-	26, // 16: tollgate.v1.ListEventsRequest.start_time:type_name -> google.protobuf.Timestamp
-	26, // 17: tollgate.v1.ListEventsRequest.end_time:type_name -> google.protobuf.Timestamp
-	31, // 18: tollgate.v1.ListEventsResponse.events:type_name -> tollgate.v1.Event
-	26, // 19: tollgate.v1.ListAlertsRequest.start_time:type_name -> google.protobuf.Timestamp
-	26, // 20: tollgate.v1.ListAlertsRequest.end_time:type_name -> google.protobuf.Timestamp
-	32, // 21: tollgate.v1.ListAlertsResponse.alerts:type_name -> tollgate.v1.Alert
-	26, // 22: tollgate.v1.GetUsageRequest.start_time:type_name -> google.protobuf.Timestamp
-	26, // 23: tollgate.v1.GetUsageRequest.end_time:type_name -> google.protobuf.Timestamp
+	31, // 0: tollgate.v1.CreateKeyRequest.metadata:type_name -> tollgate.v1.CreateKeyRequest.MetadataEntry
+	33, // 1: tollgate.v1.CreateKeyRequest.expire_time:type_name -> google.protobuf.Timestamp
+	34, // 2: tollgate.v1.CreateKeyResponse.key:type_name -> tollgate.v1.Key
+	34, // 3: tollgate.v1.GetKeyResponse.key:type_name -> tollgate.v1.Key
+	34, // 4: tollgate.v1.ListKeysResponse.keys:type_name -> tollgate.v1.Key
+	35, // 5: tollgate.v1.UpdateKeyRequest.update_mask:type_name -> google.protobuf.FieldMask
+	32, // 6: tollgate.v1.UpdateKeyRequest.metadata:type_name -> tollgate.v1.UpdateKeyRequest.MetadataEntry
+	33, // 7: tollgate.v1.UpdateKeyRequest.expire_time:type_name -> google.protobuf.Timestamp
+	34, // 8: tollgate.v1.UpdateKeyResponse.key:type_name -> tollgate.v1.Key
+	34, // 9: tollgate.v1.RevokeKeyResponse.key:type_name -> tollgate.v1.Key
+	36, // 10: tollgate.v1.Block.subject_kind:type_name -> tollgate.v1.SubjectKind
+	33, // 11: tollgate.v1.Block.end_time:type_name -> google.protobuf.Timestamp
+	12, // 12: tollgate.v1.ListBlocksResponse.blocks:type_name -> tollgate.v1.Block
+	36, // 13: tollgate.v1.DeleteBlockRequest.subject_kind:type_name -> tollgate.v1.SubjectKind
+	36, // 14: tollgate.v1.ListEventsRequest.subject_kind:type_name -> tollgate.v1.SubjectKind
+	37, // 15: tollgate.v1.ListEventsRequest.type:type_name -> tollgate.v1.EventType
+	33, // 16: tollgate.v1.ListEventsRequest.start_time:type_name -> google.protobuf.Timestamp
+	33, // 17: tollgate.v1.ListEventsRequest.end_time:type_name -> google.protobuf.Timestamp
+	38, // 18: tollgate.v1.ListEventsResponse.events:type_name -> tollgate.v1.Event
+	33, // 19: tollgate.v1.ListAlertsRequest.start_time:type_name -> google.protobuf.Timestamp
+	33, // 20: tollgate.v1.ListAlertsRequest.end_time:type_name -> google.protobuf.Timestamp
+	39, // 21: tollgate.v1.ListAlertsResponse.alerts:type_name -> tollgate.v1.Alert
+	33, // 22: tollgate.v1.GetUsageRequest.start_time:type_name -> google.protobuf.Timestamp
+	33, // 23: tollgate.v1.GetUsageRequest.end_time:type_name -> google.protobuf.Timestamp
 	0,  // 24: tollgate.v1.GetUsageRequest.granularity:type_name -> tollgate.v1.UsageGranularity
-	26, // 25: tollgate.v1.UsageBucket.start_time:type_name -> google.protobuf.Timestamp
-	21, // 26: tollgate.v1.UsageBucket.endpoints:type_name -> tollgate.v1.EndpointUsage
-	22, // 27: tollgate.v1.GetUsageResponse.buckets:type_name -> tollgate.v1.UsageBucket
-	21, // 28: tollgate.v1.GetUsageResponse.endpoints:type_name -> tollgate.v1.EndpointUsage
+	33, // 25: tollgate.v1.UsageBucket.start_time:type_name -> google.protobuf.Timestamp
+	22, // 26: tollgate.v1.UsageBucket.endpoints:type_name -> tollgate.v1.EndpointUsage
+	23, // 27: tollgate.v1.GetUsageResponse.buckets:type_name -> tollgate.v1.UsageBucket
+	22, // 28: tollgate.v1.GetUsageResponse.endpoints:type_name -> tollgate.v1.EndpointUsage
 	0,  // 29: tollgate.v1.GetUsageResponse.granularity:type_name -> tollgate.v1.UsageGranularity
-	1,  // 30: tollgate.v1.KeyService.CreateKey:input_type -> tollgate.v1.CreateKeyRequest
-	3,  // 31: tollgate.v1.KeyService.GetKey:input_type -> tollgate.v1.GetKeyRequest
-	5,  // 32: tollgate.v1.KeyService.ListKeys:input_type -> tollgate.v1.ListKeysRequest
-	7,  // 33: tollgate.v1.KeyService.UpdateKey:input_type -> tollgate.v1.UpdateKeyRequest
-	9,  // 34: tollgate.v1.KeyService.RevokeKey:input_type -> tollgate.v1.RevokeKeyRequest
-	12, // 35: tollgate.v1.KeyService.ListBlocks:input_type -> tollgate.v1.ListBlocksRequest
-	14, // 36: tollgate.v1.KeyService.DeleteBlock:input_type -> tollgate.v1.DeleteBlockRequest
-	16, // 37: tollgate.v1.KeyService.ListEvents:input_type -> tollgate.v1.ListEventsRequest
-	18, // 38: tollgate.v1.KeyService.ListAlerts:input_type -> tollgate.v1.ListAlertsRequest
-	20, // 39: tollgate.v1.KeyService.GetUsage:input_type -> tollgate.v1.GetUsageRequest
-	2,  // 40: tollgate.v1.KeyService.CreateKey:output_type -> tollgate.v1.CreateKeyResponse
-	4,  // 41: tollgate.v1.KeyService.GetKey:output_type -> tollgate.v1.GetKeyResponse
-	6,  // 42: tollgate.v1.KeyService.ListKeys:output_type -> tollgate.v1.ListKeysResponse
-	8,  // 43: tollgate.v1.KeyService.UpdateKey:output_type -> tollgate.v1.UpdateKeyResponse
-	10, // 44: tollgate.v1.KeyService.RevokeKey:output_type -> tollgate.v1.RevokeKeyResponse
-	13, // 45: tollgate.v1.KeyService.ListBlocks:output_type -> tollgate.v1.ListBlocksResponse
-	15, // 46: tollgate.v1.KeyService.DeleteBlock:output_type -> tollgate.v1.DeleteBlockResponse
-	17, // 47: tollgate.v1.KeyService.ListEvents:output_type -> tollgate.v1.ListEventsResponse
-	19, // 48: tollgate.v1.KeyService.ListAlerts:output_type -> tollgate.v1.ListAlertsResponse
-	23, // 49: tollgate.v1.KeyService.GetUsage:output_type -> tollgate.v1.GetUsageResponse
-	40, // [40:50] is the sub-list for method output_type
-	30, // [30:40] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	40, // 30: tollgate.v1.ExportKeysResponse.keys:type_name -> tollgate.v1.KeyExport
+	40, // 31: tollgate.v1.ImportKeysRequest.keys:type_name -> tollgate.v1.KeyExport
+	1,  // 32: tollgate.v1.KeyImportResult.outcome:type_name -> tollgate.v1.ImportOutcome
+	28, // 33: tollgate.v1.KeyImportResult.violations:type_name -> tollgate.v1.ImportViolation
+	29, // 34: tollgate.v1.ImportKeysResponse.results:type_name -> tollgate.v1.KeyImportResult
+	2,  // 35: tollgate.v1.KeyService.CreateKey:input_type -> tollgate.v1.CreateKeyRequest
+	4,  // 36: tollgate.v1.KeyService.GetKey:input_type -> tollgate.v1.GetKeyRequest
+	6,  // 37: tollgate.v1.KeyService.ListKeys:input_type -> tollgate.v1.ListKeysRequest
+	8,  // 38: tollgate.v1.KeyService.UpdateKey:input_type -> tollgate.v1.UpdateKeyRequest
+	10, // 39: tollgate.v1.KeyService.RevokeKey:input_type -> tollgate.v1.RevokeKeyRequest
+	13, // 40: tollgate.v1.KeyService.ListBlocks:input_type -> tollgate.v1.ListBlocksRequest
+	15, // 41: tollgate.v1.KeyService.DeleteBlock:input_type -> tollgate.v1.DeleteBlockRequest
+	17, // 42: tollgate.v1.KeyService.ListEvents:input_type -> tollgate.v1.ListEventsRequest
+	19, // 43: tollgate.v1.KeyService.ListAlerts:input_type -> tollgate.v1.ListAlertsRequest
+	21, // 44: tollgate.v1.KeyService.GetUsage:input_type -> tollgate.v1.GetUsageRequest
+	25, // 45: tollgate.v1.KeyService.ExportKeys:input_type -> tollgate.v1.ExportKeysRequest
+	27, // 46: tollgate.v1.KeyService.ImportKeys:input_type -> tollgate.v1.ImportKeysRequest
+	3,  // 47: tollgate.v1.KeyService.CreateKey:output_type -> tollgate.v1.CreateKeyResponse
+	5,  // 48: tollgate.v1.KeyService.GetKey:output_type -> tollgate.v1.GetKeyResponse
+	7,  // 49: tollgate.v1.KeyService.ListKeys:output_type -> tollgate.v1.ListKeysResponse
+	9,  // 50: tollgate.v1.KeyService.UpdateKey:output_type -> tollgate.v1.UpdateKeyResponse
+	11, // 51: tollgate.v1.KeyService.RevokeKey:output_type -> tollgate.v1.RevokeKeyResponse
+	14, // 52: tollgate.v1.KeyService.ListBlocks:output_type -> tollgate.v1.ListBlocksResponse
+	16, // 53: tollgate.v1.KeyService.DeleteBlock:output_type -> tollgate.v1.DeleteBlockResponse
+	18, // 54: tollgate.v1.KeyService.ListEvents:output_type -> tollgate.v1.ListEventsResponse
+	20, // 55: tollgate.v1.KeyService.ListAlerts:output_type -> tollgate.v1.ListAlertsResponse
+	24, // 56: tollgate.v1.KeyService.GetUsage:output_type -> tollgate.v1.GetUsageResponse
+	26, // 57: tollgate.v1.KeyService.ExportKeys:output_type -> tollgate.v1.ExportKeysResponse
+	30, // 58: tollgate.v1.KeyService.ImportKeys:output_type -> tollgate.v1.ImportKeysResponse
+	47, // [47:59] is the sub-list for method output_type
+	35, // [35:47] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_tollgate_v1_key_service_proto_init() }
@@ -1835,13 +2344,14 @@ func file_tollgate_v1_key_service_proto_init() {
 	}
 	file_tollgate_v1_event_proto_init()
 	file_tollgate_v1_key_proto_init()
+	file_tollgate_v1_key_export_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tollgate_v1_key_service_proto_rawDesc), len(file_tollgate_v1_key_service_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   25,
+			NumEnums:      2,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

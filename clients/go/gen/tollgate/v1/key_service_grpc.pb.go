@@ -29,6 +29,8 @@ const (
 	KeyService_ListEvents_FullMethodName  = "/tollgate.v1.KeyService/ListEvents"
 	KeyService_ListAlerts_FullMethodName  = "/tollgate.v1.KeyService/ListAlerts"
 	KeyService_GetUsage_FullMethodName    = "/tollgate.v1.KeyService/GetUsage"
+	KeyService_ExportKeys_FullMethodName  = "/tollgate.v1.KeyService/ExportKeys"
+	KeyService_ImportKeys_FullMethodName  = "/tollgate.v1.KeyService/ImportKeys"
 )
 
 // KeyServiceClient is the client API for KeyService service.
@@ -57,6 +59,14 @@ type KeyServiceClient interface {
 	ListAlerts(ctx context.Context, in *ListAlertsRequest, opts ...grpc.CallOption) (*ListAlertsResponse, error)
 	// Returns a key's request counts over a time range, per bucket and per endpoint.
 	GetUsage(ctx context.Context, in *GetUsageRequest, opts ...grpc.CallOption) (*GetUsageResponse, error)
+	// Returns every key, revoked ones included, with the digests of its secrets
+	// (never a secret), ordered by id, a page at a time: the backup.
+	ExportKeys(ctx context.Context, in *ExportKeysRequest, opts ...grpc.CallOption) (*ExportKeysResponse, error)
+	// Restores exported keys, or imports keys from another system by their
+	// SHA-256 digests. Idempotent: a record whose id exists with the same
+	// content is left unchanged; one with other content is a conflict (left
+	// as it is unless `overwrite`).
+	ImportKeys(ctx context.Context, in *ImportKeysRequest, opts ...grpc.CallOption) (*ImportKeysResponse, error)
 }
 
 type keyServiceClient struct {
@@ -167,6 +177,26 @@ func (c *keyServiceClient) GetUsage(ctx context.Context, in *GetUsageRequest, op
 	return out, nil
 }
 
+func (c *keyServiceClient) ExportKeys(ctx context.Context, in *ExportKeysRequest, opts ...grpc.CallOption) (*ExportKeysResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ExportKeysResponse)
+	err := c.cc.Invoke(ctx, KeyService_ExportKeys_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *keyServiceClient) ImportKeys(ctx context.Context, in *ImportKeysRequest, opts ...grpc.CallOption) (*ImportKeysResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ImportKeysResponse)
+	err := c.cc.Invoke(ctx, KeyService_ImportKeys_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // KeyServiceServer is the server API for KeyService service.
 // All implementations must embed UnimplementedKeyServiceServer
 // for forward compatibility.
@@ -193,6 +223,14 @@ type KeyServiceServer interface {
 	ListAlerts(context.Context, *ListAlertsRequest) (*ListAlertsResponse, error)
 	// Returns a key's request counts over a time range, per bucket and per endpoint.
 	GetUsage(context.Context, *GetUsageRequest) (*GetUsageResponse, error)
+	// Returns every key, revoked ones included, with the digests of its secrets
+	// (never a secret), ordered by id, a page at a time: the backup.
+	ExportKeys(context.Context, *ExportKeysRequest) (*ExportKeysResponse, error)
+	// Restores exported keys, or imports keys from another system by their
+	// SHA-256 digests. Idempotent: a record whose id exists with the same
+	// content is left unchanged; one with other content is a conflict (left
+	// as it is unless `overwrite`).
+	ImportKeys(context.Context, *ImportKeysRequest) (*ImportKeysResponse, error)
 	mustEmbedUnimplementedKeyServiceServer()
 }
 
@@ -232,6 +270,12 @@ func (UnimplementedKeyServiceServer) ListAlerts(context.Context, *ListAlertsRequ
 }
 func (UnimplementedKeyServiceServer) GetUsage(context.Context, *GetUsageRequest) (*GetUsageResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetUsage not implemented")
+}
+func (UnimplementedKeyServiceServer) ExportKeys(context.Context, *ExportKeysRequest) (*ExportKeysResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ExportKeys not implemented")
+}
+func (UnimplementedKeyServiceServer) ImportKeys(context.Context, *ImportKeysRequest) (*ImportKeysResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ImportKeys not implemented")
 }
 func (UnimplementedKeyServiceServer) mustEmbedUnimplementedKeyServiceServer() {}
 func (UnimplementedKeyServiceServer) testEmbeddedByValue()                    {}
@@ -434,6 +478,42 @@ func _KeyService_GetUsage_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _KeyService_ExportKeys_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExportKeysRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeyServiceServer).ExportKeys(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeyService_ExportKeys_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeyServiceServer).ExportKeys(ctx, req.(*ExportKeysRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _KeyService_ImportKeys_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ImportKeysRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeyServiceServer).ImportKeys(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeyService_ImportKeys_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeyServiceServer).ImportKeys(ctx, req.(*ImportKeysRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // KeyService_ServiceDesc is the grpc.ServiceDesc for KeyService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -480,6 +560,14 @@ var KeyService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetUsage",
 			Handler:    _KeyService_GetUsage_Handler,
+		},
+		{
+			MethodName: "ExportKeys",
+			Handler:    _KeyService_ExportKeys_Handler,
+		},
+		{
+			MethodName: "ImportKeys",
+			Handler:    _KeyService_ImportKeys_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

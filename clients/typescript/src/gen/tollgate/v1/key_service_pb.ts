@@ -10,13 +10,15 @@ import type { Alert, Event, EventType, SubjectKind } from "./event_pb.js";
 import { file_tollgate_v1_event } from "./event_pb.js";
 import type { Key } from "./key_pb.js";
 import { file_tollgate_v1_key } from "./key_pb.js";
+import type { KeyExport } from "./key_export_pb.js";
+import { file_tollgate_v1_key_export } from "./key_export_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file tollgate/v1/key_service.proto.
  */
 export const file_tollgate_v1_key_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch10b2xsZ2F0ZS92MS9rZXlfc2VydmljZS5wcm90bxILdG9sbGdhdGUudjEimAIKEENyZWF0ZUtleVJlcXVlc3QSDQoFb3duZXIYASABKAkSDAoEdGllchgCIAEoCRIOCgZzY29wZXMYAyADKAkSPQoIbWV0YWRhdGEYBCADKAsyKy50b2xsZ2F0ZS52MS5DcmVhdGVLZXlSZXF1ZXN0Lk1ldGFkYXRhRW50cnkSLwoLZXhwaXJlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCGlwX2FsbG93GAYgAygJEg8KB2lwX2RlbnkYByADKAkSEwoLZW52aXJvbm1lbnQYCCABKAkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIkIKEUNyZWF0ZUtleVJlc3BvbnNlEg4KBnNlY3JldBgBIAEoCRIdCgNrZXkYAiABKAsyEC50b2xsZ2F0ZS52MS5LZXkiGwoNR2V0S2V5UmVxdWVzdBIKCgJpZBgBIAEoCSIvCg5HZXRLZXlSZXNwb25zZRIdCgNrZXkYASABKAsyEC50b2xsZ2F0ZS52MS5LZXkiYAoPTGlzdEtleXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoDRISCgpwYWdlX3Rva2VuGAIgASgJEg0KBW93bmVyGAMgASgJEhcKD2luY2x1ZGVfcmV2b2tlZBgEIAEoCCJLChBMaXN0S2V5c1Jlc3BvbnNlEh4KBGtleXMYASADKAsyEC50b2xsZ2F0ZS52MS5LZXkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIsACChBVcGRhdGVLZXlSZXF1ZXN0EgoKAmlkGAEgASgJEi8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzaxINCgVvd25lchgDIAEoCRIMCgR0aWVyGAQgASgJEg4KBnNjb3BlcxgFIAMoCRI9CghtZXRhZGF0YRgGIAMoCzIrLnRvbGxnYXRlLnYxLlVwZGF0ZUtleVJlcXVlc3QuTWV0YWRhdGFFbnRyeRIvCgtleHBpcmVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIaXBfYWxsb3cYCCADKAkSDwoHaXBfZGVueRgJIAMoCRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiMgoRVXBkYXRlS2V5UmVzcG9uc2USHQoDa2V5GAEgASgLMhAudG9sbGdhdGUudjEuS2V5Ii4KEFJldm9rZUtleVJlcXVlc3QSCgoCaWQYASABKAkSDgoGcmVhc29uGAIgASgJIjIKEVJldm9rZUtleVJlc3BvbnNlEh0KA2tleRgBIAEoCzIQLnRvbGxnYXRlLnYxLktleSKFAQoFQmxvY2sSLgoMc3ViamVjdF9raW5kGAEgASgOMhgudG9sbGdhdGUudjEuU3ViamVjdEtpbmQSDwoHc3ViamVjdBgCIAEoCRIsCghlbmRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFbGV2ZWwYBCABKA0iJgoRTGlzdEJsb2Nrc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgNIjgKEkxpc3RCbG9ja3NSZXNwb25zZRIiCgZibG9ja3MYASADKAsyEi50b2xsZ2F0ZS52MS5CbG9jayJVChJEZWxldGVCbG9ja1JlcXVlc3QSLgoMc3ViamVjdF9raW5kGAEgASgOMhgudG9sbGdhdGUudjEuU3ViamVjdEtpbmQSDwoHc3ViamVjdBgCIAEoCSIlChNEZWxldGVCbG9ja1Jlc3BvbnNlEg4KBmxpZnRlZBgBIAEoCCKUAgoRTGlzdEV2ZW50c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgNEhIKCnBhZ2VfdG9rZW4YAiABKAkSDwoHc3ViamVjdBgDIAEoCRIuCgxzdWJqZWN0X2tpbmQYBCABKA4yGC50b2xsZ2F0ZS52MS5TdWJqZWN0S2luZBIkCgR0eXBlGAUgASgOMhYudG9sbGdhdGUudjEuRXZlbnRUeXBlEhMKC2N1c3RvbV90eXBlGAYgASgJEi4KCnN0YXJ0X3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJRChJMaXN0RXZlbnRzUmVzcG9uc2USIgoGZXZlbnRzGAEgAygLMhIudG9sbGdhdGUudjEuRXZlbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIrcBChFMaXN0QWxlcnRzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKA0SEgoKcGFnZV90b2tlbhgCIAEoCRIMCgRydWxlGAMgASgJEg8KB3N1YmplY3QYBCABKAkSLgoKc3RhcnRfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlEKEkxpc3RBbGVydHNSZXNwb25zZRIiCgZhbGVydHMYASADKAsyEi50b2xsZ2F0ZS52MS5BbGVydBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkixQEKD0dldFVzYWdlUmVxdWVzdBIOCgZrZXlfaWQYASABKAkSLgoKc3RhcnRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKC2dyYW51bGFyaXR5GAQgASgOMh0udG9sbGdhdGUudjEuVXNhZ2VHcmFudWxhcml0eRIQCghlbmRwb2ludBgFIAEoCSIzCg1FbmRwb2ludFVzYWdlEhAKCGVuZHBvaW50GAEgASgJEhAKCHJlcXVlc3RzGAIgASgEIn4KC1VzYWdlQnVja2V0Ei4KCnN0YXJ0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHJlcXVlc3RzGAIgASgEEi0KCWVuZHBvaW50cxgDIAMoCzIaLnRvbGxnYXRlLnYxLkVuZHBvaW50VXNhZ2UiuAEKEEdldFVzYWdlUmVzcG9uc2USKQoHYnVja2V0cxgBIAMoCzIYLnRvbGxnYXRlLnYxLlVzYWdlQnVja2V0EhYKDnRvdGFsX3JlcXVlc3RzGAIgASgEEi0KCWVuZHBvaW50cxgDIAMoCzIaLnRvbGxnYXRlLnYxLkVuZHBvaW50VXNhZ2USMgoLZ3JhbnVsYXJpdHkYBCABKA4yHS50b2xsZ2F0ZS52MS5Vc2FnZUdyYW51bGFyaXR5KooBChBVc2FnZUdyYW51bGFyaXR5EiEKHVVTQUdFX0dSQU5VTEFSSVRZX1VOU1BFQ0lGSUVEEAASHAoYVVNBR0VfR1JBTlVMQVJJVFlfTUlOVVRFEAESGgoWVVNBR0VfR1JBTlVMQVJJVFlfSE9VUhACEhkKFVVTQUdFX0dSQU5VTEFSSVRZX0RBWRADMpgGCgpLZXlTZXJ2aWNlEkwKCUNyZWF0ZUtleRIdLnRvbGxnYXRlLnYxLkNyZWF0ZUtleVJlcXVlc3QaHi50b2xsZ2F0ZS52MS5DcmVhdGVLZXlSZXNwb25zZSIAEkMKBkdldEtleRIaLnRvbGxnYXRlLnYxLkdldEtleVJlcXVlc3QaGy50b2xsZ2F0ZS52MS5HZXRLZXlSZXNwb25zZSIAEkkKCExpc3RLZXlzEhwudG9sbGdhdGUudjEuTGlzdEtleXNSZXF1ZXN0Gh0udG9sbGdhdGUudjEuTGlzdEtleXNSZXNwb25zZSIAEkwKCVVwZGF0ZUtleRIdLnRvbGxnYXRlLnYxLlVwZGF0ZUtleVJlcXVlc3QaHi50b2xsZ2F0ZS52MS5VcGRhdGVLZXlSZXNwb25zZSIAEkwKCVJldm9rZUtleRIdLnRvbGxnYXRlLnYxLlJldm9rZUtleVJlcXVlc3QaHi50b2xsZ2F0ZS52MS5SZXZva2VLZXlSZXNwb25zZSIAEk8KCkxpc3RCbG9ja3MSHi50b2xsZ2F0ZS52MS5MaXN0QmxvY2tzUmVxdWVzdBofLnRvbGxnYXRlLnYxLkxpc3RCbG9ja3NSZXNwb25zZSIAElIKC0RlbGV0ZUJsb2NrEh8udG9sbGdhdGUudjEuRGVsZXRlQmxvY2tSZXF1ZXN0GiAudG9sbGdhdGUudjEuRGVsZXRlQmxvY2tSZXNwb25zZSIAEk8KCkxpc3RFdmVudHMSHi50b2xsZ2F0ZS52MS5MaXN0RXZlbnRzUmVxdWVzdBofLnRvbGxnYXRlLnYxLkxpc3RFdmVudHNSZXNwb25zZSIAEk8KCkxpc3RBbGVydHMSHi50b2xsZ2F0ZS52MS5MaXN0QWxlcnRzUmVxdWVzdBofLnRvbGxnYXRlLnYxLkxpc3RBbGVydHNSZXNwb25zZSIAEkkKCEdldFVzYWdlEhwudG9sbGdhdGUudjEuR2V0VXNhZ2VSZXF1ZXN0Gh0udG9sbGdhdGUudjEuR2V0VXNhZ2VSZXNwb25zZSIAYgZwcm90bzM", [file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_tollgate_v1_event, file_tollgate_v1_key]);
+  fileDesc("Ch10b2xsZ2F0ZS92MS9rZXlfc2VydmljZS5wcm90bxILdG9sbGdhdGUudjEimAIKEENyZWF0ZUtleVJlcXVlc3QSDQoFb3duZXIYASABKAkSDAoEdGllchgCIAEoCRIOCgZzY29wZXMYAyADKAkSPQoIbWV0YWRhdGEYBCADKAsyKy50b2xsZ2F0ZS52MS5DcmVhdGVLZXlSZXF1ZXN0Lk1ldGFkYXRhRW50cnkSLwoLZXhwaXJlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCGlwX2FsbG93GAYgAygJEg8KB2lwX2RlbnkYByADKAkSEwoLZW52aXJvbm1lbnQYCCABKAkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIkIKEUNyZWF0ZUtleVJlc3BvbnNlEg4KBnNlY3JldBgBIAEoCRIdCgNrZXkYAiABKAsyEC50b2xsZ2F0ZS52MS5LZXkiGwoNR2V0S2V5UmVxdWVzdBIKCgJpZBgBIAEoCSIvCg5HZXRLZXlSZXNwb25zZRIdCgNrZXkYASABKAsyEC50b2xsZ2F0ZS52MS5LZXkiYAoPTGlzdEtleXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoDRISCgpwYWdlX3Rva2VuGAIgASgJEg0KBW93bmVyGAMgASgJEhcKD2luY2x1ZGVfcmV2b2tlZBgEIAEoCCJLChBMaXN0S2V5c1Jlc3BvbnNlEh4KBGtleXMYASADKAsyEC50b2xsZ2F0ZS52MS5LZXkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIsACChBVcGRhdGVLZXlSZXF1ZXN0EgoKAmlkGAEgASgJEi8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzaxINCgVvd25lchgDIAEoCRIMCgR0aWVyGAQgASgJEg4KBnNjb3BlcxgFIAMoCRI9CghtZXRhZGF0YRgGIAMoCzIrLnRvbGxnYXRlLnYxLlVwZGF0ZUtleVJlcXVlc3QuTWV0YWRhdGFFbnRyeRIvCgtleHBpcmVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIaXBfYWxsb3cYCCADKAkSDwoHaXBfZGVueRgJIAMoCRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiMgoRVXBkYXRlS2V5UmVzcG9uc2USHQoDa2V5GAEgASgLMhAudG9sbGdhdGUudjEuS2V5Ii4KEFJldm9rZUtleVJlcXVlc3QSCgoCaWQYASABKAkSDgoGcmVhc29uGAIgASgJIjIKEVJldm9rZUtleVJlc3BvbnNlEh0KA2tleRgBIAEoCzIQLnRvbGxnYXRlLnYxLktleSKFAQoFQmxvY2sSLgoMc3ViamVjdF9raW5kGAEgASgOMhgudG9sbGdhdGUudjEuU3ViamVjdEtpbmQSDwoHc3ViamVjdBgCIAEoCRIsCghlbmRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFbGV2ZWwYBCABKA0iJgoRTGlzdEJsb2Nrc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgNIjgKEkxpc3RCbG9ja3NSZXNwb25zZRIiCgZibG9ja3MYASADKAsyEi50b2xsZ2F0ZS52MS5CbG9jayJVChJEZWxldGVCbG9ja1JlcXVlc3QSLgoMc3ViamVjdF9raW5kGAEgASgOMhgudG9sbGdhdGUudjEuU3ViamVjdEtpbmQSDwoHc3ViamVjdBgCIAEoCSIlChNEZWxldGVCbG9ja1Jlc3BvbnNlEg4KBmxpZnRlZBgBIAEoCCKUAgoRTGlzdEV2ZW50c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgNEhIKCnBhZ2VfdG9rZW4YAiABKAkSDwoHc3ViamVjdBgDIAEoCRIuCgxzdWJqZWN0X2tpbmQYBCABKA4yGC50b2xsZ2F0ZS52MS5TdWJqZWN0S2luZBIkCgR0eXBlGAUgASgOMhYudG9sbGdhdGUudjEuRXZlbnRUeXBlEhMKC2N1c3RvbV90eXBlGAYgASgJEi4KCnN0YXJ0X3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJRChJMaXN0RXZlbnRzUmVzcG9uc2USIgoGZXZlbnRzGAEgAygLMhIudG9sbGdhdGUudjEuRXZlbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIrcBChFMaXN0QWxlcnRzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKA0SEgoKcGFnZV90b2tlbhgCIAEoCRIMCgRydWxlGAMgASgJEg8KB3N1YmplY3QYBCABKAkSLgoKc3RhcnRfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlEKEkxpc3RBbGVydHNSZXNwb25zZRIiCgZhbGVydHMYASADKAsyEi50b2xsZ2F0ZS52MS5BbGVydBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkixQEKD0dldFVzYWdlUmVxdWVzdBIOCgZrZXlfaWQYASABKAkSLgoKc3RhcnRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKC2dyYW51bGFyaXR5GAQgASgOMh0udG9sbGdhdGUudjEuVXNhZ2VHcmFudWxhcml0eRIQCghlbmRwb2ludBgFIAEoCSIzCg1FbmRwb2ludFVzYWdlEhAKCGVuZHBvaW50GAEgASgJEhAKCHJlcXVlc3RzGAIgASgEIn4KC1VzYWdlQnVja2V0Ei4KCnN0YXJ0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHJlcXVlc3RzGAIgASgEEi0KCWVuZHBvaW50cxgDIAMoCzIaLnRvbGxnYXRlLnYxLkVuZHBvaW50VXNhZ2UiuAEKEEdldFVzYWdlUmVzcG9uc2USKQoHYnVja2V0cxgBIAMoCzIYLnRvbGxnYXRlLnYxLlVzYWdlQnVja2V0EhYKDnRvdGFsX3JlcXVlc3RzGAIgASgEEi0KCWVuZHBvaW50cxgDIAMoCzIaLnRvbGxnYXRlLnYxLkVuZHBvaW50VXNhZ2USMgoLZ3JhbnVsYXJpdHkYBCABKA4yHS50b2xsZ2F0ZS52MS5Vc2FnZUdyYW51bGFyaXR5IjoKEUV4cG9ydEtleXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoDRISCgpwYWdlX3Rva2VuGAIgASgJInYKEkV4cG9ydEtleXNSZXNwb25zZRIkCgRrZXlzGAEgAygLMhYudG9sbGdhdGUudjEuS2V5RXhwb3J0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCRIhChlwZXBwZXJfZmluZ2VycHJpbnRfcHJlZml4GAMgASgJIoABChFJbXBvcnRLZXlzUmVxdWVzdBIkCgRrZXlzGAEgAygLMhYudG9sbGdhdGUudjEuS2V5RXhwb3J0Eg8KB2RyeV9ydW4YAiABKAgSEQoJb3ZlcndyaXRlGAMgASgIEiEKGXBlcHBlcl9maW5nZXJwcmludF9wcmVmaXgYBCABKAkiNQoPSW1wb3J0VmlvbGF0aW9uEg0KBWZpZWxkGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJIp8BCg9LZXlJbXBvcnRSZXN1bHQSDQoFaW5kZXgYASABKA0SDgoGa2V5X2lkGAIgASgJEisKB291dGNvbWUYAyABKA4yGi50b2xsZ2F0ZS52MS5JbXBvcnRPdXRjb21lEg4KBmRldGFpbBgEIAEoCRIwCgp2aW9sYXRpb25zGAUgAygLMhwudG9sbGdhdGUudjEuSW1wb3J0VmlvbGF0aW9uIkMKEkltcG9ydEtleXNSZXNwb25zZRItCgdyZXN1bHRzGAEgAygLMhwudG9sbGdhdGUudjEuS2V5SW1wb3J0UmVzdWx0KooBChBVc2FnZUdyYW51bGFyaXR5EiEKHVVTQUdFX0dSQU5VTEFSSVRZX1VOU1BFQ0lGSUVEEAASHAoYVVNBR0VfR1JBTlVMQVJJVFlfTUlOVVRFEAESGgoWVVNBR0VfR1JBTlVMQVJJVFlfSE9VUhACEhkKFVVTQUdFX0dSQU5VTEFSSVRZX0RBWRADKr8BCg1JbXBvcnRPdXRjb21lEh4KGklNUE9SVF9PVVRDT01FX1VOU1BFQ0lGSUVEEAASGgoWSU1QT1JUX09VVENPTUVfQ1JFQVRFRBABEhwKGElNUE9SVF9PVVRDT01FX1VOQ0hBTkdFRBACEhsKF0lNUE9SVF9PVVRDT01FX1JFUExBQ0VEEAMSGwoXSU1QT1JUX09VVENPTUVfQ09ORkxJQ1QQBBIaChZJTVBPUlRfT1VUQ09NRV9JTlZBTElEEAUyugcKCktleVNlcnZpY2USTAoJQ3JlYXRlS2V5Eh0udG9sbGdhdGUudjEuQ3JlYXRlS2V5UmVxdWVzdBoeLnRvbGxnYXRlLnYxLkNyZWF0ZUtleVJlc3BvbnNlIgASQwoGR2V0S2V5EhoudG9sbGdhdGUudjEuR2V0S2V5UmVxdWVzdBobLnRvbGxnYXRlLnYxLkdldEtleVJlc3BvbnNlIgASSQoITGlzdEtleXMSHC50b2xsZ2F0ZS52MS5MaXN0S2V5c1JlcXVlc3QaHS50b2xsZ2F0ZS52MS5MaXN0S2V5c1Jlc3BvbnNlIgASTAoJVXBkYXRlS2V5Eh0udG9sbGdhdGUudjEuVXBkYXRlS2V5UmVxdWVzdBoeLnRvbGxnYXRlLnYxLlVwZGF0ZUtleVJlc3BvbnNlIgASTAoJUmV2b2tlS2V5Eh0udG9sbGdhdGUudjEuUmV2b2tlS2V5UmVxdWVzdBoeLnRvbGxnYXRlLnYxLlJldm9rZUtleVJlc3BvbnNlIgASTwoKTGlzdEJsb2NrcxIeLnRvbGxnYXRlLnYxLkxpc3RCbG9ja3NSZXF1ZXN0Gh8udG9sbGdhdGUudjEuTGlzdEJsb2Nrc1Jlc3BvbnNlIgASUgoLRGVsZXRlQmxvY2sSHy50b2xsZ2F0ZS52MS5EZWxldGVCbG9ja1JlcXVlc3QaIC50b2xsZ2F0ZS52MS5EZWxldGVCbG9ja1Jlc3BvbnNlIgASTwoKTGlzdEV2ZW50cxIeLnRvbGxnYXRlLnYxLkxpc3RFdmVudHNSZXF1ZXN0Gh8udG9sbGdhdGUudjEuTGlzdEV2ZW50c1Jlc3BvbnNlIgASTwoKTGlzdEFsZXJ0cxIeLnRvbGxnYXRlLnYxLkxpc3RBbGVydHNSZXF1ZXN0Gh8udG9sbGdhdGUudjEuTGlzdEFsZXJ0c1Jlc3BvbnNlIgASSQoIR2V0VXNhZ2USHC50b2xsZ2F0ZS52MS5HZXRVc2FnZVJlcXVlc3QaHS50b2xsZ2F0ZS52MS5HZXRVc2FnZVJlc3BvbnNlIgASTwoKRXhwb3J0S2V5cxIeLnRvbGxnYXRlLnYxLkV4cG9ydEtleXNSZXF1ZXN0Gh8udG9sbGdhdGUudjEuRXhwb3J0S2V5c1Jlc3BvbnNlIgASTwoKSW1wb3J0S2V5cxIeLnRvbGxnYXRlLnYxLkltcG9ydEtleXNSZXF1ZXN0Gh8udG9sbGdhdGUudjEuSW1wb3J0S2V5c1Jlc3BvbnNlIgBiBnByb3RvMw", [file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_tollgate_v1_event, file_tollgate_v1_key, file_tollgate_v1_key_export]);
 
 /**
  * Input of CreateKey.
@@ -848,6 +850,222 @@ export const GetUsageResponseSchema: GenMessage<GetUsageResponse> = /*@__PURE__*
   messageDesc(file_tollgate_v1_key_service, 22);
 
 /**
+ * Input of ExportKeys.
+ *
+ * @generated from message tollgate.v1.ExportKeysRequest
+ */
+export type ExportKeysRequest = Message<"tollgate.v1.ExportKeysRequest"> & {
+  /**
+   * Most keys per page, 0..1000; 0 means 500. A page also ends before its
+   * encoded size passes 256 KiB, so it may hold fewer and still have a next page.
+   *
+   * @generated from field: uint32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * Token from a previous response's `next_page_token`, at most 256 bytes.
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message tollgate.v1.ExportKeysRequest.
+ * Use `create(ExportKeysRequestSchema)` to create a new message.
+ */
+export const ExportKeysRequestSchema: GenMessage<ExportKeysRequest> = /*@__PURE__*/
+  messageDesc(file_tollgate_v1_key_service, 23);
+
+/**
+ * Output of ExportKeys. Pages are read one after the other, not as one
+ * snapshot: a key changed while an export runs is in it as its page found it.
+ *
+ * @generated from message tollgate.v1.ExportKeysResponse
+ */
+export type ExportKeysResponse = Message<"tollgate.v1.ExportKeysResponse"> & {
+  /**
+   * The keys of this page, ordered by id, revoked ones included. At most `page_size`.
+   *
+   * @generated from field: repeated tollgate.v1.KeyExport keys = 1;
+   */
+  keys: KeyExport[];
+
+  /**
+   * Token for the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+
+  /**
+   * The first 8 hex characters of this server's pepper fingerprint
+   * (HMAC-SHA256(pepper, "tollgate pepper fingerprint v1")): digests in
+   * `secret_digest` fields are usable only where the fingerprint is the same.
+   *
+   * @generated from field: string pepper_fingerprint_prefix = 3;
+   */
+  pepperFingerprintPrefix: string;
+};
+
+/**
+ * Describes the message tollgate.v1.ExportKeysResponse.
+ * Use `create(ExportKeysResponseSchema)` to create a new message.
+ */
+export const ExportKeysResponseSchema: GenMessage<ExportKeysResponse> = /*@__PURE__*/
+  messageDesc(file_tollgate_v1_key_service, 24);
+
+/**
+ * Input of ImportKeys.
+ *
+ * @generated from message tollgate.v1.ImportKeysRequest
+ */
+export type ImportKeysRequest = Message<"tollgate.v1.ImportKeysRequest"> & {
+  /**
+   * The records, 1..500, applied independently (one record's problem does not
+   * stop the others). Unset times default: `create_time` to now,
+   * `update_time` and `secret_create_time` to the creation time,
+   * `revoke_time` (revoked keys) to the update time; such defaulted times are
+   * not compared when the key exists already.
+   *
+   * @generated from field: repeated tollgate.v1.KeyExport keys = 1;
+   */
+  keys: KeyExport[];
+
+  /**
+   * Report what would happen without writing anything.
+   *
+   * @generated from field: bool dry_run = 2;
+   */
+  dryRun: boolean;
+
+  /**
+   * Replace a key whose id exists with other content (outcome REPLACED)
+   * instead of reporting a conflict. A revoked key is never made active again.
+   *
+   * @generated from field: bool overwrite = 3;
+   */
+  overwrite: boolean;
+
+  /**
+   * The `pepper_fingerprint_prefix` of the export the records come from, 8 hex
+   * characters. Required when a record has `secret_digest` or
+   * `grace_secret_digest`; a fingerprint other than this server's fails the
+   * call with FAILED_PRECONDITION (those digests would match no secret here).
+   *
+   * @generated from field: string pepper_fingerprint_prefix = 4;
+   */
+  pepperFingerprintPrefix: string;
+};
+
+/**
+ * Describes the message tollgate.v1.ImportKeysRequest.
+ * Use `create(ImportKeysRequestSchema)` to create a new message.
+ */
+export const ImportKeysRequestSchema: GenMessage<ImportKeysRequest> = /*@__PURE__*/
+  messageDesc(file_tollgate_v1_key_service, 25);
+
+/**
+ * A problem with one field of an imported record.
+ *
+ * @generated from message tollgate.v1.ImportViolation
+ */
+export type ImportViolation = Message<"tollgate.v1.ImportViolation"> & {
+  /**
+   * The field, as a path within the record (e.g. `key.owner`), at most 128 bytes.
+   *
+   * @generated from field: string field = 1;
+   */
+  field: string;
+
+  /**
+   * What is wrong, naming the bound, never the value. At most 256 bytes.
+   *
+   * @generated from field: string description = 2;
+   */
+  description: string;
+};
+
+/**
+ * Describes the message tollgate.v1.ImportViolation.
+ * Use `create(ImportViolationSchema)` to create a new message.
+ */
+export const ImportViolationSchema: GenMessage<ImportViolation> = /*@__PURE__*/
+  messageDesc(file_tollgate_v1_key_service, 26);
+
+/**
+ * The result for one record of an ImportKeysRequest.
+ *
+ * @generated from message tollgate.v1.KeyImportResult
+ */
+export type KeyImportResult = Message<"tollgate.v1.KeyImportResult"> & {
+  /**
+   * Position of the record in the request, from 0.
+   *
+   * @generated from field: uint32 index = 1;
+   */
+  index: number;
+
+  /**
+   * The key's id (the derived one for a foreign record without id); empty if
+   * the record is invalid before an id could be known.
+   *
+   * @generated from field: string key_id = 2;
+   */
+  keyId: string;
+
+  /**
+   * What happened.
+   *
+   * @generated from field: tollgate.v1.ImportOutcome outcome = 3;
+   */
+  outcome: ImportOutcome;
+
+  /**
+   * For CONFLICT: why (e.g. `differs in: owner, scopes`), at most 512 bytes.
+   *
+   * @generated from field: string detail = 4;
+   */
+  detail: string;
+
+  /**
+   * For INVALID: every problem found, at most 64.
+   *
+   * @generated from field: repeated tollgate.v1.ImportViolation violations = 5;
+   */
+  violations: ImportViolation[];
+};
+
+/**
+ * Describes the message tollgate.v1.KeyImportResult.
+ * Use `create(KeyImportResultSchema)` to create a new message.
+ */
+export const KeyImportResultSchema: GenMessage<KeyImportResult> = /*@__PURE__*/
+  messageDesc(file_tollgate_v1_key_service, 27);
+
+/**
+ * Output of ImportKeys.
+ *
+ * @generated from message tollgate.v1.ImportKeysResponse
+ */
+export type ImportKeysResponse = Message<"tollgate.v1.ImportKeysResponse"> & {
+  /**
+   * One result per request record, in request order.
+   *
+   * @generated from field: repeated tollgate.v1.KeyImportResult results = 1;
+   */
+  results: KeyImportResult[];
+};
+
+/**
+ * Describes the message tollgate.v1.ImportKeysResponse.
+ * Use `create(ImportKeysResponseSchema)` to create a new message.
+ */
+export const ImportKeysResponseSchema: GenMessage<ImportKeysResponse> = /*@__PURE__*/
+  messageDesc(file_tollgate_v1_key_service, 28);
+
+/**
  * Width of one usage bucket.
  *
  * @generated from enum tollgate.v1.UsageGranularity
@@ -887,6 +1105,63 @@ export enum UsageGranularity {
  */
 export const UsageGranularitySchema: GenEnum<UsageGranularity> = /*@__PURE__*/
   enumDesc(file_tollgate_v1_key_service, 0);
+
+/**
+ * What an import did (or, on a dry run, would do) with one record.
+ *
+ * @generated from enum tollgate.v1.ImportOutcome
+ */
+export enum ImportOutcome {
+  /**
+   * Never set by the server.
+   *
+   * @generated from enum value: IMPORT_OUTCOME_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * No key had this id: the record was stored with its digest index entries.
+   *
+   * @generated from enum value: IMPORT_OUTCOME_CREATED = 1;
+   */
+  CREATED = 1,
+
+  /**
+   * The key exists with the same content (every field but `version` and
+   * defaulted times): nothing changed, missing index entries were restored.
+   *
+   * @generated from enum value: IMPORT_OUTCOME_UNCHANGED = 2;
+   */
+  UNCHANGED = 2,
+
+  /**
+   * The key existed with other content and `overwrite` replaced it.
+   *
+   * @generated from enum value: IMPORT_OUTCOME_REPLACED = 3;
+   */
+  REPLACED = 3,
+
+  /**
+   * The key exists with other content (or a digest belongs to another key):
+   * left as it is. `detail` says why.
+   *
+   * @generated from enum value: IMPORT_OUTCOME_CONFLICT = 4;
+   */
+  CONFLICT = 4,
+
+  /**
+   * The record is not valid; `violations` say why. Nothing was written.
+   *
+   * @generated from enum value: IMPORT_OUTCOME_INVALID = 5;
+   */
+  INVALID = 5,
+}
+
+/**
+ * Describes the enum tollgate.v1.ImportOutcome.
+ */
+export const ImportOutcomeSchema: GenEnum<ImportOutcome> = /*@__PURE__*/
+  enumDesc(file_tollgate_v1_key_service, 1);
 
 /**
  * Key management. Every call needs `authorization: Bearer <management token>`.
@@ -993,6 +1268,30 @@ export const KeyService: GenService<{
     methodKind: "unary";
     input: typeof GetUsageRequestSchema;
     output: typeof GetUsageResponseSchema;
+  },
+  /**
+   * Returns every key, revoked ones included, with the digests of its secrets
+   * (never a secret), ordered by id, a page at a time: the backup.
+   *
+   * @generated from rpc tollgate.v1.KeyService.ExportKeys
+   */
+  exportKeys: {
+    methodKind: "unary";
+    input: typeof ExportKeysRequestSchema;
+    output: typeof ExportKeysResponseSchema;
+  },
+  /**
+   * Restores exported keys, or imports keys from another system by their
+   * SHA-256 digests. Idempotent: a record whose id exists with the same
+   * content is left unchanged; one with other content is a conflict (left
+   * as it is unless `overwrite`).
+   *
+   * @generated from rpc tollgate.v1.KeyService.ImportKeys
+   */
+  importKeys: {
+    methodKind: "unary";
+    input: typeof ImportKeysRequestSchema;
+    output: typeof ImportKeysResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_tollgate_v1_key_service, 0);

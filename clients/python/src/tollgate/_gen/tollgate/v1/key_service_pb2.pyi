@@ -11,6 +11,7 @@ from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from tollgate._gen.tollgate.v1 import event_pb2 as _event_pb2
+from tollgate._gen.tollgate.v1 import key_export_pb2 as _key_export_pb2
 from tollgate._gen.tollgate.v1 import key_pb2 as _key_pb2
 import builtins as _builtins
 import sys
@@ -50,6 +51,50 @@ USAGE_GRANULARITY_HOUR: UsageGranularity.ValueType  # 2
 USAGE_GRANULARITY_DAY: UsageGranularity.ValueType  # 3
 """One bucket per UTC day."""
 Global___UsageGranularity: _TypeAlias = UsageGranularity  # noqa: Y015
+
+class _ImportOutcome:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ImportOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ImportOutcome.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    IMPORT_OUTCOME_UNSPECIFIED: _ImportOutcome.ValueType  # 0
+    """Never set by the server."""
+    IMPORT_OUTCOME_CREATED: _ImportOutcome.ValueType  # 1
+    """No key had this id: the record was stored with its digest index entries."""
+    IMPORT_OUTCOME_UNCHANGED: _ImportOutcome.ValueType  # 2
+    """The key exists with the same content (every field but `version` and
+    defaulted times): nothing changed, missing index entries were restored.
+    """
+    IMPORT_OUTCOME_REPLACED: _ImportOutcome.ValueType  # 3
+    """The key existed with other content and `overwrite` replaced it."""
+    IMPORT_OUTCOME_CONFLICT: _ImportOutcome.ValueType  # 4
+    """The key exists with other content (or a digest belongs to another key):
+    left as it is. `detail` says why.
+    """
+    IMPORT_OUTCOME_INVALID: _ImportOutcome.ValueType  # 5
+    """The record is not valid; `violations` say why. Nothing was written."""
+
+class ImportOutcome(_ImportOutcome, metaclass=_ImportOutcomeEnumTypeWrapper):
+    """What an import did (or, on a dry run, would do) with one record."""
+
+IMPORT_OUTCOME_UNSPECIFIED: ImportOutcome.ValueType  # 0
+"""Never set by the server."""
+IMPORT_OUTCOME_CREATED: ImportOutcome.ValueType  # 1
+"""No key had this id: the record was stored with its digest index entries."""
+IMPORT_OUTCOME_UNCHANGED: ImportOutcome.ValueType  # 2
+"""The key exists with the same content (every field but `version` and
+defaulted times): nothing changed, missing index entries were restored.
+"""
+IMPORT_OUTCOME_REPLACED: ImportOutcome.ValueType  # 3
+"""The key existed with other content and `overwrite` replaced it."""
+IMPORT_OUTCOME_CONFLICT: ImportOutcome.ValueType  # 4
+"""The key exists with other content (or a digest belongs to another key):
+left as it is. `detail` says why.
+"""
+IMPORT_OUTCOME_INVALID: ImportOutcome.ValueType  # 5
+"""The record is not valid; `violations` say why. Nothing was written."""
+Global___ImportOutcome: _TypeAlias = ImportOutcome  # noqa: Y015
 
 @_typing.final
 class CreateKeyRequest(_message.Message):
@@ -858,3 +903,207 @@ class GetUsageResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetUsageResponse: _TypeAlias = GetUsageResponse  # noqa: Y015
+
+@_typing.final
+class ExportKeysRequest(_message.Message):
+    """Input of ExportKeys."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """Most keys per page, 0..1000; 0 means 500. A page also ends before its
+    encoded size passes 256 KiB, so it may hold fewer and still have a next page.
+    """
+    page_token: _builtins.str
+    """Token from a previous response's `next_page_token`, at most 256 bytes."""
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportKeysRequest: _TypeAlias = ExportKeysRequest  # noqa: Y015
+
+@_typing.final
+class ExportKeysResponse(_message.Message):
+    """Output of ExportKeys. Pages are read one after the other, not as one
+    snapshot: a key changed while an export runs is in it as its page found it.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEYS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    PEPPER_FINGERPRINT_PREFIX_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token for the next page; empty on the last page."""
+    pepper_fingerprint_prefix: _builtins.str
+    """The first 8 hex characters of this server's pepper fingerprint
+    (HMAC-SHA256(pepper, "tollgate pepper fingerprint v1")): digests in
+    `secret_digest` fields are usable only where the fingerprint is the same.
+    """
+    @_builtins.property
+    def keys(self) -> _containers.RepeatedCompositeFieldContainer[_key_export_pb2.KeyExport]:
+        """The keys of this page, ordered by id, revoked ones included. At most `page_size`."""
+
+    def __init__(
+        self,
+        *,
+        keys: _abc.Iterable[_key_export_pb2.KeyExport] | None = ...,
+        next_page_token: _builtins.str = ...,
+        pepper_fingerprint_prefix: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["keys", b"keys", "next_page_token", b"next_page_token", "pepper_fingerprint_prefix", b"pepper_fingerprint_prefix"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportKeysResponse: _TypeAlias = ExportKeysResponse  # noqa: Y015
+
+@_typing.final
+class ImportKeysRequest(_message.Message):
+    """Input of ImportKeys."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEYS_FIELD_NUMBER: _builtins.int
+    DRY_RUN_FIELD_NUMBER: _builtins.int
+    OVERWRITE_FIELD_NUMBER: _builtins.int
+    PEPPER_FINGERPRINT_PREFIX_FIELD_NUMBER: _builtins.int
+    dry_run: _builtins.bool
+    """Report what would happen without writing anything."""
+    overwrite: _builtins.bool
+    """Replace a key whose id exists with other content (outcome REPLACED)
+    instead of reporting a conflict. A revoked key is never made active again.
+    """
+    pepper_fingerprint_prefix: _builtins.str
+    """The `pepper_fingerprint_prefix` of the export the records come from, 8 hex
+    characters. Required when a record has `secret_digest` or
+    `grace_secret_digest`; a fingerprint other than this server's fails the
+    call with FAILED_PRECONDITION (those digests would match no secret here).
+    """
+    @_builtins.property
+    def keys(self) -> _containers.RepeatedCompositeFieldContainer[_key_export_pb2.KeyExport]:
+        """The records, 1..500, applied independently (one record's problem does not
+        stop the others). Unset times default: `create_time` to now,
+        `update_time` and `secret_create_time` to the creation time,
+        `revoke_time` (revoked keys) to the update time; such defaulted times are
+        not compared when the key exists already.
+        """
+
+    def __init__(
+        self,
+        *,
+        keys: _abc.Iterable[_key_export_pb2.KeyExport] | None = ...,
+        dry_run: _builtins.bool = ...,
+        overwrite: _builtins.bool = ...,
+        pepper_fingerprint_prefix: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dry_run", b"dry_run", "keys", b"keys", "overwrite", b"overwrite", "pepper_fingerprint_prefix", b"pepper_fingerprint_prefix"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportKeysRequest: _TypeAlias = ImportKeysRequest  # noqa: Y015
+
+@_typing.final
+class ImportViolation(_message.Message):
+    """A problem with one field of an imported record."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FIELD_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    field: _builtins.str
+    """The field, as a path within the record (e.g. `key.owner`), at most 128 bytes."""
+    description: _builtins.str
+    """What is wrong, naming the bound, never the value. At most 256 bytes."""
+    def __init__(
+        self,
+        *,
+        field: _builtins.str = ...,
+        description: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "field", b"field"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportViolation: _TypeAlias = ImportViolation  # noqa: Y015
+
+@_typing.final
+class KeyImportResult(_message.Message):
+    """The result for one record of an ImportKeysRequest."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INDEX_FIELD_NUMBER: _builtins.int
+    KEY_ID_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    VIOLATIONS_FIELD_NUMBER: _builtins.int
+    index: _builtins.int
+    """Position of the record in the request, from 0."""
+    key_id: _builtins.str
+    """The key's id (the derived one for a foreign record without id); empty if
+    the record is invalid before an id could be known.
+    """
+    outcome: Global___ImportOutcome.ValueType
+    """What happened."""
+    detail: _builtins.str
+    """For CONFLICT: why (e.g. `differs in: owner, scopes`), at most 512 bytes."""
+    @_builtins.property
+    def violations(self) -> _containers.RepeatedCompositeFieldContainer[Global___ImportViolation]:
+        """For INVALID: every problem found, at most 64."""
+
+    def __init__(
+        self,
+        *,
+        index: _builtins.int = ...,
+        key_id: _builtins.str = ...,
+        outcome: Global___ImportOutcome.ValueType = ...,
+        detail: _builtins.str = ...,
+        violations: _abc.Iterable[Global___ImportViolation] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["detail", b"detail", "index", b"index", "key_id", b"key_id", "outcome", b"outcome", "violations", b"violations"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___KeyImportResult: _TypeAlias = KeyImportResult  # noqa: Y015
+
+@_typing.final
+class ImportKeysResponse(_message.Message):
+    """Output of ImportKeys."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___KeyImportResult]:
+        """One result per request record, in request order."""
+
+    def __init__(
+        self,
+        *,
+        results: _abc.Iterable[Global___KeyImportResult] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["results", b"results"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportKeysResponse: _TypeAlias = ImportKeysResponse  # noqa: Y015

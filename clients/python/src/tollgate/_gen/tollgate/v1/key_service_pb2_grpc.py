@@ -85,6 +85,16 @@ class KeyServiceStub:
                 request_serializer=tollgate_dot_v1_dot_key__service__pb2.GetUsageRequest.SerializeToString,
                 response_deserializer=tollgate_dot_v1_dot_key__service__pb2.GetUsageResponse.FromString,
                 _registered_method=True)
+        self.ExportKeys = channel.unary_unary(
+                '/tollgate.v1.KeyService/ExportKeys',
+                request_serializer=tollgate_dot_v1_dot_key__service__pb2.ExportKeysRequest.SerializeToString,
+                response_deserializer=tollgate_dot_v1_dot_key__service__pb2.ExportKeysResponse.FromString,
+                _registered_method=True)
+        self.ImportKeys = channel.unary_unary(
+                '/tollgate.v1.KeyService/ImportKeys',
+                request_serializer=tollgate_dot_v1_dot_key__service__pb2.ImportKeysRequest.SerializeToString,
+                response_deserializer=tollgate_dot_v1_dot_key__service__pb2.ImportKeysResponse.FromString,
+                _registered_method=True)
 
 
 class KeyServiceServicer:
@@ -161,6 +171,24 @@ class KeyServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExportKeys(self, request, context):
+        """Returns every key, revoked ones included, with the digests of its secrets
+        (never a secret), ordered by id, a page at a time: the backup.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ImportKeys(self, request, context):
+        """Restores exported keys, or imports keys from another system by their
+        SHA-256 digests. Idempotent: a record whose id exists with the same
+        content is left unchanged; one with other content is a conflict (left
+        as it is unless `overwrite`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_KeyServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -213,6 +241,16 @@ def add_KeyServiceServicer_to_server(servicer, server):
                     servicer.GetUsage,
                     request_deserializer=tollgate_dot_v1_dot_key__service__pb2.GetUsageRequest.FromString,
                     response_serializer=tollgate_dot_v1_dot_key__service__pb2.GetUsageResponse.SerializeToString,
+            ),
+            'ExportKeys': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportKeys,
+                    request_deserializer=tollgate_dot_v1_dot_key__service__pb2.ExportKeysRequest.FromString,
+                    response_serializer=tollgate_dot_v1_dot_key__service__pb2.ExportKeysResponse.SerializeToString,
+            ),
+            'ImportKeys': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportKeys,
+                    request_deserializer=tollgate_dot_v1_dot_key__service__pb2.ImportKeysRequest.FromString,
+                    response_serializer=tollgate_dot_v1_dot_key__service__pb2.ImportKeysResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -486,6 +524,60 @@ class KeyService:
             '/tollgate.v1.KeyService/GetUsage',
             tollgate_dot_v1_dot_key__service__pb2.GetUsageRequest.SerializeToString,
             tollgate_dot_v1_dot_key__service__pb2.GetUsageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportKeys(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tollgate.v1.KeyService/ExportKeys',
+            tollgate_dot_v1_dot_key__service__pb2.ExportKeysRequest.SerializeToString,
+            tollgate_dot_v1_dot_key__service__pb2.ExportKeysResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportKeys(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tollgate.v1.KeyService/ImportKeys',
+            tollgate_dot_v1_dot_key__service__pb2.ImportKeysRequest.SerializeToString,
+            tollgate_dot_v1_dot_key__service__pb2.ImportKeysResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -53,6 +53,16 @@ class KeyServiceStub:
     """Lists alerts raised by detection rules, newest first, a page at a time."""
     GetUsage: _grpc.UnaryUnaryMultiCallable[_key_service_pb2.GetUsageRequest, _key_service_pb2.GetUsageResponse]
     """Returns a key's request counts over a time range, per bucket and per endpoint."""
+    ExportKeys: _grpc.UnaryUnaryMultiCallable[_key_service_pb2.ExportKeysRequest, _key_service_pb2.ExportKeysResponse]
+    """Returns every key, revoked ones included, with the digests of its secrets
+    (never a secret), ordered by id, a page at a time: the backup.
+    """
+    ImportKeys: _grpc.UnaryUnaryMultiCallable[_key_service_pb2.ImportKeysRequest, _key_service_pb2.ImportKeysResponse]
+    """Restores exported keys, or imports keys from another system by their
+    SHA-256 digests. Idempotent: a record whose id exists with the same
+    content is left unchanged; one with other content is a conflict (left
+    as it is unless `overwrite`).
+    """
 
 @_typing.type_check_only
 class KeyServiceAsyncStub(KeyServiceStub):
@@ -79,6 +89,16 @@ class KeyServiceAsyncStub(KeyServiceStub):
     """Lists alerts raised by detection rules, newest first, a page at a time."""
     GetUsage: _aio.UnaryUnaryMultiCallable[_key_service_pb2.GetUsageRequest, _key_service_pb2.GetUsageResponse]  # type: ignore[assignment]
     """Returns a key's request counts over a time range, per bucket and per endpoint."""
+    ExportKeys: _aio.UnaryUnaryMultiCallable[_key_service_pb2.ExportKeysRequest, _key_service_pb2.ExportKeysResponse]  # type: ignore[assignment]
+    """Returns every key, revoked ones included, with the digests of its secrets
+    (never a secret), ordered by id, a page at a time: the backup.
+    """
+    ImportKeys: _aio.UnaryUnaryMultiCallable[_key_service_pb2.ImportKeysRequest, _key_service_pb2.ImportKeysResponse]  # type: ignore[assignment]
+    """Restores exported keys, or imports keys from another system by their
+    SHA-256 digests. Idempotent: a record whose id exists with the same
+    content is left unchanged; one with other content is a conflict (left
+    as it is unless `overwrite`).
+    """
 
 class KeyServiceServicer(metaclass=_abc_1.ABCMeta):
     """Key management. Every call needs `authorization: Bearer <management token>`."""
@@ -162,5 +182,27 @@ class KeyServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_key_service_pb2.GetUsageResponse, _abc.Awaitable[_key_service_pb2.GetUsageResponse]]:
         """Returns a key's request counts over a time range, per bucket and per endpoint."""
+
+    @_abc_1.abstractmethod
+    def ExportKeys(
+        self,
+        request: _key_service_pb2.ExportKeysRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_key_service_pb2.ExportKeysResponse, _abc.Awaitable[_key_service_pb2.ExportKeysResponse]]:
+        """Returns every key, revoked ones included, with the digests of its secrets
+        (never a secret), ordered by id, a page at a time: the backup.
+        """
+
+    @_abc_1.abstractmethod
+    def ImportKeys(
+        self,
+        request: _key_service_pb2.ImportKeysRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_key_service_pb2.ImportKeysResponse, _abc.Awaitable[_key_service_pb2.ImportKeysResponse]]:
+        """Restores exported keys, or imports keys from another system by their
+        SHA-256 digests. Idempotent: a record whose id exists with the same
+        content is left unchanged; one with other content is a conflict (left
+        as it is unless `overwrite`).
+        """
 
 def add_KeyServiceServicer_to_server(servicer: KeyServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
