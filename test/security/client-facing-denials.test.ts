@@ -20,7 +20,7 @@ import { Reason } from "../../src/gen/tollgate/v1/common_pb.js";
 import { KeyService } from "../../src/gen/tollgate/v1/key_service_pb.js";
 import { TollgateService } from "../../src/gen/tollgate/v1/tollgate_service_pb.js";
 import { generateSecret } from "../../src/keys/key-format.js";
-import { startTollgateProcess, type TollgateProcess } from "../helpers/tollgate-process.js";
+import { startTollgateProcess } from "../helpers/tollgate-process.js";
 import { sleep } from "./support.js";
 
 function checkRequest(headers: Record<string, string>): CheckRequest {
