@@ -75,6 +75,7 @@ import { RedisRateLimitStore } from "./store/redis-rate-limit-store.js";
 import { RedisStoreMarker } from "./store/redis-store-marker.js";
 import { startAdminServer } from "./transport/admin-server.js";
 import { createHttpRoutes } from "./transport/http-routes.js";
+import { createOpenApiHandler, OPENAPI_PATH } from "./transport/openapi-route.js";
 import { type ServiceBinding, startRpcServers } from "./transport/servers.js";
 import { buildInfo } from "./util/build-info.js";
 import { systemClock } from "./util/clock.js";
@@ -579,7 +580,10 @@ export async function startTollgate(
       maxMessageBytes: settings.maxMessageBytes,
       corsOrigins: settings.corsOrigins,
       httpRoutes: createHttpRoutes({
-        routes: { [FORWARD_AUTH_PATH]: createForwardAuthHandler(deps) },
+        routes: {
+          [FORWARD_AUTH_PATH]: createForwardAuthHandler(deps),
+          [OPENAPI_PATH]: createOpenApiHandler(),
+        },
         onError: (err) =>
           log.error({ err: { message: (err as Error)?.message } }, "forward-auth failed"),
       }),
