@@ -48,6 +48,7 @@ import { InsuranceLimiter } from "./resilience/insurance-limiter.js";
 import { StoreGuard } from "./resilience/store-guard.js";
 import { createEnvoyAuthzService } from "./services/envoy-authz-service.js";
 import { createEnvoyRateLimitService } from "./services/envoy-ratelimit-service.js";
+import { createForwardAuthHandler, FORWARD_AUTH_PATH } from "./services/forward-auth-handler.js";
 import { createInstrument } from "./services/instrument.js";
 import { createKeyService } from "./services/key-service.js";
 import { ManagementAuth } from "./services/management-auth.js";
@@ -73,6 +74,8 @@ import { createKeyNames } from "./store/redis-keys.js";
 import { RedisRateLimitStore } from "./store/redis-rate-limit-store.js";
 import { RedisStoreMarker } from "./store/redis-store-marker.js";
 import { startAdminServer } from "./transport/admin-server.js";
+import { createHttpRoutes } from "./transport/http-routes.js";
+import { createOpenApiHandler, OPENAPI_PATH } from "./transport/openapi-route.js";
 import { type ServiceBinding, startRpcServers } from "./transport/servers.js";
 import { buildInfo } from "./util/build-info.js";
 import { systemClock } from "./util/clock.js";
@@ -576,6 +579,14 @@ export async function startTollgate(
       httpAddr: settings.httpAddr,
       maxMessageBytes: settings.maxMessageBytes,
       corsOrigins: settings.corsOrigins,
+      httpRoutes: createHttpRoutes({
+        routes: {
+          [FORWARD_AUTH_PATH]: createForwardAuthHandler(deps),
+          [OPENAPI_PATH]: createOpenApiHandler(),
+        },
+        onError: (err) =>
+          log.error({ err: { message: (err as Error)?.message } }, "forward-auth failed"),
+      }),
       ...(tlsOn && {
         tls: {
           certFile: settings.tlsCertFile,

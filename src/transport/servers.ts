@@ -22,6 +22,7 @@ import { Health } from "../gen/health/v1/health_pb.js";
 import { withCors } from "./cors.js";
 import { withDecodeErrorCodes } from "./decode-error-codes.js";
 import { toGrpcService } from "./grpc-adapter.js";
+import type { HttpRoutes } from "./http-routes.js";
 import { createProtocolSniffer } from "./protocol-sniffer.js";
 import { reflectionPackage } from "./reflection.js";
 import { routeStrictJson } from "./strict-json.js";
@@ -52,6 +53,8 @@ export interface RpcServersOptions {
   onTlsReload?: () => void;
   /** Browser origins allowed by CORS; empty: CORS off. */
   corsOrigins?: readonly string[];
+  /** Plain-HTTP routes (forward-auth, OpenAPI) ahead of connect-node on the HTTP port; see http-routes.ts. */
+  httpRoutes?: HttpRoutes;
 }
 
 /** Running listeners. */
@@ -165,10 +168,11 @@ export async function startRpcServers(o: RpcServersOptions): Promise<RpcServers>
   let http: { net: NetServer; h1: Http1Server; h2: Http2Server } | undefined;
   let httpPort: number | undefined;
   if (o.httpAddr !== "") {
-    const h1 = createHttp1Server({ maxHeaderSize: 65536 }, tracked);
+    const onHttp = (o.httpRoutes?.(tracked, track) ?? tracked) as typeof tracked;
+    const h1 = createHttp1Server({ maxHeaderSize: 65536 }, onHttp);
     const h2 = createHttp2Server(
       { settings: { maxConcurrentStreams: 1000, maxHeaderListSize: 65536 } },
-      tracked,
+      onHttp,
     );
     const net = front(
       (socket) => h2.emit("connection", socket),
