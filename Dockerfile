@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # Tollgate container image: deps → build → runtime.
-# The runtime stage holds only dist/, lua/, package.json and production
-# node_modules, runs as uid 65532 (the chart's runAsUser) and never runs npm.
+# The runtime stage holds only dist/, lua/, docs/openapi.yaml (served on the
+# HTTP port), package.json and production node_modules, runs as uid 65532 (the chart's runAsUser) and never runs npm.
 # Node 26 is the current LTS line (even major, first published 2026-05).
 ARG NODE_IMAGE=node:26-slim
 
@@ -19,6 +19,8 @@ RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json buf.yaml buf.gen.yaml buf.envoy.yaml buf.gen.envoy.yaml ./
 COPY proto ./proto
 COPY src ./src
+# npm run build also writes docs/openapi.yaml and dist/build-info.json.
+COPY scripts/build-if-stale.mjs scripts/generate-openapi.mjs ./scripts/
 RUN npm run build
 
 FROM ${NODE_IMAGE} AS runtime
@@ -35,6 +37,7 @@ ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+COPY --from=build /app/docs/openapi.yaml ./docs/openapi.yaml
 COPY lua ./lua
 COPY package.json ./
 # Main gRPC/Connect port, Connect HTTP port, admin port (/healthz, /readyz, /metrics).

@@ -55,11 +55,12 @@ describe("Dockerfile", () => {
     expect(runtime.some(([k]) => k === "ENTRYPOINT")).toBe(false);
   });
 
-  it("ships only dist, lua, package.json and production node_modules", () => {
+  it("ships only dist, lua, the OpenAPI document, package.json and production node_modules", () => {
     const copies = runtime.filter(([k]) => k === "COPY").map(([, a]) => a);
     expect(copies).toEqual([
       "--from=deps /app/node_modules ./node_modules",
       "--from=build /app/dist ./dist",
+      "--from=build /app/docs/openapi.yaml ./docs/openapi.yaml",
       "lua ./lua",
       "package.json ./",
     ]);
