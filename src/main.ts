@@ -61,6 +61,8 @@ import { createKeyNames } from "./store/redis-keys.js";
 import { RedisRateLimitStore } from "./store/redis-rate-limit-store.js";
 import { startAdminServer } from "./transport/admin-server.js";
 import { type ServiceBinding, startRpcServers } from "./transport/servers.js";
+import { transportLimitsFromSettings } from "./transport/transport-limits.js";
+import { createTransportObserver } from "./transport/transport-observer.js";
 import { systemClock } from "./util/clock.js";
 
 /** Thrown for a configuration that must not start (names the setting). */
@@ -373,6 +375,8 @@ export async function startTollgate(
       httpAddr: settings.httpAddr,
       maxMessageBytes: settings.maxMessageBytes,
       corsOrigins: settings.corsOrigins,
+      limits: transportLimitsFromSettings(settings),
+      observer: createTransportObserver(metrics, log),
       ...(tlsOn && {
         tls: {
           certFile: settings.tlsCertFile,
