@@ -77,6 +77,8 @@ import { startAdminServer } from "./transport/admin-server.js";
 import { createHttpRoutes } from "./transport/http-routes.js";
 import { createOpenApiHandler, OPENAPI_PATH } from "./transport/openapi-route.js";
 import { type ServiceBinding, startRpcServers } from "./transport/servers.js";
+import { transportLimitsFromSettings } from "./transport/transport-limits.js";
+import { createTransportObserver } from "./transport/transport-observer.js";
 import { buildInfo } from "./util/build-info.js";
 import { systemClock } from "./util/clock.js";
 import { createDeadline } from "./util/deadline.js";
@@ -587,6 +589,8 @@ export async function startTollgate(
         onError: (err) =>
           log.error({ err: { message: (err as Error)?.message } }, "forward-auth failed"),
       }),
+      limits: transportLimitsFromSettings(settings),
+      observer: createTransportObserver(metrics, log),
       ...(tlsOn && {
         tls: {
           certFile: settings.tlsCertFile,

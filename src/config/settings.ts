@@ -498,6 +498,63 @@ export const SETTINGS = {
     description: "Largest request message accepted on any transport, bytes.",
     schema: int(1024, 67_108_864),
   }),
+  // Transport bounds of the RPC ports (src/transport/transport-limits.ts).
+  maxConnections: spec({
+    env: "TOLLGATE_MAX_CONNECTIONS",
+    default: "1000",
+    description:
+      "Most open connections across both RPC ports; more are closed on arrival (tollgate_transport_connections_refused_total, a warning at most every 10 s). Lowered at startup to the open-file limit minus 128, so the admin port and Redis always have descriptors.",
+    schema: int(1, 1_000_000),
+  }),
+  headerTimeoutMs: spec({
+    env: "TOLLGATE_HEADER_TIMEOUT_MS",
+    default: "10000",
+    description:
+      "How long a new connection may take to send its first bytes and a complete request head (HTTP/1.1: then 408), or to finish the TLS or HTTP/2 handshake (its SETTINGS acknowledged); then it is closed, ms.",
+    schema: int(100, 600_000),
+  }),
+  bodyTimeoutMs: spec({
+    env: "TOLLGATE_BODY_TIMEOUT_MS",
+    default: "30000",
+    description:
+      "How long a request body may take to arrive after its head, ms; then the request is refused (HTTP/2: RST_STREAM CANCEL; HTTP/1.1: 408 and the connection closed, counting from the request's first byte).",
+    schema: int(100, 600_000),
+  }),
+  idleTimeoutMs: spec({
+    env: "TOLLGATE_IDLE_TIMEOUT_MS",
+    default: "300000",
+    description:
+      "An HTTP/2 connection without a request for this long is sent GOAWAY and closed, ms (a connection with a request in flight never is; quiet ones are pinged meanwhile, and closed if they stop answering). HTTP/1.1 keep-alive connections close after the lesser of this and 5 s.",
+    schema: int(1000, 86_400_000),
+  }),
+  maxHeaderListBytes: spec({
+    env: "TOLLGATE_MAX_HEADER_LIST_BYTES",
+    default: "65536",
+    description:
+      "Largest request header list, bytes (HTTP/2: names + values + 32 per field, enforced from the first stream; HTTP/1.1: the request head). More is refused: HTTP/2 RST_STREAM ENHANCE_YOUR_CALM, HTTP/1.1 431.",
+    schema: int(4096, 1_048_576),
+  }),
+  maxStreamsPerConnection: spec({
+    env: "TOLLGATE_MAX_STREAMS_PER_CONNECTION",
+    default: "100",
+    description:
+      "HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS: requests one connection may have in flight; clients queue or open another connection beyond it.",
+    schema: int(1, 10_000),
+  }),
+  maxInflightRequests: spec({
+    env: "TOLLGATE_MAX_INFLIGHT_REQUESTS",
+    default: "500",
+    description:
+      "Requests in flight at once across every RPC connection and protocol; more are refused before their handler runs (HTTP/2 REFUSED_STREAM, safe to retry; HTTP/1.1 503) and counted in tollgate_transport_requests_refused_total.",
+    schema: int(1, 1_000_000),
+  }),
+  maxInflightBodyBytes: spec({
+    env: "TOLLGATE_MAX_INFLIGHT_BODY_BYTES",
+    default: "33554432",
+    description:
+      "Request-body bytes held at once across every in-flight request (never less than TOLLGATE_MAX_MESSAGE_BYTES); the request that would pass it is refused (HTTP/2 RST_STREAM ENHANCE_YOUR_CALM; HTTP/1.1 503, reserving its content-length).",
+    schema: int(65_536, 4_294_967_296),
+  }),
   eventRetentionS: spec({
     env: "TOLLGATE_EVENT_RETENTION_S",
     default: "604800",

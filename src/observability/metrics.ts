@@ -269,6 +269,64 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  // Transport bounds (src/transport/*-guard.ts). `port` is main or http.
+
+  /** Open connections on the RPC ports. */
+  readonly transportConnections = new Gauge({
+    name: "tollgate_transport_connections",
+    help: "Open connections on the RPC ports, by port (main, http); at most TOLLGATE_MAX_CONNECTIONS together.",
+    labelNames: ["port"] as const,
+    registers: [this.registry],
+  });
+
+  /** Requests in flight and their body bytes held, across the RPC ports; set by a collect callback. */
+  readonly transportInflightRequests: Gauge;
+  readonly transportInflightBodyBytes: Gauge;
+  private requestBudget: () => { inflight: number; bodyBytes: number } = () => ({
+    inflight: 0,
+    bodyBytes: 0,
+  });
+
+  /** Connections closed at once because TOLLGATE_MAX_CONNECTIONS were open. */
+  readonly transportConnectionsRefused = new Counter({
+    name: "tollgate_transport_connections_refused_total",
+    help: "Connections closed on arrival because TOLLGATE_MAX_CONNECTIONS connections were open, by port.",
+    labelNames: ["port"] as const,
+    registers: [this.registry],
+  });
+
+  /** Requests refused because an in-flight bound was reached. */
+  readonly transportRequestsRefused = new Counter({
+    name: "tollgate_transport_requests_refused_total",
+    help: "Requests refused before their handler ran, by port and reason (inflight: TOLLGATE_MAX_INFLIGHT_REQUESTS; body_budget: TOLLGATE_MAX_INFLIGHT_BODY_BYTES).",
+    labelNames: ["port", "reason"] as const,
+    registers: [this.registry],
+  });
+
+  /** Requests refused for a header list over TOLLGATE_MAX_HEADER_LIST_BYTES. */
+  readonly transportHeaderListRefusals = new Counter({
+    name: "tollgate_transport_header_list_refusals_total",
+    help: "Requests refused for a header list over TOLLGATE_MAX_HEADER_LIST_BYTES, by port and protocol (http1: 431; http2: streams Tollgate's own check reset, i.e. those sent before the client acknowledged SETTINGS).",
+    labelNames: ["port", "protocol"] as const,
+    registers: [this.registry],
+  });
+
+  /** HTTP/2 connections cut off for resetting streams rapidly (CVE-2023-44487). */
+  readonly transportRapidResetCutoffs = new Counter({
+    name: "tollgate_transport_rapid_reset_cutoffs_total",
+    help: "HTTP/2 connections sent GOAWAY ENHANCE_YOUR_CALM and closed for resetting streams before their answer (rapid reset), by port.",
+    labelNames: ["port"] as const,
+    registers: [this.registry],
+  });
+
+  /** Connections and requests ended by a transport timeout. */
+  readonly transportTimeouts = new Counter({
+    name: "tollgate_transport_timeouts_total",
+    help: "Connections or requests ended by a timeout, by port and kind (header, body, idle, ping: an HTTP/2 connection that stopped answering PING).",
+    labelNames: ["port", "kind"] as const,
+    registers: [this.registry],
+  });
+
   /** Current key cache size; set by a collect callback. */
   readonly cacheSize: Gauge;
 
@@ -347,7 +405,29 @@ export class Metrics {
     child.inc();
   }
 
+  /** Where the in-flight gauges read from (the transports' request budget). */
+  observeRequestBudget(read: () => { inflight: number; bodyBytes: number }): void {
+    this.requestBudget = read;
+  }
+
   constructor(cacheSize: () => number, options: { processMetrics?: boolean } = {}) {
+    const budget = () => this.requestBudget();
+    this.transportInflightRequests = new Gauge({
+      name: "tollgate_transport_inflight_requests",
+      help: "Requests in flight across the RPC ports (at most TOLLGATE_MAX_INFLIGHT_REQUESTS).",
+      registers: [this.registry],
+      collect() {
+        this.set(budget().inflight);
+      },
+    });
+    this.transportInflightBodyBytes = new Gauge({
+      name: "tollgate_transport_inflight_body_bytes",
+      help: "Request-body bytes held for requests in flight (at most TOLLGATE_MAX_INFLIGHT_BODY_BYTES).",
+      registers: [this.registry],
+      collect() {
+        this.set(budget().bodyBytes);
+      },
+    });
     this.cacheSize = new Gauge({
       name: "tollgate_key_cache_entries",
       help: "Entries in the key cache.",

@@ -14,11 +14,33 @@ export interface AdminServerOptions {
   readyNotes?: () => string[];
 }
 
+/**
+ * Bounds of the admin port, its own so that it keeps answering probes and
+ * scrapes whatever happens on the RPC ports (whose connection cap leaves
+ * descriptors for these): a few connections, short timeouts.
+ */
+export const ADMIN_BOUNDS = {
+  /** Open connections; more are closed on arrival. */
+  maxConnections: 64,
+  /** A request head must be complete within, ms. */
+  headersTimeoutMs: 5_000,
+  /** A whole request must be complete within, ms. */
+  requestTimeoutMs: 10_000,
+  /** An idle keep-alive connection is closed after, ms. */
+  keepAliveTimeoutMs: 5_000,
+} as const;
+
 /** The admin port: `/metrics` (Prometheus), `/healthz` (liveness), `/readyz` (readiness). */
 export async function startAdminServer(
   o: AdminServerOptions,
 ): Promise<{ port: number; server: Server }> {
-  const server = createServer((req, res) => {
+  const options = {
+    headersTimeout: ADMIN_BOUNDS.headersTimeoutMs,
+    requestTimeout: ADMIN_BOUNDS.requestTimeoutMs,
+    keepAliveTimeout: ADMIN_BOUNDS.keepAliveTimeoutMs,
+    connectionsCheckingInterval: 1_000,
+  };
+  const server = createServer(options, (req, res) => {
     const path = (req.url ?? "/").split("?")[0];
     if (req.method !== "GET" && req.method !== "HEAD") {
       res.writeHead(405, { allow: "GET, HEAD" }).end();
@@ -41,7 +63,7 @@ export async function startAdminServer(
     }
     res.writeHead(404, { "content-type": "text/plain" }).end("not found\n");
   });
-  server.keepAliveTimeout = 5_000;
+  server.maxConnections = ADMIN_BOUNDS.maxConnections;
   const port = await listen(server, o.addr);
   return { port, server };
 }

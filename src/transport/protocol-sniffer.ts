@@ -1,24 +1,28 @@
-import { createServer, type Server, type Socket } from "node:net";
+import type { Socket } from "node:net";
 
 /** The HTTP/2 connection preface starts with these bytes (RFC 9113 §3.4). */
 const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
-/** How long a new connection may take to send its first bytes, ms. */
-const FIRST_BYTES_TIMEOUT_MS = 10_000;
-
 /**
- * A TCP server that routes each connection by its first bytes: the HTTP/2
- * prior-knowledge preface goes to `http2`, anything else to `http1`. This puts
- * gRPC (HTTP/2) and Connect / gRPC-Web over HTTP/1.1 (plain `curl`) on one port.
+ * A connection handler that routes each connection by its first bytes: the
+ * HTTP/2 prior-knowledge preface goes to `http2`, anything else to `http1`.
+ * This puts gRPC (HTTP/2) and Connect / gRPC-Web over HTTP/1.1 (plain `curl`)
+ * on one port. A connection that has not said which within `timeoutMs` is
+ * destroyed and `onTimeout` called.
  */
 export function createProtocolSniffer(
   http2: (socket: Socket) => void,
   http1: (socket: Socket) => void,
-): Server {
-  return createServer((socket) => {
+  timeoutMs: number,
+  onTimeout: () => void = () => {},
+): (socket: Socket) => void {
+  return (socket) => {
     socket.setNoDelay(true);
     let seen = Buffer.alloc(0);
-    const timer = setTimeout(() => socket.destroy(), FIRST_BYTES_TIMEOUT_MS);
+    const timer = setTimeout(() => {
+      onTimeout();
+      socket.destroy();
+    }, timeoutMs);
     const onData = (chunk: Buffer) => {
       seen = Buffer.concat([seen, chunk]);
       const n = Math.min(seen.length, PREFACE.length);
@@ -45,5 +49,5 @@ export function createProtocolSniffer(
     socket.on("data", onData);
     socket.on("error", onError);
     socket.once("close", () => clearTimeout(timer));
-  });
+  };
 }

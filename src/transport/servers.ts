@@ -6,12 +6,27 @@
  *    strictly, see strict-json.ts);
  *  - the optional HTTP port is connect-node only, over h2c and HTTP/1.1,
  *    speaking Connect, gRPC-Web and gRPC.
+ *
+ * Each port is a plain TCP listener that admits the connection (the cap),
+ * then hands it over — by its first bytes, or by ALPN after TLS — to an
+ * engine that never listens itself. The bounds Node and grpc-js would apply to
+ * connections they accept are applied by the guards instead (see
+ * transport-limits.ts and docs/security-bounds.md).
  */
-import { createServer as createHttp1Server, type Server as Http1Server } from "node:http";
+import type { Server as Http1Server } from "node:http";
 import { createServer as createHttp2Server, type Http2Server } from "node:http2";
-import type { AddressInfo, Server as NetServer } from "node:net";
+import {
+  type AddressInfo,
+  createServer as createNetServer,
+  type Server as NetServer,
+  type Socket,
+} from "node:net";
 import type { Duplex } from "node:stream";
-import { createServer as createTlsServer, type Server as TlsServer } from "node:tls";
+import {
+  createServer as createTlsServer,
+  type TLSSocket,
+  type Server as TlsServer,
+} from "node:tls";
 import type { DescService } from "@bufbuild/protobuf";
 import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
@@ -19,14 +34,25 @@ import * as grpc from "@grpc/grpc-js";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
 import { Health } from "../gen/health/v1/health_pb.js";
+import { ConnectionGuard } from "./connection-guard.js";
 import { withCors } from "./cors.js";
 import { withDecodeErrorCodes } from "./decode-error-codes.js";
 import { toGrpcService } from "./grpc-adapter.js";
+import { createGuardableInjector } from "./grpc-injector.js";
 import type { HttpRoutes } from "./http-routes.js";
+import { createGuardedHttp1Server } from "./http1-guard.js";
+import { Http2Guard, SESSION_MEMORY_MB } from "./http2-guard.js";
 import { createProtocolSniffer } from "./protocol-sniffer.js";
 import { reflectionPackage } from "./reflection.js";
+import { RequestBudget } from "./request-budget.js";
 import { routeStrictJson } from "./strict-json.js";
 import { type TlsFiles, tlsServerOptions, watchTlsFiles } from "./tls-context.js";
+import { connectionCap, type TransportLimits } from "./transport-limits.js";
+import {
+  type PortName,
+  silentTransportObserver,
+  type TransportObserver,
+} from "./transport-observer.js";
 
 /** A service and its implementation. */
 export interface ServiceBinding<S extends DescService = DescService> {
@@ -55,6 +81,10 @@ export interface RpcServersOptions {
   corsOrigins?: readonly string[];
   /** Plain-HTTP routes (forward-auth, OpenAPI) ahead of connect-node on the HTTP port; see http-routes.ts. */
   httpRoutes?: HttpRoutes;
+  /** Bounds of connections and requests on both ports (transportLimitsFromSettings). */
+  limits: TransportLimits;
+  /** Told of refusals, cut-offs and timeouts (metrics, log); default: nothing reported. */
+  observer?: TransportObserver;
 }
 
 /** Running listeners. */
@@ -71,11 +101,22 @@ export interface RpcServers {
 
 /** Starts the listeners and resolves once both are bound. */
 export async function startRpcServers(o: RpcServersOptions): Promise<RpcServers> {
+  const limits = o.limits;
+  const observer = o.observer ?? silentTransportObserver;
+  const cap = connectionCap(limits.maxConnections);
+  if (cap.loweredForFileLimit !== undefined) {
+    observer.connectionCapLowered(limits.maxConnections, cap.max, cap.loweredForFileLimit);
+  }
+  const connections = new ConnectionGuard({ maxConnections: cap.max, observer });
+  const budget = new RequestBudget(limits.maxInflightRequests, limits.maxInflightBodyBytes);
+  observer.watchBudget(() => budget);
+  const http2Guard = new Http2Guard({ ...limits, budget, observer });
   const grpcServer = new grpc.Server({
     "grpc.max_receive_message_length": o.maxMessageBytes,
     "grpc.max_send_message_length": o.maxMessageBytes,
-    "grpc.max_concurrent_streams": 1000,
-    "grpc.http2.max_header_list_size": 65536,
+    "grpc.max_concurrent_streams": limits.maxStreamsPerConnection,
+    // grpc-js turns Node's per-session memory bound off unless given one.
+    "grpc-node.max_session_memory": SESSION_MEMORY_MB,
   } as grpc.ServerOptions);
   // In-flight calls on every engine, so shutdown can wait for them: grpc-js's
   // tryShutdown does not reliably wait for injected sessions (seen on Node 26),
@@ -109,7 +150,8 @@ export async function startRpcServers(o: RpcServersOptions): Promise<RpcServers>
   // `grpcurl` need no local schema for either.
   const reflected = reflectionPackage([...o.services.map((s) => s.desc), Health]);
   new ReflectionService(reflected as never).addToServer(grpcServer);
-  const injector = grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+  const { injector, http2Server: grpcHttp2 } = createGuardableInjector(grpcServer);
+  http2Guard.attach(grpcHttp2, "main");
 
   const connectHandler = withCors(
     o.corsOrigins ?? [],
@@ -127,21 +169,49 @@ export async function startRpcServers(o: RpcServersOptions): Promise<RpcServers>
     ),
   );
 
+  // Counts connect-node calls for the shutdown drain; one shared listener, no
+  // closure per request.
+  const trackEnd = () => track.end();
   const tracked: typeof connectHandler = (req, res) => {
     track.start();
-    res.once("close", () => track.end());
+    res.on("close", trackEnd);
     connectHandler(req, res);
   };
-  const mainHttp1 = createHttp1Server({ maxHeaderSize: 65536 }, tracked);
+  const http1Server = (port: PortName, handler: typeof tracked = tracked) =>
+    createGuardedHttp1Server(
+      { port, ...limits, maxMessageBytes: o.maxMessageBytes, budget, observer },
+      handler,
+    );
+  const mainHttp1 = http1Server("main");
   const tlsServers: TlsServer[] = [];
-  // With TLS, ALPN says the protocol; without, the first bytes do.
-  const front = (http2: (s: Duplex) => void, http1: (s: Duplex) => void): NetServer => {
-    if (!o.tls) return createProtocolSniffer(http2, http1);
-    const server = createTlsServer(tlsServerOptions(o.tls), (socket) => {
-      (socket.alpnProtocol === "h2" ? http2 : http1)(socket);
+  // Every connection is admitted (or refused at the cap) first; then, with
+  // TLS, ALPN says the protocol, and without it the first bytes do.
+  const front = (
+    port: PortName,
+    http2: (s: Duplex) => void,
+    http1: (s: Duplex) => void,
+  ): NetServer => {
+    let handle: (socket: Socket) => void;
+    if (!o.tls) {
+      handle = createProtocolSniffer(http2, http1, limits.headerTimeoutMs, () =>
+        observer.timedOut(port, "header"),
+      );
+    } else {
+      const tls = createTlsServer(
+        { ...tlsServerOptions(o.tls), handshakeTimeout: limits.headerTimeoutMs },
+        (socket: TLSSocket) => (socket.alpnProtocol === "h2" ? http2 : http1)(socket),
+      );
+      // Node leaves a socket whose handshake failed or timed out open.
+      tls.on("tlsClientError", (err: NodeJS.ErrnoException, socket: TLSSocket) => {
+        if (err.code === "ERR_TLS_HANDSHAKE_TIMEOUT") observer.timedOut(port, "header");
+        socket.destroy();
+      });
+      tlsServers.push(tls);
+      handle = (socket) => tls.emit("connection", socket);
+    }
+    return createNetServer((socket) => {
+      if (connections.admit(socket, port)) handle(socket);
     });
-    tlsServers.push(server);
-    return server;
   };
   // Connections handed to grpc-js: after GOAWAY a client finishes its streams
   // and closes, so their closing — not grpc-js's tryShutdown, which on Node 26
@@ -156,10 +226,11 @@ export async function startRpcServers(o: RpcServersOptions): Promise<RpcServers>
       check();
     });
   const main = front(
+    "main",
     (socket) => {
       grpcSockets.add(socket);
       socket.once("close", () => grpcSockets.delete(socket));
-      injector.injectConnection(socket);
+      http2Guard.handOver(socket, (s) => injector.injectConnection(s as Socket));
     },
     (socket) => mainHttp1.emit("connection", socket),
   );
@@ -169,13 +240,12 @@ export async function startRpcServers(o: RpcServersOptions): Promise<RpcServers>
   let httpPort: number | undefined;
   if (o.httpAddr !== "") {
     const onHttp = (o.httpRoutes?.(tracked, track) ?? tracked) as typeof tracked;
-    const h1 = createHttp1Server({ maxHeaderSize: 65536 }, onHttp);
-    const h2 = createHttp2Server(
-      { settings: { maxConcurrentStreams: 1000, maxHeaderListSize: 65536 } },
-      onHttp,
-    );
+    const h1 = http1Server("http", onHttp);
+    const h2 = createHttp2Server({ maxSessionMemory: SESSION_MEMORY_MB }, onHttp);
+    http2Guard.attach(h2, "http");
     const net = front(
-      (socket) => h2.emit("connection", socket),
+      "http",
+      (socket) => http2Guard.handOver(socket, (s) => h2.emit("connection", s)),
       (socket) => h1.emit("connection", socket),
     );
     httpPort = await listen(net, o.httpAddr);
@@ -207,8 +277,11 @@ export async function startRpcServers(o: RpcServersOptions): Promise<RpcServers>
       stopWatching();
       main.close();
       http?.net.close();
-      // Keep-alive connections get "Connection: close" on their next response.
+      // Idle keep-alive connections close now; busy ones get "Connection:
+      // close" on their next response. HTTP/2 sessions get GOAWAY: running
+      // streams finish, new ones are refused.
       for (const h of [mainHttp1, http?.h1]) h?.closeIdleConnections();
+      http2Guard.closeSessions();
       const drained = Promise.all([
         new Promise<void>((r) => grpcServer.tryShutdown(() => r())),
         idle(),
@@ -222,6 +295,11 @@ export async function startRpcServers(o: RpcServersOptions): Promise<RpcServers>
       mainHttp1.closeAllConnections();
       http?.h1.closeAllConnections();
       http?.h2.close();
+      // Whatever is still open — a client that never closed after GOAWAY, a
+      // half-sent request — is destroyed: no descriptor outlives close().
+      connections.destroyAll();
+      http2Guard.stop();
+      for (const h of [mainHttp1, http?.h1]) h?.close();
     },
   };
 }

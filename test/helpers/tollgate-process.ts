@@ -37,14 +37,16 @@ process.once("exit", () => {
   for (const c of running) c.kill("SIGKILL");
 });
 
-/** Options of startTollgateProcess. */
+/** How to run the process, besides its settings. */
 export interface TollgateProcessOptions {
-  /** Node binary. Default: the one running the tests. */
+  /** Node binary (default: the one running the tests). */
   node?: string;
-  /** Arguments for node before the script, e.g. `--max-old-space-size=200`. Default none. */
-  nodeArgs?: string[];
-  /** How long to wait for the "tollgate serving" line, ms. Default 15 000. */
+  /** How long to wait for the "tollgate serving" line, ms (default 15 s). */
   timeoutMs?: number;
+  /** Extra Node arguments before the script, e.g. `--max-old-space-size=200` (a memory cap). */
+  nodeArgs?: string[];
+  /** Soft and hard limit of open files (RLIMIT_NOFILE), set with `prlimit`; default: inherited. */
+  fdLimit?: number;
 }
 
 /** Starts Tollgate with `env` added to the settings; resolves once it is serving. */
@@ -52,11 +54,17 @@ export async function startTollgateProcess(
   env: Record<string, string> = {},
   options: TollgateProcessOptions = {},
 ): Promise<TollgateProcess> {
+  const node = options.node ?? process.execPath;
+  const args = [...(options.nodeArgs ?? []), CLI, "serve"];
+  // prlimit execs the command, so the child's pid is Tollgate's own (for /proc/<pid>).
+  const [file, argv] =
+    options.fdLimit === undefined
+      ? [node, args]
+      : ["prlimit", [`--nofile=${options.fdLimit}:${options.fdLimit}`, "--", node, ...args]];
   // Port 0 everywhere: the OS picks free ports at bind time and the server
   // reports them in its "serving" line — no pick-then-bind race between
   // parallel test files.
-  const args = [...(options.nodeArgs ?? []), CLI, "serve"];
-  const child = spawn(options.node ?? process.execPath, args, {
+  const child = spawn(file, argv, {
     env: {
       PATH: process.env.PATH ?? "",
       TOLLGATE_ADDR: "127.0.0.1:0",
