@@ -12,7 +12,10 @@
 -- marked entries: a repeated id is recognised while the shard could still
 -- hold its event (within the retention, among its newest entries).
 --
--- KEYS[1]  the shard's idempotency markers (sorted set: id digest → recorded at, ms)
+-- KEYS[1]  the shard's idempotency markers (sorted set: id digest → recorded at, in
+--          ms × 1000 + the stream entry's sequence (≤ 999), so markers recorded in one
+--          millisecond keep their order: trimming by rank drops the oldest, never a tie
+--          broken by digest; markers of older versions, in plain ms, read as expired)
 -- KEYS[2]  the stream shard (field "e": the event JSON; "m": present if marked)
 -- KEYS[3]  the shard's counts (hash: b bytes, m marked entries)
 -- ARGV[1]  retention, ms (> 0)
@@ -40,7 +43,7 @@ local cutoff = now - retention
 -- memory, so an OOM Redis refuses the whole call instead of letting it in.
 if mark ~= "" then
   local seen = redis.call("ZSCORE", KEYS[1], mark)
-  if seen and tonumber(seen) >= cutoff then
+  if seen and tonumber(seen) >= cutoff * 1000 then
     return ""
   end
 end
@@ -118,9 +121,11 @@ redis.call("HSET", KEYS[3], "b", string.format("%.0f", bytes), "m", marks)
 redis.call("PEXPIRE", KEYS[3], retention)
 redis.call("PEXPIRE", KEYS[2], retention)
 
-redis.call("ZREMRANGEBYSCORE", KEYS[1], "-inf", "(" .. string.format("%.0f", cutoff))
+redis.call("ZREMRANGEBYSCORE", KEYS[1], "-inf", "(" .. string.format("%.0f", cutoff * 1000))
 if mark ~= "" then
-  redis.call("ZADD", KEYS[1], now, mark)
+  local ms, seq = string.match(id, "^(%d+)-(%d+)$")
+  local score = tonumber(ms) * 1000 + math.min(tonumber(seq), 999)
+  redis.call("ZADD", KEYS[1], string.format("%.0f", score), mark)
 end
 local held = redis.call("ZCARD", KEYS[1])
 if held > marks then
