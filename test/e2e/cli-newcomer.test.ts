@@ -6,7 +6,7 @@
  * command's errors carry the same hints as the other commands'.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cli } from "../helpers/clients.js";
+import { cli, curlJson } from "../helpers/clients.js";
 import { startTollgateProcess, type TollgateProcess } from "../helpers/tollgate-process.js";
 
 const TOKEN = "cli-newcomer-token-0123456789";
@@ -165,5 +165,24 @@ describe("keys errors carry the same hints as the other commands", () => {
     });
     expect(r.code).toBe(1);
     expect(r.stderr).toContain("is tollgate's admin port: point the CLI at the main port");
+  });
+});
+
+describe("a wrong value names the valid ones", () => {
+  it("keys create --tier platinum lists the policy's tiers", async () => {
+    const r = await keys(["create", "--owner", "a", "--tier", "platinum"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("tier: must be a tier of the policy: free, pro");
+    expect(r.stderr).not.toContain("platinum");
+  });
+
+  it("CheckRateLimit lists the policy's tiers and endpoints", async () => {
+    const url = `${server.url}/tollgate.v1.TollgateService/CheckRateLimit`;
+    const tier = await curlJson(url, { subject: "s", tier: "platinum" });
+    expect(JSON.stringify(tier.json)).toContain("tier: must be a tier of the policy: free, pro");
+    const endpoint = await curlJson(url, { subject: "s", endpoint: "nope" });
+    expect(JSON.stringify(endpoint.json)).toContain(
+      "endpoint: must name an endpoint of the policy: (none)",
+    );
   });
 });

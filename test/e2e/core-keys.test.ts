@@ -287,7 +287,7 @@ describe("CLI errors exit non-zero with a clear message", () => {
     expect(badId.stderr).toContain("id: must be a key id");
     const tier = await keys(["create", "--owner", "a", "--tier", "gold"]);
     expect(tier.code).toBe(1);
-    expect(tier.stderr).toContain("tier: must be a tier of the policy");
+    expect(tier.stderr).toContain("tier: must be a tier of the policy: free, pro");
   });
 
   it("reports command-line mistakes before calling (exit 2)", async () => {
