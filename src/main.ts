@@ -183,7 +183,7 @@ export async function startTollgate(
     throw new StartupError("TOLLGATE_PEPPER_FILE: the pepper must be at least 16 bytes");
 
   const initialPolicy: Policy = settings.policyFile
-    ? await loadPolicyFile(settings.policyFile)
+    ? await loadPolicyFile(settings.policyFile, "TOLLGATE_POLICY_FILE")
     : parsePolicy(DEFAULT_POLICY_YAML, "built-in policy");
 
   const cache = new KeyCache({
