@@ -7,7 +7,7 @@ import { once } from "node:events";
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import type { DestinationStream } from "pino";
-import type { Settings } from "./config/settings.js";
+import { listenAddresses, type Settings } from "./config/settings.js";
 import {
   createEvents,
   type EventStores,
@@ -82,6 +82,7 @@ import { createTransportObserver } from "./transport/transport-observer.js";
 import { buildInfo } from "./util/build-info.js";
 import { systemClock } from "./util/clock.js";
 import { createDeadline } from "./util/deadline.js";
+import { unavailableAddresses } from "./util/port-probe.js";
 
 /** How often each replica re-reads the registered foreign key prefixes, ms. */
 const FOREIGN_PREFIX_REFRESH_MS = 30_000;
@@ -120,6 +121,9 @@ export async function startTollgate(
 ): Promise<Tollgate> {
   const log = createLogger(settings.logLevel, logDestination);
   const clock = systemClock;
+  // Every taken port in one message, each with its setting, before anything starts.
+  const taken = await unavailableAddresses(listenAddresses(settings));
+  if (taken.length > 0) throw new StartupError(`cannot listen: ${taken.join("; ")}`);
   // Management RPCs are served on the RPC ports only (the admin port has none).
   const rpcLoopbackOnly = [settings.grpcAddr, settings.httpAddr]
     .filter((a) => a !== "")
@@ -188,7 +192,7 @@ export async function startTollgate(
     throw new StartupError("TOLLGATE_PEPPER_FILE: the pepper must be at least 16 bytes");
 
   const initialPolicy: Policy = settings.policyFile
-    ? await loadPolicyFile(settings.policyFile)
+    ? await loadPolicyFile(settings.policyFile, "TOLLGATE_POLICY_FILE")
     : parsePolicy(DEFAULT_POLICY_YAML, "built-in policy");
 
   const cache = new KeyCache({

@@ -18,6 +18,33 @@ Commands:
 Options: --server URL, --token-file F, --json (as for tollgate keys)
 `;
 
+const COMMON_HELP = `Options: --server URL, --token-file F, --json (as for tollgate keys)
+`;
+
+/** Each subcommand's own help. */
+const SUB_HELP: Record<string, string> = {
+  list: `Usage: tollgate blocks list [--limit N]
+
+Active blocks (key, ip or subject), longest-lasting first.
+
+  --limit N   at most N blocks
+${COMMON_HELP}
+Example:
+  tollgate blocks list --limit 20
+`,
+  lift: `Usage: tollgate blocks lift (--key ID | --ip ADDR | --subject S)
+
+Lifts a block on every replica; give exactly one of the three.
+
+  --key ID       a key's block
+  --ip ADDR      an address's block
+  --subject S    a caller's block
+${COMMON_HELP}
+Example:
+  tollgate blocks lift --ip 203.0.113.7
+`,
+};
+
 const KINDS: Record<number, string> = {
   [SubjectKind.KEY]: "key",
   [SubjectKind.IP]: "ip",
@@ -26,7 +53,13 @@ const KINDS: Record<number, string> = {
 
 /** Runs a blocks subcommand; returns the exit code. */
 export async function blocksCommand(argv: string[]): Promise<number> {
-  const cl = parseCommandLine("tollgate blocks", argv, ["limit", "key", "ip", "subject"], HELP);
+  const cl = parseCommandLine(
+    "tollgate blocks",
+    argv,
+    { list: ["limit"], lift: ["key", "ip", "subject"] },
+    HELP,
+    SUB_HELP,
+  );
   if (typeof cl === "number") return cl;
   const { o, positionals } = cl;
   const cmd = positionals[0] as string;

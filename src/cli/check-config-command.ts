@@ -1,3 +1,4 @@
+import type { EnvoyNode } from "../policy/envoy-rules.js";
 import {
   effectiveLimits,
   type Limit,
@@ -20,7 +21,13 @@ export async function checkConfigCommand(args: string[]): Promise<number> {
     return 0;
   } catch (err) {
     if (err instanceof PolicyError) {
-      process.stderr.write(`invalid policy: ${err.message}\n`);
+      // One problem per line, each with its field's path.
+      const n = err.issues.length;
+      process.stderr.write(
+        n === 0
+          ? `invalid policy: ${err.message}\n`
+          : `invalid policy: ${err.source}: ${n} ${n === 1 ? "error" : "errors"}\n${err.issues.map((i) => `  ${i}\n`).join("")}`,
+      );
       return 1;
     }
     throw err;
@@ -70,8 +77,32 @@ export function formatPolicy(p: Policy): string {
       ? `blocking: ${[...b.by].join(", ")} blocked after ${b.after} denials within ${ms(b.withinMs)}, for ${ms(b.durationMs)} ×${b.factor} per repeat, max ${ms(b.maxDurationMs)}, forgotten after ${ms(b.forgetAfterMs)}`
       : "blocking: off",
   );
+  lines.push("", ...formatEnvoy(p));
   lines.push("", ...formatDetection(p));
   return `${lines.join("\n")}\n`;
+}
+
+/** The envoy_ratelimit domains: one row per descriptor path, with its limit. */
+function formatEnvoy(p: Policy): string[] {
+  if (p.envoyDomains.size === 0) return ["envoy_ratelimit: no domains"];
+  const rows: string[][] = [];
+  const walk = (domain: string, nodes: readonly EnvoyNode[], trail: string[]) => {
+    for (const n of nodes) {
+      const path = [...trail, `${n.key}${n.value === undefined ? "" : `=${n.value}`}`];
+      const limit = n.unlimited
+        ? "unlimited"
+        : n.limit
+          ? `${n.requestsPerUnit}/${n.unit}${n.limit.mode === "shadow" ? " [shadow]" : ""}`
+          : "-";
+      rows.push([domain, path.join(" → "), limit]);
+      walk(domain, n.children, path);
+    }
+  };
+  for (const [domain, nodes] of p.envoyDomains) walk(domain, nodes, []);
+  return [
+    "envoy_ratelimit (descriptors; key without a value: one bucket per value):",
+    ...table(["domain", "descriptor", "limit"], rows).map((l) => `  ${l}`),
+  ];
 }
 
 /** Detection rules and webhooks in words (never a webhook secret). */

@@ -4,6 +4,7 @@ import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { KeyService } from "../gen/tollgate/v1/key_service_pb.js";
 import { TollgateService } from "../gen/tollgate/v1/tollgate_service_pb.js";
+import { CLIENT_FLAGS, checkFlags, type FlagTable } from "./flags.js";
 
 /** Where the CLI talks to, and with which management token. */
 export interface ClientOptions {
@@ -115,35 +116,50 @@ export interface CommandLine {
 
 /**
  * Parses a client command: the common `--server`, `--token-file`, `--json` and
- * `--help`, plus `extra` string options. A usage mistake, `--help` or a missing
- * first argument prints (errors to stderr) and returns the exit code instead.
+ * `--help`, plus string options — `extra` for the whole command, or by
+ * subcommand (`{ list: ["limit"], lift: ["key"] }`), each subcommand then
+ * refusing the others' flags. An unknown flag is refused with a suggestion
+ * (flags.ts). A usage mistake, `--help` or a missing first argument prints
+ * (errors to stderr) and returns the exit code instead; `subHelp` is a
+ * subcommand's own `--help`.
  */
 export function parseCommandLine(
   label: string,
   argv: string[],
-  extra: readonly string[],
+  extra: readonly string[] | Readonly<Record<string, readonly string[]>>,
   help: string,
+  subHelp: Readonly<Record<string, string>> = {},
 ): CommandLine | number {
+  const table = (names: readonly string[]): FlagTable => ({
+    ...Object.fromEntries(names.map((k) => [k, { type: "string", arg: "V", help: "" } as const])),
+    ...CLIENT_FLAGS,
+  });
+  const bySub = Array.isArray(extra) ? undefined : (extra as Record<string, readonly string[]>);
+  const all = table(bySub ? Object.values(bySub).flat() : (extra as readonly string[]));
   let parsed: { values: Record<string, string | boolean | undefined>; positionals: string[] };
   try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        server: { type: "string" },
-        "token-file": { type: "string" },
-        json: { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-        ...Object.fromEntries(extra.map((k) => [k, { type: "string" as const }])),
-      },
-    });
+    const sub = parseArgs({ args: argv, options: all, strict: false, allowPositionals: true })
+      .positionals[0];
+    const own = bySub && sub !== undefined && bySub[sub] ? table(bySub[sub]) : all;
+    const siblings = bySub
+      ? Object.fromEntries(Object.entries(bySub).map(([s, f]) => [s, table(f)]))
+      : {};
+    const name = label.replace(/^tollgate /, "");
+    checkFlags(
+      argv,
+      own,
+      bySub && sub !== undefined && bySub[sub] ? `${name} ${sub}` : name,
+      siblings,
+    );
+    parsed = parseArgs({ args: argv, allowPositionals: true, options: own }) as typeof parsed;
   } catch (err) {
     process.stderr.write(`${label}: ${(err as Error).message}\n`);
     return 2;
   }
   const { values: o, positionals } = parsed;
   if (o.help || positionals[0] === undefined) {
-    process.stdout.write(help);
+    const sub = positionals[0];
+    process.stdout.write(sub !== undefined && subHelp[sub] ? (subHelp[sub] as string) : help);
     return o.help ? 0 : 2;
   }
   const str = (k: string) => (typeof o[k] === "string" ? (o[k] as string) : "");

@@ -5,42 +5,23 @@
  * zsh: `source <(tollgate completion zsh)`.
  */
 
+import { KEYS_FLAGS } from "./keys-flags.js";
+
 /** Commands → subcommands → flags (kept beside the commands' own help). */
 export const COMMANDS: Record<string, Record<string, string[]>> = {
   serve: { "": ["--config", "--help"] },
-  keys: {
-    create: [
-      "--owner",
-      "--tier",
-      "--scope",
-      "--meta",
-      "--expires",
-      "--ttl",
-      "--allow",
-      "--deny",
-      "--env",
-    ],
-    get: [],
-    list: ["--owner", "--all", "--page-size", "--page-token"],
-    update: [
-      "--owner",
-      "--tier",
-      "--scope",
-      "--scopes",
-      "--meta",
-      "--expires",
-      "--ttl",
-      "--no-expiry",
-      "--allow",
-      "--deny",
-    ],
-    revoke: ["--reason"],
-    rotate: ["--grace", "--secret-stdin"],
-    export: ["--out", "--force"],
-    import: ["--dry-run", "--overwrite", "--format", "--map", "--ignore", "--prefix"],
+  // The keys subcommands' own tables: completion offers exactly what each parser takes.
+  keys: Object.fromEntries(
+    Object.entries(KEYS_FLAGS).map(([sub, flags]) => [
+      sub,
+      Object.keys(flags).map((f) => `--${f}`),
+    ]),
+  ),
+  blocks: { list: ["--limit"], lift: ["--key", "--ip", "--subject"] },
+  events: {
+    list: ["--subject", "--kind", "--type", "--since", "--limit", "--page-token"],
+    alerts: ["--rule", "--subject", "--since", "--limit", "--page-token"],
   },
-  blocks: { list: [], lift: [] },
-  events: { list: ["--since", "--type", "--subject"], alerts: ["--since", "--rule"] },
   usage: { "": ["--since", "--granularity", "--endpoint"] },
   "check-config": { "": [] },
   inject: { "": ["--tls-cert", "--tls-key"] },

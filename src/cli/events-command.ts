@@ -25,6 +25,39 @@ TYPE is a built-in type (${BUILTIN_EVENT_TYPES.join(", ")}) or an application-de
 Options: --server URL, --token-file F, --json, --page-token T (as for tollgate keys)
 `;
 
+/** Each subcommand's own help. */
+const SUB_HELP: Record<string, string> = {
+  list: `Usage: tollgate events list [options]
+
+Recorded security events, newest first.
+
+  --subject S                   only events about this subject
+  --kind key|ip|owner|caller    the subject's kind
+  --type TYPE                   only this type: ${BUILTIN_EVENT_TYPES.join(", ")}, or an application-defined one
+  --since DURATION              only this recent, e.g. 1h
+  --limit N                     at most N events (default 50)
+  --page-token T                the next page
+Options: --server URL, --token-file F, --json (as for tollgate keys)
+
+Example:
+  tollgate events list --kind ip --since 1h
+`,
+  alerts: `Usage: tollgate events alerts [options]
+
+Alerts raised by detection rules, newest first.
+
+  --rule NAME        only this rule's alerts
+  --subject S        only alerts about this subject
+  --since DURATION   only this recent, e.g. 24h
+  --limit N          at most N alerts (default 50)
+  --page-token T     the next page
+Options: --server URL, --token-file F, --json (as for tollgate keys)
+
+Example:
+  tollgate events alerts --since 24h
+`,
+};
+
 const KIND: Record<string, SubjectKind> = {
   key: SubjectKind.KEY,
   ip: SubjectKind.IP,
@@ -46,8 +79,12 @@ export async function eventsCommand(argv: string[]): Promise<number> {
   const cl = parseCommandLine(
     "tollgate events",
     argv,
-    ["limit", "page-token", "subject", "kind", "type", "rule", "since"],
+    {
+      list: ["limit", "page-token", "subject", "kind", "type", "since"],
+      alerts: ["limit", "page-token", "rule", "subject", "since"],
+    },
     HELP,
+    SUB_HELP,
   );
   if (typeof cl === "number") return cl;
   const { o, positionals, str } = cl;

@@ -13,90 +13,166 @@ import {
   timestampDate,
   timestampFromMs,
 } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError } from "@connectrpc/connect";
 import { type Key, KeySchema, KeyStatus } from "../gen/tollgate/v1/key_pb.js";
 import {
   CreateKeyResponseSchema,
   ListKeysResponseSchema,
 } from "../gen/tollgate/v1/key_service_pb.js";
 import { RotateKeyResponseSchema } from "../gen/tollgate/v1/tollgate_service_pb.js";
-import { createClients } from "./client.js";
+import { createClients, reportRpcError } from "./client.js";
 import { parseDuration } from "./duration.js";
+import { CLIENT_FLAGS, checkFlags, type FlagTable, flagLines } from "./flags.js";
 import { keysExportCommand } from "./keys-export-command.js";
+import { KEYS_FLAGS, KEYS_SIBLINGS, type KeysSubcommand, keysFlags } from "./keys-flags.js";
 import { keysImportCommand } from "./keys-import-command.js";
+
+/** Every keys flag's parsed value (a subcommand's parser only fills its own). */
+interface Options {
+  server?: string;
+  "token-file"?: string;
+  json?: boolean;
+  help?: boolean;
+  owner?: string;
+  tier?: string;
+  scope?: string[];
+  meta?: string[];
+  expires?: string;
+  ttl?: string;
+  "no-expiry"?: boolean;
+  allow?: string[];
+  deny?: string[];
+  env?: string;
+  all?: boolean;
+  "page-size"?: string;
+  "page-token"?: string;
+  reason?: string;
+  grace?: string;
+  "secret-stdin"?: boolean;
+}
+
+/** What each subcommand's help says beside its flags. */
+const ABOUT: Record<KeysSubcommand, { usage: string; about: string; example: string }> = {
+  create: {
+    usage: "create --owner O [options]",
+    about: "Mints a key and prints its secret once (store it then: it is never shown again).",
+    example:
+      "tollgate keys create --owner acme --tier pro --scope orders:read --scope orders:write --ttl 90d",
+  },
+  get: {
+    usage: "get ID",
+    about: "Shows a key (never its secret).",
+    example: "tollgate keys get key_0123456789abcdef",
+  },
+  list: {
+    usage: "list [--owner O] [--all] [--page-size N] [--page-token T]",
+    about:
+      "Lists keys: id, status, tier, owner. Active keys only unless --all, which adds revoked ones.",
+    example: "tollgate keys list --owner acme --all",
+  },
+  update: {
+    usage: "update ID [options]",
+    about: "Changes only the fields given; a list flag replaces the whole list.",
+    example:
+      "tollgate keys update key_0123456789abcdef --tier pro --scope orders:read --scope orders:write",
+  },
+  revoke: {
+    usage: "revoke ID [--reason TEXT]",
+    about: "Revokes a key on every replica at once; a revoked key is never active again.",
+    example: 'tollgate keys revoke key_0123456789abcdef --reason "leaked in a log"',
+  },
+  rotate: {
+    usage: "rotate ID [--grace 24h] | rotate --secret-stdin [--grace 1h]",
+    about:
+      "Issues a new secret; the old one works until the grace period ends. By id needs the\nmanagement token; --secret-stdin lets a key holder rotate its own key.",
+    example: "tollgate keys rotate key_0123456789abcdef --grace 24h",
+  },
+  export: {
+    usage: "export [--out FILE] [--force] [--page-size N]",
+    about: "Backs up every key (digests, never secrets) as JSON Lines.",
+    example: "tollgate keys export --out keys.jsonl",
+  },
+  import: {
+    usage: "import FILE [--dry-run] [--overwrite] [--format jsonl|csv] ...",
+    about: "Restores a backup, or imports keys from another system.",
+    example: "tollgate keys import keys.jsonl --dry-run",
+  },
+};
 
 const HELP = `Usage: tollgate keys <command> [options]
 
 Commands:
-  create --owner O [--tier T] [--scope S]... [--meta K=V]... [--expires ISO | --ttl 30d]
-         [--allow CIDR]... [--deny CIDR]... [--env ENV]
-  get ID
-  list [--owner O] [--all] [--page-size N] [--page-token T]
-  update ID [--owner O] [--tier T] [--scopes a,b] [--meta K=V]... [--expires ISO | --no-expiry]
-         [--allow CIDR]... [--deny CIDR]...
-  revoke ID [--reason TEXT]
-  rotate ID [--grace 24h]            rotate by id (management token)
-  rotate --secret-stdin [--grace 1h] self-rotate: reads the current secret from stdin
-  export [--out FILE]                back up every key (digests, never secrets) as JSON Lines
-  import FILE [--dry-run] [--overwrite] [--format jsonl|csv]
-                                     restore a backup, or import keys from another system
-                                     (tollgate keys export --help, tollgate keys import --help)
+${Object.values(ABOUT)
+  .map((a) => `  ${a.usage}`)
+  .join("\n")}
+
+Each command's flags and an example: tollgate keys <command> --help
 
 Common options:
-  --server URL      server address (default $TOLLGATE_SERVER, else from $TOLLGATE_ADDR, else http://127.0.0.1:50051)
-  --token-file F    management token file (default $TOLLGATE_MANAGEMENT_TOKEN_FILE,
-                    else $TOLLGATE_MANAGEMENT_TOKEN)
-  --json            print the response as JSON
-`;
+${flagLines(CLIENT_FLAGS)}`;
 
-const OPTIONS = {
-  server: { type: "string" },
-  "token-file": { type: "string" },
-  json: { type: "boolean" },
-  help: { type: "boolean", short: "h" },
-  owner: { type: "string" },
-  tier: { type: "string" },
-  scope: { type: "string", multiple: true },
-  scopes: { type: "string" },
-  meta: { type: "string", multiple: true },
-  expires: { type: "string" },
-  ttl: { type: "string" },
-  "no-expiry": { type: "boolean" },
-  allow: { type: "string", multiple: true },
-  deny: { type: "string", multiple: true },
-  env: { type: "string" },
-  all: { type: "boolean" },
-  "page-size": { type: "string" },
-  "page-token": { type: "string" },
-  reason: { type: "string" },
-  grace: { type: "string" },
-  "secret-stdin": { type: "boolean" },
-} as const;
+/** A subcommand's own help: its flags, the common ones and an example. */
+export function keysSubcommandHelp(sub: KeysSubcommand): string {
+  const a = ABOUT[sub];
+  const own = flagLines(KEYS_FLAGS[sub]);
+  return `Usage: tollgate keys ${a.usage}
+
+${a.about}
+${own ? `\nOptions:\n${own}` : ""}
+Common options:
+${flagLines(CLIENT_FLAGS)}
+Example:
+  ${a.example}
+`;
+}
 
 /** A mistake in the command line itself: reported with exit code 2, before any call. */
 class UsageError extends Error {}
 
+const isSubcommand = (s: string | undefined): s is KeysSubcommand =>
+  s !== undefined && Object.hasOwn(KEYS_FLAGS, s);
+
 /** Runs a keys subcommand; returns the exit code. */
 export async function keysCommand(argv: string[]): Promise<number> {
-  // Backup and restore have options of their own.
-  if (argv[0] === "export") return keysExportCommand(argv.slice(1));
-  if (argv[0] === "import") return keysImportCommand(argv.slice(1));
-  let parsed: ReturnType<
-    typeof parseArgs<{ args: string[]; options: typeof OPTIONS; allowPositionals: true }>
-  >;
+  // The subcommand is the first positional, wherever the common flags are.
+  const loose = parseArgs({
+    args: argv,
+    options: Object.assign({}, ...Object.values(KEYS_SIBLINGS)) as FlagTable,
+    strict: false,
+    allowPositionals: true,
+  });
+  const first = loose.positionals[0];
+  if (first === "help") {
+    const about = loose.positionals[1];
+    process.stdout.write(isSubcommand(about) ? keysSubcommandHelp(about) : HELP);
+    return 0;
+  }
+  if (!isSubcommand(first)) {
+    if (first !== undefined) return usage(`unknown command "${first}"`);
+    process.stdout.write(HELP);
+    return loose.values.help ? 0 : 2;
+  }
+  const cmd = first;
+  // Backup and restore have parsers of their own.
+  if (cmd === "export" || cmd === "import") {
+    const rest = argv.toSpliced(argv.indexOf(cmd), 1);
+    return cmd === "export" ? keysExportCommand(rest) : keysImportCommand(rest);
+  }
+  let parsed: { values: unknown; positionals: string[] };
   try {
-    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true });
+    checkFlags(argv, keysFlags(cmd), `keys ${cmd}`, KEYS_SIBLINGS);
+    const options: FlagTable = keysFlags(cmd);
+    parsed = parseArgs({ args: argv, options, allowPositionals: true });
   } catch (err) {
-    process.stderr.write(`tollgate keys: ${(err as Error).message}\n`);
+    process.stderr.write(`tollgate keys ${cmd}: ${(err as Error).message}\n`);
     return 2;
   }
-  const { values: o, positionals } = parsed;
-  const [cmd, id, ...extra] = positionals;
-  if (o.help || cmd === undefined || cmd === "help") {
-    process.stdout.write(HELP);
-    return cmd === undefined && !o.help ? 2 : 0;
+  const o = parsed.values as Options;
+  const [, id, ...extra] = parsed.positionals;
+  if (o.help) {
+    process.stdout.write(keysSubcommandHelp(cmd));
+    return 0;
   }
-  if (extra.length > 0) return usage(`unexpected argument "${extra[0]}"`);
+  if (extra.length > 0) return usage(`unexpected argument "${extra[0]}"`, cmd);
 
   const server = o.server ?? process.env.TOLLGATE_SERVER;
   if (server !== undefined && !isHttpUrl(server)) {
@@ -123,7 +199,7 @@ export async function keysCommand(argv: string[]): Promise<number> {
   try {
     switch (cmd) {
       case "create": {
-        if (!o.owner) return usage("create needs --owner");
+        if (!o.owner) return usage("create needs --owner", cmd);
         const res = await keys.createKey({
           owner: o.owner,
           tier: o.tier ?? "",
@@ -142,7 +218,7 @@ export async function keysCommand(argv: string[]): Promise<number> {
         return 0;
       }
       case "get": {
-        if (!id) return usage("get needs a key id");
+        if (!id) return usage("get needs a key id", cmd);
         const res = await keys.getKey({ id });
         print(KeySchema, res.key ?? create(KeySchema), () => formatKey(res.key));
         return 0;
@@ -155,32 +231,38 @@ export async function keysCommand(argv: string[]): Promise<number> {
           pageToken: o["page-token"] ?? "",
         });
         print(ListKeysResponseSchema, res, () => {
-          const lines = res.keys.map(
-            (k) => `${k.id}  ${statusName(k.status).padEnd(7)}  ${k.tier.padEnd(10)}  ${k.owner}\n`,
-          );
+          if (res.keys.length === 0 && !res.nextPageToken) {
+            return o.all ? "no keys\n" : "no active keys; --all includes revoked ones\n";
+          }
+          const row = (id: string, status: string, tier: string, owner: string) =>
+            `${id.padEnd(20)}  ${status.padEnd(7)}  ${tier.padEnd(10)}  ${owner}\n`;
+          const lines = [
+            row("ID", "STATUS", "TIER", "OWNER"),
+            ...res.keys.map((k) => row(k.id, statusName(k.status), k.tier, k.owner)),
+          ];
           if (res.nextPageToken) lines.push(`next page: --page-token ${res.nextPageToken}\n`);
           return lines.join("");
         });
         return 0;
       }
       case "update": {
-        if (!id) return usage("update needs a key id");
+        if (!id) return usage("update needs a key id", cmd);
         const paths: string[] = [];
         if (o.owner !== undefined) paths.push("owner");
         if (o.tier !== undefined) paths.push("tier");
-        if (o.scopes !== undefined) paths.push("scopes");
+        if (o.scope !== undefined) paths.push("scopes");
         if (o.meta !== undefined) paths.push("metadata");
         if (o.expires !== undefined || o.ttl !== undefined || o["no-expiry"])
           paths.push("expire_time");
         if (o.allow !== undefined) paths.push("ip_allow");
         if (o.deny !== undefined) paths.push("ip_deny");
-        if (paths.length === 0) return usage("update needs at least one field to change");
+        if (paths.length === 0) return usage("update needs at least one field to change", cmd);
         const res = await keys.updateKey({
           id,
           updateMask: create(FieldMaskSchema, { paths }),
           owner: o.owner ?? "",
           tier: o.tier ?? "",
-          scopes: o.scopes ? o.scopes.split(",").filter(Boolean) : [],
+          scopes: o.scope ?? [],
           metadata: parseMeta(o.meta),
           expireTime: o["no-expiry"] ? undefined : expiry(o.expires, o.ttl),
           ipAllow: o.allow ?? [],
@@ -190,7 +272,7 @@ export async function keysCommand(argv: string[]): Promise<number> {
         return 0;
       }
       case "revoke": {
-        if (!id) return usage("revoke needs a key id");
+        if (!id) return usage("revoke needs a key id", cmd);
         const res = await keys.revokeKey({ id, reason: o.reason ?? "" });
         print(KeySchema, res.key ?? create(KeySchema), () => formatKey(res.key));
         return 0;
@@ -200,10 +282,11 @@ export async function keysCommand(argv: string[]): Promise<number> {
           o.grace === undefined ? undefined : durationFromMs(duration("--grace", o.grace));
         let currentSecret = "";
         if (o["secret-stdin"]) {
-          if (id) return usage("rotate takes a key id or --secret-stdin, not both");
+          if (id) return usage("rotate takes a key id or --secret-stdin, not both", cmd);
           currentSecret = readFileSync(0, "utf8").trim();
-          if (!currentSecret) return usage("rotate --secret-stdin: no secret on standard input");
-        } else if (!id) return usage("rotate needs a key id or --secret-stdin");
+          if (!currentSecret)
+            return usage("rotate --secret-stdin: no secret on standard input", cmd);
+        } else if (!id) return usage("rotate needs a key id or --secret-stdin", cmd);
         const res = await tollgate.rotateKey({
           keyId: currentSecret ? "" : (id ?? ""),
           currentSecret,
@@ -219,17 +302,14 @@ export async function keysCommand(argv: string[]): Promise<number> {
         return 0;
       }
       default:
-        return usage(`unknown command "${cmd}"`);
+        return usage(`unknown command "${cmd satisfies never}"`);
     }
   } catch (err) {
     if (err instanceof UsageError) {
       process.stderr.write(`tollgate keys ${cmd}: ${err.message}\n`);
       return 2;
     }
-    const ce = ConnectError.from(err);
-    const hint = ce.code === Code.Unavailable ? ` (is tollgate serving at ${baseUrl}?)` : "";
-    process.stderr.write(`tollgate keys ${cmd}: ${Code[ce.code]}: ${ce.rawMessage}${hint}\n`);
-    return 1;
+    return reportRpcError(`tollgate keys ${cmd}`, err, baseUrl);
   }
 }
 
@@ -242,8 +322,8 @@ function isHttpUrl(text: string): boolean {
   }
 }
 
-function usage(msg: string): number {
-  process.stderr.write(`tollgate keys: ${msg}\n\n${HELP}`);
+function usage(msg: string, sub?: KeysSubcommand): number {
+  process.stderr.write(`tollgate keys: ${msg}\n\n${sub ? keysSubcommandHelp(sub) : HELP}`);
   return 2;
 }
 

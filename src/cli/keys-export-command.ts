@@ -9,7 +9,9 @@ import { once } from "node:events";
 import { createWriteStream, existsSync, renameSync, rmSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { clientsFromOptions, reportRpcError } from "./client.js";
+import { checkFlags } from "./flags.js";
 import { headerLine, recordLine, trailerLine } from "./key-file.js";
+import { KEYS_SIBLINGS, keysFlags } from "./keys-flags.js";
 import { Progress } from "./progress.js";
 
 const HELP = `Usage: tollgate keys export [--out FILE] [--force] [--page-size N]
@@ -23,23 +25,17 @@ digests let whoever holds the pepper test guessed secrets offline.
   --force           replace an existing FILE
   --page-size N     keys per ExportKeys call, 1..1000 (default 1000)
   --server URL, --token-file F   as for the other keys commands
+
+Example:
+  tollgate keys export --out keys.jsonl
 `;
 
 /** Runs `keys export`; returns the exit code. */
 export async function keysExportCommand(argv: string[]): Promise<number> {
   let o: Record<string, string | boolean | undefined>;
   try {
-    ({ values: o } = parseArgs({
-      args: argv,
-      options: {
-        out: { type: "string" },
-        force: { type: "boolean" },
-        "page-size": { type: "string" },
-        server: { type: "string" },
-        "token-file": { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-    }));
+    checkFlags(argv, keysFlags("export"), "keys export", KEYS_SIBLINGS);
+    ({ values: o } = parseArgs({ args: argv, options: keysFlags("export") }));
   } catch (err) {
     process.stderr.write(`tollgate keys export: ${(err as Error).message}\n\n${HELP}`);
     return 2;

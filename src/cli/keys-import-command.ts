@@ -18,7 +18,9 @@ import { type KeyExport, KeyExportSchema } from "../gen/tollgate/v1/key_export_p
 import { ImportOutcome, type KeyImportResult } from "../gen/tollgate/v1/key_service_pb.js";
 import { clientsFromOptions, reportRpcError } from "./client.js";
 import { CsvFormatError, csvRecords, csvRowToRecord, mapCsvHeader } from "./csv-keys.js";
+import { checkFlags } from "./flags.js";
 import { KEY_FILE_VERSION, parseKeyFileLine } from "./key-file.js";
+import { KEYS_SIBLINGS, keysFlags } from "./keys-flags.js";
 import { Progress } from "./progress.js";
 
 const HELP = `Usage: tollgate keys import FILE [options]
@@ -43,6 +45,9 @@ CSV (keys from another system by their SHA-256 digest; see the README):
 
 Exit codes: 0 done; 3 some records were conflicts or invalid; 1 a call failed
 (the import stopped; run it again); 2 a usage or file format mistake.
+
+Example:
+  tollgate keys import keys.jsonl --dry-run
 `;
 
 /**
@@ -258,22 +263,11 @@ export async function keysImportCommand(argv: string[]): Promise<number> {
 }
 
 function parse(argv: string[]) {
+  checkFlags(argv, keysFlags("import"), "keys import", KEYS_SIBLINGS);
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: {
-      "dry-run": { type: "boolean" },
-      overwrite: { type: "boolean" },
-      format: { type: "string" },
-      "batch-size": { type: "string" },
-      json: { type: "boolean" },
-      map: { type: "string", multiple: true },
-      ignore: { type: "string", multiple: true },
-      prefix: { type: "string" },
-      server: { type: "string" },
-      "token-file": { type: "string" },
-      help: { type: "boolean", short: "h" },
-    },
+    options: keysFlags("import"),
   });
   if (positionals.length > 1) throw new Error(`unexpected argument "${positionals[1]}"`);
   const map: Record<string, string> = {};

@@ -8,7 +8,7 @@ import { completionCommand } from "./completion-command.js";
 import { eventsCommand } from "./events-command.js";
 import { injectCommand } from "./inject-command.js";
 import { keysCommand } from "./keys-command.js";
-import { serveCommand } from "./serve-command.js";
+import { SERVE_HELP, serveCommand } from "./serve-command.js";
 import { settingsCommand } from "./settings-command.js";
 import { usageCommand } from "./usage-command.js";
 
@@ -37,7 +37,7 @@ async function main(argv: string[]): Promise<number> {
   switch (cmd) {
     case "serve":
       if (rest.includes("--help") || rest.includes("-h")) {
-        process.stdout.write(HELP);
+        process.stdout.write(SERVE_HELP);
         return 0;
       }
       // After a drain, exit even if a client library still holds a timer open:

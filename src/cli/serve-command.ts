@@ -3,6 +3,25 @@ import { mergeSettingsFile, readSettingsFile } from "../config/settings-file.js"
 import { StartupError, startTollgate, type Tollgate } from "../main.js";
 import { PolicyError } from "../policy/policy.js";
 
+/** `tollgate serve --help`. */
+export const SERVE_HELP = `Usage: tollgate serve [--config FILE]
+
+Runs the server: gRPC, gRPC-Web and Connect on TOLLGATE_ADDR, Connect over HTTP/1.1 on
+TOLLGATE_HTTP_ADDR, health and metrics on TOLLGATE_ADMIN_ADDR. Every setting is an
+environment variable; SIGTERM or SIGINT drains and exits within TOLLGATE_SHUTDOWN_TIMEOUT_MS.
+
+Options:
+  --config FILE   read settings from FILE (YAML or JSON: setting names to values,
+                  e.g. TOLLGATE_POLICY_FILE: policy.yaml; default $TOLLGATE_CONFIG);
+                  the environment wins over the file
+
+The settings, with defaults: tollgate --help (or the README's settings table);
+their effective values and sources: tollgate settings [--config FILE]
+
+Example:
+  TOLLGATE_POLICY_FILE=policy.yaml TOLLGATE_MANAGEMENT_TOKEN_FILE=token tollgate serve
+`;
+
 /**
  * How long past TOLLGATE_SHUTDOWN_TIMEOUT_MS the last-resort exit waits, ms.
  * stop() is bounded by the timeout itself; this only catches what it cannot

@@ -643,8 +643,45 @@ export function loadSettings(env: NodeJS.ProcessEnv): Settings {
     if (r.success) out[name] = r.data;
     else problems.push(`${s.env}: ${r.error.issues.map((i) => i.message).join(", ")}`);
   }
+  if (problems.length === 0) problems.push(...addressClashes(out as Settings));
   if (problems.length > 0) throw new SettingsError(`invalid settings: ${problems.join("; ")}`);
   return out as Settings;
+}
+
+/** The listening addresses, each with its setting's name (an empty one is off). */
+export function listenAddresses(s: Settings): { setting: string; addr: string }[] {
+  return [
+    { setting: SETTINGS.grpcAddr.env, addr: s.grpcAddr },
+    { setting: SETTINGS.httpAddr.env, addr: s.httpAddr },
+    { setting: SETTINGS.adminAddr.env, addr: s.adminAddr },
+  ].filter((a) => a.addr !== "");
+}
+
+/**
+ * Two Tollgate settings naming the same port: the same host, or a wildcard
+ * host and any other (port 0, "any free port", never clashes).
+ */
+function addressClashes(s: Settings): string[] {
+  const wild = new Set(["", "0.0.0.0", "[::]", "::"]);
+  const split = (a: string) => {
+    const i = a.lastIndexOf(":");
+    return { host: a.slice(0, i), port: a.slice(i + 1) };
+  };
+  const all = listenAddresses(s);
+  const out: string[] = [];
+  for (const [i, a] of all.entries()) {
+    for (const b of all.slice(i + 1)) {
+      const x = split(a.addr);
+      const y = split(b.addr);
+      if (x.port === "0" || x.port !== y.port) continue;
+      if (x.host === y.host || wild.has(x.host) || wild.has(y.host)) {
+        out.push(
+          `${a.setting} (${a.addr}) and ${b.setting} (${b.addr}) name the same port: give each its own`,
+        );
+      }
+    }
+  }
+  return out;
 }
 
 /** Names read from the environment that are not settings of the server (CLI and test knobs). */

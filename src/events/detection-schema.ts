@@ -14,7 +14,9 @@ const DAY = 86_400_000;
 
 /** Fields every rule has. */
 const common = {
-  name: z.string().regex(NAME, "must be 1..64 of [A-Za-z0-9._-], starting alphanumeric"),
+  name: z
+    .string()
+    .regex(NAME, "must be 1..64 letters, digits, '.', '_' or '-', starting with a letter or digit"),
   severity: z.enum(SEVERITIES).default("medium"),
   /** One alert per subject per cool-down. */
   cooldown: duration(1000, 30 * DAY).default(300_000),
@@ -24,7 +26,11 @@ const common = {
     .default("alert"),
   /** Event types counted (`request` is every allowed request with a key). */
   events: z
-    .array(z.string().regex(TYPE, "must be an event type ([a-z0-9._-]{1,64})"))
+    .array(
+      z
+        .string()
+        .regex(TYPE, "must be an event type: 1..64 lower-case letters, digits, '.', '_' or '-'"),
+    )
     .min(1)
     .max(16),
   /** Only events whose attributes have one of these values (attribute → values). */
@@ -82,7 +88,12 @@ const spikeRule = z.strictObject({
 
 const webhookSchema = z
   .strictObject({
-    name: z.string().regex(NAME, "must be 1..64 of [A-Za-z0-9._-], starting alphanumeric"),
+    name: z
+      .string()
+      .regex(
+        NAME,
+        "must be 1..64 letters, digits, '.', '_' or '-', starting with a letter or digit",
+      ),
     url: z
       .string()
       .max(2048)
@@ -93,7 +104,10 @@ const webhookSchema = z
     /** Environment variable holding the HMAC secret. */
     secret_env: z
       .string()
-      .regex(/^[A-Z_][A-Z0-9_]{0,127}$/)
+      .regex(
+        /^[A-Z_][A-Z0-9_]{0,127}$/,
+        "must be an environment variable name: capitals, digits and '_', not starting with a digit",
+      )
       .optional(),
     /** File holding the HMAC secret (a mounted Secret); wins over secret_env. */
     secret_file: z.string().min(1).max(1024).optional(),

@@ -9,8 +9,22 @@ import { duration } from "./duration.js";
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const SCOPE = /^[A-Za-z0-9:._/*-]{1,128}$/;
-const METHOD = /^([A-Z]{1,16}|\*)$/;
-const NAME_MSG = "must be 1..64 of [A-Za-z0-9._-], starting alphanumeric";
+/** The HTTP methods an endpoint may name (RFC 9110 and PATCH), or "*" for any. */
+const METHODS: ReadonlySet<string> = new Set([
+  "GET",
+  "HEAD",
+  "POST",
+  "PUT",
+  "DELETE",
+  "CONNECT",
+  "OPTIONS",
+  "TRACE",
+  "PATCH",
+  "*",
+]);
+const METHOD_MSG = `must be an HTTP method in capitals (${[...METHODS].filter((m) => m !== "*").join(", ")}) or "*"`;
+const method = z.string().refine((m) => METHODS.has(m), METHOD_MSG);
+const NAME_MSG = "must be 1..64 letters, digits, '.', '_' or '-', starting with a letter or digit";
 
 /** Largest cost a request may carry. */
 export const MAX_COST = 1_000_000;
@@ -68,7 +82,7 @@ export const limitSchema = z
     /** `enforce` denies; `shadow` only counts and logs what it would deny. */
     mode: z.enum(["enforce", "shadow"]).default("enforce"),
     /** Endpoint limits only: the tiers it applies to (default all). */
-    tiers: z.array(z.string().regex(NAME)).min(1).max(64).optional(),
+    tiers: z.array(z.string().regex(NAME, NAME_MSG)).min(1).max(64).optional(),
   })
   .superRefine((l, ctx) => {
     if ((l.rate === undefined) === (l.quota === undefined)) {
@@ -90,11 +104,12 @@ const tierSchema = z.strictObject({
 /** An endpoint rule: which requests it matches and what they need. */
 const endpointSchema = z.strictObject({
   name: z.string().regex(NAME, NAME_MSG),
-  method: z
-    .union([z.string().regex(METHOD), z.array(z.string().regex(METHOD)).min(1).max(16)])
-    .default("*"),
+  method: z.union([method, z.array(method).min(1).max(16)]).default("*"),
   path: z.string().min(1).max(512).startsWith("/", "must start with '/'"),
-  scopes: z.array(z.string().regex(SCOPE, "invalid scope")).max(32).default([]),
+  scopes: z
+    .array(z.string().regex(SCOPE, "must be a scope: 1..128 letters, digits or any of : . _ / * -"))
+    .max(32)
+    .default([]),
   /** Cost of one request (a request may pass its own). */
   cost: z.number().int().min(1).max(MAX_COST).optional(),
   /** What happens when the store is unreachable: decide locally (`open`) or fail (`closed`). */
@@ -186,10 +201,10 @@ const envoyDomainSchema = z.strictObject({
 export const policySchema = z
   .strictObject({
     version: z.literal(1),
-    default_tier: z.string().regex(NAME),
+    default_tier: z.string().regex(NAME, NAME_MSG),
     tiers: z
       .record(
-        z.string().regex(NAME, "tier names are 1..64 of [A-Za-z0-9._-]"),
+        z.string().regex(NAME, `tier names ${NAME_MSG.replace("must be", "are")}`),
         tierSchema.nullable(),
       )
       .refine((t) => Object.keys(t).length > 0, "at least one tier is required")

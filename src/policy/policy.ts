@@ -79,6 +79,16 @@ export interface Policy {
 /** Thrown when a policy is invalid; the message names every offending field. */
 export class PolicyError extends Error {
   override name = "PolicyError";
+  /** Each problem as `field.path: message`, for a listing one per line; empty when the message is one. */
+  readonly issues: readonly string[];
+  /** What the problems are about (the file), when `issues` lists them. */
+  readonly source: string | undefined;
+
+  constructor(message: string, detail?: { source: string; issues: readonly string[] }) {
+    super(message);
+    this.issues = detail?.issues ?? [];
+    this.source = detail?.source;
+  }
 }
 
 /** The policy used when no file is configured: two tiers, no endpoint rules. */
@@ -99,26 +109,40 @@ export function parsePolicy(text: string, source: string): Policy {
     throw new PolicyError(`${source}: not valid YAML: ${(err as Error).message}`);
   }
   const r = policySchema.safeParse(raw);
-  if (!r.success) throw new PolicyError(`${source}: ${formatIssues(r.error)}`);
+  if (!r.success) {
+    throw new PolicyError(`${source}: ${formatIssues(r.error)}`, {
+      source,
+      issues: issueLines(r.error),
+    });
+  }
   return compile(r.data, source);
 }
 
-/** Reads, parses and validates a policy file. */
-export async function loadPolicyFile(path: string): Promise<Policy> {
+/**
+ * Reads, parses and validates a policy file. `setting` (e.g. TOLLGATE_POLICY_FILE)
+ * is named when the file cannot be read, so the message says where the path came from.
+ */
+export async function loadPolicyFile(path: string, setting?: string): Promise<Policy> {
   let text: string;
   try {
     text = await readFile(path, "utf8");
   } catch (err) {
-    throw new PolicyError(`${path}: cannot read: ${(err as NodeJS.ErrnoException).code ?? err}`);
+    const why = (err as NodeJS.ErrnoException).code ?? err;
+    throw new PolicyError(`${setting ? `${setting}: ` : ""}${path}: cannot read: ${why}`);
   }
   return parsePolicy(text, path);
 }
 
 /** Formats zod issues as `field.path: message; …`. */
 export function formatIssues(error: z.ZodError): string {
-  return error.issues
-    .map((i) => `${i.path.length > 0 ? i.path.join(".") : "(root)"}: ${i.message}`)
-    .join("; ");
+  return issueLines(error).join("; ");
+}
+
+/** Each zod issue as `field.path: message`. */
+export function issueLines(error: z.ZodError): string[] {
+  return error.issues.map(
+    (i) => `${i.path.length > 0 ? i.path.join(".") : "(root)"}: ${i.message}`,
+  );
 }
 
 function compile(p: PolicyFile, source: string): Policy {

@@ -36,7 +36,7 @@ import { getUsage, listAlerts, listEvents, recordKeyAction } from "./event-handl
 import { exportKeys, importKeys } from "./key-backup-handlers.js";
 import { authenticateManagement } from "./management-gate.js";
 import type { ServiceDeps } from "./service-deps.js";
-import { Violations } from "./validation.js";
+import { Violations, validNames } from "./validation.js";
 
 const ID = /^key_[0-9A-Za-z]{16}$/;
 const UPDATABLE = new Set([
@@ -210,7 +210,9 @@ function keyFields(
   if (check("owner")) v.length("owner", req.owner, ownerRequired ? 1 : 0, 128);
   if (check("tier") && req.tier !== "") {
     v.length("tier", req.tier, 1, 64);
-    if (!d.policy().tiers.has(req.tier)) v.add("tier", "must be a tier of the policy");
+    const { tiers } = d.policy();
+    if (!tiers.has(req.tier))
+      v.add("tier", `must be a tier of the policy: ${validNames(tiers.keys())}`);
   }
   if (check("scopes")) v.scopes("scopes", req.scopes, 64);
   if (check("metadata")) v.map("metadata", req.metadata, 32, 64, 512);

@@ -29,7 +29,7 @@ import { header, REASON_TO_PROTO, ts } from "./convert.js";
 import { apiError } from "./errors.js";
 import { recordAuthorize, recordLimitDenial } from "./event-handlers.js";
 import type { ServiceDeps } from "./service-deps.js";
-import { Violations } from "./validation.js";
+import { Violations, validNames } from "./validation.js";
 
 const BY: Record<string, LimitBy> = {
   key: LimitBy.KEY,
@@ -130,7 +130,11 @@ export function resolveEndpoint(
   const policy = d.policy();
   if (name !== "") {
     const e = policy.endpoints.find((x) => x.name === name);
-    if (!e) v.add("endpoint", "must name an endpoint of the policy");
+    if (!e)
+      v.add(
+        "endpoint",
+        `must name an endpoint of the policy: ${validNames(policy.endpoints.map((x) => x.name))}`,
+      );
     return e;
   }
   if (path === "") return undefined;
@@ -164,7 +168,8 @@ export async function checkRateLimit(
   v.length("path", req.path, 0, 2048);
   v.length("tier", req.tier, 0, 64);
   const policy = d.policy();
-  if (req.tier !== "" && !policy.tiers.has(req.tier)) v.add("tier", "must be a tier of the policy");
+  if (req.tier !== "" && !policy.tiers.has(req.tier))
+    v.add("tier", `must be a tier of the policy: ${validNames(policy.tiers.keys())}`);
   if (req.cost > 1_000_000) v.add("cost", "must be 0..1000000");
   const endpoint = v.ok ? resolveEndpoint(d, v, req.endpoint, req.method, req.path) : undefined;
   v.throwIfAny();

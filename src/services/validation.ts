@@ -12,6 +12,20 @@ import {
 } from "../gen/google/rpc/error_details_pb.js";
 import { parseCidr } from "../keys/ip-rules.js";
 
+/** How many valid names a violation lists at most. */
+const MAX_LISTED = 8;
+
+/**
+ * The valid names, for a message: `free, pro`, or the first MAX_LISTED and
+ * how many there are in all. Names of the policy, never of the request.
+ */
+export function validNames(names: Iterable<string>): string {
+  const all = [...names];
+  if (all.length === 0) return "(none)";
+  const shown = all.slice(0, MAX_LISTED).join(", ");
+  return all.length > MAX_LISTED ? `${shown}, … (${all.length} in all)` : shown;
+}
+
 const SCOPE = /^[A-Za-z0-9:._/*-]{1,128}$/;
 
 /** Collects field violations of one request. */
