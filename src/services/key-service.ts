@@ -170,9 +170,7 @@ export function createKeyService(d: ServiceDeps): ServiceImpl<typeof KeyService>
         kind === SubjectKind.KEY ? "key" : kind === SubjectKind.IP ? "ip" : "subject",
         subject,
       );
-      const lifted = await d.rateStore.liftBlock(tag);
-      d.limiter.forgetBlock(tag);
-      d.announce({ digests: [], unblocks: [tag] });
+      const lifted = await d.blocks.lift(tag);
       d.log.info({ audit: "unblock", kind: SubjectKind[kind], actor, lifted }, "block lifted");
       return create(DeleteBlockResponseSchema, { lifted });
     }),
