@@ -11,7 +11,6 @@
  * `apply_limits` (`true` default, `false` to skip limits) and `cost`.
  */
 import { create, type JsonObject } from "@bufbuild/protobuf";
-import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { Allowed } from "../decision/decision.js";
 import { resolveEndpoint } from "../decision/endpoint-rule.js";
 import { type ClientIp, MALFORMED_SECRET } from "../decision/facts.js";
@@ -31,6 +30,7 @@ import { StatusSchema } from "../gen/google/rpc/status_pb.js";
 import { normaliseIp } from "../keys/ip-rules.js";
 import { normalisePath } from "../policy/path-normaliser.js";
 import { newDecisionId } from "../util/ids.js";
+import type { CallContext, Handlers } from "./call-context.js";
 import type { ServiceDeps } from "./service-deps.js";
 
 const SCOPE = /^[A-Za-z0-9:._/*-]{1,128}$/;
@@ -46,9 +46,9 @@ const GRPC = {
 };
 
 /** Builds the ext_authz service implementation. */
-export function createEnvoyAuthzService(d: ServiceDeps): ServiceImpl<typeof Authorization> {
+export function createEnvoyAuthzService(d: ServiceDeps): Handlers<typeof Authorization> {
   return {
-    check: d.instrument("Check", (req: CheckRequest, ctx: HandlerContext) => check(d, req, ctx)),
+    check: d.instrument("Check", (req: CheckRequest, ctx: CallContext) => check(d, req, ctx)),
   };
 }
 
@@ -77,11 +77,7 @@ function readHeaders(
 }
 
 /** Check: Envoy's CheckRequest → facts → the engine's decision → CheckResponse. */
-async function check(
-  d: ServiceDeps,
-  req: CheckRequest,
-  ctx: HandlerContext,
-): Promise<CheckResponse> {
+async function check(d: ServiceDeps, req: CheckRequest, ctx: CallContext): Promise<CheckResponse> {
   const started = process.hrtime.bigint();
   const http = req.attributes?.request?.http;
   const headers = readHeaders(http);

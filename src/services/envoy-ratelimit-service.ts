@@ -12,7 +12,6 @@
 import { create } from "@bufbuild/protobuf";
 import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
-import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { HeaderValueSchema } from "../gen/envoy/config/core/v3/base_pb.js";
 import type { RateLimitDescriptor } from "../gen/envoy/extensions/common/ratelimit/v3/ratelimit_pb.js";
 import {
@@ -28,6 +27,7 @@ import { type EnvoyNode, matchDescriptor } from "../policy/envoy-rules.js";
 import { pickDenying, pickTightest } from "../ratelimit/rate-limiter.js";
 import { rateLimitHeaders } from "../ratelimit/ratelimit-headers.js";
 import type { LimitItem } from "../store/rate-limit-store.js";
+import type { CallContext, Handlers } from "./call-context.js";
 import type { ServiceDeps } from "./service-deps.js";
 import { Violations } from "./validation.js";
 
@@ -42,9 +42,9 @@ const UNITS: Record<string, RateLimitResponse_RateLimit_Unit> = {
 const MAX_HITS = 1_000_000;
 
 /** Builds the RLS service implementation. */
-export function createEnvoyRateLimitService(d: ServiceDeps): ServiceImpl<typeof RateLimitService> {
+export function createEnvoyRateLimitService(d: ServiceDeps): Handlers<typeof RateLimitService> {
   return {
-    shouldRateLimit: d.instrument("ShouldRateLimit", (req: RateLimitRequest, ctx: HandlerContext) =>
+    shouldRateLimit: d.instrument("ShouldRateLimit", (req: RateLimitRequest, ctx: CallContext) =>
       shouldRateLimit(d, req, ctx),
     ),
   };
@@ -71,7 +71,7 @@ export function descriptorHits(desc: RateLimitDescriptor): number | undefined {
 async function shouldRateLimit(
   d: ServiceDeps,
   req: RateLimitRequest,
-  ctx: HandlerContext,
+  ctx: CallContext,
 ): Promise<RateLimitResponse> {
   const started = process.hrtime.bigint();
   const v = new Violations();

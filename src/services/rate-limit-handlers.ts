@@ -4,7 +4,6 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
-import type { HandlerContext } from "@connectrpc/connect";
 import type { Decision } from "../decision/decision.js";
 import { KeyIdNotFound } from "../decision/decision-engine.js";
 import { resolveEndpoint } from "../decision/endpoint-rule.js";
@@ -25,6 +24,7 @@ import { normaliseIp } from "../keys/ip-rules.js";
 import { normalisePath } from "../policy/path-normaliser.js";
 import type { Endpoint } from "../policy/policy.js";
 import type { LimitState, RateDecision } from "../ratelimit/rate-limiter.js";
+import type { CallContext } from "./call-context.js";
 import { header, REASON_TO_PROTO, ts } from "./convert.js";
 import { apiError } from "./errors.js";
 import type { ServiceDeps } from "./service-deps.js";
@@ -70,7 +70,7 @@ function limitToProto(s: LimitState): LimitStatus {
 export async function checkRateLimit(
   d: ServiceDeps,
   req: CheckRateLimitRequest,
-  ctx: HandlerContext,
+  ctx: CallContext,
 ): Promise<CheckRateLimitResponse> {
   const started = process.hrtime.bigint();
   const v = new Violations();

@@ -4,7 +4,6 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
-import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { resolveEndpoint } from "../decision/endpoint-rule.js";
 import { MALFORMED_SECRET } from "../decision/facts.js";
 import { RateLimitResultSchema } from "../gen/tollgate/v1/ratelimit_pb.js";
@@ -21,6 +20,7 @@ import {
 } from "../gen/tollgate/v1/tollgate_service_pb.js";
 import { normaliseIp } from "../keys/ip-rules.js";
 import { normalisePath } from "../policy/path-normaliser.js";
+import type { CallContext, Handlers } from "./call-context.js";
 import {
   header,
   hintsToProto,
@@ -41,17 +41,16 @@ const MAX_KEY_BYTES = 256;
 const MAX_GRACE_S = 30 * 86_400;
 
 /** Builds the TollgateService implementation. */
-export function createTollgateService(d: ServiceDeps): ServiceImpl<typeof TollgateService> {
+export function createTollgateService(d: ServiceDeps): Handlers<typeof TollgateService> {
   return {
-    authorize: d.instrument("Authorize", (req: AuthorizeRequest, ctx: HandlerContext) =>
+    authorize: d.instrument("Authorize", (req: AuthorizeRequest, ctx: CallContext) =>
       authorize(d, req, ctx),
     ),
-    checkRateLimit: d.instrument(
-      "CheckRateLimit",
-      (req: CheckRateLimitRequest, ctx: HandlerContext) => checkRateLimit(d, req, ctx),
+    checkRateLimit: d.instrument("CheckRateLimit", (req: CheckRateLimitRequest, ctx: CallContext) =>
+      checkRateLimit(d, req, ctx),
     ),
     recordEvent: d.instrument("RecordEvent", (req: RecordEventRequest) => recordEvent(d, req)),
-    rotateKey: d.instrument("RotateKey", (req: RotateKeyRequest, ctx: HandlerContext) =>
+    rotateKey: d.instrument("RotateKey", (req: RotateKeyRequest, ctx: CallContext) =>
       rotateKey(d, req, ctx),
     ),
   };
@@ -73,7 +72,7 @@ function presentedKey(req: AuthorizeRequest): string | { ambiguous: true } {
 async function authorize(
   d: ServiceDeps,
   req: AuthorizeRequest,
-  ctx: HandlerContext,
+  ctx: CallContext,
 ): Promise<AuthorizeResponse> {
   const started = process.hrtime.bigint();
   const v = new Violations();
@@ -149,7 +148,7 @@ async function authorize(
 async function rotateKey(
   d: ServiceDeps,
   req: RotateKeyRequest,
-  ctx: HandlerContext,
+  ctx: CallContext,
 ): Promise<RotateKeyResponse> {
   const v = new Violations();
   if ((req.keyId === "") === (req.currentSecret === "")) {
