@@ -92,6 +92,7 @@ export async function createServiceHarness(o: ServiceHarnessOptions = {}): Promi
     negativeMax: settings.negativeCacheMaxEntries,
     ttlMs: settings.cacheTtlMs,
     negativeTtlMs: settings.negativeCacheTtlMs,
+    clock,
   });
   const rateBounds = {
     maxEntries: settings.memoryRateMaxEntries,
