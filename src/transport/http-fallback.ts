@@ -176,7 +176,11 @@ export function withReadableRefusals(
         ? undefined
         : describeRefusal(status, { method: req.method, url: req.url, contentType }, methods);
       if (!refusal) return writeHead(status, ...(rest as []));
-      refused = { status, headers, body: JSON.stringify(refusal) };
+      // Any length connect-node set was for the empty body.
+      const kept = Object.fromEntries(
+        Object.entries(headers).filter(([k]) => k.toLowerCase() !== "content-length"),
+      );
+      refused = { status, headers: kept, body: JSON.stringify(refusal) };
       return r;
     }) as typeof r.writeHead;
     r.end = ((...args: unknown[]) => {
