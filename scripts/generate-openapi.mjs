@@ -248,7 +248,9 @@ for (const name of SERVICES) {
           401: errorResponse("unauthenticated: the management token is missing or wrong"),
         }),
         404: errorResponse("not_found"),
-        415: { description: "the content type is not one Connect speaks" },
+        415: errorResponse(
+          "invalid_argument: the content type is not one the server accepts; the message lists those it does",
+        ),
         429: errorResponse("resource_exhausted"),
         503: errorResponse("unavailable: the store is down and the fail mode is closed"),
         default: errorResponse("another Connect error"),

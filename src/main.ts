@@ -205,6 +205,7 @@ export async function startTollgate(
     negativeMax: settings.negativeCacheMaxEntries,
     ttlMs: settings.cacheTtlMs,
     negativeTtlMs: settings.negativeCacheTtlMs,
+    clock,
     onEvict: () => metrics.cacheEvictions.inc(),
   });
   const metrics = new Metrics(() => cache.size);

@@ -4,6 +4,7 @@
  * application-defined `[a-z0-9._-]{1,64}`), severities and subject kinds are
  * small enumerations, times are epoch ms.
  */
+import { INPUT_PATTERNS } from "../util/input-bounds.js";
 
 /** Built-in event types (the proto's EventType, lower-cased without prefix). */
 export const BUILTIN_EVENT_TYPES = [
@@ -34,9 +35,9 @@ export const SUBJECT_KINDS = ["key", "ip", "owner", "caller"] as const;
 export type SubjectKind = (typeof SUBJECT_KINDS)[number];
 
 /** An application-defined event type. */
-export const CUSTOM_TYPE = /^[a-z0-9._-]{1,64}$/;
+export const CUSTOM_TYPE = INPUT_PATTERNS.customType;
 /** An idempotency id. */
-export const EVENT_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+export const EVENT_ID = INPUT_PATTERNS.eventId;
 
 /** One security event. */
 export interface SecurityEvent {

@@ -12,21 +12,22 @@
 import { createHash } from "node:crypto";
 import type { ForeignPrefixStore } from "../store/foreign-prefix-store.js";
 import { BASE62 } from "../util/base62.js";
+import { INPUT_BOUNDS, INPUT_PATTERNS } from "../util/input-bounds.js";
 import type { SecretDigester } from "./secret-digest.js";
 
 /** Marks a stored digest as a foreign SHA-256 digest (hex follows). */
 export const FOREIGN_DIGEST_PREFIX = "sha256:";
 /** Shortest foreign secret looked up, bytes. */
-export const MIN_FOREIGN_SECRET_LENGTH = 12;
+export const MIN_FOREIGN_SECRET_LENGTH = INPUT_BOUNDS.foreignSecretMinBytes;
 /** Longest foreign secret looked up, bytes (Authorize's bound on any presented key). */
-export const MAX_FOREIGN_SECRET_LENGTH = 256;
+export const MAX_FOREIGN_SECRET_LENGTH = INPUT_BOUNDS.foreignSecretMaxBytes;
 /** Most foreign prefixes a store registers (each costs a startsWith per malformed secret). */
-export const MAX_FOREIGN_PREFIXES = 64;
+export const MAX_FOREIGN_PREFIXES = INPUT_BOUNDS.foreignPrefixesMax;
 
-const PREFIX_PATTERN = /^[A-Za-z0-9_-]{2,32}$/;
+const PREFIX_PATTERN = INPUT_PATTERNS.foreignPrefix;
 /** Printable ASCII without space: what a secret a caller can paste into a header consists of. */
 const SECRET_ALPHABET = /^[\x21-\x7e]+$/;
-const HEX_64 = /^[0-9a-fA-F]{64}$/;
+const HEX_64 = new RegExp(`^[0-9a-fA-F]{${INPUT_BOUNDS.sha256HexChars}}$`);
 const BASE64_32_BYTES = /^[A-Za-z0-9+/_-]{43}=?$/;
 
 /** The stored digest of a foreign secret: `sha256:` + lower-case hex. */

@@ -1,4 +1,5 @@
 import { LRUCache } from "lru-cache";
+import { type Clock, systemClock } from "../util/clock.js";
 import { type MemoryUsage, stringBytes } from "../util/memory-usage.js";
 import type { KeyRecord } from "./key-record.js";
 
@@ -24,6 +25,12 @@ export interface KeyCacheOptions {
   negativeTtlMs?: number;
   /** Called when an entry (of either space) is evicted for space (metrics). */
   onEvict?: () => void;
+  /**
+   * The clock TTLs are measured on (and the default fetch time of set()).
+   * Default: the system clock. Tests pass a ManualClock and move it instead
+   * of sleeping.
+   */
+  clock?: Clock;
 }
 
 /** Default sizes (the settings' defaults). */
@@ -79,6 +86,7 @@ export class KeyCache {
   private readonly unknown: LRUCache<string, CachedLookup>;
   private readonly ttlMs: number;
   private readonly negativeTtlMs: number;
+  private readonly clock: Clock;
   /** Entries of an older generation are stale (see expireAll). */
   private generation = 0;
   private foundEvictions = 0;
@@ -87,7 +95,12 @@ export class KeyCache {
   constructor(options: KeyCacheOptions = {}) {
     this.ttlMs = options.ttlMs ?? 5_000;
     this.negativeTtlMs = options.negativeTtlMs ?? 1_000;
+    this.clock = options.clock ?? systemClock;
     const onEvict = options.onEvict;
+    // lru-cache measures TTLs with `perf.now()`. ttlResolution 0 makes it ask
+    // the clock on every check instead of reusing one reading for 1 ms of
+    // real time (set by a timer), which a moved ManualClock would not see.
+    const time = { perf: this.clock, ttlResolution: 0 };
     this.found = new LRUCache<string, CachedLookup>({
       max: options.max ?? KEY_CACHE_DEFAULTS.max,
       maxSize: options.maxBytes ?? KEY_CACHE_DEFAULTS.maxBytes,
@@ -95,6 +108,7 @@ export class KeyCache {
         FOUND_ENTRY_OVERHEAD + stringBytes(k) + (v.record ? keyRecordBytes(v.record) : 0),
       ttl: this.ttlMs,
       ttlAutopurge: false,
+      ...time,
       // Expired entries stay (until evicted) so that, with the store
       // unreachable, a fail-open endpoint can still use a recent lookup.
       noDeleteOnStaleGet: true,
@@ -108,6 +122,7 @@ export class KeyCache {
       max: options.negativeMax ?? KEY_CACHE_DEFAULTS.negativeMax,
       ttl: this.negativeTtlMs,
       ttlAutopurge: false,
+      ...time,
       dispose: (_v, _k, reason) => {
         if (reason !== "evict") return;
         this.unknownEvictions++;
@@ -128,7 +143,7 @@ export class KeyCache {
   }
 
   /** Caches a lookup in its space (a record: found; null: unknown), replacing any in the other. */
-  set(digest: string, record: KeyRecord | null, now: number = Date.now()): void {
+  set(digest: string, record: KeyRecord | null, now: number = this.clock.now()): void {
     const entry = { record, fetchedAt: now, generation: this.generation };
     if (record) {
       this.unknown.delete(digest);

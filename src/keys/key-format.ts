@@ -8,6 +8,7 @@
  */
 import { crc32 } from "node:zlib";
 import { encodeBase62Fixed, randomBase62 } from "../util/base62.js";
+import { INPUT_PATTERNS } from "../util/input-bounds.js";
 
 const RANDOM_LENGTH = 24;
 const CHECKSUM_LENGTH = 6;
@@ -15,7 +16,7 @@ const CHECKSUM_LENGTH = 6;
 export const MAX_SECRET_LENGTH = 3 + 16 + 1 + RANDOM_LENGTH + CHECKSUM_LENGTH;
 const SECRET_PATTERN = /^tg_([a-z0-9]{1,16})_([0-9A-Za-z]{30})$/;
 /** Pattern an environment tag must match. */
-export const ENVIRONMENT_PATTERN = /^[a-z0-9]{1,16}$/;
+export const ENVIRONMENT_PATTERN = INPUT_PATTERNS.environment;
 
 function checksum(body: string): string {
   return encodeBase62Fixed(crc32(body), CHECKSUM_LENGTH);

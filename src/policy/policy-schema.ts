@@ -5,10 +5,11 @@
  */
 import { z } from "zod";
 import { detectionSchema } from "../events/detection-schema.js";
+import { INPUT_BOUNDS, INPUT_PATTERNS } from "../util/input-bounds.js";
 import { duration } from "./duration.js";
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
-const SCOPE = /^[A-Za-z0-9:._/*-]{1,128}$/;
+const SCOPE = INPUT_PATTERNS.scope;
 /** The HTTP methods an endpoint may name (RFC 9110 and PATCH), or "*" for any. */
 const METHODS: ReadonlySet<string> = new Set([
   "GET",
@@ -27,7 +28,7 @@ const method = z.string().refine((m) => METHODS.has(m), METHOD_MSG);
 const NAME_MSG = "must be 1..64 letters, digits, '.', '_' or '-', starting with a letter or digit";
 
 /** Largest cost a request may carry. */
-export const MAX_COST = 1_000_000;
+export const MAX_COST = INPUT_BOUNDS.maxCost;
 /**
  * Largest quota: counts plus one request's cost stay below 2^53, so every
  * comparison is exact in Lua's doubles and JavaScript numbers.

@@ -29,6 +29,7 @@ import {
 } from "../gen/tollgate/v1/tollgate_service_pb.js";
 import { normaliseIp } from "../keys/ip-rules.js";
 import { HOUR_MS, MINUTE_MS, type UsageCounts } from "../store/usage-store.js";
+import { INPUT_BOUNDS, INPUT_PATTERNS } from "../util/input-bounds.js";
 import { ts } from "./convert.js";
 import { apiError } from "./errors.js";
 import {
@@ -41,9 +42,10 @@ import {
 import type { ServiceDeps } from "./service-deps.js";
 import { Violations } from "./validation.js";
 
-const KEY_ID = /^key_[0-9A-Za-z]{16}$/;
+const B = INPUT_BOUNDS;
+const KEY_ID = INPUT_PATTERNS.keyId;
 const CURSOR = /^[0-9]{1,20}(-[0-9]{1,20}\.[0-9]{1,3})?$/;
-const MAX_BUCKETS = 1440;
+const MAX_BUCKETS = B.usageBucketsMax;
 const DAY_MS = 86_400_000;
 
 /** RecordEvent: validates, stores durably, returns accepted / duplicate ids and fired alerts. */
@@ -52,12 +54,13 @@ export async function recordEvent(
   req: RecordEventRequest,
 ): Promise<RecordEventResponse> {
   const v = new Violations();
-  if (req.events.length < 1 || req.events.length > 100) v.add("events", "must have 1..100 entries");
+  if (req.events.length < 1 || req.events.length > B.eventsPerBatchMax)
+    v.add("events", `must have 1..${B.eventsPerBatchMax} entries`);
   const now = d.clock.now();
-  req.events.slice(0, 100).forEach((e, i) => {
+  req.events.slice(0, B.eventsPerBatchMax).forEach((e, i) => {
     const f = (name: string) => `events[${i}].${name}`;
-    v.length(f("id"), e.id, 1, 128);
-    if (e.id !== "" && Buffer.byteLength(e.id) <= 128)
+    v.length(f("id"), e.id, 1, B.eventIdMaxBytes);
+    if (e.id !== "" && Buffer.byteLength(e.id) <= B.eventIdMaxBytes)
       v.pattern(f("id"), e.id, EVENT_ID, "1..128 of [A-Za-z0-9._:-]");
     if (e.type === EventType.UNSPECIFIED) {
       v.pattern(
@@ -81,20 +84,26 @@ export async function recordEvent(
         "is reserved for events Tollgate records itself; report application events with custom_type (type UNSPECIFIED)",
       );
     }
-    v.length(f("subject"), e.subject, 1, 256);
+    v.length(f("subject"), e.subject, 1, B.subjectMaxBytes);
     if (!(e.subjectKind in SubjectKindEnum))
       v.add(f("subject_kind"), "must be a known SubjectKind");
-    v.length(f("endpoint"), e.endpoint, 0, 2048);
+    v.length(f("endpoint"), e.endpoint, 0, B.eventEndpointMaxBytes);
     if (e.severity < 0 || e.severity > 5) v.add(f("severity"), "must be a known Severity");
-    v.map(f("attributes"), e.attributes, 32, 64, 1024);
-    v.length(f("client_ip"), e.clientIp, 0, 64);
+    v.map(
+      f("attributes"),
+      e.attributes,
+      B.eventAttributesMax,
+      B.eventAttributeKeyMaxBytes,
+      B.eventAttributeValueMaxBytes,
+    );
+    v.length(f("client_ip"), e.clientIp, 0, B.clientIpMaxBytes);
     if (e.clientIp !== "" && !normaliseIp(e.clientIp))
       v.add(f("client_ip"), "must be an IPv4 or IPv6 address");
-    v.length(f("key_id"), e.keyId, 0, 64);
+    v.length(f("key_id"), e.keyId, 0, B.keyIdMaxBytes);
     if (e.time) {
       const t = timestampMs(e.time);
       if (!Number.isFinite(t) || t < 0 || t > now + 3_600_000)
-        v.add(f("time"), "must be after 1970 and at most 1 hour ahead");
+        v.add(f("time"), `must be after ${B.minYear} and at most 1 hour ahead`);
     }
   });
   v.throwIfAny();
@@ -112,9 +121,9 @@ export async function listEvents(
   req: ListEventsRequest,
 ): Promise<ListEventsResponse> {
   const v = new Violations();
-  if (req.pageSize > 1000) v.add("page_size", "must be 0..1000");
+  if (req.pageSize > B.listEventsPageMax) v.add("page_size", `must be 0..${B.listEventsPageMax}`);
   const cursor = decodeCursor(v, req.pageToken);
-  v.length("subject", req.subject, 0, 256);
+  v.length("subject", req.subject, 0, B.subjectMaxBytes);
   if (req.customType !== "")
     v.pattern("custom_type", req.customType, CUSTOM_TYPE, "1..64 of [a-z0-9._-]");
   if (req.type !== EventType.UNSPECIFIED && req.customType !== "")
@@ -144,10 +153,10 @@ export async function listAlerts(
   req: ListAlertsRequest,
 ): Promise<ListAlertsResponse> {
   const v = new Violations();
-  if (req.pageSize > 1000) v.add("page_size", "must be 0..1000");
+  if (req.pageSize > B.listEventsPageMax) v.add("page_size", `must be 0..${B.listEventsPageMax}`);
   const cursor = decodeCursor(v, req.pageToken);
-  v.length("rule", req.rule, 0, 64);
-  v.length("subject", req.subject, 0, 256);
+  v.length("rule", req.rule, 0, B.alertRuleMaxBytes);
+  v.length("subject", req.subject, 0, B.subjectMaxBytes);
   const { from, to } = range(v, req.startTime, req.endTime);
   v.throwIfAny();
   const page = await d.events.store.listAlerts(
@@ -169,10 +178,10 @@ export async function listAlerts(
 /** GetUsage: buckets of a key's request counts, oldest first, empty ones included. */
 export async function getUsage(d: ServiceDeps, req: GetUsageRequest): Promise<GetUsageResponse> {
   const v = new Violations();
-  v.length("key_id", req.keyId, 1, 64);
-  if (req.keyId !== "" && Buffer.byteLength(req.keyId) <= 64)
+  v.length("key_id", req.keyId, 1, B.keyIdMaxBytes);
+  if (req.keyId !== "" && Buffer.byteLength(req.keyId) <= B.keyIdMaxBytes)
     v.pattern("key_id", req.keyId, KEY_ID, "a key id");
-  v.length("endpoint", req.endpoint, 0, 128);
+  v.length("endpoint", req.endpoint, 0, B.endpointMaxBytes);
   const g =
     req.granularity === UsageGranularity.UNSPECIFIED ? UsageGranularity.MINUTE : req.granularity;
   if (!(g in UsageGranularity)) v.add("granularity", "must be a known UsageGranularity");
@@ -240,7 +249,7 @@ function topEndpoints(c: UsageCounts) {
 }
 
 function decodeCursor(v: Violations, token: string): string | undefined {
-  v.length("page_token", token, 0, 256);
+  v.length("page_token", token, 0, B.pageTokenMaxBytes);
   if (token === "") return undefined;
   const c = Buffer.from(token, "base64url").toString("utf8");
   if (!CURSOR.test(c)) {

@@ -19,6 +19,7 @@ import {
   KeyImportResultSchema,
 } from "../gen/tollgate/v1/key_service_pb.js";
 import type { ImportItem, ImportResult } from "../keys/key-import.js";
+import { INPUT_BOUNDS, INPUT_PATTERNS } from "../util/input-bounds.js";
 import { apiError } from "./errors.js";
 import {
   type ConvertedImport,
@@ -29,21 +30,22 @@ import {
 import type { ServiceDeps } from "./service-deps.js";
 import { Violations } from "./validation.js";
 
-const ID = /^key_[0-9A-Za-z]{16}$/;
+const ID = INPUT_PATTERNS.keyId;
 /** Most records an ExportKeys page holds. */
-const MAX_PAGE = 1000;
+const MAX_PAGE = INPUT_BOUNDS.exportPageMax;
 /**
  * A page ends before its records' encoded size passes this: well inside
  * peers' default receive limits (≥ 1 MiB), and short to encode, so that a
  * page never holds the event loop for long while decisions wait.
  */
-const PAGE_BYTES = 256 * 1024;
+const PAGE_BYTES = INPUT_BOUNDS.exportPageBytes;
 /** Records converted between two yields to the event loop (a few ms of work). */
 const CHUNK = 25;
 /** Most records one ImportKeys call takes. */
-const MAX_IMPORT = 500;
+const MAX_IMPORT = INPUT_BOUNDS.importKeysMax;
 /** Characters of the pepper fingerprint exchanged (as shown in the pepper refusal). */
-const FINGERPRINT_CHARS = 8;
+const FINGERPRINT_CHARS = INPUT_BOUNDS.pepperFingerprintChars;
+const FINGERPRINT = new RegExp(`^[0-9a-f]{${FINGERPRINT_CHARS}}$`);
 
 const OUTCOME: Record<ImportResult["outcome"], ImportOutcome> = {
   created: ImportOutcome.CREATED,
@@ -61,14 +63,14 @@ export async function exportKeys(
 ): Promise<ExportKeysResponse> {
   const v = new Violations();
   if (req.pageSize > MAX_PAGE) v.add("page_size", `must be 0..${MAX_PAGE}`);
-  v.length("page_token", req.pageToken, 0, 256);
+  v.length("page_token", req.pageToken, 0, INPUT_BOUNDS.pageTokenMaxBytes);
   let after: string | undefined;
   if (req.pageToken !== "") {
     after = Buffer.from(req.pageToken, "base64url").toString("utf8");
     if (!ID.test(after)) v.add("page_token", "must be a token from a previous ExportKeys response");
   }
   v.throwIfAny();
-  const limit = req.pageSize || 500;
+  const limit = req.pageSize || INPUT_BOUNDS.exportPageDefault;
   const page = await d.backupStore.list({
     limit,
     includeRevoked: true,
@@ -111,8 +113,8 @@ export async function importKeys(
     v.add("keys", `must have 1..${MAX_IMPORT} entries`);
   }
   const fingerprint = req.pepperFingerprintPrefix;
-  if (fingerprint !== "" && !/^[0-9a-f]{8}$/.test(fingerprint)) {
-    v.add("pepper_fingerprint_prefix", "must be 8 lower-case hex characters");
+  if (fingerprint !== "" && !FINGERPRINT.test(fingerprint)) {
+    v.add("pepper_fingerprint_prefix", `must be ${FINGERPRINT_CHARS} lower-case hex characters`);
   }
   if (fingerprint === "" && req.keys.some(hasPepperDigests)) {
     v.add(

@@ -22,17 +22,19 @@ import {
 } from "../keys/foreign-keys.js";
 import type { ImportItem } from "../keys/key-import.js";
 import type { KeyRecord } from "../keys/key-record.js";
+import { INPUT_BOUNDS, INPUT_PATTERNS } from "../util/input-bounds.js";
 import { keyToProto } from "./convert.js";
 import { Violations } from "./validation.js";
 
 /** The record format version this server writes and reads. */
 export const EXPORT_FORMAT_VERSION = 1;
 
-const ID = /^key_[0-9A-Za-z]{16}$/;
+const B = INPUT_BOUNDS;
+const ID = INPUT_PATTERNS.keyId;
 /** An unpadded base64url HMAC-SHA256 digest. */
-const HMAC_DIGEST = /^[A-Za-z0-9_-]{43}$/;
-const ENVIRONMENT = /^[a-z0-9]{1,16}$/;
-const LATEST_MS = Date.UTC(9999, 0);
+const HMAC_DIGEST = new RegExp(`^[A-Za-z0-9_-]{${B.hmacDigestChars}}$`);
+const ENVIRONMENT = INPUT_PATTERNS.environment;
+const LATEST_MS = Date.UTC(B.maxYear, 0);
 
 /** A stored record as a KeyExport (digests, never a secret). */
 export function exportRecord(r: KeyRecord): KeyExport {
@@ -104,17 +106,24 @@ export function importRecord(m: KeyExport, c: ImportContext): ConvertedImport {
       v.add("key.id", "is required unless the current secret has a foreign digest");
     }
   } else {
-    v.length("key.id", id, 1, 64);
-    if (Buffer.byteLength(id) <= 64) v.pattern("key.id", id, ID, "a key id (key_ + 16 base62)");
+    v.length("key.id", id, 1, B.keyIdMaxBytes);
+    if (Buffer.byteLength(id) <= B.keyIdMaxBytes)
+      v.pattern("key.id", id, ID, "a key id (key_ + 16 base62)");
   }
-  v.length("key.owner", k.owner, 1, 128);
+  v.length("key.owner", k.owner, 1, B.ownerMaxBytes);
   const tier = k.tier || c.defaultTier;
   if (k.tier !== "") {
-    v.length("key.tier", k.tier, 1, 64);
+    v.length("key.tier", k.tier, 1, B.tierMaxBytes);
     if (!c.tierExists(k.tier)) v.add("key.tier", "must be a tier of the policy");
   }
-  v.scopes("key.scopes", k.scopes, 64);
-  v.map("key.metadata", k.metadata, 32, 64, 512);
+  v.scopes("key.scopes", k.scopes, B.keyScopesMax);
+  v.map(
+    "key.metadata",
+    k.metadata,
+    B.metadataMaxEntries,
+    B.metadataKeyMaxBytes,
+    B.metadataValueMaxBytes,
+  );
   v.networks("key.ip_allow", k.ipAllow);
   v.networks("key.ip_deny", k.ipDeny);
   const environment = k.environment || c.defaultEnvironment;
@@ -130,7 +139,7 @@ export function importRecord(m: KeyExport, c: ImportContext): ConvertedImport {
     if (!t) return undefined;
     const ms = timestampMs(t);
     if (!Number.isFinite(ms) || ms < 0 || ms > LATEST_MS || t.nanos < 0 || t.nanos > 999_999_999) {
-      v.add(field, "must be between 1970 and 9999");
+      v.add(field, `must be between ${B.minYear} and ${B.maxYear}`);
       return undefined;
     }
     return ms;
@@ -156,7 +165,7 @@ export function importRecord(m: KeyExport, c: ImportContext): ConvertedImport {
   let revokedAt: number | undefined;
   if (revoked) revokedAt = orDefault("revokedAt", revokeTime, updatedAt);
   else if (k.revokeTime) v.add("key.revoke_time", "must be unset unless status is REVOKED");
-  v.length("key.revoked_reason", k.revokedReason, 0, 256);
+  v.length("key.revoked_reason", k.revokedReason, 0, B.revokeReasonMaxBytes);
   if (!revoked && k.revokedReason !== "") {
     v.add("key.revoked_reason", "must be empty unless status is REVOKED");
   }
@@ -214,7 +223,7 @@ function secretDigest(
   }
   if (hmac !== "") {
     if (!HMAC_DIGEST.test(hmac)) {
-      v.add(hmacField, "must be 43 base64url characters (an HMAC-SHA256 digest)");
+      v.add(hmacField, `must be ${B.hmacDigestChars} base64url characters (an HMAC-SHA256 digest)`);
       return undefined;
     }
     return hmac;

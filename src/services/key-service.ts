@@ -29,6 +29,7 @@ import { normaliseIp } from "../keys/ip-rules.js";
 import type { KeyChangeError, KeyPatch } from "../keys/key-manager.js";
 import type { KeyRecord } from "../keys/key-record.js";
 import { subjectTag } from "../ratelimit/rate-limiter.js";
+import { INPUT_BOUNDS, INPUT_PATTERNS } from "../util/input-bounds.js";
 import type { CallContext, Handlers } from "./call-context.js";
 import { keyToProto, ts } from "./convert.js";
 import { apiError } from "./errors.js";
@@ -38,7 +39,8 @@ import { authenticateManagement } from "./management-gate.js";
 import type { ServiceDeps } from "./service-deps.js";
 import { Violations, validNames } from "./validation.js";
 
-const ID = /^key_[0-9A-Za-z]{16}$/;
+const ID = INPUT_PATTERNS.keyId;
+const B = INPUT_BOUNDS;
 const UPDATABLE = new Set([
   "owner",
   "tier",
@@ -61,7 +63,7 @@ export function createKeyService(d: ServiceDeps): Handlers<typeof KeyService> {
       const v = new Violations();
       keyFields(d, v, req, true);
       const env = req.environment || d.keyEnvironment;
-      v.pattern("environment", env, /^[a-z0-9]{1,16}$/, "1..16 of [a-z0-9]");
+      v.pattern("environment", env, INPUT_PATTERNS.environment, "1..16 of [a-z0-9]");
       const expiresAt = futureTime(d, v, "expire_time", req.expireTime);
       v.throwIfAny();
       const { secret, record } = await d.keys.create({
@@ -87,9 +89,9 @@ export function createKeyService(d: ServiceDeps): Handlers<typeof KeyService> {
 
     listKeys: guard("ListKeys", async (req: ListKeysRequest) => {
       const v = new Violations();
-      if (req.pageSize > 500) v.add("page_size", "must be 0..500");
-      v.length("page_token", req.pageToken, 0, 256);
-      v.length("owner", req.owner, 0, 128);
+      if (req.pageSize > B.listKeysPageMax) v.add("page_size", `must be 0..${B.listKeysPageMax}`);
+      v.length("page_token", req.pageToken, 0, B.pageTokenMaxBytes);
+      v.length("owner", req.owner, 0, B.ownerMaxBytes);
       let after: string | undefined;
       if (req.pageToken !== "") {
         after = Buffer.from(req.pageToken, "base64url").toString("utf8");
@@ -137,7 +139,8 @@ export function createKeyService(d: ServiceDeps): Handlers<typeof KeyService> {
 
     listBlocks: guard("ListBlocks", async (req: ListBlocksRequest) => {
       const v = new Violations();
-      if (req.pageSize > 1000) v.add("page_size", "must be 0..1000");
+      if (req.pageSize > B.listBlocksPageMax)
+        v.add("page_size", `must be 0..${B.listBlocksPageMax}`);
       v.throwIfAny();
       const blocks = await d.rateStore.listBlocks(req.pageSize || 100);
       return create(ListBlocksResponseSchema, {
@@ -155,7 +158,7 @@ export function createKeyService(d: ServiceDeps): Handlers<typeof KeyService> {
 
     deleteBlock: guard("DeleteBlock", async (req: DeleteBlockRequest, actor) => {
       const v = new Violations();
-      v.length("subject", req.subject, 1, 256);
+      v.length("subject", req.subject, 1, B.subjectMaxBytes);
       const kind =
         req.subjectKind === SubjectKind.UNSPECIFIED ? SubjectKind.CALLER : req.subjectKind;
       if (kind === SubjectKind.OWNER) v.add("subject_kind", "must be KEY, IP or CALLER");
@@ -184,7 +187,7 @@ export function createKeyService(d: ServiceDeps): Handlers<typeof KeyService> {
     revokeKey: guard("RevokeKey", async (req: RevokeKeyRequest, actor) => {
       const v = new Violations();
       validateId(req.id, v);
-      v.length("reason", req.reason, 0, 256);
+      v.length("reason", req.reason, 0, B.revokeReasonMaxBytes);
       v.throwIfAny();
       const out = await d.keys.revoke(req.id, req.reason);
       const r = unwrap(typeof out === "string" ? out : out.record);
@@ -205,15 +208,22 @@ function keyFields(
   only?: readonly string[],
 ): void {
   const check = (f: string) => !only || only.includes(f);
-  if (check("owner")) v.length("owner", req.owner, ownerRequired ? 1 : 0, 128);
+  if (check("owner")) v.length("owner", req.owner, ownerRequired ? 1 : 0, B.ownerMaxBytes);
   if (check("tier") && req.tier !== "") {
-    v.length("tier", req.tier, 1, 64);
+    v.length("tier", req.tier, 1, B.tierMaxBytes);
     const { tiers } = d.policy();
     if (!tiers.has(req.tier))
       v.add("tier", `must be a tier of the policy: ${validNames(tiers.keys())}`);
   }
-  if (check("scopes")) v.scopes("scopes", req.scopes, 64);
-  if (check("metadata")) v.map("metadata", req.metadata, 32, 64, 512);
+  if (check("scopes")) v.scopes("scopes", req.scopes, B.keyScopesMax);
+  if (check("metadata"))
+    v.map(
+      "metadata",
+      req.metadata,
+      B.metadataMaxEntries,
+      B.metadataKeyMaxBytes,
+      B.metadataValueMaxBytes,
+    );
   if (check("ip_allow")) v.networks("ip_allow", req.ipAllow);
   if (check("ip_deny")) v.networks("ip_deny", req.ipDeny);
 }
@@ -227,14 +237,14 @@ function futureTime(
   if (!t) return undefined;
   const ms = timestampMs(t);
   if (!Number.isFinite(ms) || ms <= d.clock.now()) v.add(field, "must be in the future");
-  else if (ms > Date.UTC(9999, 0)) v.add(field, "must be before year 9999");
+  else if (ms > Date.UTC(B.maxYear, 0)) v.add(field, `must be before year ${B.maxYear}`);
   return ms;
 }
 
 function validateId(id: string, v?: Violations): void {
   const own = v ?? new Violations();
-  own.length("id", id, 1, 64);
-  if (Buffer.byteLength(id) <= 64 && id !== "")
+  own.length("id", id, 1, B.keyIdMaxBytes);
+  if (Buffer.byteLength(id) <= B.keyIdMaxBytes && id !== "")
     own.pattern("id", id, ID, "a key id (key_ + 16 base62)");
   if (!v) own.throwIfAny();
 }

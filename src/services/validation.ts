@@ -11,9 +11,10 @@ import {
   BadRequestSchema,
 } from "../gen/google/rpc/error_details_pb.js";
 import { parseCidr } from "../keys/ip-rules.js";
+import { INPUT_BOUNDS, INPUT_PATTERNS } from "../util/input-bounds.js";
 
 /** How many valid names a violation lists at most. */
-const MAX_LISTED = 8;
+const MAX_LISTED = INPUT_BOUNDS.listedNamesMax;
 
 /**
  * The valid names, for a message: `free, pro`, or the first MAX_LISTED and
@@ -26,7 +27,7 @@ export function validNames(names: Iterable<string>): string {
   return all.length > MAX_LISTED ? `${shown}, … (${all.length} in all)` : shown;
 }
 
-const SCOPE = /^[A-Za-z0-9:._/*-]{1,128}$/;
+const SCOPE = INPUT_PATTERNS.scope;
 
 /** Collects field violations of one request. */
 export class Violations {
@@ -97,10 +98,14 @@ export class Violations {
     });
   }
 
-  /** CIDR list: at most 64 valid IPv4/IPv6 networks or addresses. */
+  /** CIDR list: at most ipListMax valid IPv4/IPv6 networks or addresses of cidrMaxBytes. */
   networks(field: string, nets: readonly string[]): void {
-    this.list_(field, nets, 64, (n, f) => {
-      const p = Buffer.byteLength(n) > 64 ? { error: "at most 64 bytes" } : parseCidr(n);
+    const { ipListMax, cidrMaxBytes } = INPUT_BOUNDS;
+    this.list_(field, nets, ipListMax, (n, f) => {
+      const p =
+        Buffer.byteLength(n) > cidrMaxBytes
+          ? { error: `at most ${cidrMaxBytes} bytes` }
+          : parseCidr(n);
       if ("error" in p) this.add(f, `must be an IPv4/IPv6 address or CIDR (${p.error})`);
     });
   }

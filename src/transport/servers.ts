@@ -40,6 +40,8 @@ import { withCors } from "./cors.js";
 import { withDecodeErrorCodes } from "./decode-error-codes.js";
 import { toGrpcService } from "./grpc-adapter.js";
 import { createGuardableInjector } from "./grpc-injector.js";
+import { withReadableGrpcPortRefusal } from "./grpc-port-refusal.js";
+import { withReadableRefusals } from "./http-fallback.js";
 import type { HttpRoutes } from "./http-routes.js";
 import { createGuardedHttp1Server } from "./http1-guard.js";
 import { Http2Guard, SESSION_MEMORY_MB } from "./http2-guard.js";
@@ -152,21 +154,25 @@ export async function startRpcServers(o: RpcServersOptions): Promise<RpcServers>
   const reflected = reflectionPackage([...o.services.map((s) => s.desc), Health]);
   new ReflectionService(reflected as never).addToServer(grpcServer);
   const { injector, http2Server: grpcHttp2 } = createGuardableInjector(grpcServer);
+  withReadableGrpcPortRefusal(grpcHttp2);
   http2Guard.attach(grpcHttp2, "main");
 
   const connectHandler = withCors(
     o.corsOrigins ?? [],
-    withDecodeErrorCodes(
-      connectNodeAdapter({
-        routes: (router: ConnectRouter) => {
-          // Strict JSON: unknown fields and enum values are INVALID_ARGUMENT.
-          for (const s of o.services) routeStrictJson(router, s.desc, s.impl);
-        },
-        readMaxBytes: o.maxMessageBytes,
-        connect: true,
-        grpcWeb: true,
-        grpc: true,
-      }),
+    withReadableRefusals(
+      o.services.map((s) => s.desc),
+      withDecodeErrorCodes(
+        connectNodeAdapter({
+          routes: (router: ConnectRouter) => {
+            // Strict JSON: unknown fields and enum values are INVALID_ARGUMENT.
+            for (const s of o.services) routeStrictJson(router, s.desc, s.impl);
+          },
+          readMaxBytes: o.maxMessageBytes,
+          connect: true,
+          grpcWeb: true,
+          grpc: true,
+        }),
+      ),
     ),
   );
 

@@ -5,7 +5,7 @@ import {
   AuthorizeResponseSchema,
   TollgateService,
 } from "../../src/gen/tollgate/v1/tollgate_service_pb.js";
-import { cli, curlJson, grpcUnary } from "../helpers/clients.js";
+import { cli, curlJson, grpcUnary, pollUntil } from "../helpers/clients.js";
 import { startTollgateProcess, type TollgateProcess } from "../helpers/tollgate-process.js";
 
 let server: TollgateProcess;
@@ -46,9 +46,11 @@ describe("access log", () => {
     );
     const has = (t: string) =>
       server.logs.some((l) => l.access === "Authorize" && l.traceparent === t);
-    const deadline = Date.now() + 2000;
-    while ((!has(trace) || !has(trace2)) && Date.now() < deadline)
-      await new Promise((r) => setTimeout(r, 20));
+    await pollUntil(
+      async () => has(trace) && has(trace2),
+      (both) => both,
+      2000,
+    );
     expect(has(trace)).toBe(true);
     expect(has(trace2)).toBe(true);
     const line = server.logs.find((l) => l.traceparent === trace) as Record<string, unknown>;

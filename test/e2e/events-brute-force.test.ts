@@ -167,6 +167,8 @@ describe.each(["memory", "redis", "cluster"] as const)("brute force on %s", (mod
       });
       if (r.reason === Reason.UNKNOWN_KEY) unknown++;
     }
+    // A sleep on purpose: nothing more may be delivered, and "nothing
+    // happens" has no condition to wait for; 300 ms is well past a delivery.
     await new Promise((r) => setTimeout(r, 300));
     expect(receiver.deliveries.filter((d) => d.body.includes('"rule":"brute-force"'))).toHaveLength(
       1,

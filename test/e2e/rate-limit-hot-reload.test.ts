@@ -13,6 +13,7 @@ import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TollgateService } from "../../src/gen/tollgate/v1/tollgate_service_pb.js";
+import { pollUntil } from "../helpers/clients.js";
 import { startTollgateProcess, type TollgateProcess } from "../helpers/tollgate-process.js";
 
 /** A policy whose one endpoint allows `burst` requests per minute per subject. */
@@ -71,13 +72,7 @@ const metric = async (p: TollgateProcess, result: "success" | "failure") => {
 };
 /** Polls `probe` until it returns `want` (or 3 s pass); returns the last value. */
 async function eventually<T>(probe: () => Promise<T>, want: T): Promise<T> {
-  const deadline = Date.now() + 3_000;
-  let last = await probe();
-  while (last !== want && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 50));
-    last = await probe();
-  }
-  return last;
+  return (await pollUntil(probe, (v) => v === want, 3_000, 50)).value;
 }
 
 describe("policy hot reload", () => {

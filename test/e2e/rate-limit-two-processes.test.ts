@@ -20,6 +20,7 @@ import {
   type CheckRateLimitResponse,
   TollgateService,
 } from "../../src/gen/tollgate/v1/tollgate_service_pb.js";
+import { pollUntil } from "../helpers/clients.js";
 import { startTestRedis, type TestRedis } from "../helpers/redis-server.js";
 import { startTollgateProcess, type TollgateProcess } from "../helpers/tollgate-process.js";
 import { expectEveryRateLimitKeyExpires } from "../integration/rate-limit-expiry.js";
@@ -264,6 +265,8 @@ describe("two Tollgate processes, clocks 30 s apart, one Redis", () => {
     it("a block ends on time on both processes", async () => {
       const f = fresh();
       const placedAt = await f.offend(0);
+      // A sleep, not a wait for a condition: the block must have ended *on
+      // time* (1 s, plus a margin), so the check runs at that moment.
       await sleep(Math.max(0, placedAt + 1_150 - Date.now()));
       for (const i of [0, 1] as const) {
         // No longer blocked; the limit itself (1 per minute) still denies.
@@ -280,6 +283,7 @@ describe("two Tollgate processes, clocks 30 s apart, one Redis", () => {
       const onA = await f.at(0);
       expect(onA.reason).toBe(Reason.BLOCKED);
       expect(headersOf(onA)["retry-after"]).toBe("1");
+      // A sleep on purpose: the block must have ended on time (see above).
       await sleep(Math.max(0, placedAt + 1_150 - Date.now()));
       expect((await f.at(0)).reason).toBe(Reason.RATE_LIMITED);
     });
@@ -331,7 +335,13 @@ describe("two Tollgate processes, clocks 30 s apart, one Redis", () => {
         subject: f.ip,
       });
       expect(lifted.lifted).toBe(true);
-      await sleep(200); // the announcement crosses Redis pub/sub
+      // Process 0 had cached the block: wait until the announcement crossed
+      // Redis pub/sub and it forgot it.
+      await pollUntil(
+        () => f.at(0),
+        (r) => r.reason !== Reason.BLOCKED,
+        2_000,
+      );
       for (const i of [0, 1] as const) {
         expect({ process: i, reason: (await f.at(i)).reason }).toEqual({
           process: i,

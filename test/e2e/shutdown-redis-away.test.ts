@@ -137,7 +137,16 @@ describe("SIGTERM with Redis away", () => {
           () => "acknowledged",
           () => "failed",
         );
-      await new Promise((r) => setTimeout(r, 100));
+      // SIGTERM once the server holds the call (its in-flight gauge says so).
+      const held = await pollUntil(
+        async () => {
+          const text = await (await fetch(`http://127.0.0.1:${p.adminPort}/metrics`)).text();
+          return Number(/^tollgate_transport_inflight_requests (\d+)/m.exec(text)?.[1] ?? 0);
+        },
+        (n) => n >= 1,
+        5_000,
+      );
+      expect(held.value).toBeGreaterThanOrEqual(1);
       const exit = await sigterm(p);
       expect(exit.code, p.output()).toBe(0);
       expect(exit.ms).toBeLessThan(SHUTDOWN_MS + MARGIN_MS);

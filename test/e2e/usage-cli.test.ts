@@ -10,6 +10,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { KeyService, UsageGranularity } from "../../src/gen/tollgate/v1/key_service_pb.js";
 import { TollgateService } from "../../src/gen/tollgate/v1/tollgate_service_pb.js";
+import { pollUntil } from "../helpers/clients.js";
 import { CLI, startTollgateProcess, type TollgateProcess } from "../helpers/tollgate-process.js";
 
 const run = promisify(execFile);
@@ -39,9 +40,12 @@ it("counts requests per endpoint and shows them with GetUsage and the CLI", asyn
   for (let i = 0; i < 3; i++)
     await tollgate.authorize({ apiKey: secret, method: "GET", path: "/other" });
   await tollgate.authorize({ apiKey: "tg_live_nope" }); // a denial is not usage
-  await new Promise((r) => setTimeout(r, 200));
-
-  const byMinute = await keys.getUsage({ keyId: id });
+  // Usage is counted off the decision path: wait until all 10 are in.
+  const { value: byMinute } = await pollUntil(
+    () => keys.getUsage({ keyId: id }),
+    (u) => u.totalRequests >= 10n,
+    5_000,
+  );
   expect(byMinute.totalRequests).toBe(10n);
   expect(byMinute.buckets.length).toBeGreaterThanOrEqual(60);
   expect(byMinute.endpoints.map((e) => [e.endpoint, e.requests])).toEqual([

@@ -14,6 +14,7 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { KeyService } from "../../src/gen/tollgate/v1/key_service_pb.js";
 import { TollgateService } from "../../src/gen/tollgate/v1/tollgate_service_pb.js";
 import { generateSecret } from "../../src/keys/key-format.js";
+import { pollUntil } from "../helpers/clients.js";
 import { freePort } from "../helpers/free-port.js";
 import { startTollgateProcess, type TollgateProcess } from "../helpers/tollgate-process.js";
 
@@ -66,18 +67,16 @@ it("retries, opens the breaker, counts drops, and keeps answering decisions", as
     await tollgate.authorize({ apiKey: generateSecret("live"), clientIp: `203.0.113.${i + 1}` });
     during.push(await timeOne(), await timeOne());
   }
-  const deadline = Date.now() + 10_000;
-  let text = "";
-  for (;;) {
-    text = await (await fetch(`http://127.0.0.1:${proc.adminPort}/metrics`)).text();
-    // Events are flushed in the background: wait for all 40 alerts as well.
-    const done =
-      metric(text, "tollgate_alerts_total", 'rule="any-failure"') >= 40 &&
-      metric(text, "tollgate_webhook_dropped_total", 'reason="exhausted"') > 0 &&
-      metric(text, "tollgate_breaker_transitions_total", 'breaker="webhook:down",to="open"') > 0;
-    if (done || Date.now() > deadline) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  // Events are flushed in the background: wait for all 40 alerts as well.
+  const { value: text } = await pollUntil(
+    async () => (await fetch(`http://127.0.0.1:${proc.adminPort}/metrics`)).text(),
+    (t) =>
+      metric(t, "tollgate_alerts_total", 'rule="any-failure"') >= 40 &&
+      metric(t, "tollgate_webhook_dropped_total", 'reason="exhausted"') > 0 &&
+      metric(t, "tollgate_breaker_transitions_total", 'breaker="webhook:down",to="open"') > 0,
+    10_000,
+    100,
+  );
   expect(metric(text, "tollgate_alerts_total", 'rule="any-failure"')).toBe(40);
   expect(
     metric(text, "tollgate_webhook_attempts_total", 'result="failure"'),

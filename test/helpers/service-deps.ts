@@ -103,6 +103,7 @@ export async function createServiceHarness(o: ServiceHarnessOptions = {}): Promi
     negativeMax: settings.negativeCacheMaxEntries,
     ttlMs: settings.cacheTtlMs,
     negativeTtlMs: settings.negativeCacheTtlMs,
+    clock,
   });
   const rateBounds = {
     maxEntries: settings.memoryRateMaxEntries,

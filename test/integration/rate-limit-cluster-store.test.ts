@@ -27,6 +27,8 @@ afterAll(async () => {
   await cluster?.stop();
 });
 
+// A sleep on purpose: the cases' `wait` lets time pass, and Redis keeps real
+// time (TIME inside the scripts), so on a real store waiting means sleeping.
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 rateLimitStoreCases("redis cluster", () => {

@@ -12,8 +12,6 @@ import type { KeyRecord } from "../../src/keys/key-record.js";
 import { MemoryKeyStore } from "../../src/store/memory-key-store.js";
 import { ManualClock } from "../../src/util/clock.js";
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
 function record(id: string, digest = `d-${id}`): KeyRecord {
   return {
     id,
@@ -113,20 +111,34 @@ describe("KeyCache", () => {
     expect(lookup.findByIdStale("key_a", 60_000)?.id).toBe("key_a");
   });
 
-  it("remembers an unknown digest only for negativeTtlMs, a found key for ttlMs", async () => {
-    const cache = new KeyCache({ ttlMs: 10_000, negativeTtlMs: 40 });
-    cache.set("unknown", null, 1);
-    cache.set("known", record("k"), 1);
-    expect(cache.get("unknown")?.record).toBeNull();
-    await sleep(80);
+  it("remembers an unknown digest only for negativeTtlMs, a found key for ttlMs", () => {
+    const clock = new ManualClock();
+    const cache = new KeyCache({ ttlMs: 10_000, negativeTtlMs: 40, clock });
+    cache.set("unknown", null);
+    cache.set("known", record("k"));
+    clock.advance(40);
+    expect(cache.get("unknown")?.record).toBeNull(); // still within its TTL
+    clock.advance(1);
     expect(cache.get("unknown")).toBeUndefined();
     expect(cache.get("known")?.record?.id).toBe("k");
+    clock.advance(10_000 - 41);
+    expect(cache.get("known")?.record?.id).toBe("k");
+    clock.advance(1);
+    expect(cache.get("known")).toBeUndefined();
   });
 
-  it("keeps an expired found key for fail open, but not for normal lookups", async () => {
-    const cache = new KeyCache({ ttlMs: 30, negativeTtlMs: 30 });
+  it("stamps a lookup with the injected clock's time unless told otherwise", () => {
+    const clock = new ManualClock();
+    const cache = new KeyCache({ clock });
+    cache.set("known", record("k"));
+    expect(cache.get("known")?.fetchedAt).toBe(clock.now());
+  });
+
+  it("keeps an expired found key for fail open, but not for normal lookups", () => {
+    const clock = new ManualClock();
+    const cache = new KeyCache({ ttlMs: 30, negativeTtlMs: 30, clock });
     cache.set("known", record("k"), 1234);
-    await sleep(60);
+    clock.advance(31);
     expect(cache.get("known")).toBeUndefined();
     expect(cache.getStale("known")).toMatchObject({ record: { id: "k" }, fetchedAt: 1234 });
     cache.delete("known");
@@ -200,7 +212,7 @@ describe("KeyLookup over the cache", () => {
     const slow = holdingReads(store);
     const lookup = new KeyLookup(slow.store, new KeyCache({ ttlMs: 60_000 }), clock);
     const inflight = lookup.find("d-key_a");
-    await sleep(5); // the lookup has read the record and is on its way back
+    await slow.read; // the lookup has read the record and is on its way back
     await store.replace({ ...record("key_a"), status: "revoked", version: 2 }, 1);
     lookup.invalidate(["d-key_a"], ["key_a"]);
     const asked = lookup.find("d-key_a"); // asked after the invalidation
@@ -217,7 +229,7 @@ describe("KeyLookup over the cache", () => {
     const slow = holdingReads(store);
     const lookup = new KeyLookup(slow.store, new KeyCache({ ttlMs: 60_000 }), clock);
     const inflight = lookup.findById("key_a");
-    await sleep(5);
+    await slow.read;
     await store.replace({ ...record("key_a"), tier: "pro", version: 2 }, 1);
     lookup.invalidate([], ["key_a"]);
     slow.release();
@@ -226,11 +238,22 @@ describe("KeyLookup over the cache", () => {
   });
 });
 
-/** The real store, with every record read held back until `release()`. */
-function holdingReads(store: MemoryKeyStore): { store: MemoryKeyStore; release(): void } {
+/**
+ * The real store, with every record read held back until `release()`; `read`
+ * settles once the first record has been read (and is being held).
+ */
+function holdingReads(store: MemoryKeyStore): {
+  store: MemoryKeyStore;
+  read: Promise<void>;
+  release(): void;
+} {
   let release = () => {};
   const held = new Promise<void>((r) => {
     release = r;
+  });
+  let readDone = () => {};
+  const read = new Promise<void>((r) => {
+    readDone = r;
   });
   const proxy = new Proxy(store, {
     get(t, p, r) {
@@ -238,6 +261,7 @@ function holdingReads(store: MemoryKeyStore): { store: MemoryKeyStore; release()
       if (p === "get") {
         return async (id: string) => {
           const rec = await t.get(id);
+          readDone();
           await held;
           return rec;
         };
@@ -245,5 +269,5 @@ function holdingReads(store: MemoryKeyStore): { store: MemoryKeyStore; release()
       return typeof v === "function" ? v.bind(t) : v;
     },
   });
-  return { store: proxy, release: () => release() };
+  return { store: proxy, read, release: () => release() };
 }
