@@ -76,7 +76,7 @@ import { RedisStoreMarker } from "./store/redis-store-marker.js";
 import { startAdminServer } from "./transport/admin-server.js";
 import { createHttpRoutes } from "./transport/http-routes.js";
 import { createOpenApiHandler, OPENAPI_PATH } from "./transport/openapi-route.js";
-import { type ServiceBinding, startRpcServers } from "./transport/servers.js";
+import { bindService, type ServiceBinding, startRpcServers } from "./transport/servers.js";
 import { transportLimitsFromSettings } from "./transport/transport-limits.js";
 import { createTransportObserver } from "./transport/transport-observer.js";
 import { buildInfo } from "./util/build-info.js";
@@ -567,15 +567,11 @@ export async function startTollgate(
   }
 
   const services: ServiceBinding[] = [
-    { desc: TollgateService, impl: createTollgateService(deps) } as unknown as ServiceBinding,
-    { desc: KeyService, impl: createKeyService(deps) } as unknown as ServiceBinding,
-    { desc: Authorization, impl: createEnvoyAuthzService(deps) } as unknown as ServiceBinding,
+    bindService(TollgateService, createTollgateService(deps)),
+    bindService(KeyService, createKeyService(deps)),
+    bindService(Authorization, createEnvoyAuthzService(deps)),
     // Newer Envoys send per-descriptor hits_addend as a field these protos lack.
-    {
-      desc: RateLimitService,
-      impl: createEnvoyRateLimitService(deps),
-      readUnknownFields: true,
-    } as unknown as ServiceBinding,
+    bindService(RateLimitService, createEnvoyRateLimitService(deps), { readUnknownFields: true }),
   ];
   let ready = false;
   const rpc = await bindOrExplain(
