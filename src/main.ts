@@ -8,13 +8,7 @@ import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import type { DestinationStream } from "pino";
 import { listenAddresses, type Settings } from "./config/settings.js";
-import {
-  createEvents,
-  type EventStores,
-  eventLimitsFromSettings,
-  memoryEventStores,
-  redisEventStores,
-} from "./events/events-runtime.js";
+import { createEvents, eventLimitsFromSettings } from "./events/events-runtime.js";
 import { Authorization } from "./gen/envoy/service/auth/v3/external_auth_pb.js";
 import { RateLimitService } from "./gen/envoy/service/ratelimit/v3/rls_pb.js";
 import { KeyService } from "./gen/tollgate/v1/key_service_pb.js";
@@ -55,6 +49,7 @@ import { ManagementAuth } from "./services/management-auth.js";
 import type { ServiceDeps } from "./services/service-deps.js";
 import { createTollgateService } from "./services/tollgate-service.js";
 import { BulkRedis } from "./store/bulk-redis.js";
+import { type EventStores, memoryEventStores, redisEventStores } from "./store/event-stores.js";
 import type { ForeignPrefixStore } from "./store/foreign-prefix-store.js";
 import {
   type InvalidationBus,

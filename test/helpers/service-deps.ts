@@ -6,11 +6,7 @@
 import { randomBytes } from "node:crypto";
 import { createClient, createRouterTransport, type Transport } from "@connectrpc/connect";
 import { loadSettings, type Settings } from "../../src/config/settings.js";
-import {
-  createEvents,
-  eventLimitsFromSettings,
-  memoryEventStores,
-} from "../../src/events/events-runtime.js";
+import { createEvents, eventLimitsFromSettings } from "../../src/events/events-runtime.js";
 import { KeyService } from "../../src/gen/tollgate/v1/key_service_pb.js";
 import { TollgateService } from "../../src/gen/tollgate/v1/tollgate_service_pb.js";
 import { Authorizer } from "../../src/keys/authorizer.js";
@@ -33,6 +29,7 @@ import { createKeyService } from "../../src/services/key-service.js";
 import { ManagementAuth } from "../../src/services/management-auth.js";
 import type { ServiceDeps } from "../../src/services/service-deps.js";
 import { createTollgateService } from "../../src/services/tollgate-service.js";
+import { memoryEventStores } from "../../src/store/event-stores.js";
 import { MemoryInvalidationBus } from "../../src/store/invalidation-bus.js";
 import { MemoryForeignPrefixStore } from "../../src/store/memory-foreign-prefix-store.js";
 import { MemoryKeyStore } from "../../src/store/memory-key-store.js";
