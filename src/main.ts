@@ -2,12 +2,11 @@
  * The composition root: the only place that builds live objects. It wires
  * settings → logger → stores → domain → services → servers, and owns shutdown.
  */
-import { randomBytes } from "node:crypto";
 import { once } from "node:events";
-import { readFileSync } from "node:fs";
-import { isIP } from "node:net";
 import type { DestinationStream } from "pino";
-import { listenAddresses, type Settings } from "./config/settings.js";
+import type { Settings } from "./config/settings.js";
+import { checkStartup } from "./config/startup-checks.js";
+import { StartupError } from "./config/startup-error.js";
 import { createEvents, eventLimitsFromSettings } from "./events/events-runtime.js";
 import { Authorization } from "./gen/envoy/service/auth/v3/external_auth_pb.js";
 import { RateLimitService } from "./gen/envoy/service/ratelimit/v3/rls_pb.js";
@@ -77,15 +76,12 @@ import { createTransportObserver } from "./transport/transport-observer.js";
 import { buildInfo } from "./util/build-info.js";
 import { systemClock } from "./util/clock.js";
 import { createDeadline } from "./util/deadline.js";
-import { unavailableAddresses } from "./util/port-probe.js";
 
 /** How often each replica re-reads the registered foreign key prefixes, ms. */
 const FOREIGN_PREFIX_REFRESH_MS = 30_000;
 
-/** Thrown for a configuration that must not start (names the setting). */
-export class StartupError extends Error {
-  override name = "StartupError";
-}
+// Re-exported: the CLI and callers of startTollgate catch it from here.
+export { StartupError };
 
 /** A running Tollgate. */
 export interface Tollgate {
@@ -116,75 +112,9 @@ export async function startTollgate(
 ): Promise<Tollgate> {
   const log = createLogger(settings.logLevel, logDestination);
   const clock = systemClock;
-  // Every taken port in one message, each with its setting, before anything starts.
-  const taken = await unavailableAddresses(listenAddresses(settings));
-  if (taken.length > 0) throw new StartupError(`cannot listen: ${taken.join("; ")}`);
-  // Management RPCs are served on the RPC ports only (the admin port has none).
-  const rpcLoopbackOnly = [settings.grpcAddr, settings.httpAddr]
-    .filter((a) => a !== "")
-    .every(isLoopbackAddr);
-  const tlsOn = settings.tlsCertFile !== "" || settings.tlsKeyFile !== "";
-  if (tlsOn && (settings.tlsCertFile === "" || settings.tlsKeyFile === "")) {
-    throw new StartupError("TOLLGATE_TLS_CERT_FILE and TOLLGATE_TLS_KEY_FILE must be set together");
-  }
-  if (settings.tlsClientCaFile !== "" && !tlsOn) {
-    throw new StartupError(
-      "TOLLGATE_TLS_CLIENT_CA_FILE needs TOLLGATE_TLS_CERT_FILE and TOLLGATE_TLS_KEY_FILE",
-    );
-  }
-  if (!rpcLoopbackOnly && !tlsOn) {
-    if (!settings.allowPlaintext) {
-      throw new StartupError(
-        "TOLLGATE_TLS_CERT_FILE / TOLLGATE_TLS_KEY_FILE are required when an RPC port is bound to a non-loopback address (or set TOLLGATE_ALLOW_PLAINTEXT=true)",
-      );
-    }
-    log.warn("an RPC port is reachable off this host without TLS (TOLLGATE_ALLOW_PLAINTEXT=true)");
-  }
-  const managementToken = settings.managementTokenFile
-    ? readSecretFile(settings.managementTokenFile, "TOLLGATE_MANAGEMENT_TOKEN_FILE")
-    : settings.managementToken;
-  const namedTokens = settings.managementTokensFile
-    ? readTokensFile(settings.managementTokensFile)
-    : [];
-  if (managementToken === "" && namedTokens.length === 0 && !rpcLoopbackOnly) {
-    throw new StartupError(
-      "TOLLGATE_MANAGEMENT_TOKEN (or _FILE) is required when any listener is bound to a non-loopback address",
-    );
-  }
-  if (managementToken !== "" && Buffer.byteLength(managementToken) < 16) {
-    throw new StartupError("TOLLGATE_MANAGEMENT_TOKEN_FILE: the token must be at least 16 bytes");
-  }
-  let pepper = settings.pepperFile
-    ? Buffer.from(readSecretFile(settings.pepperFile, "TOLLGATE_PEPPER_FILE"))
-    : Buffer.from(settings.pepper);
-  const usingRedis = settings.redisUrl !== "" || settings.redisMode !== "standalone";
-  if (settings.redisMode === "sentinel" && settings.redisSentinels === "") {
-    throw new StartupError(
-      "TOLLGATE_REDIS_SENTINELS is required with TOLLGATE_REDIS_MODE=sentinel",
-    );
-  }
-  if (
-    settings.redisMode === "cluster" &&
-    settings.redisUrl === "" &&
-    settings.redisClusterNodes === ""
-  ) {
-    throw new StartupError(
-      "REDIS_URL or TOLLGATE_REDIS_CLUSTER_NODES is required with TOLLGATE_REDIS_MODE=cluster",
-    );
-  }
-  if (pepper.length === 0) {
-    if (usingRedis) {
-      throw new StartupError(
-        "TOLLGATE_PEPPER (or _FILE) is required with REDIS_URL: every replica must share it",
-      );
-    }
-    pepper = randomBytes(32);
-    log.warn(
-      "no pepper configured: using a random one; keys last as long as this process (embedded store)",
-    );
-  }
-  if (pepper.length < 16)
-    throw new StartupError("TOLLGATE_PEPPER_FILE: the pepper must be at least 16 bytes");
+  const startup = await checkStartup(settings);
+  for (const warning of startup.warnings) log.warn(warning);
+  const { pepper, usingRedis } = startup;
 
   const initialPolicy: Policy = settings.policyFile
     ? await loadPolicyFile(settings.policyFile, "TOLLGATE_POLICY_FILE")
@@ -533,10 +463,9 @@ export async function startTollgate(
         .catch((err: Error) => log.warn({ err: { message: err.message } }, "announce failed"));
     },
     events,
-    management: new ManagementAuth(
-      [...(managementToken ? [{ name: "default", token: managementToken }] : []), ...namedTokens],
-      { maxDelayMs: settings.managementFailureDelayMaxMs },
-    ),
+    management: new ManagementAuth(startup.managementTokens, {
+      maxDelayMs: settings.managementFailureDelayMaxMs,
+    }),
     policy,
     clock,
     log,
@@ -586,13 +515,7 @@ export async function startTollgate(
       }),
       limits: transportLimitsFromSettings(settings),
       observer: createTransportObserver(metrics, log),
-      ...(tlsOn && {
-        tls: {
-          certFile: settings.tlsCertFile,
-          keyFile: settings.tlsKeyFile,
-          clientCaFile: settings.tlsClientCaFile,
-        },
-      }),
+      ...(startup.tls && { tls: startup.tls }),
       onTlsReload: () => log.info("TLS certificates reloaded"),
       onTlsReloadError: (err) =>
         log.error(
@@ -684,47 +607,5 @@ async function bindOrExplain<T>(p: Promise<T>, settingNames: string): Promise<T>
       );
     }
     throw err;
-  }
-}
-
-function isLoopbackAddr(addr: string): boolean {
-  const host = addr.slice(0, addr.lastIndexOf(":")).replace(/^\[(.*)\]$/, "$1");
-  if (host === "localhost") return true;
-  if (isIP(host) === 4) return host.startsWith("127.");
-  if (isIP(host) === 6) return host === "::1";
-  return false;
-}
-
-/**
- * Reads `name:token` lines (blank lines and `#` comments ignored). Names
- * attribute actions in audit logs; tokens must be at least 16 bytes.
- */
-function readTokensFile(path: string): { name: string; token: string }[] {
-  const text = readSecretFile(path, "TOLLGATE_MANAGEMENT_TOKENS_FILE");
-  return text
-    .split("\n")
-    .map((l) => l.trim())
-    .filter((l) => l !== "" && !l.startsWith("#"))
-    .map((l, i) => {
-      const sep = l.indexOf(":");
-      const name = l.slice(0, sep);
-      const token = l.slice(sep + 1);
-      if (sep <= 0 || !/^[A-Za-z0-9._-]{1,64}$/.test(name) || Buffer.byteLength(token) < 16) {
-        // Never echo the line: it holds a token.
-        throw new StartupError(
-          `TOLLGATE_MANAGEMENT_TOKENS_FILE: entry ${i + 1} must be name:token with a 1..64 char name of [A-Za-z0-9._-] and a token of at least 16 bytes`,
-        );
-      }
-      return { name, token };
-    });
-}
-
-function readSecretFile(path: string, setting: string): string {
-  try {
-    return readFileSync(path, "utf8").trim();
-  } catch (err) {
-    throw new StartupError(
-      `${setting}: cannot read the file (${(err as NodeJS.ErrnoException).code ?? "error"})`,
-    );
   }
 }
