@@ -44,6 +44,7 @@ import { createTollgateService } from "../services/tollgate-service.js";
 import type { Backend } from "../store/backend.js";
 import { bindService, type ServiceBinding } from "../transport/servers.js";
 import type { Clock } from "../util/clock.js";
+import { subscribeInvalidations } from "./invalidation-subscriber.js";
 
 /** How often each replica re-reads the registered foreign key prefixes, ms. */
 const FOREIGN_PREFIX_REFRESH_MS = 30_000;
@@ -162,29 +163,15 @@ export async function buildTollgateGraph(o: TollgateGraphOptions): Promise<Tollg
     maxBytes: settings.memoryRateMaxBytes,
   });
   metrics.trackMemory("insurance", () => insurance.usage());
-  // Not awaited: with Redis unreachable at startup the subscription waits for
-  // it while Tollgate serves by fail mode. Lost messages are bounded by the
-  // cache TTL; after a reconnect the cache is dropped so nothing missed lingers.
-  void bus
-    .subscribe(
-      (m) => {
-        lookup.invalidate(m.digests, m.ids);
-        for (const b of m.blocks ?? []) blockCache.add(b.tag, b.until);
-        for (const t of m.unblocks ?? []) blockCache.remove(t);
-        if (m.prefixes?.length) foreign.add(m.prefixes);
-        metrics.invalidations.inc({ origin: "remote" });
-      },
-      () => {
-        // Messages sent while disconnected are lost: every cached lookup must be
-        // re-read, but stays available as the stale copy fail-open relies on.
-        lookup.expireAll();
-        void refreshForeign();
-        log.warn("invalidation channel re-subscribed: every cached key will be re-read");
-      },
-    )
-    .catch((err: Error) =>
-      log.error({ err: { message: err.message } }, "invalidation subscribe failed"),
-    );
+  subscribeInvalidations({
+    bus,
+    lookup,
+    blockCache,
+    foreign,
+    refreshForeign: () => void refreshForeign(),
+    log,
+    metrics,
+  });
   const announce = (message: Parameters<ServiceDeps["announce"]>[0]) => {
     bus
       .publish(message)
