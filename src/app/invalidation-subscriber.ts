@@ -7,14 +7,14 @@ import type { ForeignKeys } from "../keys/foreign-keys.js";
 import type { KeyLookup } from "../keys/key-lookup.js";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
-import type { BlockCache } from "../ratelimit/block-cache.js";
+import type { BlockBook } from "../ratelimit/block-book.js";
 import type { InvalidationBus } from "../store/invalidation-bus.js";
 
 /** Options of subscribeInvalidations. */
 export interface InvalidationSubscriberOptions {
   bus: InvalidationBus;
   lookup: KeyLookup;
-  blockCache: BlockCache;
+  blocks: BlockBook;
   foreign: ForeignKeys;
   /** Re-reads the foreign key prefixes (never rejects). */
   refreshForeign: () => void;
@@ -33,8 +33,7 @@ export function subscribeInvalidations(o: InvalidationSubscriberOptions): void {
     .subscribe(
       (m) => {
         o.lookup.invalidate(m.digests, m.ids);
-        for (const b of m.blocks ?? []) o.blockCache.add(b.tag, b.until);
-        for (const t of m.unblocks ?? []) o.blockCache.remove(t);
+        o.blocks.apply(m);
         if (m.prefixes?.length) o.foreign.add(m.prefixes);
         o.metrics.invalidations.inc({ origin: "remote" });
       },

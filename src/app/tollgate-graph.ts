@@ -11,6 +11,8 @@
  */
 import type { NamedToken } from "../config/secret-files.js";
 import type { Settings } from "../config/settings.js";
+import { DecisionEngine } from "../decision/decision-engine.js";
+import { DecisionObserver } from "../decision/decision-observer.js";
 import { createEvents, type Events, eventLimitsFromSettings } from "../events/events-runtime.js";
 import { Authorization } from "../gen/envoy/service/auth/v3/external_auth_pb.js";
 import { RateLimitService } from "../gen/envoy/service/ratelimit/v3/rls_pb.js";
@@ -29,6 +31,7 @@ import type { Logger } from "../observability/logger.js";
 import type { MemoryStructure, Metrics } from "../observability/metrics.js";
 import { type Endpoint, failModeOf, type Policy } from "../policy/policy.js";
 import { PolicyHolder } from "../policy/policy-holder.js";
+import { BlockBook } from "../ratelimit/block-book.js";
 import { BlockCache } from "../ratelimit/block-cache.js";
 import { RateLimiter } from "../ratelimit/rate-limiter.js";
 import { EMPTIED_MESSAGE } from "../resilience/emptied-store-watch.js";
@@ -42,6 +45,7 @@ import { ManagementAuth } from "../services/management-auth.js";
 import type { ServiceDeps } from "../services/service-deps.js";
 import { createTollgateService } from "../services/tollgate-service.js";
 import type { Backend } from "../store/backend.js";
+import type { Invalidation } from "../store/invalidation-bus.js";
 import { bindService, type ServiceBinding } from "../transport/servers.js";
 import type { Clock } from "../util/clock.js";
 import { subscribeInvalidations } from "./invalidation-subscriber.js";
@@ -156,6 +160,28 @@ export async function buildTollgateGraph(o: TollgateGraphOptions): Promise<Tollg
   });
   const blockCache = new BlockCache(clock);
   metrics.trackMemory("block_cache", () => blockCache.usage());
+  // Tells every replica (blocks placed or lifted); never throws, never waits.
+  const announce = (message: Omit<Invalidation, "digests">) => {
+    bus
+      .publish({ digests: [], ...message })
+      .catch((err: Error) => log.warn({ err: { message: err.message } }, "announce failed"));
+  };
+  const observer = new DecisionObserver({
+    metrics,
+    log,
+    recorder: {
+      emit: (e) => events.recorder.emit(e),
+      request: (...a) => events.recorder.request(...a),
+    },
+    policy,
+    accessLog: settings.accessLog,
+  });
+  const blocks = new BlockBook({
+    cache: blockCache,
+    store: backend.rates,
+    announce,
+    listener: observer,
+  });
   // The embedded rate-limit store and the insurance limiter share one pair of
   // bounds, each held separately (docs/security-bounds.md).
   const insurance = new InsuranceLimiter(clock, settings.failOpenLimitShare, {
@@ -166,45 +192,54 @@ export async function buildTollgateGraph(o: TollgateGraphOptions): Promise<Tollg
   subscribeInvalidations({
     bus,
     lookup,
-    blockCache,
+    blocks,
     foreign,
     refreshForeign: () => void refreshForeign(),
     log,
     metrics,
   });
-  const announce = (message: Parameters<ServiceDeps["announce"]>[0]) => {
-    bus
-      .publish(message)
-      .catch((err: Error) => log.warn({ err: { message: err.message } }, "announce failed"));
-  };
   const eventLimits = eventLimitsFromSettings(settings);
   const events = createEvents({
     stores: backend.events,
     limits: eventLimits,
-    rateStore: backend.rates,
-    blockCache,
-    announce,
+    blocks,
     policy,
     clock,
     log,
     metrics,
   });
-  const deps: ServiceDeps = {
-    authorizer: new Authorizer({
-      lookup,
-      digest,
+  const authorizer = new Authorizer({
+    lookup,
+    digest,
+    clock,
+    expiryWarningMs: settings.expiryWarningS * 1000,
+    rotationAgeMs: settings.rotationAgeS * 1000,
+    failMode,
+    staleKeyMaxMs: settings.staleKeyMaxMs,
+    foreign: {
+      recognises: (secret) => foreign.recognises(secret),
+      used: (record, foreignDigest, secret) => migrator.schedule(record.id, foreignDigest, secret),
+    },
+  });
+  const engine = new DecisionEngine({
+    authorizer,
+    limiter: new RateLimiter({
+      store: backend.rates,
       clock,
       policy,
-      expiryWarningMs: settings.expiryWarningS * 1000,
-      rotationAgeMs: settings.rotationAgeS * 1000,
+      blocks,
       failMode,
-      staleKeyMaxMs: settings.staleKeyMaxMs,
-      foreign: {
-        recognises: (secret) => foreign.recognises(secret),
-        used: (record, foreignDigest, secret) =>
-          migrator.schedule(record.id, foreignDigest, secret),
-      },
+      insurance,
     }),
+    blocks,
+    clock,
+    denialDetail: settings.denialDetail,
+    observer,
+  });
+  const deps: ServiceDeps = {
+    engine,
+    observer,
+    blocks,
     keys: new KeyManager({ store: backend.keys, bus, digest, clock, invalidateLocal, foreign }),
     importer: new KeyImporter({
       store: backend.backupKeys,
@@ -218,19 +253,7 @@ export async function buildTollgateGraph(o: TollgateGraphOptions): Promise<Tollg
     }),
     pepperFingerprint: pepperFingerprint(o.pepper),
     backupStore: backend.backupKeys,
-    lookup,
-    limiter: new RateLimiter({
-      store: backend.rates,
-      clock,
-      policy,
-      blocks: blockCache,
-      failMode,
-      insurance,
-    }),
     rateStore: backend.rates,
-    failMode,
-    staleKeyMaxMs: settings.staleKeyMaxMs,
-    announce,
     events,
     management: new ManagementAuth([...o.managementTokens], {
       maxDelayMs: settings.managementFailureDelayMaxMs,
@@ -240,10 +263,8 @@ export async function buildTollgateGraph(o: TollgateGraphOptions): Promise<Tollg
     log,
     metrics,
     instrument: createInstrument(metrics, log),
-    accessLog: settings.accessLog,
     defaultGraceMs: settings.defaultGraceS * 1000,
     keyEnvironment: settings.keyEnvironment,
-    denialDetail: settings.denialDetail,
     envoy: {
       keyHeader: settings.envoyKeyHeader,
       removeKeyHeader: settings.envoyRemoveKeyHeader,

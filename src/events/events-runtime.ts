@@ -6,11 +6,9 @@
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
 import type { Policy } from "../policy/policy.js";
-import type { BlockCache } from "../ratelimit/block-cache.js";
+import type { BlockBook } from "../ratelimit/block-book.js";
 import type { EventStore } from "../store/event-store.js";
 import type { EventStoreLimits, EventStores } from "../store/event-stores.js";
-import type { Invalidation } from "../store/invalidation-bus.js";
-import type { RateLimitStore } from "../store/rate-limit-store.js";
 import type { UsageStore } from "../store/usage-store.js";
 import type { Clock } from "../util/clock.js";
 import { createDeadline } from "../util/deadline.js";
@@ -26,8 +24,6 @@ export interface Events {
   dispatcher: AlertDispatcher;
   /** Usage counters' retention, ms (bounds GetUsage ranges). */
   usageRetentionMs: number;
-  /** The active block among `tags` known to this replica, if any (no store call). */
-  localBlock(tags: readonly string[]): { tag: string; until: number } | undefined;
   /** Loads active blocks into the local cache and starts the background flush. */
   start(): Promise<void>;
   /**
@@ -54,10 +50,8 @@ const FORGOTTEN_LOG_EVERY_MS = 60_000;
 export interface CreateEventsOptions {
   stores: EventStores;
   limits: EventLimits;
-  rateStore: RateLimitStore;
-  blockCache: BlockCache;
-  /** Tells every replica (never throws). */
-  announce: (message: Invalidation) => void;
+  /** The block lifecycle: detection rules place blocks through it. */
+  blocks: BlockBook;
   policy: () => Policy;
   clock: Clock;
   log: Logger;
@@ -93,17 +87,8 @@ export function createEvents(o: CreateEventsOptions): Events {
         "detection rule tracks its maximum of subjects: the least recently seen are forgotten (TOLLGATE_DETECTION_MAX_SUBJECTS)",
       );
     },
-    // A detection block: in the store (every replica's limited decisions and
-    // ListBlocks see it), in this replica's cache, and announced to the others.
-    block: async (tag, durationMs) => {
-      const until = await o.rateStore.placeBlock(tag, durationMs);
-      o.blockCache.add(tag, until);
-      o.announce({ digests: [], blocks: [{ tag, until }] });
-      o.metrics.blocksPlaced.inc({
-        by: { k: "key", i: "ip", s: "subject" }[tag[0] as "k"] ?? "other",
-      });
-      return until;
-    },
+    // A detection block: in the store, this replica's cache and (announced) everywhere.
+    block: (tag, durationMs) => o.blocks.place(tag, durationMs),
     raise: (alert) => dispatcher.raise(alert),
   });
   const recorder = new EventRecorder({
@@ -123,12 +108,11 @@ export function createEvents(o: CreateEventsOptions): Events {
     usage: o.stores.usage,
     dispatcher,
     usageRetentionMs: o.limits.usageRetentionMs,
-    localBlock: (tags) => o.blockCache.find(tags),
     async start() {
       recorder.start();
       // Blocks placed before this replica started: refuse them locally too.
       try {
-        for (const b of await o.rateStore.listBlocks(1000)) o.blockCache.add(b.tag, b.until);
+        await o.blocks.load();
       } catch (err) {
         o.log.warn({ err: { message: (err as Error).message } }, "could not load active blocks");
       }

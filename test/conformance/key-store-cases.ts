@@ -14,6 +14,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { Authorizer } from "../../src/keys/authorizer.js";
 import { ForeignKeyMigrator } from "../../src/keys/foreign-key-migration.js";
 import { ForeignKeys } from "../../src/keys/foreign-keys.js";
+import { normaliseIp } from "../../src/keys/ip-rules.js";
 import { KeyCache } from "../../src/keys/key-cache.js";
 import { generateSecret } from "../../src/keys/key-format.js";
 import { KeyImporter } from "../../src/keys/key-import.js";
@@ -22,7 +23,7 @@ import { KeyManager, type NewKey, type Rotation } from "../../src/keys/key-manag
 import type { KeyRecord } from "../../src/keys/key-record.js";
 import { createSecretDigester } from "../../src/keys/secret-digest.js";
 import { createLogger } from "../../src/observability/logger.js";
-import { parsePolicy } from "../../src/policy/policy.js";
+import { matchEndpoint, parsePolicy } from "../../src/policy/policy.js";
 import type { ForeignPrefixStore } from "../../src/store/foreign-prefix-store.js";
 import { MemoryInvalidationBus } from "../../src/store/invalidation-bus.js";
 import type { KeyStore } from "../../src/store/key-store.js";
@@ -163,7 +164,6 @@ export function createKeyDomain(
     lookup,
     digest,
     clock,
-    policy: () => POLICY,
     expiryWarningMs: 60_000,
     rotationAgeMs: 0,
     failMode: () => "closed",
@@ -194,10 +194,8 @@ export function createKeyDomain(
     authorize: (secret, o = {}) =>
       authorizer.authorize({
         secret,
-        method: o.method ?? "GET",
-        normalisedPath: o.path ?? "/v1/orders",
-        endpointName: "",
-        clientIp: o.ip ?? "127.0.0.1",
+        endpoint: matchEndpoint(POLICY, o.method ?? "GET", o.path ?? "/v1/orders"),
+        clientIp: normaliseIp(o.ip ?? "127.0.0.1"),
         requiredScopes: o.scopes ?? [],
       }),
   };

@@ -9,6 +9,8 @@ import { createClient, createRouterTransport, type Transport } from "@connectrpc
 import { buildTollgateGraph } from "../../src/app/tollgate-graph.js";
 import { loadSettings, type Settings } from "../../src/config/settings.js";
 import { eventLimitsFromSettings } from "../../src/events/events-runtime.js";
+import { Authorization } from "../../src/gen/envoy/service/auth/v3/external_auth_pb.js";
+import { RateLimitService } from "../../src/gen/envoy/service/ratelimit/v3/rls_pb.js";
 import { KeyService } from "../../src/gen/tollgate/v1/key_service_pb.js";
 import { TollgateService } from "../../src/gen/tollgate/v1/tollgate_service_pb.js";
 import { createLogger } from "../../src/observability/logger.js";
@@ -37,10 +39,14 @@ export interface ServiceHarness {
   settings: Settings;
   /** Management token configured (empty when open). */
   token: string;
-  /** In-memory transport to both services. */
+  /** In-memory transport to the services. */
   transport: Transport;
   tollgate: ReturnType<typeof createClient<typeof TollgateService>>;
   keys: ReturnType<typeof createClient<typeof KeyService>>;
+  /** Envoy ext_authz (`Check`), through the same transport. */
+  envoyAuthz: ReturnType<typeof createClient<typeof Authorization>>;
+  /** Envoy global rate limiting (`ShouldRateLimit`), through the same transport. */
+  envoyRateLimit: ReturnType<typeof createClient<typeof RateLimitService>>;
   /** Call options carrying the management token. */
   auth: { headers: { authorization: string } };
   /** Every log line written so far (raw JSON text). */
@@ -85,6 +91,8 @@ export async function createServiceHarness(o: ServiceHarnessOptions = {}): Promi
   const transport = createRouterTransport((router) => {
     router.service(TollgateService, graph.services.tollgate);
     router.service(KeyService, graph.services.keys);
+    router.service(Authorization, graph.services.envoyAuthz);
+    router.service(RateLimitService, graph.services.envoyRateLimit);
   });
   return {
     deps: graph.deps,
@@ -94,6 +102,8 @@ export async function createServiceHarness(o: ServiceHarnessOptions = {}): Promi
     transport,
     tollgate: createClient(TollgateService, transport),
     keys: createClient(KeyService, transport),
+    envoyAuthz: createClient(Authorization, transport),
+    envoyRateLimit: createClient(RateLimitService, transport),
     auth: { headers: { authorization: `Bearer ${token}` } },
     logText: () => log,
     async close() {
