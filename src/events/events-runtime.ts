@@ -1,26 +1,17 @@
 /**
- * Builds the events subsystem (stores, detection, alerting, recorder) for the
- * composition root, so main.ts only calls `createEvents` and hands the result
- * to the services.
+ * Builds the events subsystem (detection, alerting, recorder) over the stores
+ * the backend made (store/event-stores.ts), so the composition root only calls
+ * `createEvents` and hands the result to the services.
  */
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
 import type { Policy } from "../policy/policy.js";
 import type { BlockBook } from "../ratelimit/block-book.js";
-import type { StoreGuard } from "../resilience/store-guard.js";
-import type { DetectionStore } from "../store/detection-store.js";
-import type { EventRetention, EventStore } from "../store/event-store.js";
-import { MemoryDetectionStore } from "../store/memory-detection-store.js";
-import { MemoryEventStore } from "../store/memory-event-store.js";
-import { MemoryUsageStore } from "../store/memory-usage-store.js";
-import { RedisDetectionStore } from "../store/redis-detection-store.js";
-import { RedisEventStore } from "../store/redis-event-store.js";
-import type { RedisClient } from "../store/redis-key-store.js";
-import { RedisUsageStore } from "../store/redis-usage-store.js";
+import type { EventStore } from "../store/event-store.js";
+import type { EventStoreLimits, EventStores } from "../store/event-stores.js";
 import type { UsageStore } from "../store/usage-store.js";
 import type { Clock } from "../util/clock.js";
 import { createDeadline } from "../util/deadline.js";
-import type { MemoryBounds, MemoryUsage } from "../util/memory-usage.js";
 import { AlertDispatcher } from "./alert-dispatcher.js";
 import { DEFAULT_MAX_SUBJECTS, DetectionEngine } from "./detection-engine.js";
 import { EventRecorder } from "./event-recorder.js";
@@ -42,27 +33,10 @@ export interface Events {
   stop(timeoutMs: number): Promise<void>;
 }
 
-/** The stores of the subsystem. */
-export interface EventStores {
-  events: EventStore;
-  usage: UsageStore;
-  detection: DetectionStore;
-  /** The embedded stores' sizes, for the memory gauges (none for Redis). */
-  memory?: Record<"events" | "alerts" | "detection" | "usage", () => MemoryUsage>;
-}
-
 /** Sizes and periods (from the settings). */
-export interface EventLimits extends EventRetention {
-  usageRetentionMs: number;
+export interface EventLimits extends EventStoreLimits {
   bufferSize: number;
   flushMs: number;
-  /** Bounds of the embedded stores (docs/security-bounds.md); their defaults when absent. */
-  memory?: {
-    eventBytes: number;
-    alertBytes: number;
-    detection: MemoryBounds;
-    usage: MemoryBounds;
-  };
   /** Window of aggregated repeated events, ms (default DEFAULT_AGGREGATE_MS). */
   aggregateMs?: number;
   /** Most subjects one detection rule tracks (default DEFAULT_MAX_SUBJECTS). */
@@ -71,46 +45,6 @@ export interface EventLimits extends EventRetention {
 
 /** One "rule tracks its maximum" warning per rule at most this often, ms. */
 const FORGOTTEN_LOG_EVERY_MS = 60_000;
-
-/** Embedded stores. */
-export function memoryEventStores(clock: Clock, limits: EventLimits): EventStores {
-  const m = limits.memory;
-  const events = new MemoryEventStore(clock, limits, {
-    ...(m && { maxEventBytes: m.eventBytes, maxAlertBytes: m.alertBytes }),
-  });
-  const usage = new MemoryUsageStore(clock, limits.usageRetentionMs, m?.usage);
-  const detection = new MemoryDetectionStore(clock, m?.detection);
-  return {
-    events,
-    usage,
-    detection,
-    memory: {
-      events: () => events.usage().events,
-      alerts: () => events.usage().alerts,
-      detection: () => detection.usage(),
-      usage: () => usage.usage(),
-    },
-  };
-}
-
-/**
- * Redis stores, every call through `guard`: the events subsystem's own breaker
- * (on the same connection as the decision path's), so failing background
- * writes of events — e.g. Redis out of memory — never open the breaker that
- * decisions go through.
- */
-export function redisEventStores(
-  redis: RedisClient,
-  prefix: string,
-  guard: StoreGuard,
-  limits: EventLimits,
-): EventStores {
-  return {
-    events: guard.wrap("events", new RedisEventStore(redis, prefix, limits)),
-    usage: guard.wrap("usage", new RedisUsageStore(redis, prefix, limits.usageRetentionMs)),
-    detection: guard.wrap("detection", new RedisDetectionStore(redis, prefix)),
-  };
-}
 
 /** Options of createEvents. */
 export interface CreateEventsOptions {

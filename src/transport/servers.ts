@@ -65,6 +65,20 @@ export interface ServiceBinding<S extends DescService = DescService> {
   readUnknownFields?: boolean;
 }
 
+/**
+ * Binds a service to its implementation, checked against each other at the
+ * call site, for the untyped list startRpcServers takes.
+ */
+export function bindService<S extends DescService>(
+  desc: S,
+  impl: Handlers<S>,
+  options: { readUnknownFields?: boolean } = {},
+): ServiceBinding {
+  // Typed by S first, so a mismatched implementation fails here, not at runtime.
+  const binding: ServiceBinding<S> = { desc, impl, ...options };
+  return binding;
+}
+
 /** Options of startRpcServers. */
 export interface RpcServersOptions {
   services: ServiceBinding[];

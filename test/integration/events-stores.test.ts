@@ -14,12 +14,9 @@ import { DetectionEngine, type Observation } from "../../src/events/detection-en
 import type { DetectionRule } from "../../src/events/detection-rules.js";
 import type { Alert, SecurityEvent } from "../../src/events/event.js";
 import { EventRecorder } from "../../src/events/event-recorder.js";
-import {
-  type EventLimits,
-  type EventStores,
-  memoryEventStores,
-} from "../../src/events/events-runtime.js";
+import type { EventLimits } from "../../src/events/events-runtime.js";
 import { Metrics } from "../../src/observability/metrics.js";
+import { type EventStores, memoryEventStores } from "../../src/store/event-stores.js";
 import { MemoryRateLimitStore } from "../../src/store/memory-rate-limit-store.js";
 import type { RateLimitStore } from "../../src/store/rate-limit-store.js";
 import { RedisDetectionStore } from "../../src/store/redis-detection-store.js";
