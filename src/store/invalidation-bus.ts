@@ -1,6 +1,6 @@
 import { EventEmitter } from "node:events";
+import type { RedisClient } from "./redis-client.js";
 import { duplicateForSubscribe } from "./redis-client.js";
-import type { RedisClient } from "./redis-key-store.js";
 
 /**
  * A message to every replica: cached key lookups that are stale (by digest and

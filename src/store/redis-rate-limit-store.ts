@@ -1,5 +1,5 @@
 import type { Blocking } from "../policy/policy.js";
-import { loadLuaScript, withNoScriptRetry } from "./lua-scripts.js";
+import { SCRIPTS } from "./lua-scripts.js";
 import {
   type ActiveBlock,
   type LimitItem,
@@ -9,17 +9,11 @@ import {
   type RateRequest,
   type RateVerdict,
 } from "./rate-limit-store.js";
-import type { RedisClient } from "./redis-key-store.js";
+import type { RedisClient } from "./redis-client.js";
 import type { KeyNames } from "./redis-keys.js";
-
-type ScriptClient = RedisClient & {
-  tgRateLimit(numKeys: number, ...args: (string | number)[]): Promise<number[]>;
-  tgRefund(numKeys: number, ...args: (string | number)[]): Promise<number[]>;
-};
+import { runScript } from "./script-runner.js";
 
 const NO_BLOCKING = [1, 1000, 1000, 1, 1000, 60_000];
-const RATE_LIMIT = loadLuaScript("rate-limit-n.lua");
-const REFUND = loadLuaScript("refund-n.lua");
 
 /**
  * Rate limits on Redis. On standalone Redis (and Sentinel) a decision is one
@@ -34,18 +28,12 @@ const REFUND = loadLuaScript("refund-n.lua");
  * charged and an uncharged call per other slot not reached yet or blocking.
  */
 export class RedisRateLimitStore implements RateLimitStore {
-  private readonly redis: ScriptClient;
   private readonly cluster: boolean;
 
   constructor(
-    redis: RedisClient,
+    private readonly redis: RedisClient,
     private readonly names: KeyNames,
   ) {
-    if (!("tgRateLimit" in redis)) {
-      redis.defineCommand("tgRateLimit", RATE_LIMIT);
-      redis.defineCommand("tgRefund", REFUND);
-    }
-    this.redis = redis as ScriptClient;
     this.cluster = redis.isCluster;
   }
 
@@ -189,10 +177,7 @@ export class RedisRateLimitStore implements RateLimitStore {
       ...limitArgs(items),
       ...(denyOnly ? ["deny"] : []),
     ];
-    const r = await withNoScriptRetry(
-      () => this.redis.tgRateLimit(keys.length, ...keys, ...args),
-      () => this.redis.eval(RATE_LIMIT.lua, keys.length, ...keys, ...args),
-    );
+    const r = await runScript<number[]>(this.redis, SCRIPTS.rateLimit, keys, args);
     return parseVerdict(r, tags, items.length);
   }
 
@@ -221,10 +206,7 @@ export class RedisRateLimitStore implements RateLimitStore {
         i.limit.kind === "rate" ? i.limit.burst : 0,
         i.cost || cost,
       ]);
-      const r = await withNoScriptRetry(
-        () => this.redis.tgRefund(keys.length, ...keys, ...args),
-        () => this.redis.eval(REFUND.lua, keys.length, ...keys, ...args),
-      );
+      const r = await runScript<number[]>(this.redis, SCRIPTS.refund, keys, args);
       idx.forEach((i, j) => {
         const reset = Number(r[2 * j + 1]);
         after[i] = { remaining: Number(r[2 * j]), ...(reset >= 0 && { resetMs: reset }) };

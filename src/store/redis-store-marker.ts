@@ -1,4 +1,4 @@
-import type { RedisClient } from "./redis-key-store.js";
+import type { RedisClient } from "./redis-client.js";
 import type { KeyNames } from "./redis-keys.js";
 import type { MarkerClaim, StoreMarker } from "./store-marker.js";
 
