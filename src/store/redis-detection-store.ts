@@ -8,22 +8,9 @@ import type {
 } from "./detection-store.js";
 import { SCRIPTS } from "./lua-scripts.js";
 import type { RedisClient } from "./redis-client.js";
-import { tagValue } from "./redis-keys.js";
+import { detectionKeyNames } from "./redis-keys.js";
+import { decodeSpikeReply, decodeWindowReply } from "./script-replies.js";
 import { runScript } from "./script-runner.js";
-
-/** Redis key names of detection state under `prefix`, hash-tagged by subject. */
-export function detectionKeyNames(prefix: string) {
-  return {
-    /** Sliding window of a rule for a subject (sorted set). */
-    window: (tag: string, rule: string) => `${prefix}dw:{${tagValue(tag)}}:${rule}`,
-    /** Spike state of a rule for a key (hash). */
-    spike: (tag: string, rule: string) => `${prefix}ds:{${tagValue(tag)}}:${rule}`,
-    /** Cool-down marker of a rule for a subject. */
-    cooldown: (tag: string, rule: string) => `${prefix}dc:{${tagValue(tag)}}:${rule}`,
-    /** The subjects a rule tracks (sorted set by last seen), in the rule's own slot. */
-    tracked: (rule: string) => `${prefix}dt:{dt:${tagValue(rule)}}`,
-  };
-}
 
 /**
  * Detection state in Redis: one script call per (rule, subject) update, every
@@ -42,7 +29,7 @@ export class RedisDetectionStore implements DetectionStore {
   }
 
   async window(op: WindowOp): Promise<WindowResult> {
-    const [count, fired] = await runScript<number[]>(
+    const r = await runScript<unknown[]>(
       this.redis,
       SCRIPTS.detectWindow,
       [this.names.window(op.tag, op.rule), this.names.cooldown(op.tag, op.rule)],
@@ -55,7 +42,7 @@ export class RedisDetectionStore implements DetectionStore {
         ...op.members,
       ],
     );
-    return { count: Number(count), fired: fired === 1 };
+    return decodeWindowReply(r);
   }
 
   async track(op: TrackOp): Promise<string[]> {
@@ -75,7 +62,7 @@ export class RedisDetectionStore implements DetectionStore {
   }
 
   async spike(op: SpikeOp): Promise<SpikeResult> {
-    const [current, baseline, fired] = await runScript<number[]>(
+    const r = await runScript<unknown[]>(
       this.redis,
       SCRIPTS.detectSpike,
       [this.names.spike(op.tag, op.rule), this.names.cooldown(op.tag, op.rule)],
@@ -90,6 +77,6 @@ export class RedisDetectionStore implements DetectionStore {
         op.ttlMs,
       ],
     );
-    return { current: Number(current), baseline: Number(baseline) / 1000, fired: fired === 1 };
+    return decodeSpikeReply(r);
   }
 }

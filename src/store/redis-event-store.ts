@@ -19,6 +19,8 @@ import {
 } from "./event-store.js";
 import { SCRIPTS } from "./lua-scripts.js";
 import type { RedisClient } from "./redis-client.js";
+import { eventKeyNames } from "./redis-keys.js";
+import { EVENT_DUPLICATE } from "./script-replies.js";
 import { runScript } from "./script-runner.js";
 
 /**
@@ -26,20 +28,6 @@ import { runScript } from "./script-runner.js";
  * from its id, so changing the count would split idempotency and listings.
  */
 export const EVENT_SHARDS = 8;
-
-/** Redis key names of events and alerts under `prefix`. */
-export function eventKeyNames(prefix: string) {
-  return {
-    /** Stream shard `n` of events. */
-    shard: (n: number) => `${prefix}ev:{ev${n}}`,
-    /** Idempotency markers of shard `n` (sorted set: id digest → recorded at), in its slot. */
-    marks: (n: number) => `${prefix}eid:{ev${n}}`,
-    /** Counts of shard `n` (hash: b bytes, m entries with a marker). */
-    bytes: (n: number) => `${prefix}evb:{ev${n}}`,
-    /** The alerts stream. */
-    alerts: () => `${prefix}alerts:{alerts}`,
-  };
-}
 
 /** The shard of an event id. */
 export function shardOf(id: string): number {
@@ -115,7 +103,7 @@ export class RedisEventStore implements EventStore {
     const r: AppendResult = { accepted: [], duplicates: [] };
     events.forEach((e, i) => {
       // Within one batch a repeated id is stored once too (the script saw it first).
-      (ids[i] === "" ? r.duplicates : r.accepted).push(e.id);
+      (ids[i] === EVENT_DUPLICATE ? r.duplicates : r.accepted).push(e.id);
     });
     return r;
   }

@@ -3,6 +3,7 @@ import type { DigestEntry, ImportWrite, KeyPage, KeyStore, ListOptions } from ".
 import { SCRIPTS } from "./lua-scripts.js";
 import type { RedisClient } from "./redis-client.js";
 import type { KeyNames } from "./redis-keys.js";
+import { CLAIM, REPLACE } from "./script-replies.js";
 import { runScript } from "./script-runner.js";
 
 /** The client type, where it was first exported (kept for existing importers). */
@@ -56,7 +57,7 @@ export class RedisKeyStore implements KeyStore {
       [key],
       [expectedVersion, json],
     );
-    return r === 1;
+    return r === REPLACE.replaced;
   }
 
   async indexDigest(digest: string, id: string, expiresAt?: number): Promise<void> {
@@ -92,12 +93,12 @@ export class RedisKeyStore implements KeyStore {
       const key = this.names.digest(digest);
       const at = expiresAt === undefined ? 0 : Math.max(1, Math.ceil(expiresAt));
       const r = await runScript<number>(this.redis, SCRIPTS.claimDigest, [key], [record.id, at]);
-      if (r === 0) {
+      if (r === CLAIM.taken) {
         // One DEL per entry: on Cluster they live in different slots.
         await Promise.all(made.map((k) => this.redis.del(k)));
         return { taken: digest };
       }
-      if (r === 1) made.push(key);
+      if (r === CLAIM.made) made.push(key);
     }
     if (mode === "create") {
       const json = JSON.stringify(record);

@@ -11,6 +11,7 @@ import {
 } from "./rate-limit-store.js";
 import type { RedisClient } from "./redis-client.js";
 import type { KeyNames } from "./redis-keys.js";
+import { decodeRateLimitReply, decodeRefundReply } from "./script-replies.js";
 import { runScript } from "./script-runner.js";
 
 const NO_BLOCKING = [1, 1000, 1000, 1, 1000, 60_000];
@@ -206,10 +207,12 @@ export class RedisRateLimitStore implements RateLimitStore {
         i.limit.kind === "rate" ? i.limit.burst : 0,
         i.cost || cost,
       ]);
-      const r = await runScript<number[]>(this.redis, SCRIPTS.refund, keys, args);
+      const r = decodeRefundReply(
+        await runScript<unknown[]>(this.redis, SCRIPTS.refund, keys, args),
+        group.length,
+      );
       idx.forEach((i, j) => {
-        const reset = Number(r[2 * j + 1]);
-        after[i] = { remaining: Number(r[2 * j]), ...(reset >= 0 && { resetMs: reset }) };
+        after[i] = r[j] as { remaining: number; resetMs?: number };
       });
     }
     return after;
@@ -231,30 +234,15 @@ export class RedisRateLimitStore implements RateLimitStore {
   }
 }
 
-/** Decodes the script's flat reply (see the header of rate-limit-n.lua). */
+/** Maps the script's decoded reply onto a verdict (see the header of rate-limit-n.lua). */
 export function parseVerdict(r: number[], tags: readonly string[], count: number): RateVerdict {
-  const status = r[0] === 2 ? "blocked" : r[0] === 1 ? "limited" : "ok";
-  const blockedIndex = Number(r[2]);
-  const nNew = Number(r[3]);
-  const newBlocks: { tag: string; durationMs: number }[] = [];
-  let at = 4;
-  for (let i = 0; i < nNew; i++, at += 2) {
-    newBlocks.push({ tag: tags[Number(r[at]) - 1] as string, durationMs: Number(r[at + 1]) });
-  }
-  const outcomes: LimitOutcome[] = [];
-  for (let i = 0; i < count; i++, at += 4) {
-    outcomes.push({
-      exceeded: r[at] === 1,
-      remaining: Number(r[at + 1]),
-      resetMs: Number(r[at + 2]),
-      retryMs: Number(r[at + 3]),
-    });
-  }
+  const reply = decodeRateLimitReply(r, count);
+  const tagAt = (subject: number) => tags[subject - 1] as string;
   return {
-    status,
-    outcomes,
-    blockMs: Number(r[1]),
-    newBlocks,
-    ...(blockedIndex > 0 && { blockedTag: tags[blockedIndex - 1] as string }),
+    status: reply.status,
+    outcomes: reply.limits,
+    blockMs: reply.blockMs,
+    newBlocks: reply.newBlocks.map((b) => ({ tag: tagAt(b.subject), durationMs: b.durationMs })),
+    ...(reply.blockedSubject > 0 && { blockedTag: tagAt(reply.blockedSubject) }),
   };
 }
