@@ -34,6 +34,7 @@ export function loadLuaScript(file: string): LuaScript {
 export const SCRIPTS = {
   rateLimit: loadLuaScript("rate-limit-n.lua"),
   refund: loadLuaScript("refund-n.lua"),
+  placeBlock: loadLuaScript("place-block-n.lua"),
   recordEvent: loadLuaScript("record-event-3.lua"),
   appendTrimmed: loadLuaScript("append-trimmed-1.lua"),
   detectWindow: loadLuaScript("detect-window-2.lua"),

@@ -65,8 +65,10 @@ export interface RateLimitStore {
   /** Lifts a block (and forgets pending denials). True if one was active. */
   liftBlock(tag: string): Promise<boolean>;
   /**
-   * Blocks a subject for `durationMs` from now (a detection rule's action). An
-   * active longer block is kept. Resolves to the block's end (epoch ms).
+   * Blocks a subject for `durationMs` from now (a detection rule's action), in
+   * one atomic step with the block listing. An active block keeps its offence
+   * level and ends at the later of its end and the new one. Resolves to the
+   * block's end (epoch ms).
    */
   placeBlock(tag: string, durationMs: number): Promise<number>;
 }

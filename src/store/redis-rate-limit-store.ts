@@ -11,7 +11,11 @@ import {
 } from "./rate-limit-store.js";
 import type { RedisClient } from "./redis-client.js";
 import type { KeyNames } from "./redis-keys.js";
-import { decodeRateLimitReply, decodeRefundReply } from "./script-replies.js";
+import {
+  decodePlaceBlockReply,
+  decodeRateLimitReply,
+  decodeRefundReply,
+} from "./script-replies.js";
 import { runScript } from "./script-runner.js";
 
 const NO_BLOCKING = [1, 1000, 1000, 1, 1000, 60_000];
@@ -137,15 +141,26 @@ export class RedisRateLimitStore implements RateLimitStore {
     return n > 0;
   }
 
+  /**
+   * One script call (`place-block-n.lua`): an active block keeps its offence
+   * level and the later end. On standalone and Sentinel the block index is
+   * updated in the same step; on Cluster it lives in another slot, so it is
+   * updated right after with ZADD GT, which never moves an entry earlier.
+   */
   async placeBlock(tag: string, durationMs: number): Promise<number> {
-    const key = this.names.block(tag);
-    const ttl = await this.redis.pttl(key);
-    if (ttl >= durationMs) return Date.now() + ttl;
-    // Same key and value (offence level) as rate-limit-n.lua's blocks, so every
-    // rate-limited decision and ListBlocks / DeleteBlock see it.
-    await this.redis.set(key, "1", "PX", durationMs);
-    await this.indexBlocks([{ tag, durationMs }]);
-    return Date.now() + durationMs;
+    const block = this.names.block(tag);
+    const index = this.names.blockIndex();
+    const keys = this.cluster ? [block] : [block, index];
+    const r = decodePlaceBlockReply(
+      await runScript<unknown[]>(this.redis, SCRIPTS.placeBlock, keys, [durationMs, tag]),
+    );
+    if (this.cluster) {
+      await this.redis.zadd(index, "GT", r.endsAt, tag);
+      if ((await this.redis.pttl(index)) < r.remainingMs) {
+        await this.redis.pexpire(index, r.remainingMs);
+      }
+    }
+    return Date.now() + r.remainingMs;
   }
 
   private async run(
@@ -228,7 +243,8 @@ export class RedisRateLimitStore implements RateLimitStore {
     if (blocks.length === 0) return;
     const index = this.names.blockIndex();
     const now = await this.redisNow();
-    for (const b of blocks) await this.redis.zadd(index, now + b.durationMs, b.tag);
+    // GT: a concurrent longer block (placeBlock) is never moved earlier.
+    for (const b of blocks) await this.redis.zadd(index, "GT", now + b.durationMs, b.tag);
     const longest = Math.max(...blocks.map((b) => b.durationMs));
     if ((await this.redis.pttl(index)) < longest) await this.redis.pexpire(index, longest);
   }

@@ -77,6 +77,28 @@ export function decodeRefundReply(r: readonly unknown[], count: number): RefundR
   });
 }
 
+/** A decoded `place-block-n.lua` reply. */
+export interface PlaceBlockReply {
+  /** Time left of the block after the call, ms. */
+  remainingMs: number;
+  /** Its offence level (kept from an active block). */
+  level: number;
+  /** True if this call set or extended the block; false if a longer one stood. */
+  placed: boolean;
+  /** Its end in Redis time, epoch ms (the block index's score). */
+  endsAt: number;
+}
+
+/** Decodes a `place-block-n.lua` reply. */
+export function decodePlaceBlockReply(r: readonly unknown[]): PlaceBlockReply {
+  return {
+    remainingMs: Number(r[0]),
+    level: Number(r[1]),
+    placed: Number(r[2]) === 1,
+    endsAt: Number(r[3]),
+  };
+}
+
 /** `claim-digest-1.lua` codes. */
 export const CLAIM = { taken: 0, made: 1, alreadyOurs: 2 } as const;
 
