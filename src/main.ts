@@ -22,10 +22,13 @@ import { TollgateService } from "./gen/tollgate/v1/tollgate_service_pb.js";
 import { Authorizer } from "./keys/authorizer.js";
 import { ForeignKeyMigrator } from "./keys/foreign-key-migration.js";
 import { ForeignKeys } from "./keys/foreign-keys.js";
+import type { ForeignPrefixStore } from "./keys/foreign-prefix-store.js";
+import type { InvalidationBus } from "./keys/invalidation-bus.js";
 import { KeyCache } from "./keys/key-cache.js";
 import { KeyImporter } from "./keys/key-import.js";
 import { KeyLookup } from "./keys/key-lookup.js";
 import { KeyManager } from "./keys/key-manager.js";
+import type { KeyStore } from "./keys/key-store.js";
 import { pepperFingerprint } from "./keys/pepper-fingerprint.js";
 import { PepperWatch } from "./keys/pepper-watch.js";
 import { createSecretDigester } from "./keys/secret-digest.js";
@@ -41,6 +44,7 @@ import {
 } from "./policy/policy.js";
 import { PolicyHolder } from "./policy/policy-holder.js";
 import { BlockCache } from "./ratelimit/block-cache.js";
+import type { RateLimitStore } from "./ratelimit/rate-limit-store.js";
 import { RateLimiter } from "./ratelimit/rate-limiter.js";
 import { DurabilityWatch } from "./resilience/durability-watch.js";
 import { EMPTIED_MESSAGE, EmptiedStoreWatch } from "./resilience/emptied-store-watch.js";
@@ -55,17 +59,10 @@ import { ManagementAuth } from "./services/management-auth.js";
 import type { ServiceDeps } from "./services/service-deps.js";
 import { createTollgateService } from "./services/tollgate-service.js";
 import { BulkRedis } from "./store/bulk-redis.js";
-import type { ForeignPrefixStore } from "./store/foreign-prefix-store.js";
-import {
-  type InvalidationBus,
-  MemoryInvalidationBus,
-  RedisInvalidationBus,
-} from "./store/invalidation-bus.js";
-import type { KeyStore } from "./store/key-store.js";
+import { MemoryInvalidationBus, RedisInvalidationBus } from "./store/invalidation-bus.js";
 import { MemoryForeignPrefixStore } from "./store/memory-foreign-prefix-store.js";
 import { MemoryKeyStore } from "./store/memory-key-store.js";
 import { MemoryRateLimitStore } from "./store/memory-rate-limit-store.js";
-import type { RateLimitStore } from "./store/rate-limit-store.js";
 import { closeRedisClient, createRedisClient } from "./store/redis-client.js";
 import { inspectDurability } from "./store/redis-durability.js";
 import { RedisForeignPrefixStore } from "./store/redis-foreign-prefix-store.js";

@@ -3,29 +3,30 @@
  * composition root, so main.ts only calls `createEvents` and hands the result
  * to the services.
  */
+
+import type { Invalidation } from "../keys/invalidation-bus.js";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
 import type { Policy } from "../policy/policy.js";
 import type { BlockCache } from "../ratelimit/block-cache.js";
+import type { RateLimitStore } from "../ratelimit/rate-limit-store.js";
 import type { StoreGuard } from "../resilience/store-guard.js";
-import type { DetectionStore } from "../store/detection-store.js";
-import type { EventRetention, EventStore } from "../store/event-store.js";
-import type { Invalidation } from "../store/invalidation-bus.js";
 import { MemoryDetectionStore } from "../store/memory-detection-store.js";
 import { MemoryEventStore } from "../store/memory-event-store.js";
 import { MemoryUsageStore } from "../store/memory-usage-store.js";
-import type { RateLimitStore } from "../store/rate-limit-store.js";
 import { RedisDetectionStore } from "../store/redis-detection-store.js";
 import { RedisEventStore } from "../store/redis-event-store.js";
 import type { RedisClient } from "../store/redis-key-store.js";
 import { RedisUsageStore } from "../store/redis-usage-store.js";
-import type { UsageStore } from "../store/usage-store.js";
 import type { Clock } from "../util/clock.js";
 import { createDeadline } from "../util/deadline.js";
 import type { MemoryBounds, MemoryUsage } from "../util/memory-usage.js";
 import { AlertDispatcher } from "./alert-dispatcher.js";
 import { DEFAULT_MAX_SUBJECTS, DetectionEngine } from "./detection-engine.js";
+import type { DetectionStore } from "./detection-store.js";
 import { EventRecorder } from "./event-recorder.js";
+import type { EventRetention, EventStore } from "./event-store.js";
+import type { UsageStore } from "./usage-store.js";
 
 /** The events subsystem as the services see it. */
 export interface Events {

@@ -10,8 +10,8 @@
  * the invalidation bus.
  */
 import { createHash } from "node:crypto";
-import type { ForeignPrefixStore } from "../store/foreign-prefix-store.js";
 import { BASE62 } from "../util/base62.js";
+import type { ForeignPrefixStore } from "./foreign-prefix-store.js";
 import type { SecretDigester } from "./secret-digest.js";
 
 /** Marks a stored digest as a foreign SHA-256 digest (hex follows). */

@@ -4,7 +4,7 @@
  * reported with the field's path.
  */
 import { z } from "zod";
-import { detectionSchema } from "../events/detection-schema.js";
+import { detectionSchema } from "./detection-schema.js";
 import { duration } from "./duration.js";
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;

@@ -3,19 +3,19 @@
  * overrides), which subject each bucket belongs to, then one store call that
  * charges all or none. Blocks known locally are answered without the store.
  */
-import { normaliseIp } from "../keys/ip-rules.js";
 import { type Endpoint, effectiveLimits, type Limit, type Policy } from "../policy/policy.js";
 import type { InsuranceLimiter } from "../resilience/insurance-limiter.js";
+import { isStoreUnavailable } from "../store/store-errors.js";
+import { normaliseIp } from "../subjects/ip-address.js";
+import type { Clock } from "../util/clock.js";
+import type { BlockCache } from "./block-cache.js";
 import type {
   LimitItem,
   LimitOutcome,
   RateLimitStore,
   RateRequest,
   RateVerdict,
-} from "../store/rate-limit-store.js";
-import { isStoreUnavailable } from "../store/store-errors.js";
-import type { Clock } from "../util/clock.js";
-import type { BlockCache } from "./block-cache.js";
+} from "./rate-limit-store.js";
 import { rateLimitHeaders } from "./ratelimit-headers.js";
 
 /** Who and what a decision is about. Empty strings mean "not given". */

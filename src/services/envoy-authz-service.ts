@@ -26,9 +26,9 @@ import {
 } from "../gen/envoy/service/auth/v3/external_auth_pb.js";
 import { StatusSchema } from "../gen/google/rpc/status_pb.js";
 import type { AuthDecision } from "../keys/authorizer.js";
-import { normaliseIp } from "../keys/ip-rules.js";
 import { normalisePath } from "../policy/path-normaliser.js";
 import type { RateDecision } from "../ratelimit/rate-limiter.js";
+import { normaliseIp } from "../subjects/ip-address.js";
 import { newDecisionId } from "../util/ids.js";
 import { localAuthorizeBlock, recordAuthorize } from "./event-handlers.js";
 import { type DenialDetail, publicDenial } from "./public-denial.js";

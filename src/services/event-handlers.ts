@@ -13,6 +13,7 @@ import {
   type EventFilter,
   REQUEST_TYPE,
 } from "../events/event.js";
+import type { UsageCounts } from "../events/usage-store.js";
 import { Reason } from "../gen/tollgate/v1/common_pb.js";
 import { EventType, SubjectKind as SubjectKindEnum } from "../gen/tollgate/v1/event_pb.js";
 import {
@@ -37,9 +38,9 @@ import {
   RecordEventResponseSchema,
 } from "../gen/tollgate/v1/tollgate_service_pb.js";
 import type { AuthDecision } from "../keys/authorizer.js";
-import { normaliseIp } from "../keys/ip-rules.js";
-import { subjectTag } from "../ratelimit/rate-limiter.js";
-import { HOUR_MS, MINUTE_MS, type UsageCounts } from "../store/usage-store.js";
+import { normaliseIp } from "../subjects/ip-address.js";
+import { subjectTag } from "../subjects/subject-tag.js";
+import { HOUR_MS, MINUTE_MS } from "../util/time-buckets.js";
 import { header, ts } from "./convert.js";
 import { apiError } from "./errors.js";
 import {

@@ -26,10 +26,10 @@ import {
   type UpdateKeyRequest,
   UpdateKeyResponseSchema,
 } from "../gen/tollgate/v1/key_service_pb.js";
-import { normaliseIp } from "../keys/ip-rules.js";
 import type { KeyChangeError, KeyPatch } from "../keys/key-manager.js";
 import type { KeyRecord } from "../keys/key-record.js";
-import { subjectTag } from "../ratelimit/rate-limiter.js";
+import { normaliseIp } from "../subjects/ip-address.js";
+import { subjectTag } from "../subjects/subject-tag.js";
 import { keyToProto, ts } from "./convert.js";
 import { apiError } from "./errors.js";
 import { getUsage, listAlerts, listEvents, recordKeyAction } from "./event-handlers.js";

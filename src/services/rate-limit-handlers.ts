@@ -18,12 +18,12 @@ import {
   type CheckRateLimitResponse,
   CheckRateLimitResponseSchema,
 } from "../gen/tollgate/v1/tollgate_service_pb.js";
-import { normaliseIp } from "../keys/ip-rules.js";
 import { type KeyRecord, unusableReason } from "../keys/key-record.js";
 import { normalisePath } from "../policy/path-normaliser.js";
 import { type Endpoint, matchEndpoint } from "../policy/policy.js";
 import type { LimitState, RateDecision, RateInput } from "../ratelimit/rate-limiter.js";
 import { isStoreUnavailable } from "../store/store-errors.js";
+import { normaliseIp } from "../subjects/ip-address.js";
 import { newDecisionId } from "../util/ids.js";
 import { header, REASON_TO_PROTO, ts } from "./convert.js";
 import { apiError } from "./errors.js";

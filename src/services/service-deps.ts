@@ -1,15 +1,15 @@
 import type { Events } from "../events/events-runtime.js";
 import type { Authorizer } from "../keys/authorizer.js";
+import type { Invalidation } from "../keys/invalidation-bus.js";
 import type { KeyImporter } from "../keys/key-import.js";
 import type { KeyLookup } from "../keys/key-lookup.js";
 import type { KeyManager } from "../keys/key-manager.js";
+import type { KeyStore } from "../keys/key-store.js";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
 import type { Endpoint, Policy } from "../policy/policy.js";
+import type { RateLimitStore } from "../ratelimit/rate-limit-store.js";
 import type { RateLimiter } from "../ratelimit/rate-limiter.js";
-import type { Invalidation } from "../store/invalidation-bus.js";
-import type { KeyStore } from "../store/key-store.js";
-import type { RateLimitStore } from "../store/rate-limit-store.js";
 import type { Clock } from "../util/clock.js";
 import type { Instrument } from "./instrument.js";
 import type { ManagementAuth } from "./management-auth.js";

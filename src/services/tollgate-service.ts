@@ -15,8 +15,8 @@ import {
   RotateKeyResponseSchema,
   type TollgateService,
 } from "../gen/tollgate/v1/tollgate_service_pb.js";
-import { normaliseIp } from "../keys/ip-rules.js";
 import { normalisePath } from "../policy/path-normaliser.js";
+import { normaliseIp } from "../subjects/ip-address.js";
 import { newDecisionId } from "../util/ids.js";
 import {
   header,

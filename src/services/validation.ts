@@ -10,7 +10,7 @@ import {
   BadRequest_FieldViolationSchema,
   BadRequestSchema,
 } from "../gen/google/rpc/error_details_pb.js";
-import { parseCidr } from "../keys/ip-rules.js";
+import { parseCidr } from "../subjects/ip-address.js";
 
 /** How many valid names a violation lists at most. */
 const MAX_LISTED = 8;

@@ -8,8 +8,8 @@
  * may wait for a reconnect; the caller's StoreGuard bounds it).
  */
 import { Cluster } from "ioredis";
-import type { ForeignPrefixStore } from "./foreign-prefix-store.js";
-import type { KeyStore } from "./key-store.js";
+import type { ForeignPrefixStore } from "../keys/foreign-prefix-store.js";
+import type { KeyStore } from "../keys/key-store.js";
 import { closeRedisClient, type RedisClient } from "./redis-client.js";
 import { RedisForeignPrefixStore } from "./redis-foreign-prefix-store.js";
 import { RedisKeyStore } from "./redis-key-store.js";

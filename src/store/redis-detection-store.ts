@@ -5,7 +5,7 @@ import type {
   TrackOp,
   WindowOp,
   WindowResult,
-} from "./detection-store.js";
+} from "../events/detection-store.js";
 import { SCRIPTS } from "./lua-scripts.js";
 import type { RedisClient } from "./redis-client.js";
 import { detectionKeyNames } from "./redis-keys.js";

@@ -1,22 +1,14 @@
 import { createHash } from "node:crypto";
 import { crc32 } from "node:zlib";
-import {
-  type Alert,
-  type AlertFilter,
-  type EventFilter,
-  matchesAlert,
-  matchesEvent,
-  type Page,
-  type SecurityEvent,
-} from "../events/event.js";
-import {
-  type AppendOptions,
-  type AppendResult,
-  DEFAULT_EVENT_MAX_BYTES,
-  type EventRetention,
-  type EventStore,
-  LIST_SCAN_LIMIT,
-} from "./event-store.js";
+import type { Alert, AlertFilter, EventFilter, Page, SecurityEvent } from "../events/event.js";
+import type {
+  AppendOptions,
+  AppendResult,
+  EventRetention,
+  EventStore,
+} from "../events/event-store.js";
+import { matchesAlert, matchesEvent } from "./event-filters.js";
+import { DEFAULT_EVENT_MAX_BYTES, LIST_SCAN_LIMIT } from "./event-store-limits.js";
 import { SCRIPTS } from "./lua-scripts.js";
 import type { RedisClient } from "./redis-client.js";
 import { eventKeyNames } from "./redis-keys.js";

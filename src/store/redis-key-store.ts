@@ -1,5 +1,11 @@
 import type { KeyRecord } from "../keys/key-record.js";
-import type { DigestEntry, ImportWrite, KeyPage, KeyStore, ListOptions } from "./key-store.js";
+import type {
+  DigestEntry,
+  ImportWrite,
+  KeyPage,
+  KeyStore,
+  ListOptions,
+} from "../keys/key-store.js";
 import { SCRIPTS } from "./lua-scripts.js";
 import type { RedisClient } from "./redis-client.js";
 import type { KeyNames } from "./redis-keys.js";

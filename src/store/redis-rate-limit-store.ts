@@ -1,14 +1,14 @@
 import type { Blocking } from "../policy/policy.js";
+import type {
+  ActiveBlock,
+  LimitItem,
+  LimitOutcome,
+  RateLimitStore,
+  RateRequest,
+  RateVerdict,
+} from "../ratelimit/rate-limit-store.js";
 import { SCRIPTS } from "./lua-scripts.js";
-import {
-  type ActiveBlock,
-  type LimitItem,
-  type LimitOutcome,
-  limitArgs,
-  type RateLimitStore,
-  type RateRequest,
-  type RateVerdict,
-} from "./rate-limit-store.js";
+import { limitArgs } from "./rate-limit-args.js";
 import type { RedisClient } from "./redis-client.js";
 import type { KeyNames } from "./redis-keys.js";
 import {

@@ -1,12 +1,12 @@
+import type {
+  UsageCounts,
+  UsageIncrement,
+  UsageResolution,
+  UsageStore,
+} from "../events/usage-store.js";
+import { bucketStart } from "../util/time-buckets.js";
 import type { RedisClient } from "./redis-client.js";
 import { usageKeyNames } from "./redis-keys.js";
-import {
-  bucketStart,
-  type UsageCounts,
-  type UsageIncrement,
-  type UsageResolution,
-  type UsageStore,
-} from "./usage-store.js";
 
 /**
  * Usage counters in Redis: HINCRBY on one hash per key per minute and per hour

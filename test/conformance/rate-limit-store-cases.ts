@@ -10,14 +10,14 @@ import { randomUUID } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import type { Blocking, Limit } from "../../src/policy/policy.js";
 import { MAX_COST, MAX_QUOTA } from "../../src/policy/policy-schema.js";
-import { calendarWindow } from "../../src/store/calendar-window.js";
 import type {
   LimitItem,
   LimitOutcome,
   RateLimitStore,
   RateRequest,
   RateVerdict,
-} from "../../src/store/rate-limit-store.js";
+} from "../../src/ratelimit/rate-limit-store.js";
+import { calendarWindow } from "../../src/store/calendar-window.js";
 
 /** What a store implementation hands the shared cases. */
 export interface RateLimitStoreHarness {

@@ -11,7 +11,6 @@ import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AlertDispatcher } from "../../src/events/alert-dispatcher.js";
 import { DetectionEngine, type Observation } from "../../src/events/detection-engine.js";
-import type { DetectionRule } from "../../src/events/detection-rules.js";
 import type { Alert, SecurityEvent } from "../../src/events/event.js";
 import { EventRecorder } from "../../src/events/event-recorder.js";
 import {
@@ -20,8 +19,9 @@ import {
   memoryEventStores,
 } from "../../src/events/events-runtime.js";
 import { Metrics } from "../../src/observability/metrics.js";
+import type { DetectionRule } from "../../src/policy/detection-rules.js";
+import type { RateLimitStore } from "../../src/ratelimit/rate-limit-store.js";
 import { MemoryRateLimitStore } from "../../src/store/memory-rate-limit-store.js";
-import type { RateLimitStore } from "../../src/store/rate-limit-store.js";
 import { RedisDetectionStore } from "../../src/store/redis-detection-store.js";
 import { RedisEventStore } from "../../src/store/redis-event-store.js";
 import type { RedisClient } from "../../src/store/redis-key-store.js";
