@@ -177,6 +177,25 @@ describe("architecture: layers run one way", () => {
     expect(cycle ? edgesOf(cycle) : []).toEqual([]);
   });
 
+  it("Redis key names are built in store/redis-keys.ts only", () => {
+    // A key name is a `${prefix}…:{hash tag}` template; anywhere else it would drift.
+    const builders = sourceFiles(SRC).filter(
+      (f) =>
+        relative(SRC, f) !== "store/redis-keys.ts" &&
+        /`\$\{prefix\}[a-z-]+:\{/.test(readFileSync(f, "utf8")),
+    );
+    expect(builders.map((f) => relative(SRC, f))).toEqual([]);
+  });
+
+  it("Lua scripts run through store/script-runner.ts only (no defineCommand, no stray EVAL)", () => {
+    const callers = sourceFiles(SRC).filter(
+      (f) =>
+        relative(SRC, f) !== "store/script-runner.ts" &&
+        /\.(?:defineCommand|evalsha|eval)\(/.test(readFileSync(f, "utf8")),
+    );
+    expect(callers.map((f) => relative(SRC, f))).toEqual([]);
+  });
+
   it("the cycle check finds a cycle when there is one", () => {
     const edge = (fromFolder: string, toFolder: string): Import => ({
       from: `${fromFolder}/a.ts`,
