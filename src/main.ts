@@ -8,6 +8,8 @@ import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import type { DestinationStream } from "pino";
 import { listenAddresses, type Settings } from "./config/settings.js";
+import { DecisionEngine } from "./decision/decision-engine.js";
+import { DecisionObserver } from "./decision/decision-observer.js";
 import {
   createEvents,
   type EventStores,
@@ -23,7 +25,7 @@ import { Authorizer } from "./keys/authorizer.js";
 import { ForeignKeyMigrator } from "./keys/foreign-key-migration.js";
 import { ForeignKeys } from "./keys/foreign-keys.js";
 import type { ForeignPrefixStore } from "./keys/foreign-prefix-store.js";
-import type { InvalidationBus } from "./keys/invalidation-bus.js";
+import type { Invalidation, InvalidationBus } from "./keys/invalidation-bus.js";
 import { KeyCache } from "./keys/key-cache.js";
 import { KeyImporter } from "./keys/key-import.js";
 import { KeyLookup } from "./keys/key-lookup.js";
@@ -43,6 +45,7 @@ import {
   parsePolicy,
 } from "./policy/policy.js";
 import { PolicyHolder } from "./policy/policy-holder.js";
+import { BlockBook } from "./ratelimit/block-book.js";
 import { BlockCache } from "./ratelimit/block-cache.js";
 import type { RateLimitStore } from "./ratelimit/rate-limit-store.js";
 import { RateLimiter } from "./ratelimit/rate-limiter.js";
@@ -432,6 +435,28 @@ export async function startTollgate(
   });
   const blockCache = new BlockCache(clock);
   metrics.trackMemory("block_cache", () => blockCache.usage());
+  // Tells every replica (blocks placed or lifted); never throws, never waits.
+  const announce = (message: Omit<Invalidation, "digests">) => {
+    bus
+      .publish({ digests: [], ...message })
+      .catch((err: Error) => log.warn({ err: { message: err.message } }, "announce failed"));
+  };
+  const observer = new DecisionObserver({
+    metrics,
+    log,
+    recorder: {
+      emit: (e) => events.recorder.emit(e),
+      request: (...a) => events.recorder.request(...a),
+    },
+    policy,
+    accessLog: settings.accessLog,
+  });
+  const blocks = new BlockBook({
+    cache: blockCache,
+    store: rateStore,
+    announce,
+    listener: observer,
+  });
   const insurance = new InsuranceLimiter(clock, settings.failOpenLimitShare, rateBounds);
   metrics.trackMemory("insurance", () => insurance.usage());
   // Not awaited: with Redis unreachable at startup the subscription waits for
@@ -441,8 +466,7 @@ export async function startTollgate(
     .subscribe(
       (m) => {
         lookup.invalidate(m.digests, m.ids);
-        for (const b of m.blocks ?? []) blockCache.add(b.tag, b.until);
-        for (const t of m.unblocks ?? []) blockCache.remove(t);
+        blocks.apply(m);
         if (m.prefixes?.length) foreign.add(m.prefixes);
         metrics.invalidations.inc({ origin: "remote" });
       },
@@ -461,9 +485,7 @@ export async function startTollgate(
   const events = createEvents({
     stores: eventStores,
     limits: eventLimits,
-    rateStore,
-    blockCache,
-    announce: (m) => deps.announce(m),
+    blocks,
     policy,
     clock,
     log,
@@ -488,22 +510,31 @@ export async function startTollgate(
       firedAt: at,
     });
   };
+  const authorizer = new Authorizer({
+    lookup,
+    digest,
+    clock,
+    expiryWarningMs: settings.expiryWarningS * 1000,
+    rotationAgeMs: settings.rotationAgeS * 1000,
+    failMode,
+    staleKeyMaxMs: settings.staleKeyMaxMs,
+    foreign: {
+      recognises: (secret) => foreign.recognises(secret),
+      used: (record, foreignDigest, secret) => migrator.schedule(record.id, foreignDigest, secret),
+    },
+  });
+  const engine = new DecisionEngine({
+    authorizer,
+    limiter: new RateLimiter({ store: rateStore, clock, policy, blocks, failMode, insurance }),
+    blocks,
+    clock,
+    denialDetail: settings.denialDetail,
+    observer,
+  });
   const deps: ServiceDeps = {
-    authorizer: new Authorizer({
-      lookup,
-      digest,
-      clock,
-      policy,
-      expiryWarningMs: settings.expiryWarningS * 1000,
-      rotationAgeMs: settings.rotationAgeS * 1000,
-      failMode,
-      staleKeyMaxMs: settings.staleKeyMaxMs,
-      foreign: {
-        recognises: (secret) => foreign.recognises(secret),
-        used: (record, foreignDigest, secret) =>
-          migrator.schedule(record.id, foreignDigest, secret),
-      },
-    }),
+    engine,
+    observer,
+    blocks,
     keys: new KeyManager({ store, bus, digest, clock, invalidateLocal, foreign }),
     importer: new KeyImporter({
       store: backupStore,
@@ -517,23 +548,7 @@ export async function startTollgate(
     }),
     pepperFingerprint: pepperFingerprint(pepper),
     backupStore,
-    lookup,
-    limiter: new RateLimiter({
-      store: rateStore,
-      clock,
-      policy,
-      blocks: blockCache,
-      failMode,
-      insurance,
-    }),
     rateStore,
-    failMode,
-    staleKeyMaxMs: settings.staleKeyMaxMs,
-    announce: (message) => {
-      bus
-        .publish(message)
-        .catch((err: Error) => log.warn({ err: { message: err.message } }, "announce failed"));
-    },
     events,
     management: new ManagementAuth(
       [...(managementToken ? [{ name: "default", token: managementToken }] : []), ...namedTokens],
@@ -544,10 +559,8 @@ export async function startTollgate(
     log,
     metrics,
     instrument: createInstrument(metrics, log),
-    accessLog: settings.accessLog,
     defaultGraceMs: settings.defaultGraceS * 1000,
     keyEnvironment: settings.keyEnvironment,
-    denialDetail: settings.denialDetail,
     envoy: {
       keyHeader: settings.envoyKeyHeader,
       removeKeyHeader: settings.envoyRemoveKeyHeader,

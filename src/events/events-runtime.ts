@@ -3,13 +3,10 @@
  * composition root, so main.ts only calls `createEvents` and hands the result
  * to the services.
  */
-
-import type { Invalidation } from "../keys/invalidation-bus.js";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
 import type { Policy } from "../policy/policy.js";
-import type { BlockCache } from "../ratelimit/block-cache.js";
-import type { RateLimitStore } from "../ratelimit/rate-limit-store.js";
+import type { BlockBook } from "../ratelimit/block-book.js";
 import type { StoreGuard } from "../resilience/store-guard.js";
 import { MemoryDetectionStore } from "../store/memory-detection-store.js";
 import { MemoryEventStore } from "../store/memory-event-store.js";
@@ -36,8 +33,6 @@ export interface Events {
   dispatcher: AlertDispatcher;
   /** Usage counters' retention, ms (bounds GetUsage ranges). */
   usageRetentionMs: number;
-  /** The active block among `tags` known to this replica, if any (no store call). */
-  localBlock(tags: readonly string[]): { tag: string; until: number } | undefined;
   /** Loads active blocks into the local cache and starts the background flush. */
   start(): Promise<void>;
   /**
@@ -121,10 +116,8 @@ export function redisEventStores(
 export interface CreateEventsOptions {
   stores: EventStores;
   limits: EventLimits;
-  rateStore: RateLimitStore;
-  blockCache: BlockCache;
-  /** Tells every replica (never throws). */
-  announce: (message: Invalidation) => void;
+  /** The block lifecycle: detection rules place blocks through it. */
+  blocks: BlockBook;
   policy: () => Policy;
   clock: Clock;
   log: Logger;
@@ -160,17 +153,8 @@ export function createEvents(o: CreateEventsOptions): Events {
         "detection rule tracks its maximum of subjects: the least recently seen are forgotten (TOLLGATE_DETECTION_MAX_SUBJECTS)",
       );
     },
-    // A detection block: in the store (every replica's limited decisions and
-    // ListBlocks see it), in this replica's cache, and announced to the others.
-    block: async (tag, durationMs) => {
-      const until = await o.rateStore.placeBlock(tag, durationMs);
-      o.blockCache.add(tag, until);
-      o.announce({ digests: [], blocks: [{ tag, until }] });
-      o.metrics.blocksPlaced.inc({
-        by: { k: "key", i: "ip", s: "subject" }[tag[0] as "k"] ?? "other",
-      });
-      return until;
-    },
+    // A detection block: in the store, this replica's cache and (announced) everywhere.
+    block: (tag, durationMs) => o.blocks.place(tag, durationMs),
     raise: (alert) => dispatcher.raise(alert),
   });
   const recorder = new EventRecorder({
@@ -190,12 +174,11 @@ export function createEvents(o: CreateEventsOptions): Events {
     usage: o.stores.usage,
     dispatcher,
     usageRetentionMs: o.limits.usageRetentionMs,
-    localBlock: (tags) => o.blockCache.find(tags),
     async start() {
       recorder.start();
       // Blocks placed before this replica started: refuse them locally too.
       try {
-        for (const b of await o.rateStore.listBlocks(1000)) o.blockCache.add(b.tag, b.until);
+        await o.blocks.load();
       } catch (err) {
         o.log.warn({ err: { message: (err as Error).message } }, "could not load active blocks");
       }

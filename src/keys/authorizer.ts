@@ -4,8 +4,7 @@
  * lookup and policy; the store is touched only through KeyLookup, and never for
  * a missing or malformed secret.
  */
-import type { Endpoint, Policy } from "../policy/policy.js";
-import { matchEndpoint } from "../policy/policy.js";
+import type { Endpoint } from "../policy/policy.js";
 import { isStoreUnavailable } from "../store/store-errors.js";
 import type { Clock } from "../util/clock.js";
 import { foreignDigestOf } from "./foreign-keys.js";
@@ -27,14 +26,13 @@ export type AuthReason =
   | "IP_DENIED"
   | "INSUFFICIENT_SCOPE";
 
-/** Input of one decision. `path` must already be normalised. */
+/** Input of one decision: facts already normalised by the door (see decision/facts.ts). */
 export interface AuthorizeInput {
   secret: string;
-  method: string;
-  normalisedPath: string;
-  /** Explicit endpoint name; wins over method + path matching. */
-  endpointName: string;
-  clientIp: string;
+  /** The request's endpoint (its scopes are required; its fail mode applies). */
+  endpoint: Endpoint | undefined;
+  /** The client address, parsed once; undefined when not given. */
+  clientIp: { address: string; family: "ipv4" | "ipv6" } | undefined;
   requiredScopes: readonly string[];
 }
 
@@ -67,8 +65,6 @@ export interface AuthorizerOptions {
   lookup: KeyLookup;
   digest: SecretDigester;
   clock: Clock;
-  /** The current policy (read on every decision, so reloads apply at once). */
-  policy: () => Policy;
   /** Hint `expires_soon` within this many ms of expiry. */
   expiryWarningMs: number;
   /** Hint `rotation_due` once a secret is this old, ms; 0 disables. */
@@ -109,10 +105,7 @@ export class Authorizer {
 
   /** Decides. Throws only if the store fails. */
   async authorize(input: AuthorizeInput): Promise<AuthDecision> {
-    const policy = this.o.policy();
-    const endpoint = input.endpointName
-      ? policy.endpoints.find((e) => e.name === input.endpointName)
-      : matchEndpoint(policy, input.method, input.normalisedPath);
+    const endpoint = input.endpoint;
     if (input.secret === "") return deny("MISSING_KEY", 401, endpoint);
     let foreignDigest: string | undefined;
     if (!parseSecret(input.secret).ok) {
@@ -137,6 +130,26 @@ export class Authorizer {
       this.o.foreign?.used(decision.record, digest, input.secret);
     }
     return local ? { ...decision, decidedLocally: true } : decision;
+  }
+
+  /**
+   * The key with id `id` (a caller that authenticated already), from the
+   * store, or — store unreachable and the endpoint failing open — from a
+   * recent cached lookup: the same fail-open rule as for a secret. Throws the
+   * store failure otherwise.
+   */
+  async findById(
+    id: string,
+    endpoint: Endpoint | undefined,
+  ): Promise<{ record: KeyRecord | null; local: boolean }> {
+    try {
+      return { record: await this.o.lookup.findById(id), local: false };
+    } catch (err) {
+      if (!isStoreUnavailable(err) || this.o.failMode(endpoint) !== "open") throw err;
+      const stale = this.o.lookup.findByIdStale(id, this.o.staleKeyMaxMs);
+      if (!stale) throw err;
+      return { record: stale, local: true };
+    }
   }
 
   /** The key of `digest`, from the store, or (fail open) from a recent cached lookup. */

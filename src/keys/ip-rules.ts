@@ -1,5 +1,5 @@
 import { BlockList } from "node:net";
-import { normaliseIp, parseCidr } from "../subjects/ip-address.js";
+import { parseCidr } from "../subjects/ip-address.js";
 
 /** Compiled allow/deny lists of one key. */
 export class IpRules {
@@ -21,10 +21,12 @@ export class IpRules {
     return this.hasAllow || this.hasDeny;
   }
 
-  /** Deny wins over allow; a non-empty allow list refuses everything else. */
-  permits(clientIp: string): boolean {
+  /**
+   * Deny wins over allow; a non-empty allow list refuses everything else,
+   * including a request without an address. `ip` is normalised (normaliseIp).
+   */
+  permits(ip: { address: string; family: "ipv4" | "ipv6" } | undefined): boolean {
     if (!this.restricted) return true;
-    const ip = normaliseIp(clientIp);
     if (!ip) return false;
     if (this.hasDeny && this.deny.check(ip.address, ip.family)) return false;
     return !this.hasAllow || this.allow.check(ip.address, ip.family);

@@ -439,5 +439,8 @@ export class Metrics {
     if (options.processMetrics !== false) {
       collectDefaultMetrics({ register: this.registry, prefix: "tollgate_" });
     }
+    // Both results are exported from the start: a series that first appears at 1 has no
+    // increase() in Prometheus, so the first refused reload would raise no alert.
+    for (const result of ["success", "failure"]) this.policyReloads.inc({ result }, 0);
   }
 }

@@ -68,6 +68,11 @@ export interface Policy {
   /** Cost and fail mode of requests matching no endpoint (fail mode unset: the setting). */
   defaults: { cost: number; failMode?: "open" | "closed" };
   blocking?: Blocking;
+  /**
+   * The limits of every (tier, endpoint) pair, merged once when the policy is
+   * compiled (read through limitsFor, never re-merged per request).
+   */
+  limitTable: ReadonlyMap<string, readonly Limit[]>;
   /** Envoy global rate limit rules by domain. */
   envoyDomains: ReadonlyMap<string, readonly EnvoyNode[]>;
   /** Detection rules and alert webhooks. */
@@ -202,6 +207,7 @@ function compile(p: PolicyFile, source: string): Policy {
     defaultTier: p.default_tier,
     tiers,
     endpoints,
+    limitTable: compileLimitTable(tiers, endpoints),
     source,
     defaults: {
       cost: p.defaults.cost,
@@ -252,20 +258,52 @@ function compileLimit(l: LimitFile): Limit {
 /**
  * The limits of one decision: the tier's limits, with the endpoint's limits for
  * that tier overriding same-named ones and adding the rest. Order: tier limits
- * first (in file order), then endpoint additions.
+ * first (in file order), then endpoint additions. A key whose tier left the
+ * policy (a reload) gets the default tier's limits, never none: limits are
+ * never silently not applied. Precompiled: a map lookup per request.
  */
+export function limitsFor(
+  policy: Policy,
+  tier: string,
+  endpoint: Endpoint | undefined,
+): readonly Limit[] {
+  const name = endpoint?.name ?? "";
+  return (
+    policy.limitTable.get(limitTableKey(tier, name)) ??
+    policy.limitTable.get(limitTableKey(policy.defaultTier, name)) ??
+    []
+  );
+}
+
+/** The same as limitsFor, as a fresh array (for listings such as check-config). */
 export function effectiveLimits(
   policy: Policy,
   tier: string,
   endpoint: Endpoint | undefined,
 ): Limit[] {
-  // A key whose tier left the policy (a reload) gets the default tier's limits,
-  // never none: limits are never silently not applied.
-  const base = (policy.tiers.get(tier) ?? policy.tiers.get(policy.defaultTier))?.limits ?? [];
-  const extra = (endpoint?.limits ?? [])
-    .filter((l) => !l.tiers || l.tiers.has(tier))
-    .map((l) => l.limit);
-  if (extra.length === 0) return [...base];
+  return [...limitsFor(policy, tier, endpoint)];
+}
+
+function limitTableKey(tier: string, endpointName: string): string {
+  return `${tier}\u0000${endpointName}`;
+}
+
+/** Merges the limits of every tier with every endpoint (and with none). */
+function compileLimitTable(
+  tiers: Policy["tiers"],
+  endpoints: readonly Endpoint[],
+): Map<string, readonly Limit[]> {
+  const table = new Map<string, readonly Limit[]>();
+  for (const [tier, t] of tiers) {
+    table.set(limitTableKey(tier, ""), t.limits);
+    for (const e of endpoints) table.set(limitTableKey(tier, e.name), merge(t.limits, tier, e));
+  }
+  return table;
+}
+
+function merge(base: readonly Limit[], tier: string, endpoint: Endpoint): readonly Limit[] {
+  const extra = endpoint.limits.filter((l) => !l.tiers || l.tiers.has(tier)).map((l) => l.limit);
+  if (extra.length === 0) return base;
   const byName = new Map(extra.map((l) => [l.name, l]));
   const out = base.map((l) => byName.get(l.name) ?? l);
   for (const l of extra) if (!base.some((b) => b.name === l.name)) out.push(l);

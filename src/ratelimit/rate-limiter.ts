@@ -1,14 +1,15 @@
 /**
- * The CheckRateLimit decision: which limits apply (tier defaults, endpoint
- * overrides), which subject each bucket belongs to, then one store call that
- * charges all or none. Blocks known locally are answered without the store.
+ * The rate-limit step of a decision: which limits apply (precompiled per tier
+ * and endpoint when the policy is compiled), which subject each bucket belongs
+ * to, then one store call that charges all or none. Blocks known locally are
+ * answered without the store: `check` does it all, or the decision engine
+ * plans, looks up blocks itself (once per request) and charges.
  */
-import { type Endpoint, effectiveLimits, type Limit, type Policy } from "../policy/policy.js";
+import { type Endpoint, type Limit, limitsFor, type Policy } from "../policy/policy.js";
 import type { InsuranceLimiter } from "../resilience/insurance-limiter.js";
 import { isStoreUnavailable } from "../store/store-errors.js";
-import { normaliseIp } from "../subjects/ip-address.js";
 import type { Clock } from "../util/clock.js";
-import type { BlockCache } from "./block-cache.js";
+import type { BlockBook } from "./block-book.js";
 import type {
   LimitItem,
   LimitOutcome,
@@ -23,6 +24,7 @@ export interface RateInput {
   tier: string;
   keyId: string;
   owner: string;
+  /** The client IP, already normalised (keys/ip-rules.ts normaliseIp), or "". */
   clientIp: string;
   subject: string;
   endpoint: Endpoint | undefined;
@@ -59,6 +61,15 @@ export interface RateDecision {
   decidedLocally?: boolean;
 }
 
+/** The limits one request is decided by, and their buckets. */
+export interface RatePlan {
+  /** The policy the plan was made from (a reload between plan and charge changes nothing). */
+  policy: Policy;
+  items: LimitItem[];
+  /** Shadow limits the request lacks the dimension of. */
+  shadowSkipped: Limit[];
+}
+
 /** A limit needs a dimension the request did not give. */
 export interface MissingDimension {
   missing: "key_id" | "client_ip" | "subject";
@@ -70,7 +81,7 @@ export interface RateLimiterOptions {
   store: RateLimitStore;
   clock: Clock;
   policy: () => Policy;
-  blocks: BlockCache;
+  blocks: BlockBook;
   /** The fail mode of an endpoint (undefined: a request matching none). */
   failMode: (endpoint: Endpoint | undefined) => "open" | "closed";
   /** Decides when the store is unreachable and the endpoint fails open. */
@@ -89,48 +100,43 @@ export function subjectTag(
 export class RateLimiter {
   constructor(private readonly o: RateLimiterOptions) {}
 
-  /** Decides and charges. */
+  /** Decides and charges: plan, a block known locally, else one store decision. */
   async check(input: RateInput): Promise<RateDecision | MissingDimension> {
+    const plan = this.plan(input);
+    if ("missing" in plan) return plan;
+    const known = this.o.blocks.find(blockSubjects(input));
+    return known ? this.blocked(plan, known.until) : this.charge(input, plan);
+  }
+
+  /**
+   * The limits that apply and each one's bucket; a missing dimension of an
+   * enforced limit is the caller's mistake, of a shadow limit a skip.
+   */
+  plan(input: RateInput): RatePlan | MissingDimension {
     const policy = this.o.policy();
-    const limits = effectiveLimits(policy, input.tier, input.endpoint);
-    const ip = input.clientIp ? (normaliseIp(input.clientIp)?.address ?? "") : "";
     const items: LimitItem[] = [];
     const shadowSkipped: Limit[] = [];
-    for (const limit of limits) {
-      const tag = this.tagFor(limit, input, ip);
+    for (const limit of limitsFor(policy, input.tier, input.endpoint)) {
+      const tag = tagFor(limit, input);
       if (typeof tag === "string") items.push({ tag, limit });
-      // An enforced limit cannot be decided without its dimension: the caller's mistake.
       else if (limit.mode !== "shadow") return { missing: tag.missing, limit: limit.name };
       else shadowSkipped.push(limit);
     }
-    const decision = await this.decide(input, policy, items, ip);
-    return shadowSkipped.length > 0 ? { ...decision, shadowSkipped } : decision;
+    return { policy, items, shadowSkipped };
   }
 
-  /** Blocks, then one store decision over `items` (`ip`: the normalised client IP or ""). */
-  private async decide(
-    input: RateInput,
-    policy: Policy,
-    items: LimitItem[],
-    ip: string,
-  ): Promise<RateDecision> {
+  /** One store decision over the plan's items (none needed if nothing applies). */
+  async charge(input: RateInput, plan: RatePlan): Promise<RateDecision> {
+    const { policy, items } = plan;
     const blockTags: string[] = [];
     if (policy.blocking) {
       if (policy.blocking.by.has("key") && input.keyId)
         blockTags.push(subjectTag("key", input.keyId));
-      if (policy.blocking.by.has("ip") && ip) blockTags.push(subjectTag("ip", ip));
+      if (policy.blocking.by.has("ip") && input.clientIp)
+        blockTags.push(subjectTag("ip", input.clientIp));
       if (policy.blocking.by.has("subject") && input.subject)
         blockTags.push(subjectTag("subject", input.subject));
     }
-    // Any block this replica knows of — from limits or from detection rules,
-    // whatever the policy's blocking.by — refuses without a store call.
-    const subjects = [
-      ...(input.keyId ? [subjectTag("key", input.keyId)] : []),
-      ...(ip ? [subjectTag("ip", ip)] : []),
-      ...(input.subject ? [subjectTag("subject", input.subject)] : []),
-    ];
-    const known = this.o.blocks.find(subjects);
-    if (known) return this.blocked(items, known.until);
     if (items.length === 0 && blockTags.length === 0) {
       return {
         allowed: true,
@@ -138,7 +144,7 @@ export class RateLimiter {
         limits: [],
         headers: [],
         shadowExceeded: [],
-        shadowSkipped: [],
+        shadowSkipped: plan.shadowSkipped,
         newBlocks: [],
       };
     }
@@ -147,18 +153,19 @@ export class RateLimiter {
       { items, cost, blockTags, ...(policy.blocking && { blocking: policy.blocking }) },
       input.endpoint,
     );
-    const result = this.toDecision(v, items);
+    const result = this.toDecision(v, plan);
     return local ? { ...result, decidedLocally: true } : result;
   }
 
-  private toDecision(v: RateVerdict, items: LimitItem[]): RateDecision {
+  private toDecision(v: RateVerdict, plan: RatePlan): RateDecision {
+    const { items, shadowSkipped } = plan;
     const now = this.o.clock.now();
     const newBlocks = v.newBlocks.map((b) => ({ tag: b.tag, until: now + b.durationMs }));
-    for (const b of newBlocks) this.o.blocks.add(b.tag, b.until);
+    this.o.blocks.placedByLimit(newBlocks);
     if (v.status === "blocked") {
       const until = now + v.blockMs;
-      if (v.blockedTag) this.o.blocks.add(v.blockedTag, until);
-      return this.blocked(items, until);
+      if (v.blockedTag) this.o.blocks.foundInStore({ tag: v.blockedTag, until });
+      return { ...this.blocked(plan, until), newBlocks };
     }
     const states = items.map((it, i) => ({
       limit: it.limit,
@@ -181,7 +188,7 @@ export class RateLimiter {
         ...(until !== undefined && { blockedUntil: until }),
         headers: rateLimitHeaders(states, deciding, retryAfterMs ?? 0),
         shadowExceeded,
-        shadowSkipped: [],
+        shadowSkipped,
         newBlocks,
       };
     }
@@ -193,7 +200,7 @@ export class RateLimiter {
       ...(deciding !== undefined && { deciding }),
       headers: rateLimitHeaders(states, deciding, undefined),
       shadowExceeded,
-      shadowSkipped: [],
+      shadowSkipped,
       newBlocks,
     };
   }
@@ -214,47 +221,42 @@ export class RateLimiter {
     }
   }
 
-  /** Lifts a block locally (the caller also lifts it in the store and announces it). */
-  forgetBlock(tag: string): void {
-    this.o.blocks.remove(tag);
-  }
-
-  private blocked(items: LimitItem[], until: number): RateDecision {
+  /** The decision for a subject blocked until `until`: nothing charged. */
+  blocked(plan: RatePlan, until: number): RateDecision {
     const retryAfterMs = Math.max(0, until - this.o.clock.now());
     return {
       allowed: false,
       reason: "BLOCKED",
-      limits: items.map((it) => ({
+      limits: plan.items.map((it) => ({
         limit: it.limit,
         outcome: { exceeded: false, remaining: -1, resetMs: 0, retryMs: -1 },
       })),
       retryAfterMs,
       blockedUntil: until,
-      headers: [["retry-after", String(Math.max(1, Math.ceil(retryAfterMs / 1000)))]],
+      headers: [["retry-after", String(retryAfterSeconds(retryAfterMs))]],
       shadowExceeded: [],
-      shadowSkipped: [],
+      shadowSkipped: plan.shadowSkipped,
       newBlocks: [],
     };
   }
+}
 
-  private tagFor(
-    limit: Limit,
-    input: RateInput,
-    ip: string,
-  ): string | { missing: MissingDimension["missing"] } {
-    switch (limit.by) {
-      case "key":
-        return input.keyId ? subjectTag("key", input.keyId) : { missing: "key_id" };
-      case "owner":
-        return input.owner ? subjectTag("owner", input.owner) : { missing: "key_id" };
-      case "ip":
-        return ip ? subjectTag("ip", ip) : { missing: "client_ip" };
-      case "subject":
-        return input.subject ? subjectTag("subject", input.subject) : { missing: "subject" };
-      case "endpoint":
-        return subjectTag("endpoint", input.endpoint?.name ?? "-");
-    }
-  }
+/** Retry-After in whole seconds for a wait of `ms`: at least 1, rounded up. */
+export function retryAfterSeconds(ms: number): number {
+  return Math.max(1, Math.ceil(ms / 1000));
+}
+
+/** The subjects whose blocks refuse a request: its key, client IP and caller subject. */
+export function blockSubjects(input: {
+  keyId: string;
+  clientIp: string;
+  subject: string;
+}): string[] {
+  const tags: string[] = [];
+  if (input.keyId) tags.push(subjectTag("key", input.keyId));
+  if (input.clientIp) tags.push(subjectTag("ip", input.clientIp));
+  if (input.subject) tags.push(subjectTag("subject", input.subject));
+  return tags;
 }
 
 /** The denying enforce limit that frees up last (never-fitting counts as last). */
@@ -285,4 +287,20 @@ export function pickTightest(states: LimitState[]): number | undefined {
     }
   });
   return best;
+}
+
+/** The bucket of `limit` for this request, or the dimension it lacks. */
+function tagFor(limit: Limit, input: RateInput): string | { missing: MissingDimension["missing"] } {
+  switch (limit.by) {
+    case "key":
+      return input.keyId ? subjectTag("key", input.keyId) : { missing: "key_id" };
+    case "owner":
+      return input.owner ? subjectTag("owner", input.owner) : { missing: "key_id" };
+    case "ip":
+      return input.clientIp ? subjectTag("ip", input.clientIp) : { missing: "client_ip" };
+    case "subject":
+      return input.subject ? subjectTag("subject", input.subject) : { missing: "subject" };
+    case "endpoint":
+      return subjectTag("endpoint", input.endpoint?.name ?? "-");
+  }
 }

@@ -11,7 +11,9 @@
  * `apply_limits` (`true` default, `false` to skip limits) and `cost`.
  */
 import { create, type JsonObject } from "@bufbuild/protobuf";
-import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import type { Allowed } from "../decision/decision.js";
+import { resolveEndpoint } from "../decision/endpoint-rule.js";
+import { type ClientIp, MALFORMED_SECRET } from "../decision/facts.js";
 import {
   type HeaderValueOption,
   HeaderValueOption_HeaderAppendAction,
@@ -25,14 +27,10 @@ import {
   CheckResponseSchema,
 } from "../gen/envoy/service/auth/v3/external_auth_pb.js";
 import { StatusSchema } from "../gen/google/rpc/status_pb.js";
-import type { AuthDecision } from "../keys/authorizer.js";
 import { normalisePath } from "../policy/path-normaliser.js";
-import type { RateDecision } from "../ratelimit/rate-limiter.js";
 import { normaliseIp } from "../subjects/ip-address.js";
 import { newDecisionId } from "../util/ids.js";
-import { localAuthorizeBlock, recordAuthorize } from "./event-handlers.js";
-import { type DenialDetail, publicDenial } from "./public-denial.js";
-import { decideLimits } from "./rate-limit-handlers.js";
+import type { CallContext, Handlers } from "./call-context.js";
 import type { ServiceDeps } from "./service-deps.js";
 
 const SCOPE = /^[A-Za-z0-9:._/*-]{1,128}$/;
@@ -48,9 +46,9 @@ const GRPC = {
 };
 
 /** Builds the ext_authz service implementation. */
-export function createEnvoyAuthzService(d: ServiceDeps): ServiceImpl<typeof Authorization> {
+export function createEnvoyAuthzService(d: ServiceDeps): Handlers<typeof Authorization> {
   return {
-    check: d.instrument("Check", (req: CheckRequest, ctx: HandlerContext) => check(d, req, ctx)),
+    check: d.instrument("Check", (req: CheckRequest, ctx: CallContext) => check(d, req, ctx)),
   };
 }
 
@@ -78,52 +76,29 @@ function readHeaders(
   return out;
 }
 
-async function check(
-  d: ServiceDeps,
-  req: CheckRequest,
-  ctx: HandlerContext,
-): Promise<CheckResponse> {
+/** Check: Envoy's CheckRequest → facts → the engine's decision → CheckResponse. */
+async function check(d: ServiceDeps, req: CheckRequest, ctx: CallContext): Promise<CheckResponse> {
   const started = process.hrtime.bigint();
-  const decisionId = newDecisionId(d.clock.now());
   const http = req.attributes?.request?.http;
   const headers = readHeaders(http);
   const ext = req.attributes?.contextExtensions ?? {};
-  const finish = (res: CheckResponse, reason: string, keyId?: string, tier?: string) => {
-    d.metrics.countDecision({
-      rpc: "Check",
-      decision: res.status?.code === GRPC.OK ? "allow" : "deny",
-      reason,
-      tier: tier && d.policy().tiers.has(tier) ? tier : tier ? "other" : "none",
-    });
-    if (d.accessLog) {
-      d.log.info(
-        {
-          access: "Check",
-          decisionId,
-          keyId,
-          reason,
-          allowed: res.status?.code === GRPC.OK,
-          latencyMs: Number(process.hrtime.bigint() - started) / 1e6,
-          traceparent:
-            headerOne(headers, "traceparent") ?? ctx.requestHeader.get("traceparent") ?? undefined,
-        },
-        "decision",
-      );
-    }
-    return res;
+  const traceparent =
+    headerOne(headers, "traceparent") ?? ctx.requestHeader.get("traceparent") ?? undefined;
+  // A refusal of the request itself, before (or instead of) a decision: counted and logged.
+  const refuse = (
+    httpStatus: number,
+    reason: string,
+    error: string,
+    message: string,
+    who: { keyId?: string; tier?: string } = {},
+  ): CheckResponse => {
+    const decisionId = newDecisionId(d.clock.now());
+    d.observer.refused("Check", reason, { decisionId, started, traceparent, ...who });
+    return denied(GRPC.INVALID_ARGUMENT, httpStatus, error, message, decisionId);
   };
 
   if (headers === "invalid")
-    return finish(
-      denied(
-        GRPC.INVALID_ARGUMENT,
-        400,
-        "invalid_header",
-        "a request header is not valid UTF-8",
-        decisionId,
-      ),
-      "INVALID_HEADER",
-    );
+    return refuse(400, "INVALID_HEADER", "invalid_header", "a request header is not valid UTF-8");
   let count = 0;
   let bytes = 0;
   for (const [k, vs] of headers) {
@@ -131,16 +106,7 @@ async function check(
     for (const v of vs) bytes += k.length + v.length;
   }
   if (count > d.envoy.maxHeaders || bytes > d.envoy.maxHeaderBytes) {
-    return finish(
-      denied(
-        GRPC.INVALID_ARGUMENT,
-        431,
-        "headers_too_large",
-        "request headers are too large",
-        decisionId,
-      ),
-      "HEADERS_TOO_LARGE",
-    );
+    return refuse(431, "HEADERS_TOO_LARGE", "headers_too_large", "request headers are too large");
   }
 
   // The key: exactly one header value, taken as is. Envoy joins repeated
@@ -152,170 +118,107 @@ async function check(
       ? ""
       : keyValues.length === 1 && (keyValues[0] as string).length <= 256
         ? (keyValues[0] as string)
-        : "\u0000";
+        : MALFORMED_SECRET;
 
   const normalised = normalisePath(http?.path || "/");
   if (!normalised.ok)
-    return finish(
-      denied(
-        GRPC.INVALID_ARGUMENT,
-        400,
-        "invalid_path",
-        "the request path is not valid",
-        decisionId,
-      ),
-      "INVALID_PATH",
-    );
-  // One endpoint per request, by the rule Authorize follows: the route's
-  // explicit `endpoint`, else the one matched from method + normalised path —
-  // used alike for scopes, cost and limits. A route naming an endpoint the
-  // policy lacks is a configuration mistake: denied (a call error could let
+    return refuse(400, "INVALID_PATH", "invalid_path", "the request path is not valid");
+  // One endpoint per request, by the rule Authorize follows (the route's
+  // explicit `endpoint`, else matched). A route naming an endpoint the policy
+  // lacks is a configuration mistake: denied (a call error could let
   // failure_mode_allow pass it), never silently matched another way.
-  const endpointName = ext.endpoint ?? "";
-  if (endpointName !== "" && !d.policy().endpoints.some((e) => e.name === endpointName)) {
+  const resolved = resolveEndpoint(
+    d.policy(),
+    ext.endpoint ?? "",
+    http?.method ?? "",
+    normalised.path,
+  );
+  if ("unknown" in resolved) {
     d.log.warn(
-      { access: "Check", decisionId, endpoint: endpointName.slice(0, 128) },
+      { access: "Check", endpoint: resolved.unknown.slice(0, 128) },
       "context_extensions.endpoint names no endpoint of the policy: request denied",
     );
-    return finish(
-      denied(
-        GRPC.INVALID_ARGUMENT,
-        500,
-        "unknown_endpoint",
-        "the route names an endpoint the policy does not define",
-        decisionId,
-      ),
+    return refuse(
+      500,
       "UNKNOWN_ENDPOINT",
+      "unknown_endpoint",
+      "the route names an endpoint the policy does not define",
     );
   }
   const extraScopes = (ext.scopes ?? "")
     .split(/[\s,]+/)
     .filter((s) => SCOPE.test(s))
     .slice(0, 32);
-  const clientIp = clientAddress(d, req, headers);
-
-  // Blocked subjects (limits or detection rules) are refused from this
-  // replica's block cache, with no store call: first the client IP, then the key.
-  const blockedRes = (until: number) => {
-    const retryMs = Math.max(0, until - d.clock.now());
-    const retry: [string, string][] = [
-      ["retry-after", String(Math.max(1, Math.ceil(retryMs / 1000)))],
-    ];
-    return denied(
-      GRPC.RESOURCE_EXHAUSTED,
-      429,
-      "blocked",
-      "too many violations: temporarily blocked",
-      decisionId,
-      retry,
-    );
-  };
-  const ipBlock = localAuthorizeBlock(d, clientIp, undefined);
-  const decision = await d.authorizer.authorize({
-    secret: ipBlock ? "\u0000" : secret,
-    method: http?.method ?? "",
-    normalisedPath: normalised.path,
-    endpointName,
-    clientIp,
+  const cost = Number(ext.cost ?? 0);
+  const decision = await d.engine.decide({
+    door: "Check",
+    credential: { kind: "secret", secret },
+    endpoint: resolved.endpoint,
+    clientIp: clientAddress(d, req, headers),
+    subject: "",
+    cost: Number.isInteger(cost) && cost > 0 && cost <= 1_000_000 ? cost : 0,
     requiredScopes: extraScopes,
+    applyLimits: ext.apply_limits !== "false",
+    traceparent,
+    started,
   });
-  const effective = decision.endpoint;
-  const block =
-    ipBlock ?? (decision.allowed ? localAuthorizeBlock(d, "", decision.record?.id) : undefined);
-  if (block) {
-    recordAuthorize(
-      d,
-      "Check",
-      clientIp,
-      decision,
-      { allowed: false, decisionId },
-      "BLOCKED",
-      secret,
-    );
-    return finish(blockedRes(block.until), "BLOCKED", decision.record?.id, decision.record?.tier);
-  }
-  if (!decision.allowed || !decision.record) {
-    recordAuthorize(
-      d,
-      "Check",
-      clientIp,
-      decision,
-      { allowed: false, decisionId },
-      decision.reason,
-      secret,
-    );
-    return finish(
-      authDenied(decision, decisionId, d.denialDetail),
-      decision.reason,
-      decision.record?.id,
-      decision.record?.tier,
-    );
-  }
-
-  let limits: RateDecision | undefined;
-  if (ext.apply_limits !== "false") {
-    const cost = Number(ext.cost ?? 0);
-    try {
-      limits = await decideLimits(
-        d,
-        {
-          tier: decision.record.tier,
-          keyId: decision.record.id,
-          owner: decision.record.owner,
-          clientIp,
-          subject: "",
-          endpoint: effective,
-          cost: Number.isInteger(cost) && cost > 0 && cost <= 1_000_000 ? cost : 0,
-        },
-        "Check",
-      );
-    } catch (err) {
+  switch (decision.kind) {
+    case "incomplete":
       // A limit needing something this request lacks (e.g. no client address)
       // must deny: as a call error, failure_mode_allow could let it through.
-      if (err instanceof ConnectError && err.code === Code.InvalidArgument) {
-        const res = denied(
-          GRPC.INVALID_ARGUMENT,
-          400,
-          "bad_request",
-          "the request lacks what a rate limit needs",
-          decisionId,
-        );
-        return finish(res, "INVALID_REQUEST", decision.record.id, decision.record.tier);
-      }
-      throw err;
-    }
-    if (!limits.allowed) {
-      const message =
-        limits.reason === "BLOCKED"
-          ? "too many violations: temporarily blocked"
-          : "rate limit exceeded";
-      const res = denied(
-        GRPC.RESOURCE_EXHAUSTED,
-        429,
-        limits.reason.toLowerCase(),
-        message,
-        decisionId,
-        limits.headers,
+      return refuse(
+        400,
+        "INVALID_REQUEST",
+        "bad_request",
+        "the request lacks what a rate limit needs",
+        decision.record ? { keyId: decision.record.id, tier: decision.record.tier } : {},
       );
-      return finish(res, limits.reason, decision.record.id, decision.record.tier);
-    }
+    case "blocked":
+    case "denied":
+      return denied(
+        GRPC_OF_STATUS[decision.httpStatus],
+        decision.httpStatus,
+        decision.error,
+        decision.message,
+        decision.decisionId,
+        decision.headers,
+      );
+    case "allowed":
+      return allowedResponse(d, decision, headers);
   }
+}
+
+/** gRPC status codes Envoy sees for each HTTP status of a denial. */
+const GRPC_OF_STATUS = {
+  401: GRPC.UNAUTHENTICATED,
+  403: GRPC.PERMISSION_DENIED,
+  429: GRPC.RESOURCE_EXHAUSTED,
+} as const;
+
+/** An OK CheckResponse: identity headers upstream, limit headers downstream, metadata. */
+function allowedResponse(
+  d: ServiceDeps,
+  decision: Allowed,
+  headers: Map<string, string[]>,
+): CheckResponse {
   const r = decision.record;
-  const identity: Record<string, string> = {
-    "key-id": r.id,
-    owner: r.owner,
-    tier: r.tier,
-    scopes: r.scopes.join(" "),
-    environment: r.environment,
-  };
+  const identity: Record<string, string> = r
+    ? {
+        "key-id": r.id,
+        owner: r.owner,
+        tier: r.tier,
+        scopes: r.scopes.join(" "),
+        environment: r.environment,
+      }
+    : {};
   const metadata: JsonObject = {
-    key_id: r.id,
-    tier: r.tier,
-    owner: r.owner,
-    decision_id: decisionId,
+    key_id: r?.id ?? "",
+    tier: r?.tier ?? "",
+    owner: r?.owner ?? "",
+    decision_id: decision.decisionId,
   };
-  if (effective) metadata.endpoint = effective.name;
-  const res = create(CheckResponseSchema, {
+  if (decision.endpoint) metadata.endpoint = decision.endpoint.name;
+  return create(CheckResponseSchema, {
     status: create(StatusSchema, { code: GRPC.OK }),
     httpResponse: {
       case: "okResponse",
@@ -324,13 +227,11 @@ async function check(
           option(`x-tollgate-${h}`, identity[h] ?? "", true),
         ),
         headersToRemove: headersToRemove(d, headers),
-        responseHeadersToAdd: (limits?.headers ?? []).map(([k, v]) => option(k, v, true)),
+        responseHeadersToAdd: decision.headers.map(([k, v]) => option(k, v, true)),
       },
     },
     dynamicMetadata: metadata,
   });
-  recordAuthorize(d, "Check", clientIp, decision, { allowed: true, decisionId }, "OK", secret);
-  return finish(res, "OK", r.id, r.tier);
 }
 
 /** Tollgate's identity namespace: the application trusts these headers as set by Tollgate. */
@@ -356,10 +257,14 @@ function headerOne(h: Map<string, string[]> | "invalid", name: string): string |
 }
 
 /** The client IP: the connection's source, or X-Forwarded-For counted back over trusted hops. */
-function clientAddress(d: ServiceDeps, req: CheckRequest, headers: Map<string, string[]>): string {
+function clientAddress(
+  d: ServiceDeps,
+  req: CheckRequest,
+  headers: Map<string, string[]>,
+): ClientIp | undefined {
   const sa = req.attributes?.source?.address?.address;
   const source = sa?.case === "socketAddress" ? sa.value.address : "";
-  if (d.envoy.trustedHops === 0) return normaliseIp(source)?.address ?? "";
+  if (d.envoy.trustedHops === 0) return normaliseIp(source);
   const xff = (headers.get("x-forwarded-for") ?? [])
     .join(",")
     .split(",")
@@ -367,7 +272,7 @@ function clientAddress(d: ServiceDeps, req: CheckRequest, headers: Map<string, s
     .filter(Boolean);
   // With n trusted proxies, the client is the n-th address from the right.
   const candidate = xff[xff.length - d.envoy.trustedHops];
-  return normaliseIp(candidate ?? source)?.address ?? normaliseIp(source)?.address ?? "";
+  return normaliseIp(candidate ?? source) ?? normaliseIp(source);
 }
 
 function option(key: string, value: string, overwrite: boolean): HeaderValueOption {
@@ -377,27 +282,6 @@ function option(key: string, value: string, overwrite: boolean): HeaderValueOpti
       ? HeaderValueOption_HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD
       : HeaderValueOption_HeaderAppendAction.APPEND_IF_EXISTS_OR_ADD,
   });
-}
-
-function authDenied(
-  decision: AuthDecision,
-  decisionId: string,
-  detail: DenialDetail,
-): CheckResponse {
-  // The body reaches the end user: bad-key reasons read alike unless detailed.
-  const shown = publicDenial(detail, decision.reason, decision.message);
-  if (decision.httpStatus === 403) {
-    return denied(GRPC.PERMISSION_DENIED, 403, shown.error, shown.message, decisionId);
-  }
-  const challenge: [string, string][] = [
-    [
-      "www-authenticate",
-      decision.reason === "MISSING_KEY"
-        ? 'ApiKey realm="tollgate"'
-        : 'ApiKey realm="tollgate", error="invalid_key"',
-    ],
-  ];
-  return denied(GRPC.UNAUTHENTICATED, 401, shown.error, shown.message, decisionId, challenge);
 }
 
 /** A denial: non-OK status, the HTTP status Envoy sends, headers and a small JSON body (never a secret). */

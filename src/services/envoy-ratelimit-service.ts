@@ -12,7 +12,6 @@
 import { create } from "@bufbuild/protobuf";
 import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
-import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { HeaderValueSchema } from "../gen/envoy/config/core/v3/base_pb.js";
 import type { RateLimitDescriptor } from "../gen/envoy/extensions/common/ratelimit/v3/ratelimit_pb.js";
 import {
@@ -28,7 +27,7 @@ import { type EnvoyNode, matchDescriptor } from "../policy/envoy-rules.js";
 import type { LimitItem } from "../ratelimit/rate-limit-store.js";
 import { pickDenying, pickTightest } from "../ratelimit/rate-limiter.js";
 import { rateLimitHeaders } from "../ratelimit/ratelimit-headers.js";
-import { newDecisionId } from "../util/ids.js";
+import type { CallContext, Handlers } from "./call-context.js";
 import type { ServiceDeps } from "./service-deps.js";
 import { Violations } from "./validation.js";
 
@@ -43,9 +42,9 @@ const UNITS: Record<string, RateLimitResponse_RateLimit_Unit> = {
 const MAX_HITS = 1_000_000;
 
 /** Builds the RLS service implementation. */
-export function createEnvoyRateLimitService(d: ServiceDeps): ServiceImpl<typeof RateLimitService> {
+export function createEnvoyRateLimitService(d: ServiceDeps): Handlers<typeof RateLimitService> {
   return {
-    shouldRateLimit: d.instrument("ShouldRateLimit", (req: RateLimitRequest, ctx: HandlerContext) =>
+    shouldRateLimit: d.instrument("ShouldRateLimit", (req: RateLimitRequest, ctx: CallContext) =>
       shouldRateLimit(d, req, ctx),
     ),
   };
@@ -72,7 +71,7 @@ export function descriptorHits(desc: RateLimitDescriptor): number | undefined {
 async function shouldRateLimit(
   d: ServiceDeps,
   req: RateLimitRequest,
-  ctx: HandlerContext,
+  ctx: CallContext,
 ): Promise<RateLimitResponse> {
   const started = process.hrtime.bigint();
   const v = new Violations();
@@ -105,26 +104,24 @@ async function shouldRateLimit(
     });
   });
 
-  // Fail mode: the policy default (no endpoint applies to an Envoy domain).
-  const decided =
-    items.length === 0
-      ? undefined
-      : await d.limiter.decideItems({ items, cost: requestHits, blockTags: [] }, undefined);
-  const verdict = decided?.verdict;
-  if (decided?.local) d.metrics.localDecisions.inc({ rpc: "ShouldRateLimit", decision: "allow" });
+  const decided = await d.engine.decideDescriptors({
+    items,
+    cost: requestHits,
+    domain: req.domain,
+    traceparent: ctx.requestHeader.get("traceparent") ?? undefined,
+    started,
+  });
+  const { verdict, over } = decided;
   const statuses = req.descriptors.map(() =>
     create(RateLimitResponse_DescriptorStatusSchema, { code: RateLimitResponse_Code.OK }),
   );
-  let over = false;
   matched.forEach(({ index, node }, k) => {
     const o = verdict?.outcomes[k];
     const limit = node.limit;
     if (!o || !limit) return;
-    const shadow = limit.mode === "shadow";
-    if (o.exceeded && shadow) d.metrics.shadowDenials.inc({ rule: limit.name });
-    if (o.exceeded && !shadow) over = true;
+    const enforcedOver = o.exceeded && limit.mode !== "shadow";
     statuses[index] = create(RateLimitResponse_DescriptorStatusSchema, {
-      code: o.exceeded && !shadow ? RateLimitResponse_Code.OVER_LIMIT : RateLimitResponse_Code.OK,
+      code: enforcedOver ? RateLimitResponse_Code.OVER_LIMIT : RateLimitResponse_Code.OK,
       currentLimit: {
         name: limit.name,
         requestsPerUnit: node.requestsPerUnit ?? limit.requests,
@@ -141,31 +138,10 @@ async function shouldRateLimit(
   const d0 = deciding === undefined ? undefined : states[deciding]?.outcome;
   const retry = d0 && (d0.retryMs >= 0 ? d0.retryMs : d0.resetMs);
   const headers = rateLimitHeaders(states, deciding, over ? (retry ?? 0) : undefined);
-  const decisionId = newDecisionId(d.clock.now());
-  d.metrics.countDecision({
-    rpc: "ShouldRateLimit",
-    decision: over ? "deny" : "allow",
-    reason: over ? "RATE_LIMITED" : "OK",
-    tier: "none",
-  });
-  if (d.accessLog) {
-    d.log.info(
-      {
-        access: "ShouldRateLimit",
-        decisionId,
-        domain: req.domain,
-        reason: over ? "OVER_LIMIT" : "OK",
-        allowed: !over,
-        latencyMs: Number(process.hrtime.bigint() - started) / 1e6,
-        traceparent: ctx.requestHeader.get("traceparent") ?? undefined,
-      },
-      "decision",
-    );
-  }
   return create(RateLimitResponseSchema, {
     overallCode: over ? RateLimitResponse_Code.OVER_LIMIT : RateLimitResponse_Code.OK,
     statuses,
     responseHeadersToAdd: headers.map(([key, value]) => create(HeaderValueSchema, { key, value })),
-    dynamicMetadata: { decision_id: decisionId },
+    dynamicMetadata: { decision_id: decided.decisionId },
   });
 }

@@ -1,11 +1,5 @@
-/**
- * The events side of the API: RecordEvent (TollgateService), ListEvents,
- * ListAlerts and GetUsage (KeyService), and the hooks through which decisions
- * and key management feed the event flow (never awaited by a decision).
- */
-import { createHash } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
-import { durationFromMs, type Timestamp, timestampMs } from "@bufbuild/protobuf/wkt";
+import { type Timestamp, timestampMs } from "@bufbuild/protobuf/wkt";
 import {
   BUILTIN_EVENT_TYPES,
   CUSTOM_TYPE,
@@ -14,7 +8,6 @@ import {
   REQUEST_TYPE,
 } from "../events/event.js";
 import type { UsageCounts } from "../events/usage-store.js";
-import { Reason } from "../gen/tollgate/v1/common_pb.js";
 import { EventType, SubjectKind as SubjectKindEnum } from "../gen/tollgate/v1/event_pb.js";
 import {
   EndpointUsageSchema,
@@ -30,18 +23,14 @@ import {
   UsageBucketSchema,
   UsageGranularity,
 } from "../gen/tollgate/v1/key_service_pb.js";
-import { RateLimitResultSchema } from "../gen/tollgate/v1/ratelimit_pb.js";
 import {
-  type AuthorizeResponse,
   type RecordEventRequest,
   type RecordEventResponse,
   RecordEventResponseSchema,
 } from "../gen/tollgate/v1/tollgate_service_pb.js";
-import type { AuthDecision } from "../keys/authorizer.js";
 import { normaliseIp } from "../subjects/ip-address.js";
-import { subjectTag } from "../subjects/subject-tag.js";
 import { HOUR_MS, MINUTE_MS } from "../util/time-buckets.js";
-import { header, ts } from "./convert.js";
+import { ts } from "./convert.js";
 import { apiError } from "./errors.js";
 import {
   alertToProto,
@@ -270,100 +259,6 @@ function range(v: Violations, start?: Timestamp, end?: Timestamp): { from?: numb
   return { ...(from !== undefined && { from }), ...(to !== undefined && { to }) };
 }
 
-/**
- * Authorize's block check, from this replica's cache only (zero store calls):
- * a blocked client IP, else (when `keyId` is given) a blocked key.
- */
-export function localAuthorizeBlock(
-  d: ServiceDeps,
-  clientIp: string,
-  keyId: string | undefined,
-): { tag: string; until: number } | undefined {
-  const tags: string[] = [];
-  const ip = clientIp ? normaliseIp(clientIp)?.address : undefined;
-  if (ip) tags.push(subjectTag("ip", ip));
-  if (keyId) tags.push(subjectTag("key", keyId));
-  return tags.length > 0 ? d.events.localBlock(tags) : undefined;
-}
-
-/** Turns an Authorize response into a BLOCKED (429) denial until `until`. */
-export function markBlocked(d: ServiceDeps, res: AuthorizeResponse, until: number): void {
-  const retryMs = Math.max(0, until - d.clock.now());
-  res.allowed = false;
-  res.reason = Reason.BLOCKED;
-  res.httpStatus = 429;
-  res.message = "too many violations: temporarily blocked";
-  res.rateLimit = create(RateLimitResultSchema, {
-    allowed: false,
-    blockedUntil: ts(until),
-    retryAfter: durationFromMs(retryMs),
-  });
-  res.responseHeaders.push(header("retry-after", String(Math.max(1, Math.ceil(retryMs / 1000)))));
-}
-
-const AUTH_FAILURES = new Set([
-  "MISSING_KEY",
-  "MALFORMED_KEY",
-  "UNKNOWN_KEY",
-  "EXPIRED_KEY",
-  "REVOKED_KEY",
-]);
-
-/**
- * Feeds an Authorize (or ext_authz Check) decision to the event flow: an allowed request counts as
- * usage; a denial becomes an auth_failure / permission_denied / blocked event.
- * (Rate-limit denials are recorded where the limits are decided.) Never waits.
- */
-export function recordAuthorize(
-  d: ServiceDeps,
-  rpc: "Authorize" | "Check" | "CheckRateLimit",
-  clientIp: string,
-  decision: AuthDecision,
-  res: { allowed: boolean; decisionId: string },
-  reason: string,
-  secret: string,
-): void {
-  const ip = clientIp ? (normaliseIp(clientIp)?.address ?? "") : "";
-  const keyId = decision.record?.id ?? "";
-  const endpoint = decision.endpoint?.name ?? "-";
-  if (res.allowed) {
-    if (keyId) d.events.recorder.request(keyId, endpoint, ip);
-    return;
-  }
-  if (reason === "RATE_LIMITED") return;
-  const type =
-    reason === "BLOCKED"
-      ? "blocked"
-      : AUTH_FAILURES.has(reason)
-        ? "auth_failure"
-        : "permission_denied";
-  const attributes: Record<string, string> = { reason, rpc };
-  if (reason === "UNKNOWN_KEY") attributes.key_fp = keyFingerprint(secret);
-  if (decision.record) attributes.owner = decision.record.owner;
-  if (res.decisionId) attributes.decision_id = res.decisionId;
-  d.events.recorder.emit({
-    type,
-    ...(keyId
-      ? { subject: keyId, subjectKind: "key" }
-      : ip
-        ? { subject: ip, subjectKind: "ip" }
-        : { subject: "anonymous", subjectKind: "caller" }),
-    severity: type === "blocked" ? "medium" : "low",
-    endpoint: decision.endpoint?.name ?? "",
-    clientIp: ip,
-    keyId,
-    attributes,
-  });
-}
-
-/**
- * A presented unknown key's fingerprint: 16 hex of its SHA-256, enough to count
- * distinct keys (credential stuffing) without storing anything usable.
- */
-export function keyFingerprint(secret: string): string {
-  return createHash("sha256").update(secret).digest("hex").slice(0, 16);
-}
-
 /** Audit trail of a key-management action (with the acting token's name). Never waits. */
 export function recordKeyAction(
   d: ServiceDeps,
@@ -380,29 +275,5 @@ export function recordKeyAction(
     severity: action === "revoke" ? "medium" : "info",
     keyId,
     attributes: { actor, ...(owner !== undefined && { owner }), ...extra },
-  });
-}
-
-/** A rate-limit denial or block (CheckRateLimit, Authorize with limits, Envoy). Never waits. */
-export function recordLimitDenial(
-  d: ServiceDeps,
-  rpc: string,
-  reason: "RATE_LIMITED" | "BLOCKED",
-  who: { keyId: string; clientIp: string; subject: string; endpoint: string },
-  attributes: Record<string, string>,
-): void {
-  const ip = who.clientIp ? (normaliseIp(who.clientIp)?.address ?? "") : "";
-  d.events.recorder.emit({
-    type: reason === "BLOCKED" ? "blocked" : "rate_limited",
-    ...(who.keyId
-      ? { subject: who.keyId, subjectKind: "key" }
-      : ip
-        ? { subject: ip, subjectKind: "ip" }
-        : { subject: who.subject || "anonymous", subjectKind: "caller" }),
-    severity: reason === "BLOCKED" ? "medium" : "info",
-    endpoint: who.endpoint,
-    clientIp: ip,
-    keyId: who.keyId,
-    attributes: { rpc, reason, ...attributes },
   });
 }

@@ -30,20 +30,15 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import { create } from "@bufbuild/protobuf";
-import {
-  Code,
-  ConnectError,
-  createHandlerContext,
-  type HandlerContext,
-  type ServiceImpl,
-} from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { HeaderValueSchema } from "../gen/envoy/config/core/v3/base_pb.js";
 import {
-  Authorization,
+  type Authorization,
   type CheckRequest,
   CheckRequestSchema,
   type CheckResponse,
 } from "../gen/envoy/service/auth/v3/external_auth_pb.js";
+import type { CallContext, Handlers } from "./call-context.js";
 import { createEnvoyAuthzService } from "./envoy-authz-service.js";
 import type { ServiceDeps } from "./service-deps.js";
 
@@ -60,7 +55,7 @@ type Res = ServerResponse | Http2ServerResponse;
 /** Options of createForwardAuthHandler. */
 export interface ForwardAuthOptions {
   /** The ext_authz implementation deciding; default: createEnvoyAuthzService(deps). */
-  authz?: ServiceImpl<typeof Authorization>;
+  authz?: Handlers<typeof Authorization>;
 }
 
 /** Builds the forward-auth request handler (any method, any query). */
@@ -87,8 +82,8 @@ export function createForwardAuthHandler(
     const checkReq = toCheckRequest(req, method, uri, url);
     let out: CheckResponse;
     try {
-      // The implementation returns a full message; ServiceImpl's type only promises an init.
-      out = (await authz.check(checkReq, handlerContext(req))) as CheckResponse;
+      // The implementation returns a full message; the handler type only promises an init.
+      out = (await authz.check(checkReq, callContext(req))) as CheckResponse;
     } catch (err) {
       const ce = ConnectError.from(err);
       const status = ce.code === Code.InvalidArgument ? 400 : 503;
@@ -159,18 +154,19 @@ function toCheckRequest(req: Req, method: string, uri: string, url: URL): CheckR
   });
 }
 
-function handlerContext(req: Req): HandlerContext {
-  const requestHeader = new Headers();
+/** A signal that never aborts: the proxy's subrequest is not cancelled mid-decision. */
+const NEVER_ABORTED = new AbortController().signal;
+
+/** The call context of the check: the original request's traceparent, no deadline. */
+function callContext(req: Req): CallContext {
   const tp = req.headers.traceparent;
-  if (typeof tp === "string") requestHeader.set("traceparent", tp);
-  return createHandlerContext({
-    service: Authorization,
-    method: Authorization.method.check,
-    protocolName: "forward-auth",
-    requestMethod: req.method ?? "GET",
-    url: FORWARD_AUTH_PATH,
-    requestHeader,
-  });
+  return {
+    requestHeader: {
+      get: (name) => (name === "traceparent" && typeof tp === "string" ? tp : null),
+    },
+    signal: NEVER_ABORTED,
+    timeoutMs: () => undefined,
+  };
 }
 
 /**

@@ -1,7 +1,6 @@
 /** KeyService handlers: key management behind the management token. */
 import { create } from "@bufbuild/protobuf";
 import { type Timestamp, timestampMs } from "@bufbuild/protobuf/wkt";
-import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { SubjectKind } from "../gen/tollgate/v1/event_pb.js";
 import {
   BlockSchema,
@@ -30,6 +29,7 @@ import type { KeyChangeError, KeyPatch } from "../keys/key-manager.js";
 import type { KeyRecord } from "../keys/key-record.js";
 import { normaliseIp } from "../subjects/ip-address.js";
 import { subjectTag } from "../subjects/subject-tag.js";
+import type { CallContext, Handlers } from "./call-context.js";
 import { keyToProto, ts } from "./convert.js";
 import { apiError } from "./errors.js";
 import { getUsage, listAlerts, listEvents, recordKeyAction } from "./event-handlers.js";
@@ -50,9 +50,9 @@ const UPDATABLE = new Set([
 ]);
 
 /** Builds the KeyService implementation. */
-export function createKeyService(d: ServiceDeps): ServiceImpl<typeof KeyService> {
+export function createKeyService(d: ServiceDeps): Handlers<typeof KeyService> {
   const guard = <R, O>(rpc: string, fn: (req: R, actor: string) => Promise<O>) =>
-    d.instrument(rpc, async (req: R, ctx: HandlerContext) =>
+    d.instrument(rpc, async (req: R, ctx: CallContext) =>
       fn(req, await authenticateManagement(d, ctx.requestHeader, rpc)),
     );
 
@@ -170,9 +170,7 @@ export function createKeyService(d: ServiceDeps): ServiceImpl<typeof KeyService>
         kind === SubjectKind.KEY ? "key" : kind === SubjectKind.IP ? "ip" : "subject",
         subject,
       );
-      const lifted = await d.rateStore.liftBlock(tag);
-      d.limiter.forgetBlock(tag);
-      d.announce({ digests: [], unblocks: [tag] });
+      const lifted = await d.blocks.lift(tag);
       d.log.info({ audit: "unblock", kind: SubjectKind[kind], actor, lifted }, "block lifted");
       return create(DeleteBlockResponseSchema, { lifted });
     }),

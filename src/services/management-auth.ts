@@ -79,7 +79,7 @@ export class ManagementAuth {
   }
 
   /** Returns the acting token's name, or throws UNAUTHENTICATED. */
-  check(headers: Headers): string {
+  check(headers: { get(name: string): string | null }): string {
     if (this.open) {
       refuseForeignCaller(headers);
       return "dev-mode";
@@ -105,7 +105,7 @@ export class ManagementAuth {
  * own Host (or a foreign Origin). Calls without either (gRPC clients, curl
  * with no Host override) are loopback by construction of the listener.
  */
-function refuseForeignCaller(headers: Headers): void {
+function refuseForeignCaller(headers: { get(name: string): string | null }): void {
   const host = headers.get("host");
   if (host !== null && !isLoopbackName(hostOf(host))) throw apiError("DEV_MODE_FOREIGN_CALLER");
   const origin = headers.get("origin");

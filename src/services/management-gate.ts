@@ -5,6 +5,7 @@
  * amount), and answered late once failures pile up.
  */
 import { ConnectError } from "@connectrpc/connect";
+import type { CallContext } from "./call-context.js";
 import type { ServiceDeps } from "./service-deps.js";
 
 /** One warning and one `management_auth_failure` event at most this often, ms. */
@@ -13,7 +14,7 @@ const REPORT_EVERY_MS = 10_000;
 /** The acting token's name; throws UNAUTHENTICATED (after any hold) if the token is missing or wrong. */
 export async function authenticateManagement(
   d: ServiceDeps,
-  headers: Headers,
+  headers: CallContext["requestHeader"],
   rpc: string,
 ): Promise<string> {
   try {

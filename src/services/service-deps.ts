@@ -1,23 +1,26 @@
+import type { DecisionEngine } from "../decision/decision-engine.js";
+import type { DecisionObserver } from "../decision/decision-observer.js";
 import type { Events } from "../events/events-runtime.js";
-import type { Authorizer } from "../keys/authorizer.js";
-import type { Invalidation } from "../keys/invalidation-bus.js";
 import type { KeyImporter } from "../keys/key-import.js";
-import type { KeyLookup } from "../keys/key-lookup.js";
 import type { KeyManager } from "../keys/key-manager.js";
 import type { KeyStore } from "../keys/key-store.js";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
-import type { Endpoint, Policy } from "../policy/policy.js";
+import type { Policy } from "../policy/policy.js";
+import type { BlockBook } from "../ratelimit/block-book.js";
 import type { RateLimitStore } from "../ratelimit/rate-limit-store.js";
-import type { RateLimiter } from "../ratelimit/rate-limiter.js";
 import type { Clock } from "../util/clock.js";
 import type { Instrument } from "./instrument.js";
 import type { ManagementAuth } from "./management-auth.js";
-import type { DenialDetail } from "./public-denial.js";
 
 /** What the RPC handlers need; built by main.ts (or a test). */
 export interface ServiceDeps {
-  authorizer: Authorizer;
+  /** The one decision of Authorize, Check, CheckRateLimit and ShouldRateLimit. */
+  engine: DecisionEngine;
+  /** Counts and logs decisions (and refusals a door makes itself). */
+  observer: DecisionObserver;
+  /** Places, lifts and finds blocks (DeleteBlock). */
+  blocks: BlockBook;
   keys: KeyManager;
   /** Key import (restore and migration from other systems). */
   importer: KeyImporter;
@@ -25,15 +28,8 @@ export interface ServiceDeps {
   pepperFingerprint: string;
   /** The key store ExportKeys reads (on Redis, the bulk connection: store/bulk-redis.ts). */
   backupStore: KeyStore;
-  lookup: KeyLookup;
-  limiter: RateLimiter;
+  /** Rate-limit state (ListBlocks). */
   rateStore: RateLimitStore;
-  /** The fail mode of an endpoint (undefined: a request matching none). */
-  failMode: (endpoint: Endpoint | undefined) => "open" | "closed";
-  /** Fail open: the oldest cached key that may still be used, ms. */
-  staleKeyMaxMs: number;
-  /** Tells every replica (blocks placed or lifted); never throws, never waits. */
-  announce: (message: Invalidation) => void;
   management: ManagementAuth;
   /** Security events, detection, alerts and usage (see src/events). */
   events: Events;
@@ -42,14 +38,10 @@ export interface ServiceDeps {
   log: Logger;
   metrics: Metrics;
   instrument: Instrument;
-  /** Log one line per decision. */
-  accessLog: boolean;
   /** RotateKey grace period when the request sets none, ms. */
   defaultGraceMs: number;
   /** Environment tag of new secrets when the request sets none. */
   keyEnvironment: string;
-  /** What a denied caller is told about a bad key (see public-denial.ts). */
-  denialDetail: DenialDetail;
   /** Envoy integration settings. */
   envoy: {
     keyHeader: string;

@@ -3,7 +3,10 @@
  * The same handlers serve gRPC (grpc-js) and Connect / gRPC-Web (connect-node).
  */
 import { create } from "@bufbuild/protobuf";
-import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { durationFromMs } from "@bufbuild/protobuf/wkt";
+import { resolveEndpoint } from "../decision/endpoint-rule.js";
+import { MALFORMED_SECRET } from "../decision/facts.js";
+import { RateLimitResultSchema } from "../gen/tollgate/v1/ratelimit_pb.js";
 import {
   type AuthorizeRequest,
   type AuthorizeResponse,
@@ -17,7 +20,7 @@ import {
 } from "../gen/tollgate/v1/tollgate_service_pb.js";
 import { normalisePath } from "../policy/path-normaliser.js";
 import { normaliseIp } from "../subjects/ip-address.js";
-import { newDecisionId } from "../util/ids.js";
+import type { CallContext, Handlers } from "./call-context.js";
 import {
   header,
   hintsToProto,
@@ -27,16 +30,9 @@ import {
   ts,
 } from "./convert.js";
 import { apiError } from "./errors.js";
-import {
-  localAuthorizeBlock,
-  markBlocked,
-  recordAuthorize,
-  recordEvent,
-  recordKeyAction,
-} from "./event-handlers.js";
+import { recordEvent, recordKeyAction } from "./event-handlers.js";
 import { authenticateManagement } from "./management-gate.js";
-import { publicDenial } from "./public-denial.js";
-import { checkRateLimit, decideLimits, rateResultToProto } from "./rate-limit-handlers.js";
+import { checkRateLimit, rateResultToProto } from "./rate-limit-handlers.js";
 import type { ServiceDeps } from "./service-deps.js";
 import { Violations } from "./validation.js";
 
@@ -45,17 +41,16 @@ const MAX_KEY_BYTES = 256;
 const MAX_GRACE_S = 30 * 86_400;
 
 /** Builds the TollgateService implementation. */
-export function createTollgateService(d: ServiceDeps): ServiceImpl<typeof TollgateService> {
+export function createTollgateService(d: ServiceDeps): Handlers<typeof TollgateService> {
   return {
-    authorize: d.instrument("Authorize", (req: AuthorizeRequest, ctx: HandlerContext) =>
+    authorize: d.instrument("Authorize", (req: AuthorizeRequest, ctx: CallContext) =>
       authorize(d, req, ctx),
     ),
-    checkRateLimit: d.instrument(
-      "CheckRateLimit",
-      (req: CheckRateLimitRequest, ctx: HandlerContext) => checkRateLimit(d, req, ctx),
+    checkRateLimit: d.instrument("CheckRateLimit", (req: CheckRateLimitRequest, ctx: CallContext) =>
+      checkRateLimit(d, req, ctx),
     ),
     recordEvent: d.instrument("RecordEvent", (req: RecordEventRequest) => recordEvent(d, req)),
-    rotateKey: d.instrument("RotateKey", (req: RotateKeyRequest, ctx: HandlerContext) =>
+    rotateKey: d.instrument("RotateKey", (req: RotateKeyRequest, ctx: CallContext) =>
       rotateKey(d, req, ctx),
     ),
   };
@@ -73,10 +68,11 @@ function presentedKey(req: AuthorizeRequest): string | { ambiguous: true } {
   return found ?? "";
 }
 
+/** Authorize: validated request → facts → the engine's decision → AuthorizeResponse. */
 async function authorize(
   d: ServiceDeps,
   req: AuthorizeRequest,
-  ctx: HandlerContext,
+  ctx: CallContext,
 ): Promise<AuthorizeResponse> {
   const started = process.hrtime.bigint();
   const v = new Violations();
@@ -86,14 +82,15 @@ async function authorize(
     v.pattern("method", req.method, /^[A-Za-z]{1,16}$/, "an HTTP method token");
   v.length("path", req.path, 0, 2048);
   v.length("client_ip", req.clientIp, 0, 64);
-  if (req.clientIp !== "" && !normaliseIp(req.clientIp))
-    v.add("client_ip", "must be an IPv4 or IPv6 address");
+  const clientIp = req.clientIp === "" ? undefined : normaliseIp(req.clientIp);
+  if (req.clientIp !== "" && !clientIp) v.add("client_ip", "must be an IPv4 or IPv6 address");
   v.scopes("required_scopes", req.requiredScopes, 32);
   v.length("endpoint", req.endpoint, 0, 128);
-  if (req.endpoint !== "" && !d.policy().endpoints.some((e) => e.name === req.endpoint)) {
+  const policy = d.policy();
+  if (req.endpoint !== "" && !policy.endpoints.some((e) => e.name === req.endpoint))
     v.add("endpoint", "must name an endpoint of the policy");
-  }
   if (req.cost > 1_000_000) v.add("cost", "must be 0..1000000");
+  // A request without a path is decided as one for "/".
   let path = "/";
   if (req.path !== "") {
     const n = normalisePath(req.path);
@@ -101,96 +98,49 @@ async function authorize(
     else v.add("path", n.error);
   }
   v.throwIfAny();
+  const resolved = resolveEndpoint(policy, req.endpoint, req.method, path);
 
   const key = presentedKey(req);
-  // An oversized or ambiguous key is malformed: answered without any lookup.
-  const secret =
-    typeof key === "string" && Buffer.byteLength(key) <= MAX_KEY_BYTES ? key : "\u0000";
-  // A blocked client IP is refused from the local block cache, without a key lookup.
-  const ipBlock = localAuthorizeBlock(d, req.clientIp, undefined);
-  const decision = await d.authorizer.authorize({
-    secret: ipBlock ? "\u0000" : secret,
-    method: req.method,
-    normalisedPath: path,
-    endpointName: req.endpoint,
-    clientIp: req.clientIp,
+  const decision = await d.engine.decide({
+    door: "Authorize",
+    // An oversized or ambiguous key is malformed: answered without any lookup.
+    credential: {
+      kind: "secret",
+      secret:
+        typeof key === "string" && Buffer.byteLength(key) <= MAX_KEY_BYTES ? key : MALFORMED_SECRET,
+    },
+    endpoint: "endpoint" in resolved ? resolved.endpoint : undefined,
+    clientIp,
+    subject: "",
+    cost: req.cost,
     requiredScopes: req.requiredScopes,
+    applyLimits: req.applyLimits,
+    traceparent: ctx.requestHeader.get("traceparent") ?? undefined,
+    started,
   });
-  const decisionId = newDecisionId(d.clock.now());
+  if (decision.kind === "incomplete") {
+    Violations.fail(decision.missing, `is required by limit "${decision.limit}" of the policy`);
+  }
   const res = create(AuthorizeResponseSchema, {
-    allowed: decision.allowed,
+    allowed: decision.kind === "allowed",
     reason: REASON_TO_PROTO[decision.reason],
     httpStatus: decision.httpStatus,
-    decisionId,
-    message: publicDenial(d.denialDetail, decision.reason, decision.message).message,
+    decisionId: decision.decisionId,
+    message: decision.kind === "allowed" ? "allowed" : decision.message,
     endpoint: decision.endpoint?.name ?? "",
-    missingScopes: decision.missingScopes,
+    missingScopes: decision.kind === "denied" ? decision.missingScopes : [],
+    responseHeaders: decision.headers.map(([n, val]) => header(n, val)),
   });
   if (decision.record) res.identity = identityToProto(decision.record);
   if (decision.hints) res.hints = hintsToProto(decision.hints);
   if (decision.decidedLocally) res.decidedLocally = true;
-  let reasonName: string = decision.reason;
-  const block =
-    ipBlock ?? (decision.allowed ? localAuthorizeBlock(d, "", decision.record?.id) : undefined);
-  if (block) {
-    markBlocked(d, res, block.until);
-    reasonName = "BLOCKED";
-  }
-  if (!block && decision.allowed && req.applyLimits && decision.record) {
-    const r = await decideLimits(
-      d,
-      {
-        tier: decision.record.tier,
-        keyId: decision.record.id,
-        owner: decision.record.owner,
-        clientIp: req.clientIp,
-        subject: "",
-        endpoint: decision.endpoint,
-        cost: req.cost,
-      },
-      "Authorize",
-    );
-    res.rateLimit = rateResultToProto(r);
-    if (r.decidedLocally) res.decidedLocally = true;
-    res.responseHeaders.push(...r.headers.map(([n, val]) => header(n, val)));
-    if (!r.allowed) {
-      res.allowed = false;
-      res.reason = REASON_TO_PROTO[r.reason];
-      res.httpStatus = 429;
-      reasonName = r.reason;
-      res.message =
-        r.reason === "BLOCKED" ? "too many violations: temporarily blocked" : "rate limit exceeded";
-    }
-  }
-  if (decision.httpStatus === 401 && !block) {
-    const error = decision.reason === "MISSING_KEY" ? "" : `, error="invalid_key"`;
-    res.responseHeaders.push(header("www-authenticate", `ApiKey realm="tollgate"${error}`));
-  }
-  recordAuthorize(d, "Authorize", req.clientIp, decision, res, reasonName, secret);
-  const tier = decision.record?.tier ?? "none";
-  if (res.decidedLocally)
-    d.metrics.localDecisions.inc({ rpc: "Authorize", decision: res.allowed ? "allow" : "deny" });
-  d.metrics.countDecision({
-    rpc: "Authorize",
-    decision: res.allowed ? "allow" : "deny",
-    reason: reasonName,
-    tier: d.policy().tiers.has(tier) ? tier : "other",
-  });
-  if (d.accessLog) {
-    d.log.info(
-      {
-        access: "Authorize",
-        decisionId,
-        keyId: decision.record?.id,
-        reason: reasonName,
-        allowed: res.allowed,
-        endpoint: decision.endpoint?.name,
-        clientIp: req.clientIp || undefined,
-        latencyMs: Number(process.hrtime.bigint() - started) / 1e6,
-        traceparent: ctx.requestHeader.get("traceparent") ?? undefined,
-      },
-      "decision",
-    );
+  if (decision.limits) res.rateLimit = rateResultToProto(decision.limits);
+  else if (decision.kind === "blocked") {
+    res.rateLimit = create(RateLimitResultSchema, {
+      allowed: false,
+      blockedUntil: ts(decision.until),
+      retryAfter: durationFromMs(decision.retryAfterMs),
+    });
   }
   return res;
 }
@@ -198,7 +148,7 @@ async function authorize(
 async function rotateKey(
   d: ServiceDeps,
   req: RotateKeyRequest,
-  ctx: HandlerContext,
+  ctx: CallContext,
 ): Promise<RotateKeyResponse> {
   const v = new Violations();
   if ((req.keyId === "") === (req.currentSecret === "")) {

@@ -1,7 +1,7 @@
 /**
  * Serves protobuf-es services on grpc-js: the gRPC fast path. The handlers are
- * the same ServiceImpl objects connect-node serves; this adapter gives grpc-js
- * protobuf-es (de)serialisers and a Connect HandlerContext, and maps
+ * the same handler objects connect-node serves; this adapter gives grpc-js
+ * protobuf-es (de)serialisers and the handlers' narrow CallContext, and maps
  * ConnectErrors (with their details) to gRPC statuses.
  */
 import {
@@ -12,11 +12,12 @@ import {
   toBinary,
 } from "@bufbuild/protobuf";
 import { anyPack } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import { StatusSchema } from "../gen/google/rpc/status_pb.js";
+import type { CallContext, Handlers } from "../services/call-context.js";
 
-type AnyImpl = (req: unknown, ctx: HandlerContext) => Promise<unknown>;
+type AnyImpl = (req: unknown, ctx: CallContext) => Promise<unknown>;
 
 /**
  * Builds a grpc-js service definition and implementation for the unary
@@ -26,7 +27,7 @@ type AnyImpl = (req: unknown, ctx: HandlerContext) => Promise<unknown>;
  */
 export function toGrpcService<S extends DescService>(
   desc: S,
-  impl: ServiceImpl<S>,
+  impl: Handlers<S>,
   readUnknownFields = false,
   /** Told when a call starts and when it is answered (shutdown drains on it). */
   track: { start(): void; end(): void } = { start() {}, end() {} },
@@ -77,19 +78,14 @@ export function toGrpcService<S extends DescService>(
         return;
       }
       const deadline = call.getDeadline();
-      const ctx = {
-        service: desc,
-        method,
-        protocolName: "grpc",
-        requestMethod: "POST",
-        url: path,
+      const ctx: CallContext = {
         requestHeader: metadataHeaders(call.metadata),
         get signal() {
           abort ??= new AbortController();
           return abort.signal;
         },
         timeoutMs: () => (deadline instanceof Date ? deadline.getTime() - Date.now() : undefined),
-      } as unknown as HandlerContext;
+      };
       fn(request, ctx).then(
         (res) => {
           answered = true;
@@ -118,13 +114,13 @@ function isMessage(v: unknown): boolean {
  * `get` joins repeated values with ", " as Headers does; binary (-bin) values
  * are base64 as on the wire.
  */
-function metadataHeaders(md: grpc.Metadata): Headers {
+function metadataHeaders(md: grpc.Metadata): CallContext["requestHeader"] {
   const get = (name: string): string | null => {
     const values = md.get(name.toLowerCase());
     if (values.length === 0) return null;
     return values.map((v) => (typeof v === "string" ? v : v.toString("base64"))).join(", ");
   };
-  return { get, has: (name: string) => get(name) !== null } as unknown as Headers;
+  return { get };
 }
 
 /** ConnectError → grpc-js status with `grpc-status-details-bin` (google.rpc.Status). */

@@ -28,12 +28,13 @@ import {
   type Server as TlsServer,
 } from "node:tls";
 import type { DescService } from "@bufbuild/protobuf";
-import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
+import type { ConnectRouter } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
 import { Health } from "../gen/health/v1/health_pb.js";
+import type { Handlers } from "../services/call-context.js";
 import { ConnectionGuard } from "./connection-guard.js";
 import { withCors } from "./cors.js";
 import { withDecodeErrorCodes } from "./decode-error-codes.js";
@@ -57,7 +58,7 @@ import {
 /** A service and its implementation. */
 export interface ServiceBinding<S extends DescService = DescService> {
   desc: S;
-  impl: ServiceImpl<S>;
+  impl: Handlers<S>;
   /** Keep unknown fields of requests (off by default: less work, less memory). */
   readUnknownFields?: boolean;
 }
@@ -137,7 +138,7 @@ export async function startRpcServers(o: RpcServersOptions): Promise<RpcServers>
   for (const s of o.services) {
     const { definition, implementation } = toGrpcService(
       s.desc,
-      s.impl as ServiceImpl<DescService>,
+      s.impl,
       s.readUnknownFields,
       track,
     );

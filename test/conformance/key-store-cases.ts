@@ -24,9 +24,10 @@ import type { KeyRecord } from "../../src/keys/key-record.js";
 import type { KeyStore } from "../../src/keys/key-store.js";
 import { createSecretDigester } from "../../src/keys/secret-digest.js";
 import { createLogger } from "../../src/observability/logger.js";
-import { parsePolicy } from "../../src/policy/policy.js";
+import { matchEndpoint, parsePolicy } from "../../src/policy/policy.js";
 import { MemoryInvalidationBus } from "../../src/store/invalidation-bus.js";
 import { MemoryForeignPrefixStore } from "../../src/store/memory-foreign-prefix-store.js";
+import { normaliseIp } from "../../src/subjects/ip-address.js";
 import type { Clock } from "../../src/util/clock.js";
 
 /** A clock the cases can move: by hand (memory) or by sleeping (Redis keeps real time). */
@@ -163,7 +164,6 @@ export function createKeyDomain(
     lookup,
     digest,
     clock,
-    policy: () => POLICY,
     expiryWarningMs: 60_000,
     rotationAgeMs: 0,
     failMode: () => "closed",
@@ -194,10 +194,8 @@ export function createKeyDomain(
     authorize: (secret, o = {}) =>
       authorizer.authorize({
         secret,
-        method: o.method ?? "GET",
-        normalisedPath: o.path ?? "/v1/orders",
-        endpointName: "",
-        clientIp: o.ip ?? "127.0.0.1",
+        endpoint: matchEndpoint(POLICY, o.method ?? "GET", o.path ?? "/v1/orders"),
+        clientIp: normaliseIp(o.ip ?? "127.0.0.1"),
         requiredScopes: o.scopes ?? [],
       }),
   };

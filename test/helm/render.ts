@@ -8,7 +8,10 @@ import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { Certificate, Issuer } from "@kubernetes-models/cert-manager/cert-manager.io/v1";
-import { ServiceMonitor } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1";
+import {
+  PrometheusRule,
+  ServiceMonitor,
+} from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1";
 import { MutatingWebhookConfiguration } from "kubernetes-models/admissionregistration.k8s.io/v1";
 import { Deployment } from "kubernetes-models/apps/v1";
 import { NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1";
@@ -41,6 +44,7 @@ const MODELS: Record<string, Model> = {
   "cert-manager.io/v1/Certificate": Certificate,
   "cert-manager.io/v1/Issuer": Issuer,
   "monitoring.coreos.com/v1/ServiceMonitor": ServiceMonitor,
+  "monitoring.coreos.com/v1/PrometheusRule": PrometheusRule,
 };
 
 /** Throws naming the object and every violation when `o` is not valid for its kind. */
@@ -157,4 +161,9 @@ export const VALUE_SETS: Record<string, Record<string, unknown>> = {
   "injection off": { "injector.enabled": false },
   "demo on": { "demo.enabled": true, "serviceMonitor.enabled": true },
   "grpc probes": { "sidecar.probes.type": "grpc" },
+  "monitoring on": {
+    "serviceMonitor.enabled": true,
+    "prometheusRule.enabled": true,
+    "grafanaDashboard.enabled": true,
+  },
 };

@@ -6,16 +6,21 @@
 import { randomBytes } from "node:crypto";
 import { createClient, createRouterTransport, type Transport } from "@connectrpc/connect";
 import { loadSettings, type Settings } from "../../src/config/settings.js";
+import { DecisionEngine } from "../../src/decision/decision-engine.js";
+import { DecisionObserver } from "../../src/decision/decision-observer.js";
 import {
   createEvents,
   eventLimitsFromSettings,
   memoryEventStores,
 } from "../../src/events/events-runtime.js";
+import { Authorization } from "../../src/gen/envoy/service/auth/v3/external_auth_pb.js";
+import { RateLimitService } from "../../src/gen/envoy/service/ratelimit/v3/rls_pb.js";
 import { KeyService } from "../../src/gen/tollgate/v1/key_service_pb.js";
 import { TollgateService } from "../../src/gen/tollgate/v1/tollgate_service_pb.js";
 import { Authorizer } from "../../src/keys/authorizer.js";
 import { ForeignKeyMigrator } from "../../src/keys/foreign-key-migration.js";
 import { ForeignKeys } from "../../src/keys/foreign-keys.js";
+import type { Invalidation } from "../../src/keys/invalidation-bus.js";
 import { KeyCache } from "../../src/keys/key-cache.js";
 import { KeyImporter } from "../../src/keys/key-import.js";
 import { KeyLookup } from "../../src/keys/key-lookup.js";
@@ -25,9 +30,12 @@ import { createSecretDigester } from "../../src/keys/secret-digest.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { Metrics } from "../../src/observability/metrics.js";
 import { DEFAULT_POLICY_YAML, failModeOf, parsePolicy } from "../../src/policy/policy.js";
+import { BlockBook } from "../../src/ratelimit/block-book.js";
 import { BlockCache } from "../../src/ratelimit/block-cache.js";
 import { RateLimiter } from "../../src/ratelimit/rate-limiter.js";
 import { InsuranceLimiter } from "../../src/resilience/insurance-limiter.js";
+import { createEnvoyAuthzService } from "../../src/services/envoy-authz-service.js";
+import { createEnvoyRateLimitService } from "../../src/services/envoy-ratelimit-service.js";
 import { createInstrument } from "../../src/services/instrument.js";
 import { createKeyService } from "../../src/services/key-service.js";
 import { ManagementAuth } from "../../src/services/management-auth.js";
@@ -62,6 +70,10 @@ export interface ServiceHarness {
   transport: Transport;
   tollgate: ReturnType<typeof createClient<typeof TollgateService>>;
   keys: ReturnType<typeof createClient<typeof KeyService>>;
+  /** Envoy ext_authz (`Check`), through the same transport. */
+  envoyAuthz: ReturnType<typeof createClient<typeof Authorization>>;
+  /** Envoy global rate limiting (`ShouldRateLimit`), through the same transport. */
+  envoyRateLimit: ReturnType<typeof createClient<typeof RateLimitService>>;
   /** Call options carrying the management token. */
   auth: { headers: { authorization: string } };
   /** Every log line written so far (raw JSON text). */
@@ -119,33 +131,65 @@ export async function createServiceHarness(o: ServiceHarnessOptions = {}): Promi
   const blockCache = new BlockCache(clock);
   const failMode = (e: Parameters<typeof failModeOf>[1]) =>
     failModeOf(policy, e, settings.failMode);
+  const announce = (m: Omit<Invalidation, "digests">) => void bus.publish({ digests: [], ...m });
+  const observer = new DecisionObserver({
+    metrics,
+    log: logger,
+    recorder: {
+      emit: (e) => events.recorder.emit(e),
+      request: (...a) => events.recorder.request(...a),
+    },
+    policy: () => policy,
+    accessLog: settings.accessLog,
+  });
+  const blocks = new BlockBook({
+    cache: blockCache,
+    store: rateStore,
+    announce,
+    listener: observer,
+  });
   const events = createEvents({
     stores: memoryEventStores(clock, eventLimits),
     limits: eventLimits,
-    rateStore,
-    blockCache,
-    announce: (m) => deps.announce(m),
+    blocks,
     policy: () => policy,
     clock,
     log: logger,
     metrics,
   });
+  const authorizer = new Authorizer({
+    lookup,
+    digest,
+    clock,
+    expiryWarningMs: settings.expiryWarningS * 1000,
+    rotationAgeMs: settings.rotationAgeS * 1000,
+    failMode,
+    staleKeyMaxMs: settings.staleKeyMaxMs,
+    foreign: {
+      recognises: (secret) => foreign.recognises(secret),
+      used: (record, foreignDigest, secret) => migrator.schedule(record.id, foreignDigest, secret),
+    },
+  });
+  const limiter = new RateLimiter({
+    store: rateStore,
+    clock,
+    policy: () => policy,
+    blocks,
+    failMode,
+    insurance: new InsuranceLimiter(clock, settings.failOpenLimitShare, rateBounds),
+  });
+  const engine = new DecisionEngine({
+    authorizer,
+    limiter,
+    blocks,
+    clock,
+    denialDetail: settings.denialDetail,
+    observer,
+  });
   const deps: ServiceDeps = {
-    authorizer: new Authorizer({
-      lookup,
-      digest,
-      clock,
-      policy: () => policy,
-      expiryWarningMs: settings.expiryWarningS * 1000,
-      rotationAgeMs: settings.rotationAgeS * 1000,
-      failMode,
-      staleKeyMaxMs: settings.staleKeyMaxMs,
-      foreign: {
-        recognises: (secret) => foreign.recognises(secret),
-        used: (record, foreignDigest, secret) =>
-          migrator.schedule(record.id, foreignDigest, secret),
-      },
-    }),
+    engine,
+    observer,
+    blocks,
     keys: new KeyManager({ store, bus, digest, clock, invalidateLocal, foreign }),
     importer: new KeyImporter({
       store,
@@ -159,19 +203,7 @@ export async function createServiceHarness(o: ServiceHarnessOptions = {}): Promi
     }),
     pepperFingerprint: pepperFingerprint(pepper),
     backupStore: store,
-    lookup,
-    limiter: new RateLimiter({
-      store: rateStore,
-      clock,
-      policy: () => policy,
-      blocks: blockCache,
-      failMode,
-      insurance: new InsuranceLimiter(clock, settings.failOpenLimitShare, rateBounds),
-    }),
     rateStore,
-    failMode,
-    staleKeyMaxMs: settings.staleKeyMaxMs,
-    announce: (m) => void bus.publish(m),
     events,
     management: new ManagementAuth(token ? [{ name: "default", token }] : [], {
       maxDelayMs: settings.managementFailureDelayMaxMs,
@@ -181,10 +213,8 @@ export async function createServiceHarness(o: ServiceHarnessOptions = {}): Promi
     log: logger,
     metrics,
     instrument: createInstrument(metrics, logger),
-    accessLog: settings.accessLog,
     defaultGraceMs: settings.defaultGraceS * 1000,
     keyEnvironment: settings.keyEnvironment,
-    denialDetail: settings.denialDetail,
     envoy: {
       keyHeader: settings.envoyKeyHeader,
       removeKeyHeader: settings.envoyRemoveKeyHeader,
@@ -198,6 +228,8 @@ export async function createServiceHarness(o: ServiceHarnessOptions = {}): Promi
   const transport = createRouterTransport((router) => {
     router.service(TollgateService, createTollgateService(deps));
     router.service(KeyService, createKeyService(deps));
+    router.service(Authorization, createEnvoyAuthzService(deps));
+    router.service(RateLimitService, createEnvoyRateLimitService(deps));
   });
   return {
     deps,
@@ -207,6 +239,8 @@ export async function createServiceHarness(o: ServiceHarnessOptions = {}): Promi
     transport,
     tollgate: createClient(TollgateService, transport),
     keys: createClient(KeyService, transport),
+    envoyAuthz: createClient(Authorization, transport),
+    envoyRateLimit: createClient(RateLimitService, transport),
     auth: { headers: { authorization: `Bearer ${token}` } },
     logText: () => log,
     close: () => events.stop(1000),

@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "../../src/observability/logger.js";
 import { Metrics } from "../../src/observability/metrics.js";
 import { parsePolicy } from "../../src/policy/policy.js";
+import { BlockBook } from "../../src/ratelimit/block-book.js";
 import { BlockCache } from "../../src/ratelimit/block-cache.js";
 import { RateLimiter } from "../../src/ratelimit/rate-limiter.js";
 import { InsuranceLimiter } from "../../src/resilience/insurance-limiter.js";
@@ -63,7 +64,7 @@ function harness(prefix: string) {
     store,
     clock: systemClock,
     policy: () => parsePolicy("version: 1\n", "test"),
-    blocks: new BlockCache(systemClock),
+    blocks: new BlockBook({ cache: new BlockCache(systemClock), store, announce: () => {} }),
     failMode: () => "open",
     insurance: new InsuranceLimiter(systemClock, 1),
   });
@@ -133,18 +134,23 @@ describe("a WRONGTYPE key where Tollgate expects its own", () => {
   });
 
   it("whereas a Redis that is gone fails open to the insurance limiter", async () => {
-    const gone = await spawnRedis();
-    const c = new Redis(gone.url, { maxRetriesPerRequest: 0, enableOfflineQueue: false });
+    const lost = await spawnRedis();
+    const c = new Redis(lost.url, { maxRetriesPerRequest: 0, enableOfflineQueue: false });
     c.on("error", () => {});
     await new Promise((resolve) => c.once("ready", resolve));
-    await gone.stop();
+    await lost.stop();
     const h = harness("wt-gone:");
     try {
+      const gone = h.guard.wrap("rate", new RedisRateLimitStore(c, h.names));
       const limiter = new RateLimiter({
-        store: h.guard.wrap("rate", new RedisRateLimitStore(c, h.names)),
+        store: gone,
         clock: systemClock,
         policy: () => parsePolicy("version: 1\n", "test"),
-        blocks: new BlockCache(systemClock),
+        blocks: new BlockBook({
+          cache: new BlockCache(systemClock),
+          store: gone,
+          announce: () => {},
+        }),
         failMode: () => "open",
         insurance: new InsuranceLimiter(systemClock, 1),
       });

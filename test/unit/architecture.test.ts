@@ -31,15 +31,16 @@ const LAYERS: readonly (readonly string[])[] = [
   ["main", "inject"],
   ["transport"],
   ["services"],
-  // The domain; policy is the model the others read.
-  ["events", "keys", "ratelimit", "policy"],
+  // The domain: the decision engine over keys, limits and events; policy is
+  // the model they all read.
+  ["decision", "events", "keys", "ratelimit", "policy"],
   ["resilience"],
   ["store"],
   ["config", "observability", "subjects"],
   ["util", "gen"],
 ];
 
-const DOMAIN = new Set(["events", "keys", "ratelimit", "policy"]);
+const DOMAIN = new Set(["decision", "events", "keys", "ratelimit", "policy"]);
 
 /** One import of one file. */
 interface Import {

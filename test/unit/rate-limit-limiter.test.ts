@@ -6,6 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { normalisePath } from "../../src/policy/path-normaliser.js";
 import { matchEndpoint, type Policy, parsePolicy } from "../../src/policy/policy.js";
+import { BlockBook } from "../../src/ratelimit/block-book.js";
 import { BlockCache } from "../../src/ratelimit/block-cache.js";
 import {
   type MissingDimension,
@@ -48,11 +49,12 @@ function fixture() {
   // 10:00 UTC: 14 h to the end of the day.
   const clock = new ManualClock(Date.UTC(2026, 4, 13, 10));
   const policy: Policy = parsePolicy(POLICY, "test");
+  const store = new MemoryRateLimitStore(clock);
   const limiter = new RateLimiter({
-    store: new MemoryRateLimitStore(clock),
+    store,
     clock,
     policy: () => policy,
-    blocks: new BlockCache(clock),
+    blocks: new BlockBook({ cache: new BlockCache(clock), store, announce: () => {} }),
     failMode: () => "closed",
     insurance: new InsuranceLimiter(clock, 0.5),
   });

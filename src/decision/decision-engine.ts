@@ -1,0 +1,294 @@
+/**
+ * The decision engine: one answer to "who is calling, may they do this, how
+ * much may they do" for every door. A door turns its message into
+ * RequestFacts, calls `decide`, and maps the Decision to its wire shape; no
+ * door re-implements a step. The steps, in order:
+ *
+ *  1. a block on the client IP refuses before any key lookup (no store call);
+ *  2. the caller: a presented secret is authorized (format, digest, lookup,
+ *     expiry, revocation, IP rules, scopes); a key id is looked up (revoked or
+ *     expired ids refused alike); an anonymous caller has the tier it names;
+ *  3. the limits that apply are planned (precompiled per tier and endpoint);
+ *     an enforced limit lacking its dimension makes the decision incomplete;
+ *  4. a block on the key or caller subject refuses (no store call);
+ *  5. the limits are charged in one store decision, all or none;
+ *  6. the observer counts, logs and records events for the decision.
+ *
+ * Fail-open behaviour lives in the steps it concerns (stale key copies in the
+ * Authorizer, the insurance limiter in the RateLimiter).
+ */
+import type { Authorizer, AuthReason } from "../keys/authorizer.js";
+import { type KeyRecord, unusableReason } from "../keys/key-record.js";
+import type { BlockBook } from "../ratelimit/block-book.js";
+import type { LimitItem, RateVerdict } from "../ratelimit/rate-limit-store.js";
+import {
+  blockSubjects,
+  type RateDecision,
+  type RateInput,
+  type RateLimiter,
+  type RatePlan,
+  retryAfterSeconds,
+  subjectTag,
+} from "../ratelimit/rate-limiter.js";
+import type { Clock } from "../util/clock.js";
+import { newDecisionId } from "../util/ids.js";
+import {
+  type Allowed,
+  type Blocked,
+  type Decision,
+  type Denied,
+  LIMIT_MESSAGES,
+} from "./decision.js";
+import type { DecisionObserver } from "./decision-observer.js";
+import type { RequestFacts } from "./facts.js";
+import { type DenialDetail, publicDenial } from "./public-denial.js";
+
+/** Options of DecisionEngine. */
+export interface DecisionEngineOptions {
+  authorizer: Authorizer;
+  limiter: RateLimiter;
+  blocks: BlockBook;
+  clock: Clock;
+  /** What a denied caller is told about a bad key (see public-denial.ts). */
+  denialDetail: DenialDetail;
+  /** Metrics, access log and events of every decision. */
+  observer: DecisionObserver;
+}
+
+/** A key id that names no key: a failed call (NotFound), not a decision. */
+export class KeyIdNotFound extends Error {
+  override name = "KeyIdNotFound";
+}
+
+/** The request of a descriptor-based decision (Envoy ShouldRateLimit): limits already named. */
+export interface DescriptorFacts {
+  /** One item per matched descriptor. */
+  items: LimitItem[];
+  /** Default cost of an item without its own. */
+  cost: number;
+  /** The Envoy rate-limit domain, for the access log. */
+  domain: string;
+  traceparent: string | undefined;
+  started: bigint;
+}
+
+/** The outcome of a descriptor-based decision. */
+export interface DescriptorDecision {
+  decisionId: string;
+  /** The store's verdict over the items, in their order (undefined: no item). */
+  verdict: RateVerdict | undefined;
+  /** True if an enforced item is over its limit. */
+  over: boolean;
+  decidedLocally: boolean;
+}
+
+const KEY_MESSAGES: Record<"UNKNOWN_KEY" | "EXPIRED_KEY" | "REVOKED_KEY", string> = {
+  UNKNOWN_KEY: "the API key is not valid",
+  EXPIRED_KEY: "the API key has expired",
+  REVOKED_KEY: "the API key has been revoked",
+};
+
+/** Takes decisions. Throws only when the store fails (fail closed) or for KeyIdNotFound. */
+export class DecisionEngine {
+  constructor(private readonly o: DecisionEngineOptions) {}
+
+  /** Decides one request, counted, logged and recorded. */
+  async decide(facts: RequestFacts): Promise<Decision> {
+    const decision = await this.take(facts);
+    this.o.observer.decided(facts, decision);
+    return decision;
+  }
+
+  /**
+   * Charges the items of an Envoy ShouldRateLimit request in one store
+   * decision (all or none; fail mode: the policy default, as no endpoint
+   * applies to an Envoy domain), counted and logged.
+   */
+  async decideDescriptors(facts: DescriptorFacts): Promise<DescriptorDecision> {
+    const decisionId = newDecisionId(this.o.clock.now());
+    const decided =
+      facts.items.length === 0
+        ? undefined
+        : await this.o.limiter.decideItems(
+            { items: facts.items, cost: facts.cost, blockTags: [] },
+            undefined,
+          );
+    const verdict = decided?.verdict;
+    const over = facts.items.some(
+      (it, i) => it.limit.mode !== "shadow" && verdict?.outcomes[i]?.exceeded === true,
+    );
+    const out = { decisionId, verdict, over, decidedLocally: decided?.local === true };
+    this.o.observer.decidedDescriptors(facts, out);
+    return out;
+  }
+
+  private async take(f: RequestFacts): Promise<Decision> {
+    const decisionId = newDecisionId(this.o.clock.now());
+    const base = { decisionId, endpoint: f.endpoint, headers: [], decidedLocally: false };
+    const ip = f.clientIp?.address ?? "";
+    // 1. A blocked client IP is refused from this replica's block cache, before any lookup.
+    if (ip) {
+      const b = this.o.blocks.find([subjectTag("ip", ip)]);
+      if (b) return this.blocked(base, b.until, undefined);
+    }
+
+    // 2. The caller.
+    let record: KeyRecord | undefined;
+    let tier: string;
+    let local = false;
+    let hints: Allowed["hints"];
+    const c = f.credential;
+    if (c.kind === "secret") {
+      const a = await this.o.authorizer.authorize({
+        secret: c.secret,
+        endpoint: f.endpoint,
+        clientIp: f.clientIp,
+        requiredScopes: f.requiredScopes,
+      });
+      local = a.decidedLocally === true;
+      if (!a.allowed || !a.record) {
+        const reason = a.reason === "OK" ? "UNKNOWN_KEY" : a.reason;
+        return this.denied(
+          { ...base, decidedLocally: local, ...(a.record && { record: a.record }) },
+          reason,
+          a.httpStatus === 403 ? 403 : 401,
+          a.message,
+          a.missingScopes,
+          a.hints,
+        );
+      }
+      record = a.record;
+      hints = a.hints;
+      tier = record.tier;
+    } else if (c.kind === "key-id") {
+      const found = await this.o.authorizer.findById(c.keyId, f.endpoint);
+      if (!found.record) throw new KeyIdNotFound(c.keyId);
+      local = found.local;
+      // A revoked or expired key is refused as Authorize refuses it: 401, nothing charged.
+      const unusable = unusableReason(found.record, this.o.clock.now());
+      if (unusable) {
+        return this.denied(
+          { ...base, decidedLocally: local, record: found.record },
+          unusable,
+          401,
+          KEY_MESSAGES[unusable],
+          [],
+          undefined,
+        );
+      }
+      record = found.record;
+      tier = record.tier;
+    } else {
+      tier = c.tier;
+    }
+    const who = {
+      ...base,
+      decidedLocally: local,
+      ...(record && { record }),
+      ...(hints && { hints }),
+    };
+
+    // 3. The limits that apply.
+    const input: RateInput = {
+      tier,
+      keyId: record?.id ?? "",
+      owner: record?.owner ?? "",
+      clientIp: ip,
+      subject: f.subject,
+      endpoint: f.endpoint,
+      cost: f.cost,
+    };
+    let plan: RatePlan | undefined;
+    if (f.applyLimits) {
+      const p = this.o.limiter.plan(input);
+      if ("missing" in p) return { ...who, kind: "incomplete", missing: p.missing, limit: p.limit };
+      plan = p;
+    }
+
+    // 4. A blocked key or caller subject (the IP was checked in step 1).
+    const known = this.o.blocks.find(blockSubjects({ ...input, clientIp: "" }));
+    if (known)
+      return this.blocked(who, known.until, plan && this.o.limiter.blocked(plan, known.until));
+    if (!plan) return { ...who, kind: "allowed", reason: "OK", httpStatus: 200 };
+
+    // 5. One store decision over every limit.
+    const r = await this.o.limiter.charge(input, plan);
+    this.o.observer.limitsCharged(f, input, r);
+    const charged = {
+      ...who,
+      limits: r,
+      decidedLocally: who.decidedLocally || r.decidedLocally === true,
+    };
+    if (r.allowed)
+      return { ...charged, kind: "allowed", reason: "OK", httpStatus: 200, headers: r.headers };
+    if (r.reason === "BLOCKED")
+      return this.blocked(charged, r.blockedUntil ?? this.o.clock.now(), r);
+    return {
+      ...charged,
+      kind: "denied",
+      reason: "RATE_LIMITED",
+      httpStatus: 429,
+      error: "rate_limited",
+      message: LIMIT_MESSAGES.RATE_LIMITED,
+      missingScopes: [],
+      headers: r.headers,
+    };
+  }
+
+  private blocked(
+    base: Omit<
+      Blocked,
+      "kind" | "reason" | "httpStatus" | "error" | "message" | "until" | "retryAfterMs"
+    >,
+    until: number,
+    limits: RateDecision | undefined,
+  ): Blocked {
+    const retryAfterMs = Math.max(0, until - this.o.clock.now());
+    return {
+      ...base,
+      ...(limits && { limits }),
+      kind: "blocked",
+      reason: "BLOCKED",
+      httpStatus: 429,
+      error: "blocked",
+      message: LIMIT_MESSAGES.BLOCKED,
+      until,
+      retryAfterMs,
+      headers: [["retry-after", String(retryAfterSeconds(retryAfterMs))]],
+    };
+  }
+
+  private denied(
+    base: Omit<Denied, "kind" | "reason" | "httpStatus" | "error" | "message" | "missingScopes">,
+    reason: Exclude<AuthReason, "OK">,
+    httpStatus: 401 | 403,
+    message: string,
+    missingScopes: string[],
+    hints: Denied["hints"],
+  ): Denied {
+    // The caller sees one wording for every bad key unless detailed (public-denial.ts).
+    const shown = publicDenial(this.o.denialDetail, reason, message);
+    const headers: [string, string][] =
+      httpStatus === 401
+        ? [
+            [
+              "www-authenticate",
+              reason === "MISSING_KEY"
+                ? 'ApiKey realm="tollgate"'
+                : 'ApiKey realm="tollgate", error="invalid_key"',
+            ],
+          ]
+        : [];
+    return {
+      ...base,
+      ...(hints && { hints }),
+      kind: "denied",
+      reason,
+      httpStatus,
+      error: shown.error,
+      message: shown.message,
+      missingScopes,
+      headers,
+    };
+  }
+}
