@@ -5,6 +5,7 @@
  * flush → close, within one deadline).
  */
 import type { DestinationStream } from "pino";
+import { createBackend } from "./app/backend.js";
 import { startStoreWatches } from "./app/store-watches.js";
 import { buildTollgateGraph, type TollgateGraph } from "./app/tollgate-graph.js";
 import type { Settings } from "./config/settings.js";
@@ -15,7 +16,6 @@ import { createLogger, type Logger } from "./observability/logger.js";
 import { Metrics } from "./observability/metrics.js";
 import { DEFAULT_POLICY_YAML, loadPolicyFile, parsePolicy } from "./policy/policy.js";
 import { FORWARD_AUTH_PATH } from "./services/forward-auth-handler.js";
-import { createBackend } from "./store/backend.js";
 import { startAdminServer } from "./transport/admin-server.js";
 import { createHttpRoutes } from "./transport/http-routes.js";
 import { createOpenApiHandler, OPENAPI_PATH } from "./transport/openapi-route.js";

@@ -4,11 +4,11 @@
  * learn newly registered foreign key prefixes.
  */
 import type { ForeignKeys } from "../keys/foreign-keys.js";
+import type { InvalidationBus } from "../keys/invalidation-bus.js";
 import type { KeyLookup } from "../keys/key-lookup.js";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
 import type { BlockBook } from "../ratelimit/block-book.js";
-import type { InvalidationBus } from "../store/invalidation-bus.js";
 
 /** Options of subscribeInvalidations. */
 export interface InvalidationSubscriberOptions {

@@ -6,6 +6,7 @@
  * embedded store needs none: its pepper may be random per process, and its
  * keys die with the process anyway.
  */
+
 import type { Settings } from "../config/settings.js";
 import { StartupError } from "../config/startup-error.js";
 import { pepperFingerprint } from "../keys/pepper-fingerprint.js";
@@ -14,8 +15,8 @@ import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
 import { DurabilityWatch } from "../resilience/durability-watch.js";
 import { EmptiedStoreWatch } from "../resilience/emptied-store-watch.js";
-import type { Backend } from "../store/backend.js";
 import type { Clock } from "../util/clock.js";
+import type { Backend } from "./backend.js";
 
 /** Options of startStoreWatches. */
 export interface StoreWatchesOptions {

@@ -9,6 +9,7 @@
  * Nothing here listens on a port or starts a background flush: the caller
  * binds the servers and then calls `events.start()`.
  */
+
 import type { NamedToken } from "../config/secret-files.js";
 import type { Settings } from "../config/settings.js";
 import { DecisionEngine } from "../decision/decision-engine.js";
@@ -21,6 +22,7 @@ import { TollgateService } from "../gen/tollgate/v1/tollgate_service_pb.js";
 import { Authorizer } from "../keys/authorizer.js";
 import { ForeignKeyMigrator } from "../keys/foreign-key-migration.js";
 import { ForeignKeys } from "../keys/foreign-keys.js";
+import type { Invalidation } from "../keys/invalidation-bus.js";
 import { KeyCache } from "../keys/key-cache.js";
 import { KeyImporter } from "../keys/key-import.js";
 import { KeyLookup } from "../keys/key-lookup.js";
@@ -44,10 +46,9 @@ import { createKeyService } from "../services/key-service.js";
 import { ManagementAuth } from "../services/management-auth.js";
 import type { ServiceDeps } from "../services/service-deps.js";
 import { createTollgateService } from "../services/tollgate-service.js";
-import type { Backend } from "../store/backend.js";
-import type { Invalidation } from "../store/invalidation-bus.js";
 import { bindService, type ServiceBinding } from "../transport/servers.js";
 import type { Clock } from "../util/clock.js";
+import type { Backend } from "./backend.js";
 import { subscribeInvalidations } from "./invalidation-subscriber.js";
 
 /** How often each replica re-reads the registered foreign key prefixes, ms. */

@@ -20,6 +20,7 @@
 import type { Authorizer, AuthReason } from "../keys/authorizer.js";
 import { type KeyRecord, unusableReason } from "../keys/key-record.js";
 import type { BlockBook } from "../ratelimit/block-book.js";
+import type { LimitItem, RateVerdict } from "../ratelimit/rate-limit-store.js";
 import {
   blockSubjects,
   type RateDecision,
@@ -27,9 +28,8 @@ import {
   type RateLimiter,
   type RatePlan,
   retryAfterSeconds,
-  subjectTag,
 } from "../ratelimit/rate-limiter.js";
-import type { LimitItem, RateVerdict } from "../store/rate-limit-store.js";
+import { subjectTag } from "../subjects/subject-tag.js";
 import type { Clock } from "../util/clock.js";
 import { newDecisionId } from "../util/ids.js";
 import {

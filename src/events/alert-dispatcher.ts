@@ -7,10 +7,10 @@
 import { readFileSync } from "node:fs";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
-import type { EventStore } from "../store/event-store.js";
+import type { WebhookConfig } from "../policy/detection-rules.js";
 import type { Clock } from "../util/clock.js";
-import type { WebhookConfig } from "./detection-rules.js";
 import { type Alert, SEVERITIES } from "./event.js";
+import type { EventStore } from "./event-store.js";
 import { WebhookSender } from "./webhook-sender.js";
 
 /** Options of AlertDispatcher. */

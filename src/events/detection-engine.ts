@@ -27,12 +27,13 @@
  * dropped), so a flood of one-off subjects cannot grow the store without end
  * while a subject that keeps failing stays tracked.
  */
-import { normaliseIp } from "../keys/ip-rules.js";
-import { subjectTag } from "../ratelimit/rate-limiter.js";
-import type { DetectionStore } from "../store/detection-store.js";
+
+import type { DetectionRule } from "../policy/detection-rules.js";
+import { normaliseIp } from "../subjects/ip-address.js";
+import { subjectTag } from "../subjects/subject-tag.js";
 import type { Clock } from "../util/clock.js";
 import { newDecisionId } from "../util/ids.js";
-import type { DetectionRule } from "./detection-rules.js";
+import type { DetectionStore } from "./detection-store.js";
 import type { Alert, SecurityEvent, SubjectKind } from "./event.js";
 import { networkOf } from "./network.js";
 

@@ -26,12 +26,10 @@
  */
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
-import type { EventStore } from "../store/event-store.js";
-import type { UsageIncrement, UsageStore } from "../store/usage-store.js";
-import { MINUTE_MS } from "../store/usage-store.js";
 import type { Clock } from "../util/clock.js";
 import { settlesWithin } from "../util/deadline.js";
 import { newDecisionId } from "../util/ids.js";
+import { MINUTE_MS } from "../util/time-buckets.js";
 import type { DetectionEngine, Observation } from "./detection-engine.js";
 import {
   type Alert,
@@ -40,6 +38,8 @@ import {
   type Severity,
   type SubjectKind,
 } from "./event.js";
+import type { EventStore } from "./event-store.js";
+import type { UsageIncrement, UsageStore } from "./usage-store.js";
 
 /** Tollgate's own event types a caller can cause per request: stored aggregated. */
 export const AGGREGATED_TYPES: ReadonlySet<string> = new Set([

@@ -4,6 +4,8 @@
  * application-defined `[a-z0-9._-]{1,64}`), severities and subject kinds are
  * small enumerations, times are epoch ms.
  */
+
+import type { Severity } from "../policy/severity.js";
 import { INPUT_PATTERNS } from "../util/input-bounds.js";
 
 /** Built-in event types (the proto's EventType, lower-cased without prefix). */
@@ -26,9 +28,8 @@ export const BUILTIN_EVENT_TYPES = [
  */
 export const REQUEST_TYPE = "request";
 
-/** Severity, least to most serious. */
-export const SEVERITIES = ["info", "low", "medium", "high", "critical"] as const;
-export type Severity = (typeof SEVERITIES)[number];
+// Severities are defined with the policy model, which detection rules use.
+export { SEVERITIES, type Severity } from "../policy/severity.js";
 
 /** What a subject is. */
 export const SUBJECT_KINDS = ["key", "ip", "owner", "caller"] as const;
@@ -95,26 +96,4 @@ export interface AlertFilter {
 export interface Page<T> {
   items: T[];
   next?: string;
-}
-
-/** True if `e` passes `f` (time bounds on `recordedAt`, else `time`). */
-export function matchesEvent(e: SecurityEvent, f: EventFilter): boolean {
-  const t = e.recordedAt ?? e.time;
-  return (
-    (f.subject === undefined || e.subject === f.subject) &&
-    (f.subjectKind === undefined || e.subjectKind === f.subjectKind) &&
-    (f.type === undefined || e.type === f.type) &&
-    (f.from === undefined || t >= f.from) &&
-    (f.to === undefined || t < f.to)
-  );
-}
-
-/** True if `a` passes `f`. */
-export function matchesAlert(a: Alert, f: AlertFilter): boolean {
-  return (
-    (f.rule === undefined || a.rule === f.rule) &&
-    (f.subject === undefined || a.subject === f.subject) &&
-    (f.from === undefined || a.firedAt >= f.from) &&
-    (f.to === undefined || a.firedAt < f.to)
-  );
 }

@@ -7,14 +7,14 @@ import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
 import type { Policy } from "../policy/policy.js";
 import type { BlockBook } from "../ratelimit/block-book.js";
-import type { EventStore } from "../store/event-store.js";
 import type { EventStoreLimits, EventStores } from "../store/event-stores.js";
-import type { UsageStore } from "../store/usage-store.js";
 import type { Clock } from "../util/clock.js";
 import { createDeadline } from "../util/deadline.js";
 import { AlertDispatcher } from "./alert-dispatcher.js";
 import { DEFAULT_MAX_SUBJECTS, DetectionEngine } from "./detection-engine.js";
 import { EventRecorder } from "./event-recorder.js";
+import type { EventStore } from "./event-store.js";
+import type { UsageStore } from "./usage-store.js";
 
 /** The events subsystem as the services see it. */
 export interface Events {

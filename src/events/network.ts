@@ -1,4 +1,4 @@
-import { normaliseIp } from "../keys/ip-rules.js";
+import { normaliseIp } from "../subjects/ip-address.js";
 
 /**
  * The network an address belongs to, as `addr/prefix` text: the address with

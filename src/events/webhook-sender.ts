@@ -6,8 +6,8 @@
  * ever awaited by a decision.
  */
 import CircuitBreaker from "opossum";
+import type { WebhookConfig } from "../policy/detection-rules.js";
 import type { Clock } from "../util/clock.js";
-import type { WebhookConfig } from "./detection-rules.js";
 import type { Alert } from "./event.js";
 import { SIGNATURE_HEADER, signWebhook } from "./webhook-signature.js";
 

@@ -8,10 +8,10 @@
  * switch done — goes on to drop the SHA-256 entry.
  */
 import type { Logger } from "../observability/logger.js";
-import type { InvalidationBus } from "../store/invalidation-bus.js";
-import type { KeyStore } from "../store/key-store.js";
 import type { Clock } from "../util/clock.js";
+import type { InvalidationBus } from "./invalidation-bus.js";
 import type { KeyRecord } from "./key-record.js";
+import type { KeyStore } from "./key-store.js";
 import type { SecretDigester } from "./secret-digest.js";
 
 /** Options of ForeignKeyMigrator. */

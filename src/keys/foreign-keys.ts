@@ -10,9 +10,9 @@
  * the invalidation bus.
  */
 import { createHash } from "node:crypto";
-import type { ForeignPrefixStore } from "../store/foreign-prefix-store.js";
 import { BASE62 } from "../util/base62.js";
 import { INPUT_BOUNDS, INPUT_PATTERNS } from "../util/input-bounds.js";
+import type { ForeignPrefixStore } from "./foreign-prefix-store.js";
 import type { SecretDigester } from "./secret-digest.js";
 
 /** Marks a stored digest as a foreign SHA-256 digest (hex follows). */

@@ -9,9 +9,6 @@
  * learns newly registered foreign prefixes.
  */
 import type { Logger } from "../observability/logger.js";
-import type { ForeignPrefixStore } from "../store/foreign-prefix-store.js";
-import type { Invalidation, InvalidationBus } from "../store/invalidation-bus.js";
-import type { DigestEntry, KeyStore } from "../store/key-store.js";
 import type { Clock } from "../util/clock.js";
 import {
   type ForeignKeys,
@@ -19,7 +16,10 @@ import {
   isForeignDigest,
   MAX_FOREIGN_PREFIXES,
 } from "./foreign-keys.js";
+import type { ForeignPrefixStore } from "./foreign-prefix-store.js";
+import type { Invalidation, InvalidationBus } from "./invalidation-bus.js";
 import type { KeyRecord } from "./key-record.js";
+import type { DigestEntry, KeyStore } from "./key-store.js";
 import type { SecretDigester } from "./secret-digest.js";
 
 /** One validated record to import. */

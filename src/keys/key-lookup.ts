@@ -1,7 +1,7 @@
-import type { KeyStore } from "../store/key-store.js";
 import type { Clock } from "../util/clock.js";
 import type { KeyCache } from "./key-cache.js";
 import { type KeyRecord, matchDigest } from "./key-record.js";
+import type { KeyStore } from "./key-store.js";
 
 /** Cache outcome of one lookup, for metrics. */
 export type LookupSource = "hit" | "miss";

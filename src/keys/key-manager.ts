@@ -3,13 +3,14 @@
  * compare-and-set on the record's version (retried on a lost race) and is
  * followed by an invalidation so every replica's cache drops the old lookup.
  */
-import type { InvalidationBus } from "../store/invalidation-bus.js";
-import type { KeyPage, KeyStore } from "../store/key-store.js";
+
 import type { Clock } from "../util/clock.js";
 import { newKeyId } from "../util/ids.js";
 import { foreignDigestOf } from "./foreign-keys.js";
+import type { InvalidationBus } from "./invalidation-bus.js";
 import { generateSecret, parseSecret } from "./key-format.js";
 import type { KeyRecord } from "./key-record.js";
+import type { KeyPage, KeyStore } from "./key-store.js";
 import type { SecretDigester } from "./secret-digest.js";
 
 /** Fields a caller sets when creating a key (validated by the service layer). */

@@ -7,8 +7,8 @@
  * and every start compares its own.
  */
 import { createHmac } from "node:crypto";
-import type { KeyStore } from "../store/key-store.js";
-import type { StoreMarker } from "../store/store-marker.js";
+import type { KeyStore } from "./key-store.js";
+import type { StoreMarker } from "./store-marker.js";
 
 /** The fixed message whose HMAC under the pepper is its fingerprint. Versioned: never change it. */
 export const PEPPER_FINGERPRINT_LABEL = "tollgate pepper fingerprint v1";

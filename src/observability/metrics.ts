@@ -154,7 +154,7 @@ export class Metrics {
   /** Store call failures. */
   readonly storeErrors = new Counter({
     name: "tollgate_redis_errors_total",
-    help: "Failed store (Redis) operations, by operation and kind (timeout, connection, oom, reply, breaker_open).",
+    help: "Failed store (Redis) operations, by operation and kind (timeout, connection, oom, reply, breaker_open; internal: a script error, WRONGTYPE or bug, not counted by the breaker).",
     labelNames: ["op", "kind"] as const,
     registers: [this.registry],
   });

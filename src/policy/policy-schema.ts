@@ -4,8 +4,8 @@
  * reported with the field's path.
  */
 import { z } from "zod";
-import { detectionSchema } from "../events/detection-schema.js";
 import { INPUT_BOUNDS, INPUT_PATTERNS } from "../util/input-bounds.js";
+import { detectionSchema } from "./detection-schema.js";
 import { duration } from "./duration.js";
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;

@@ -2,7 +2,7 @@ import { readFile } from "node:fs/promises";
 import { crc32 } from "node:zlib";
 import { parse as parseYaml } from "yaml";
 import type { z } from "zod";
-import { compileDetection, type Detection } from "../events/detection-rules.js";
+import { compileDetection, type Detection } from "./detection-rules.js";
 import { compileEnvoyDomain, type EnvoyNode } from "./envoy-rules.js";
 import { normalisePath } from "./path-normaliser.js";
 import { type LimitFile, type PolicyFile, policySchema } from "./policy-schema.js";

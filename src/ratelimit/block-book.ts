@@ -13,8 +13,9 @@
  *
  * Everything that places, lifts, finds or learns of a block goes through here.
  */
-import type { RateLimitStore } from "../store/rate-limit-store.js";
+
 import type { BlockCache } from "./block-cache.js";
+import type { RateLimitStore } from "./rate-limit-store.js";
 
 /** An active block: subject tag (see subjectTag) and its end, epoch ms. */
 export interface ActiveBlockEntry {

@@ -7,16 +7,17 @@
  */
 import { type Endpoint, type Limit, limitsFor, type Policy } from "../policy/policy.js";
 import type { InsuranceLimiter } from "../resilience/insurance-limiter.js";
+import { isStoreUnavailable } from "../store/store-errors.js";
+import { subjectTag } from "../subjects/subject-tag.js";
+import type { Clock } from "../util/clock.js";
+import type { BlockBook } from "./block-book.js";
 import type {
   LimitItem,
   LimitOutcome,
   RateLimitStore,
   RateRequest,
   RateVerdict,
-} from "../store/rate-limit-store.js";
-import { isStoreUnavailable } from "../store/store-errors.js";
-import type { Clock } from "../util/clock.js";
-import type { BlockBook } from "./block-book.js";
+} from "./rate-limit-store.js";
 import { rateLimitHeaders } from "./ratelimit-headers.js";
 
 /** Who and what a decision is about. Empty strings mean "not given". */
@@ -86,14 +87,6 @@ export interface RateLimiterOptions {
   failMode: (endpoint: Endpoint | undefined) => "open" | "closed";
   /** Decides when the store is unreachable and the endpoint fails open. */
   insurance: InsuranceLimiter;
-}
-
-/** Tag of a subject: one bucket namespace (and Cluster slot) per subject. */
-export function subjectTag(
-  kind: "key" | "owner" | "ip" | "endpoint" | "subject",
-  value: string,
-): string {
-  return `${kind[0]}:${value}`;
 }
 
 /** Takes rate-limit decisions. Throws only if the store fails. */

@@ -5,7 +5,7 @@
  * `Retry-After` (seconds) accompanies a denial.
  */
 import type { Limit } from "../policy/policy.js";
-import type { LimitOutcome } from "../store/rate-limit-store.js";
+import type { LimitOutcome } from "./rate-limit-store.js";
 
 /** Builds the headers; `deciding` indexes `limits`. */
 export function rateLimitHeaders(

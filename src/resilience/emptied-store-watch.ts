@@ -9,8 +9,8 @@
  * process restarts, even though a new epoch is in place.
  */
 import { randomBytes } from "node:crypto";
+import type { StoreMarker } from "../keys/store-marker.js";
 import type { Logger } from "../observability/logger.js";
-import type { StoreMarker } from "../store/store-marker.js";
 import type { Clock } from "../util/clock.js";
 
 /** Options of EmptiedStoreWatch. */

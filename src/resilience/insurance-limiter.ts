@@ -6,8 +6,8 @@
  * MemoryRateLimitStore over scaled copies of the limits.
  */
 import type { Limit } from "../policy/policy.js";
+import type { RateRequest, RateVerdict } from "../ratelimit/rate-limit-store.js";
 import { MemoryRateLimitStore } from "../store/memory-rate-limit-store.js";
-import type { RateRequest, RateVerdict } from "../store/rate-limit-store.js";
 import type { Clock } from "../util/clock.js";
 import type { MemoryBounds, MemoryUsage } from "../util/memory-usage.js";
 

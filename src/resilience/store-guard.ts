@@ -12,7 +12,11 @@
 import CircuitBreaker from "opossum";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
-import { isOutOfMemoryReply, StoreUnavailableError } from "../store/store-errors.js";
+import {
+  StoreInternalError,
+  StoreUnavailableError,
+  unavailableKind,
+} from "../store/store-errors.js";
 
 /** Options of StoreGuard. */
 export interface StoreGuardOptions {
@@ -60,6 +64,9 @@ export class StoreGuard {
       // measured by our own histogram instead.
       rollingPercentilesEnabled: false,
       enabled: o.breaker !== false,
+      // Only infrastructure failures count: a script bug or a WRONGTYPE key is
+      // not Redis being away (opossum counts a filtered error as a success).
+      errorFilter: (err: unknown) => unavailableKind(err) === undefined,
     });
     const transition = (to: keyof typeof STATE) => () => {
       o.metrics.breakerState.set({ breaker: o.name }, STATE[to]);
@@ -83,7 +90,10 @@ export class StoreGuard {
     return this.breaker.opened;
   }
 
-  /** Runs one store operation. Throws StoreUnavailableError on any failure. */
+  /**
+   * Runs one store operation. Throws StoreUnavailableError on an
+   * infrastructure failure, StoreInternalError on any other.
+   */
   async run<T>(op: string, fn: () => Promise<T>): Promise<T> {
     const start = process.hrtime.bigint();
     try {
@@ -91,7 +101,11 @@ export class StoreGuard {
       this.o.metrics.storeDuration.observe({ op }, Number(process.hrtime.bigint() - start) / 1e9);
       return r;
     } catch (err) {
-      const kind = classify(err);
+      const kind = unavailableKind(err);
+      if (kind === undefined) {
+        this.o.metrics.storeErrors.inc({ op, kind: "internal" });
+        throw new StoreInternalError(op, err);
+      }
       this.o.metrics.storeErrors.inc({ op, kind });
       if (kind === "oom") this.outOfMemory(op);
       throw new StoreUnavailableError(op, kind, err);
@@ -139,13 +153,4 @@ export class StoreGuard {
   shutdown(): void {
     this.breaker.shutdown();
   }
-}
-
-function classify(err: unknown): StoreUnavailableError["kind"] {
-  const e = err as { code?: string; name?: string; message?: string };
-  if (e?.code === "EOPENBREAKER") return "breaker_open";
-  if (e?.code === "ETIMEDOUT" || /timed out/i.test(e?.message ?? "")) return "timeout";
-  if (isOutOfMemoryReply(err)) return "oom";
-  if (e?.name === "ReplyError") return "reply";
-  return "connection";
 }

@@ -27,8 +27,8 @@ import {
   CheckResponseSchema,
 } from "../gen/envoy/service/auth/v3/external_auth_pb.js";
 import { StatusSchema } from "../gen/google/rpc/status_pb.js";
-import { normaliseIp } from "../keys/ip-rules.js";
 import { normalisePath } from "../policy/path-normaliser.js";
+import { normaliseIp } from "../subjects/ip-address.js";
 import { newDecisionId } from "../util/ids.js";
 import type { CallContext, Handlers } from "./call-context.js";
 import type { ServiceDeps } from "./service-deps.js";

@@ -24,9 +24,9 @@ import {
   type RateLimitService,
 } from "../gen/envoy/service/ratelimit/v3/rls_pb.js";
 import { type EnvoyNode, matchDescriptor } from "../policy/envoy-rules.js";
+import type { LimitItem } from "../ratelimit/rate-limit-store.js";
 import { pickDenying, pickTightest } from "../ratelimit/rate-limiter.js";
 import { rateLimitHeaders } from "../ratelimit/ratelimit-headers.js";
-import type { LimitItem } from "../store/rate-limit-store.js";
 import type { CallContext, Handlers } from "./call-context.js";
 import type { ServiceDeps } from "./service-deps.js";
 import { Violations } from "./validation.js";

@@ -7,6 +7,7 @@ import {
   type EventFilter,
   REQUEST_TYPE,
 } from "../events/event.js";
+import type { UsageCounts } from "../events/usage-store.js";
 import { EventType, SubjectKind as SubjectKindEnum } from "../gen/tollgate/v1/event_pb.js";
 import {
   EndpointUsageSchema,
@@ -27,9 +28,9 @@ import {
   type RecordEventResponse,
   RecordEventResponseSchema,
 } from "../gen/tollgate/v1/tollgate_service_pb.js";
-import { normaliseIp } from "../keys/ip-rules.js";
-import { HOUR_MS, MINUTE_MS, type UsageCounts } from "../store/usage-store.js";
+import { normaliseIp } from "../subjects/ip-address.js";
 import { INPUT_BOUNDS, INPUT_PATTERNS } from "../util/input-bounds.js";
+import { HOUR_MS, MINUTE_MS } from "../util/time-buckets.js";
 import { ts } from "./convert.js";
 import { apiError } from "./errors.js";
 import {

@@ -1,7 +1,12 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
-import { isStoreUnavailable } from "../store/store-errors.js";
+import {
+  describeCause,
+  isStoreInternal,
+  isStoreUnavailable,
+  unavailableKind,
+} from "../store/store-errors.js";
 import { apiError } from "./errors.js";
 
 /**
@@ -24,6 +29,23 @@ export function createInstrument(metrics: Metrics, log: Logger) {
     lastWarn = now;
     suppressed = 0;
   };
+  // A store bug repeats on every call that meets it: loud (error level), but
+  // one line per second with the count of the rest.
+  let lastInternal = 0;
+  let internalSuppressed = 0;
+  const logInternal = (fields: Record<string, unknown>) => {
+    const now = Date.now();
+    if (now - lastInternal < 1000) {
+      internalSuppressed++;
+      return;
+    }
+    log.error(
+      { ...fields, suppressed: internalSuppressed },
+      "store call failed, not an outage (a script error, a key of the wrong type, a bug): answered INTERNAL, no fail mode applied",
+    );
+    lastInternal = now;
+    internalSuppressed = 0;
+  };
   return function instrument<A extends unknown[], R>(
     rpc: string,
     fn: (...args: A) => Promise<R>,
@@ -37,7 +59,7 @@ export function createInstrument(metrics: Metrics, log: Logger) {
         ok.observe(Number(process.hrtime.bigint() - start) / 1e9);
         return r;
       } catch (err) {
-        const ce = toConnectError(err, rpc, log, metrics, warnUnavailable);
+        const ce = toConnectError(err, rpc, log, metrics, warnUnavailable, logInternal);
         const seconds = Number(process.hrtime.bigint() - start) / 1e9;
         metrics.rpcDuration.observe({ rpc, code: Code[ce.code] ?? "unknown" }, seconds);
         throw ce;
@@ -55,8 +77,13 @@ function toConnectError(
   log: Logger,
   metrics: Metrics,
   warnUnavailable: (fields: Record<string, unknown>) => void,
+  logInternal: (fields: Record<string, unknown>) => void,
 ): ConnectError {
   if (err instanceof ConnectError) return err;
+  if (isStoreInternal(err)) {
+    logInternal({ rpc, op: err.op, cause: describeCause(err.cause) });
+    return apiError("INTERNAL");
+  }
   if (isStoreUnavailable(err)) {
     // Fail closed: the call fails (Envoy's failure_mode_allow decides), never a denial.
     metrics.failClosed.inc({ rpc });
@@ -67,17 +94,7 @@ function toConnectError(
   // Only the error's class and message are logged: store errors carry no
   // request data, and request objects are never attached.
   log.error({ rpc, err: { name: e?.name, message: e?.message } }, "rpc failed");
-  return isRedisError(e) ? apiError("STORE_UNAVAILABLE") : apiError("INTERNAL");
-}
-
-/** A Redis failure that reached a handler without the guard (the embedded store has none). */
-function isRedisError(e: Error | undefined): boolean {
-  if (!e) return false;
-  const n = e.name ?? "";
-  return (
-    /Redis|Reply|MaxRetries|ClusterAllFailed|Abort/i.test(n) ||
-    /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|Connection is closed|Command timed out|Stream isn't writeable|CLUSTERDOWN|LOADING|BUSY|READONLY|OOM|NOSCRIPT/.test(
-      e.message ?? "",
-    )
-  );
+  // A Redis failure that reached a handler without the guard (the bulk
+  // connection's callers, the embedded store has none): the same classifier.
+  return unavailableKind(err) !== undefined ? apiError("STORE_UNAVAILABLE") : apiError("INTERNAL");
 }

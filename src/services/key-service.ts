@@ -25,10 +25,10 @@ import {
   type UpdateKeyRequest,
   UpdateKeyResponseSchema,
 } from "../gen/tollgate/v1/key_service_pb.js";
-import { normaliseIp } from "../keys/ip-rules.js";
 import type { KeyChangeError, KeyPatch } from "../keys/key-manager.js";
 import type { KeyRecord } from "../keys/key-record.js";
-import { subjectTag } from "../ratelimit/rate-limiter.js";
+import { normaliseIp } from "../subjects/ip-address.js";
+import { subjectTag } from "../subjects/subject-tag.js";
 import { INPUT_BOUNDS, INPUT_PATTERNS } from "../util/input-bounds.js";
 import type { CallContext, Handlers } from "./call-context.js";
 import { keyToProto, ts } from "./convert.js";

@@ -20,10 +20,10 @@ import {
   type CheckRateLimitResponse,
   CheckRateLimitResponseSchema,
 } from "../gen/tollgate/v1/tollgate_service_pb.js";
-import { normaliseIp } from "../keys/ip-rules.js";
 import { normalisePath } from "../policy/path-normaliser.js";
 import type { Endpoint } from "../policy/policy.js";
 import type { LimitState, RateDecision } from "../ratelimit/rate-limiter.js";
+import { normaliseIp } from "../subjects/ip-address.js";
 import type { CallContext } from "./call-context.js";
 import { header, REASON_TO_PROTO, ts } from "./convert.js";
 import { apiError } from "./errors.js";

@@ -18,8 +18,8 @@ import {
   RotateKeyResponseSchema,
   type TollgateService,
 } from "../gen/tollgate/v1/tollgate_service_pb.js";
-import { normaliseIp } from "../keys/ip-rules.js";
 import { normalisePath } from "../policy/path-normaliser.js";
+import { normaliseIp } from "../subjects/ip-address.js";
 import type { CallContext, Handlers } from "./call-context.js";
 import {
   header,

@@ -10,7 +10,7 @@ import {
   BadRequest_FieldViolationSchema,
   BadRequestSchema,
 } from "../gen/google/rpc/error_details_pb.js";
-import { parseCidr } from "../keys/ip-rules.js";
+import { parseCidr } from "../subjects/ip-address.js";
 import { INPUT_BOUNDS, INPUT_PATTERNS } from "../util/input-bounds.js";
 
 /** How many valid names a violation lists at most. */

@@ -8,11 +8,11 @@
  * may wait for a reconnect; the caller's StoreGuard bounds it).
  */
 import { Cluster } from "ioredis";
-import type { ForeignPrefixStore } from "./foreign-prefix-store.js";
-import type { KeyStore } from "./key-store.js";
-import { closeRedisClient } from "./redis-client.js";
+import type { ForeignPrefixStore } from "../keys/foreign-prefix-store.js";
+import type { KeyStore } from "../keys/key-store.js";
+import { closeRedisClient, type RedisClient } from "./redis-client.js";
 import { RedisForeignPrefixStore } from "./redis-foreign-prefix-store.js";
-import { type RedisClient, RedisKeyStore } from "./redis-key-store.js";
+import { RedisKeyStore } from "./redis-key-store.js";
 import type { KeyNames } from "./redis-keys.js";
 
 /** The bulk connection and the stores over it. */

@@ -3,11 +3,13 @@
  * counters), embedded or on Redis. Built by the backend (backend.ts); the
  * events subsystem (events/events-runtime.ts) only receives them.
  */
+
+import type { DetectionStore } from "../events/detection-store.js";
+import type { EventRetention, EventStore } from "../events/event-store.js";
+import type { UsageStore } from "../events/usage-store.js";
 import type { StoreGuard } from "../resilience/store-guard.js";
 import type { Clock } from "../util/clock.js";
 import type { MemoryBounds, MemoryUsage } from "../util/memory-usage.js";
-import type { DetectionStore } from "./detection-store.js";
-import type { EventRetention, EventStore } from "./event-store.js";
 import { MemoryDetectionStore } from "./memory-detection-store.js";
 import { MemoryEventStore } from "./memory-event-store.js";
 import { MemoryUsageStore } from "./memory-usage-store.js";
@@ -15,7 +17,6 @@ import { RedisDetectionStore } from "./redis-detection-store.js";
 import { RedisEventStore } from "./redis-event-store.js";
 import type { RedisClient } from "./redis-key-store.js";
 import { RedisUsageStore } from "./redis-usage-store.js";
-import type { UsageStore } from "./usage-store.js";
 
 /** The stores of the events subsystem. */
 export interface EventStores {

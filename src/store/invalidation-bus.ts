@@ -1,31 +1,12 @@
+/**
+ * The two InvalidationBus implementations (the interface is the keys
+ * domain's, keys/invalidation-bus.ts): in-process for the embedded store,
+ * Redis pub/sub for replicas sharing a Redis.
+ */
 import { EventEmitter } from "node:events";
+import type { Invalidation, InvalidationBus } from "../keys/invalidation-bus.js";
+import type { RedisClient } from "./redis-client.js";
 import { duplicateForSubscribe } from "./redis-client.js";
-import type { RedisClient } from "./redis-key-store.js";
-
-/**
- * A message to every replica: cached key lookups that are stale (by digest and
- * by key id), blocks placed (so each replica refuses the subject without a store
- * call), blocks lifted, and foreign key prefixes an import registered.
- */
-export interface Invalidation {
-  digests: string[];
-  ids?: string[];
-  blocks?: { tag: string; until: number }[];
-  unblocks?: string[];
-  prefixes?: string[];
-}
-
-/**
- * Carries invalidations to every replica. Delivery is best effort (Redis pub/sub
- * has no replay), so caches also expire entries by TTL: a lost message delays,
- * never prevents, an invalidation.
- */
-export interface InvalidationBus {
-  publish(message: Invalidation): Promise<void>;
-  /** Registers the handler; resolves once subscribed. `onResubscribe`: messages may have been lost. */
-  subscribe(handler: (message: Invalidation) => void, onResubscribe?: () => void): Promise<void>;
-  close(): Promise<void>;
-}
 
 /** In-process bus for the embedded store (one replica, so local delivery is complete). */
 export class MemoryInvalidationBus implements InvalidationBus {

@@ -1,33 +1,45 @@
+/**
+ * The registry of Tollgate's Lua scripts: each file of the package's `lua/`
+ * folder is read once, here, with its SHA-1 (what EVALSHA names it by). Every
+ * Redis store runs them through `runScript` (script-runner.ts); none defines
+ * its own command.
+ */
+import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
+
+/** One Lua script: its file name, text, SHA-1 and fixed key count (absent for `-n`). */
+export interface LuaScript {
+  readonly file: string;
+  readonly lua: string;
+  readonly sha: string;
+  /** The number of KEYS, from the file name; undefined for `-n` (variable) scripts. */
+  readonly numberOfKeys?: number;
+}
 
 /**
  * Reads a Lua script shipped in the package's `lua/` folder. Scripts are named
  * `<name>-<numKeys>.lua`; the key count is taken from the name so it cannot
  * drift from the script.
  */
-export function loadLuaScript(fileName: string): { lua: string; numberOfKeys?: number } {
-  const m = /-(\d+|n)\.lua$/.exec(fileName);
-  if (!m) throw new Error(`Lua script name ${fileName} lacks its -<numKeys> (or -n) suffix`);
+export function loadLuaScript(file: string): LuaScript {
+  const m = /-(\d+|n)\.lua$/.exec(file);
+  if (!m) throw new Error(`Lua script name ${file} lacks its -<numKeys> (or -n) suffix`);
   // src/store and dist/store are both two levels below the package root.
-  const lua = readFileSync(new URL(`../../lua/${fileName}`, import.meta.url), "utf8");
-  // `-n` scripts take a variable number of keys: callers pass the count first.
-  return m[1] === "n" ? { lua } : { lua, numberOfKeys: Number(m[1]) };
+  const lua = readFileSync(new URL(`../../lua/${file}`, import.meta.url), "utf8");
+  const sha = createHash("sha1").update(lua).digest("hex");
+  return m[1] === "n" ? { file, lua, sha } : { file, lua, sha, numberOfKeys: Number(m[1]) };
 }
 
-/**
- * Runs a defined script command, and if Redis answers NOSCRIPT (its script
- * cache was flushed; with auto-pipelining ioredis passes that error through
- * instead of falling back), runs the same constant script text once with EVAL.
- * Script text is never built from input.
- */
-export async function withNoScriptRetry<T>(
-  run: () => Promise<T>,
-  evalFallback: () => Promise<unknown>,
-): Promise<T> {
-  try {
-    return await run();
-  } catch (err) {
-    if (!String((err as Error)?.message ?? "").startsWith("NOSCRIPT")) throw err;
-    return (await evalFallback()) as T;
-  }
-}
+/** Every script Tollgate runs, loaded once per process. */
+export const SCRIPTS = {
+  rateLimit: loadLuaScript("rate-limit-n.lua"),
+  refund: loadLuaScript("refund-n.lua"),
+  placeBlock: loadLuaScript("place-block-n.lua"),
+  recordEvent: loadLuaScript("record-event-3.lua"),
+  appendTrimmed: loadLuaScript("append-trimmed-1.lua"),
+  detectWindow: loadLuaScript("detect-window-2.lua"),
+  detectSpike: loadLuaScript("detect-spike-2.lua"),
+  detectTrack: loadLuaScript("detect-track-1.lua"),
+  replaceIfVersion: loadLuaScript("replace-if-version-1.lua"),
+  claimDigest: loadLuaScript("claim-digest-1.lua"),
+} as const satisfies Record<string, LuaScript>;

@@ -1,3 +1,10 @@
+import type {
+  DetectionStore,
+  SpikeOp,
+  SpikeResult,
+  WindowOp,
+  WindowResult,
+} from "../events/detection-store.js";
 import type { Clock } from "../util/clock.js";
 import {
   EVICT_TO,
@@ -6,13 +13,6 @@ import {
   stringBytes,
 } from "../util/memory-usage.js";
 import { pickEvictions } from "../util/pick-evictions.js";
-import type {
-  DetectionStore,
-  SpikeOp,
-  SpikeResult,
-  WindowOp,
-  WindowResult,
-} from "./detection-store.js";
 
 interface WindowState {
   members: Map<string, number>;

@@ -1,15 +1,8 @@
-import {
-  type Alert,
-  type AlertFilter,
-  type EventFilter,
-  matchesAlert,
-  matchesEvent,
-  type Page,
-  type SecurityEvent,
-} from "../events/event.js";
+import type { Alert, AlertFilter, EventFilter, Page, SecurityEvent } from "../events/event.js";
+import type { AppendResult, EventRetention, EventStore } from "../events/event-store.js";
 import type { Clock } from "../util/clock.js";
 import { type MemoryUsage, stringBytes } from "../util/memory-usage.js";
-import type { AppendResult, EventRetention, EventStore } from "./event-store.js";
+import { matchesAlert, matchesEvent } from "./event-filters.js";
 import { Ring, type Slot } from "./memory-ring.js";
 
 /** Byte bounds of the embedded event store. */

@@ -1,4 +1,4 @@
-import type { ForeignPrefixStore } from "./foreign-prefix-store.js";
+import type { ForeignPrefixStore } from "../keys/foreign-prefix-store.js";
 
 /** Foreign key prefixes in process memory (the embedded store). */
 export class MemoryForeignPrefixStore implements ForeignPrefixStore {

@@ -1,6 +1,12 @@
 import type { KeyRecord } from "../keys/key-record.js";
+import type {
+  DigestEntry,
+  ImportWrite,
+  KeyPage,
+  KeyStore,
+  ListOptions,
+} from "../keys/key-store.js";
 import type { Clock } from "../util/clock.js";
-import type { DigestEntry, ImportWrite, KeyPage, KeyStore, ListOptions } from "./key-store.js";
 
 /**
  * The embedded key store: process memory, for `npm start` and single-replica

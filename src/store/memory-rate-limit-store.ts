@@ -1,3 +1,10 @@
+import type {
+  ActiveBlock,
+  LimitOutcome,
+  RateLimitStore,
+  RateRequest,
+  RateVerdict,
+} from "../ratelimit/rate-limit-store.js";
 import type { Clock } from "../util/clock.js";
 import {
   EVICT_TO,
@@ -7,13 +14,6 @@ import {
 } from "../util/memory-usage.js";
 import { pickEvictions } from "../util/pick-evictions.js";
 import { calendarWindow } from "./calendar-window.js";
-import type {
-  ActiveBlock,
-  LimitOutcome,
-  RateLimitStore,
-  RateRequest,
-  RateVerdict,
-} from "./rate-limit-store.js";
 
 interface Entry {
   /** Rate: scaled debt; quota: window id; block: level; counters: count. */

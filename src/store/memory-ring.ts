@@ -1,6 +1,6 @@
 import type { Page } from "../events/event.js";
 import type { MemoryBounds, MemoryUsage } from "../util/memory-usage.js";
-import { LIST_SCAN_LIMIT } from "./event-store.js";
+import { LIST_SCAN_LIMIT } from "./event-store-limits.js";
 
 /** One record of a ring. */
 export interface Slot<T> {

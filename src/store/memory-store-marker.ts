@@ -1,4 +1,4 @@
-import type { MarkerClaim, StoreMarker } from "./store-marker.js";
+import type { MarkerClaim, StoreMarker } from "../keys/store-marker.js";
 
 /** The marker of the embedded store: process memory, gone with the process. */
 export class MemoryStoreMarker implements StoreMarker {

@@ -1,3 +1,9 @@
+import type {
+  UsageCounts,
+  UsageIncrement,
+  UsageResolution,
+  UsageStore,
+} from "../events/usage-store.js";
 import type { Clock } from "../util/clock.js";
 import {
   EVICT_TO,
@@ -5,13 +11,7 @@ import {
   type MemoryUsage,
   stringBytes,
 } from "../util/memory-usage.js";
-import {
-  bucketStart,
-  type UsageCounts,
-  type UsageIncrement,
-  type UsageResolution,
-  type UsageStore,
-} from "./usage-store.js";
+import { bucketStart } from "../util/time-buckets.js";
 
 /** Writes between sweeps of expired counters. */
 const SWEEP_EVERY = 1000;

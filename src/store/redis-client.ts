@@ -6,7 +6,9 @@
  */
 import { Cluster, type ClusterOptions, Redis, type RedisOptions } from "ioredis";
 import { settlesWithin } from "../util/deadline.js";
-import type { RedisClient } from "./redis-key-store.js";
+
+/** A standalone, Sentinel or Cluster ioredis client. */
+export type RedisClient = Redis | Cluster;
 
 /** Options of createRedisClient. */
 export interface RedisClientOptions {

@@ -5,30 +5,12 @@ import type {
   TrackOp,
   WindowOp,
   WindowResult,
-} from "./detection-store.js";
-import { loadLuaScript } from "./lua-scripts.js";
-import type { RedisClient } from "./redis-key-store.js";
-import { tagValue } from "./redis-keys.js";
-
-type ScriptClient = RedisClient & {
-  tgDetectWindow(win: string, cd: string, ...args: (string | number)[]): Promise<number[]>;
-  tgDetectSpike(state: string, cd: string, ...args: (string | number)[]): Promise<number[]>;
-  tgDetectTrack(subjects: string, ...args: (string | number)[]): Promise<string[]>;
-};
-
-/** Redis key names of detection state under `prefix`, hash-tagged by subject. */
-export function detectionKeyNames(prefix: string) {
-  return {
-    /** Sliding window of a rule for a subject (sorted set). */
-    window: (tag: string, rule: string) => `${prefix}dw:{${tagValue(tag)}}:${rule}`,
-    /** Spike state of a rule for a key (hash). */
-    spike: (tag: string, rule: string) => `${prefix}ds:{${tagValue(tag)}}:${rule}`,
-    /** Cool-down marker of a rule for a subject. */
-    cooldown: (tag: string, rule: string) => `${prefix}dc:{${tagValue(tag)}}:${rule}`,
-    /** The subjects a rule tracks (sorted set by last seen), in the rule's own slot. */
-    tracked: (rule: string) => `${prefix}dt:{dt:${tagValue(rule)}}`,
-  };
-}
+} from "../events/detection-store.js";
+import { SCRIPTS } from "./lua-scripts.js";
+import type { RedisClient } from "./redis-client.js";
+import { detectionKeyNames } from "./redis-keys.js";
+import { decodeSpikeReply, decodeWindowReply } from "./script-replies.js";
+import { runScript } from "./script-runner.js";
 
 /**
  * Detection state in Redis: one script call per (rule, subject) update, every
@@ -37,37 +19,39 @@ export function detectionKeyNames(prefix: string) {
  * (`detect-track-1.lua`), which bounds how many windows a rule keeps.
  */
 export class RedisDetectionStore implements DetectionStore {
-  private readonly redis: ScriptClient;
   private readonly names: ReturnType<typeof detectionKeyNames>;
 
-  constructor(redis: RedisClient, prefix: string) {
-    if (!("tgDetectWindow" in redis)) {
-      redis.defineCommand("tgDetectWindow", loadLuaScript("detect-window-2.lua"));
-      redis.defineCommand("tgDetectSpike", loadLuaScript("detect-spike-2.lua"));
-    }
-    if (!("tgDetectTrack" in redis)) {
-      redis.defineCommand("tgDetectTrack", loadLuaScript("detect-track-1.lua"));
-    }
-    this.redis = redis as ScriptClient;
+  constructor(
+    private readonly redis: RedisClient,
+    prefix: string,
+  ) {
     this.names = detectionKeyNames(prefix);
   }
 
   async window(op: WindowOp): Promise<WindowResult> {
-    const [count, fired] = await this.redis.tgDetectWindow(
-      this.names.window(op.tag, op.rule),
-      this.names.cooldown(op.tag, op.rule),
-      op.mode === "count" ? 1 : op.mode === "new" ? 2 : 3,
-      op.windowMs,
-      op.threshold,
-      op.cap,
-      op.cooldownMs,
-      ...op.members,
+    const r = await runScript<unknown[]>(
+      this.redis,
+      SCRIPTS.detectWindow,
+      [this.names.window(op.tag, op.rule), this.names.cooldown(op.tag, op.rule)],
+      [
+        op.mode === "count" ? 1 : op.mode === "new" ? 2 : 3,
+        op.windowMs,
+        op.threshold,
+        op.cap,
+        op.cooldownMs,
+        ...op.members,
+      ],
     );
-    return { count: Number(count), fired: fired === 1 };
+    return decodeWindowReply(r);
   }
 
   async track(op: TrackOp): Promise<string[]> {
-    return this.redis.tgDetectTrack(this.names.tracked(op.rule), op.lifetimeMs, op.cap, ...op.tags);
+    return runScript<string[]>(
+      this.redis,
+      SCRIPTS.detectTrack,
+      [this.names.tracked(op.rule)],
+      [op.lifetimeMs, op.cap, ...op.tags],
+    );
   }
 
   async forget(rule: string, tags: readonly string[]): Promise<void> {
@@ -78,18 +62,21 @@ export class RedisDetectionStore implements DetectionStore {
   }
 
   async spike(op: SpikeOp): Promise<SpikeResult> {
-    const [current, baseline, fired] = await this.redis.tgDetectSpike(
-      this.names.spike(op.tag, op.rule),
-      this.names.cooldown(op.tag, op.rule),
-      op.requests,
-      op.bucketMs,
-      op.alpha,
-      op.factor,
-      op.minHistory,
-      op.minRequests,
-      op.cooldownMs,
-      op.ttlMs,
+    const r = await runScript<unknown[]>(
+      this.redis,
+      SCRIPTS.detectSpike,
+      [this.names.spike(op.tag, op.rule), this.names.cooldown(op.tag, op.rule)],
+      [
+        op.requests,
+        op.bucketMs,
+        op.alpha,
+        op.factor,
+        op.minHistory,
+        op.minRequests,
+        op.cooldownMs,
+        op.ttlMs,
+      ],
     );
-    return { current: Number(current), baseline: Number(baseline) / 1000, fired: fired === 1 };
+    return decodeSpikeReply(r);
   }
 }

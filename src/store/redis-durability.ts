@@ -7,7 +7,7 @@
  * Redis often forbids CONFIG: that is reported as "unknown", never thrown.
  */
 import { Cluster, type Redis } from "ioredis";
-import type { RedisClient } from "./redis-key-store.js";
+import type { RedisClient } from "./redis-client.js";
 
 /** One server's durability facts; undefined where it would not say. */
 export interface NodeDurability {

@@ -1,54 +1,25 @@
 import { createHash } from "node:crypto";
 import { crc32 } from "node:zlib";
-import {
-  type Alert,
-  type AlertFilter,
-  type EventFilter,
-  matchesAlert,
-  matchesEvent,
-  type Page,
-  type SecurityEvent,
-} from "../events/event.js";
-import {
-  type AppendOptions,
-  type AppendResult,
-  DEFAULT_EVENT_MAX_BYTES,
-  type EventRetention,
-  type EventStore,
-  LIST_SCAN_LIMIT,
-} from "./event-store.js";
-import { loadLuaScript } from "./lua-scripts.js";
-import type { RedisClient } from "./redis-key-store.js";
+import type { Alert, AlertFilter, EventFilter, Page, SecurityEvent } from "../events/event.js";
+import type {
+  AppendOptions,
+  AppendResult,
+  EventRetention,
+  EventStore,
+} from "../events/event-store.js";
+import { matchesAlert, matchesEvent } from "./event-filters.js";
+import { DEFAULT_EVENT_MAX_BYTES, LIST_SCAN_LIMIT } from "./event-store-limits.js";
+import { SCRIPTS } from "./lua-scripts.js";
+import type { RedisClient } from "./redis-client.js";
+import { eventKeyNames } from "./redis-keys.js";
+import { EVENT_DUPLICATE } from "./script-replies.js";
+import { runScript } from "./script-runner.js";
 
 /**
  * Number of stream shards. Fixed (not a setting): an event's shard is derived
  * from its id, so changing the count would split idempotency and listings.
  */
 export const EVENT_SHARDS = 8;
-
-type ScriptClient = RedisClient & {
-  tgRecordEvent(
-    marks: string,
-    stream: string,
-    bytes: string,
-    ...args: (string | number)[]
-  ): Promise<string>;
-  tgAppendTrimmed(stream: string, ...args: (string | number)[]): Promise<string>;
-};
-
-/** Redis key names of events and alerts under `prefix`. */
-export function eventKeyNames(prefix: string) {
-  return {
-    /** Stream shard `n` of events. */
-    shard: (n: number) => `${prefix}ev:{ev${n}}`,
-    /** Idempotency markers of shard `n` (sorted set: id digest → recorded at), in its slot. */
-    marks: (n: number) => `${prefix}eid:{ev${n}}`,
-    /** Counts of shard `n` (hash: b bytes, m entries with a marker). */
-    bytes: (n: number) => `${prefix}evb:{ev${n}}`,
-    /** The alerts stream. */
-    alerts: () => `${prefix}alerts:{alerts}`,
-  };
-}
 
 /** The shard of an event id. */
 export function shardOf(id: string): number {
@@ -83,21 +54,15 @@ export function idDigest(id: string): string {
  * capped stream `alerts:{alerts}` (low volume, bounded size per alert).
  */
 export class RedisEventStore implements EventStore {
-  private readonly redis: ScriptClient;
   private readonly names: ReturnType<typeof eventKeyNames>;
   private readonly perShard: number;
   private readonly bytesPerShard: number;
 
   constructor(
-    redis: RedisClient,
+    private readonly redis: RedisClient,
     prefix: string,
     private readonly retention: EventRetention,
   ) {
-    if (!("tgRecordEvent" in redis)) {
-      redis.defineCommand("tgRecordEvent", loadLuaScript("record-event-3.lua"));
-      redis.defineCommand("tgAppendTrimmed", loadLuaScript("append-trimmed-1.lua"));
-    }
-    this.redis = redis as ScriptClient;
     this.names = eventKeyNames(prefix);
     this.perShard = Math.max(1, Math.ceil(retention.maxEvents / EVENT_SHARDS));
     this.bytesPerShard = Math.max(
@@ -113,22 +78,24 @@ export class RedisEventStore implements EventStore {
       events.map((e) => {
         const n = shardOf(e.id);
         const { recordedAt: _, ...stored } = e;
-        return this.redis.tgRecordEvent(
-          this.names.marks(n),
-          this.names.shard(n),
-          this.names.bytes(n),
-          this.retention.maxAgeMs,
-          this.perShard,
-          this.bytesPerShard,
-          idempotent ? idDigest(e.id) : "",
-          JSON.stringify(stored),
+        return runScript<string>(
+          this.redis,
+          SCRIPTS.recordEvent,
+          [this.names.marks(n), this.names.shard(n), this.names.bytes(n)],
+          [
+            this.retention.maxAgeMs,
+            this.perShard,
+            this.bytesPerShard,
+            idempotent ? idDigest(e.id) : "",
+            JSON.stringify(stored),
+          ],
         );
       }),
     );
     const r: AppendResult = { accepted: [], duplicates: [] };
     events.forEach((e, i) => {
       // Within one batch a repeated id is stored once too (the script saw it first).
-      (ids[i] === "" ? r.duplicates : r.accepted).push(e.id);
+      (ids[i] === EVENT_DUPLICATE ? r.duplicates : r.accepted).push(e.id);
     });
     return r;
   }
@@ -142,11 +109,11 @@ export class RedisEventStore implements EventStore {
   }
 
   async appendAlert(alert: Alert): Promise<void> {
-    await this.redis.tgAppendTrimmed(
-      this.names.alerts(),
-      this.retention.maxAgeMs,
-      this.retention.maxAlerts,
-      JSON.stringify(alert),
+    await runScript(
+      this.redis,
+      SCRIPTS.appendTrimmed,
+      [this.names.alerts()],
+      [this.retention.maxAgeMs, this.retention.maxAlerts, JSON.stringify(alert)],
     );
   }
 

@@ -1,5 +1,5 @@
-import type { ForeignPrefixStore } from "./foreign-prefix-store.js";
-import type { RedisClient } from "./redis-key-store.js";
+import type { ForeignPrefixStore } from "../keys/foreign-prefix-store.js";
+import type { RedisClient } from "./redis-client.js";
 import type { KeyNames } from "./redis-keys.js";
 
 /**

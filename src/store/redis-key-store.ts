@@ -1,20 +1,19 @@
-import type { Cluster, Redis } from "ioredis";
 import type { KeyRecord } from "../keys/key-record.js";
-import type { DigestEntry, ImportWrite, KeyPage, KeyStore, ListOptions } from "./key-store.js";
-import { loadLuaScript, withNoScriptRetry } from "./lua-scripts.js";
-
-const REPLACE = loadLuaScript("replace-if-version-1.lua");
-const CLAIM_DIGEST = loadLuaScript("claim-digest-1.lua");
-
+import type {
+  DigestEntry,
+  ImportWrite,
+  KeyPage,
+  KeyStore,
+  ListOptions,
+} from "../keys/key-store.js";
+import { SCRIPTS } from "./lua-scripts.js";
+import type { RedisClient } from "./redis-client.js";
 import type { KeyNames } from "./redis-keys.js";
+import { CLAIM, REPLACE } from "./script-replies.js";
+import { runScript } from "./script-runner.js";
 
-/** A standalone, Sentinel or Cluster ioredis client. */
-export type RedisClient = Redis | Cluster;
-
-type ScriptClient = RedisClient & {
-  tgReplaceIfVersion(key: string, expected: number, json: string): Promise<number>;
-  tgClaimDigest(key: string, id: string, expiresAt: number): Promise<number>;
-};
+/** The client type, where it was first exported (kept for existing importers). */
+export type { RedisClient } from "./redis-client.js";
 
 /** Ids fetched per round of a filtered list scan. */
 const LIST_BATCH = 200;
@@ -23,22 +22,13 @@ const LIST_SCAN_LIMIT = 5000;
 
 /**
  * Keys in Redis. Every command touches one key, so it runs unchanged on Cluster.
- * Scripts go through ioredis `defineCommand`, which runs EVALSHA and reloads
- * the script on NOSCRIPT.
+ * Scripts run through `runScript` (EVALSHA, EVAL on NOSCRIPT).
  */
 export class RedisKeyStore implements KeyStore {
-  private readonly redis: ScriptClient;
-
   constructor(
-    redis: RedisClient,
+    private readonly redis: RedisClient,
     private readonly names: KeyNames,
-  ) {
-    if (!("tgReplaceIfVersion" in redis)) {
-      redis.defineCommand("tgReplaceIfVersion", REPLACE);
-    }
-    if (!("tgClaimDigest" in redis)) redis.defineCommand("tgClaimDigest", CLAIM_DIGEST);
-    this.redis = redis as ScriptClient;
-  }
+  ) {}
 
   async create(record: KeyRecord): Promise<boolean> {
     const digestKey = this.names.digest(record.digest);
@@ -67,11 +57,13 @@ export class RedisKeyStore implements KeyStore {
   async replace(record: KeyRecord, expectedVersion: number): Promise<boolean> {
     const key = this.names.record(record.id);
     const json = JSON.stringify(record);
-    const r = await withNoScriptRetry(
-      () => this.redis.tgReplaceIfVersion(key, expectedVersion, json),
-      () => this.redis.eval(REPLACE.lua, 1, key, expectedVersion, json),
+    const r = await runScript<number>(
+      this.redis,
+      SCRIPTS.replaceIfVersion,
+      [key],
+      [expectedVersion, json],
     );
-    return r === 1;
+    return r === REPLACE.replaced;
   }
 
   async indexDigest(digest: string, id: string, expiresAt?: number): Promise<void> {
@@ -106,16 +98,13 @@ export class RedisKeyStore implements KeyStore {
     for (const { digest, expiresAt } of digests) {
       const key = this.names.digest(digest);
       const at = expiresAt === undefined ? 0 : Math.max(1, Math.ceil(expiresAt));
-      const r = await withNoScriptRetry(
-        () => this.redis.tgClaimDigest(key, record.id, at),
-        () => this.redis.eval(CLAIM_DIGEST.lua, 1, key, record.id, at),
-      );
-      if (r === 0) {
+      const r = await runScript<number>(this.redis, SCRIPTS.claimDigest, [key], [record.id, at]);
+      if (r === CLAIM.taken) {
         // One DEL per entry: on Cluster they live in different slots.
         await Promise.all(made.map((k) => this.redis.del(k)));
         return { taken: digest };
       }
-      if (r === 1) made.push(key);
+      if (r === CLAIM.made) made.push(key);
     }
     if (mode === "create") {
       const json = JSON.stringify(record);

@@ -1,5 +1,7 @@
 /**
- * Names of every Redis key Tollgate writes. Each embeds a `{hash tag}` so all
+ * Names of every Redis key Tollgate writes, in one module: keys, rate limits
+ * and blocks, the store marker, events, detection state and usage counters.
+ * No other module builds a key name. Each embeds a `{hash tag}` so all
  * keys of one operation map to one Cluster slot. Tags are escaped so that a
  * subject containing `{`, `}` or `:` cannot change the slot or collide with
  * another tenant's key.
@@ -42,3 +44,40 @@ export function createKeyNames(prefix: string) {
 
 /** The key-name builder type. */
 export type KeyNames = ReturnType<typeof createKeyNames>;
+
+/** Redis key names of events and alerts under `prefix` (shard `n`: one hash tag `{evN}` each). */
+export function eventKeyNames(prefix: string) {
+  return {
+    /** Stream shard `n` of events. */
+    shard: (n: number) => `${prefix}ev:{ev${n}}`,
+    /** Idempotency markers of shard `n` (sorted set: id digest → recorded at), in its slot. */
+    marks: (n: number) => `${prefix}eid:{ev${n}}`,
+    /** Counts of shard `n` (hash: b bytes, m entries with a marker). */
+    bytes: (n: number) => `${prefix}evb:{ev${n}}`,
+    /** The alerts stream. */
+    alerts: () => `${prefix}alerts:{alerts}`,
+  };
+}
+
+/** Redis key names of detection state under `prefix`, hash-tagged by subject. */
+export function detectionKeyNames(prefix: string) {
+  return {
+    /** Sliding window of a rule for a subject (sorted set). */
+    window: (tag: string, rule: string) => `${prefix}dw:{${tagValue(tag)}}:${rule}`,
+    /** Spike state of a rule for a key (hash). */
+    spike: (tag: string, rule: string) => `${prefix}ds:{${tagValue(tag)}}:${rule}`,
+    /** Cool-down marker of a rule for a subject. */
+    cooldown: (tag: string, rule: string) => `${prefix}dc:{${tagValue(tag)}}:${rule}`,
+    /** The subjects a rule tracks (sorted set by last seen), in the rule's own slot. */
+    tracked: (rule: string) => `${prefix}dt:{dt:${tagValue(rule)}}`,
+  };
+}
+
+/** Redis key names of usage counters, hash-tagged by key id (`{k:<id>}`, the key's rate-limit slot). */
+export function usageKeyNames(prefix: string) {
+  return {
+    /** Hash endpoint → requests of one key in one minute or hour (bucket start, epoch ms). */
+    counts: (keyId: string, resolution: "minute" | "hour", start: number) =>
+      `${prefix}us:{${tagValue(`k:${keyId}`)}}:${resolution === "minute" ? "m" : "h"}:${start}`,
+  };
+}

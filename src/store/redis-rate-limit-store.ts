@@ -1,25 +1,24 @@
 import type { Blocking } from "../policy/policy.js";
-import { loadLuaScript, withNoScriptRetry } from "./lua-scripts.js";
-import {
-  type ActiveBlock,
-  type LimitItem,
-  type LimitOutcome,
-  limitArgs,
-  type RateLimitStore,
-  type RateRequest,
-  type RateVerdict,
-} from "./rate-limit-store.js";
-import type { RedisClient } from "./redis-key-store.js";
+import type {
+  ActiveBlock,
+  LimitItem,
+  LimitOutcome,
+  RateLimitStore,
+  RateRequest,
+  RateVerdict,
+} from "../ratelimit/rate-limit-store.js";
+import { SCRIPTS } from "./lua-scripts.js";
+import { limitArgs } from "./rate-limit-args.js";
+import type { RedisClient } from "./redis-client.js";
 import type { KeyNames } from "./redis-keys.js";
-
-type ScriptClient = RedisClient & {
-  tgRateLimit(numKeys: number, ...args: (string | number)[]): Promise<number[]>;
-  tgRefund(numKeys: number, ...args: (string | number)[]): Promise<number[]>;
-};
+import {
+  decodePlaceBlockReply,
+  decodeRateLimitReply,
+  decodeRefundReply,
+} from "./script-replies.js";
+import { runScript } from "./script-runner.js";
 
 const NO_BLOCKING = [1, 1000, 1000, 1, 1000, 60_000];
-const RATE_LIMIT = loadLuaScript("rate-limit-n.lua");
-const REFUND = loadLuaScript("refund-n.lua");
 
 /**
  * Rate limits on Redis. On standalone Redis (and Sentinel) a decision is one
@@ -34,18 +33,12 @@ const REFUND = loadLuaScript("refund-n.lua");
  * charged and an uncharged call per other slot not reached yet or blocking.
  */
 export class RedisRateLimitStore implements RateLimitStore {
-  private readonly redis: ScriptClient;
   private readonly cluster: boolean;
 
   constructor(
-    redis: RedisClient,
+    private readonly redis: RedisClient,
     private readonly names: KeyNames,
   ) {
-    if (!("tgRateLimit" in redis)) {
-      redis.defineCommand("tgRateLimit", RATE_LIMIT);
-      redis.defineCommand("tgRefund", REFUND);
-    }
-    this.redis = redis as ScriptClient;
     this.cluster = redis.isCluster;
   }
 
@@ -148,15 +141,26 @@ export class RedisRateLimitStore implements RateLimitStore {
     return n > 0;
   }
 
+  /**
+   * One script call (`place-block-n.lua`): an active block keeps its offence
+   * level and the later end. On standalone and Sentinel the block index is
+   * updated in the same step; on Cluster it lives in another slot, so it is
+   * updated right after with ZADD GT, which never moves an entry earlier.
+   */
   async placeBlock(tag: string, durationMs: number): Promise<number> {
-    const key = this.names.block(tag);
-    const ttl = await this.redis.pttl(key);
-    if (ttl >= durationMs) return Date.now() + ttl;
-    // Same key and value (offence level) as rate-limit-n.lua's blocks, so every
-    // rate-limited decision and ListBlocks / DeleteBlock see it.
-    await this.redis.set(key, "1", "PX", durationMs);
-    await this.indexBlocks([{ tag, durationMs }]);
-    return Date.now() + durationMs;
+    const block = this.names.block(tag);
+    const index = this.names.blockIndex();
+    const keys = this.cluster ? [block] : [block, index];
+    const r = decodePlaceBlockReply(
+      await runScript<unknown[]>(this.redis, SCRIPTS.placeBlock, keys, [durationMs, tag]),
+    );
+    if (this.cluster) {
+      await this.redis.zadd(index, "GT", r.endsAt, tag);
+      if ((await this.redis.pttl(index)) < r.remainingMs) {
+        await this.redis.pexpire(index, r.remainingMs);
+      }
+    }
+    return Date.now() + r.remainingMs;
   }
 
   private async run(
@@ -189,10 +193,7 @@ export class RedisRateLimitStore implements RateLimitStore {
       ...limitArgs(items),
       ...(denyOnly ? ["deny"] : []),
     ];
-    const r = await withNoScriptRetry(
-      () => this.redis.tgRateLimit(keys.length, ...keys, ...args),
-      () => this.redis.eval(RATE_LIMIT.lua, keys.length, ...keys, ...args),
-    );
+    const r = await runScript<number[]>(this.redis, SCRIPTS.rateLimit, keys, args);
     return parseVerdict(r, tags, items.length);
   }
 
@@ -221,13 +222,12 @@ export class RedisRateLimitStore implements RateLimitStore {
         i.limit.kind === "rate" ? i.limit.burst : 0,
         i.cost || cost,
       ]);
-      const r = await withNoScriptRetry(
-        () => this.redis.tgRefund(keys.length, ...keys, ...args),
-        () => this.redis.eval(REFUND.lua, keys.length, ...keys, ...args),
+      const r = decodeRefundReply(
+        await runScript<unknown[]>(this.redis, SCRIPTS.refund, keys, args),
+        group.length,
       );
       idx.forEach((i, j) => {
-        const reset = Number(r[2 * j + 1]);
-        after[i] = { remaining: Number(r[2 * j]), ...(reset >= 0 && { resetMs: reset }) };
+        after[i] = r[j] as { remaining: number; resetMs?: number };
       });
     }
     return after;
@@ -243,36 +243,22 @@ export class RedisRateLimitStore implements RateLimitStore {
     if (blocks.length === 0) return;
     const index = this.names.blockIndex();
     const now = await this.redisNow();
-    for (const b of blocks) await this.redis.zadd(index, now + b.durationMs, b.tag);
+    // GT: a concurrent longer block (placeBlock) is never moved earlier.
+    for (const b of blocks) await this.redis.zadd(index, "GT", now + b.durationMs, b.tag);
     const longest = Math.max(...blocks.map((b) => b.durationMs));
     if ((await this.redis.pttl(index)) < longest) await this.redis.pexpire(index, longest);
   }
 }
 
-/** Decodes the script's flat reply (see the header of rate-limit-n.lua). */
+/** Maps the script's decoded reply onto a verdict (see the header of rate-limit-n.lua). */
 export function parseVerdict(r: number[], tags: readonly string[], count: number): RateVerdict {
-  const status = r[0] === 2 ? "blocked" : r[0] === 1 ? "limited" : "ok";
-  const blockedIndex = Number(r[2]);
-  const nNew = Number(r[3]);
-  const newBlocks: { tag: string; durationMs: number }[] = [];
-  let at = 4;
-  for (let i = 0; i < nNew; i++, at += 2) {
-    newBlocks.push({ tag: tags[Number(r[at]) - 1] as string, durationMs: Number(r[at + 1]) });
-  }
-  const outcomes: LimitOutcome[] = [];
-  for (let i = 0; i < count; i++, at += 4) {
-    outcomes.push({
-      exceeded: r[at] === 1,
-      remaining: Number(r[at + 1]),
-      resetMs: Number(r[at + 2]),
-      retryMs: Number(r[at + 3]),
-    });
-  }
+  const reply = decodeRateLimitReply(r, count);
+  const tagAt = (subject: number) => tags[subject - 1] as string;
   return {
-    status,
-    outcomes,
-    blockMs: Number(r[1]),
-    newBlocks,
-    ...(blockedIndex > 0 && { blockedTag: tags[blockedIndex - 1] as string }),
+    status: reply.status,
+    outcomes: reply.limits,
+    blockMs: reply.blockMs,
+    newBlocks: reply.newBlocks.map((b) => ({ tag: tagAt(b.subject), durationMs: b.durationMs })),
+    ...(reply.blockedSubject > 0 && { blockedTag: tagAt(reply.blockedSubject) }),
   };
 }

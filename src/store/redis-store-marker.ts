@@ -1,6 +1,6 @@
-import type { RedisClient } from "./redis-key-store.js";
+import type { MarkerClaim, StoreMarker } from "../keys/store-marker.js";
+import type { RedisClient } from "./redis-client.js";
 import type { KeyNames } from "./redis-keys.js";
-import type { MarkerClaim, StoreMarker } from "./store-marker.js";
 
 /**
  * The marker in Redis: one string key, `<prefix>marker:{marker}` (a single

@@ -1,21 +1,12 @@
-import type { RedisClient } from "./redis-key-store.js";
-import { tagValue } from "./redis-keys.js";
-import {
-  bucketStart,
-  type UsageCounts,
-  type UsageIncrement,
-  type UsageResolution,
-  type UsageStore,
-} from "./usage-store.js";
-
-/** Redis key names of usage counters, hash-tagged by key id (`{k:<id>}`, the key's rate-limit slot). */
-export function usageKeyNames(prefix: string) {
-  return {
-    /** Hash endpoint → requests of one key in one minute or hour (bucket start, epoch ms). */
-    counts: (keyId: string, resolution: UsageResolution, start: number) =>
-      `${prefix}us:{${tagValue(`k:${keyId}`)}}:${resolution === "minute" ? "m" : "h"}:${start}`,
-  };
-}
+import type {
+  UsageCounts,
+  UsageIncrement,
+  UsageResolution,
+  UsageStore,
+} from "../events/usage-store.js";
+import { bucketStart } from "../util/time-buckets.js";
+import type { RedisClient } from "./redis-client.js";
+import { usageKeyNames } from "./redis-keys.js";
 
 /**
  * Usage counters in Redis: HINCRBY on one hash per key per minute and per hour

@@ -14,20 +14,20 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { Authorizer } from "../../src/keys/authorizer.js";
 import { ForeignKeyMigrator } from "../../src/keys/foreign-key-migration.js";
 import { ForeignKeys } from "../../src/keys/foreign-keys.js";
-import { normaliseIp } from "../../src/keys/ip-rules.js";
+import type { ForeignPrefixStore } from "../../src/keys/foreign-prefix-store.js";
 import { KeyCache } from "../../src/keys/key-cache.js";
 import { generateSecret } from "../../src/keys/key-format.js";
 import { KeyImporter } from "../../src/keys/key-import.js";
 import { KeyLookup } from "../../src/keys/key-lookup.js";
 import { KeyManager, type NewKey, type Rotation } from "../../src/keys/key-manager.js";
 import type { KeyRecord } from "../../src/keys/key-record.js";
+import type { KeyStore } from "../../src/keys/key-store.js";
 import { createSecretDigester } from "../../src/keys/secret-digest.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { matchEndpoint, parsePolicy } from "../../src/policy/policy.js";
-import type { ForeignPrefixStore } from "../../src/store/foreign-prefix-store.js";
 import { MemoryInvalidationBus } from "../../src/store/invalidation-bus.js";
-import type { KeyStore } from "../../src/store/key-store.js";
 import { MemoryForeignPrefixStore } from "../../src/store/memory-foreign-prefix-store.js";
+import { normaliseIp } from "../../src/subjects/ip-address.js";
 import type { Clock } from "../../src/util/clock.js";
 
 /** A clock the cases can move: by hand (memory) or by sleeping (Redis keeps real time). */

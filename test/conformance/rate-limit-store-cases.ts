@@ -10,14 +10,14 @@ import { randomUUID } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import type { Blocking, Limit } from "../../src/policy/policy.js";
 import { MAX_COST, MAX_QUOTA } from "../../src/policy/policy-schema.js";
-import { calendarWindow } from "../../src/store/calendar-window.js";
 import type {
   LimitItem,
   LimitOutcome,
   RateLimitStore,
   RateRequest,
   RateVerdict,
-} from "../../src/store/rate-limit-store.js";
+} from "../../src/ratelimit/rate-limit-store.js";
+import { calendarWindow } from "../../src/store/calendar-window.js";
 
 /** What a store implementation hands the shared cases. */
 export interface RateLimitStoreHarness {
@@ -604,6 +604,70 @@ export function rateLimitStoreCases(
         });
         expect(other.status).toBe("blocked");
         expect(other.blockedTag).toBe(ip);
+      });
+
+      it("placing a block while one is active keeps its escalation level and the later end", async () => {
+        const h = await setup();
+        const tag = freshTag();
+        const b = blocking({ durationMs: 300, maxDurationMs: 600 });
+        await offend(h, [tag], b);
+        expect(await h.store.liftBlock(tag)).toBe(true);
+        await h.wait(110);
+        expect((await offend(h, [tag], b)).newBlocks[0]?.durationMs).toBe(600);
+        const listed = async () => (await h.store.listBlocks(1000)).find((x) => x.tag === tag);
+        // A shorter placement changes nothing: the level-2 block and its end stand.
+        const before = h.now();
+        const shorter = await h.store.placeBlock(tag, 200);
+        expect(shorter).toBeGreaterThan(before + 600 - 50 - h.slackMs);
+        expect(await listed()).toMatchObject({ level: 2 });
+        expect((await listed())?.until).toBeGreaterThan(before + 600 - 50 - h.slackMs);
+        // A longer one extends it, still at level 2, and the index lists the new end.
+        const at = h.now();
+        const longer = await h.store.placeBlock(tag, 5_000);
+        expect(longer).toBeGreaterThan(at + 5_000 - 50 - h.slackMs);
+        expect(longer).toBeLessThanOrEqual(at + 5_000 + 50);
+        const after = await listed();
+        expect(after?.level).toBe(2);
+        expect(after?.until).toBeGreaterThan(at + 5_000 - 50 - h.slackMs);
+        expect(after?.until).toBeLessThanOrEqual(at + 5_000 + 50);
+        await h.wait(700);
+        const blocked = await h.store.decide({ items: [], cost: 1, blockTags: [tag], blocking: b });
+        expect(blocked.status).toBe("blocked");
+        expect(await h.store.liftBlock(tag)).toBe(true);
+      });
+
+      it("a block placed on a subject without one is level 1, listed, and refuses decisions", async () => {
+        const h = await setup();
+        const tag = freshTag("i");
+        const at = h.now();
+        const until = await h.store.placeBlock(tag, 2_000);
+        expect(until).toBeGreaterThan(at + 2_000 - 50 - h.slackMs);
+        const listed = (await h.store.listBlocks(1000)).find((x) => x.tag === tag);
+        expect(listed?.level).toBe(1);
+        expect(listed?.until).toBeGreaterThan(at + 2_000 - 50 - h.slackMs);
+        const v = await h.store.decide({
+          items: [item(tag, tight)],
+          cost: 1,
+          blockTags: [tag],
+          blocking: blocking(),
+        });
+        expect(v.status).toBe("blocked");
+        expect(v.blockedTag).toBe(tag);
+      });
+
+      it("placements at once on one subject: the index keeps the latest end", async () => {
+        const h = await setup();
+        const tag = freshTag();
+        const at = h.now();
+        await Promise.all([
+          h.store.placeBlock(tag, 3_000),
+          h.store.placeBlock(tag, 400),
+          h.store.placeBlock(tag, 1_000),
+        ]);
+        const listed = (await h.store.listBlocks(1000)).find((x) => x.tag === tag);
+        expect(listed?.level).toBe(1);
+        expect(listed?.until).toBeGreaterThan(at + 3_000 - 50 - h.slackMs);
+        expect(listed?.until).toBeLessThanOrEqual(at + 3_000 + 50 + h.slackMs);
       });
 
       it("a block on the second subject refunds what the first subject was charged", async () => {

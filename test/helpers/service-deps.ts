@@ -6,6 +6,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { createClient, createRouterTransport, type Transport } from "@connectrpc/connect";
+import { memoryBackend } from "../../src/app/backend.js";
 import { buildTollgateGraph } from "../../src/app/tollgate-graph.js";
 import { loadSettings, type Settings } from "../../src/config/settings.js";
 import { eventLimitsFromSettings } from "../../src/events/events-runtime.js";
@@ -17,7 +18,6 @@ import { createLogger } from "../../src/observability/logger.js";
 import { Metrics } from "../../src/observability/metrics.js";
 import { DEFAULT_POLICY_YAML, parsePolicy } from "../../src/policy/policy.js";
 import type { ServiceDeps } from "../../src/services/service-deps.js";
-import { memoryBackend } from "../../src/store/backend.js";
 import { ManualClock } from "../../src/util/clock.js";
 
 /** Options of createServiceHarness. */

@@ -6,7 +6,7 @@
  */
 import { type Cluster, Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { LimitOutcome } from "../../src/store/rate-limit-store.js";
+import type { LimitOutcome } from "../../src/ratelimit/rate-limit-store.js";
 import { createKeyNames } from "../../src/store/redis-keys.js";
 import { RedisRateLimitStore } from "../../src/store/redis-rate-limit-store.js";
 import { rateLimit, rateLimitStoreCases } from "../conformance/rate-limit-store-cases.js";

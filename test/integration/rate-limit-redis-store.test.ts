@@ -5,7 +5,7 @@
  */
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { LimitOutcome } from "../../src/store/rate-limit-store.js";
+import type { LimitOutcome } from "../../src/ratelimit/rate-limit-store.js";
 import { createKeyNames } from "../../src/store/redis-keys.js";
 import { RedisRateLimitStore } from "../../src/store/redis-rate-limit-store.js";
 import {

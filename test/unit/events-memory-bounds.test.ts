@@ -5,8 +5,8 @@
  * holding the least evidence), and reports its size.
  */
 import { describe, expect, it } from "vitest";
+import type { WindowOp } from "../../src/events/detection-store.js";
 import type { Alert, SecurityEvent } from "../../src/events/event.js";
-import type { WindowOp } from "../../src/store/detection-store.js";
 import { MemoryDetectionStore } from "../../src/store/memory-detection-store.js";
 import { eventBytes, MemoryEventStore } from "../../src/store/memory-event-store.js";
 import { MemoryUsageStore } from "../../src/store/memory-usage-store.js";

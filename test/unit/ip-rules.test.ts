@@ -1,6 +1,7 @@
 /** Per-key IP allow and deny lists: parsing of CIDR entries and what they permit. */
 import { describe, expect, it } from "vitest";
-import { IpRules, normaliseIp, parseCidr } from "../../src/keys/ip-rules.js";
+import { IpRules } from "../../src/keys/ip-rules.js";
+import { normaliseIp, parseCidr } from "../../src/subjects/ip-address.js";
 
 describe("parseCidr", () => {
   it("reads addresses and networks of both families", () => {

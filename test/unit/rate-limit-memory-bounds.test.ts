@@ -7,12 +7,12 @@
  */
 import { describe, expect, it } from "vitest";
 import type { Blocking, Limit } from "../../src/policy/policy.js";
+import type { RateVerdict } from "../../src/ratelimit/rate-limit-store.js";
 import { InsuranceLimiter } from "../../src/resilience/insurance-limiter.js";
 import {
   MemoryRateLimitStore,
   RATE_STORE_DEFAULTS,
 } from "../../src/store/memory-rate-limit-store.js";
-import type { RateVerdict } from "../../src/store/rate-limit-store.js";
 import { ManualClock } from "../../src/util/clock.js";
 import { quotaLimit, rateLimit } from "../conformance/rate-limit-store-cases.js";
 

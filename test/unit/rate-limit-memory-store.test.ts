@@ -5,8 +5,8 @@
  */
 import { describe, expect, it } from "vitest";
 import type { Limit } from "../../src/policy/policy.js";
+import type { LimitOutcome } from "../../src/ratelimit/rate-limit-store.js";
 import { MemoryRateLimitStore } from "../../src/store/memory-rate-limit-store.js";
-import type { LimitOutcome } from "../../src/store/rate-limit-store.js";
 import { ManualClock } from "../../src/util/clock.js";
 import {
   freshTag,

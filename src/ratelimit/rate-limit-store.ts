@@ -65,25 +65,10 @@ export interface RateLimitStore {
   /** Lifts a block (and forgets pending denials). True if one was active. */
   liftBlock(tag: string): Promise<boolean>;
   /**
-   * Blocks a subject for `durationMs` from now (a detection rule's action). An
-   * active longer block is kept. Resolves to the block's end (epoch ms).
+   * Blocks a subject for `durationMs` from now (a detection rule's action), in
+   * one atomic step with the block listing. An active block keeps its offence
+   * level and ends at the later of its end and the new one. Resolves to the
+   * block's end (epoch ms).
    */
   placeBlock(tag: string, durationMs: number): Promise<number>;
-}
-
-/** Flat script arguments for one set of items (shared by Redis and tests). */
-export function limitArgs(items: readonly LimitItem[]): (string | number)[] {
-  const out: (string | number)[] = [];
-  const windowCode = { day: 1, week: 2, month: 3 } as const;
-  for (const { limit: l, cost } of items) {
-    out.push(
-      l.kind === "rate" ? 1 : 2,
-      l.mode === "shadow" ? 1 : 0,
-      l.requests,
-      l.kind === "rate" ? l.periodMs : windowCode[l.window ?? "day"],
-      l.burst,
-      cost ?? 0,
-    );
-  }
-  return out;
 }

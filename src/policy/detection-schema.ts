@@ -4,8 +4,8 @@
  * fields refused, every bound checked at load).
  */
 import { z } from "zod";
-import { duration } from "../policy/duration.js";
-import { SEVERITIES } from "./event.js";
+import { duration } from "./duration.js";
+import { SEVERITIES } from "./severity.js";
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const TYPE = /^[a-z0-9._-]{1,64}$/;

@@ -12,38 +12,35 @@
  */
 import { once } from "node:events";
 import type { Settings } from "../config/settings.js";
+import type { ForeignPrefixStore } from "../keys/foreign-prefix-store.js";
+import type { InvalidationBus } from "../keys/invalidation-bus.js";
+import type { KeyStore } from "../keys/key-store.js";
+import type { StoreMarker } from "../keys/store-marker.js";
 import type { Logger } from "../observability/logger.js";
 import type { MemoryStructure, Metrics } from "../observability/metrics.js";
+import type { RateLimitStore } from "../ratelimit/rate-limit-store.js";
 import { StoreGuard } from "../resilience/store-guard.js";
-import type { Clock } from "../util/clock.js";
-import { createDeadline } from "../util/deadline.js";
-import type { MemoryUsage } from "../util/memory-usage.js";
-import { BulkRedis } from "./bulk-redis.js";
+import { BulkRedis } from "../store/bulk-redis.js";
 import {
   type EventStoreLimits,
   type EventStores,
   memoryEventStores,
   redisEventStores,
-} from "./event-stores.js";
-import type { ForeignPrefixStore } from "./foreign-prefix-store.js";
-import {
-  type InvalidationBus,
-  MemoryInvalidationBus,
-  RedisInvalidationBus,
-} from "./invalidation-bus.js";
-import type { KeyStore } from "./key-store.js";
-import { MemoryForeignPrefixStore } from "./memory-foreign-prefix-store.js";
-import { MemoryKeyStore } from "./memory-key-store.js";
-import { MemoryRateLimitStore } from "./memory-rate-limit-store.js";
-import type { RateLimitStore } from "./rate-limit-store.js";
-import { closeRedisClient, createRedisClient } from "./redis-client.js";
-import { type DurabilityReport, inspectDurability } from "./redis-durability.js";
-import { RedisForeignPrefixStore } from "./redis-foreign-prefix-store.js";
-import { RedisKeyStore } from "./redis-key-store.js";
-import { createKeyNames } from "./redis-keys.js";
-import { RedisRateLimitStore } from "./redis-rate-limit-store.js";
-import { RedisStoreMarker } from "./redis-store-marker.js";
-import type { StoreMarker } from "./store-marker.js";
+} from "../store/event-stores.js";
+import { MemoryInvalidationBus, RedisInvalidationBus } from "../store/invalidation-bus.js";
+import { MemoryForeignPrefixStore } from "../store/memory-foreign-prefix-store.js";
+import { MemoryKeyStore } from "../store/memory-key-store.js";
+import { MemoryRateLimitStore } from "../store/memory-rate-limit-store.js";
+import { closeRedisClient, createRedisClient } from "../store/redis-client.js";
+import { type DurabilityReport, inspectDurability } from "../store/redis-durability.js";
+import { RedisForeignPrefixStore } from "../store/redis-foreign-prefix-store.js";
+import { RedisKeyStore } from "../store/redis-key-store.js";
+import { createKeyNames } from "../store/redis-keys.js";
+import { RedisRateLimitStore } from "../store/redis-rate-limit-store.js";
+import { RedisStoreMarker } from "../store/redis-store-marker.js";
+import type { Clock } from "../util/clock.js";
+import { createDeadline } from "../util/deadline.js";
+import type { MemoryUsage } from "../util/memory-usage.js";
 
 /** What createBackend needs besides the settings. */
 export interface BackendDeps {

@@ -1,4 +1,4 @@
-import type { Alert, AlertFilter, EventFilter, Page, SecurityEvent } from "../events/event.js";
+import type { Alert, AlertFilter, EventFilter, Page, SecurityEvent } from "./event.js";
 
 /** How long and how many events and alerts are kept. */
 export interface EventRetention {
@@ -9,7 +9,7 @@ export interface EventRetention {
   /**
    * Most bytes of events kept, counted as each event's JSON plus 64 bytes, plus
    * 128 for its idempotency marker if it has one (Redis: split evenly over the
-   * stream shards). Default DEFAULT_EVENT_MAX_BYTES.
+   * stream shards). Default 64 MiB.
    */
   maxBytes?: number;
   /** Most alerts kept. */
@@ -23,9 +23,6 @@ export interface AppendResult {
   /** Seen before within the retention window: accepted once, not stored again. */
   duplicates: string[];
 }
-
-/** Default of EventRetention.maxBytes: 64 MiB. */
-export const DEFAULT_EVENT_MAX_BYTES = 64 * 1024 * 1024;
 
 /** Options of one append. */
 export interface AppendOptions {
@@ -45,12 +42,9 @@ export interface AppendOptions {
  */
 export interface EventStore {
   append(events: readonly SecurityEvent[], options?: AppendOptions): Promise<AppendResult>;
-  /** Newest first; `cursor` from a previous page's `next`. Examines a bounded number of records per call. */
+  /** Newest first; `cursor` from a previous page's `next`. Examines a bounded number of records per call (5000). */
   list(filter: EventFilter, limit: number, cursor?: string): Promise<Page<SecurityEvent>>;
   appendAlert(alert: Alert): Promise<void>;
   /** Newest first. */
   listAlerts(filter: AlertFilter, limit: number, cursor?: string): Promise<Page<Alert>>;
 }
-
-/** Most records one list call examines before returning a (possibly short) page with a cursor. */
-export const LIST_SCAN_LIMIT = 5000;

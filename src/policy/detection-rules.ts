@@ -4,7 +4,7 @@
  */
 
 import type { DetectionFile } from "./detection-schema.js";
-import type { Severity } from "./event.js";
+import type { Severity } from "./severity.js";
 
 /** Whose events a rule counts together. */
 export type RuleBy = "ip" | "key" | "owner" | "subject";

@@ -1,4 +1,4 @@
-import type { KeyRecord } from "../keys/key-record.js";
+import type { KeyRecord } from "./key-record.js";
 
 /** A page of keys. */
 export interface KeyPage {

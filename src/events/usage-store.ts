@@ -4,6 +4,8 @@
  * retention.
  */
 
+import type { TimeBucket } from "../util/time-buckets.js";
+
 /** Requests to add for one key and endpoint at one time. */
 export interface UsageIncrement {
   keyId: string;
@@ -17,11 +19,8 @@ export interface UsageIncrement {
 /** Counts of one bucket: endpoint → requests. */
 export type UsageCounts = Record<string, number>;
 
-/** Width of a stored bucket. */
-export type UsageResolution = "minute" | "hour";
-
-export const MINUTE_MS = 60_000;
-export const HOUR_MS = 3_600_000;
+/** Width of a stored bucket (see util/time-buckets.ts). */
+export type UsageResolution = TimeBucket;
 
 /** Usage counters. */
 export interface UsageStore {
@@ -35,10 +34,4 @@ export interface UsageStore {
     resolution: UsageResolution,
     starts: readonly number[],
   ): Promise<UsageCounts[]>;
-}
-
-/** Aligns `ms` down to its bucket. */
-export function bucketStart(ms: number, resolution: UsageResolution): number {
-  const w = resolution === "minute" ? MINUTE_MS : HOUR_MS;
-  return Math.floor(ms / w) * w;
 }
