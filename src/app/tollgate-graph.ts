@@ -13,6 +13,7 @@
 import type { NamedToken } from "../config/secret-files.js";
 import type { Settings } from "../config/settings.js";
 import { DecisionEngine } from "../decision/decision-engine.js";
+import { DecisionFeed } from "../decision/decision-feed.js";
 import { DecisionObserver } from "../decision/decision-observer.js";
 import { createEvents, type Events, eventLimitsFromSettings } from "../events/events-runtime.js";
 import { Authorization } from "../gen/envoy/service/auth/v3/external_auth_pb.js";
@@ -168,6 +169,7 @@ export async function buildTollgateGraph(o: TollgateGraphOptions): Promise<Tollg
       .publish({ digests: [], ...message })
       .catch((err: Error) => log.warn({ err: { message: err.message } }, "announce failed"));
   };
+  const feed = new DecisionFeed();
   const observer = new DecisionObserver({
     metrics,
     log,
@@ -177,6 +179,7 @@ export async function buildTollgateGraph(o: TollgateGraphOptions): Promise<Tollg
     },
     policy,
     accessLog: settings.accessLog,
+    feed,
   });
   const blocks = new BlockBook({
     cache: blockCache,
@@ -241,6 +244,7 @@ export async function buildTollgateGraph(o: TollgateGraphOptions): Promise<Tollg
   const deps: ServiceDeps = {
     engine,
     observer,
+    feed,
     blocks,
     keys: new KeyManager({ store: backend.keys, bus, digest, clock, invalidateLocal, foreign }),
     importer: new KeyImporter({

@@ -14,6 +14,7 @@ import type { ActiveBlockEntry, BlockListener } from "../ratelimit/block-book.js
 import type { RateDecision, RateInput } from "../ratelimit/rate-limiter.js";
 import type { Decision } from "./decision.js";
 import type { DescriptorDecision, DescriptorFacts } from "./decision-engine.js";
+import type { DecisionFeed, DecisionLine } from "./decision-feed.js";
 import type { Door, RequestFacts } from "./facts.js";
 import { keyFingerprint } from "./key-fingerprint.js";
 
@@ -26,6 +27,8 @@ export interface DecisionObserverOptions {
   policy: () => Policy;
   /** Log one line per decision. */
   accessLog: boolean;
+  /** Live watchers of decisions (tail, console); lines are built only while someone listens. */
+  feed?: DecisionFeed;
 }
 
 /** Bad-key reasons: an `auth_failure` event (others are `permission_denied`). */
@@ -51,23 +54,35 @@ export class DecisionObserver implements BlockListener {
       d.record?.tier ?? (f.credential.kind === "anonymous" ? f.credential.tier : undefined);
     this.count(f.door, allowed, d.reason, tier, d.decidedLocally);
     this.record(f, d);
-    if (this.o.accessLog) {
-      const deciding = d.limits?.deciding;
-      this.o.log.info(
-        {
-          access: f.door,
-          decisionId: d.decisionId,
-          keyId: d.record?.id,
-          reason: d.reason,
-          allowed,
-          endpoint: d.endpoint?.name,
-          limit: deciding === undefined ? undefined : d.limits?.limits[deciding]?.limit.name,
-          clientIp: f.clientIp?.address,
-          latencyMs: elapsedMs(f.started),
-          traceparent: f.traceparent,
-        },
-        "decision",
-      );
+    const feed = this.o.feed?.active ? this.o.feed : undefined;
+    if (!this.o.accessLog && !feed) return;
+    const deciding = d.limits?.deciding;
+    const line = {
+      decisionId: d.decisionId,
+      keyId: d.record?.id,
+      reason: d.reason,
+      allowed,
+      endpoint: d.endpoint?.name,
+      limit: deciding === undefined ? undefined : d.limits?.limits[deciding]?.limit.name,
+      clientIp: f.clientIp?.address,
+      latencyMs: elapsedMs(f.started),
+    };
+    if (this.o.accessLog)
+      this.o.log.info({ access: f.door, ...line, traceparent: f.traceparent }, "decision");
+    if (feed) {
+      const out: DecisionLine = {
+        at: Date.now(),
+        rpc: f.door,
+        decisionId: line.decisionId,
+        allowed,
+        reason: line.reason,
+        latencyMs: line.latencyMs,
+      };
+      if (line.keyId) out.keyId = line.keyId;
+      if (line.endpoint) out.endpoint = line.endpoint;
+      if (line.limit) out.limit = line.limit;
+      if (line.clientIp) out.clientIp = line.clientIp;
+      feed.publish(out);
     }
   }
 

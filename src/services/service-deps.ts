@@ -1,4 +1,5 @@
 import type { DecisionEngine } from "../decision/decision-engine.js";
+import type { DecisionFeed } from "../decision/decision-feed.js";
 import type { DecisionObserver } from "../decision/decision-observer.js";
 import type { Events } from "../events/events-runtime.js";
 import type { KeyImporter } from "../keys/key-import.js";
@@ -19,6 +20,8 @@ export interface ServiceDeps {
   engine: DecisionEngine;
   /** Counts and logs decisions (and refusals a door makes itself). */
   observer: DecisionObserver;
+  /** The live feed of this replica's decisions (tail, console). */
+  feed: DecisionFeed;
   /** Places, lifts and finds blocks (DeleteBlock). */
   blocks: BlockBook;
   keys: KeyManager;
