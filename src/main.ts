@@ -33,6 +33,7 @@ import { PepperWatch } from "./keys/pepper-watch.js";
 import { createSecretDigester } from "./keys/secret-digest.js";
 import { createLogger, type Logger } from "./observability/logger.js";
 import { Metrics } from "./observability/metrics.js";
+import { createTracing } from "./observability/tracing.js";
 import {
   DEFAULT_POLICY_YAML,
   type Endpoint,
@@ -237,6 +238,15 @@ export async function startTollgate(
   const eventLimits = eventLimitsFromSettings(settings);
   /** Run last at shutdown, in order, each given the milliseconds left. */
   const closers: ((waitMs: number) => Promise<unknown>)[] = [];
+  // Traces are off unless an OTLP endpoint is set; then spans are flushed at shutdown.
+  const tracing = settings.otlpTracesUrl
+    ? createTracing({
+        url: settings.otlpTracesUrl,
+        sampleRatio: settings.traceSampleRatio,
+        serviceVersion: buildInfo().version,
+      })
+    : undefined;
+  if (tracing) closers.push(() => tracing.shutdown());
   let guard: StoreGuard | undefined;
   let emptiedWatch: EmptiedStoreWatch | undefined;
   // Set once the events subsystem exists (the watch starts before it).
@@ -298,6 +308,7 @@ export async function startTollgate(
       breaker: settings.redisMode !== "cluster",
       log,
       metrics,
+      ...(tracing && { tracing }),
     });
     // The events subsystem's background writes get a breaker of their own on
     // the same connection: their failures (e.g. Redis out of memory) must
@@ -534,6 +545,7 @@ export async function startTollgate(
     clock,
     denialDetail: settings.denialDetail,
     observer,
+    ...(tracing && { tracing }),
   });
   const deps: ServiceDeps = {
     engine,
