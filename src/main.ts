@@ -14,7 +14,6 @@ import { StartupError } from "./config/startup-error.js";
 import { eventLimitsFromSettings } from "./events/events-runtime.js";
 import { createLogger, type Logger } from "./observability/logger.js";
 import { Metrics } from "./observability/metrics.js";
-import { createTracing } from "./observability/tracing.js";
 import { DEFAULT_POLICY_YAML, loadPolicyFile, parsePolicy } from "./policy/policy.js";
 import { FORWARD_AUTH_PATH } from "./services/forward-auth-handler.js";
 import { startAdminServer } from "./transport/admin-server.js";
@@ -68,9 +67,10 @@ export async function startTollgate(
   // admin port opens after it is built).
   const metrics = new Metrics(() => graph.cache.size);
 
-  // Traces are off unless an OTLP endpoint is set (then nothing of them runs).
+  // Traces are off unless an OTLP endpoint is set: then nothing of them runs,
+  // and the OpenTelemetry SDK is not even loaded (it costs start-up time).
   const tracing = settings.otlpTracesUrl
-    ? createTracing({
+    ? (await import("./observability/tracing.js")).createTracing({
         url: settings.otlpTracesUrl,
         sampleRatio: settings.traceSampleRatio,
         serviceVersion: buildInfo().version,
