@@ -241,7 +241,7 @@ export const SETTINGS = {
     env: "TOLLGATE_MANAGEMENT_TOKENS_FILE",
     default: "",
     description:
-      "File of named management tokens, one `name:token` per line (≥16-byte tokens), so actions are attributed and tokens rotate without downtime. Adds to TOLLGATE_MANAGEMENT_TOKEN.",
+      "File of named management tokens, one `name:token` per line (≥16-byte tokens), optionally followed by `read-only` (may call the read RPCs only), so actions are attributed and tokens rotate without downtime. Adds to TOLLGATE_MANAGEMENT_TOKEN.",
     schema: z.string(),
   }),
   pepper: spec({
