@@ -224,6 +224,13 @@ export const SETTINGS = {
       "Allow an RPC port on a non-loopback address without TLS (logs a warning). Off: such a configuration refuses to start.",
     schema: z.enum(["true", "false"]).transform((s) => s === "true"),
   }),
+  console: spec({
+    env: "TOLLGATE_CONSOLE",
+    default: "false",
+    description:
+      "Serve the web console at /console/ on the HTTP port (TOLLGATE_HTTP_ADDR), behind the management token; see docs/console.md. Off: /console/ is not served.",
+    schema: z.enum(["true", "false"]).transform((s) => s === "true"),
+  }),
   corsOrigins: spec({
     env: "TOLLGATE_CORS_ORIGINS",
     default: "",

@@ -85,6 +85,11 @@ export class ManagementAuth {
     return n;
   }
 
+  /** True if the token named `name` is read-only (false for unknown names and dev mode). */
+  readOnly(name: string): boolean {
+    return this.digests.some((t) => t.name === name && t.readOnly);
+  }
+
   /** True when no token is configured (loopback dev mode). */
   get open(): boolean {
     return this.digests.length === 0;
