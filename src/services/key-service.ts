@@ -51,11 +51,33 @@ const UPDATABLE = new Set([
   "ip_deny",
 ]);
 
+/**
+ * The RPCs a read-only management token may call: they show keys (never a
+ * secret or digest), usage, events, alerts and blocks. ExportKeys is not
+ * here: it hands out every key's digest.
+ */
+export const READ_ONLY_RPCS: ReadonlySet<string> = new Set([
+  "GetKey",
+  "ListKeys",
+  "ListBlocks",
+  "ListEvents",
+  "ListAlerts",
+  "GetUsage",
+]);
+
 /** Builds the KeyService implementation. */
 export function createKeyService(d: ServiceDeps): Handlers<typeof KeyService> {
   const guard = <R, O>(rpc: string, fn: (req: R, actor: string) => Promise<O>) =>
     d.instrument(rpc, async (req: R, ctx: CallContext) =>
-      fn(req, await authenticateManagement(d, ctx.requestHeader, rpc)),
+      fn(
+        req,
+        await authenticateManagement(
+          d,
+          ctx.requestHeader,
+          rpc,
+          READ_ONLY_RPCS.has(rpc) ? "read" : "change",
+        ),
+      ),
     );
 
   return {
