@@ -6,7 +6,6 @@ import { create } from "@bufbuild/protobuf";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import type { Decision } from "../decision/decision.js";
 import { KeyIdNotFound } from "../decision/decision-engine.js";
-import { resolveEndpoint } from "../decision/endpoint-rule.js";
 import {
   LimitBy,
   LimitKind,
@@ -20,14 +19,12 @@ import {
   type CheckRateLimitResponse,
   CheckRateLimitResponseSchema,
 } from "../gen/tollgate/v1/tollgate_service_pb.js";
-import { normalisePath } from "../policy/path-normaliser.js";
-import type { Endpoint } from "../policy/policy.js";
 import type { LimitState, RateDecision } from "../ratelimit/rate-limiter.js";
-import { normaliseIp } from "../subjects/ip-address.js";
 import { INPUT_BOUNDS as B, INPUT_PATTERNS } from "../util/input-bounds.js";
 import type { CallContext } from "./call-context.js";
 import { header, REASON_TO_PROTO, ts } from "./convert.js";
 import { apiError } from "./errors.js";
+import { requestFieldFacts } from "./request-fields.js";
 import type { ServiceDeps } from "./service-deps.js";
 import { Violations, validNames } from "./validation.js";
 
@@ -78,35 +75,11 @@ export async function checkRateLimit(
   if (req.keyId !== "" && Buffer.byteLength(req.keyId) <= B.keyIdMaxBytes)
     v.pattern("key_id", req.keyId, INPUT_PATTERNS.keyId, "a key id");
   v.length("subject", req.subject, 0, B.subjectMaxBytes);
-  v.length("client_ip", req.clientIp, 0, B.clientIpMaxBytes);
-  const clientIp = req.clientIp === "" ? undefined : normaliseIp(req.clientIp);
-  if (req.clientIp !== "" && !clientIp) v.add("client_ip", "must be an IPv4 or IPv6 address");
-  v.length("endpoint", req.endpoint, 0, B.endpointMaxBytes);
-  v.length("method", req.method, 0, B.methodMaxBytes);
-  if (req.method !== "")
-    v.pattern("method", req.method, /^[A-Za-z]{1,16}$/, "an HTTP method token");
-  v.length("path", req.path, 0, B.pathMaxBytes);
   v.length("tier", req.tier, 0, B.tierMaxBytes);
   const policy = d.policy();
   if (req.tier !== "" && !policy.tiers.has(req.tier))
     v.add("tier", `must be a tier of the policy: ${validNames(policy.tiers.keys())}`);
-  if (req.cost > B.maxCost) v.add("cost", `must be 0..${B.maxCost}`);
-  let endpoint: Endpoint | undefined;
-  if (v.ok) {
-    let path: string | undefined;
-    if (req.path !== "") {
-      const n = normalisePath(req.path);
-      if (n.ok) path = n.path;
-      else v.add("path", n.error);
-    }
-    const resolved = resolveEndpoint(policy, req.endpoint, req.method, path);
-    if ("unknown" in resolved) {
-      v.add(
-        "endpoint",
-        `must name an endpoint of the policy: ${validNames(policy.endpoints.map((x) => x.name))}`,
-      );
-    } else endpoint = resolved.endpoint;
-  }
+  const { clientIp, endpoint } = requestFieldFacts(v, policy, req, undefined);
   v.throwIfAny();
 
   let decision: Decision;

@@ -4,7 +4,6 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
-import { resolveEndpoint } from "../decision/endpoint-rule.js";
 import { MALFORMED_SECRET } from "../decision/facts.js";
 import { RateLimitResultSchema } from "../gen/tollgate/v1/ratelimit_pb.js";
 import {
@@ -18,8 +17,6 @@ import {
   RotateKeyResponseSchema,
   type TollgateService,
 } from "../gen/tollgate/v1/tollgate_service_pb.js";
-import { normalisePath } from "../policy/path-normaliser.js";
-import { normaliseIp } from "../subjects/ip-address.js";
 import { INPUT_BOUNDS as B } from "../util/input-bounds.js";
 import type { CallContext, Handlers } from "./call-context.js";
 import {
@@ -34,6 +31,7 @@ import { apiError } from "./errors.js";
 import { recordEvent, recordKeyAction } from "./event-handlers.js";
 import { authenticateManagement } from "./management-gate.js";
 import { checkRateLimit, rateResultToProto } from "./rate-limit-handlers.js";
+import { requestFieldFacts } from "./request-fields.js";
 import type { ServiceDeps } from "./service-deps.js";
 import { Violations } from "./validation.js";
 
@@ -76,28 +74,10 @@ async function authorize(
   const started = process.hrtime.bigint();
   const v = new Violations();
   v.map("headers", req.headers, B.headersMax, B.headerNameMaxBytes, B.headerValueMaxBytes);
-  v.length("method", req.method, 0, B.methodMaxBytes);
-  if (req.method !== "")
-    v.pattern("method", req.method, /^[A-Za-z]{1,16}$/, "an HTTP method token");
-  v.length("path", req.path, 0, B.pathMaxBytes);
-  v.length("client_ip", req.clientIp, 0, B.clientIpMaxBytes);
-  const clientIp = req.clientIp === "" ? undefined : normaliseIp(req.clientIp);
-  if (req.clientIp !== "" && !clientIp) v.add("client_ip", "must be an IPv4 or IPv6 address");
   v.scopes("required_scopes", req.requiredScopes, B.requiredScopesMax);
-  v.length("endpoint", req.endpoint, 0, B.endpointMaxBytes);
-  const policy = d.policy();
-  if (req.endpoint !== "" && !policy.endpoints.some((e) => e.name === req.endpoint))
-    v.add("endpoint", "must name an endpoint of the policy");
-  if (req.cost > B.maxCost) v.add("cost", `must be 0..${B.maxCost}`);
   // A request without a path is decided as one for "/".
-  let path = "/";
-  if (req.path !== "") {
-    const n = normalisePath(req.path);
-    if (n.ok) path = n.path;
-    else v.add("path", n.error);
-  }
+  const facts = requestFieldFacts(v, d.policy(), req, "/");
   v.throwIfAny();
-  const resolved = resolveEndpoint(policy, req.endpoint, req.method, path);
 
   const key = presentedKey(req);
   const decision = await d.engine.decide({
@@ -110,8 +90,8 @@ async function authorize(
           ? key
           : MALFORMED_SECRET,
     },
-    endpoint: "endpoint" in resolved ? resolved.endpoint : undefined,
-    clientIp,
+    endpoint: facts.endpoint,
+    clientIp: facts.clientIp,
     subject: "",
     cost: req.cost,
     requiredScopes: req.requiredScopes,

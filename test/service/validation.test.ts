@@ -34,7 +34,7 @@ describe("TollgateService input validation", () => {
           cost: 1_000_001,
         }),
       ),
-    ).toEqual(["headers", "method", "client_ip", "required_scopes[0]", "endpoint", "cost", "path"]);
+    ).toEqual(["headers", "required_scopes[0]", "method", "client_ip", "cost", "path", "endpoint"]);
     expect(
       await violatedFields(
         h.tollgate.authorize({ headers: { "": "x" }, path: `/${"a".repeat(2048)}` }),
@@ -57,7 +57,7 @@ describe("TollgateService input validation", () => {
           cost: 2_000_000,
         }),
       ),
-    ).toEqual(["key_id", "subject", "client_ip", "method", "tier", "cost"]);
+    ).toEqual(["key_id", "subject", "tier", "method", "client_ip", "cost"]);
     expect(
       await violatedFields(h.tollgate.checkRateLimit({ endpoint: "no-such-endpoint" })),
     ).toEqual(["endpoint"]);
