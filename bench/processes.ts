@@ -193,9 +193,10 @@ export const CLI = new URL("../../cli/main.js", import.meta.url).pathname;
 export async function startTollgate(
   env: Record<string, string>,
   nodeArgs: string[] = [],
+  cli: string = CLI,
 ): Promise<BenchTollgate> {
   const [port, httpPort, adminPort] = [await freePort(), await freePort(), await freePort()];
-  const p = start(process.execPath, [...nodeArgs, CLI, "serve"], {
+  const p = start(process.execPath, [...nodeArgs, cli, "serve"], {
     PATH: process.env.PATH ?? "",
     TOLLGATE_ADDR: `127.0.0.1:${port}`,
     TOLLGATE_HTTP_ADDR: `127.0.0.1:${httpPort}`,

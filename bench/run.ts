@@ -12,6 +12,10 @@
  *   npm run bench                 full run; writes docs/benchmarks.md
  *   npm run bench -- --quick      < 60 s, 16 streams only, prints only (CI)
  *   npm run bench -- --duration 5 --no-memory
+ *   npm run bench -- --quick --ab /path/to/other/dist
+ *                                 also loads a Tollgate built from another
+ *                                 commit (same Redis, same key), each row a
+ *                                 ratio to this build's: a regression check
  */
 import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -65,6 +69,7 @@ const { values: opts } = parseArgs({
     "memory-count": { type: "string", default: "1000000" },
     "memory-time": { type: "string", default: "150" },
     out: { type: "string", default: join(ROOT, "docs/benchmarks.md") },
+    ab: { type: "string" },
   },
 });
 const QUICK = opts.quick;
@@ -80,7 +85,8 @@ const GRPC_HEADERS = ["content-type: application/grpc", "te: trailers"];
 const JSON_HEADERS = ["content-type: application/json"];
 
 type Protocol = "gRPC" | "Connect JSON";
-type Baseline = "grpc-js echo" | "connect-node echo" | "rate-limiter-flexible";
+/** A baseline server, or (with --ab) this build's row of the same workload (its name). */
+type Baseline = "grpc-js echo" | "connect-node echo" | "rate-limiter-flexible" | (string & {});
 
 /** One thing h2load loads. */
 interface Contender {
@@ -446,6 +452,35 @@ async function main(): Promise<void> {
       add(`${w.name}, traced`, "gRPC", base, w, traced, true, "grpc-js echo");
     }
     const tollgates: Started[] = [tollgate, traced];
+    // --ab: the same workloads on a Tollgate built from another commit, each
+    // row compared with this build's, alternating like every contender.
+    if (opts.ab) {
+      const other: BenchTollgate = await startTollgate(
+        tollgateEnv,
+        [],
+        join(opts.ab, "cli/main.js"),
+      );
+      procs.push(other);
+      tollgates.push(other);
+      const grpc = `http://127.0.0.1:${other.port}`;
+      const http = `http://127.0.0.1:${other.httpPort}`;
+      // Like this build's, its /readyz does not wait for Redis.
+      const otherTollgate = createClient(TollgateService, createGrpcTransport({ baseUrl: grpc }));
+      await retry(() => otherTollgate.authorize(authorizeInit(secret, false)));
+      for (const w of tollgateWorkloads(secret, keyId)) {
+        add(`${w.name} (other build)`, "gRPC", grpc, w, other, true, w.name);
+        add(`${w.name} (other build)`, "Connect JSON", http, w, other, true, w.name);
+      }
+      // Each other-build row right after this build's: the machine's load
+      // drifts over a run, and adjacent rows see the same drift.
+      for (const o of contenders.filter((c) => c.proc === other)) {
+        contenders.splice(contenders.indexOf(o), 1);
+        const mine = contenders.findIndex(
+          (c) => c.name === o.baseline && c.protocol === o.protocol,
+        );
+        contenders.splice(mine + 1, 0, o);
+      }
+    }
     for (const c of contenders) await verify(c);
     console.error(
       `bench: ${contenders.length} contenders verified; ${LEVELS.length} stream count(s) × ${DURATION_S} s each`,
