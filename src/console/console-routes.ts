@@ -13,7 +13,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { DecisionFilter } from "../decision/decision-feed.js";
-import { policyTable } from "../policy/policy-table.js";
+import { policyTable, policyVersion } from "../policy/policy-table.js";
 import { readKeyLimits } from "../services/key-limits.js";
 import { authenticateManagement } from "../services/management-gate.js";
 import type { ServiceDeps } from "../services/service-deps.js";
@@ -152,7 +152,7 @@ export function createConsoleRoutes(o: ConsoleRoutesOptions): ConsoleRoutes {
     send(res, 200, {
       ...tally.snapshot(d.clock.now()),
       breakers,
-      policy: { source: p.source, tiers: [...p.tiers.keys()] },
+      policy: { source: p.source, version: policyVersion(p), tiers: [...p.tiers.keys()] },
       liveSubscribers: d.feed.size,
     });
   });
@@ -160,7 +160,8 @@ export function createConsoleRoutes(o: ConsoleRoutesOptions): ConsoleRoutes {
   // The effective policy: the same rows `tollgate check-config` prints.
   routes["/console/api/policy"] = api("GET", async (req, res) => {
     if (!(await viewer(req, res, "ConsolePolicy"))) return;
-    send(res, 200, policyTable(d.policy()));
+    const p = d.policy();
+    send(res, 200, { ...policyTable(p), version: policyVersion(p) });
   });
 
   // A key's limits and where it stands against each (nothing charged).

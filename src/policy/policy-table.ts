@@ -5,6 +5,7 @@
  * out as text columns (cli/check-config-command.ts), the console sends them as
  * JSON. Never holds a webhook secret.
  */
+import { crc32 } from "node:zlib";
 import type { EnvoyNode } from "./envoy-rules.js";
 import { effectiveLimits, type Limit, type Policy } from "./policy.js";
 
@@ -134,6 +135,17 @@ export function policyTable(p: Policy): PolicyTable {
             .map((w) => `${w.name} (≥${w.minSeverity}, ${w.maxAttempts} attempts)`)
             .join("; "),
   };
+}
+
+/**
+ * A short version of the effective policy: 8 hex digits of a CRC-32 over its
+ * rows (the source's name left out). Equal on two replicas exactly when they
+ * enforce the same table, whatever file formatting or comments differ; it
+ * moves on a reload that changes anything check-config shows.
+ */
+export function policyVersion(p: Policy): string {
+  const { source: _source, ...rows } = policyTable(p);
+  return crc32(JSON.stringify(rows)).toString(16).padStart(8, "0");
 }
 
 /** The envoy_ratelimit domains: one row per descriptor path, depth first, with its limit. */

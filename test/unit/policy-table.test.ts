@@ -6,7 +6,12 @@
 import { describe, expect, it } from "vitest";
 import { formatPolicy } from "../../src/cli/check-config-command.js";
 import { loadPolicyFile, parsePolicy } from "../../src/policy/policy.js";
-import { formatDurationMs, NO_MATCH, policyTable } from "../../src/policy/policy-table.js";
+import {
+  formatDurationMs,
+  NO_MATCH,
+  policyTable,
+  policyVersion,
+} from "../../src/policy/policy-table.js";
 import { checkConfigLimitRows } from "../helpers/check-config-table.js";
 
 const files = ["examples/policy.yaml", "test/fixtures/policies/rate-limit-valid.yaml"];
@@ -55,6 +60,15 @@ describe("the effective policy table", () => {
     expect(t.blocking).toBe("off");
     expect(t.envoy).toEqual([]);
     expect(t.detection).toEqual([]);
+  });
+
+  it("has a version that follows the rows, not the file's name or formatting", () => {
+    const yaml = (rate: number) =>
+      `version: 1\ndefault_tier: t\ntiers:\n  t:\n    limits:\n      - { name: r, by: key, rate: { requests: ${rate}, per: 1s } }\n`;
+    const a = policyVersion(parsePolicy(yaml(5), "a.yaml"));
+    expect(a).toMatch(/^[0-9a-f]{8}$/);
+    expect(policyVersion(parsePolicy(`# a comment\n${yaml(5)}`, "b.yaml"))).toBe(a);
+    expect(policyVersion(parsePolicy(yaml(6), "a.yaml"))).not.toBe(a);
   });
 
   it("writes durations in their largest whole unit", () => {

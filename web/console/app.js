@@ -42,6 +42,17 @@ function logout() {
 }
 
 const time = (t) => (t ? new Date(t).toLocaleString() : "");
+/** A duration in ms in words: `850 ms`, `12 s`, `3 min`, `5 h`, `2 d`. */
+const span = (ms) =>
+  ms < 1000
+    ? `${ms} ms`
+    : ms < 120_000
+      ? `${Math.round(ms / 1000)} s`
+      : ms < 7_200_000
+        ? `${Math.round(ms / 60_000)} min`
+        : ms < 172_800_000
+          ? `${Math.round(ms / 3_600_000)} h`
+          : `${Math.round(ms / 86_400_000)} d`;
 const shortStatus = (s) => String(s ?? "").replace(/^KEY_STATUS_/, "");
 
 /** Hook: runs `load` now and whenever `deps` change; returns [data, error, reload]. */
@@ -115,7 +126,7 @@ function Overview() {
     const t = setInterval(reload, 2000);
     return () => clearInterval(t);
   });
-  if (!data) return html`<section><p class="error">${error}</p></section>`;
+  if (!data) return html`<section><h1>Overview</h1><p class="error">${error}</p></section>`;
   const xs = data.perSecond.map((p) => p.at / 1000);
   const reasons = Object.entries(data.byReason).sort((a, b) => b[1] - a[1]);
   return html`<section>
@@ -149,12 +160,30 @@ function Overview() {
         <table>
           ${data.breakers.map((b) => html`<tr><td>breaker ${b.breaker}</td><td>${b.state}</td></tr>`)}
           <tr><td>policy</td><td>${data.policy.source}</td></tr>
+          <tr><td>policy version</td><td id="policy-version">${data.policy.version}</td></tr>
           <tr><td>tiers</td><td>${data.policy.tiers.join(", ")}</td></tr>
           <tr><td>live viewers</td><td>${data.liveSubscribers}</td></tr>
         </table>
       </div>
     </div>
   </section>`;
+}
+
+/**
+ * Copies text to the clipboard; resolves to whether it worked. The Clipboard
+ * API needs a secure context (localhost counts); elsewhere, the older
+ * select-and-copy of the secret's own element.
+ */
+async function copy(text) {
+  try {
+    await navigator.clipboard.writeText(text);
+    return true;
+  } catch {
+    const el = document.getElementById("new-secret");
+    if (!el) return false;
+    getSelection()?.selectAllChildren(el);
+    return document.execCommand("copy");
+  }
 }
 
 /** A secret shown once, with a copy button. */
@@ -164,10 +193,7 @@ function Secret({ secret }) {
   return html`<div class="secret" data-testid="secret">
     <p>The secret, shown once: copy it now.</p>
     <code id="new-secret">${secret}</code>
-    <button
-      type="button"
-      onClick=${() => navigator.clipboard?.writeText(secret).then(() => setCopied(true))}
-    >
+    <button type="button" id="copy-secret" onClick=${() => copy(secret).then(setCopied)}>
       ${copied ? "Copied" : "Copy"}
     </button>
   </div>`;
@@ -252,6 +278,75 @@ function Keys() {
   </section>`;
 }
 
+/** Samples the key page's live usage chart keeps (one per refresh: 5 minutes). */
+const LIMIT_SAMPLES = 150;
+/** How often the key page re-reads its limits, ms (a read charges nothing). */
+const LIMIT_REFRESH_MS = 2000;
+
+/**
+ * A key's limits: every bucket its tier counts it in, with where it stands
+ * now (read without charging), and a chart of each bucket's use sampled
+ * while the page is open.
+ */
+function KeyLimits({ id }) {
+  const [state, setState] = useState({ data: undefined, error: "", samples: [] });
+  useEffect(() => {
+    let live = true;
+    const load = () =>
+      consoleGet(`key-limits?key=${encodeURIComponent(id)}`).then(
+        (data) =>
+          live &&
+          setState((s) =>
+            data.error
+              ? { ...s, error: data.error }
+              : { data, error: "", samples: [...s.samples, data].slice(-LIMIT_SAMPLES) },
+          ),
+        (e) => live && setState((s) => ({ ...s, error: e.message })),
+      );
+    load();
+    const t = setInterval(load, LIMIT_REFRESH_MS);
+    return () => {
+      live = false;
+      clearInterval(t);
+    };
+  }, [id]);
+  const { data, error, samples } = state;
+  if (!data) return html`<h2>Limits and current usage</h2><p class="error">${error}</p>`;
+  const tied = data.limits.filter((l) => l.usage);
+  const usedAt = (sample, l) =>
+    sample.limits.find((x) => x.name === l.name && x.bucket === l.bucket)?.usage?.used ?? null;
+  return html`<h2>Limits and current usage</h2>
+    <p class="muted">
+      Tier ${data.effectiveTier}${data.effectiveTier === data.tier ? "" : ` (the key's tier ${data.tier} is no longer in the policy)`};
+      read without charging, every ${LIMIT_REFRESH_MS / 1000} s.
+    </p>
+    <table id="key-limits">
+      <tr><th>limit</th><th>endpoints</th><th>counted per</th><th>used</th><th>remaining</th><th>full again in</th></tr>
+      ${data.limits.map(
+        (l) => html`<tr data-limit=${l.name} class=${l.usage?.full ? "denied" : ""}>
+          <td>${l.text}</td>
+          <td>${l.endpoints.join(", ")}</td>
+          <td>${l.bucket}</td>
+          <td class="used">${l.usage ? `${l.usage.used} / ${l.usage.capacity}` : "–"}</td>
+          <td class="remaining">${l.usage ? l.usage.remaining : "–"}</td>
+          <td>${l.usage ? span(l.usage.resetMs) : ""}</td>
+        </tr>`,
+      )}
+    </table>
+    <p class="error">${error}</p>
+    ${
+      tied.length > 0 &&
+      html`<${Chart}
+        title="Used (cost units), since this page opened"
+        series=${tied.map((l, i) => ({ label: l.name, stroke: PALETTE[i % PALETTE.length] }))}
+        data=${[samples.map((s) => s.at / 1000), ...tied.map((l) => samples.map((s) => usedAt(s, l)))]}
+      />`
+    }`;
+}
+
+/** Series colours of the charts. */
+const PALETTE = ["#1f5fbf", "#b42318", "#067647", "#b54708", "#6941c6", "#475467"];
+
 function KeyPage({ id }) {
   const [secret, setSecret] = useState("");
   const [error, setError] = useState("");
@@ -280,7 +375,7 @@ function KeyPage({ id }) {
       setError(e.message);
     }
   };
-  if (!data) return html`<section><p class="error">${loadError}</p></section>`;
+  if (!data) return html`<section><h1>Key ${id}</h1><p class="error">${loadError}</p></section>`;
   const k = data.key;
   const buckets = data.usage.buckets ?? [];
   return html`<section>
@@ -300,7 +395,7 @@ function KeyPage({ id }) {
       series=${[{ label: "requests", stroke: "#1f5fbf" }]}
       data=${[buckets.map((b) => Date.parse(b.startTime) / 1000), buckets.map((b) => Number(b.requests ?? 0))]}
     />
-    <p class="muted">Limits: see the tier ${k.tier} in the policy (tollgate check-config).</p>
+    <${KeyLimits} id=${id} />
     <h2>Rotate</h2>
     <form onSubmit=${act(async () => setSecret((await rpc("RotateKey", { keyId: id }, "tollgate.v1.TollgateService")).secret))}>
       <button type="submit">Rotate secret</button>
@@ -357,6 +452,53 @@ function Blocks() {
   </section>`;
 }
 
+/** The effective policy: the rows `tollgate check-config` prints, from the running policy. */
+function PolicyPage() {
+  const [t, error] = useLoad(() => consoleGet("policy"));
+  if (!t || t.error)
+    return html`<section><h1>Effective policy</h1><p class="error">${error || t?.error}</p></section>`;
+  return html`<section>
+    <h1>Effective policy</h1>
+    <p class="muted">
+      ${t.source} (version ${t.version}), the same table as <code>tollgate check-config</code>.
+      Default tier ${t.defaultTier}.
+    </p>
+    <h2>Tiers</h2>
+    <table id="policy-tiers">
+      ${t.tiers.map((x) => html`<tr><td>${x.name}</td><td>${x.description}</td></tr>`)}
+    </table>
+    <h2>Endpoints (first match wins)</h2>
+    <table id="policy-endpoints">
+      <tr><th>name</th><th>method</th><th>path</th><th>scopes</th><th>cost</th><th>fail</th></tr>
+      ${t.endpoints.map(
+        (e) =>
+          html`<tr><td>${e.name}</td><td>${e.method}</td><td>${e.path}</td><td>${e.scopes}</td><td>${e.cost}</td><td>${e.fail}</td></tr>`,
+      )}
+    </table>
+    <h2>Effective limits (tier × endpoint)</h2>
+    <table id="policy-limits">
+      <tr><th>tier</th><th>endpoint</th><th>limit</th></tr>
+      ${t.limits.map((r) => html`<tr><td>${r.tier}</td><td>${r.endpoint}</td><td>${r.limit}</td></tr>`)}
+    </table>
+    <h2>Blocking</h2>
+    <p id="policy-blocking">${t.blocking}</p>
+    <h2>Envoy rate-limit descriptors</h2>
+    <table>
+      <tr><th>domain</th><th>descriptor</th><th>limit</th></tr>
+      ${t.envoy.map((e) => html`<tr><td>${e.domain}</td><td>${e.descriptor}</td><td>${e.limit}</td></tr>`)}
+    </table>
+    <h2>Detection rules</h2>
+    <table>
+      <tr><th>name</th><th>kind</th><th>fires when</th><th>events</th><th>severity</th><th>cool-down</th><th>action</th></tr>
+      ${t.detection.map(
+        (r) =>
+          html`<tr><td>${r.name}</td><td>${r.kind}</td><td>${r.firesWhen}</td><td>${r.events}</td><td>${r.severity}</td><td>${r.cooldown}</td><td>${r.action}</td></tr>`,
+      )}
+    </table>
+    <p>Webhooks: ${t.webhooks}</p>
+  </section>`;
+}
+
 /** Most lines the tail keeps on screen. */
 const TAIL_LINES = 200;
 
@@ -407,6 +549,7 @@ const PAGES = [
   ["overview", "Overview"],
   ["keys", "Keys"],
   ["blocks", "Alerts and blocks"],
+  ["policy", "Policy"],
   ["tail", "Live tail"],
 ];
 
@@ -431,9 +574,11 @@ function App() {
         ? html`<${KeyPage} id=${decodeURIComponent(arg)} />`
         : page === "blocks"
           ? html`<${Blocks} />`
-          : page === "tail"
-            ? html`<${Tail} />`
-            : html`<${Overview} />`;
+          : page === "policy"
+            ? html`<${PolicyPage} />`
+            : page === "tail"
+              ? html`<${Tail} />`
+              : html`<${Overview} />`;
   return html`<div>
     <nav>
       <strong><span>Tollgate</span></strong>
