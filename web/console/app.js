@@ -53,6 +53,10 @@ const span = (ms) =>
         : ms < 172_800_000
           ? `${Math.round(ms / 3_600_000)} h`
           : `${Math.round(ms / 86_400_000)} d`;
+const enumName = (v, prefix) =>
+  String(v ?? "")
+    .replace(prefix, "")
+    .toLowerCase();
 const shortStatus = (s) => String(s ?? "").replace(/^KEY_STATUS_/, "");
 
 /** Hook: runs `load` now and whenever `deps` change; returns [data, error, reload]. */
@@ -159,6 +163,7 @@ function Overview() {
         <h2>Store and policy</h2>
         <table>
           ${data.breakers.map((b) => html`<tr><td>breaker ${b.breaker}</td><td>${b.state}</td></tr>`)}
+          ${data.breakers.length === 0 && html`<tr><td>store</td><td>embedded (no Redis connection)</td></tr>`}
           <tr><td>policy</td><td>${data.policy.source}</td></tr>
           <tr><td>policy version</td><td id="policy-version">${data.policy.version}</td></tr>
           <tr><td>tiers</td><td>${data.policy.tiers.join(", ")}</td></tr>
@@ -321,7 +326,7 @@ function KeyLimits({ id }) {
       read without charging, every ${LIMIT_REFRESH_MS / 1000} s.
     </p>
     <table id="key-limits">
-      <tr><th>limit</th><th>endpoints</th><th>counted per</th><th>used</th><th>remaining</th><th>full again in</th></tr>
+      <tr><th>limit</th><th>endpoints</th><th>counted per</th><th>used</th><th>remaining</th><th>resets in</th></tr>
       ${data.limits.map(
         (l) => html`<tr data-limit=${l.name} class=${l.usage?.full ? "denied" : ""}>
           <td>${l.text}</td>
@@ -329,7 +334,7 @@ function KeyLimits({ id }) {
           <td>${l.bucket}</td>
           <td class="used">${l.usage ? `${l.usage.used} / ${l.usage.capacity}` : "–"}</td>
           <td class="remaining">${l.usage ? l.usage.remaining : "–"}</td>
-          <td>${l.usage ? span(l.usage.resetMs) : ""}</td>
+          <td>${l.usage && l.usage.resetMs > 0 ? span(l.usage.resetMs) : "–"}</td>
         </tr>`,
       )}
     </table>
@@ -338,32 +343,59 @@ function KeyLimits({ id }) {
       tied.length > 0 &&
       html`<${Chart}
         title="Used (cost units), since this page opened"
-        series=${tied.map((l, i) => ({ label: l.name, stroke: PALETTE[i % PALETTE.length] }))}
+        series=${tied.map((l, i) => ({ label: seriesLabel(tied, l), stroke: PALETTE[i % PALETTE.length] }))}
         data=${[samples.map((s) => s.at / 1000), ...tied.map((l) => samples.map((s) => usedAt(s, l)))]}
       />`
     }`;
 }
 
+/** A limit's name, with its endpoints when an endpoint's override shares the name. */
+const seriesLabel = (all, l) =>
+  all.filter((x) => x.name === l.name).length > 1
+    ? `${l.name} (${l.endpoints.join(", ")})`
+    : l.name;
+
 /** Series colours of the charts. */
 const PALETTE = ["#1f5fbf", "#b42318", "#067647", "#b54708", "#6941c6", "#475467"];
+
+/** How often the key page re-reads its per-minute usage, ms (counters are flushed in batches). */
+const USAGE_REFRESH_MS = 10_000;
+
+/** A key's requests per minute over the last hour (GetUsage), re-read while the page is open. */
+function KeyUsage({ id }) {
+  const [usage, error, reload] = useLoad(() => {
+    const end = new Date();
+    const start = new Date(end.getTime() - 3600_000);
+    return rpc("GetUsage", {
+      keyId: id,
+      startTime: start.toISOString(),
+      endTime: end.toISOString(),
+      granularity: "USAGE_GRANULARITY_MINUTE",
+    });
+  }, [id]);
+  useEffect(() => {
+    const t = setInterval(reload, USAGE_REFRESH_MS);
+    return () => clearInterval(t);
+  });
+  const buckets = usage?.buckets ?? [];
+  return html`<h2>Requests per minute (last hour)</h2>
+    <p class="error">${error}</p>
+    <${Chart}
+      title=""
+      series=${[{ label: "requests", stroke: "#1f5fbf" }]}
+      data=${[buckets.map((b) => Date.parse(b.startTime) / 1000), buckets.map((b) => Number(b.requests ?? 0))]}
+    />`;
+}
 
 function KeyPage({ id }) {
   const [secret, setSecret] = useState("");
   const [error, setError] = useState("");
   const [data, loadError, reload] = useLoad(async () => {
-    const end = new Date();
-    const start = new Date(end.getTime() - 3600_000);
-    const [key, usage, events] = await Promise.all([
+    const [key, events] = await Promise.all([
       rpc("GetKey", { id }),
-      rpc("GetUsage", {
-        keyId: id,
-        startTime: start.toISOString(),
-        endTime: end.toISOString(),
-        granularity: "USAGE_GRANULARITY_MINUTE",
-      }).catch(() => ({ buckets: [] })),
       rpc("ListEvents", { subject: id, pageSize: 20 }).catch(() => ({ events: [] })),
     ]);
-    return { key: key.key, usage, events: events.events ?? [] };
+    return { key: key.key, events: events.events ?? [] };
   }, [id]);
   const act = (fn) => async (ev) => {
     ev.preventDefault();
@@ -377,36 +409,32 @@ function KeyPage({ id }) {
   };
   if (!data) return html`<section><h1>Key ${id}</h1><p class="error">${loadError}</p></section>`;
   const k = data.key;
-  const buckets = data.usage.buckets ?? [];
   return html`<section>
     <h1>Key ${k.id}</h1>
-    <table id="key-fields">
-      <tr><td>owner</td><td>${k.owner}</td></tr>
-      <tr><td>tier</td><td>${k.tier}</td></tr>
-      <tr><td>status</td><td id="key-status">${shortStatus(k.status)}</td></tr>
-      <tr><td>scopes</td><td>${(k.scopes ?? []).join(", ")}</td></tr>
-      <tr><td>created</td><td>${time(k.createTime)}</td></tr>
-      <tr><td>expires</td><td>${time(k.expireTime)}</td></tr>
-      <tr><td>revoked</td><td>${time(k.revokeTime)} ${k.revokedReason ?? ""}</td></tr>
-    </table>
-    <h2>Usage (last hour, requests per minute)</h2>
-    <${Chart}
-      title=""
-      series=${[{ label: "requests", stroke: "#1f5fbf" }]}
-      data=${[buckets.map((b) => Date.parse(b.startTime) / 1000), buckets.map((b) => Number(b.requests ?? 0))]}
-    />
+    <div class="key-top">
+      <table id="key-fields">
+        <tr><td>owner</td><td>${k.owner}</td></tr>
+        <tr><td>tier</td><td>${k.tier}</td></tr>
+        <tr><td>status</td><td id="key-status">${shortStatus(k.status)}</td></tr>
+        <tr><td>scopes</td><td>${(k.scopes ?? []).join(", ")}</td></tr>
+        <tr><td>created</td><td>${time(k.createTime)}</td></tr>
+        <tr><td>expires</td><td>${time(k.expireTime)}</td></tr>
+        <tr><td>revoked</td><td>${time(k.revokeTime)} ${k.revokedReason ?? ""}</td></tr>
+      </table>
+      <div>
+        <form onSubmit=${act(async () => setSecret((await rpc("RotateKey", { keyId: id }, "tollgate.v1.TollgateService")).secret))}>
+          <button type="submit">Rotate secret</button>
+        </form>
+        <${Secret} secret=${secret} />
+        <form id="revoke" onSubmit=${act((f) => rpc("RevokeKey", { id, reason: f.reason.value.trim() }))}>
+          <label>Reason for revoking<input name="reason" required /></label>
+          <button type="submit">Revoke key</button>
+        </form>
+        <p class="error">${error}</p>
+      </div>
+    </div>
     <${KeyLimits} id=${id} />
-    <h2>Rotate</h2>
-    <form onSubmit=${act(async () => setSecret((await rpc("RotateKey", { keyId: id }, "tollgate.v1.TollgateService")).secret))}>
-      <button type="submit">Rotate secret</button>
-    </form>
-    <${Secret} secret=${secret} />
-    <h2>Revoke</h2>
-    <form id="revoke" onSubmit=${act((f) => rpc("RevokeKey", { id, reason: f.reason.value.trim() }))}>
-      <label>Reason<input name="reason" required /></label>
-      <button type="submit">Revoke key</button>
-    </form>
-    <p class="error">${error}</p>
+    <${KeyUsage} id=${id} />
     <h2>Recent events</h2>
     <table>
       ${data.events.map((e) => html`<tr><td>${time(e.time)}</td><td>${e.type}</td><td>${e.endpoint}</td><td>${e.clientIp}</td></tr>`)}
@@ -432,21 +460,21 @@ function Blocks() {
     <h1>Alerts and blocks</h1>
     <p class="error">${error || loadError}</p>
     <h2>Active blocks</h2>
-    <table>
+    <table id="blocks">
       <tr><th>subject</th><th>kind</th><th>level</th><th>until</th><th></th></tr>
       ${(data?.blocks ?? []).map(
         (b) => html`<tr>
-          <td>${b.subject}</td><td>${b.subjectKind}</td><td>${b.level}</td><td>${time(b.endTime)}</td>
+          <td>${b.subject}</td><td>${enumName(b.subjectKind, "SUBJECT_KIND_")}</td><td>${b.level}</td><td>${time(b.endTime)}</td>
           <td><button type="button" onClick=${() => lift(b)}>Lift</button></td>
         </tr>`,
       )}
     </table>
     <h2>Recent alerts</h2>
-    <table>
+    <table id="alerts">
       <tr><th>fired</th><th>rule</th><th>severity</th><th>subject</th><th>message</th></tr>
       ${(data?.alerts ?? []).map(
         (a) =>
-          html`<tr><td>${time(a.fireTime)}</td><td>${a.rule}</td><td>${a.severity}</td><td>${a.subject}</td><td>${a.message}</td></tr>`,
+          html`<tr><td>${time(a.fireTime)}</td><td>${a.rule}</td><td>${enumName(a.severity, "SEVERITY_")}</td><td>${a.subject}</td><td>${a.message}</td></tr>`,
       )}
     </table>
   </section>`;
@@ -502,9 +530,31 @@ function PolicyPage() {
 /** Most lines the tail keeps on screen. */
 const TAIL_LINES = 200;
 
+/**
+ * What the tail showed, kept while another page is open so coming back shows
+ * the recent lines again; a gap line marks the time nobody was watching.
+ */
+const tailKept = { filter: { key: "", denied: false }, lines: [], leftAt: 0 };
+
 function Tail() {
-  const [filter, setFilter] = useState({ key: "", denied: false });
-  const [lines, setLines] = useState([]);
+  const [filter, setFilterState] = useState(tailKept.filter);
+  const [lines, setLinesState] = useState(() =>
+    tailKept.lines.length > 0 && !tailKept.lines[0].gap
+      ? [{ gap: true, from: tailKept.leftAt, at: Date.now() }, ...tailKept.lines].slice(
+          0,
+          TAIL_LINES,
+        )
+      : tailKept.lines,
+  );
+  const setLines = (f) =>
+    setLinesState((ls) => {
+      tailKept.lines = typeof f === "function" ? f(ls) : f;
+      return tailKept.lines;
+    });
+  const setFilter = (f) => {
+    tailKept.filter = f;
+    setFilterState(f);
+  };
   const [status, setStatus] = useState("connecting");
   useEffect(() => {
     const q = new URLSearchParams();
@@ -517,7 +567,10 @@ function Tail() {
       const line = JSON.parse(ev.data);
       setLines((ls) => [line, ...ls].slice(0, TAIL_LINES));
     });
-    return () => es.close();
+    return () => {
+      es.close();
+      tailKept.leftAt = Date.now();
+    };
   }, [filter.key, filter.denied]);
   const apply = (ev) => {
     ev.preventDefault();
@@ -534,11 +587,13 @@ function Tail() {
     </form>
     <table id="tail">
       <tr><th>time</th><th>door</th><th>decision</th><th>reason</th><th>key</th><th>endpoint</th><th>client IP</th><th>ms</th></tr>
-      ${lines.map(
-        (l) => html`<tr class=${l.allowed ? "allowed" : "denied"}>
+      ${lines.map((l) =>
+        l.gap
+          ? html`<tr class="gap"><td colspan="8">not watched from ${new Date(l.from).toLocaleTimeString()} to ${new Date(l.at).toLocaleTimeString()}: decisions in between are not shown</td></tr>`
+          : html`<tr class=${l.allowed ? "allowed" : "denied"}>
           <td>${new Date(l.at).toLocaleTimeString()}</td><td>${l.rpc}</td>
           <td>${l.allowed ? "allow" : "deny"}</td><td>${l.reason}</td><td>${l.keyId ?? ""}</td>
-          <td>${l.endpoint ?? ""}</td><td>${l.clientIp ?? ""}</td><td>${l.latencyMs}</td>
+          <td>${l.endpoint ?? ""}</td><td>${l.clientIp ?? ""}</td><td>${Number(l.latencyMs).toFixed(2)}</td>
         </tr>`,
       )}
     </table>
@@ -590,4 +645,7 @@ function App() {
   </div>`;
 }
 
-render(html`<${App} />`, document.getElementById("app"));
+const root = document.getElementById("app");
+// The page's "Loading…" is plain text: Preact renders beside it, not over it.
+root.textContent = "";
+render(html`<${App} />`, root);
