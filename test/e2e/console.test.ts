@@ -68,6 +68,10 @@ beforeAll(async () => {
     if (!r.url().startsWith(server.httpUrl)) foreign.push(r.url());
   });
   page.on("pageerror", (e) => pageErrors.push(e.message));
+  // Chromium reports what the CSP refused (an inline script or style, a foreign fetch) on the console.
+  page.on("console", (m) => {
+    if (m.text().includes("Content Security Policy")) pageErrors.push(m.text());
+  });
 }, 60_000);
 
 const foreign: string[] = [];
@@ -93,6 +97,25 @@ async function shot(name: string, heading: string, ready: string): Promise<void>
   const png = await page.screenshot({ path: join(shotDir, `${name}.png`) });
   // A blank 1280×800 page compresses to a few kB; a drawn one is far larger.
   expect(png.length, `${name}.png`).toBeGreaterThan(20_000);
+}
+
+/**
+ * Opens a console page (`#/blocks`), logging in first if this browser has no
+ * session yet, so each test also runs on its own (`-t`).
+ */
+async function open(hash: string): Promise<void> {
+  await page.goto(`${server.httpUrl}/console/${hash}`);
+  const token = page.locator("input[name=token]");
+  await Promise.race([
+    token.waitFor({ state: "visible" }),
+    page.locator("nav").waitFor({ state: "visible" }),
+  ]);
+  if (await token.isVisible()) {
+    await token.fill(TOKEN);
+    await page.click("button[type=submit]");
+    await page.locator("nav").waitFor({ state: "visible" });
+    await page.goto(`${server.httpUrl}/console/${hash}`);
+  }
 }
 
 /** Calls a Tollgate RPC through Connect JSON, as an application would. */
@@ -233,7 +256,7 @@ describe.skipIf(!existsSync(CHROMIUM))("the web console", () => {
         { timeout: 15_000 },
       )
       .toContain(ip);
-    await page.goto(`${server.httpUrl}/console/#/blocks`);
+    await open("#/blocks");
     await page.waitForSelector(`#blocks >> text=${ip}`);
     await page.waitForSelector("#alerts >> text=brute-force");
     await shot("blocks", "Alerts and blocks", `#blocks >> text=${ip}`);
@@ -246,6 +269,7 @@ describe.skipIf(!existsSync(CHROMIUM))("the web console", () => {
     const { stdout } = await promisify(execFile)(process.execPath, [CLI, "check-config", POLICY]);
     const printed = checkConfigLimitRows(stdout);
     expect(printed.length).toBeGreaterThan(10);
+    await open("#/overview");
     await page.click("nav >> text=Policy");
     await page.waitForSelector("#policy-limits td");
     const shown = await page

@@ -98,7 +98,7 @@ function Chart({ series, data, title }) {
   return html`<div ref=${el} class="chart"></div>`;
 }
 
-function Login() {
+function Login({ onLogin }) {
   const [error, setError] = useState("");
   const submit = async (ev) => {
     ev.preventDefault();
@@ -111,7 +111,10 @@ function Login() {
     if (!r.ok) return setError(out.error ?? `HTTP ${r.status}`);
     sessionStorage.setItem(TOKEN, token);
     sessionStorage.setItem(WHO, JSON.stringify(out));
-    location.hash = "#/overview";
+    // Go on to the page asked for (a bookmark, a link), or the overview; the
+    // same hash fires no hashchange, so the app is told to render again.
+    if (!/^#\/(?!login)\w/.test(location.hash)) location.hash = "#/overview";
+    onLogin();
   };
   return html`<section>
     <h1>Tollgate console</h1>
@@ -615,12 +618,15 @@ function App() {
     addEventListener("hashchange", on);
     return () => removeEventListener("hashchange", on);
   }, []);
+  // Bumped by a login: renders the page again even when the hash did not change.
+  const [, setLogins] = useState(0);
+  const login = html`<${Login} onLogin=${() => setLogins((n) => n + 1)} />`;
   const [, page = "overview", arg = ""] = hash.split("/");
   if (!sessionStorage.getItem(TOKEN) && page !== "login") {
     // Dev mode (no token configured) still logs in, with an empty token.
-    if (!sessionStorage.getItem(WHO)) return html`<${Login} />`;
+    if (!sessionStorage.getItem(WHO)) return login;
   }
-  if (page === "login") return html`<${Login} />`;
+  if (page === "login") return login;
   const who = JSON.parse(sessionStorage.getItem(WHO) ?? "{}");
   const body =
     page === "keys"
