@@ -139,9 +139,9 @@ export function policyTable(p: Policy): PolicyTable {
 
 /**
  * A short version of the effective policy: 8 hex digits of a CRC-32 over its
- * rows (the source's name left out). Equal on two replicas exactly when they
- * enforce the same table, whatever file formatting or comments differ; it
- * moves on a reload that changes anything check-config shows.
+ * rows (the source's name left out). The same on replicas enforcing the same
+ * table, whatever file formatting or comments differ; a reload that changes
+ * anything check-config shows changes it (barring a CRC-32 collision).
  */
 export function policyVersion(p: Policy): string {
   const { source: _source, ...rows } = policyTable(p);
