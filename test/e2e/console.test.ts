@@ -12,7 +12,7 @@
  * committed pictures are made; CI leaves the work tree alone).
  */
 import { execFile } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -23,6 +23,8 @@ import { CLI, startTollgateProcess, type TollgateProcess } from "../helpers/toll
 
 const CHROMIUM = "/usr/bin/chromium";
 const TOKEN = "console-e2e-management-token";
+/** A named read-only token (TOLLGATE_MANAGEMENT_TOKENS_FILE): may look, may not change. */
+const VIEWER_TOKEN = "console-e2e-viewer-token-0123";
 const POLICY = "examples/policy.yaml";
 const WRITE_SHOTS = process.env.TOLLGATE_CONSOLE_SCREENSHOTS === "write";
 /** A fixed viewport keeps every picture the same size, and small. */
@@ -34,9 +36,14 @@ let page: Page;
 let profile: string;
 let shotDir: string;
 
+let tokensDir: string;
+
 beforeAll(async () => {
+  tokensDir = mkdtempSync(join(tmpdir(), "tollgate-console-tokens-"));
+  writeFileSync(join(tokensDir, "tokens"), `viewer:${VIEWER_TOKEN} read-only\n`);
   server = await startTollgateProcess({
     TOLLGATE_MANAGEMENT_TOKEN: TOKEN,
+    TOLLGATE_MANAGEMENT_TOKENS_FILE: join(tokensDir, "tokens"),
     TOLLGATE_POLICY_FILE: POLICY,
     TOLLGATE_CONSOLE: "true",
   });
@@ -81,6 +88,7 @@ afterAll(async () => {
   await browser?.close();
   if (profile) rmSync(profile, { recursive: true, force: true });
   if (shotDir && !WRITE_SHOTS) rmSync(shotDir, { recursive: true, force: true });
+  if (tokensDir) rmSync(tokensDir, { recursive: true, force: true });
   expect(await server?.stop()).toBe(0);
 });
 
@@ -281,6 +289,34 @@ describe.skipIf(!existsSync(CHROMIUM))("the web console", () => {
     expect(await page.textContent("#policy-blocking")).toBe(stdout.match(/^blocking: (.*)$/m)?.[1]);
     await shot("policy", "Effective policy", "#policy-limits");
     expect(foreign).toEqual([]);
+    expect(pageErrors).toEqual([]);
+  }, 60_000);
+
+  it("lets a read-only token look at every page and offers it no change", async () => {
+    const made = await fetch(`${server.httpUrl}/tollgate.v1.KeyService/CreateKey`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${TOKEN}` },
+      body: JSON.stringify({ owner: "console-viewer" }),
+    });
+    expect(made.status).toBe(200);
+    // A page of its own: its session storage holds the viewer's token, not the operator's.
+    const viewer = await browser.newPage();
+    viewer.on("pageerror", (e) => pageErrors.push(e.message));
+    try {
+      await viewer.goto(`${server.httpUrl}/console/#/keys`);
+      await viewer.fill("input[name=token]", VIEWER_TOKEN);
+      await viewer.click("button[type=submit]");
+      await viewer.waitForSelector("nav >> text=viewer (read-only)");
+      await viewer.waitForSelector("#keys >> text=console-viewer");
+      expect(await viewer.isDisabled("#create-key button[type=submit]")).toBe(true);
+      await viewer.click('#keys tr:has-text("console-viewer") a');
+      await viewer.waitForSelector("#key-limits td.used");
+      expect(await viewer.isDisabled("#revoke button[type=submit]")).toBe(true);
+      await viewer.click("nav >> text=Policy");
+      await viewer.waitForSelector("#policy-limits td");
+    } finally {
+      await viewer.close();
+    }
     expect(pageErrors).toEqual([]);
   }, 60_000);
 });

@@ -41,6 +41,10 @@ function logout() {
   location.hash = "#/login";
 }
 
+/** True when the session's token is read-only: the page then offers no change it would refuse. */
+const readOnly = () => JSON.parse(sessionStorage.getItem(WHO) ?? "{}").readOnly === true;
+const changeHint = () => (readOnly() ? "changes need a full management token" : undefined);
+
 const time = (t) => (t ? new Date(t).toLocaleString() : "");
 /** A duration in ms in words: `850 ms`, `12 s`, `3 min`, `5 h`, `2 d`. */
 const span = (ms) =>
@@ -253,7 +257,7 @@ function Keys() {
       <label>Owner<input name="owner" required /></label>
       <label>Tier<input name="tier" placeholder="policy default" /></label>
       <label>Scopes (comma-separated)<input name="scopes" /></label>
-      <button type="submit">Create key</button>
+      <button type="submit" disabled=${readOnly()} title=${changeHint()}>Create key</button>
     </form>
     <${Secret} secret=${secret} />
     <p class="error">${error || loadError}</p>
@@ -426,12 +430,12 @@ function KeyPage({ id }) {
       </table>
       <div>
         <form onSubmit=${act(async () => setSecret((await rpc("RotateKey", { keyId: id }, "tollgate.v1.TollgateService")).secret))}>
-          <button type="submit">Rotate secret</button>
+          <button type="submit" disabled=${readOnly()} title=${changeHint()}>Rotate secret</button>
         </form>
         <${Secret} secret=${secret} />
         <form id="revoke" onSubmit=${act((f) => rpc("RevokeKey", { id, reason: f.reason.value.trim() }))}>
           <label>Reason for revoking<input name="reason" required /></label>
-          <button type="submit">Revoke key</button>
+          <button type="submit" disabled=${readOnly()} title=${changeHint()}>Revoke key</button>
         </form>
         <p class="error">${error}</p>
       </div>
@@ -468,7 +472,7 @@ function Blocks() {
       ${(data?.blocks ?? []).map(
         (b) => html`<tr>
           <td>${b.subject}</td><td>${enumName(b.subjectKind, "SUBJECT_KIND_")}</td><td>${b.level}</td><td>${time(b.endTime)}</td>
-          <td><button type="button" onClick=${() => lift(b)}>Lift</button></td>
+          <td><button type="button" disabled=${readOnly()} title=${changeHint()} onClick=${() => lift(b)}>Lift</button></td>
         </tr>`,
       )}
     </table>
