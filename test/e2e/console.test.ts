@@ -197,7 +197,10 @@ describe.skipIf(!existsSync(CHROMIUM))("the web console", () => {
     // The key's page: its limits, and their use going up with Authorize + apply_limits.
     await page.goto(`${server.httpUrl}/console/#/key/${keyId}`);
     await page.waitForSelector("#key-status >> text=ACTIVE");
-    await expect.poll(() => usedOf("monthly").textContent()).toBe("0 / 100000");
+    // vitest polls for 1 s by default; a loaded CI machine may need longer.
+    await expect
+      .poll(() => usedOf("monthly").textContent(), { timeout: 10_000 })
+      .toBe("0 / 100000");
     expect(await page.textContent('#key-limits tr[data-limit="monthly"]')).toContain(
       "owner console-e2e",
     );
@@ -269,7 +272,9 @@ describe.skipIf(!existsSync(CHROMIUM))("the web console", () => {
     await page.waitForSelector("#alerts >> text=brute-force");
     await shot("blocks", "Alerts and blocks", `#blocks >> text=${ip}`);
     await page.click(`#blocks tr:has-text("${ip}") button`);
-    await expect.poll(() => page.locator(`#blocks >> text=${ip}`).count()).toBe(0);
+    await expect
+      .poll(() => page.locator(`#blocks >> text=${ip}`).count(), { timeout: 10_000 })
+      .toBe(0);
     expect(pageErrors).toEqual([]);
   }, 60_000);
 
