@@ -2,15 +2,19 @@
  * The web console's routes on the HTTP port (TOLLGATE_CONSOLE=true): its
  * files under /console/, and the few endpoints the Connect API cannot serve —
  * login (a session cookie for EventSource), the live decision stream (server-
- * sent events from the DecisionFeed) and the overview's numbers. Keys, usage,
+ * sent events from the DecisionFeed), the overview's numbers, the effective
+ * policy table (the rows check-config prints) and a key's limits with their
+ * current usage (read without charging). Keys, usage,
  * events and blocks are read and changed by the page through KeyService over
  * Connect JSON on this same origin, with the management token as a Bearer
  * header; nothing here is a second management API.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
-import { ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import type { DecisionFilter } from "../decision/decision-feed.js";
+import { policyTable, policyVersion } from "../policy/policy-table.js";
+import { readKeyLimits } from "../services/key-limits.js";
 import { authenticateManagement } from "../services/management-gate.js";
 import type { ServiceDeps } from "../services/service-deps.js";
 import { type ConsoleAsset, loadConsoleAssets } from "./console-assets.js";
@@ -92,12 +96,27 @@ export function createConsoleRoutes(o: ConsoleRoutesOptions): ConsoleRoutes {
     return s;
   };
 
-  routes["/console/api/login"] = api("POST", async (req, res) => {
-    const headers = new Headers();
-    for (const h of ["authorization", "host", "origin"]) {
-      const v = req.headers[h];
-      if (typeof v === "string") headers.set(h, v);
+  /**
+   * True when a read may go ahead: a session, or else a management token
+   * (read-only ones too) as a Bearer header, as for KeyService. Answers 401 otherwise.
+   */
+  const viewer = async (req: Req, res: Res, rpc: string): Promise<boolean> => {
+    if (sessions.find(req.headers.cookie)) return true;
+    if (req.headers.authorization === undefined) {
+      send(res, 401, { error: "log in first" });
+      return false;
     }
+    try {
+      await authenticateManagement(d, bearerHeaders(req), rpc, "read");
+      return true;
+    } catch (err) {
+      send(res, 401, { error: ConnectError.from(err).rawMessage });
+      return false;
+    }
+  };
+
+  routes["/console/api/login"] = api("POST", async (req, res) => {
+    const headers = bearerHeaders(req);
     let name: string;
     try {
       name = await authenticateManagement(d, headers, "ConsoleLogin", "read");
@@ -133,9 +152,28 @@ export function createConsoleRoutes(o: ConsoleRoutesOptions): ConsoleRoutes {
     send(res, 200, {
       ...tally.snapshot(d.clock.now()),
       breakers,
-      policy: { source: p.source, tiers: [...p.tiers.keys()] },
+      policy: { source: p.source, version: policyVersion(p), tiers: [...p.tiers.keys()] },
       liveSubscribers: d.feed.size,
     });
+  });
+
+  // The effective policy: the same rows `tollgate check-config` prints.
+  routes["/console/api/policy"] = api("GET", async (req, res) => {
+    if (!(await viewer(req, res, "ConsolePolicy"))) return;
+    const p = d.policy();
+    send(res, 200, { ...policyTable(p), version: policyVersion(p) });
+  });
+
+  // A key's limits and where it stands against each (nothing charged).
+  routes["/console/api/key-limits"] = api("GET", async (req, res) => {
+    if (!(await viewer(req, res, "ConsoleKeyLimits"))) return;
+    const key = new URL(req.url ?? "/", "http://console").searchParams.get("key") ?? "";
+    try {
+      send(res, 200, await readKeyLimits(d, key));
+    } catch (err) {
+      const e = ConnectError.from(err);
+      send(res, HTTP_OF[e.code] ?? 500, { error: e.rawMessage });
+    }
   });
 
   routes["/console/api/decisions"] = api("GET", (req, res) => {
@@ -177,6 +215,24 @@ export function createConsoleRoutes(o: ConsoleRoutesOptions): ConsoleRoutes {
   });
 
   return { routes, sessions, tally, close: () => counting?.close() };
+}
+
+/** HTTP statuses of the errors a console read can meet. */
+const HTTP_OF: Partial<Record<Code, number>> = {
+  [Code.InvalidArgument]: 400,
+  [Code.NotFound]: 404,
+  [Code.Unavailable]: 503,
+  [Code.DeadlineExceeded]: 503,
+};
+
+/** The request headers management authentication reads. */
+function bearerHeaders(req: Req): Headers {
+  const headers = new Headers();
+  for (const h of ["authorization", "host", "origin"]) {
+    const v = req.headers[h];
+    if (typeof v === "string") headers.set(h, v);
+  }
+  return headers;
 }
 
 function send(res: Res, status: number, body: unknown): void {

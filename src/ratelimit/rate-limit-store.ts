@@ -60,6 +60,14 @@ export interface ActiveBlock {
  */
 export interface RateLimitStore {
   decide(request: RateRequest): Promise<RateVerdict>;
+  /**
+   * Each limit's bucket as it stands (same order as `items`), read-only: it
+   * charges nothing, counts no denial and checks no block. `remaining` and
+   * `resetMs` are what a decision would report without its own charge;
+   * `exceeded` says a request of cost 1 (or the item's cost) would not fit
+   * now. One store round trip per subject tag at most (one in all off Cluster).
+   */
+  peek(items: LimitItem[]): Promise<LimitOutcome[]>;
   /** Active blocks, soonest-ending last, at most `limit`. */
   listBlocks(limit: number): Promise<ActiveBlock[]>;
   /** Lifts a block (and forgets pending denials). True if one was active. */

@@ -1,5 +1,6 @@
 import type {
   ActiveBlock,
+  LimitItem,
   LimitOutcome,
   RateLimitStore,
   RateRequest,
@@ -83,6 +84,19 @@ export class MemoryRateLimitStore implements RateLimitStore {
   }
 
   async decide(req: RateRequest): Promise<RateVerdict> {
+    return this.evaluate(req, false);
+  }
+
+  /** The decision's evaluation, denied whatever the limits say: nothing is written. */
+  async peek(items: LimitItem[]): Promise<LimitOutcome[]> {
+    return this.evaluate({ items, cost: 1, blockTags: [] }, true).outcomes;
+  }
+
+  /**
+   * Evaluates every limit and charges all or none. `denyOnly` (peek) denies
+   * whatever the limits say; with no blocking in `req` it then writes nothing.
+   */
+  private evaluate(req: RateRequest, denyOnly: boolean): RateVerdict {
     const now = this.clock.now();
     const tags = req.blocking ? req.blockTags : [];
     let blockMs = 0;
@@ -104,7 +118,7 @@ export class MemoryRateLimitStore implements RateLimitStore {
       return { status: "blocked", outcomes, blockMs, blockedTag, newBlocks: [] };
     }
     const writes: [string, Entry][] = [];
-    let denied = false;
+    let denied = denyOnly;
     // Each limit's state as it stands, and (when it admits the cost) after the
     // charge: which one is reported depends on the whole decision, below.
     const charged: (LimitOutcome | undefined)[] = [];

@@ -115,6 +115,31 @@ export class RedisRateLimitStore implements RateLimitStore {
     return { status: "ok", outcomes, blockMs: 0, newBlocks: [] };
   }
 
+  /**
+   * One uncharged ("deny") call of rate-limit-n.lua with no blocking subject:
+   * the script then writes nothing. Off Cluster one call for every item; on
+   * Cluster one per subject tag (one hash slot each).
+   */
+  async peek(items: LimitItem[]): Promise<LimitOutcome[]> {
+    if (items.length === 0) return [];
+    if (!this.cluster) return (await this.run(items, [], 1, undefined, true)).outcomes;
+    const out: LimitOutcome[] = [];
+    for (const tag of new Set(items.map((i) => i.tag))) {
+      const idx = items.flatMap((it, i) => (it.tag === tag ? [i] : []));
+      const v = await this.run(
+        idx.map((i) => items[i] as LimitItem),
+        [],
+        1,
+        undefined,
+        true,
+      );
+      idx.forEach((i, j) => {
+        out[i] = v.outcomes[j] as LimitOutcome;
+      });
+    }
+    return out;
+  }
+
   async listBlocks(limit: number): Promise<ActiveBlock[]> {
     // Redis time, not this host's: replicas with skewed clocks must neither
     // drop each other's active blocks nor report different end times.

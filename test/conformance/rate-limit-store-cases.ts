@@ -420,6 +420,41 @@ export function rateLimitStoreCases(
       });
     });
 
+    describe("peek (read-only)", () => {
+      it("reads every bucket as it stands, across subjects, and charges nothing", async () => {
+        const h = await setup();
+        const [a, b] = [freshTag(), freshTag("i")];
+        const rate = rateLimit("peek-rate", 5, 60_000);
+        const quota = quotaLimit("peek-quota", 10, "day");
+        const items = [item(a, rate), item(a, quota), item(b, quota)];
+        const fresh = await h.store.peek(items);
+        expect(fresh.map((o) => o.remaining)).toEqual([5, 10, 10]);
+        expect(fresh.every((o) => !o.exceeded)).toBe(true);
+        for (let i = 0; i < 3; i++) await decide(h, [item(a, rate), item(a, quota)]);
+        // Peeking many times charges nothing: the numbers stay where the decisions left them.
+        for (let i = 0; i < 3; i++) {
+          const seen = await h.store.peek(items);
+          expect(seen.map((o) => o.remaining)).toEqual([2, 7, 10]);
+        }
+        const quotaSeen = (await h.store.peek([item(a, quota)]))[0] as LimitOutcome;
+        near(h, quotaSeen.resetMs, calendarWindow("day", h.now()).end - h.now());
+        const next = await decide(h, [item(a, rate), item(a, quota)]);
+        expect(next.outcomes.map((o) => o.remaining)).toEqual([1, 6]);
+      });
+
+      it("says a full bucket is exceeded, and places no block", async () => {
+        const h = await setup();
+        const tag = freshTag();
+        const limit = rateLimit("peek-one", 1, 60_000);
+        expect((await decide(h, [item(tag, limit)])).status).toBe("ok");
+        const [o] = await h.store.peek([item(tag, limit)]);
+        expect(o?.exceeded).toBe(true);
+        expect(o?.remaining).toBe(0);
+        expect(await h.store.peek([])).toEqual([]);
+        expect((await h.store.listBlocks(100)).map((x) => x.tag)).not.toContain(tag);
+      });
+    });
+
     describe("large values", () => {
       it("a quota near MAX_QUOTA counts exactly", async () => {
         const h = await setup();

@@ -8,8 +8,12 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { formatPolicy } from "../../src/cli/check-config-command.js";
 import { createConsoleRoutes } from "../../src/console/console-routes.js";
+import { parsePolicy } from "../../src/policy/policy.js";
+import type { KeyLimits } from "../../src/services/key-limits.js";
 import { createHttpRoutes } from "../../src/transport/http-routes.js";
+import { checkConfigLimitRows } from "../helpers/check-config-table.js";
 import { createServiceHarness, type ServiceHarness } from "../helpers/service-deps.js";
 import { EXAMPLE_POLICY } from "./support.js";
 
@@ -166,5 +170,91 @@ describe("the live decision stream", () => {
     };
     expect(body.byReason.MISSING_KEY).toBeGreaterThanOrEqual(1);
     expect(body.topDeniedIps.map((e) => e.subject)).toContain("198.51.100.4");
+  });
+});
+
+describe("the effective policy table", () => {
+  it("needs a session or a management token; a read-only token may look", async () => {
+    expect((await fetch(`${base}/console/api/policy`)).status).toBe(401);
+    const wrong = await fetch(`${base}/console/api/policy`, {
+      headers: { authorization: "Bearer not-the-management-token" },
+    });
+    expect(wrong.status).toBe(401);
+    const viewer = await fetch(`${base}/console/api/policy`, {
+      headers: { authorization: `Bearer ${VIEWER}` },
+    });
+    expect(viewer.status).toBe(200);
+    const { cookie } = await login(h.token);
+    const bySession = await fetch(`${base}/console/api/policy`, {
+      headers: { cookie: cookie.split(";")[0] ?? "" },
+    });
+    expect(bySession.status).toBe(200);
+    const foreign = await fetch(`${base}/console/api/policy`, {
+      headers: { authorization: `Bearer ${VIEWER}`, "sec-fetch-site": "cross-site" },
+    });
+    expect(foreign.status).toBe(403);
+  });
+
+  it("has the rows check-config prints for the same policy", async () => {
+    const r = await fetch(`${base}/console/api/policy`, {
+      headers: { authorization: `Bearer ${VIEWER}` },
+    });
+    const body = (await r.json()) as {
+      limits: { tier: string; endpoint: string; limit: string }[];
+    };
+    const printed = checkConfigLimitRows(formatPolicy(parsePolicy(EXAMPLE_POLICY, "examples")));
+    expect(printed.length).toBeGreaterThan(10);
+    expect(body.limits.map((l) => [l.tier, l.endpoint, l.limit])).toEqual(printed);
+  });
+});
+
+describe("a key's limits", () => {
+  const read = async (id: string) => {
+    const r = await fetch(`${base}/console/api/key-limits?key=${encodeURIComponent(id)}`, {
+      headers: { authorization: `Bearer ${VIEWER}` },
+    });
+    return { status: r.status, body: (await r.json()) as KeyLimits & { error?: string } };
+  };
+  const row = (k: KeyLimits, name: string) => k.limits.find((l) => l.name === name);
+
+  it("lists every bucket of the key's tier once, with usage that decisions move and reading does not", async () => {
+    const created = await h.keys.createKey({ owner: "limits-page", tier: "free" }, h.auth);
+    const id = created.key?.id ?? "";
+    const before = await read(id);
+    expect(before.status).toBe(200);
+    expect(before.body.effectiveTier).toBe("free");
+    // per-key and monthly are the tier's: one bucket each, shared by every endpoint.
+    expect(before.body.limits.filter((l) => l.name === "monthly")).toHaveLength(1);
+    expect(row(before.body, "monthly")?.endpoints).toContain("(no match)");
+    expect(row(before.body, "monthly")).toMatchObject({
+      bucket: "owner limits-page",
+      usage: { used: 0, capacity: 100_000, remaining: 100_000 },
+    });
+    expect(row(before.body, "per-key")?.usage?.capacity).toBe(20);
+    // Per client IP: listed, but not the key's bucket.
+    expect(row(before.body, "orders-per-ip")).toMatchObject({ bucket: "per client IP" });
+    expect(row(before.body, "orders-per-ip")?.usage).toBeUndefined();
+
+    for (let i = 0; i < 3; i++) {
+      const a = await h.tollgate.authorize({
+        apiKey: created.secret,
+        method: "GET",
+        path: "/v1/widgets",
+        applyLimits: true,
+      });
+      expect(a.allowed).toBe(true);
+    }
+    const after = await read(id);
+    const again = await read(id);
+    expect(row(after.body, "monthly")?.usage?.used).toBe(3);
+    expect(row(again.body, "monthly")?.usage?.used).toBe(3);
+    // The harness clock stands still, so the rate has not drained either.
+    expect(row(after.body, "per-key")?.usage?.used).toBe(3);
+  });
+
+  it("says which key is unknown or malformed", async () => {
+    expect((await read("key_0000000000000000")).status).toBe(404);
+    expect((await read("not a key id")).status).toBe(400);
+    expect((await fetch(`${base}/console/api/key-limits?key=x`)).status).toBe(401);
   });
 });

@@ -1,0 +1,190 @@
+/**
+ * The effective policy as plain rows: what `tollgate check-config` prints and
+ * the console's policy page shows, built in one place so the two can never
+ * disagree. Pure data (strings and numbers, JSON-ready): the CLI lays the rows
+ * out as text columns (cli/check-config-command.ts), the console sends them as
+ * JSON. Never holds a webhook secret.
+ */
+import { crc32 } from "node:zlib";
+import type { EnvoyNode } from "./envoy-rules.js";
+import { effectiveLimits, type Limit, type Policy } from "./policy.js";
+
+/** One endpoint rule, in file order; the last row is "(no match)", the defaults. */
+export interface EndpointRow {
+  name: string;
+  /** Comma-separated methods, or `*`. */
+  method: string;
+  /** The normalised path pattern. */
+  path: string;
+  /** Space-separated scopes, or `-`. */
+  scopes: string;
+  cost: string;
+  /** `open`, `closed`, or `(setting)` when TOLLGATE_FAIL_MODE decides. */
+  fail: string;
+}
+
+/** One limit of one (tier, endpoint) pair; `limit` is `none` when the pair has none. */
+export interface LimitRow {
+  tier: string;
+  /** The endpoint's name, or `(no match)`. */
+  endpoint: string;
+  /** The limit in words (describeLimit), or `none`. */
+  limit: string;
+}
+
+/** One envoy_ratelimit descriptor path. */
+export interface EnvoyRow {
+  domain: string;
+  /** e.g. `remote_address` or `header_match=internal → path`. */
+  descriptor: string;
+  /** e.g. `50/second`, `unlimited`, `-` (a node that only nests others). */
+  limit: string;
+}
+
+/** One detection rule in words. */
+export interface DetectionRow {
+  name: string;
+  kind: string;
+  firesWhen: string;
+  /** Comma-separated event types, or `*`. */
+  events: string;
+  severity: string;
+  cooldown: string;
+  /** `alert`, or `block <duration>`. */
+  action: string;
+}
+
+/** The effective policy, every section check-config prints. */
+export interface PolicyTable {
+  source: string;
+  defaultTier: string;
+  tiers: { name: string; description: string }[];
+  endpoints: EndpointRow[];
+  /** Tier × endpoint × limit, tiers and endpoints in file order, then `(no match)`. */
+  limits: LimitRow[];
+  /** Blocking in one sentence, or `off`. */
+  blocking: string;
+  envoy: EnvoyRow[];
+  detection: DetectionRow[];
+  /** Webhooks by name, minimum severity and attempts (never a secret); `none` if none. */
+  webhooks: string;
+}
+
+/** The name of the row standing for requests that match no endpoint. */
+export const NO_MATCH = "(no match)";
+
+/** Builds the rows of a compiled policy (pure: same policy, same rows). */
+export function policyTable(p: Policy): PolicyTable {
+  const endpoints: EndpointRow[] = p.endpoints.map((e) => ({
+    name: e.name,
+    method: e.methods ? [...e.methods].join(",") : "*",
+    path: e.pattern,
+    scopes: e.scopes.join(" ") || "-",
+    cost: String(e.cost),
+    fail: e.failMode ?? p.defaults.failMode ?? "(setting)",
+  }));
+  endpoints.push({
+    name: NO_MATCH,
+    method: "*",
+    path: "*",
+    scopes: "-",
+    cost: String(p.defaults.cost),
+    fail: p.defaults.failMode ?? "(setting)",
+  });
+  const limits: LimitRow[] = [];
+  for (const tier of p.tiers.keys()) {
+    for (const e of [...p.endpoints, undefined]) {
+      const endpoint = e?.name ?? NO_MATCH;
+      const found = effectiveLimits(p, tier, e);
+      if (found.length === 0) limits.push({ tier, endpoint, limit: "none" });
+      for (const l of found) limits.push({ tier, endpoint, limit: describeLimit(l) });
+    }
+  }
+  const b = p.blocking;
+  const { rules, webhooks } = p.detection;
+  return {
+    source: p.source,
+    defaultTier: p.defaultTier,
+    tiers: [...p.tiers].map(([name, t]) => ({ name, description: t.description ?? "" })),
+    endpoints,
+    limits,
+    blocking: b
+      ? `${[...b.by].join(", ")} blocked after ${b.after} denials within ${formatDurationMs(b.withinMs)}, for ${formatDurationMs(b.durationMs)} ×${b.factor} per repeat, max ${formatDurationMs(b.maxDurationMs)}, forgotten after ${formatDurationMs(b.forgetAfterMs)}`
+      : "off",
+    envoy: envoyRows(p),
+    detection: rules.map((r) => ({
+      name: r.name,
+      kind: r.kind,
+      firesWhen:
+        r.kind === "threshold"
+          ? `≥${r.count} events within ${formatDurationMs(r.withinMs)} per ${r.by}`
+          : r.kind === "distinct"
+            ? `≥${r.count} distinct ${r.distinct}s within ${formatDurationMs(r.withinMs)} per ${r.by}`
+            : r.kind === "new_source"
+              ? `key used from a new /${r.ipv4Prefix} (v4) or /${r.ipv6Prefix} (v6) network, history ${formatDurationMs(r.historyMs)}`
+              : `key rate above ${r.factor}× its baseline (buckets of ${formatDurationMs(r.bucketMs)})`,
+      events: [...r.events].join(",") || "*",
+      severity: r.severity,
+      cooldown: formatDurationMs(r.cooldownMs),
+      action: r.blockMs === undefined ? "alert" : `block ${formatDurationMs(r.blockMs)}`,
+    })),
+    webhooks:
+      webhooks.length === 0
+        ? "none"
+        : webhooks
+            .map((w) => `${w.name} (≥${w.minSeverity}, ${w.maxAttempts} attempts)`)
+            .join("; "),
+  };
+}
+
+/**
+ * A short version of the effective policy: 8 hex digits of a CRC-32 over its
+ * rows (the source's name left out). The same on replicas enforcing the same
+ * table, whatever file formatting or comments differ; a reload that changes
+ * anything check-config shows changes it (barring a CRC-32 collision).
+ */
+export function policyVersion(p: Policy): string {
+  const { source: _source, ...rows } = policyTable(p);
+  return crc32(JSON.stringify(rows)).toString(16).padStart(8, "0");
+}
+
+/** The envoy_ratelimit domains: one row per descriptor path, depth first, with its limit. */
+function envoyRows(p: Policy): EnvoyRow[] {
+  const rows: EnvoyRow[] = [];
+  const walk = (domain: string, nodes: readonly EnvoyNode[], trail: string[]) => {
+    for (const n of nodes) {
+      const path = [...trail, `${n.key}${n.value === undefined ? "" : `=${n.value}`}`];
+      const limit = n.unlimited
+        ? "unlimited"
+        : n.limit
+          ? `${n.requestsPerUnit}/${n.unit}${n.limit.mode === "shadow" ? " [shadow]" : ""}`
+          : "-";
+      rows.push({ domain, descriptor: path.join(" → "), limit });
+      walk(domain, n.children, path);
+    }
+  };
+  for (const [domain, nodes] of p.envoyDomains) walk(domain, nodes, []);
+  return rows;
+}
+
+/** One limit in words, e.g. `per-key: rate 10/1s burst 20 by key [enforce]`. */
+export function describeLimit(l: Limit): string {
+  const amount =
+    l.kind === "rate"
+      ? `${l.requests}/${formatDurationMs(l.periodMs)} burst ${l.burst}`
+      : `${l.requests}/${l.window} (UTC)`;
+  return `${l.name}: ${l.kind} ${amount} by ${l.by} [${l.mode}]`;
+}
+
+/** A duration in ms in the largest whole unit: `1d`, `10m`, `1500ms`. */
+export function formatDurationMs(v: number): string {
+  for (const [unit, n] of [
+    ["d", 86_400_000],
+    ["h", 3_600_000],
+    ["m", 60_000],
+    ["s", 1000],
+  ] as const) {
+    if (v % n === 0) return `${v / n}${unit}`;
+  }
+  return `${v}ms`;
+}
