@@ -37,6 +37,7 @@ import { getUsage, listAlerts, listEvents, recordKeyAction } from "./event-handl
 import { exportKeys, importKeys } from "./key-backup-handlers.js";
 import { authenticateManagement } from "./management-gate.js";
 import type { ServiceDeps } from "./service-deps.js";
+import type { TailHandlers } from "./tail-handlers.js";
 import { Violations, validNames } from "./validation.js";
 
 const ID = INPUT_PATTERNS.keyId;
@@ -51,8 +52,11 @@ const UPDATABLE = new Set([
   "ip_deny",
 ]);
 
-/** Builds the KeyService implementation. */
-export function createKeyService(d: ServiceDeps): Handlers<typeof KeyService> {
+/** KeyService's unary methods (the streaming ones are in tail-handlers.ts). */
+export type KeyServiceUnaryHandlers = Omit<Handlers<typeof KeyService>, keyof TailHandlers>;
+
+/** Builds the KeyService implementation of its unary methods. */
+export function createKeyService(d: ServiceDeps): KeyServiceUnaryHandlers {
   const guard = <R, O>(rpc: string, fn: (req: R, actor: string) => Promise<O>) =>
     d.instrument(rpc, async (req: R, ctx: CallContext) =>
       fn(req, await authenticateManagement(d, ctx.requestHeader, rpc)),
