@@ -15,6 +15,8 @@
  */
 import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -337,6 +339,7 @@ async function main(): Promise<void> {
   const began = Date.now();
   const scratch = mkdtempSync(join(tmpdir(), "tollgate-bench-"));
   const procs: Started[] = [];
+  let sink: OtlpSink | undefined;
   try {
     const redis = await startRedis();
     procs.push(redis);
@@ -428,6 +431,21 @@ async function main(): Promise<void> {
       add(w.name, "gRPC", grpcBase, w, tollgate, true, "grpc-js echo");
       add(w.name, "Connect JSON", httpBase, w, tollgate, true, "connect-node echo");
     }
+    // The cost of tracing when on: a second Tollgate (same Redis, same keys)
+    // exporting a span for every request (no traceparent, sampled at 1) to an
+    // OTLP/HTTP receiver that discards them.
+    sink = await startOtlpSink();
+    const traced: BenchTollgate = await startTollgate({
+      ...tollgateEnv,
+      TOLLGATE_OTLP_TRACES_URL: `http://127.0.0.1:${sink.port}/v1/traces`,
+    });
+    procs.push(traced);
+    for (const w of tollgateWorkloads(secret, keyId)) {
+      if (w.name !== "Authorize (cached key)" && w.name !== "CheckRateLimit (2 limits)") continue;
+      const base = `http://127.0.0.1:${traced.port}`;
+      add(`${w.name}, traced`, "gRPC", base, w, traced, true, "grpc-js echo");
+    }
+    const tollgates: Started[] = [tollgate, traced];
     for (const c of contenders) await verify(c);
     console.error(
       `bench: ${contenders.length} contenders verified; ${LEVELS.length} stream count(s) × ${DURATION_S} s each`,
@@ -445,9 +463,10 @@ async function main(): Promise<void> {
     for (const streams of LEVELS) {
       for (const c of contenders) {
         await send(c, WARMUP_REQUESTS);
-        const errors0 = c.proc === tollgate ? await tollgateErrors(tollgate) : 0;
+        const t = tollgates.includes(c.proc) ? (c.proc as BenchTollgate) : undefined;
+        const errors0 = t ? await tollgateErrors(t) : 0;
         const r: Row = await measure(c, redis, scratch, streams, DURATION_S);
-        if (c.proc === tollgate) r.rpcErrors = (await tollgateErrors(tollgate)) - errors0;
+        if (t) r.rpcErrors = (await tollgateErrors(t)) - errors0;
         rows.push(r);
         byKey.set(rowKey(r.contender, r.protocol, streams), r);
         console.error(
@@ -546,6 +565,7 @@ async function main(): Promise<void> {
     }
   } finally {
     for (const p of procs.reverse()) await p.stop();
+    await sink?.close();
     rmSync(scratch, { recursive: true, force: true });
   }
 }
@@ -705,3 +725,20 @@ main().catch((err: unknown) => {
   console.error(`bench failed: ${(err as Error).stack ?? String(err)}`);
   process.exit(1);
 });
+
+/** An OTLP/HTTP receiver that answers every export and keeps nothing (the traced rows' collector). */
+async function startOtlpSink(): Promise<OtlpSink> {
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on("end", () => res.writeHead(200, { "content-type": "application/json" }).end("{}"));
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as AddressInfo).port;
+  return { port, close: () => new Promise<void>((r) => server.close(() => r())) };
+}
+
+/** A running OTLP receiver. */
+interface OtlpSink {
+  port: number;
+  close(): Promise<void>;
+}

@@ -24,7 +24,7 @@ import { transportLimitsFromSettings } from "./transport/transport-limits.js";
 import { createTransportObserver } from "./transport/transport-observer.js";
 import { buildInfo } from "./util/build-info.js";
 import { systemClock } from "./util/clock.js";
-import { createDeadline } from "./util/deadline.js";
+import { createDeadline, settlesWithin } from "./util/deadline.js";
 
 // Re-exported: the CLI and callers of startTollgate catch it from here.
 export { StartupError };
@@ -67,11 +67,21 @@ export async function startTollgate(
   // admin port opens after it is built).
   const metrics = new Metrics(() => graph.cache.size);
 
+  // Traces are off unless an OTLP endpoint is set: then nothing of them runs,
+  // and the OpenTelemetry SDK is not even loaded (it costs start-up time).
+  const tracing = settings.otlpTracesUrl
+    ? (await import("./observability/tracing.js")).createTracing({
+        url: settings.otlpTracesUrl,
+        sampleRatio: settings.traceSampleRatio,
+        serviceVersion: buildInfo().version,
+      })
+    : undefined;
   const backend = createBackend(settings, {
     clock,
     log,
     metrics,
     eventLimits: eventLimitsFromSettings(settings),
+    ...(tracing && { tracing }),
   });
   let fail: (err: StartupError) => void = () => {};
   const failure = new Promise<StartupError>((r) => {
@@ -101,6 +111,7 @@ export async function startTollgate(
     ...(settings.policyFile && { policyFile: settings.policyFile }),
     pepper: startup.pepper,
     managementTokens: startup.managementTokens,
+    ...(tracing && { tracing }),
   });
   onStoreEmptied = (at) => graph.storeEmptied(at);
 
@@ -190,6 +201,8 @@ export async function startTollgate(
         // Buffered events are written and webhook queues drained before Redis
         // closes; what cannot be written in time is counted as lost.
         await graph.events.stop(deadline.remaining());
+        // Spans still queued are exported if the collector answers in time.
+        if (tracing) await settlesWithin(tracing.shutdown(), deadline.remaining());
         const adminClosed = new Promise<void>((r) => admin.server.close(() => r()));
         admin.server.closeAllConnections();
         await adminClosed;

@@ -18,6 +18,7 @@ import type { KeyStore } from "../keys/key-store.js";
 import type { StoreMarker } from "../keys/store-marker.js";
 import type { Logger } from "../observability/logger.js";
 import type { MemoryStructure, Metrics } from "../observability/metrics.js";
+import type { Tracing } from "../observability/tracing.js";
 import type { RateLimitStore } from "../ratelimit/rate-limit-store.js";
 import { StoreGuard } from "../resilience/store-guard.js";
 import { BulkRedis } from "../store/bulk-redis.js";
@@ -51,6 +52,8 @@ export interface BackendDeps {
   metrics: Metrics;
   /** Retention and bounds of the event stores (eventLimitsFromSettings). */
   eventLimits: EventStoreLimits;
+  /** Traces: decision-path Redis calls become child spans. Undefined: off. */
+  tracing?: Tracing;
 }
 
 /** Every store of the process. */
@@ -160,7 +163,7 @@ function redisBackend(settings: Settings, deps: BackendDeps): Backend {
     log.info({ mode: settings.redisMode }, "redis ready");
   });
   const names = createKeyNames(settings.redisPrefix);
-  const guardOf = (name: string, timeoutMs: number) =>
+  const guardOf = (name: string, timeoutMs: number, tracing?: Tracing) =>
     new StoreGuard({
       name,
       timeoutMs,
@@ -171,8 +174,10 @@ function redisBackend(settings: Settings, deps: BackendDeps): Backend {
       breaker: settings.redisMode !== "cluster",
       log,
       metrics,
+      ...(tracing && { tracing }),
     });
-  const guard = guardOf("redis", settings.breakerTimeoutMs);
+  // Only the decision path's calls are traced (background writes have no decision to belong to).
+  const guard = guardOf("redis", settings.breakerTimeoutMs, deps.tracing);
   const eventsGuard = guardOf("redis-events", settings.breakerTimeoutMs);
   const bulkGuard = guardOf("redis_bulk", settings.redisBulkTimeoutMs);
   const bulk = new BulkRedis(redis, names, settings.redisBulkTimeoutMs);

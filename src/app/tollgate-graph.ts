@@ -32,6 +32,7 @@ import { pepperFingerprint } from "../keys/pepper-fingerprint.js";
 import { createSecretDigester } from "../keys/secret-digest.js";
 import type { Logger } from "../observability/logger.js";
 import type { MemoryStructure, Metrics } from "../observability/metrics.js";
+import type { Tracing } from "../observability/tracing.js";
 import { type Endpoint, failModeOf, type Policy } from "../policy/policy.js";
 import { PolicyHolder } from "../policy/policy-holder.js";
 import { BlockBook } from "../ratelimit/block-book.js";
@@ -73,6 +74,8 @@ export interface TollgateGraphOptions {
   pepper: Buffer;
   /** Management tokens; none: KeyService open to loopback callers (dev mode). */
   managementTokens: readonly NamedToken[];
+  /** A span per decision (OpenTelemetry); undefined: off. */
+  tracing?: Tracing;
 }
 
 /** The built graph. */
@@ -242,6 +245,7 @@ export async function buildTollgateGraph(o: TollgateGraphOptions): Promise<Tollg
     clock,
     denialDetail: settings.denialDetail,
     observer,
+    ...(o.tracing && { tracing: o.tracing }),
   });
   const deps: ServiceDeps = {
     engine,

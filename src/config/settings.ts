@@ -439,6 +439,21 @@ export const SETTINGS = {
     description: "Log one line per decision (decision id, key id, reason, latency).",
     schema: z.enum(["true", "false"]).transform((s) => s === "true"),
   }),
+  otlpTracesUrl: spec({
+    env: "TOLLGATE_OTLP_TRACES_URL",
+    default: "",
+    description:
+      "OpenTelemetry traces: the OTLP/HTTP endpoint spans are exported to (e.g. http://otel-collector:4318/v1/traces): a span per decision, child of the caller's traceparent, with a child span per store call. Empty: tracing off, at no cost.",
+    schema: z.union([z.literal(""), z.url({ protocol: /^https?$/ })]),
+    secret: true,
+  }),
+  traceSampleRatio: spec({
+    env: "TOLLGATE_TRACE_SAMPLE_RATIO",
+    default: "1",
+    description:
+      "OpenTelemetry traces: share of new traces sampled (0..1); a caller's traceparent sampled flag is always honoured.",
+    schema: z.coerce.number().min(0).max(1),
+  }),
   shutdownTimeoutMs: spec({
     env: "TOLLGATE_SHUTDOWN_TIMEOUT_MS",
     default: "10000",

@@ -19,6 +19,7 @@
  */
 import type { Authorizer, AuthReason } from "../keys/authorizer.js";
 import { type KeyRecord, unusableReason } from "../keys/key-record.js";
+import type { Tracing } from "../observability/tracing.js";
 import type { BlockBook } from "../ratelimit/block-book.js";
 import type { LimitItem, RateVerdict } from "../ratelimit/rate-limit-store.js";
 import {
@@ -53,6 +54,8 @@ export interface DecisionEngineOptions {
   denialDetail: DenialDetail;
   /** Metrics, access log and events of every decision. */
   observer: DecisionObserver;
+  /** A span per decision (OpenTelemetry); undefined: tracing off, at no cost. */
+  tracing?: Tracing;
 }
 
 /** A key id that names no key: a failed call (NotFound), not a decision. */
@@ -94,9 +97,18 @@ export class DecisionEngine {
 
   /** Decides one request, counted, logged and recorded. */
   async decide(facts: RequestFacts): Promise<Decision> {
-    const decision = await this.take(facts);
-    this.o.observer.decided(facts, decision);
-    return decision;
+    const tracing = this.o.tracing;
+    if (!tracing) {
+      const decision = await this.take(facts);
+      this.o.observer.decided(facts, decision);
+      return decision;
+    }
+    return tracing.decision(facts.door, facts.traceparent, async (span) => {
+      const decision = await this.take(facts);
+      this.o.observer.decided(facts, decision);
+      span.setAttributes(spanAttributes(decision));
+      return decision;
+    });
   }
 
   /**
@@ -105,6 +117,21 @@ export class DecisionEngine {
    * applies to an Envoy domain), counted and logged.
    */
   async decideDescriptors(facts: DescriptorFacts): Promise<DescriptorDecision> {
+    const tracing = this.o.tracing;
+    if (!tracing) return this.takeDescriptors(facts);
+    return tracing.decision("ShouldRateLimit", facts.traceparent, async (span) => {
+      const d = await this.takeDescriptors(facts);
+      span.setAttributes({
+        "tollgate.decision_id": d.decisionId,
+        "tollgate.allowed": !d.over,
+        "tollgate.reason": d.over ? "OVER_LIMIT" : "OK",
+        "tollgate.domain": facts.domain,
+      });
+      return d;
+    });
+  }
+
+  private async takeDescriptors(facts: DescriptorFacts): Promise<DescriptorDecision> {
     const decisionId = newDecisionId(this.o.clock.now());
     const decided =
       facts.items.length === 0
@@ -291,4 +318,24 @@ export class DecisionEngine {
       headers,
     };
   }
+}
+
+/** A decision's span attributes: its outcome, never a secret. */
+function spanAttributes(d: Decision): Record<string, string | number | boolean> {
+  const a: Record<string, string | number | boolean> = {
+    "tollgate.decision_id": d.decisionId,
+    "tollgate.allowed": d.kind === "allowed",
+    "tollgate.reason": d.kind === "incomplete" ? "INCOMPLETE" : d.reason,
+    "tollgate.decided_locally": d.decidedLocally,
+  };
+  if (d.kind !== "incomplete") a["http.response.status_code"] = d.httpStatus;
+  if (d.endpoint) a["tollgate.endpoint"] = d.endpoint.name;
+  if (d.record) {
+    a["tollgate.key_id"] = d.record.id;
+    a["tollgate.tier"] = d.record.tier;
+  }
+  const deciding = d.limits?.deciding;
+  const limit = deciding === undefined ? undefined : d.limits?.limits[deciding]?.limit.name;
+  if (limit) a["tollgate.limit"] = limit;
+  return a;
 }

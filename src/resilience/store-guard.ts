@@ -12,6 +12,7 @@
 import CircuitBreaker from "opossum";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
+import type { Tracing } from "../observability/tracing.js";
 import {
   StoreInternalError,
   StoreUnavailableError,
@@ -38,6 +39,8 @@ export interface StoreGuardOptions {
   breaker?: boolean;
   log: Logger;
   metrics: Metrics;
+  /** A child span per call made while deciding (OpenTelemetry); undefined: off. */
+  tracing?: Tracing;
 }
 
 const STATE = { closed: 0, halfOpen: 1, open: 2 } as const;
@@ -91,10 +94,21 @@ export class StoreGuard {
   }
 
   /**
-   * Runs one store operation. Throws StoreUnavailableError on an
-   * infrastructure failure, StoreInternalError on any other.
+   * Runs one store operation (a child span of the current decision when
+   * tracing is on). Throws StoreUnavailableError on an infrastructure
+   * failure, StoreInternalError on any other.
    */
-  async run<T>(op: string, fn: () => Promise<T>): Promise<T> {
+  run<T>(op: string, fn: () => Promise<T>): Promise<T> {
+    const tracing = this.o.tracing;
+    if (!tracing) return this.guarded(op, fn);
+    return tracing.child(
+      `${this.o.name} ${op}`,
+      { "db.system.name": "redis", "db.operation.name": op },
+      () => this.guarded(op, fn),
+    );
+  }
+
+  private async guarded<T>(op: string, fn: () => Promise<T>): Promise<T> {
     const start = process.hrtime.bigint();
     try {
       const r = (await this.breaker.fire(fn)) as T;

@@ -30,10 +30,10 @@ import { StatusSchema } from "../gen/google/rpc/status_pb.js";
 import { normalisePath } from "../policy/path-normaliser.js";
 import { normaliseIp } from "../subjects/ip-address.js";
 import { newDecisionId } from "../util/ids.js";
+import { INPUT_BOUNDS as B, INPUT_PATTERNS } from "../util/input-bounds.js";
 import type { CallContext, Handlers } from "./call-context.js";
 import type { ServiceDeps } from "./service-deps.js";
 
-const SCOPE = /^[A-Za-z0-9:._/*-]{1,128}$/;
 const UTF8 = new TextDecoder("utf-8", { fatal: true });
 
 /** gRPC status codes Envoy sees in `CheckResponse.status`. */
@@ -116,7 +116,7 @@ async function check(d: ServiceDeps, req: CheckRequest, ctx: CallContext): Promi
   const secret =
     keyValues.length === 0
       ? ""
-      : keyValues.length === 1 && (keyValues[0] as string).length <= 256
+      : keyValues.length === 1 && (keyValues[0] as string).length <= B.apiKeyMaxBytes
         ? (keyValues[0] as string)
         : MALFORMED_SECRET;
 
@@ -135,7 +135,7 @@ async function check(d: ServiceDeps, req: CheckRequest, ctx: CallContext): Promi
   );
   if ("unknown" in resolved) {
     d.log.warn(
-      { access: "Check", endpoint: resolved.unknown.slice(0, 128) },
+      { access: "Check", endpoint: resolved.unknown.slice(0, B.endpointMaxBytes) },
       "context_extensions.endpoint names no endpoint of the policy: request denied",
     );
     return refuse(
@@ -147,8 +147,8 @@ async function check(d: ServiceDeps, req: CheckRequest, ctx: CallContext): Promi
   }
   const extraScopes = (ext.scopes ?? "")
     .split(/[\s,]+/)
-    .filter((s) => SCOPE.test(s))
-    .slice(0, 32);
+    .filter((s) => INPUT_PATTERNS.scope.test(s))
+    .slice(0, B.requiredScopesMax);
   const cost = Number(ext.cost ?? 0);
   const decision = await d.engine.decide({
     door: "Check",
@@ -156,7 +156,7 @@ async function check(d: ServiceDeps, req: CheckRequest, ctx: CallContext): Promi
     endpoint: resolved.endpoint,
     clientIp: clientAddress(d, req, headers),
     subject: "",
-    cost: Number.isInteger(cost) && cost > 0 && cost <= 1_000_000 ? cost : 0,
+    cost: Number.isInteger(cost) && cost > 0 && cost <= B.maxCost ? cost : 0,
     requiredScopes: extraScopes,
     applyLimits: ext.apply_limits !== "false",
     traceparent,

@@ -27,6 +27,7 @@ import { type EnvoyNode, matchDescriptor } from "../policy/envoy-rules.js";
 import type { LimitItem } from "../ratelimit/rate-limit-store.js";
 import { pickDenying, pickTightest } from "../ratelimit/rate-limiter.js";
 import { rateLimitHeaders } from "../ratelimit/ratelimit-headers.js";
+import { INPUT_BOUNDS as B } from "../util/input-bounds.js";
 import type { CallContext, Handlers } from "./call-context.js";
 import type { ServiceDeps } from "./service-deps.js";
 import { Violations } from "./validation.js";
@@ -39,7 +40,8 @@ const UNITS: Record<string, RateLimitResponse_RateLimit_Unit> = {
   month: RateLimitResponse_RateLimit_Unit.MONTH,
   year: RateLimitResponse_RateLimit_Unit.YEAR,
 };
-const MAX_HITS = 1_000_000;
+/** hits_addend is a cost: the same bound. */
+const MAX_HITS = B.maxCost;
 
 /** Builds the RLS service implementation. */
 export function createEnvoyRateLimitService(d: ServiceDeps): Handlers<typeof RateLimitService> {

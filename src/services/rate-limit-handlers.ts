@@ -24,6 +24,7 @@ import { normalisePath } from "../policy/path-normaliser.js";
 import type { Endpoint } from "../policy/policy.js";
 import type { LimitState, RateDecision } from "../ratelimit/rate-limiter.js";
 import { normaliseIp } from "../subjects/ip-address.js";
+import { INPUT_BOUNDS as B, INPUT_PATTERNS } from "../util/input-bounds.js";
 import type { CallContext } from "./call-context.js";
 import { header, REASON_TO_PROTO, ts } from "./convert.js";
 import { apiError } from "./errors.js";
@@ -37,7 +38,6 @@ const BY: Record<string, LimitBy> = {
   endpoint: LimitBy.ENDPOINT,
   subject: LimitBy.SUBJECT,
 };
-const KEY_ID = /^key_[0-9A-Za-z]{16}$/;
 
 /** The proto form of a decision's limits. */
 export function rateResultToProto(r: RateDecision): RateLimitResult {
@@ -74,23 +74,23 @@ export async function checkRateLimit(
 ): Promise<CheckRateLimitResponse> {
   const started = process.hrtime.bigint();
   const v = new Violations();
-  v.length("key_id", req.keyId, 0, 64);
-  if (req.keyId !== "" && Buffer.byteLength(req.keyId) <= 64)
-    v.pattern("key_id", req.keyId, KEY_ID, "a key id");
-  v.length("subject", req.subject, 0, 256);
-  v.length("client_ip", req.clientIp, 0, 64);
+  v.length("key_id", req.keyId, 0, B.keyIdMaxBytes);
+  if (req.keyId !== "" && Buffer.byteLength(req.keyId) <= B.keyIdMaxBytes)
+    v.pattern("key_id", req.keyId, INPUT_PATTERNS.keyId, "a key id");
+  v.length("subject", req.subject, 0, B.subjectMaxBytes);
+  v.length("client_ip", req.clientIp, 0, B.clientIpMaxBytes);
   const clientIp = req.clientIp === "" ? undefined : normaliseIp(req.clientIp);
   if (req.clientIp !== "" && !clientIp) v.add("client_ip", "must be an IPv4 or IPv6 address");
-  v.length("endpoint", req.endpoint, 0, 128);
-  v.length("method", req.method, 0, 16);
+  v.length("endpoint", req.endpoint, 0, B.endpointMaxBytes);
+  v.length("method", req.method, 0, B.methodMaxBytes);
   if (req.method !== "")
     v.pattern("method", req.method, /^[A-Za-z]{1,16}$/, "an HTTP method token");
-  v.length("path", req.path, 0, 2048);
-  v.length("tier", req.tier, 0, 64);
+  v.length("path", req.path, 0, B.pathMaxBytes);
+  v.length("tier", req.tier, 0, B.tierMaxBytes);
   const policy = d.policy();
   if (req.tier !== "" && !policy.tiers.has(req.tier))
     v.add("tier", `must be a tier of the policy: ${validNames(policy.tiers.keys())}`);
-  if (req.cost > 1_000_000) v.add("cost", "must be 0..1000000");
+  if (req.cost > B.maxCost) v.add("cost", `must be 0..${B.maxCost}`);
   let endpoint: Endpoint | undefined;
   if (v.ok) {
     let path: string | undefined;

@@ -20,6 +20,7 @@ import {
 } from "../gen/tollgate/v1/tollgate_service_pb.js";
 import { normalisePath } from "../policy/path-normaliser.js";
 import { normaliseIp } from "../subjects/ip-address.js";
+import { INPUT_BOUNDS as B } from "../util/input-bounds.js";
 import type { CallContext, Handlers } from "./call-context.js";
 import {
   header,
@@ -37,8 +38,6 @@ import type { ServiceDeps } from "./service-deps.js";
 import { Violations } from "./validation.js";
 
 /** Longest api_key examined; longer keys are answered MALFORMED_KEY without any lookup. */
-const MAX_KEY_BYTES = 256;
-const MAX_GRACE_S = 30 * 86_400;
 
 /** Builds the TollgateService implementation. */
 export function createTollgateService(d: ServiceDeps): Handlers<typeof TollgateService> {
@@ -76,20 +75,20 @@ async function authorize(
 ): Promise<AuthorizeResponse> {
   const started = process.hrtime.bigint();
   const v = new Violations();
-  v.map("headers", req.headers, 64, 256, 8192);
-  v.length("method", req.method, 0, 16);
+  v.map("headers", req.headers, B.headersMax, B.headerNameMaxBytes, B.headerValueMaxBytes);
+  v.length("method", req.method, 0, B.methodMaxBytes);
   if (req.method !== "")
     v.pattern("method", req.method, /^[A-Za-z]{1,16}$/, "an HTTP method token");
-  v.length("path", req.path, 0, 2048);
-  v.length("client_ip", req.clientIp, 0, 64);
+  v.length("path", req.path, 0, B.pathMaxBytes);
+  v.length("client_ip", req.clientIp, 0, B.clientIpMaxBytes);
   const clientIp = req.clientIp === "" ? undefined : normaliseIp(req.clientIp);
   if (req.clientIp !== "" && !clientIp) v.add("client_ip", "must be an IPv4 or IPv6 address");
-  v.scopes("required_scopes", req.requiredScopes, 32);
-  v.length("endpoint", req.endpoint, 0, 128);
+  v.scopes("required_scopes", req.requiredScopes, B.requiredScopesMax);
+  v.length("endpoint", req.endpoint, 0, B.endpointMaxBytes);
   const policy = d.policy();
   if (req.endpoint !== "" && !policy.endpoints.some((e) => e.name === req.endpoint))
     v.add("endpoint", "must name an endpoint of the policy");
-  if (req.cost > 1_000_000) v.add("cost", "must be 0..1000000");
+  if (req.cost > B.maxCost) v.add("cost", `must be 0..${B.maxCost}`);
   // A request without a path is decided as one for "/".
   let path = "/";
   if (req.path !== "") {
@@ -107,7 +106,9 @@ async function authorize(
     credential: {
       kind: "secret",
       secret:
-        typeof key === "string" && Buffer.byteLength(key) <= MAX_KEY_BYTES ? key : MALFORMED_SECRET,
+        typeof key === "string" && Buffer.byteLength(key) <= B.apiKeyMaxBytes
+          ? key
+          : MALFORMED_SECRET,
     },
     endpoint: "endpoint" in resolved ? resolved.endpoint : undefined,
     clientIp,
@@ -154,13 +155,13 @@ async function rotateKey(
   if ((req.keyId === "") === (req.currentSecret === "")) {
     v.add("key_id", "exactly one of key_id and current_secret must be set");
   }
-  v.length("key_id", req.keyId, 0, 64);
-  v.length("current_secret", req.currentSecret, 0, MAX_KEY_BYTES);
+  v.length("key_id", req.keyId, 0, B.keyIdMaxBytes);
+  v.length("current_secret", req.currentSecret, 0, B.apiKeyMaxBytes);
   let graceMs = d.defaultGraceMs;
   if (req.gracePeriod) {
     const s = Number(req.gracePeriod.seconds);
-    if (s < 0 || req.gracePeriod.nanos < 0 || s > MAX_GRACE_S) {
-      v.add("grace_period", `must be 0..${MAX_GRACE_S} seconds`);
+    if (s < 0 || req.gracePeriod.nanos < 0 || s > B.graceMaxS) {
+      v.add("grace_period", `must be 0..${B.graceMaxS} seconds`);
     } else graceMs = s * 1000 + Math.floor(req.gracePeriod.nanos / 1e6);
   }
   v.throwIfAny();

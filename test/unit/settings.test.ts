@@ -111,6 +111,8 @@ describe("loadSettings", () => {
       [
         "REDIS_URL",
         "TOLLGATE_MANAGEMENT_TOKEN",
+        // An OTLP URL may carry credentials (user:password@, a token in the query), as REDIS_URL may.
+        "TOLLGATE_OTLP_TRACES_URL",
         "TOLLGATE_PEPPER",
         "TOLLGATE_REDIS_SENTINEL_PASSWORD",
       ].sort(),
