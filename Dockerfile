@@ -19,8 +19,10 @@ RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json buf.yaml buf.gen.yaml buf.envoy.yaml buf.gen.envoy.yaml ./
 COPY proto ./proto
 COPY src ./src
+# The web console's page, script and style (built into dist/console-web/ with its libraries).
+COPY web ./web
 # npm run build also writes docs/openapi.yaml and dist/build-info.json.
-COPY scripts/build-if-stale.mjs scripts/generate-openapi.mjs ./scripts/
+COPY scripts/build-if-stale.mjs scripts/generate-openapi.mjs scripts/build-console.mjs ./scripts/
 RUN npm run build
 
 FROM ${NODE_IMAGE} AS runtime

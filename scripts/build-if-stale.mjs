@@ -11,6 +11,7 @@ const INPUTS = [
   "src",
   "proto",
   "lua",
+  "web",
   "package.json",
   "package-lock.json",
   "tsconfig.json",

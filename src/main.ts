@@ -11,6 +11,7 @@ import { buildTollgateGraph, type TollgateGraph } from "./app/tollgate-graph.js"
 import type { Settings } from "./config/settings.js";
 import { checkStartup } from "./config/startup-checks.js";
 import { StartupError } from "./config/startup-error.js";
+import { createConsoleRoutes } from "./console/console-routes.js";
 import { eventLimitsFromSettings } from "./events/events-runtime.js";
 import { createLogger, type Logger } from "./observability/logger.js";
 import { Metrics } from "./observability/metrics.js";
@@ -115,6 +116,7 @@ export async function startTollgate(
   });
   onStoreEmptied = (at) => graph.storeEmptied(at);
 
+  const webConsole = settings.console ? createConsoleRoutes({ deps: graph.deps }) : undefined;
   let ready = false;
   const rpc = await bindOrExplain(
     startRpcServers({
@@ -127,6 +129,7 @@ export async function startTollgate(
         routes: {
           [FORWARD_AUTH_PATH]: graph.forwardAuth,
           [OPENAPI_PATH]: createOpenApiHandler(),
+          ...webConsole?.routes,
         },
         onError: (err) =>
           log.error({ err: { message: (err as Error)?.message } }, "forward-auth failed"),
@@ -195,6 +198,7 @@ export async function startTollgate(
         rpc.setServing(false);
         log.info("shutting down: not ready, draining in-flight calls");
         graph.policy.close();
+        webConsole?.close();
         // Calls may take all but the last tenth (at most 0.5 s), which is kept
         // for writing the events they buffered.
         await rpc.close(Math.max(0, deadline.remaining() - Math.min(500, timeoutMs / 10)));

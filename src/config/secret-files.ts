@@ -10,6 +10,8 @@ import { StartupError } from "./startup-error.js";
 export interface NamedToken {
   name: string;
   token: string;
+  /** True for a look-only token: read RPCs answer it, changes refuse it (PERMISSION_DENIED). */
+  readOnly?: boolean;
 }
 
 /**
@@ -28,8 +30,11 @@ export function readSecretFile(path: string, setting: string): string {
 }
 
 /**
- * Reads `name:token` lines (blank lines and `#` comments ignored). Names
- * attribute actions in audit logs; tokens must be at least 16 bytes.
+ * Reads `name:token` lines (blank lines and `#` comments ignored), each
+ * optionally followed by whitespace and a role, `read-only` or `full` (the
+ * default). A token never holds whitespace (a Bearer credential cannot), so
+ * the role column cannot be mistaken for part of it. Names attribute actions
+ * in audit logs; tokens must be at least 16 bytes.
  * @throws StartupError for an unreadable file or a malformed entry (by number, never its text).
  */
 export function readTokensFile(path: string): NamedToken[] {
@@ -39,15 +44,22 @@ export function readTokensFile(path: string): NamedToken[] {
     .map((l) => l.trim())
     .filter((l) => l !== "" && !l.startsWith("#"))
     .map((l, i) => {
-      const sep = l.indexOf(":");
-      const name = l.slice(0, sep);
-      const token = l.slice(sep + 1);
-      if (sep <= 0 || !/^[A-Za-z0-9._-]{1,64}$/.test(name) || Buffer.byteLength(token) < 16) {
+      const [entry = "", role = "full", ...rest] = l.split(/\s+/);
+      const sep = entry.indexOf(":");
+      const name = entry.slice(0, sep);
+      const token = entry.slice(sep + 1);
+      if (
+        sep <= 0 ||
+        !/^[A-Za-z0-9._-]{1,64}$/.test(name) ||
+        Buffer.byteLength(token) < 16 ||
+        (role !== "full" && role !== "read-only") ||
+        rest.length > 0
+      ) {
         // Never echo the line: it holds a token.
         throw new StartupError(
           `TOLLGATE_MANAGEMENT_TOKENS_FILE: entry ${i + 1} must be name:token with a 1..64 char name of [A-Za-z0-9._-] and a token of at least 16 bytes`,
         );
       }
-      return { name, token };
+      return role === "read-only" ? { name, token, readOnly: true } : { name, token };
     });
 }

@@ -224,6 +224,13 @@ export const SETTINGS = {
       "Allow an RPC port on a non-loopback address without TLS (logs a warning). Off: such a configuration refuses to start.",
     schema: z.enum(["true", "false"]).transform((s) => s === "true"),
   }),
+  console: spec({
+    env: "TOLLGATE_CONSOLE",
+    default: "false",
+    description:
+      "Serve the web console at /console/ on the HTTP port (TOLLGATE_HTTP_ADDR), behind the management token; see docs/console.md. Off: /console/ is not served.",
+    schema: z.enum(["true", "false"]).transform((s) => s === "true"),
+  }),
   corsOrigins: spec({
     env: "TOLLGATE_CORS_ORIGINS",
     default: "",
@@ -241,7 +248,7 @@ export const SETTINGS = {
     env: "TOLLGATE_MANAGEMENT_TOKENS_FILE",
     default: "",
     description:
-      "File of named management tokens, one `name:token` per line (≥16-byte tokens), so actions are attributed and tokens rotate without downtime. Adds to TOLLGATE_MANAGEMENT_TOKEN.",
+      "File of named management tokens, one `name:token` per line (≥16-byte tokens), optionally followed by `read-only` (may call the read RPCs only), so actions are attributed and tokens rotate without downtime. Adds to TOLLGATE_MANAGEMENT_TOKEN.",
     schema: z.string(),
   }),
   pepper: spec({

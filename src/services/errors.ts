@@ -16,6 +16,10 @@ export const ERRORS = {
     code: Code.Unauthenticated,
     message: "the management token is not valid",
   },
+  MANAGEMENT_TOKEN_READ_ONLY: {
+    code: Code.PermissionDenied,
+    message: "this management token is read-only: changes need a full token",
+  },
   DEV_MODE_FOREIGN_CALLER: {
     code: Code.PermissionDenied,
     message:

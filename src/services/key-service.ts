@@ -52,6 +52,22 @@ const UPDATABLE = new Set([
   "ip_deny",
 ]);
 
+/**
+ * The RPCs a read-only management token may call: they show keys (never a
+ * secret or digest), usage, events, alerts, blocks and the live views of
+ * decisions and events. ExportKeys is not here: it hands out every key's digest.
+ */
+export const READ_ONLY_RPCS: ReadonlySet<string> = new Set([
+  "GetKey",
+  "ListKeys",
+  "ListBlocks",
+  "ListEvents",
+  "ListAlerts",
+  "GetUsage",
+  "TailDecisions",
+  "FollowEvents",
+]);
+
 /** KeyService's unary methods (the streaming ones are in tail-handlers.ts). */
 export type KeyServiceUnaryHandlers = Omit<Handlers<typeof KeyService>, keyof TailHandlers>;
 
@@ -59,7 +75,15 @@ export type KeyServiceUnaryHandlers = Omit<Handlers<typeof KeyService>, keyof Ta
 export function createKeyService(d: ServiceDeps): KeyServiceUnaryHandlers {
   const guard = <R, O>(rpc: string, fn: (req: R, actor: string) => Promise<O>) =>
     d.instrument(rpc, async (req: R, ctx: CallContext) =>
-      fn(req, await authenticateManagement(d, ctx.requestHeader, rpc)),
+      fn(
+        req,
+        await authenticateManagement(
+          d,
+          ctx.requestHeader,
+          rpc,
+          READ_ONLY_RPCS.has(rpc) ? "read" : "change",
+        ),
+      ),
     );
 
   return {

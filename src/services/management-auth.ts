@@ -5,7 +5,15 @@ import { apiError } from "./errors.js";
 export interface ManagementToken {
   name: string;
   token: string;
+  /** Look-only: `check(…, "read")` accepts it, `check(…, "change")` refuses it. */
+  readOnly?: boolean;
 }
+
+/**
+ * What a call needs: `read` (lists, gets, usage, events — what the console's
+ * viewers need) or `change` (anything that writes or exports key material).
+ */
+export type ManagementAccess = "read" | "change";
 
 /** Options of ManagementAuth's failure throttle. */
 export interface ManagementAuthOptions {
@@ -27,7 +35,7 @@ const FIRST_DELAY_MS = 50;
  * when every listener is on loopback (enforced at startup, see main.ts).
  */
 export class ManagementAuth {
-  private readonly digests: { name: string; digest: Buffer }[];
+  private readonly digests: { name: string; digest: Buffer; readOnly: boolean }[];
   private readonly burst: number;
   private readonly windowMs: number;
   private readonly maxDelayMs: number;
@@ -37,7 +45,11 @@ export class ManagementAuth {
   private lastReport = Number.NEGATIVE_INFINITY;
 
   constructor(tokens: readonly ManagementToken[], options: ManagementAuthOptions = {}) {
-    this.digests = tokens.map((t) => ({ name: t.name, digest: sha256(t.token) }));
+    this.digests = tokens.map((t) => ({
+      name: t.name,
+      digest: sha256(t.token),
+      readOnly: t.readOnly === true,
+    }));
     this.burst = options.burst ?? 10;
     this.windowMs = options.windowMs ?? 10_000;
     this.maxDelayMs = options.maxDelayMs ?? 1_000;
@@ -73,13 +85,26 @@ export class ManagementAuth {
     return n;
   }
 
+  /** True if the token named `name` is read-only (false for unknown names and dev mode). */
+  readOnly(name: string): boolean {
+    return this.digests.some((t) => t.name === name && t.readOnly);
+  }
+
   /** True when no token is configured (loopback dev mode). */
   get open(): boolean {
     return this.digests.length === 0;
   }
 
-  /** Returns the acting token's name, or throws UNAUTHENTICATED. */
-  check(headers: { get(name: string): string | null }): string {
+  /**
+   * Returns the acting token's name, or throws UNAUTHENTICATED (no or wrong
+   * token) or PERMISSION_DENIED (a read-only token for a `change`). Callers
+   * that do not say what they need get `change`: a new RPC refuses read-only
+   * tokens until someone decides it only reads.
+   */
+  check(
+    headers: { get(name: string): string | null },
+    access: ManagementAccess = "change",
+  ): string {
     if (this.open) {
       refuseForeignCaller(headers);
       return "dev-mode";
@@ -89,13 +114,14 @@ export class ManagementAuth {
     const m = /^Bearer[ ]+(\S+)\s*$/i.exec(h);
     if (!m) throw apiError("MANAGEMENT_TOKEN_INVALID");
     const presented = sha256(m[1] as string);
-    let match: string | undefined;
+    let match: { name: string; readOnly: boolean } | undefined;
     // Compare against every token without early exit.
     for (const t of this.digests) {
-      if (timingSafeEqual(presented, t.digest) && match === undefined) match = t.name;
+      if (timingSafeEqual(presented, t.digest) && match === undefined) match = t;
     }
     if (match === undefined) throw apiError("MANAGEMENT_TOKEN_INVALID");
-    return match;
+    if (match.readOnly && access === "change") throw apiError("MANAGEMENT_TOKEN_READ_ONLY");
+    return match.name;
   }
 }
 

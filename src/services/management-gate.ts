@@ -6,21 +6,28 @@
  */
 import { ConnectError } from "@connectrpc/connect";
 import type { CallContext } from "./call-context.js";
+import type { ManagementAccess } from "./management-auth.js";
 import type { ServiceDeps } from "./service-deps.js";
 
 /** One warning and one `management_auth_failure` event at most this often, ms. */
 const REPORT_EVERY_MS = 10_000;
 
-/** The acting token's name; throws UNAUTHENTICATED (after any hold) if the token is missing or wrong. */
+/**
+ * The acting token's name; throws UNAUTHENTICATED (after any hold) if the
+ * token is missing or wrong, PERMISSION_DENIED (at once: the token is right,
+ * nothing is being guessed) if a read-only token asks for a `change`.
+ */
 export async function authenticateManagement(
   d: ServiceDeps,
   headers: CallContext["requestHeader"],
   rpc: string,
+  access: ManagementAccess = "change",
 ): Promise<string> {
   try {
-    return d.management.check(headers);
+    return d.management.check(headers, access);
   } catch (err) {
     const reason = err instanceof ConnectError ? (err.cause as string | undefined) : undefined;
+    if (reason === "MANAGEMENT_TOKEN_READ_ONLY") throw err;
     const why =
       reason === "MANAGEMENT_TOKEN_REQUIRED"
         ? "missing"

@@ -51,7 +51,7 @@ export function createTailHandlers(d: ServiceDeps): TailHandlers {
   const openTail = d.instrument(
     "TailDecisions",
     async (req: TailDecisionsRequest, ctx: CallContext) => {
-      await authenticateManagement(d, ctx.requestHeader, "TailDecisions");
+      await authenticateManagement(d, ctx.requestHeader, "TailDecisions", "read");
       const v = new Violations();
       v.length("key_id", req.keyId, 0, INPUT_BOUNDS.keyIdMaxBytes);
       limitOf(v, req.limit);
@@ -67,7 +67,7 @@ export function createTailHandlers(d: ServiceDeps): TailHandlers {
   const openFollow = d.instrument(
     "FollowEvents",
     async (req: FollowEventsRequest, ctx: CallContext) => {
-      await authenticateManagement(d, ctx.requestHeader, "FollowEvents");
+      await authenticateManagement(d, ctx.requestHeader, "FollowEvents", "read");
       const v = new Violations();
       const filter = eventFilter(v, req);
       limitOf(v, req.limit);

@@ -28,6 +28,8 @@ export interface ServiceHarnessOptions {
   policyYaml?: string;
   /** The pepper. Default: random (harnesses given the same one read each other's digests). */
   pepper?: Buffer;
+  /** More named tokens (e.g. a read-only one) beside `managementToken`. */
+  extraTokens?: { name: string; token: string; readOnly?: boolean }[];
   /** Settings as environment variables (TOLLGATE_EXPIRY_WARNING_S, …), parsed like `serve` does. */
   env?: Record<string, string>;
 }
@@ -85,7 +87,7 @@ export async function createServiceHarness(o: ServiceHarnessOptions = {}): Promi
     metrics,
     policy: parsePolicy(o.policyYaml ?? DEFAULT_POLICY_YAML, "test policy"),
     pepper: o.pepper ?? randomBytes(32),
-    managementTokens: token ? [{ name: "default", token }] : [],
+    managementTokens: [...(token ? [{ name: "default", token }] : []), ...(o.extraTokens ?? [])],
   });
   await graph.events.start();
   const transport = createRouterTransport((router) => {

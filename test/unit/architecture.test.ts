@@ -31,7 +31,8 @@ const LAYERS: readonly (readonly string[])[] = [
   ["main", "inject"],
   // The object graph and the backend switch: composition, wiring every layer below.
   ["app"],
-  ["transport"],
+  // The web console serves on the HTTP port beside the transport's routes.
+  ["transport", "console"],
   ["services"],
   // The domain: the decision engine over keys, limits and events; policy is
   // the model they all read.

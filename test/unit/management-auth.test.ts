@@ -133,3 +133,30 @@ describe("dev mode refuses foreign callers (DNS rebinding)", () => {
     }
   });
 });
+
+describe("ManagementAuth with a read-only token", () => {
+  const VIEW = "view-token-0123456789abcdef";
+  const mixed = new ManagementAuth([
+    { name: "ci", token: CI },
+    { name: "viewer", token: VIEW, readOnly: true },
+  ]);
+
+  it("answers a read with the token's name and refuses a change PERMISSION_DENIED", () => {
+    expect(mixed.check(headers(`Bearer ${VIEW}`), "read")).toBe("viewer");
+    let caught: unknown;
+    try {
+      mixed.check(headers(`Bearer ${VIEW}`), "change");
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(ConnectError);
+    expect((caught as ConnectError).code).toBe(Code.PermissionDenied);
+    expect(String((caught as ConnectError).cause)).toBe("MANAGEMENT_TOKEN_READ_ONLY");
+  });
+
+  it("treats a call that does not say what it needs as a change", () => {
+    expect(() => mixed.check(headers(`Bearer ${VIEW}`))).toThrow(/read-only/);
+    expect(mixed.check(headers(`Bearer ${CI}`))).toBe("ci");
+    expect(mixed.check(headers(`Bearer ${CI}`), "read")).toBe("ci");
+  });
+});

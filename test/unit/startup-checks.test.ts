@@ -147,6 +147,25 @@ describe("checkStartup resolves", () => {
     expect(r.warnings).toEqual([]);
   });
 
+  it("a tokens-file role column: read-only marks a look-only token, full is the default", async () => {
+    const r = await check({
+      TOLLGATE_MANAGEMENT_TOKENS_FILE: file(
+        "roles",
+        "ops:a-token-of-sixteen-bytes\nview:another-token-sixteen  read-only\nci:third-token-sixteen-b full\n",
+      ),
+    });
+    expect(r.managementTokens).toEqual([
+      { name: "ops", token: "a-token-of-sixteen-bytes" },
+      { name: "view", token: "another-token-sixteen", readOnly: true },
+      { name: "ci", token: "third-token-sixteen-b" },
+    ]);
+    await expect(
+      check({
+        TOLLGATE_MANAGEMENT_TOKENS_FILE: file("bad-role", "ops:a-token-of-sixteen-bytes admin\n"),
+      }),
+    ).rejects.toThrow("entry 1 must be name:token");
+  });
+
   it("plaintext off this host when allowed, with a warning, and the TLS files when set", async () => {
     const plain = await check({
       TOLLGATE_ADDR: "0.0.0.0:0",
