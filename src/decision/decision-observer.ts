@@ -27,7 +27,7 @@ export interface DecisionObserverOptions {
   policy: () => Policy;
   /** Log one line per decision. */
   accessLog: boolean;
-  /** Live watchers of decisions (tail, console); lines are built only while someone listens. */
+  /** Live watchers of decisions (tail, console) and the ring of recent ones: every decision is published. */
   feed?: DecisionFeed;
 }
 
@@ -54,7 +54,8 @@ export class DecisionObserver implements BlockListener {
       d.record?.tier ?? (f.credential.kind === "anonymous" ? f.credential.tier : undefined);
     this.count(f.door, allowed, d.reason, tier, d.decidedLocally);
     this.record(f, d);
-    const feed = this.o.feed?.active ? this.o.feed : undefined;
+    // Published even when nobody listens: the feed's ring keeps the recent past.
+    const feed = this.o.feed;
     if (!this.o.accessLog && !feed) return;
     const deciding = d.limits?.deciding;
     const line = {

@@ -1,15 +1,17 @@
 /**
  * The live views of KeyService, as server streams: TailDecisions (this
- * replica's decisions, from the DecisionFeed) and FollowEvents (security
- * events as the event store receives them, read by polling). Both are
- * bounded: at most MAX_SUBSCRIBERS decision streams (the feed's own bound) and
- * MAX_FOLLOWERS event streams per replica, a `limit` of at most STREAM_LIMIT_MAX,
- * and each stream's memory is bounded (the feed's queue; one read of events).
- * Every stream ends when the caller cancels: the transports abort the call's
- * signal, which closes the subscription or the poll at once.
+ * replica's decisions, from the DecisionFeed: first up to `backlog` recent
+ * ones from its ring, then, with `follow`, each as it is taken) and
+ * FollowEvents (security events as the event store receives them, read by
+ * polling). Both are bounded: at most MAX_SUBSCRIBERS decision streams (the
+ * feed's own bound) and MAX_FOLLOWERS event streams per replica, a `limit` of
+ * at most STREAM_LIMIT_MAX, and each stream's memory is bounded (the feed's
+ * queue; one read of events). Every stream ends when the caller cancels: the
+ * transports abort the call's signal, which closes the subscription or the
+ * poll at once.
  */
 import { create } from "@bufbuild/protobuf";
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import type { DecisionLine } from "../decision/decision-feed.js";
 import type { EventFilter, SecurityEvent } from "../events/event.js";
 import type { KeyService } from "../gen/tollgate/v1/key_service_pb.js";
@@ -31,7 +33,7 @@ import type { ServiceDeps } from "./service-deps.js";
 import { Violations } from "./validation.js";
 
 /** Largest `limit` of either stream. */
-export const STREAM_LIMIT_MAX = 100_000;
+export const STREAM_LIMIT_MAX = INPUT_BOUNDS.streamLimitMax;
 /** Most FollowEvents streams at once per replica (each polls the store). */
 export const MAX_FOLLOWERS = 64;
 /** How often FollowEvents reads the event store, ms. */
@@ -55,11 +57,13 @@ export function createTailHandlers(d: ServiceDeps): TailHandlers {
       const v = new Violations();
       v.length("key_id", req.keyId, 0, INPUT_BOUNDS.keyIdMaxBytes);
       limitOf(v, req.limit);
+      if (req.backlog > INPUT_BOUNDS.tailBacklogMax)
+        v.add("backlog", `must be 0..${INPUT_BOUNDS.tailBacklogMax}`);
       v.throwIfAny();
-      const sub = d.feed.subscribe({
-        ...(req.keyId !== "" && { keyId: req.keyId }),
-        deniedOnly: req.deniedOnly,
-      });
+      const sub = d.feed.subscribe(
+        { ...(req.keyId !== "" && { keyId: req.keyId }), deniedOnly: req.deniedOnly },
+        { backlog: req.backlog },
+      );
       if (!sub) throw apiError("TOO_MANY_STREAMS");
       return sub;
     },
@@ -71,9 +75,13 @@ export function createTailHandlers(d: ServiceDeps): TailHandlers {
       const v = new Violations();
       const filter = eventFilter(v, req);
       limitOf(v, req.limit);
+      const now = d.clock.now();
+      const from = req.startTime ? timestampMs(req.startTime) : now;
+      if (from < now - INPUT_BOUNDS.followStartAgeMaxS * 1000)
+        v.add("start_time", `must be at most ${INPUT_BOUNDS.followStartAgeMaxS} s before now`);
       v.throwIfAny();
       if (followers >= MAX_FOLLOWERS) throw apiError("TOO_MANY_STREAMS");
-      return filter;
+      return { filter, from };
     },
   );
   // Each read of the store is measured as a FollowEvents call, and a store
@@ -90,7 +98,10 @@ export function createTailHandlers(d: ServiceDeps): TailHandlers {
       try {
         let sent = 0;
         let reported = 0;
-        for (;;) {
+        // Without `follow`, the stream is the backlog the subscription was
+        // given (queued before any new line could be).
+        let left = req.follow ? Number.POSITIVE_INFINITY : sub.queued;
+        while (left-- > 0) {
           const line = await sub.next();
           if (!line) return;
           const dropped = sub.dropped - reported;
@@ -105,16 +116,19 @@ export function createTailHandlers(d: ServiceDeps): TailHandlers {
     },
 
     async *followEvents(req, ctx): AsyncGenerator<FollowEventsResponse> {
-      const what = await openFollow(req, ctx);
+      const { filter: what, from } = await openFollow(req, ctx);
       followers++;
       try {
         let sent = 0;
         // Events recorded at or after `mark` are read; `seen` holds the ids
-        // of those recorded at `mark` exactly, already handed out (or older
-        // than the stream), so equal timestamps are neither lost nor repeated.
-        let mark = d.clock.now();
+        // of those recorded at `mark` exactly, already handed out, so equal
+        // timestamps are neither lost nor repeated.
+        let mark = from;
         let seen = new Set<string>();
-        let first = true;
+        // Without a start_time the stream starts at the call's millisecond:
+        // what the first read finds stored in that very millisecond came
+        // before the call, and is only taken note of.
+        let opening = !req.startTime;
         while (!ctx.signal.aborted) {
           const fresh: SecurityEvent[] = [];
           let cursor: string | undefined;
@@ -136,19 +150,17 @@ export function createTailHandlers(d: ServiceDeps): TailHandlers {
             mark = Math.max(mark, at);
             for (const e of fresh) if (recorded(e) === mark) seen.add(e.id);
           }
-          // The first read only takes note of what is already stored at `mark`.
-          if (!first) {
-            // Oldest first, as they happened.
-            for (let i = fresh.length - 1; i >= 0; i--) {
-              const e = fresh[i] as SecurityEvent;
-              yield create(FollowEventsResponseSchema, {
-                event: eventToProto(e),
-                gap: gap && i === fresh.length - 1,
-              });
-              if (req.limit > 0 && ++sent >= req.limit) return;
-            }
+          const out = opening ? fresh.filter((e) => recorded(e) > from) : fresh;
+          opening = false;
+          // Oldest first, as they happened.
+          for (let i = out.length - 1; i >= 0; i--) {
+            const e = out[i] as SecurityEvent;
+            yield create(FollowEventsResponseSchema, {
+              event: eventToProto(e),
+              gap: gap && i === out.length - 1,
+            });
+            if (req.limit > 0 && ++sent >= req.limit) return;
           }
-          first = false;
           await pause(FOLLOW_POLL_MS, ctx.signal);
         }
       } finally {

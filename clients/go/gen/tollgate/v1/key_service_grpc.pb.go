@@ -69,15 +69,16 @@ type KeyServiceClient interface {
 	// content is left unchanged; one with other content is a conflict (left
 	// as it is unless `overwrite`).
 	ImportKeys(ctx context.Context, in *ImportKeysRequest, opts ...grpc.CallOption) (*ImportKeysResponse, error)
-	// Streams this replica's decisions as they are taken (the `tollgate
-	// decisions tail` view). Any management token may read it. At most 64
+	// Streams this replica's decisions: up to `backlog` recent ones, then, with
+	// `follow`, each as it is taken (the `tollgate decisions tail` view). Any
+	// management token may read it (a read-only one too). At most 64
 	// streams at once per replica (RESOURCE_EXHAUSTED beyond); a slow reader
 	// loses the oldest decisions, counted in `dropped`, and never slows a
 	// decision. Ends after `limit` decisions, or when the caller cancels.
 	TailDecisions(ctx context.Context, in *TailDecisionsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[TailDecisionsResponse], error)
 	// Streams security events as they are stored, oldest first, starting with
-	// those stored after the call began (`tollgate events list --follow`). Any
-	// management token may read it. At most 64 streams at once per replica.
+	// those stored at `start_time` or, unset, when the call began (`tollgate
+	// events list --follow`). Any management token may read it (a read-only one too). At most 64 streams at once per replica.
 	// Ends after `limit` events, or when the caller cancels.
 	FollowEvents(ctx context.Context, in *FollowEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[FollowEventsResponse], error)
 }
@@ -282,15 +283,16 @@ type KeyServiceServer interface {
 	// content is left unchanged; one with other content is a conflict (left
 	// as it is unless `overwrite`).
 	ImportKeys(context.Context, *ImportKeysRequest) (*ImportKeysResponse, error)
-	// Streams this replica's decisions as they are taken (the `tollgate
-	// decisions tail` view). Any management token may read it. At most 64
+	// Streams this replica's decisions: up to `backlog` recent ones, then, with
+	// `follow`, each as it is taken (the `tollgate decisions tail` view). Any
+	// management token may read it (a read-only one too). At most 64
 	// streams at once per replica (RESOURCE_EXHAUSTED beyond); a slow reader
 	// loses the oldest decisions, counted in `dropped`, and never slows a
 	// decision. Ends after `limit` decisions, or when the caller cancels.
 	TailDecisions(*TailDecisionsRequest, grpc.ServerStreamingServer[TailDecisionsResponse]) error
 	// Streams security events as they are stored, oldest first, starting with
-	// those stored after the call began (`tollgate events list --follow`). Any
-	// management token may read it. At most 64 streams at once per replica.
+	// those stored at `start_time` or, unset, when the call began (`tollgate
+	// events list --follow`). Any management token may read it (a read-only one too). At most 64 streams at once per replica.
 	// Ends after `limit` events, or when the caller cancels.
 	FollowEvents(*FollowEventsRequest, grpc.ServerStreamingServer[FollowEventsResponse]) error
 	mustEmbedUnimplementedKeyServiceServer()

@@ -30,9 +30,17 @@ type TailDecisionsRequest struct {
 	KeyId string `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
 	// Only denials.
 	DeniedOnly bool `protobuf:"varint,2,opt,name=denied_only,json=deniedOnly,proto3" json:"denied_only,omitempty"`
-	// Ends the stream after this many decisions, 0..100000; 0 streams until the
-	// caller cancels (or the server shuts down).
-	Limit         uint32 `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
+	// Ends the stream after this many decisions (backlog included), 0..100000;
+	// 0: no such end.
+	Limit uint32 `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
+	// First send up to this many of the replica's most recent decisions that
+	// pass the filters, oldest first, 0..1000. The replica keeps its last 1000
+	// decisions (whatever the filters) in a ring, watched or not.
+	Backlog uint32 `protobuf:"varint,4,opt,name=backlog,proto3" json:"backlog,omitempty"`
+	// After the backlog, keep streaming new decisions until `limit` or the
+	// caller cancels (or the server shuts down). False: the stream ends once
+	// the backlog is sent.
+	Follow        bool `protobuf:"varint,5,opt,name=follow,proto3" json:"follow,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -86,6 +94,20 @@ func (x *TailDecisionsRequest) GetLimit() uint32 {
 		return x.Limit
 	}
 	return 0
+}
+
+func (x *TailDecisionsRequest) GetBacklog() uint32 {
+	if x != nil {
+		return x.Backlog
+	}
+	return 0
+}
+
+func (x *TailDecisionsRequest) GetFollow() bool {
+	if x != nil {
+		return x.Follow
+	}
+	return false
 }
 
 // Output of TailDecisions: one decision of this replica, as its access-log line
@@ -244,7 +266,11 @@ type FollowEventsRequest struct {
 	CustomType string `protobuf:"bytes,4,opt,name=custom_type,json=customType,proto3" json:"custom_type,omitempty"`
 	// Ends the stream after this many events, 0..100000; 0 streams until the
 	// caller cancels (or the server shuts down).
-	Limit         uint32 `protobuf:"varint,5,opt,name=limit,proto3" json:"limit,omitempty"`
+	Limit uint32 `protobuf:"varint,5,opt,name=limit,proto3" json:"limit,omitempty"`
+	// Stream events stored at or after this time, at most 1 hour before the
+	// call; unset: from the call's start. Lets a caller that has just listed
+	// events follow on without a gap (it drops the ids it already has).
+	StartTime     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -314,8 +340,15 @@ func (x *FollowEventsRequest) GetLimit() uint32 {
 	return 0
 }
 
-// Output of FollowEvents: one security event, stored after the stream began,
-// oldest first. The server reads the event store about every 500 ms, at most
+func (x *FollowEventsRequest) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+// Output of FollowEvents: one security event, stored at or after the start
+// (`start_time`, or the call's start), oldest first. The server reads the event store about every 500 ms, at most
 // 5 pages of 1000 new events per read.
 type FollowEventsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -377,12 +410,14 @@ var File_tollgate_v1_live_proto protoreflect.FileDescriptor
 
 const file_tollgate_v1_live_proto_rawDesc = "" +
 	"\n" +
-	"\x16tollgate/v1/live.proto\x12\vtollgate.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17tollgate/v1/event.proto\"d\n" +
+	"\x16tollgate/v1/live.proto\x12\vtollgate.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17tollgate/v1/event.proto\"\x96\x01\n" +
 	"\x14TailDecisionsRequest\x12\x15\n" +
 	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x1f\n" +
 	"\vdenied_only\x18\x02 \x01(\bR\n" +
 	"deniedOnly\x12\x14\n" +
-	"\x05limit\x18\x03 \x01(\rR\x05limit\"\xcb\x02\n" +
+	"\x05limit\x18\x03 \x01(\rR\x05limit\x12\x18\n" +
+	"\abacklog\x18\x04 \x01(\rR\abacklog\x12\x16\n" +
+	"\x06follow\x18\x05 \x01(\bR\x06follow\"\xcb\x02\n" +
 	"\x15TailDecisionsResponse\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x10\n" +
 	"\x03rpc\x18\x02 \x01(\tR\x03rpc\x12\x1f\n" +
@@ -397,14 +432,16 @@ const file_tollgate_v1_live_proto_rawDesc = "" +
 	"\n" +
 	"latency_ms\x18\n" +
 	" \x01(\x01R\tlatencyMs\x12\x18\n" +
-	"\adropped\x18\v \x01(\x04R\adropped\"\xcf\x01\n" +
+	"\adropped\x18\v \x01(\x04R\adropped\"\x8a\x02\n" +
 	"\x13FollowEventsRequest\x12\x18\n" +
 	"\asubject\x18\x01 \x01(\tR\asubject\x12;\n" +
 	"\fsubject_kind\x18\x02 \x01(\x0e2\x18.tollgate.v1.SubjectKindR\vsubjectKind\x12*\n" +
 	"\x04type\x18\x03 \x01(\x0e2\x16.tollgate.v1.EventTypeR\x04type\x12\x1f\n" +
 	"\vcustom_type\x18\x04 \x01(\tR\n" +
 	"customType\x12\x14\n" +
-	"\x05limit\x18\x05 \x01(\rR\x05limit\"R\n" +
+	"\x05limit\x18\x05 \x01(\rR\x05limit\x129\n" +
+	"\n" +
+	"start_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\"R\n" +
 	"\x14FollowEventsResponse\x12(\n" +
 	"\x05event\x18\x01 \x01(\v2\x12.tollgate.v1.EventR\x05event\x12\x10\n" +
 	"\x03gap\x18\x02 \x01(\bR\x03gapB\xad\x01\n" +
@@ -437,12 +474,13 @@ var file_tollgate_v1_live_proto_depIdxs = []int32{
 	4, // 0: tollgate.v1.TailDecisionsResponse.time:type_name -> google.protobuf.Timestamp
 	5, // 1: tollgate.v1.FollowEventsRequest.subject_kind:type_name -> tollgate.v1.SubjectKind
 	6, // 2: tollgate.v1.FollowEventsRequest.type:type_name -> tollgate.v1.EventType
-	7, // 3: tollgate.v1.FollowEventsResponse.event:type_name -> tollgate.v1.Event
-	4, // [4:4] is the sub-list for method output_type
-	4, // [4:4] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	4, // 3: tollgate.v1.FollowEventsRequest.start_time:type_name -> google.protobuf.Timestamp
+	7, // 4: tollgate.v1.FollowEventsResponse.event:type_name -> tollgate.v1.Event
+	5, // [5:5] is the sub-list for method output_type
+	5, // [5:5] is the sub-list for method input_type
+	5, // [5:5] is the sub-list for extension type_name
+	5, // [5:5] is the sub-list for extension extendee
+	0, // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_tollgate_v1_live_proto_init() }

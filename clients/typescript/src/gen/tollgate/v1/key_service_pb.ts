@@ -1296,8 +1296,9 @@ export const KeyService: GenService<{
     output: typeof ImportKeysResponseSchema;
   },
   /**
-   * Streams this replica's decisions as they are taken (the `tollgate
-   * decisions tail` view). Any management token may read it. At most 64
+   * Streams this replica's decisions: up to `backlog` recent ones, then, with
+   * `follow`, each as it is taken (the `tollgate decisions tail` view). Any
+   * management token may read it (a read-only one too). At most 64
    * streams at once per replica (RESOURCE_EXHAUSTED beyond); a slow reader
    * loses the oldest decisions, counted in `dropped`, and never slows a
    * decision. Ends after `limit` decisions, or when the caller cancels.
@@ -1311,8 +1312,8 @@ export const KeyService: GenService<{
   },
   /**
    * Streams security events as they are stored, oldest first, starting with
-   * those stored after the call began (`tollgate events list --follow`). Any
-   * management token may read it. At most 64 streams at once per replica.
+   * those stored at `start_time` or, unset, when the call began (`tollgate
+   * events list --follow`). Any management token may read it (a read-only one too). At most 64 streams at once per replica.
    * Ends after `limit` events, or when the caller cancels.
    *
    * @generated from rpc tollgate.v1.KeyService.FollowEvents

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tollgate/v1/live.proto.
  */
 export const file_tollgate_v1_live: GenFile = /*@__PURE__*/
-  fileDesc("ChZ0b2xsZ2F0ZS92MS9saXZlLnByb3RvEgt0b2xsZ2F0ZS52MSJKChRUYWlsRGVjaXNpb25zUmVxdWVzdBIOCgZrZXlfaWQYASABKAkSEwoLZGVuaWVkX29ubHkYAiABKAgSDQoFbGltaXQYAyABKA0i7QEKFVRhaWxEZWNpc2lvbnNSZXNwb25zZRIoCgR0aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBILCgNycGMYAiABKAkSEwoLZGVjaXNpb25faWQYAyABKAkSDwoHYWxsb3dlZBgEIAEoCBIOCgZyZWFzb24YBSABKAkSDgoGa2V5X2lkGAYgASgJEhAKCGVuZHBvaW50GAcgASgJEg0KBWxpbWl0GAggASgJEhEKCWNsaWVudF9pcBgJIAEoCRISCgpsYXRlbmN5X21zGAogASgBEg8KB2Ryb3BwZWQYCyABKAQioAEKE0ZvbGxvd0V2ZW50c1JlcXVlc3QSDwoHc3ViamVjdBgBIAEoCRIuCgxzdWJqZWN0X2tpbmQYAiABKA4yGC50b2xsZ2F0ZS52MS5TdWJqZWN0S2luZBIkCgR0eXBlGAMgASgOMhYudG9sbGdhdGUudjEuRXZlbnRUeXBlEhMKC2N1c3RvbV90eXBlGAQgASgJEg0KBWxpbWl0GAUgASgNIkYKFEZvbGxvd0V2ZW50c1Jlc3BvbnNlEiEKBWV2ZW50GAEgASgLMhIudG9sbGdhdGUudjEuRXZlbnQSCwoDZ2FwGAIgASgIYgZwcm90bzM", [file_google_protobuf_timestamp, file_tollgate_v1_event]);
+  fileDesc("ChZ0b2xsZ2F0ZS92MS9saXZlLnByb3RvEgt0b2xsZ2F0ZS52MSJrChRUYWlsRGVjaXNpb25zUmVxdWVzdBIOCgZrZXlfaWQYASABKAkSEwoLZGVuaWVkX29ubHkYAiABKAgSDQoFbGltaXQYAyABKA0SDwoHYmFja2xvZxgEIAEoDRIOCgZmb2xsb3cYBSABKAgi7QEKFVRhaWxEZWNpc2lvbnNSZXNwb25zZRIoCgR0aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBILCgNycGMYAiABKAkSEwoLZGVjaXNpb25faWQYAyABKAkSDwoHYWxsb3dlZBgEIAEoCBIOCgZyZWFzb24YBSABKAkSDgoGa2V5X2lkGAYgASgJEhAKCGVuZHBvaW50GAcgASgJEg0KBWxpbWl0GAggASgJEhEKCWNsaWVudF9pcBgJIAEoCRISCgpsYXRlbmN5X21zGAogASgBEg8KB2Ryb3BwZWQYCyABKAQi0AEKE0ZvbGxvd0V2ZW50c1JlcXVlc3QSDwoHc3ViamVjdBgBIAEoCRIuCgxzdWJqZWN0X2tpbmQYAiABKA4yGC50b2xsZ2F0ZS52MS5TdWJqZWN0S2luZBIkCgR0eXBlGAMgASgOMhYudG9sbGdhdGUudjEuRXZlbnRUeXBlEhMKC2N1c3RvbV90eXBlGAQgASgJEg0KBWxpbWl0GAUgASgNEi4KCnN0YXJ0X3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkYKFEZvbGxvd0V2ZW50c1Jlc3BvbnNlEiEKBWV2ZW50GAEgASgLMhIudG9sbGdhdGUudjEuRXZlbnQSCwoDZ2FwGAIgASgIYgZwcm90bzM", [file_google_protobuf_timestamp, file_tollgate_v1_event]);
 
 /**
  * Input of TailDecisions. Filters combine with AND; unset filters match every decision.
@@ -38,12 +38,30 @@ export type TailDecisionsRequest = Message<"tollgate.v1.TailDecisionsRequest"> &
   deniedOnly: boolean;
 
   /**
-   * Ends the stream after this many decisions, 0..100000; 0 streams until the
-   * caller cancels (or the server shuts down).
+   * Ends the stream after this many decisions (backlog included), 0..100000;
+   * 0: no such end.
    *
    * @generated from field: uint32 limit = 3;
    */
   limit: number;
+
+  /**
+   * First send up to this many of the replica's most recent decisions that
+   * pass the filters, oldest first, 0..1000. The replica keeps its last 1000
+   * decisions (whatever the filters) in a ring, watched or not.
+   *
+   * @generated from field: uint32 backlog = 4;
+   */
+  backlog: number;
+
+  /**
+   * After the backlog, keep streaming new decisions until `limit` or the
+   * caller cancels (or the server shuts down). False: the stream ends once
+   * the backlog is sent.
+   *
+   * @generated from field: bool follow = 5;
+   */
+  follow: boolean;
 };
 
 /**
@@ -192,6 +210,15 @@ export type FollowEventsRequest = Message<"tollgate.v1.FollowEventsRequest"> & {
    * @generated from field: uint32 limit = 5;
    */
   limit: number;
+
+  /**
+   * Stream events stored at or after this time, at most 1 hour before the
+   * call; unset: from the call's start. Lets a caller that has just listed
+   * events follow on without a gap (it drops the ids it already has).
+   *
+   * @generated from field: google.protobuf.Timestamp start_time = 6;
+   */
+  startTime?: Timestamp | undefined;
 };
 
 /**
@@ -202,8 +229,8 @@ export const FollowEventsRequestSchema: GenMessage<FollowEventsRequest> = /*@__P
   messageDesc(file_tollgate_v1_live, 2);
 
 /**
- * Output of FollowEvents: one security event, stored after the stream began,
- * oldest first. The server reads the event store about every 500 ms, at most
+ * Output of FollowEvents: one security event, stored at or after the start
+ * (`start_time`, or the call's start), oldest first. The server reads the event store about every 500 ms, at most
  * 5 pages of 1000 new events per read.
  *
  * @generated from message tollgate.v1.FollowEventsResponse

@@ -65,16 +65,17 @@ class KeyServiceStub:
     as it is unless `overwrite`).
     """
     TailDecisions: _grpc.UnaryStreamMultiCallable[_live_pb2.TailDecisionsRequest, _live_pb2.TailDecisionsResponse]
-    """Streams this replica's decisions as they are taken (the `tollgate
-    decisions tail` view). Any management token may read it. At most 64
+    """Streams this replica's decisions: up to `backlog` recent ones, then, with
+    `follow`, each as it is taken (the `tollgate decisions tail` view). Any
+    management token may read it (a read-only one too). At most 64
     streams at once per replica (RESOURCE_EXHAUSTED beyond); a slow reader
     loses the oldest decisions, counted in `dropped`, and never slows a
     decision. Ends after `limit` decisions, or when the caller cancels.
     """
     FollowEvents: _grpc.UnaryStreamMultiCallable[_live_pb2.FollowEventsRequest, _live_pb2.FollowEventsResponse]
     """Streams security events as they are stored, oldest first, starting with
-    those stored after the call began (`tollgate events list --follow`). Any
-    management token may read it. At most 64 streams at once per replica.
+    those stored at `start_time` or, unset, when the call began (`tollgate
+    events list --follow`). Any management token may read it (a read-only one too). At most 64 streams at once per replica.
     Ends after `limit` events, or when the caller cancels.
     """
 
@@ -114,16 +115,17 @@ class KeyServiceAsyncStub(KeyServiceStub):
     as it is unless `overwrite`).
     """
     TailDecisions: _aio.UnaryStreamMultiCallable[_live_pb2.TailDecisionsRequest, _live_pb2.TailDecisionsResponse]  # type: ignore[assignment]
-    """Streams this replica's decisions as they are taken (the `tollgate
-    decisions tail` view). Any management token may read it. At most 64
+    """Streams this replica's decisions: up to `backlog` recent ones, then, with
+    `follow`, each as it is taken (the `tollgate decisions tail` view). Any
+    management token may read it (a read-only one too). At most 64
     streams at once per replica (RESOURCE_EXHAUSTED beyond); a slow reader
     loses the oldest decisions, counted in `dropped`, and never slows a
     decision. Ends after `limit` decisions, or when the caller cancels.
     """
     FollowEvents: _aio.UnaryStreamMultiCallable[_live_pb2.FollowEventsRequest, _live_pb2.FollowEventsResponse]  # type: ignore[assignment]
     """Streams security events as they are stored, oldest first, starting with
-    those stored after the call began (`tollgate events list --follow`). Any
-    management token may read it. At most 64 streams at once per replica.
+    those stored at `start_time` or, unset, when the call began (`tollgate
+    events list --follow`). Any management token may read it (a read-only one too). At most 64 streams at once per replica.
     Ends after `limit` events, or when the caller cancels.
     """
 
@@ -238,8 +240,9 @@ class KeyServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _live_pb2.TailDecisionsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_live_pb2.TailDecisionsResponse], _abc.AsyncIterator[_live_pb2.TailDecisionsResponse]]:
-        """Streams this replica's decisions as they are taken (the `tollgate
-        decisions tail` view). Any management token may read it. At most 64
+        """Streams this replica's decisions: up to `backlog` recent ones, then, with
+        `follow`, each as it is taken (the `tollgate decisions tail` view). Any
+        management token may read it (a read-only one too). At most 64
         streams at once per replica (RESOURCE_EXHAUSTED beyond); a slow reader
         loses the oldest decisions, counted in `dropped`, and never slows a
         decision. Ends after `limit` decisions, or when the caller cancels.
@@ -252,8 +255,8 @@ class KeyServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_live_pb2.FollowEventsResponse], _abc.AsyncIterator[_live_pb2.FollowEventsResponse]]:
         """Streams security events as they are stored, oldest first, starting with
-        those stored after the call began (`tollgate events list --follow`). Any
-        management token may read it. At most 64 streams at once per replica.
+        those stored at `start_time` or, unset, when the call began (`tollgate
+        events list --follow`). Any management token may read it (a read-only one too). At most 64 streams at once per replica.
         Ends after `limit` events, or when the caller cancels.
         """
 

@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from tollgate._gen.tollgate.v1 import event_pb2 as tollgate_dot_v1_dot_event__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16tollgate/v1/live.proto\x12\x0btollgate.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17tollgate/v1/event.proto\"J\n\x14TailDecisionsRequest\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65nied_only\x18\x02 \x01(\x08\x12\r\n\x05limit\x18\x03 \x01(\r\"\xed\x01\n\x15TailDecisionsResponse\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0b\n\x03rpc\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x03 \x01(\t\x12\x0f\n\x07\x61llowed\x18\x04 \x01(\x08\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x0e\n\x06key_id\x18\x06 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x07 \x01(\t\x12\r\n\x05limit\x18\x08 \x01(\t\x12\x11\n\tclient_ip\x18\t \x01(\t\x12\x12\n\nlatency_ms\x18\n \x01(\x01\x12\x0f\n\x07\x64ropped\x18\x0b \x01(\x04\"\xa0\x01\n\x13\x46ollowEventsRequest\x12\x0f\n\x07subject\x18\x01 \x01(\t\x12.\n\x0csubject_kind\x18\x02 \x01(\x0e\x32\x18.tollgate.v1.SubjectKind\x12$\n\x04type\x18\x03 \x01(\x0e\x32\x16.tollgate.v1.EventType\x12\x13\n\x0b\x63ustom_type\x18\x04 \x01(\t\x12\r\n\x05limit\x18\x05 \x01(\r\"F\n\x14\x46ollowEventsResponse\x12!\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x12.tollgate.v1.Event\x12\x0b\n\x03gap\x18\x02 \x01(\x08\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16tollgate/v1/live.proto\x12\x0btollgate.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17tollgate/v1/event.proto\"k\n\x14TailDecisionsRequest\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65nied_only\x18\x02 \x01(\x08\x12\r\n\x05limit\x18\x03 \x01(\r\x12\x0f\n\x07\x62\x61\x63klog\x18\x04 \x01(\r\x12\x0e\n\x06\x66ollow\x18\x05 \x01(\x08\"\xed\x01\n\x15TailDecisionsResponse\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0b\n\x03rpc\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x03 \x01(\t\x12\x0f\n\x07\x61llowed\x18\x04 \x01(\x08\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x0e\n\x06key_id\x18\x06 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x07 \x01(\t\x12\r\n\x05limit\x18\x08 \x01(\t\x12\x11\n\tclient_ip\x18\t \x01(\t\x12\x12\n\nlatency_ms\x18\n \x01(\x01\x12\x0f\n\x07\x64ropped\x18\x0b \x01(\x04\"\xd0\x01\n\x13\x46ollowEventsRequest\x12\x0f\n\x07subject\x18\x01 \x01(\t\x12.\n\x0csubject_kind\x18\x02 \x01(\x0e\x32\x18.tollgate.v1.SubjectKind\x12$\n\x04type\x18\x03 \x01(\x0e\x32\x16.tollgate.v1.EventType\x12\x13\n\x0b\x63ustom_type\x18\x04 \x01(\t\x12\r\n\x05limit\x18\x05 \x01(\r\x12.\n\nstart_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"F\n\x14\x46ollowEventsResponse\x12!\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x12.tollgate.v1.Event\x12\x0b\n\x03gap\x18\x02 \x01(\x08\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,11 +34,11 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tollgate._gen.tollgate.v1.l
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_TAILDECISIONSREQUEST']._serialized_start=97
-  _globals['_TAILDECISIONSREQUEST']._serialized_end=171
-  _globals['_TAILDECISIONSRESPONSE']._serialized_start=174
-  _globals['_TAILDECISIONSRESPONSE']._serialized_end=411
-  _globals['_FOLLOWEVENTSREQUEST']._serialized_start=414
-  _globals['_FOLLOWEVENTSREQUEST']._serialized_end=574
-  _globals['_FOLLOWEVENTSRESPONSE']._serialized_start=576
-  _globals['_FOLLOWEVENTSRESPONSE']._serialized_end=646
+  _globals['_TAILDECISIONSREQUEST']._serialized_end=204
+  _globals['_TAILDECISIONSRESPONSE']._serialized_start=207
+  _globals['_TAILDECISIONSRESPONSE']._serialized_end=444
+  _globals['_FOLLOWEVENTSREQUEST']._serialized_start=447
+  _globals['_FOLLOWEVENTSREQUEST']._serialized_end=655
+  _globals['_FOLLOWEVENTSRESPONSE']._serialized_start=657
+  _globals['_FOLLOWEVENTSRESPONSE']._serialized_end=727
 # @@protoc_insertion_point(module_scope)

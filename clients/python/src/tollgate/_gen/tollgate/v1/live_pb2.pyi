@@ -27,6 +27,8 @@ class TailDecisionsRequest(_message.Message):
     KEY_ID_FIELD_NUMBER: _builtins.int
     DENIED_ONLY_FIELD_NUMBER: _builtins.int
     LIMIT_FIELD_NUMBER: _builtins.int
+    BACKLOG_FIELD_NUMBER: _builtins.int
+    FOLLOW_FIELD_NUMBER: _builtins.int
     key_id: _builtins.str
     """Only decisions about this key id, at most 64 bytes. Empty: every key (and
     decisions with no key).
@@ -34,8 +36,18 @@ class TailDecisionsRequest(_message.Message):
     denied_only: _builtins.bool
     """Only denials."""
     limit: _builtins.int
-    """Ends the stream after this many decisions, 0..100000; 0 streams until the
-    caller cancels (or the server shuts down).
+    """Ends the stream after this many decisions (backlog included), 0..100000;
+    0: no such end.
+    """
+    backlog: _builtins.int
+    """First send up to this many of the replica's most recent decisions that
+    pass the filters, oldest first, 0..1000. The replica keeps its last 1000
+    decisions (whatever the filters) in a ring, watched or not.
+    """
+    follow: _builtins.bool
+    """After the backlog, keep streaming new decisions until `limit` or the
+    caller cancels (or the server shuts down). False: the stream ends once
+    the backlog is sent.
     """
     def __init__(
         self,
@@ -43,10 +55,12 @@ class TailDecisionsRequest(_message.Message):
         key_id: _builtins.str = ...,
         denied_only: _builtins.bool = ...,
         limit: _builtins.int = ...,
+        backlog: _builtins.int = ...,
+        follow: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["denied_only", b"denied_only", "key_id", b"key_id", "limit", b"limit"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backlog", b"backlog", "denied_only", b"denied_only", "follow", b"follow", "key_id", b"key_id", "limit", b"limit"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -138,6 +152,7 @@ class FollowEventsRequest(_message.Message):
     TYPE_FIELD_NUMBER: _builtins.int
     CUSTOM_TYPE_FIELD_NUMBER: _builtins.int
     LIMIT_FIELD_NUMBER: _builtins.int
+    START_TIME_FIELD_NUMBER: _builtins.int
     subject: _builtins.str
     """Only events about this subject (key id, IP, owner or caller string), at most 256 bytes."""
     subject_kind: _event_pb2.SubjectKind.ValueType
@@ -150,6 +165,13 @@ class FollowEventsRequest(_message.Message):
     """Ends the stream after this many events, 0..100000; 0 streams until the
     caller cancels (or the server shuts down).
     """
+    @_builtins.property
+    def start_time(self) -> _timestamp_pb2.Timestamp:
+        """Stream events stored at or after this time, at most 1 hour before the
+        call; unset: from the call's start. Lets a caller that has just listed
+        events follow on without a gap (it drops the ids it already has).
+        """
+
     def __init__(
         self,
         *,
@@ -158,10 +180,11 @@ class FollowEventsRequest(_message.Message):
         type: _event_pb2.EventType.ValueType = ...,
         custom_type: _builtins.str = ...,
         limit: _builtins.int = ...,
+        start_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["custom_type", b"custom_type", "limit", b"limit", "subject", b"subject", "subject_kind", b"subject_kind", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["custom_type", b"custom_type", "limit", b"limit", "start_time", b"start_time", "subject", b"subject", "subject_kind", b"subject_kind", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -169,8 +192,8 @@ Global___FollowEventsRequest: _TypeAlias = FollowEventsRequest  # noqa: Y015
 
 @_typing.final
 class FollowEventsResponse(_message.Message):
-    """Output of FollowEvents: one security event, stored after the stream began,
-    oldest first. The server reads the event store about every 500 ms, at most
+    """Output of FollowEvents: one security event, stored at or after the start
+    (`start_time`, or the call's start), oldest first. The server reads the event store about every 500 ms, at most
     5 pages of 1000 new events per read.
     """
 
