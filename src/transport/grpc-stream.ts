@@ -42,8 +42,14 @@ export async function serveServerStream(
     if (!abort.signal.aborted) call.emit("error", toServiceError(err));
   } finally {
     // A cancelled (or failed) call leaves the generator suspended at a yield:
-    // return() runs its finally blocks, which release what it holds.
-    await iterator.return?.();
+    // return() runs its finally blocks, which release what it holds. The call
+    // has ended by then: a failure there has no one to go to, and must not
+    // become an unhandled rejection that ends the process.
+    try {
+      await iterator.return?.();
+    } catch {
+      // Released as far as it could be.
+    }
   }
 }
 
