@@ -130,7 +130,7 @@ export class DecisionFeed {
   private readonly recent: (DecisionLine | undefined)[] = new Array(RECENT_LINES);
   private head = 0;
 
-  /** True if anyone listens (the observer builds no line otherwise). */
+  /** True if anyone listens (lines still go to the ring when nobody does). */
   get active(): boolean {
     return this.subscribers.size > 0;
   }

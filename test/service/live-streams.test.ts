@@ -173,6 +173,19 @@ describe("TailDecisions", () => {
     expect(await all(h.keys.tailDecisions({ backlog: 1 }, viewer))).toHaveLength(1);
   });
 
+  it("shows every door's decisions, Envoy's ShouldRateLimit too, as the access log does", async () => {
+    await h.tollgate.checkRateLimit({ subject: "203.0.113.9" });
+    await h.envoyRateLimit.shouldRateLimit({
+      domain: "edge",
+      descriptors: [{ entries: [{ key: "header_match", value: "internal" }] }],
+    });
+    const lines = await all(h.keys.tailDecisions({ backlog: 2 }, h.auth));
+    expect(lines.map((l) => [l.rpc, l.allowed, l.reason])).toEqual([
+      ["CheckRateLimit", true, "OK"],
+      ["ShouldRateLimit", true, "OK"],
+    ]);
+  });
+
   it("never streams a secret", async () => {
     const k = await mint();
     const stream = h.keys.tailDecisions({ follow: true, limit: 4 }, h.auth);
