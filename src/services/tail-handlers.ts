@@ -81,6 +81,9 @@ export function createTailHandlers(d: ServiceDeps): TailHandlers {
         v.add("start_time", `must be at most ${INPUT_BOUNDS.followStartAgeMaxS} s before now`);
       v.throwIfAny();
       if (followers >= MAX_FOLLOWERS) throw apiError("TOO_MANY_STREAMS");
+      // Counted here, in the same step as the check, so openings that run at
+      // once cannot all pass it; the stream's finally gives the place back.
+      followers++;
       return { filter, from };
     },
   );
@@ -117,7 +120,6 @@ export function createTailHandlers(d: ServiceDeps): TailHandlers {
 
     async *followEvents(req, ctx): AsyncGenerator<FollowEventsResponse> {
       const { filter: what, from } = await openFollow(req, ctx);
-      followers++;
       try {
         let sent = 0;
         // Events recorded at or after `mark` are read; `seen` holds the ids
