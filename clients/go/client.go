@@ -64,6 +64,9 @@ func NewClient(opts Options) (*Client, error) {
 	dial := []grpc.DialOption{
 		grpc.WithTransportCredentials(creds),
 		grpc.WithChainUnaryInterceptor(interceptors...),
+		// Streams get the token only: no deadline unless the caller's context
+		// has one, no retry (a new stream would repeat or miss lines), no breaker.
+		grpc.WithStreamInterceptor(streamTokenInterceptor(r.token)),
 		// Retries are this client's, decided per call; a service config must
 		// not add retries of charging calls behind its back.
 		grpc.WithDisableRetry(),
@@ -129,6 +132,15 @@ func tokenInterceptor(token string) grpc.UnaryClientInterceptor {
 			ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
 		}
 		return invoker(ctx, method, req, reply, cc, opts...)
+	}
+}
+
+func streamTokenInterceptor(token string) grpc.StreamClientInterceptor {
+	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+		if token != "" && needsToken(method, nil) {
+			ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
+		}
+		return streamer(ctx, desc, cc, method, opts...)
 	}
 }
 
@@ -244,6 +256,22 @@ func (c *Client) ExportKeys(ctx context.Context, req *tollgatev1.ExportKeysReque
 // Overwrite (idempotent then).
 func (c *Client) ImportKeys(ctx context.Context, req *tollgatev1.ImportKeysRequest) (*tollgatev1.ImportKeysResponse, error) {
 	return c.keys.ImportKeys(ctx, req)
+}
+
+// TailDecisions streams this replica's decisions: up to Backlog (0..1000)
+// recent ones, oldest first, then, with Follow, each as it is taken, until
+// Limit or ctx ends (cancel ctx to stop: the call is cancelled on the server
+// too). Read with Recv until io.EOF. No deadline unless ctx has one; never
+// retried; sends the management token.
+func (c *Client) TailDecisions(ctx context.Context, req *tollgatev1.TailDecisionsRequest) (grpc.ServerStreamingClient[tollgatev1.TailDecisionsResponse], error) {
+	return c.keys.TailDecisions(ctx, req)
+}
+
+// FollowEvents streams security events as they are stored (from StartTime,
+// default the call's start), oldest first, with ListEvents' filters; it ends
+// as TailDecisions does.
+func (c *Client) FollowEvents(ctx context.Context, req *tollgatev1.FollowEventsRequest) (grpc.ServerStreamingClient[tollgatev1.FollowEventsResponse], error) {
+	return c.keys.FollowEvents(ctx, req)
 }
 
 // ExportAll calls fn with every page of ExportKeys in turn, from

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -129,6 +130,9 @@ func everyRPC() []string {
 		for _, m := range sd.Methods {
 			all = append(all, "/"+sd.ServiceName+"/"+m.MethodName)
 		}
+		for _, m := range sd.Streams {
+			all = append(all, "/"+sd.ServiceName+"/"+m.StreamName)
+		}
 	}
 	return all
 }
@@ -136,7 +140,7 @@ func everyRPC() []string {
 func TestClientHasAMethodForEveryRPC(t *testing.T) {
 	ct := reflect.TypeFor[*tollgate.Client]()
 	all := everyRPC()
-	for _, want := range []string{tollgatev1.KeyService_ExportKeys_FullMethodName, tollgatev1.KeyService_ImportKeys_FullMethodName} {
+	for _, want := range []string{tollgatev1.KeyService_ExportKeys_FullMethodName, tollgatev1.KeyService_ImportKeys_FullMethodName, tollgatev1.KeyService_TailDecisions_FullMethodName} {
 		if !slices.Contains(all, want) {
 			t.Fatalf("%s is not in the service descriptors", want)
 		}
@@ -311,13 +315,22 @@ func TestAllowCacheKeepsARevokedKeyAtMostItsClampedTTL(t *testing.T) {
 	}
 }
 
+// firstRecv is the error of opening a stream, else of its first Recv.
+func firstRecv[T any](s grpc.ServerStreamingClient[T], err error) error {
+	if err != nil {
+		return err
+	}
+	_, err = s.Recv()
+	return err
+}
+
 func TestRetriesOnlyCallsThatAreSafeToRepeat(t *testing.T) {
 	var n attempts
 	// Nothing listens: every attempt fails UNAVAILABLE at once.
 	c := newClient(t, closedPort(t), tollgate.Options{
 		Breaker:     tollgate.BreakerOptions{Disabled: true},
 		Timeout:     2 * time.Second, // room for every backoff step
-		DialOptions: []grpc.DialOption{n.dialOption()},
+		DialOptions: []grpc.DialOption{n.dialOption(), n.streamDialOption()},
 	})
 	ctx := context.Background()
 	calls := []struct {
@@ -405,6 +418,13 @@ func TestRetriesOnlyCallsThatAreSafeToRepeat(t *testing.T) {
 		{"ImportKeys with overwrite, dry run", tollgatev1.KeyService_ImportKeys_FullMethodName, func() error {
 			_, err := c.ImportKeys(ctx, &tollgatev1.ImportKeysRequest{Keys: []*tollgatev1.KeyExport{{}}, Overwrite: true, DryRun: true})
 			return err
+		}, 1},
+		// Streams are never retried: a new stream would repeat or miss lines.
+		{"TailDecisions", tollgatev1.KeyService_TailDecisions_FullMethodName, func() error {
+			return firstRecv(c.TailDecisions(ctx, &tollgatev1.TailDecisionsRequest{Follow: true}))
+		}, 1},
+		{"FollowEvents", tollgatev1.KeyService_FollowEvents_FullMethodName, func() error {
+			return firstRecv(c.FollowEvents(ctx, &tollgatev1.FollowEventsRequest{}))
 		}, 1},
 	}
 	covered := map[string]bool{}
@@ -565,5 +585,24 @@ func waitFor(t *testing.T, d time.Duration, cond func() bool) {
 			t.Fatalf("condition not met within %v", d)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestStreamsTheRecentDecisionsAndEndsAfterTheBacklog(t *testing.T) {
+	c := newClient(t, sharedServer(t).url(), tollgate.Options{})
+	ctx := context.Background()
+	if _, err := c.Authorize(ctx, &tollgatev1.AuthorizeRequest{Method: "GET", Path: "/go-stream"}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.TailDecisions(ctx, &tollgatev1.TailDecisionsRequest{Backlog: 1, DeniedOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, err := s.Recv()
+	if err != nil || line.GetReason() != "MISSING_KEY" || line.GetAllowed() {
+		t.Fatalf("first line: %v %v", line, err)
+	}
+	if _, err := s.Recv(); !errors.Is(err, io.EOF) {
+		t.Fatalf("after the backlog, without Follow: %v, want io.EOF", err)
 	}
 }

@@ -286,6 +286,19 @@ func (a *attempts) dialOption() grpc.DialOption {
 	})
 }
 
+// streamDialOption counts the streams opened, as dialOption counts unary attempts.
+func (a *attempts) streamDialOption() grpc.DialOption {
+	return grpc.WithChainStreamInterceptor(func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+		a.mu.Lock()
+		if a.n == nil {
+			a.n = map[string]int{}
+		}
+		a.n[method]++
+		a.mu.Unlock()
+		return streamer(ctx, desc, cc, method, opts...)
+	})
+}
+
 func (a *attempts) get(method string) int {
 	a.mu.Lock()
 	defer a.mu.Unlock()

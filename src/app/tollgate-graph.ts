@@ -40,6 +40,7 @@ import { BlockCache } from "../ratelimit/block-cache.js";
 import { RateLimiter } from "../ratelimit/rate-limiter.js";
 import { EMPTIED_MESSAGE } from "../resilience/emptied-store-watch.js";
 import { InsuranceLimiter } from "../resilience/insurance-limiter.js";
+import type { Handlers } from "../services/call-context.js";
 import { createEnvoyAuthzService } from "../services/envoy-authz-service.js";
 import { createEnvoyRateLimitService } from "../services/envoy-ratelimit-service.js";
 import { createForwardAuthHandler } from "../services/forward-auth-handler.js";
@@ -47,6 +48,7 @@ import { createInstrument } from "../services/instrument.js";
 import { createKeyService } from "../services/key-service.js";
 import { ManagementAuth } from "../services/management-auth.js";
 import type { ServiceDeps } from "../services/service-deps.js";
+import { createTailHandlers } from "../services/tail-handlers.js";
 import { createTollgateService } from "../services/tollgate-service.js";
 import { bindService, type ServiceBinding } from "../transport/servers.js";
 import type { Clock } from "../util/clock.js";
@@ -89,7 +91,7 @@ export interface TollgateGraph {
   /** The implementations of every RPC service. */
   services: {
     tollgate: ReturnType<typeof createTollgateService>;
-    keys: ReturnType<typeof createKeyService>;
+    keys: Handlers<typeof KeyService>;
     envoyAuthz: ReturnType<typeof createEnvoyAuthzService>;
     envoyRateLimit: ReturnType<typeof createEnvoyRateLimitService>;
   };
@@ -291,7 +293,8 @@ export async function buildTollgateGraph(o: TollgateGraphOptions): Promise<Tollg
   }
   const services = {
     tollgate: createTollgateService(deps),
-    keys: createKeyService(deps),
+    // Unary management and the live streams, one service.
+    keys: { ...createKeyService(deps), ...createTailHandlers(deps) },
     envoyAuthz: createEnvoyAuthzService(deps),
     envoyRateLimit: createEnvoyRateLimitService(deps),
   };

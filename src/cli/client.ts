@@ -121,7 +121,8 @@ export interface CommandLine {
  * refusing the others' flags. An unknown flag is refused with a suggestion
  * (flags.ts). A usage mistake, `--help` or a missing first argument prints
  * (errors to stderr) and returns the exit code instead; `subHelp` is a
- * subcommand's own `--help`.
+ * subcommand's own `--help`. Names in `booleans` are flags without a value
+ * (`--follow`) wherever `extra` lists them.
  */
 export function parseCommandLine(
   label: string,
@@ -129,9 +130,17 @@ export function parseCommandLine(
   extra: readonly string[] | Readonly<Record<string, readonly string[]>>,
   help: string,
   subHelp: Readonly<Record<string, string>> = {},
+  booleans: readonly string[] = [],
 ): CommandLine | number {
   const table = (names: readonly string[]): FlagTable => ({
-    ...Object.fromEntries(names.map((k) => [k, { type: "string", arg: "V", help: "" } as const])),
+    ...Object.fromEntries(
+      names.map((k) => [
+        k,
+        booleans.includes(k)
+          ? ({ type: "boolean", help: "" } as const)
+          : ({ type: "string", arg: "V", help: "" } as const),
+      ]),
+    ),
     ...CLIENT_FLAGS,
   });
   const bySub = Array.isArray(extra) ? undefined : (extra as Record<string, readonly string[]>);

@@ -19,9 +19,10 @@ export const COMMANDS: Record<string, Record<string, string[]>> = {
   ),
   blocks: { list: ["--limit"], lift: ["--key", "--ip", "--subject"] },
   events: {
-    list: ["--subject", "--kind", "--type", "--since", "--limit", "--page-token"],
+    list: ["--subject", "--kind", "--type", "--since", "--limit", "--page-token", "--follow"],
     alerts: ["--rule", "--subject", "--since", "--limit", "--page-token"],
   },
+  decisions: { tail: ["--follow", "--key", "--denied", "--lines", "--limit"] },
   usage: { "": ["--since", "--granularity", "--endpoint"] },
   "check-config": { "": [] },
   inject: { "": ["--tls-cert", "--tls-key"] },

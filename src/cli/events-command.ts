@@ -1,8 +1,8 @@
 /** `tollgate events list|alerts`: recorded security events and alerts of a running server. */
 import { create, toJsonString } from "@bufbuild/protobuf";
-import { timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { BUILTIN_EVENT_TYPES } from "../events/event.js";
-import { EventType, Severity, SubjectKind } from "../gen/tollgate/v1/event_pb.js";
+import { EventType, SubjectKind } from "../gen/tollgate/v1/event_pb.js";
 import {
   ListAlertsRequestSchema,
   ListAlertsResponseSchema,
@@ -12,12 +12,23 @@ import {
 import { table } from "./check-config-command.js";
 import { clientsFromOptions, parseCommandLine, reportRpcError } from "./client.js";
 import { parseDuration } from "./duration.js";
+import {
+  EVENT_COLUMNS,
+  eventRow,
+  FOLLOW_OVERLAP_MS,
+  followEvents,
+  kindName,
+  printed,
+  severityName,
+  when,
+} from "./events-follow.js";
 
 const HELP = `Usage: tollgate events <command> [options]
 
 Commands:
   list     recorded security events, newest first
            [--subject S] [--kind key|ip|owner|caller] [--type TYPE] [--since 1h] [--limit N]
+           [--follow]: then stream new events as they are stored, until Ctrl-C
   alerts   alerts raised by detection rules, newest first
            [--rule NAME] [--subject S] [--since 1h] [--limit N]
 
@@ -37,10 +48,14 @@ Recorded security events, newest first.
   --since DURATION              only this recent, e.g. 1h
   --limit N                     at most N events (default 50)
   --page-token T                the next page
+  --follow                      then stream each new event that passes --subject,
+                                --kind and --type as it is stored, until Ctrl-C;
+                                with --json, one JSON object per event and line
 Options: --server URL, --token-file F, --json (as for tollgate keys)
 
-Example:
+Examples:
   tollgate events list --kind ip --since 1h
+  tollgate events list --type auth_failure --follow
 `,
   alerts: `Usage: tollgate events alerts [options]
 
@@ -65,26 +80,18 @@ const KIND: Record<string, SubjectKind> = {
   caller: SubjectKind.CALLER,
 };
 
-const when = (t: Parameters<typeof timestampDate>[0] | undefined) =>
-  t
-    ? timestampDate(t)
-        .toISOString()
-        .replace(/\.\d+Z$/, "Z")
-    : "-";
-const kindName = (k: SubjectKind) => SubjectKind[k]?.toLowerCase() ?? "?";
-const severityName = (s: Severity) => Severity[s]?.toLowerCase() ?? "?";
-
 /** Runs an events subcommand; returns the exit code. */
 export async function eventsCommand(argv: string[]): Promise<number> {
   const cl = parseCommandLine(
     "tollgate events",
     argv,
     {
-      list: ["limit", "page-token", "subject", "kind", "type", "since"],
+      list: ["limit", "page-token", "subject", "kind", "type", "since", "follow"],
       alerts: ["limit", "page-token", "rule", "subject", "since"],
     },
     HELP,
     SUB_HELP,
+    ["follow"],
   );
   if (typeof cl === "number") return cl;
   const { o, positionals, str } = cl;
@@ -105,18 +112,31 @@ export async function eventsCommand(argv: string[]): Promise<number> {
   try {
     if (cmd === "list") {
       const builtin = (BUILTIN_EVENT_TYPES as readonly string[]).indexOf(str("type"));
+      const what = {
+        subject: str("subject"),
+        subjectKind: KIND[str("kind")] ?? SubjectKind.UNSPECIFIED,
+        type: builtin >= 0 ? ((builtin + 1) as EventType) : EventType.UNSPECIFIED,
+        customType: builtin >= 0 ? "" : str("type"),
+      };
+      // Following starts a little before the list was asked for, so nothing
+      // falls between the two (what both return is printed once).
+      const followFrom = Date.now() - FOLLOW_OVERLAP_MS;
       const res = await keys.listEvents(
         create(ListEventsRequestSchema, {
           pageSize,
           pageToken: str("page-token"),
-          subject: str("subject"),
-          subjectKind: KIND[str("kind")] ?? SubjectKind.UNSPECIFIED,
-          type: builtin >= 0 ? ((builtin + 1) as EventType) : EventType.UNSPECIFIED,
-          customType: builtin >= 0 ? "" : str("type"),
+          ...what,
           startTime,
         }),
       );
+      const follow = () =>
+        followEvents(keys, what, followFrom, res.events, o.json === true, baseUrl);
       if (o.json) {
+        // Following, every event is one JSON line: the listed ones, then the new ones.
+        if (o.follow) {
+          for (const e of res.events) await printed(e, true);
+          return await follow();
+        }
         process.stdout.write(
           `${toJsonString(ListEventsResponseSchema, res, { prettySpaces: 2 })}\n`,
         );
@@ -124,24 +144,10 @@ export async function eventsCommand(argv: string[]): Promise<number> {
       }
       if (res.events.length === 0) process.stdout.write("no events\n");
       else {
-        const rows = res.events.map((e) => [
-          when(e.time),
-          e.type === EventType.UNSPECIFIED
-            ? e.customType
-            : (BUILTIN_EVENT_TYPES[e.type - 1] ?? "?"),
-          severityName(e.severity),
-          `${kindName(e.subjectKind)}:${e.subject}`,
-          e.endpoint || "-",
-          // Tollgate's own repeated events are aggregated: a record stands for `count` of them.
-          e.attributes.count ?? "1",
-          e.attributes.reason ?? e.attributes.actor ?? "",
-        ]);
-        process.stdout.write(
-          `${table(["time", "type", "severity", "subject", "endpoint", "count", "reason/actor"], rows).join("\n")}\n`,
-        );
+        process.stdout.write(`${table(EVENT_COLUMNS, res.events.map(eventRow)).join("\n")}\n`);
       }
       if (res.nextPageToken) process.stdout.write(`more: --page-token ${res.nextPageToken}\n`);
-      return 0;
+      return o.follow ? await follow() : 0;
     }
     if (cmd === "alerts") {
       const res = await keys.listAlerts(

@@ -5,6 +5,7 @@ import { buildInfo } from "../util/build-info.js";
 import { blocksCommand } from "./blocks-command.js";
 import { checkConfigCommand } from "./check-config-command.js";
 import { completionCommand } from "./completion-command.js";
+import { decisionsCommand } from "./decisions-command.js";
 import { eventsCommand } from "./events-command.js";
 import { injectCommand } from "./inject-command.js";
 import { keysCommand } from "./keys-command.js";
@@ -19,6 +20,7 @@ Usage:
   tollgate keys <command> ...    manage keys on a running server (tollgate keys --help)
   tollgate blocks <command> ...  list or lift blocks on a running server (tollgate blocks --help)
   tollgate events list|alerts    security events and alerts of a running server (tollgate events --help)
+  tollgate decisions tail        a replica's recent decisions, --follow for live ones (tollgate decisions --help)
   tollgate usage KEY_ID          a key's requests over time, with a text chart (tollgate usage --help)
   tollgate check-config FILE     validate a policy file and print the effective table
   tollgate inject --tls-cert F --tls-key F  serve the Kubernetes sidecar-injection webhook
@@ -49,6 +51,8 @@ async function main(argv: string[]): Promise<number> {
       return blocksCommand(rest);
     case "events":
       return eventsCommand(rest);
+    case "decisions":
+      return decisionsCommand(rest);
     case "usage":
       return usageCommand(rest);
     case "inject":

@@ -1,9 +1,12 @@
 /**
  * The live feed of decisions: what `tollgate decisions tail`, the web console's
  * live view and any other watcher of this replica subscribe to. A line is the
- * access-log line of a decision (never a secret). Publishing costs nothing
- * while nobody listens; each subscriber has a bounded queue, and a subscriber
- * that does not keep up loses the oldest lines (counted), never slows a decision.
+ * access-log line of a decision (never a secret). The feed keeps the last
+ * RECENT_LINES lines in a fixed ring, listened to or not, so a watcher can
+ * start with the recent past (one small object per decision, overwritten in
+ * place: the ring never grows). Each subscriber has a bounded queue, and a
+ * subscriber that does not keep up loses the oldest lines (counted), never
+ * slows a decision.
  */
 
 /** One decision, as the access log shows it. */
@@ -32,12 +35,24 @@ export interface DecisionFilter {
   deniedOnly?: boolean;
 }
 
+/** Options of DecisionFeed.subscribe beyond the filter. */
+export interface SubscribeOptions {
+  /**
+   * Queue first the last this-many lines of the ring that pass the filter,
+   * oldest first, then every new one (nothing lost or repeated between the
+   * two). 0 … RECENT_LINES; default 0.
+   */
+  backlog?: number;
+}
+
 /** A subscription: pull lines with `next`, stop with `close`. */
 export interface DecisionSubscription {
   /** The next line; resolves undefined once closed. */
   next(): Promise<DecisionLine | undefined>;
   /** Lines dropped because this subscriber fell behind. */
   readonly dropped: number;
+  /** Lines waiting to be read now (at most SUBSCRIBER_QUEUE). */
+  readonly queued: number;
   close(): void;
 }
 
@@ -45,6 +60,8 @@ export interface DecisionSubscription {
 export const MAX_SUBSCRIBERS = 64;
 /** Lines a subscriber may have waiting; older ones are dropped beyond it. */
 export const SUBSCRIBER_QUEUE = 1000;
+/** Lines the ring of recent decisions holds (the most a backlog can ask for). */
+export const RECENT_LINES = 1000;
 
 class Subscriber implements DecisionSubscription {
   private readonly queue: DecisionLine[] = [];
@@ -57,10 +74,24 @@ class Subscriber implements DecisionSubscription {
     private readonly onClose: (s: Subscriber) => void,
   ) {}
 
+  /** True if the filter passes `line`. */
+  wants(line: DecisionLine): boolean {
+    if (this.filter.deniedOnly && line.allowed) return false;
+    return !this.filter.keyId || line.keyId === this.filter.keyId;
+  }
+
+  /** Queues backlog lines (already filtered, oldest first); called before any offer. */
+  prefill(lines: DecisionLine[]): void {
+    this.queue.push(...lines.slice(-SUBSCRIBER_QUEUE));
+  }
+
+  /** Waiting lines now (what this subscriber holds). */
+  get queued(): number {
+    return this.queue.length;
+  }
+
   offer(line: DecisionLine): void {
-    if (this.closed) return;
-    if (this.filter.deniedOnly && line.allowed) return;
-    if (this.filter.keyId && line.keyId !== this.filter.keyId) return;
+    if (this.closed || !this.wants(line)) return;
     if (this.waiting) {
       const w = this.waiting;
       this.waiting = undefined;
@@ -95,23 +126,48 @@ class Subscriber implements DecisionSubscription {
 /** The feed of one replica's decisions. */
 export class DecisionFeed {
   private readonly subscribers = new Set<Subscriber>();
+  /** The ring of recent lines; `head` is where the next one goes. */
+  private readonly recent: (DecisionLine | undefined)[] = new Array(RECENT_LINES);
+  private head = 0;
 
-  /** True if anyone listens (the observer builds no line otherwise). */
+  /** True if anyone listens (lines still go to the ring when nobody does). */
   get active(): boolean {
     return this.subscribers.size > 0;
   }
 
-  /** Hands a line to every subscriber whose filter it passes. */
+  /** Keeps a line in the ring and hands it to every subscriber whose filter it passes. */
   publish(line: DecisionLine): void {
+    this.recent[this.head] = line;
+    this.head = (this.head + 1) % RECENT_LINES;
     for (const s of this.subscribers) s.offer(line);
   }
 
-  /** Subscribes; undefined when MAX_SUBSCRIBERS are already listening. */
-  subscribe(filter: DecisionFilter = {}): DecisionSubscription | undefined {
+  /**
+   * Subscribes; undefined when MAX_SUBSCRIBERS are already listening. The
+   * backlog is taken and the subscriber added in one synchronous step, so no
+   * line falls between them.
+   */
+  subscribe(
+    filter: DecisionFilter = {},
+    options: SubscribeOptions = {},
+  ): DecisionSubscription | undefined {
     if (this.subscribers.size >= MAX_SUBSCRIBERS) return undefined;
     const s = new Subscriber(filter, (x) => this.subscribers.delete(x));
+    const want = Math.min(options.backlog ?? 0, RECENT_LINES);
+    if (want > 0) s.prefill(this.lastLines(want, (l) => s.wants(l)));
     this.subscribers.add(s);
     return s;
+  }
+
+  /** The last `n` lines of the ring that `keep` passes, oldest first. */
+  private lastLines(n: number, keep: (l: DecisionLine) => boolean): DecisionLine[] {
+    const out: DecisionLine[] = [];
+    for (let i = 1; i <= RECENT_LINES && out.length < n; i++) {
+      const l = this.recent[(this.head - i + RECENT_LINES) % RECENT_LINES];
+      if (!l) break;
+      if (keep(l)) out.push(l);
+    }
+    return out.reverse();
   }
 
   /** Subscribers now. */

@@ -27,7 +27,7 @@ export interface DecisionObserverOptions {
   policy: () => Policy;
   /** Log one line per decision. */
   accessLog: boolean;
-  /** Live watchers of decisions (tail, console); lines are built only while someone listens. */
+  /** Live watchers of decisions (tail, console) and the ring of recent ones: every decision is published. */
   feed?: DecisionFeed;
 }
 
@@ -54,7 +54,8 @@ export class DecisionObserver implements BlockListener {
       d.record?.tier ?? (f.credential.kind === "anonymous" ? f.credential.tier : undefined);
     this.count(f.door, allowed, d.reason, tier, d.decidedLocally);
     this.record(f, d);
-    const feed = this.o.feed?.active ? this.o.feed : undefined;
+    // Published even when nobody listens: the feed's ring keeps the recent past.
+    const feed = this.o.feed;
     if (!this.o.accessLog && !feed) return;
     const deciding = d.limits?.deciding;
     const line = {
@@ -99,20 +100,31 @@ export class DecisionObserver implements BlockListener {
       undefined,
       d.decidedLocally,
     );
+    const latencyMs = elapsedMs(f.started);
+    const reason = d.over ? "OVER_LIMIT" : "OK";
     if (this.o.accessLog) {
       this.o.log.info(
         {
           access: "ShouldRateLimit",
           decisionId: d.decisionId,
           domain: f.domain,
-          reason: d.over ? "OVER_LIMIT" : "OK",
+          reason,
           allowed: !d.over,
-          latencyMs: elapsedMs(f.started),
+          latencyMs,
           traceparent: f.traceparent,
         },
         "decision",
       );
     }
+    this.o.feed?.publish({
+      at: Date.now(),
+      rpc: "ShouldRateLimit",
+      decisionId: d.decisionId,
+      allowed: !d.over,
+      reason,
+      domain: f.domain,
+      latencyMs,
+    });
   }
 
   /**
@@ -132,6 +144,7 @@ export class DecisionObserver implements BlockListener {
     },
   ): void {
     this.count(door, false, reason, ctx.tier, false);
+    const latencyMs = elapsedMs(ctx.started);
     if (this.o.accessLog) {
       this.o.log.info(
         {
@@ -140,12 +153,22 @@ export class DecisionObserver implements BlockListener {
           keyId: ctx.keyId,
           reason,
           allowed: false,
-          latencyMs: elapsedMs(ctx.started),
+          latencyMs,
           traceparent: ctx.traceparent,
         },
         "decision",
       );
     }
+    // The live view shows what the access log shows: a door's own refusal too.
+    this.o.feed?.publish({
+      at: Date.now(),
+      rpc: door,
+      decisionId: ctx.decisionId,
+      allowed: false,
+      reason,
+      ...(ctx.keyId && { keyId: ctx.keyId }),
+      latencyMs,
+    });
   }
 
   /** After limits were charged: shadow limits that would have denied, or were skipped. */

@@ -6,6 +6,7 @@
  * be a full HandlerContext.
  */
 import type {
+  DescMethodServerStreaming,
   DescMethodUnary,
   DescService,
   MessageInitShape,
@@ -29,9 +30,29 @@ export type UnaryHandler<M> =
     : never;
 
 /**
- * A service's handlers, typed by its descriptor (unary methods only): what
- * both transports serve. Assignable to connect's ServiceImpl.
+ * One server-streaming method's handler: an async generator of responses. The
+ * transport pulls the next response only once the previous one was written
+ * (grpc-js: after 'drain' when its buffer is full), so a slow reader slows the
+ * generator, never the server; the transport ends the generator (`return()`)
+ * when the caller cancels, so `finally` blocks release what it holds.
+ */
+export type ServerStreamingHandler<M> =
+  M extends DescMethodServerStreaming<infer I, infer O>
+    ? (request: MessageShape<I>, ctx: CallContext) => AsyncIterable<MessageInitShape<O>>
+    : never;
+
+/** The handler of one method, by its kind (client and bidi streaming are not served). */
+export type MethodHandler<M> =
+  M extends DescMethodUnary<infer _I, infer _O>
+    ? UnaryHandler<M>
+    : M extends DescMethodServerStreaming<infer _I, infer _O>
+      ? ServerStreamingHandler<M>
+      : never;
+
+/**
+ * A service's handlers, typed by its descriptor (unary and server-streaming
+ * methods): what both transports serve. Assignable to connect's ServiceImpl.
  */
 export type Handlers<S extends DescService> = {
-  [K in keyof S["method"]]: UnaryHandler<S["method"][K]>;
+  [K in keyof S["method"]]: MethodHandler<S["method"][K]>;
 };

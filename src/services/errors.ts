@@ -44,6 +44,10 @@ export const ERRORS = {
     code: Code.Unimplemented,
     message: "this RPC is not available yet in this version",
   },
+  TOO_MANY_STREAMS: {
+    code: Code.ResourceExhausted,
+    message: "this replica serves the most live streams it allows (64 of each kind); retry later",
+  },
   STORE_UNAVAILABLE: { code: Code.Unavailable, message: "the store is unavailable" },
   STORE_OUT_OF_MEMORY: {
     code: Code.Unavailable,

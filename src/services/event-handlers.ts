@@ -124,20 +124,11 @@ export async function listEvents(
   const v = new Violations();
   if (req.pageSize > B.listEventsPageMax) v.add("page_size", `must be 0..${B.listEventsPageMax}`);
   const cursor = decodeCursor(v, req.pageToken);
-  v.length("subject", req.subject, 0, B.subjectMaxBytes);
-  if (req.customType !== "")
-    v.pattern("custom_type", req.customType, CUSTOM_TYPE, "1..64 of [a-z0-9._-]");
-  if (req.type !== EventType.UNSPECIFIED && req.customType !== "")
-    v.add("custom_type", "must be empty when type is set");
+  const what = eventFilter(v, req);
   const { from, to } = range(v, req.startTime, req.endTime);
   v.throwIfAny();
-  const type = typeFromProto(req.type, req.customType);
   const filter: EventFilter = {
-    ...(req.subject !== "" && { subject: req.subject }),
-    ...(req.subjectKind !== SubjectKindEnum.UNSPECIFIED && {
-      subjectKind: kindFromProto(req.subjectKind),
-    }),
-    ...(type !== "" && { type }),
+    ...what,
     ...(from !== undefined && { from }),
     ...(to !== undefined && { to }),
   };
@@ -146,6 +137,30 @@ export async function listEvents(
     events: page.items.map(eventToProto),
     nextPageToken: page.next ? Buffer.from(page.next).toString("base64url") : "",
   });
+}
+
+/**
+ * The subject and type filters of ListEvents and FollowEvents, validated into
+ * `v` (the caller throws): subject at most 256 bytes, custom type by pattern,
+ * never both a type and a custom type.
+ */
+export function eventFilter(
+  v: Violations,
+  req: { subject: string; subjectKind: SubjectKindEnum; type: EventType; customType: string },
+): Omit<EventFilter, "from" | "to"> {
+  v.length("subject", req.subject, 0, B.subjectMaxBytes);
+  if (req.customType !== "")
+    v.pattern("custom_type", req.customType, CUSTOM_TYPE, "1..64 of [a-z0-9._-]");
+  if (req.type !== EventType.UNSPECIFIED && req.customType !== "")
+    v.add("custom_type", "must be empty when type is set");
+  const type = typeFromProto(req.type, req.customType);
+  return {
+    ...(req.subject !== "" && { subject: req.subject }),
+    ...(req.subjectKind !== SubjectKindEnum.UNSPECIFIED && {
+      subjectKind: kindFromProto(req.subjectKind),
+    }),
+    ...(type !== "" && { type }),
+  };
 }
 
 /** ListAlerts. */

@@ -37,6 +37,7 @@ import { getUsage, listAlerts, listEvents, recordKeyAction } from "./event-handl
 import { exportKeys, importKeys } from "./key-backup-handlers.js";
 import { authenticateManagement } from "./management-gate.js";
 import type { ServiceDeps } from "./service-deps.js";
+import type { TailHandlers } from "./tail-handlers.js";
 import { Violations, validNames } from "./validation.js";
 
 const ID = INPUT_PATTERNS.keyId;
@@ -53,8 +54,8 @@ const UPDATABLE = new Set([
 
 /**
  * The RPCs a read-only management token may call: they show keys (never a
- * secret or digest), usage, events, alerts and blocks. ExportKeys is not
- * here: it hands out every key's digest.
+ * secret or digest), usage, events, alerts, blocks and the live views of
+ * decisions and events. ExportKeys is not here: it hands out every key's digest.
  */
 export const READ_ONLY_RPCS: ReadonlySet<string> = new Set([
   "GetKey",
@@ -63,10 +64,15 @@ export const READ_ONLY_RPCS: ReadonlySet<string> = new Set([
   "ListEvents",
   "ListAlerts",
   "GetUsage",
+  "TailDecisions",
+  "FollowEvents",
 ]);
 
-/** Builds the KeyService implementation. */
-export function createKeyService(d: ServiceDeps): Handlers<typeof KeyService> {
+/** KeyService's unary methods (the streaming ones are in tail-handlers.ts). */
+export type KeyServiceUnaryHandlers = Omit<Handlers<typeof KeyService>, keyof TailHandlers>;
+
+/** Builds the KeyService implementation of its unary methods. */
+export function createKeyService(d: ServiceDeps): KeyServiceUnaryHandlers {
   const guard = <R, O>(rpc: string, fn: (req: R, actor: string) => Promise<O>) =>
     d.instrument(rpc, async (req: R, ctx: CallContext) =>
       fn(

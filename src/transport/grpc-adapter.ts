@@ -16,12 +16,13 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import { StatusSchema } from "../gen/google/rpc/status_pb.js";
 import type { CallContext, Handlers } from "../services/call-context.js";
+import { type AnyStreamImpl, serveServerStream } from "./grpc-stream.js";
 
 type AnyImpl = (req: unknown, ctx: CallContext) => Promise<unknown>;
 
 /**
- * Builds a grpc-js service definition and implementation for the unary
- * methods of `desc`. Requests are kept as raw bytes until inside the handler,
+ * Builds a grpc-js service definition and implementation for the unary and
+ * server-streaming methods of `desc` (streams: grpc-stream.ts). Requests are kept as raw bytes until inside the handler,
  * so a malformed message is answered INVALID_ARGUMENT (grpc-js would say
  * INTERNAL if its deserialiser threw).
  */
@@ -35,6 +36,49 @@ export function toGrpcService<S extends DescService>(
   const definition: Record<string, grpc.MethodDefinition<Buffer, unknown>> = {};
   const implementation: grpc.UntypedServiceImplementation = {};
   for (const method of desc.methods) {
+    if (method.methodKind === "server_streaming") {
+      definition[method.localName] = {
+        path: `/${desc.typeName}/${method.name}`,
+        requestStream: false,
+        responseStream: true,
+        originalName: method.name,
+        requestSerialize: (b: Buffer) => b,
+        requestDeserialize: (b: Buffer) => b,
+        responseSerialize: (m: unknown) => Buffer.from(toBinary(method.output, m as never)),
+        responseDeserialize: (b: Buffer) => fromBinary(method.output, b),
+      };
+      const stream = (impl as Record<string, AnyStreamImpl>)[method.localName] as AnyStreamImpl;
+      implementation[method.localName] = (call: grpc.ServerWritableStream<Buffer, unknown>) => {
+        // Streams live long: the context is built in full, the signal at once.
+        const abort = new AbortController();
+        const onCancel = () => abort.abort();
+        call.once("cancelled", onCancel);
+        track.start();
+        let request: unknown;
+        try {
+          request = fromBinary(method.input, call.request, { readUnknownFields });
+        } catch {
+          call.off("cancelled", onCancel);
+          call.emit("error", {
+            code: grpc.status.INVALID_ARGUMENT,
+            details: "request is not a valid protobuf message",
+          });
+          track.end();
+          return;
+        }
+        const deadline = call.getDeadline();
+        const ctx: CallContext = {
+          requestHeader: metadataHeaders(call.metadata),
+          signal: abort.signal,
+          timeoutMs: () => (deadline instanceof Date ? deadline.getTime() - Date.now() : undefined),
+        };
+        void serveServerStream(method, stream, call, request, ctx, abort).finally(() => {
+          call.off("cancelled", onCancel);
+          track.end();
+        });
+      };
+      continue;
+    }
     if (method.methodKind !== "unary") continue;
     const path = `/${desc.typeName}/${method.name}`;
     const output = method.output;

@@ -105,6 +105,12 @@ export const INPUT_BOUNDS = {
   foreignSecretMinBytes: 12,
   /** Longest foreign secret looked up by SHA-256. */
   foreignSecretMaxBytes: 256,
+  /** `limit` of TailDecisions and FollowEvents (0: no such end). */
+  streamLimitMax: 100_000,
+  /** `TailDecisions.backlog`: the ring of recent decisions holds no more (decision-feed.ts). */
+  tailBacklogMax: 1000,
+  /** How far before the call `FollowEvents.start_time` may be, seconds: an hour. */
+  followStartAgeMaxS: 3600,
   /** `AuthorizeRequest.headers` entries. */
   headersMax: 64,
   /** A header name in `AuthorizeRequest.headers`. */

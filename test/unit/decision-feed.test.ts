@@ -4,6 +4,7 @@ import {
   DecisionFeed,
   type DecisionLine,
   MAX_SUBSCRIBERS,
+  RECENT_LINES,
   SUBSCRIBER_QUEUE,
 } from "../../src/decision/decision-feed.js";
 
@@ -57,5 +58,30 @@ describe("DecisionFeed", () => {
     const feed = new DecisionFeed();
     for (let i = 0; i < MAX_SUBSCRIBERS; i++) expect(feed.subscribe()).toBeDefined();
     expect(feed.subscribe()).toBeUndefined();
+  });
+});
+
+describe("DecisionFeed's ring of recent decisions", () => {
+  it("hands a new subscriber the last lines its filter passes, oldest first, then new ones", async () => {
+    const feed = new DecisionFeed();
+    for (let i = 0; i < 5; i++) feed.publish(line({ decisionId: String(i), allowed: i % 2 === 0 }));
+    const s = feed.subscribe({ deniedOnly: false }, { backlog: 2 });
+    const denied = feed.subscribe({ deniedOnly: true }, { backlog: 10 });
+    expect(s?.queued).toBe(2);
+    feed.publish(line({ decisionId: "5" }));
+    const got = [await s?.next(), await s?.next(), await s?.next()].map((l) => l?.decisionId);
+    expect(got).toEqual(["3", "4", "5"]);
+    expect([await denied?.next(), await denied?.next()].map((l) => l?.decisionId)).toEqual([
+      "1",
+      "3",
+    ]);
+  });
+
+  it("holds RECENT_LINES lines at most, whoever listens", () => {
+    const feed = new DecisionFeed();
+    for (let i = 0; i < RECENT_LINES * 3; i++) feed.publish(line({ decisionId: String(i) }));
+    const s = feed.subscribe({}, { backlog: RECENT_LINES + 50 });
+    expect(s?.queued).toBe(RECENT_LINES);
+    expect((feed as unknown as { recent: unknown[] }).recent).toHaveLength(RECENT_LINES);
   });
 });

@@ -16,10 +16,11 @@ from typing import Any
 
 import grpc
 
-from tollgate._core import RPCS
+from tollgate._core import RPCS, STREAM_RPCS
 from tollgate._gen.tollgate.v1 import (
     key_service_pb2,
     key_service_pb2_grpc,
+    live_pb2,
     tollgate_service_pb2,
     tollgate_service_pb2_grpc,
 )
@@ -35,7 +36,9 @@ class StubTollgate:
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         for rpc, service in RPCS.items():
             module = tollgate_service_pb2 if service == "TollgateService" else key_service_pb2
-            self._handler(rpc, getattr(module, f"{rpc}Response"))
+            if rpc in STREAM_RPCS:
+                module = live_pb2
+            self._handler(rpc, getattr(module, f"{rpc}Response"), stream=rpc in STREAM_RPCS)
         tollgate_service_pb2_grpc.add_TollgateServiceServicer_to_server(self, self.server)  # type: ignore[arg-type]
         key_service_pb2_grpc.add_KeyServiceServicer_to_server(self, self.server)  # type: ignore[arg-type]
         self.port = self.server.add_insecure_port("127.0.0.1:0")
@@ -45,7 +48,7 @@ class StubTollgate:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def _handler(self, rpc: str, response: Any) -> None:
+    def _handler(self, rpc: str, response: Any, stream: bool = False) -> None:
         def handle(request: Any, context: grpc.ServicerContext) -> Any:
             with self._lock:
                 self.calls[rpc] += 1
@@ -54,7 +57,8 @@ class StubTollgate:
                 time.sleep(self.delay)
             if self.failing:
                 context.abort(grpc.StatusCode.UNAVAILABLE, "store unreachable")
-            return response()
+            # A stream answers one empty message, then ends.
+            return iter([response()]) if stream else response()
 
         setattr(self, rpc, handle)
 

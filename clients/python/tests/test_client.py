@@ -11,6 +11,7 @@ from pathlib import Path
 import grpc
 import pytest
 from google.protobuf import duration_pb2, field_mask_pb2
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from tests.conftest import new_key
 from tests.tollgate_server import TollgateServer, start_server
@@ -18,6 +19,7 @@ from tollgate import AsyncTollgateClient, TollgateClient, TollgateError, v1
 from tollgate._core import RPCS
 from tollgate._gen.tollgate.v1 import key_service_pb2, tollgate_service_pb2
 from tollgate.config import parse_server
+from tollgate.retry import is_retry_safe
 
 
 def test_there_is_a_method_for_every_rpc_of_both_services() -> None:
@@ -35,7 +37,7 @@ def test_there_is_a_method_for_every_rpc_of_both_services() -> None:
 
 
 def test_v1_exports_every_message_enum_and_enum_value() -> None:
-    for name in ("common", "event", "key", "key_export", "key_service", "ratelimit"):
+    for name in ("common", "event", "key", "key_export", "key_service", "live", "ratelimit"):
         fd = importlib.import_module(f"tollgate._gen.tollgate.v1.{name}_pb2").DESCRIPTOR
         names = [*fd.message_types_by_name, *fd.enum_types_by_name]
         names += [v.name for e in fd.enum_types_by_name.values() for v in e.values]
@@ -188,6 +190,42 @@ async def test_async_client_calls_the_same_rpcs(server: TollgateServer) -> None:
         with pytest.raises(TollgateError) as caught:
             await tollgate.get_key(id="key_doesnotexist0000")
         assert caught.value.code == grpc.StatusCode.NOT_FOUND
+
+
+def test_streams_decisions_and_events_and_cancels_on_leaving_the_loop(
+    client: TollgateClient,
+) -> None:
+    client.authorize(api_key="", method="GET", path="/v1/streamed")
+    lines = list(client.tail_decisions(backlog=1, denied_only=True))
+    assert [d.reason for d in lines] == ["MISSING_KEY"]
+    assert isinstance(lines[0], v1.TailDecisionsResponse)
+
+    start = Timestamp()
+    start.GetCurrentTime()
+    kind = f"py_probe_{uuid.uuid4().hex[:8]}"
+    events = client.follow_events(custom_type=kind, start_time=start, limit=1)
+    client.record_event(events=[v1.Event(id=f"{kind}-1", custom_type=kind, subject="probe")])
+    assert [r.event.subject for r in events] == ["probe"]
+
+    # Following never ends by itself: leaving the loop cancels the call.
+    live = client.tail_decisions(backlog=1, follow=True)
+    for line in live:
+        assert line.reason == "MISSING_KEY"
+        break
+    live.close()
+    assert not is_retry_safe("TailDecisions", v1.TailDecisionsRequest())
+    assert not is_retry_safe("FollowEvents", v1.FollowEventsRequest())
+
+
+@pytest.mark.anyio
+async def test_async_client_streams_decisions(server: TollgateServer) -> None:
+    async with AsyncTollgateClient(server.url) as tollgate:
+        await tollgate.authorize(api_key="", method="GET", path="/v1/streamed")
+        lines = [d async for d in tollgate.tail_decisions(backlog=1, denied_only=True)]
+        assert [d.reason for d in lines] == ["MISSING_KEY"]
+        with pytest.raises(TollgateError) as caught:
+            [d async for d in tollgate.tail_decisions(backlog=1001)]
+        assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT
 
 
 def test_a_denial_is_data_not_an_error(client: TollgateClient) -> None:

@@ -56,6 +56,12 @@ import {
   type UpdateKeyRequestSchema,
   type UpdateKeyResponse,
 } from "./gen/tollgate/v1/key_service_pb.js";
+import type {
+  FollowEventsRequestSchema,
+  FollowEventsResponse,
+  TailDecisionsRequestSchema,
+  TailDecisionsResponse,
+} from "./gen/tollgate/v1/live_pb.js";
 import {
   type AuthorizeRequestSchema,
   type AuthorizeResponse,
@@ -131,6 +137,12 @@ type Method<I extends Parameters<typeof clone>[0], O> = (
   options?: TollgateCallOptions,
 ) => Promise<O>;
 
+/** A server-streaming method of the client. */
+type StreamMethod<I extends Parameters<typeof clone>[0], O> = (
+  request: MessageInitShape<I>,
+  options?: TollgateCallOptions,
+) => AsyncIterable<O>;
+
 /**
  * A Tollgate client. Every method rejects with a `ConnectError`: UNAVAILABLE
  * when the server cannot be reached (or the breaker is open),
@@ -176,6 +188,18 @@ export interface TollgateClient {
    * `overwrite` (idempotent then); clears the allow-cache.
    */
   importKeys: Method<typeof ImportKeysRequestSchema, ImportKeysResponse>;
+  /**
+   * This replica's decisions: up to `backlog` (0..1000) recent ones, then, with
+   * `follow`, each as it is taken, until `limit`, `options.signal` aborts or
+   * `options.timeoutMs` (default: none) passes. Never retried, no breaker:
+   * break out of the loop (or abort) to end it. Sends the management token.
+   */
+  tailDecisions: StreamMethod<typeof TailDecisionsRequestSchema, TailDecisionsResponse>;
+  /**
+   * Security events as they are stored (from `startTime`, default the call's
+   * start), oldest first, with ListEvents' filters; ends as `tailDecisions` does.
+   */
+  followEvents: StreamMethod<typeof FollowEventsRequestSchema, FollowEventsResponse>;
   /**
    * Every page of ExportKeys in turn, from `request.pageToken` (default: the
    * first page) to the last. Each page is one `exportKeys` call with its own
@@ -296,6 +320,18 @@ export function createTollgateClient(options: TollgateClientOptions = {}): Tollg
     };
   };
 
+  /** A stream: the management token, the caller's signal and deadline (none by default), no retry. */
+  const stream = <Req, Res>(rpc: (req: Req, o: object) => AsyncIterable<Res>) => {
+    return (req: Req, o?: TollgateCallOptions) => {
+      const headers = bearer ? { ...o?.headers, ...bearer } : o?.headers;
+      return rpc(req, {
+        ...(o?.timeoutMs !== undefined && { timeoutMs: o.timeoutMs }),
+        ...(o?.signal && { signal: o.signal }),
+        ...(headers && { headers }),
+      });
+    };
+  };
+
   const authorizeUncached = fast(tg.authorize, RETRY_SAFE.authorize);
   const exportKeys = slow(ks.exportKeys, RETRY_SAFE.exportKeys, bulkMs);
   const client: TollgateClient = {
@@ -328,6 +364,8 @@ export function createTollgateClient(options: TollgateClientOptions = {}): Tollg
     getUsage: slow(ks.getUsage, RETRY_SAFE.getUsage),
     exportKeys,
     importKeys: invalidating(slow(ks.importKeys, RETRY_SAFE.importKeys, bulkMs)),
+    tailDecisions: stream(ks.tailDecisions),
+    followEvents: stream(ks.followEvents),
     async *exportAllKeys(req = {}, o) {
       let pageToken = req.pageToken ?? "";
       do {

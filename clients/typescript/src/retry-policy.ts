@@ -48,6 +48,8 @@ export function isRetryable(err: ConnectError): boolean {
  * written reads "unchanged" the second time; a dry run writes nothing either
  * way), while with `overwrite` a repeat could replace a change made in
  * between, so it is not retried; the rest only read (ExportKeys included).
+ * The streams (TailDecisions, FollowEvents) are never retried: a new stream
+ * would repeat or miss lines, so the caller decides.
  */
 export const RETRY_SAFE = {
   authorize: (req: { applyLimits?: boolean }) => req.applyLimits !== true,
@@ -66,4 +68,6 @@ export const RETRY_SAFE = {
   getUsage: () => true,
   exportKeys: () => true,
   importKeys: (req: { overwrite?: boolean }) => req.overwrite !== true,
+  tailDecisions: () => false,
+  followEvents: () => false,
 } as const;

@@ -7,6 +7,7 @@ import { writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { clone } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -55,6 +56,37 @@ describe("every RPC", () => {
       expect(typeof client[m.localName as keyof TollgateClient], m.name).toBe("function");
       expect(RETRY_SAFE, m.name).toHaveProperty(m.localName);
     }
+  });
+
+  it("streams decisions and events, never retried, and ends a stream when its signal aborts", async () => {
+    await client.authorize({ apiKey: "" });
+    const lines = [];
+    for await (const d of client.tailDecisions({ backlog: 1, deniedOnly: true })) lines.push(d);
+    expect(lines.map((d) => d.reason)).toEqual(["MISSING_KEY"]);
+
+    const startTime = timestampFromMs(Date.now());
+    const events = (async () => {
+      const out = [];
+      for await (const r of client.followEvents({
+        customType: "client_probe",
+        startTime,
+        limit: 1,
+      }))
+        out.push(r.event?.subject);
+      return out;
+    })();
+    await client.recordEvent({
+      events: [{ id: "client-probe-1", customType: "client_probe", subject: "probe" }],
+    });
+    expect(await events).toEqual(["probe"]);
+
+    const abort = new AbortController();
+    const live = client.tailDecisions({ follow: true }, { signal: abort.signal });
+    const first = live[Symbol.asyncIterator]().next();
+    abort.abort();
+    await expect(first).rejects.toMatchObject({ code: Code.Canceled });
+    expect(RETRY_SAFE.tailDecisions()).toBe(false);
+    expect(RETRY_SAFE.followEvents()).toBe(false);
   });
 
   it("exports every key a page at a time and imports the export back unchanged; a dry run reports a conflict", async () => {

@@ -51,7 +51,22 @@ RPCS: dict[str, Service] = {
     "GetUsage": "KeyService",
     "ExportKeys": "KeyService",
     "ImportKeys": "KeyService",
+    "TailDecisions": "KeyService",
+    "FollowEvents": "KeyService",
 }
+
+# The server-streaming RPCs: no deadline unless the caller gives one, no retry, no breaker.
+STREAM_RPCS = frozenset({"TailDecisions", "FollowEvents"})
+
+
+@dataclass(frozen=True, slots=True)
+class StreamPlan:
+    """How one stream is opened: its method path, deadline (None: none) and metadata."""
+
+    rpc: str
+    path: str
+    timeout: float | None
+    metadata: tuple[tuple[str, str], ...] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +153,13 @@ class ClientCore:
         return CallPlan(
             rpc, f"tollgate.v1.{service}/{rpc}", budget, md, is_retry_safe(rpc, request)
         )
+
+    def stream_plan(self, rpc: str, timeout: float | None) -> StreamPlan:
+        """Deadline and metadata of one stream (management RPCs: the token)."""
+        if timeout is not None and timeout <= 0:
+            raise ValueError("timeout must be positive (seconds)")
+        md = (("authorization", f"Bearer {self._token}"),) if self._token else None
+        return StreamPlan(rpc, f"tollgate.v1.{RPCS[rpc]}/{rpc}", timeout, md)
 
     def __repr__(self) -> str:  # never shows the token
         token = "set" if self._token else "none"

@@ -165,6 +165,52 @@ class AsyncTollgateClient:
             core.breaker.success(permit)
             return cast(R, response)
 
+    async def _stream(
+        self, rpc: str, request: Message, timeout: float | None
+    ) -> AsyncIterator[Any]:
+        plan = self._core.stream_plan(rpc, timeout)
+        call = self._stubs()[rpc](request, timeout=plan.timeout, metadata=plan.metadata)
+        try:
+            async for response in call:
+                yield response
+        except grpc.RpcError as e:
+            raise from_rpc_error(e, plan.path, *self._core.secrets) from None
+        finally:
+            # Leaving the loop early (or aclose()) ends the call on the server too.
+            call.cancel()
+
+    def tail_decisions(
+        self,
+        request: v1.TailDecisionsRequest | None = None,
+        /,
+        *,
+        timeout: float | None = None,
+        **fields: Any,
+    ) -> AsyncIterator[v1.TailDecisionsResponse]:
+        """This replica's decisions: up to `backlog` (0..1000) recent ones, oldest
+        first, then, with `follow=True`, each as it is taken, until `limit`. Sends the
+        management token; no deadline unless `timeout` is given; never retried.
+        Stop early by leaving the loop (or calling `aclose()` on the iterator): the
+        call is cancelled. A failure raises TollgateError while iterating."""
+        return self._stream(
+            "TailDecisions", build_request(v1.TailDecisionsRequest, request, fields), timeout
+        )
+
+    def follow_events(
+        self,
+        request: v1.FollowEventsRequest | None = None,
+        /,
+        *,
+        timeout: float | None = None,
+        **fields: Any,
+    ) -> AsyncIterator[v1.FollowEventsResponse]:
+        """Security events as they are stored (from `start_time`, default the call's
+        start), oldest first, with ListEvents' filters; ends and fails as
+        `tail_decisions` does."""
+        return self._stream(
+            "FollowEvents", build_request(v1.FollowEventsRequest, request, fields), timeout
+        )
+
     async def _authorize(
         self, request: v1.AuthorizeRequest, timeout: float | None
     ) -> v1.AuthorizeResponse:

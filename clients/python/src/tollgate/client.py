@@ -192,6 +192,49 @@ class TollgateClient:
             core.breaker.success(permit)
             return cast(R, response)
 
+    def _stream(self, rpc: str, request: Message, timeout: float | None) -> Iterator[Any]:
+        plan = self._core.stream_plan(rpc, timeout)
+        call = self._stubs()[rpc](request, timeout=plan.timeout, metadata=plan.metadata)
+        try:
+            yield from call
+        except grpc.RpcError as e:
+            raise from_rpc_error(e, plan.path, *self._core.secrets) from None
+        finally:
+            # Leaving the loop early (or close()) ends the call on the server too.
+            call.cancel()
+
+    def tail_decisions(
+        self,
+        request: v1.TailDecisionsRequest | None = None,
+        /,
+        *,
+        timeout: float | None = None,
+        **fields: Any,
+    ) -> Iterator[v1.TailDecisionsResponse]:
+        """This replica's decisions: up to `backlog` (0..1000) recent ones, oldest
+        first, then, with `follow=True`, each as it is taken, until `limit`. Sends the
+        management token; no deadline unless `timeout` is given; never retried.
+        Stop early by leaving the loop (or calling `close()` on the iterator): the
+        call is cancelled. A failure raises TollgateError while iterating."""
+        return self._stream(
+            "TailDecisions", build_request(v1.TailDecisionsRequest, request, fields), timeout
+        )
+
+    def follow_events(
+        self,
+        request: v1.FollowEventsRequest | None = None,
+        /,
+        *,
+        timeout: float | None = None,
+        **fields: Any,
+    ) -> Iterator[v1.FollowEventsResponse]:
+        """Security events as they are stored (from `start_time`, default the call's
+        start), oldest first, with ListEvents' filters; ends and fails as
+        `tail_decisions` does."""
+        return self._stream(
+            "FollowEvents", build_request(v1.FollowEventsRequest, request, fields), timeout
+        )
+
     def _authorize(
         self, request: v1.AuthorizeRequest, timeout: float | None
     ) -> v1.AuthorizeResponse:

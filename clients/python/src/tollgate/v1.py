@@ -115,6 +115,12 @@ from tollgate._gen.tollgate.v1.key_service_pb2 import (
     UsageBucket as UsageBucket,
     UsageGranularity as UsageGranularity,
 )
+from tollgate._gen.tollgate.v1.live_pb2 import (
+    FollowEventsRequest as FollowEventsRequest,
+    FollowEventsResponse as FollowEventsResponse,
+    TailDecisionsRequest as TailDecisionsRequest,
+    TailDecisionsResponse as TailDecisionsResponse,
+)
 from tollgate._gen.tollgate.v1.ratelimit_pb2 import (
     LIMIT_BY_ENDPOINT as LIMIT_BY_ENDPOINT,
     LIMIT_BY_IP as LIMIT_BY_IP,
@@ -220,6 +226,8 @@ __all__ = [
     "EventType",
     "ExportKeysRequest",
     "ExportKeysResponse",
+    "FollowEventsRequest",
+    "FollowEventsResponse",
     "ForeignDigest",
     "GetKeyRequest",
     "GetKeyResponse",
@@ -257,6 +265,8 @@ __all__ = [
     "RotateKeyResponse",
     "Severity",
     "SubjectKind",
+    "TailDecisionsRequest",
+    "TailDecisionsResponse",
     "UpdateKeyRequest",
     "UpdateKeyResponse",
     "UsageBucket",

@@ -2041,7 +2041,7 @@ var File_tollgate_v1_key_service_proto protoreflect.FileDescriptor
 
 const file_tollgate_v1_key_service_proto_rawDesc = "" +
 	"\n" +
-	"\x1dtollgate/v1/key_service.proto\x12\vtollgate.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17tollgate/v1/event.proto\x1a\x15tollgate/v1/key.proto\x1a\x1ctollgate/v1/key_export.proto\"\xed\x02\n" +
+	"\x1dtollgate/v1/key_service.proto\x12\vtollgate.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17tollgate/v1/event.proto\x1a\x15tollgate/v1/key.proto\x1a\x1ctollgate/v1/key_export.proto\x1a\x16tollgate/v1/live.proto\"\xed\x02\n" +
 	"\x10CreateKeyRequest\x12\x14\n" +
 	"\x05owner\x18\x01 \x01(\tR\x05owner\x12\x12\n" +
 	"\x04tier\x18\x02 \x01(\tR\x04tier\x12\x16\n" +
@@ -2191,7 +2191,7 @@ const file_tollgate_v1_key_service_proto_rawDesc = "" +
 	"\x18IMPORT_OUTCOME_UNCHANGED\x10\x02\x12\x1b\n" +
 	"\x17IMPORT_OUTCOME_REPLACED\x10\x03\x12\x1b\n" +
 	"\x17IMPORT_OUTCOME_CONFLICT\x10\x04\x12\x1a\n" +
-	"\x16IMPORT_OUTCOME_INVALID\x10\x052\xba\a\n" +
+	"\x16IMPORT_OUTCOME_INVALID\x10\x052\xef\b\n" +
 	"\n" +
 	"KeyService\x12L\n" +
 	"\tCreateKey\x12\x1d.tollgate.v1.CreateKeyRequest\x1a\x1e.tollgate.v1.CreateKeyResponse\"\x00\x12C\n" +
@@ -2210,7 +2210,9 @@ const file_tollgate_v1_key_service_proto_rawDesc = "" +
 	"\n" +
 	"ExportKeys\x12\x1e.tollgate.v1.ExportKeysRequest\x1a\x1f.tollgate.v1.ExportKeysResponse\"\x00\x12O\n" +
 	"\n" +
-	"ImportKeys\x12\x1e.tollgate.v1.ImportKeysRequest\x1a\x1f.tollgate.v1.ImportKeysResponse\"\x00B\xb3\x01\n" +
+	"ImportKeys\x12\x1e.tollgate.v1.ImportKeysRequest\x1a\x1f.tollgate.v1.ImportKeysResponse\"\x00\x12Z\n" +
+	"\rTailDecisions\x12!.tollgate.v1.TailDecisionsRequest\x1a\".tollgate.v1.TailDecisionsResponse\"\x000\x01\x12W\n" +
+	"\fFollowEvents\x12 .tollgate.v1.FollowEventsRequest\x1a!.tollgate.v1.FollowEventsResponse\"\x000\x01B\xb3\x01\n" +
 	"\x0fcom.tollgate.v1B\x0fKeyServiceProtoP\x01ZBgithub.com/tollgate/tollgate/clients/go/gen/tollgate/v1;tollgatev1\xa2\x02\x03TXX\xaa\x02\vTollgate.V1\xca\x02\vTollgate\\V1\xe2\x02\x17Tollgate\\V1\\GPBMetadata\xea\x02\fTollgate::V1b\x06proto3"
 
 var (
@@ -2269,6 +2271,10 @@ var file_tollgate_v1_key_service_proto_goTypes = []any{
 	(*Event)(nil),                 // 38: tollgate.v1.Event
 	(*Alert)(nil),                 // 39: tollgate.v1.Alert
 	(*KeyExport)(nil),             // 40: tollgate.v1.KeyExport
+	(*TailDecisionsRequest)(nil),  // 41: tollgate.v1.TailDecisionsRequest
+	(*FollowEventsRequest)(nil),   // 42: tollgate.v1.FollowEventsRequest
+	(*TailDecisionsResponse)(nil), // 43: tollgate.v1.TailDecisionsResponse
+	(*FollowEventsResponse)(nil),  // 44: tollgate.v1.FollowEventsResponse
 }
 var file_tollgate_v1_key_service_proto_depIdxs = []int32{
 	31, // 0: tollgate.v1.CreateKeyRequest.metadata:type_name -> tollgate.v1.CreateKeyRequest.MetadataEntry
@@ -2318,20 +2324,24 @@ var file_tollgate_v1_key_service_proto_depIdxs = []int32{
 	21, // 44: tollgate.v1.KeyService.GetUsage:input_type -> tollgate.v1.GetUsageRequest
 	25, // 45: tollgate.v1.KeyService.ExportKeys:input_type -> tollgate.v1.ExportKeysRequest
 	27, // 46: tollgate.v1.KeyService.ImportKeys:input_type -> tollgate.v1.ImportKeysRequest
-	3,  // 47: tollgate.v1.KeyService.CreateKey:output_type -> tollgate.v1.CreateKeyResponse
-	5,  // 48: tollgate.v1.KeyService.GetKey:output_type -> tollgate.v1.GetKeyResponse
-	7,  // 49: tollgate.v1.KeyService.ListKeys:output_type -> tollgate.v1.ListKeysResponse
-	9,  // 50: tollgate.v1.KeyService.UpdateKey:output_type -> tollgate.v1.UpdateKeyResponse
-	11, // 51: tollgate.v1.KeyService.RevokeKey:output_type -> tollgate.v1.RevokeKeyResponse
-	14, // 52: tollgate.v1.KeyService.ListBlocks:output_type -> tollgate.v1.ListBlocksResponse
-	16, // 53: tollgate.v1.KeyService.DeleteBlock:output_type -> tollgate.v1.DeleteBlockResponse
-	18, // 54: tollgate.v1.KeyService.ListEvents:output_type -> tollgate.v1.ListEventsResponse
-	20, // 55: tollgate.v1.KeyService.ListAlerts:output_type -> tollgate.v1.ListAlertsResponse
-	24, // 56: tollgate.v1.KeyService.GetUsage:output_type -> tollgate.v1.GetUsageResponse
-	26, // 57: tollgate.v1.KeyService.ExportKeys:output_type -> tollgate.v1.ExportKeysResponse
-	30, // 58: tollgate.v1.KeyService.ImportKeys:output_type -> tollgate.v1.ImportKeysResponse
-	47, // [47:59] is the sub-list for method output_type
-	35, // [35:47] is the sub-list for method input_type
+	41, // 47: tollgate.v1.KeyService.TailDecisions:input_type -> tollgate.v1.TailDecisionsRequest
+	42, // 48: tollgate.v1.KeyService.FollowEvents:input_type -> tollgate.v1.FollowEventsRequest
+	3,  // 49: tollgate.v1.KeyService.CreateKey:output_type -> tollgate.v1.CreateKeyResponse
+	5,  // 50: tollgate.v1.KeyService.GetKey:output_type -> tollgate.v1.GetKeyResponse
+	7,  // 51: tollgate.v1.KeyService.ListKeys:output_type -> tollgate.v1.ListKeysResponse
+	9,  // 52: tollgate.v1.KeyService.UpdateKey:output_type -> tollgate.v1.UpdateKeyResponse
+	11, // 53: tollgate.v1.KeyService.RevokeKey:output_type -> tollgate.v1.RevokeKeyResponse
+	14, // 54: tollgate.v1.KeyService.ListBlocks:output_type -> tollgate.v1.ListBlocksResponse
+	16, // 55: tollgate.v1.KeyService.DeleteBlock:output_type -> tollgate.v1.DeleteBlockResponse
+	18, // 56: tollgate.v1.KeyService.ListEvents:output_type -> tollgate.v1.ListEventsResponse
+	20, // 57: tollgate.v1.KeyService.ListAlerts:output_type -> tollgate.v1.ListAlertsResponse
+	24, // 58: tollgate.v1.KeyService.GetUsage:output_type -> tollgate.v1.GetUsageResponse
+	26, // 59: tollgate.v1.KeyService.ExportKeys:output_type -> tollgate.v1.ExportKeysResponse
+	30, // 60: tollgate.v1.KeyService.ImportKeys:output_type -> tollgate.v1.ImportKeysResponse
+	43, // 61: tollgate.v1.KeyService.TailDecisions:output_type -> tollgate.v1.TailDecisionsResponse
+	44, // 62: tollgate.v1.KeyService.FollowEvents:output_type -> tollgate.v1.FollowEventsResponse
+	49, // [49:63] is the sub-list for method output_type
+	35, // [35:49] is the sub-list for method input_type
 	35, // [35:35] is the sub-list for extension type_name
 	35, // [35:35] is the sub-list for extension extendee
 	0,  // [0:35] is the sub-list for field type_name
@@ -2345,6 +2355,7 @@ func file_tollgate_v1_key_service_proto_init() {
 	file_tollgate_v1_event_proto_init()
 	file_tollgate_v1_key_proto_init()
 	file_tollgate_v1_key_export_proto_init()
+	file_tollgate_v1_live_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -19,18 +19,20 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	KeyService_CreateKey_FullMethodName   = "/tollgate.v1.KeyService/CreateKey"
-	KeyService_GetKey_FullMethodName      = "/tollgate.v1.KeyService/GetKey"
-	KeyService_ListKeys_FullMethodName    = "/tollgate.v1.KeyService/ListKeys"
-	KeyService_UpdateKey_FullMethodName   = "/tollgate.v1.KeyService/UpdateKey"
-	KeyService_RevokeKey_FullMethodName   = "/tollgate.v1.KeyService/RevokeKey"
-	KeyService_ListBlocks_FullMethodName  = "/tollgate.v1.KeyService/ListBlocks"
-	KeyService_DeleteBlock_FullMethodName = "/tollgate.v1.KeyService/DeleteBlock"
-	KeyService_ListEvents_FullMethodName  = "/tollgate.v1.KeyService/ListEvents"
-	KeyService_ListAlerts_FullMethodName  = "/tollgate.v1.KeyService/ListAlerts"
-	KeyService_GetUsage_FullMethodName    = "/tollgate.v1.KeyService/GetUsage"
-	KeyService_ExportKeys_FullMethodName  = "/tollgate.v1.KeyService/ExportKeys"
-	KeyService_ImportKeys_FullMethodName  = "/tollgate.v1.KeyService/ImportKeys"
+	KeyService_CreateKey_FullMethodName     = "/tollgate.v1.KeyService/CreateKey"
+	KeyService_GetKey_FullMethodName        = "/tollgate.v1.KeyService/GetKey"
+	KeyService_ListKeys_FullMethodName      = "/tollgate.v1.KeyService/ListKeys"
+	KeyService_UpdateKey_FullMethodName     = "/tollgate.v1.KeyService/UpdateKey"
+	KeyService_RevokeKey_FullMethodName     = "/tollgate.v1.KeyService/RevokeKey"
+	KeyService_ListBlocks_FullMethodName    = "/tollgate.v1.KeyService/ListBlocks"
+	KeyService_DeleteBlock_FullMethodName   = "/tollgate.v1.KeyService/DeleteBlock"
+	KeyService_ListEvents_FullMethodName    = "/tollgate.v1.KeyService/ListEvents"
+	KeyService_ListAlerts_FullMethodName    = "/tollgate.v1.KeyService/ListAlerts"
+	KeyService_GetUsage_FullMethodName      = "/tollgate.v1.KeyService/GetUsage"
+	KeyService_ExportKeys_FullMethodName    = "/tollgate.v1.KeyService/ExportKeys"
+	KeyService_ImportKeys_FullMethodName    = "/tollgate.v1.KeyService/ImportKeys"
+	KeyService_TailDecisions_FullMethodName = "/tollgate.v1.KeyService/TailDecisions"
+	KeyService_FollowEvents_FullMethodName  = "/tollgate.v1.KeyService/FollowEvents"
 )
 
 // KeyServiceClient is the client API for KeyService service.
@@ -67,6 +69,18 @@ type KeyServiceClient interface {
 	// content is left unchanged; one with other content is a conflict (left
 	// as it is unless `overwrite`).
 	ImportKeys(ctx context.Context, in *ImportKeysRequest, opts ...grpc.CallOption) (*ImportKeysResponse, error)
+	// Streams this replica's decisions: up to `backlog` recent ones, then, with
+	// `follow`, each as it is taken (the `tollgate decisions tail` view). Any
+	// management token may read it (a read-only one too). At most 64
+	// streams at once per replica (RESOURCE_EXHAUSTED beyond); a slow reader
+	// loses the oldest decisions, counted in `dropped`, and never slows a
+	// decision. Ends after `limit` decisions, or when the caller cancels.
+	TailDecisions(ctx context.Context, in *TailDecisionsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[TailDecisionsResponse], error)
+	// Streams security events as they are stored, oldest first, starting with
+	// those stored at `start_time` or, unset, when the call began (`tollgate
+	// events list --follow`). Any management token may read it (a read-only one too). At most 64 streams at once per replica.
+	// Ends after `limit` events, or when the caller cancels.
+	FollowEvents(ctx context.Context, in *FollowEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[FollowEventsResponse], error)
 }
 
 type keyServiceClient struct {
@@ -197,6 +211,44 @@ func (c *keyServiceClient) ImportKeys(ctx context.Context, in *ImportKeysRequest
 	return out, nil
 }
 
+func (c *keyServiceClient) TailDecisions(ctx context.Context, in *TailDecisionsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[TailDecisionsResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &KeyService_ServiceDesc.Streams[0], KeyService_TailDecisions_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[TailDecisionsRequest, TailDecisionsResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type KeyService_TailDecisionsClient = grpc.ServerStreamingClient[TailDecisionsResponse]
+
+func (c *keyServiceClient) FollowEvents(ctx context.Context, in *FollowEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[FollowEventsResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &KeyService_ServiceDesc.Streams[1], KeyService_FollowEvents_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[FollowEventsRequest, FollowEventsResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type KeyService_FollowEventsClient = grpc.ServerStreamingClient[FollowEventsResponse]
+
 // KeyServiceServer is the server API for KeyService service.
 // All implementations must embed UnimplementedKeyServiceServer
 // for forward compatibility.
@@ -231,6 +283,18 @@ type KeyServiceServer interface {
 	// content is left unchanged; one with other content is a conflict (left
 	// as it is unless `overwrite`).
 	ImportKeys(context.Context, *ImportKeysRequest) (*ImportKeysResponse, error)
+	// Streams this replica's decisions: up to `backlog` recent ones, then, with
+	// `follow`, each as it is taken (the `tollgate decisions tail` view). Any
+	// management token may read it (a read-only one too). At most 64
+	// streams at once per replica (RESOURCE_EXHAUSTED beyond); a slow reader
+	// loses the oldest decisions, counted in `dropped`, and never slows a
+	// decision. Ends after `limit` decisions, or when the caller cancels.
+	TailDecisions(*TailDecisionsRequest, grpc.ServerStreamingServer[TailDecisionsResponse]) error
+	// Streams security events as they are stored, oldest first, starting with
+	// those stored at `start_time` or, unset, when the call began (`tollgate
+	// events list --follow`). Any management token may read it (a read-only one too). At most 64 streams at once per replica.
+	// Ends after `limit` events, or when the caller cancels.
+	FollowEvents(*FollowEventsRequest, grpc.ServerStreamingServer[FollowEventsResponse]) error
 	mustEmbedUnimplementedKeyServiceServer()
 }
 
@@ -276,6 +340,12 @@ func (UnimplementedKeyServiceServer) ExportKeys(context.Context, *ExportKeysRequ
 }
 func (UnimplementedKeyServiceServer) ImportKeys(context.Context, *ImportKeysRequest) (*ImportKeysResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ImportKeys not implemented")
+}
+func (UnimplementedKeyServiceServer) TailDecisions(*TailDecisionsRequest, grpc.ServerStreamingServer[TailDecisionsResponse]) error {
+	return status.Error(codes.Unimplemented, "method TailDecisions not implemented")
+}
+func (UnimplementedKeyServiceServer) FollowEvents(*FollowEventsRequest, grpc.ServerStreamingServer[FollowEventsResponse]) error {
+	return status.Error(codes.Unimplemented, "method FollowEvents not implemented")
 }
 func (UnimplementedKeyServiceServer) mustEmbedUnimplementedKeyServiceServer() {}
 func (UnimplementedKeyServiceServer) testEmbeddedByValue()                    {}
@@ -514,6 +584,28 @@ func _KeyService_ImportKeys_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _KeyService_TailDecisions_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(TailDecisionsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(KeyServiceServer).TailDecisions(m, &grpc.GenericServerStream[TailDecisionsRequest, TailDecisionsResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type KeyService_TailDecisionsServer = grpc.ServerStreamingServer[TailDecisionsResponse]
+
+func _KeyService_FollowEvents_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(FollowEventsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(KeyServiceServer).FollowEvents(m, &grpc.GenericServerStream[FollowEventsRequest, FollowEventsResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type KeyService_FollowEventsServer = grpc.ServerStreamingServer[FollowEventsResponse]
+
 // KeyService_ServiceDesc is the grpc.ServiceDesc for KeyService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -570,6 +662,17 @@ var KeyService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _KeyService_ImportKeys_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "TailDecisions",
+			Handler:       _KeyService_TailDecisions_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "FollowEvents",
+			Handler:       _KeyService_FollowEvents_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "tollgate/v1/key_service.proto",
 }

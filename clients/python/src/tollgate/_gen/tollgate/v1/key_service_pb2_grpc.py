@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from tollgate._gen.tollgate.v1 import key_service_pb2 as tollgate_dot_v1_dot_key__service__pb2
+from tollgate._gen.tollgate.v1 import live_pb2 as tollgate_dot_v1_dot_live__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -94,6 +95,16 @@ class KeyServiceStub:
                 '/tollgate.v1.KeyService/ImportKeys',
                 request_serializer=tollgate_dot_v1_dot_key__service__pb2.ImportKeysRequest.SerializeToString,
                 response_deserializer=tollgate_dot_v1_dot_key__service__pb2.ImportKeysResponse.FromString,
+                _registered_method=True)
+        self.TailDecisions = channel.unary_stream(
+                '/tollgate.v1.KeyService/TailDecisions',
+                request_serializer=tollgate_dot_v1_dot_live__pb2.TailDecisionsRequest.SerializeToString,
+                response_deserializer=tollgate_dot_v1_dot_live__pb2.TailDecisionsResponse.FromString,
+                _registered_method=True)
+        self.FollowEvents = channel.unary_stream(
+                '/tollgate.v1.KeyService/FollowEvents',
+                request_serializer=tollgate_dot_v1_dot_live__pb2.FollowEventsRequest.SerializeToString,
+                response_deserializer=tollgate_dot_v1_dot_live__pb2.FollowEventsResponse.FromString,
                 _registered_method=True)
 
 
@@ -189,6 +200,28 @@ class KeyServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def TailDecisions(self, request, context):
+        """Streams this replica's decisions: up to `backlog` recent ones, then, with
+        `follow`, each as it is taken (the `tollgate decisions tail` view). Any
+        management token may read it (a read-only one too). At most 64
+        streams at once per replica (RESOURCE_EXHAUSTED beyond); a slow reader
+        loses the oldest decisions, counted in `dropped`, and never slows a
+        decision. Ends after `limit` decisions, or when the caller cancels.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FollowEvents(self, request, context):
+        """Streams security events as they are stored, oldest first, starting with
+        those stored at `start_time` or, unset, when the call began (`tollgate
+        events list --follow`). Any management token may read it (a read-only one too). At most 64 streams at once per replica.
+        Ends after `limit` events, or when the caller cancels.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_KeyServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -251,6 +284,16 @@ def add_KeyServiceServicer_to_server(servicer, server):
                     servicer.ImportKeys,
                     request_deserializer=tollgate_dot_v1_dot_key__service__pb2.ImportKeysRequest.FromString,
                     response_serializer=tollgate_dot_v1_dot_key__service__pb2.ImportKeysResponse.SerializeToString,
+            ),
+            'TailDecisions': grpc.unary_stream_rpc_method_handler(
+                    servicer.TailDecisions,
+                    request_deserializer=tollgate_dot_v1_dot_live__pb2.TailDecisionsRequest.FromString,
+                    response_serializer=tollgate_dot_v1_dot_live__pb2.TailDecisionsResponse.SerializeToString,
+            ),
+            'FollowEvents': grpc.unary_stream_rpc_method_handler(
+                    servicer.FollowEvents,
+                    request_deserializer=tollgate_dot_v1_dot_live__pb2.FollowEventsRequest.FromString,
+                    response_serializer=tollgate_dot_v1_dot_live__pb2.FollowEventsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -578,6 +621,60 @@ class KeyService:
             '/tollgate.v1.KeyService/ImportKeys',
             tollgate_dot_v1_dot_key__service__pb2.ImportKeysRequest.SerializeToString,
             tollgate_dot_v1_dot_key__service__pb2.ImportKeysResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TailDecisions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/tollgate.v1.KeyService/TailDecisions',
+            tollgate_dot_v1_dot_live__pb2.TailDecisionsRequest.SerializeToString,
+            tollgate_dot_v1_dot_live__pb2.TailDecisionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FollowEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/tollgate.v1.KeyService/FollowEvents',
+            tollgate_dot_v1_dot_live__pb2.FollowEventsRequest.SerializeToString,
+            tollgate_dot_v1_dot_live__pb2.FollowEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

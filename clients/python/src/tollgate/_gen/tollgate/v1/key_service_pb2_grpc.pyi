@@ -6,6 +6,7 @@ isort:skip_file
 from collections import abc as _abc
 from grpc import aio as _aio
 from tollgate._gen.tollgate.v1 import key_service_pb2 as _key_service_pb2
+from tollgate._gen.tollgate.v1 import live_pb2 as _live_pb2
 import abc as _abc_1
 import grpc as _grpc
 import sys
@@ -63,6 +64,20 @@ class KeyServiceStub:
     content is left unchanged; one with other content is a conflict (left
     as it is unless `overwrite`).
     """
+    TailDecisions: _grpc.UnaryStreamMultiCallable[_live_pb2.TailDecisionsRequest, _live_pb2.TailDecisionsResponse]
+    """Streams this replica's decisions: up to `backlog` recent ones, then, with
+    `follow`, each as it is taken (the `tollgate decisions tail` view). Any
+    management token may read it (a read-only one too). At most 64
+    streams at once per replica (RESOURCE_EXHAUSTED beyond); a slow reader
+    loses the oldest decisions, counted in `dropped`, and never slows a
+    decision. Ends after `limit` decisions, or when the caller cancels.
+    """
+    FollowEvents: _grpc.UnaryStreamMultiCallable[_live_pb2.FollowEventsRequest, _live_pb2.FollowEventsResponse]
+    """Streams security events as they are stored, oldest first, starting with
+    those stored at `start_time` or, unset, when the call began (`tollgate
+    events list --follow`). Any management token may read it (a read-only one too). At most 64 streams at once per replica.
+    Ends after `limit` events, or when the caller cancels.
+    """
 
 @_typing.type_check_only
 class KeyServiceAsyncStub(KeyServiceStub):
@@ -98,6 +113,20 @@ class KeyServiceAsyncStub(KeyServiceStub):
     SHA-256 digests. Idempotent: a record whose id exists with the same
     content is left unchanged; one with other content is a conflict (left
     as it is unless `overwrite`).
+    """
+    TailDecisions: _aio.UnaryStreamMultiCallable[_live_pb2.TailDecisionsRequest, _live_pb2.TailDecisionsResponse]  # type: ignore[assignment]
+    """Streams this replica's decisions: up to `backlog` recent ones, then, with
+    `follow`, each as it is taken (the `tollgate decisions tail` view). Any
+    management token may read it (a read-only one too). At most 64
+    streams at once per replica (RESOURCE_EXHAUSTED beyond); a slow reader
+    loses the oldest decisions, counted in `dropped`, and never slows a
+    decision. Ends after `limit` decisions, or when the caller cancels.
+    """
+    FollowEvents: _aio.UnaryStreamMultiCallable[_live_pb2.FollowEventsRequest, _live_pb2.FollowEventsResponse]  # type: ignore[assignment]
+    """Streams security events as they are stored, oldest first, starting with
+    those stored at `start_time` or, unset, when the call began (`tollgate
+    events list --follow`). Any management token may read it (a read-only one too). At most 64 streams at once per replica.
+    Ends after `limit` events, or when the caller cancels.
     """
 
 class KeyServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -203,6 +232,32 @@ class KeyServiceServicer(metaclass=_abc_1.ABCMeta):
         SHA-256 digests. Idempotent: a record whose id exists with the same
         content is left unchanged; one with other content is a conflict (left
         as it is unless `overwrite`).
+        """
+
+    @_abc_1.abstractmethod
+    def TailDecisions(
+        self,
+        request: _live_pb2.TailDecisionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_live_pb2.TailDecisionsResponse], _abc.AsyncIterator[_live_pb2.TailDecisionsResponse]]:
+        """Streams this replica's decisions: up to `backlog` recent ones, then, with
+        `follow`, each as it is taken (the `tollgate decisions tail` view). Any
+        management token may read it (a read-only one too). At most 64
+        streams at once per replica (RESOURCE_EXHAUSTED beyond); a slow reader
+        loses the oldest decisions, counted in `dropped`, and never slows a
+        decision. Ends after `limit` decisions, or when the caller cancels.
+        """
+
+    @_abc_1.abstractmethod
+    def FollowEvents(
+        self,
+        request: _live_pb2.FollowEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_live_pb2.FollowEventsResponse], _abc.AsyncIterator[_live_pb2.FollowEventsResponse]]:
+        """Streams security events as they are stored, oldest first, starting with
+        those stored at `start_time` or, unset, when the call began (`tollgate
+        events list --follow`). Any management token may read it (a read-only one too). At most 64 streams at once per replica.
+        Ends after `limit` events, or when the caller cancels.
         """
 
 def add_KeyServiceServicer_to_server(servicer: KeyServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
