@@ -176,7 +176,12 @@ export class DecisionEngine {
       if (!a.allowed || !a.record) {
         const reason = a.reason === "OK" ? "UNKNOWN_KEY" : a.reason;
         return this.denied(
-          { ...base, decidedLocally: local, ...(a.record && { record: a.record }) },
+          {
+            ...base,
+            decidedLocally: local,
+            ...(a.record && { record: a.record }),
+            ...(a.unusableKeyId && { unusableKeyId: a.unusableKeyId }),
+          },
           reason,
           a.httpStatus === 403 ? 403 : 401,
           a.message,

@@ -60,7 +60,7 @@ export class DecisionObserver implements BlockListener {
     const deciding = d.limits?.deciding;
     const line = {
       decisionId: d.decisionId,
-      keyId: d.record?.id,
+      keyId: d.record?.id ?? d.unusableKeyId,
       reason: d.reason,
       allowed,
       endpoint: d.endpoint?.name,

@@ -18,6 +18,12 @@ interface DecisionBase {
   endpoint: Endpoint | undefined;
   /** The key, when recognised (also on most denials). */
   record?: KeyRecord;
+  /**
+   * The id of a revoked or expired key a secret was presented for: for the
+   * access log and the live feed only (the caller is not told the key was
+   * real, see public-denial.ts; events keep their subject).
+   */
+  unusableKeyId?: string;
   hints?: KeyHintsData;
   /** The limits' results, when limits were applied. */
   limits?: RateDecision;

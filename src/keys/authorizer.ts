@@ -52,6 +52,8 @@ export interface AuthDecision {
   httpStatus: 200 | 401 | 403;
   /** The key, when recognised (also on 403 denials). */
   record?: KeyRecord;
+  /** The id of the revoked or expired key the secret belongs to (logs only). */
+  unusableKeyId?: string;
   endpoint?: Endpoint;
   missingScopes: string[];
   hints?: KeyHintsData;
@@ -177,7 +179,7 @@ export class Authorizer {
     const which = record ? matchDigest(record, digest, now) : "none";
     if (!record || which === "none") return deny("UNKNOWN_KEY", 401, endpoint);
     const unusable = unusableReason(record, now);
-    if (unusable) return deny(unusable, 401, endpoint);
+    if (unusable) return { ...deny(unusable, 401, endpoint), unusableKeyId: record.id };
     const hints = this.hints(record, which === "grace", now);
     if (!this.rules(record).permits(input.clientIp)) {
       return { ...deny("IP_DENIED", 403, endpoint), record, hints };

@@ -11,6 +11,7 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { MAX_SUBSCRIBERS, SUBSCRIBER_QUEUE } from "../../src/decision/decision-feed.js";
+import { Reason } from "../../src/gen/tollgate/v1/common_pb.js";
 import { EventType, Severity } from "../../src/gen/tollgate/v1/event_pb.js";
 import {
   type FollowEventsResponse,
@@ -81,6 +82,16 @@ describe("TailDecisions", () => {
     // Without follow and without a backlog there is nothing to send: the stream ends.
     expect(await all(h.keys.tailDecisions({}, h.auth))).toEqual([]);
     await subscribers(0);
+  });
+
+  it("names the key of a revoked key's denial, so a key filter shows it (the caller is not told)", async () => {
+    const k = await mint();
+    await h.keys.revokeKey({ id: k.id, reason: "leaked" }, h.auth);
+    const r = await h.tollgate.authorize({ apiKey: k.secret });
+    expect(r.reason).toBe(Reason.REVOKED_KEY);
+    expect(r.identity).toBeUndefined();
+    const ofK = await all(h.keys.tailDecisions({ keyId: k.id, backlog: 10 }, h.auth));
+    expect(ofK.map((l) => [l.keyId, l.reason])).toEqual([[k.id, "REVOKED_KEY"]]);
   });
 
   it("sends the backlog oldest first, then follows new decisions, and `limit` ends it", async () => {
