@@ -41,7 +41,11 @@ process.once("exit", () => {
 export interface TollgateProcessOptions {
   /** Node binary (default: the one running the tests). */
   node?: string;
-  /** How long to wait for the "tollgate serving" line, ms (default 15 s). */
+  /**
+   * How long to wait for the "tollgate serving" line, ms (default 30 s: it
+   * takes about a second, but CI runs this beside the memory floods, which
+   * hold both cores; a harness wait, not a start-up bound of the product).
+   */
   timeoutMs?: number;
   /** Extra Node arguments before the script, e.g. `--max-old-space-size=200` (a memory cap). */
   nodeArgs?: string[];
@@ -101,7 +105,7 @@ export async function startTollgateProcess(
   child.stderr?.on("data", (b: Buffer) => {
     raw += b.toString();
   });
-  const deadline = Date.now() + (options.timeoutMs ?? 15_000);
+  const deadline = Date.now() + (options.timeoutMs ?? 30_000);
   while (!logs.some((l) => l.msg === "tollgate serving")) {
     if (child.exitCode !== null) throw new Error(`tollgate exited with ${child.exitCode}:\n${raw}`);
     if (Date.now() > deadline) {
