@@ -91,6 +91,33 @@ const KEY_MESSAGES: Record<"UNKNOWN_KEY" | "EXPIRED_KEY" | "REVOKED_KEY", string
   REVOKED_KEY: "the API key has been revoked",
 };
 
+/**
+ * An allowed answer, built as one object literal: the hot path. (Spreading
+ * the caller's partial decision into it showed as `take` self time in the
+ * profile of Envoy Check at 16 streams.)
+ */
+function allowed(
+  decisionId: string,
+  endpoint: Allowed["endpoint"],
+  record: KeyRecord | undefined,
+  hints: Allowed["hints"],
+  decidedLocally: boolean,
+  limits: RateDecision | undefined,
+): Allowed {
+  return {
+    kind: "allowed",
+    reason: "OK",
+    httpStatus: 200,
+    decisionId,
+    endpoint,
+    record,
+    hints,
+    limits,
+    headers: limits?.headers ?? [],
+    decidedLocally,
+  };
+}
+
 /** Takes decisions. Throws only when the store fails (fail closed) or for KeyIdNotFound. */
 export class DecisionEngine {
   constructor(private readonly o: DecisionEngineOptions) {}
@@ -241,38 +268,13 @@ export class DecisionEngine {
     const known = this.o.blocks.find(blockSubjects({ ...input, clientIp: "" }));
     if (known)
       return this.blocked(who, known.until, plan && this.o.limiter.blocked(plan, known.until));
-    // The allowed answers are built as one literal each (not spread from
-    // `who`): they are the hot path, and successive spreads showed in the
-    // profile (decision-engine `take` self time, Envoy Check at 16 streams).
-    if (!plan)
-      return {
-        kind: "allowed",
-        reason: "OK",
-        httpStatus: 200,
-        decisionId,
-        endpoint: f.endpoint,
-        record,
-        hints,
-        headers: [],
-        decidedLocally: local,
-      };
+    if (!plan) return allowed(decisionId, f.endpoint, record, hints, local, undefined);
 
     // 5. One store decision over every limit.
     const r = await this.o.limiter.charge(input, plan);
     this.o.observer.limitsCharged(f, input, r);
     if (r.allowed)
-      return {
-        kind: "allowed",
-        reason: "OK",
-        httpStatus: 200,
-        decisionId,
-        endpoint: f.endpoint,
-        record,
-        hints,
-        limits: r,
-        headers: r.headers,
-        decidedLocally: local || r.decidedLocally === true,
-      };
+      return allowed(decisionId, f.endpoint, record, hints, local || r.decidedLocally === true, r);
     const charged = {
       ...who,
       limits: r,
