@@ -436,8 +436,11 @@ export function rateLimitStoreCases(
           const seen = await h.store.peek(items);
           expect(seen.map((o) => o.remaining)).toEqual([2, 7, 10]);
         }
+        // The clock read before the call, as the other cases do: the store's
+        // own now is then no earlier, so its reset is no later.
+        const before = h.now();
         const quotaSeen = (await h.store.peek([item(a, quota)]))[0] as LimitOutcome;
-        near(h, quotaSeen.resetMs, calendarWindow("day", h.now()).end - h.now());
+        near(h, quotaSeen.resetMs, calendarWindow("day", before).end - before);
         const next = await decide(h, [item(a, rate), item(a, quota)]);
         expect(next.outcomes.map((o) => o.remaining)).toEqual([1, 6]);
       });
