@@ -11,7 +11,7 @@
  * poll at once.
  */
 import { create } from "@bufbuild/protobuf";
-import { timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { DecisionLine } from "../decision/decision-feed.js";
 import type { EventFilter, SecurityEvent } from "../events/event.js";
 import type { KeyService } from "../gen/tollgate/v1/key_service_pb.js";
@@ -76,7 +76,11 @@ export function createTailHandlers(d: ServiceDeps): TailHandlers {
       const filter = eventFilter(v, req);
       limitOf(v, req.limit);
       const now = d.clock.now();
-      const from = req.startTime ? timestampMs(req.startTime) : now;
+      // Floored to the millisecond events are stored at (timestampMs rounds:
+      // a start at x.7 ms would skip an event stored in millisecond x).
+      const from = req.startTime
+        ? Number(req.startTime.seconds) * 1000 + Math.floor(req.startTime.nanos / 1e6)
+        : now;
       if (from < now - INPUT_BOUNDS.followStartAgeMaxS * 1000)
         v.add("start_time", `must be at most ${INPUT_BOUNDS.followStartAgeMaxS} s before now`);
       v.throwIfAny();
