@@ -76,8 +76,16 @@ export const AUTHORIZE_PATH = "/tollgate.v1.TollgateService/Authorize";
 /** Path of the CheckRateLimit RPC (also served by the rate-limiter-flexible server). */
 export const CHECK_RATE_LIMIT_PATH = "/tollgate.v1.TollgateService/CheckRateLimit";
 
-/** Every Tollgate workload, for a key with `secret` and id `keyId` in tier `bench`. */
-export function tollgateWorkloads(secret: string, keyId: string): Workload[] {
+/**
+ * Every Tollgate workload, for a key with `secret` and id `keyId` in tier
+ * `bench` (two limits) and a key `oneLimitKeyId` in tier `bench1` (one limit,
+ * the like-for-like comparison with rate-limiter-flexible).
+ */
+export function tollgateWorkloads(
+  secret: string,
+  keyId: string,
+  oneLimitKeyId: string,
+): Workload[] {
   return [
     workload(
       "Authorize (cached key)",
@@ -85,6 +93,10 @@ export function tollgateWorkloads(secret: string, keyId: string): Workload[] {
       AuthorizeRequestSchema,
       authorizeInit(secret, false),
     ),
+    workload("CheckRateLimit (1 limit)", CHECK_RATE_LIMIT_PATH, CheckRateLimitRequestSchema, {
+      keyId: oneLimitKeyId,
+      endpoint: "items",
+    }),
     workload("CheckRateLimit (2 limits)", CHECK_RATE_LIMIT_PATH, CheckRateLimitRequestSchema, {
       keyId,
       endpoint: "items",

@@ -5,7 +5,15 @@
  * time and memory from /proc.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import {
+  closeSync,
+  fstatSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readSync,
+  rmSync,
+} from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -26,9 +34,24 @@ export interface Started {
   stop(): Promise<void>;
 }
 
-/** Spawns `cmd args` as a tracked child. */
-export function start(cmd: string, args: string[], env?: NodeJS.ProcessEnv): Started {
-  const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"], env: env ?? process.env });
+/**
+ * Spawns `cmd args` as a tracked child. With `logFile`, its stdout and stderr
+ * go straight to that file (as a container runtime's log would), so a
+ * chatty server's log costs the bench process nothing; else they are kept in
+ * memory (the last 20 000 characters) for error messages.
+ */
+export function start(
+  cmd: string,
+  args: string[],
+  env?: NodeJS.ProcessEnv,
+  logFile?: string,
+): Started {
+  const fd = logFile === undefined ? undefined : openSync(logFile, "a");
+  const child = spawn(cmd, args, {
+    stdio: fd === undefined ? ["ignore", "pipe", "pipe"] : ["ignore", fd, fd],
+    env: env ?? process.env,
+  });
+  if (fd !== undefined) closeSync(fd);
   children.add(child);
   let out = "";
   const keep = (b: Buffer) => {
@@ -41,7 +64,7 @@ export function start(cmd: string, args: string[], env?: NodeJS.ProcessEnv): Sta
   return {
     pid: child.pid,
     child,
-    output: () => out,
+    output: () => (logFile === undefined ? out : tail(logFile, 20_000)),
     stop: () =>
       new Promise<void>((resolve) => {
         if (child.exitCode !== null || child.signalCode !== null) return resolve();
@@ -188,23 +211,30 @@ export const CLI = new URL("../../cli/main.js", import.meta.url).pathname;
 
 /**
  * Starts `node [nodeArgs] dist/cli/main.js serve` on free loopback ports (e.g.
- * `--cpu-prof` for profiling); resolves once /readyz says ok.
+ * `--cpu-prof` for profiling); resolves once /readyz says ok. Settings are
+ * Tollgate's defaults (the access log included) except what `env` sets; its
+ * log goes to `logFile` if given (the bench's runs: as a container runtime
+ * would take it), else to a pipe this process keeps the tail of.
  */
 export async function startTollgate(
   env: Record<string, string>,
   nodeArgs: string[] = [],
   cli: string = CLI,
+  logFile?: string,
 ): Promise<BenchTollgate> {
   const [port, httpPort, adminPort] = [await freePort(), await freePort(), await freePort()];
-  const p = start(process.execPath, [...nodeArgs, cli, "serve"], {
-    PATH: process.env.PATH ?? "",
-    TOLLGATE_ADDR: `127.0.0.1:${port}`,
-    TOLLGATE_HTTP_ADDR: `127.0.0.1:${httpPort}`,
-    TOLLGATE_ADMIN_ADDR: `127.0.0.1:${adminPort}`,
-    TOLLGATE_ACCESS_LOG: "false",
-    TOLLGATE_LOG_LEVEL: "warn",
-    ...env,
-  });
+  const p = start(
+    process.execPath,
+    [...nodeArgs, cli, "serve"],
+    {
+      PATH: process.env.PATH ?? "",
+      TOLLGATE_ADDR: `127.0.0.1:${port}`,
+      TOLLGATE_HTTP_ADDR: `127.0.0.1:${httpPort}`,
+      TOLLGATE_ADMIN_ADDR: `127.0.0.1:${adminPort}`,
+      ...env,
+    },
+    logFile,
+  );
   const admin = `http://127.0.0.1:${adminPort}`;
   await waitFor("tollgate", async () => (await fetch(`${admin}/readyz`)).ok, 20_000, p);
   return {
@@ -244,4 +274,21 @@ export function procStats(pid: number): ProcStats {
   const kb = (name: string) =>
     Number(new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? 0);
   return { cpuSeconds: cpu, peakRss: kb("VmHWM") * 1024, rss: kb("VmRSS") * 1024 };
+}
+
+/** The last `n` characters of a file ("" if it cannot be read). */
+function tail(file: string, n: number): string {
+  try {
+    const fd = openSync(file, "r");
+    try {
+      const size = fstatSync(fd).size;
+      const buf = Buffer.alloc(Math.min(n, size));
+      readSync(fd, buf, 0, buf.length, size - buf.length);
+      return buf.toString("utf8");
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return "";
+  }
 }

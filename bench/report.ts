@@ -24,6 +24,8 @@ export interface Row {
   failed: number;
   /** RPCs the server answered with a non-OK gRPC / Connect code (Tollgate only). */
   rpcErrors?: number;
+  /** req/s of every round (the row shows the median round). */
+  rounds?: number[];
 }
 
 /** A target and whether it was met. */
@@ -57,6 +59,7 @@ export function resultsTable(rows: Row[]): string {
       "protocol",
       "streams",
       "req/s",
+      "rounds req/s",
       "× baseline",
       "p50 ms",
       "p99 ms",
@@ -70,6 +73,7 @@ export function resultsTable(rows: Row[]): string {
       r.protocol,
       String(r.streams),
       fmt(r.rps),
+      (r.rounds ?? []).map((x) => fmt(x)).join(" "),
       r.ratio === undefined ? "" : `${fmt(r.ratio, 2)} × ${r.baseline}`,
       fmt(r.p50Ms, 2),
       fmt(r.p99Ms, 2),

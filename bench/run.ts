@@ -70,15 +70,27 @@ const { values: opts } = parseArgs({
     "memory-time": { type: "string", default: "150" },
     out: { type: "string", default: join(ROOT, "docs/benchmarks.md") },
     ab: { type: "string" },
+    rounds: { type: "string" },
+    only: { type: "string" },
   },
 });
 const QUICK = opts.quick;
 const DURATION_S = Number(opts.duration ?? (QUICK ? 2 : 8));
 const LEVELS = QUICK ? [16] : [1, 16, 64];
+/**
+ * Times each contender is measured at each stream count, the contenders
+ * alternating within a round. A row shows its median round; its ratio is the
+ * median of its per-round ratios to the baseline measured beside it in the
+ * same round (neighbours see the same machine load, so pairs cancel drift).
+ */
+const ROUNDS = Number(opts.rounds ?? (QUICK ? 1 : 3));
+/** --only <regex>: measure only the contenders whose name matches (e.g. an A/B of a few rows). */
+const ONLY = opts.only === undefined ? undefined : new RegExp(opts.only);
 /** Requests sent before each measured run (JIT, caches, connections). */
 const WARMUP_REQUESTS = QUICK ? 1_000 : 3_000;
 /** Requests watched with MONITOR to count Redis commands per request. */
 const TRIP_REQUESTS = 2_000;
+/** TOLLGATE_CACHE_MAX_ENTRIES's default (the bench runs Tollgate with its defaults). */
 const CACHE_MAX_ENTRIES = 100_000;
 const PEPPER = "bench-pepper-not-a-secret-0123456789";
 const GRPC_HEADERS = ["content-type: application/grpc", "te: trailers"];
@@ -244,6 +256,18 @@ async function tollgateErrors(t: BenchTollgate): Promise<number> {
   return n;
 }
 
+/** This build's rate-limited workloads (compared with rate-limiter-flexible too). */
+const RATE_LIMITED =
+  /^(CheckRateLimit \(\d limits?\)|Authorize \(apply_limits\)|Envoy Check|Envoy ShouldRateLimit)$/;
+
+/** The median of ascending-sorted numbers. */
+function median(sorted: number[]): number {
+  const m = Math.floor(sorted.length / 2);
+  return sorted.length % 2
+    ? (sorted[m] as number)
+    : ((sorted[m - 1] as number) + (sorted[m] as number)) / 2;
+}
+
 function rowKey(name: string, protocol: string, streams: number) {
   return `${name}|${protocol}|${streams}`;
 }
@@ -256,42 +280,70 @@ function evaluateTargets(
 ): Target[] {
   const at = (name: string, protocol: string, streams: number) =>
     rows.find((r) => r.contender === name && r.protocol === protocol && r.streams === streams);
-  const levels = [...new Set(rows.map((r) => r.streams))].filter((s) => s >= 16);
+  const measuredLevels = new Set(rows.map((r) => r.streams));
+  /** `name`'s ratio to `baseline` (the row's paired median) at each of `levels` measured. */
   const ratioTarget = (
     name: string,
-    label: string,
     protocol: Protocol,
     baseline: string,
     min: number,
+    levels: number[],
   ): Target => {
-    const parts = levels.map((s) => {
-      const r = at(name, protocol, s);
-      const b = at(baseline, baseline === "rate-limiter-flexible" ? "gRPC" : protocol, s);
-      return { s, ratio: r && b ? r.rps / b.rps : Number.NaN };
-    });
+    const rowName = baseline === "rate-limiter-flexible" ? `${name} vs DIY` : name;
+    const parts = levels
+      .filter((s) => measuredLevels.has(s))
+      .map((s) => ({ s, ratio: at(rowName, protocol, s)?.ratio ?? Number.NaN }));
     return {
-      name: label,
+      name: `${name} ${protocol} @${levels.join("/")}`,
       wanted: `≥ ${min.toFixed(2)} × ${baseline}`,
       measured: parts.map((p) => `${p.ratio.toFixed(2)} @${p.s}`).join(", "),
-      met: parts.every((p) => p.ratio >= min),
+      met: parts.length > 0 && parts.every((p) => p.ratio >= min),
     };
   };
+  const all = [1, 16, 64];
   const targets: Target[] = [
-    ratioTarget("CheckRateLimit (2 limits)", "CheckRateLimit gRPC", "gRPC", "grpc-js echo", 0.75),
-    ratioTarget(
-      "CheckRateLimit (2 limits)",
-      "CheckRateLimit gRPC vs DIY (1 limit)",
-      "gRPC",
-      "rate-limiter-flexible",
-      1.0,
-    ),
-    ratioTarget("Authorize (cached key)", "Authorize cached gRPC", "gRPC", "grpc-js echo", 0.85),
+    ratioTarget("Authorize (cached key)", "gRPC", "grpc-js echo", 0.85, all),
+    ratioTarget("CheckRateLimit (1 limit)", "gRPC", "rate-limiter-flexible", 1.0, all),
+    ratioTarget("CheckRateLimit (2 limits)", "gRPC", "rate-limiter-flexible", 0.9, all),
+    ratioTarget("Authorize (apply_limits)", "gRPC", "rate-limiter-flexible", 0.9, [16, 64]),
+    ratioTarget("Envoy Check", "gRPC", "rate-limiter-flexible", 0.9, [16, 64]),
+    ratioTarget("Envoy ShouldRateLimit", "gRPC", "rate-limiter-flexible", 0.9, [16, 64]),
   ];
-  for (const w of tollgateWorkloads("x", "x"))
-    targets.push(
-      ratioTarget(w.name, `${w.name} Connect JSON`, "Connect JSON", "connect-node echo", 0.85),
+  for (const w of tollgateWorkloads("x", "x", "x"))
+    targets.push(ratioTarget(w.name, "Connect JSON", "connect-node echo", 0.85, all));
+  // p50 at one stream in flight, against rate-limiter-flexible's.
+  const rlf1 = at("rate-limiter-flexible", "gRPC", 1);
+  if (rlf1)
+    for (const w of tollgateWorkloads("x", "x", "x").filter((x) => RATE_LIMITED.test(x.name))) {
+      const r = at(w.name, "gRPC", 1);
+      targets.push({
+        name: `p50 at 1 stream: ${w.name} gRPC`,
+        wanted: "≤ 1.20 × rate-limiter-flexible's p50",
+        measured: `${r?.p50Ms.toFixed(3)} ms vs ${rlf1.p50Ms.toFixed(3)} ms (${((r?.p50Ms ?? Number.NaN) / rlf1.p50Ms).toFixed(2)} ×)`,
+        met: r !== undefined && r.p50Ms <= 1.2 * rlf1.p50Ms,
+      });
+    }
+  const ab = rows.filter((r) => r.contender.endsWith("(other build)"));
+  if (ab.length > 0) {
+    const worse = ab.filter(
+      (r) => (r.ratio ?? Number.NaN) > 1 || Number.isNaN(r.ratio ?? Number.NaN),
     );
-  for (const w of tollgateWorkloads("x", "x")) {
+    const geo = Math.exp(ab.reduce((n, r) => n + Math.log(r.ratio ?? 1), 0) / ab.length);
+    targets.push({
+      name: "no regression against the --ab build",
+      wanted: "other ÷ this ≤ 1.00 on every row (median of paired rounds)",
+      measured: `geometric mean ${geo.toFixed(3)}; rows above 1: ${worse.map((r) => `${r.contender.replace(" (other build)", "")} ${r.protocol} @${r.streams} ${r.ratio?.toFixed(3)}`).join("; ") || "none"}`,
+      met: worse.length === 0,
+    });
+  }
+  const errors = rows.reduce((n, r) => n + (r.rpcErrors ?? 0), 0);
+  targets.push({
+    name: "RPC errors in the whole run (healthy Redis, default settings)",
+    wanted: "0",
+    measured: String(errors),
+    met: errors === 0,
+  });
+  for (const w of tollgateWorkloads("x", "x", "x")) {
     const cached = w.name.startsWith("Authorize (cached");
     const values = (["gRPC", "Connect JSON"] as const).map(
       (p) => trips.get(`${w.name}|${p}`)?.perRequest ?? Number.NaN,
@@ -353,9 +405,16 @@ async function main(): Promise<void> {
       REDIS_URL: redis.url,
       TOLLGATE_PEPPER: PEPPER,
       TOLLGATE_POLICY_FILE: join(ROOT, "bench/policy.yaml"),
-      TOLLGATE_CACHE_MAX_ENTRIES: String(CACHE_MAX_ENTRIES),
     };
-    const tollgate: BenchTollgate = await startTollgate(tollgateEnv);
+    // Shipped defaults otherwise (the access log included); each Tollgate's
+    // log goes to a file, as a container runtime would take it.
+    const logFile = (n: string) => join(scratch, `${n}.log`);
+    const tollgate: BenchTollgate = await startTollgate(
+      tollgateEnv,
+      [],
+      undefined,
+      logFile("tollgate"),
+    );
     procs.push(tollgate);
     const grpcBase = `http://127.0.0.1:${tollgate.port}`;
     const httpBase = `http://127.0.0.1:${tollgate.httpPort}`;
@@ -372,6 +431,13 @@ async function main(): Promise<void> {
     );
     const keyId = created.key?.id ?? "";
     const secret = created.secret;
+    // A key of tier `bench1` (one limit): the like-for-like rate-limiter-flexible comparison.
+    const oneLimit = await createClient(KeyService, transport).createKey({
+      owner: "acme",
+      tier: "bench1",
+      scopes: ["items:read"],
+    });
+    const oneLimitKeyId = oneLimit.key?.id ?? "";
     // The echo servers answer with the very response Tollgate gives.
     const authorized = await createClient(TollgateService, transport).authorize(
       authorizeInit(secret, false),
@@ -433,7 +499,7 @@ async function main(): Promise<void> {
       rlf,
       true,
     );
-    for (const w of tollgateWorkloads(secret, keyId)) {
+    for (const w of tollgateWorkloads(secret, keyId, oneLimitKeyId)) {
       add(w.name, "gRPC", grpcBase, w, tollgate, true, "grpc-js echo");
       add(w.name, "Connect JSON", httpBase, w, tollgate, true, "connect-node echo");
     }
@@ -441,12 +507,14 @@ async function main(): Promise<void> {
     // exporting a span for every request (no traceparent, sampled at 1) to an
     // OTLP/HTTP receiver that discards them.
     sink = await startOtlpSink();
-    const traced: BenchTollgate = await startTollgate({
-      ...tollgateEnv,
-      TOLLGATE_OTLP_TRACES_URL: `http://127.0.0.1:${sink.port}/v1/traces`,
-    });
+    const traced: BenchTollgate = await startTollgate(
+      { ...tollgateEnv, TOLLGATE_OTLP_TRACES_URL: `http://127.0.0.1:${sink.port}/v1/traces` },
+      [],
+      undefined,
+      logFile("traced"),
+    );
     procs.push(traced);
-    for (const w of tollgateWorkloads(secret, keyId)) {
+    for (const w of tollgateWorkloads(secret, keyId, oneLimitKeyId)) {
       if (w.name !== "Authorize (cached key)" && w.name !== "CheckRateLimit (2 limits)") continue;
       const base = `http://127.0.0.1:${traced.port}`;
       add(`${w.name}, traced`, "gRPC", base, w, traced, true, "grpc-js echo");
@@ -459,6 +527,7 @@ async function main(): Promise<void> {
         tollgateEnv,
         [],
         join(opts.ab, "cli/main.js"),
+        logFile("other"),
       );
       procs.push(other);
       tollgates.push(other);
@@ -467,7 +536,7 @@ async function main(): Promise<void> {
       // Like this build's, its /readyz does not wait for Redis.
       const otherTollgate = createClient(TollgateService, createGrpcTransport({ baseUrl: grpc }));
       await retry(() => otherTollgate.authorize(authorizeInit(secret, false)));
-      for (const w of tollgateWorkloads(secret, keyId)) {
+      for (const w of tollgateWorkloads(secret, keyId, oneLimitKeyId)) {
         add(`${w.name} (other build)`, "gRPC", grpc, w, other, true, w.name);
         add(`${w.name} (other build)`, "Connect JSON", http, w, other, true, w.name);
       }
@@ -481,9 +550,11 @@ async function main(): Promise<void> {
         contenders.splice(mine + 1, 0, o);
       }
     }
+    if (ONLY)
+      contenders.splice(0, contenders.length, ...contenders.filter((c) => ONLY.test(c.name)));
     for (const c of contenders) await verify(c);
     console.error(
-      `bench: ${contenders.length} contenders verified; ${LEVELS.length} stream count(s) × ${DURATION_S} s each`,
+      `bench: ${contenders.length} contenders verified; ${LEVELS.length} stream count(s) × ${ROUNDS} round(s) × ${DURATION_S} s each`,
     );
 
     const trips = new Map<string, Trips>();
@@ -493,37 +564,57 @@ async function main(): Promise<void> {
       trips.set(`${c.name}|${c.protocol}`, await roundTrips(c, redis, TRIP_REQUESTS));
     }
 
-    const rows: Row[] = [];
-    const byKey = new Map<string, Row>();
+    // Every round of every row, by rowKey; a round's rows are measured back to back.
+    const rounds = new Map<string, Row[]>();
     for (const streams of LEVELS) {
-      for (const c of contenders) {
-        await send(c, WARMUP_REQUESTS);
-        const t = tollgates.includes(c.proc) ? (c.proc as BenchTollgate) : undefined;
-        const errors0 = t ? await tollgateErrors(t) : 0;
-        const r: Row = await measure(c, redis, scratch, streams, DURATION_S);
-        if (t) r.rpcErrors = (await tollgateErrors(t)) - errors0;
-        rows.push(r);
-        byKey.set(rowKey(r.contender, r.protocol, streams), r);
-        console.error(
-          `  ${c.name} (${c.protocol}) @${streams}: ${r.rps.toFixed(0)} req/s, p99 ${r.p99Ms.toFixed(2)} ms`,
-        );
+      for (let round = 0; round < ROUNDS; round++) {
+        for (const c of contenders) {
+          await send(c, WARMUP_REQUESTS);
+          const t = tollgates.includes(c.proc) ? (c.proc as BenchTollgate) : undefined;
+          const errors0 = t ? await tollgateErrors(t) : 0;
+          const r: Row = await measure(c, redis, scratch, streams, DURATION_S);
+          if (t) r.rpcErrors = (await tollgateErrors(t)) - errors0;
+          const key = rowKey(r.contender, r.protocol, streams);
+          rounds.set(key, [...(rounds.get(key) ?? []), r]);
+          console.error(
+            `  ${c.name} (${c.protocol}) @${streams} round ${round + 1}/${ROUNDS}: ${r.rps.toFixed(0)} req/s, p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms${r.rpcErrors ? `, ${r.rpcErrors} RPC errors` : ""}`,
+          );
+        }
       }
     }
+    const rows: Row[] = [];
+    for (const [key, rs] of rounds) {
+      // The median round stands for the row; failures and errors add up over all rounds.
+      const mid = [...rs].sort((a, b) => a.rps - b.rps)[Math.floor(rs.length / 2)] as Row;
+      const sum = (f: (r: Row) => number | undefined) => rs.reduce((n, r) => n + (f(r) ?? 0), 0);
+      const row: Row = { ...mid, failed: sum((r) => r.failed), rounds: rs.map((r) => r.rps) };
+      if (mid.rpcErrors !== undefined) row.rpcErrors = sum((r) => r.rpcErrors);
+      rows.push(row);
+      void key;
+    }
+    /** Median over rounds of row ÷ baseline, each round's pair measured in the same round. */
+    const pairedRatio = (r: Row, baseline: string, protocol: string): number | undefined => {
+      const mine = rounds.get(rowKey(r.contender, r.protocol, r.streams));
+      const theirs = rounds.get(rowKey(baseline, protocol, r.streams));
+      if (!mine || !theirs || theirs.length !== mine.length) return undefined;
+      const ratios = mine.map((m, i) => m.rps / (theirs[i] as Row).rps).sort((a, b) => a - b);
+      return median(ratios);
+    };
     for (const r of [...rows]) {
       const c = contenders.find((x) => x.name === r.contender && x.protocol === r.protocol);
       if (!c?.baseline) continue;
-      const b = byKey.get(rowKey(c.baseline, r.protocol, r.streams));
-      if (b) {
-        r.ratio = r.rps / b.rps;
+      const ratio = pairedRatio(r, c.baseline, r.protocol);
+      if (ratio !== undefined) {
+        r.ratio = ratio;
         r.baseline = c.baseline;
       }
-      if (r.contender.startsWith("CheckRateLimit") && r.protocol === "gRPC") {
-        const d = byKey.get(rowKey("rate-limiter-flexible", "gRPC", r.streams));
-        if (d)
+      if (r.protocol === "gRPC" && RATE_LIMITED.test(r.contender)) {
+        const d = pairedRatio(r, "rate-limiter-flexible", "gRPC");
+        if (d !== undefined)
           rows.splice(rows.indexOf(r) + 1, 0, {
             ...r,
             contender: `${r.contender} vs DIY`,
-            ratio: r.rps / d.rps,
+            ratio: d,
             baseline: "rate-limiter-flexible",
           });
       }
@@ -708,8 +799,13 @@ stream count.
 - **Tollgate**: \`node dist/cli/main.js serve\`, Redis store on a private \`redis-server\`,
   [bench/policy.yaml](../bench/policy.yaml) (tier \`bench\` with two rate limits, by key and by
   owner, high enough never to deny; an \`envoy_ratelimit\` domain with two descriptors),
-  \`TOLLGATE_ACCESS_LOG=false\`, \`TOLLGATE_LOG_LEVEL=warn\`, \`TOLLGATE_CACHE_MAX_ENTRIES=${CACHE_MAX_ENTRIES}\`.
+  a tier \`bench1\` with one limit (the like-for-like rows against rate-limiter-flexible).
+  **Settings as shipped**: only the policy file, the Redis URL and the pepper are set; the
+  access log, log level, timeouts and cache bounds are the defaults; its log goes to a file.
   gRPC rows hit the main port (grpc-js); Connect JSON rows hit the HTTP port (connect-node, h2c).
+- Each stream count is measured in ${ROUNDS} round(s) of every contender, alternating; a row
+  shows its median round (all rounds' req/s beside it) and its ratio is the median of the
+  per-round ratios to the baseline measured in the same round.
 - **Baselines**: \`grpc-js echo\` (bench/echo-grpc.ts) and \`connect-node echo\` (bench/echo-connect.ts)
   parse the same AuthorizeRequest and answer the same AuthorizeResponse with protobuf-es;
   \`rate-limiter-flexible\` (bench/rlf-server.ts) is grpc-js + \`RateLimiterRedis.consume\` (one
