@@ -20,6 +20,7 @@ import type { Logger } from "../observability/logger.js";
 import type { MemoryStructure, Metrics } from "../observability/metrics.js";
 import type { Tracing } from "../observability/tracing.js";
 import type { RateLimitStore } from "../ratelimit/rate-limit-store.js";
+import { startRedisHealth } from "../resilience/redis-health.js";
 import { StoreGuard } from "../resilience/store-guard.js";
 import { BulkRedis } from "../store/bulk-redis.js";
 import {
@@ -163,7 +164,7 @@ function redisBackend(settings: Settings, deps: BackendDeps): Backend {
     log.info({ mode: settings.redisMode }, "redis ready");
   });
   const names = createKeyNames(settings.redisPrefix);
-  const guardOf = (name: string, timeoutMs: number, tracing?: Tracing) =>
+  const guardOf = (name: string, timeoutMs: number | false, tracing?: Tracing) =>
     new StoreGuard({
       name,
       timeoutMs,
@@ -177,8 +178,24 @@ function redisBackend(settings: Settings, deps: BackendDeps): Backend {
       ...(tracing && { tracing }),
     });
   // Only the decision path's calls are traced (background writes have no decision to belong to).
-  const guard = guardOf("redis", settings.breakerTimeoutMs, deps.tracing);
-  const eventsGuard = guardOf("redis-events", settings.breakerTimeoutMs);
+  // No breaker timeout on the decision connection: each command has its
+  // budget, and health is judged by the ping below (store-guard.ts).
+  const guard = guardOf("redis", false, deps.tracing);
+  const eventsGuard = guardOf("redis-events", false);
+  // Not on Cluster: a ping reaches one node, and one dead master must not
+  // fail every slot; there each command's budget bounds a dead slot.
+  const health =
+    settings.redisMode === "cluster"
+      ? undefined
+      : startRedisHealth({
+          client: redis,
+          intervalMs: settings.redisPingIntervalMs,
+          timeoutMs: settings.breakerTimeoutMs,
+          onChange: (healthy) => {
+            guard.setHealthy(healthy);
+            eventsGuard.setHealthy(healthy);
+          },
+        });
   const bulkGuard = guardOf("redis_bulk", settings.redisBulkTimeoutMs);
   const bulk = new BulkRedis(redis, names, settings.redisBulkTimeoutMs);
   const bus = new RedisInvalidationBus(redis, names.invalidationChannel(), () =>
@@ -213,6 +230,7 @@ function redisBackend(settings: Settings, deps: BackendDeps): Backend {
     },
     async close(waitMs) {
       const deadline = createDeadline(waitMs);
+      health?.stop();
       await bus.close();
       bulkGuard.shutdown();
       await bulk.close(deadline.remaining());

@@ -233,6 +233,7 @@ export async function buildTollgateGraph(o: TollgateGraphOptions): Promise<Tollg
   });
   const engine = new DecisionEngine({
     authorizer,
+    storeBudgetMs: settings.redisCommandTimeoutMs,
     limiter: new RateLimiter({
       store: backend.rates,
       clock,

@@ -129,9 +129,9 @@ export const SETTINGS = {
   }),
   redisCommandTimeoutMs: spec({
     env: "TOLLGATE_REDIS_COMMAND_TIMEOUT_MS",
-    default: "10",
+    default: "250",
     description:
-      "Per-command Redis timeout, well under Envoy's 20 ms rate-limit and 200 ms ext_authz budgets; a timed-out command is a store failure (fail mode applies).",
+      "Budget of each Redis command of a decision when the caller sends no shorter deadline (gRPC grpc-timeout, Connect connect-timeout-ms; Envoy sends its 200 ms ext_authz and 20 ms rate-limit budgets): the caller's deadline less a margin bounds the call when it is shorter. Generous on purpose, so that it measures Redis, not the queue inside a busy process; a call past it is a store failure (fail mode applies). Redis health is judged by a ping (TOLLGATE_REDIS_PING_INTERVAL_MS).",
     schema: int(1, 60_000),
   }),
   redisBulkTimeoutMs: spec({
@@ -149,9 +149,17 @@ export const SETTINGS = {
   }),
   breakerTimeoutMs: spec({
     env: "TOLLGATE_BREAKER_TIMEOUT_MS",
-    default: "50",
-    description: "Circuit breaker: a store call slower than this counts as a failure.",
+    default: "250",
+    description:
+      "Redis health: a ping not answered within this (or within TOLLGATE_REDIS_COMMAND_TIMEOUT_MS, if shorter) marks Redis unhealthy: the breaker opens and decision calls fail fast by their fail mode until a ping is answered again. Slow decision calls never open the breaker by their slowness alone.",
     schema: int(1, 60_000),
+  }),
+  redisPingIntervalMs: spec({
+    env: "TOLLGATE_REDIS_PING_INTERVAL_MS",
+    default: "500",
+    description:
+      "Redis health: how often the decision connection is pinged (standalone and Sentinel; on Cluster each command's budget bounds a dead slot instead).",
+    schema: int(50, 60_000),
   }),
   breakerErrorPercent: spec({
     env: "TOLLGATE_BREAKER_ERROR_PERCENT",

@@ -17,6 +17,7 @@
  * Fail-open behaviour lives in the steps it concerns (stale key copies in the
  * Authorizer, the insurance limiter in the RateLimiter).
  */
+
 import type { Authorizer, AuthReason } from "../keys/authorizer.js";
 import { type KeyRecord, unusableReason } from "../keys/key-record.js";
 import type { Tracing } from "../observability/tracing.js";
@@ -30,6 +31,7 @@ import {
   type RatePlan,
   retryAfterSeconds,
 } from "../ratelimit/rate-limiter.js";
+import { storeDeadline } from "../resilience/caller-deadline.js";
 import { subjectTag } from "../subjects/subject-tag.js";
 import type { Clock } from "../util/clock.js";
 import { newDecisionId } from "../util/ids.js";
@@ -56,6 +58,11 @@ export interface DecisionEngineOptions {
   observer: DecisionObserver;
   /** A span per decision (OpenTelemetry); undefined: tracing off, at no cost. */
   tracing?: Tracing;
+  /**
+   * The budget every store command has anyway (TOLLGATE_REDIS_COMMAND_TIMEOUT_MS),
+   * ms: a caller's deadline is applied to store calls only when shorter.
+   */
+  storeBudgetMs: number;
 }
 
 /** A key id that names no key: a failed call (NotFound), not a decision. */
@@ -73,6 +80,8 @@ export interface DescriptorFacts {
   domain: string;
   traceparent: string | undefined;
   started: bigint;
+  /** How long the caller waits, ms; undefined: it did not say (see RequestFacts). */
+  callerTimeoutMs: number | undefined;
 }
 
 /** The outcome of a descriptor-based decision. */
@@ -166,6 +175,7 @@ export class DecisionEngine {
         : await this.o.limiter.decideItems(
             { items: facts.items, cost: facts.cost, blockTags: [] },
             undefined,
+            storeDeadline(facts.callerTimeoutMs, this.o.storeBudgetMs),
           );
     const verdict = decided?.verdict;
     const over = facts.items.some(
@@ -179,6 +189,7 @@ export class DecisionEngine {
   private async take(f: RequestFacts): Promise<Decision> {
     const decisionId = newDecisionId(this.o.clock.now());
     const base = { decisionId, endpoint: f.endpoint, headers: [], decidedLocally: false };
+    const deadline = storeDeadline(f.callerTimeoutMs, this.o.storeBudgetMs);
     const ip = f.clientIp?.address ?? "";
     // 1. A blocked client IP is refused from this replica's block cache, before any lookup.
     if (ip) {
@@ -198,6 +209,7 @@ export class DecisionEngine {
         endpoint: f.endpoint,
         clientIp: f.clientIp,
         requiredScopes: f.requiredScopes,
+        deadline,
       });
       local = a.decidedLocally === true;
       if (!a.allowed || !a.record) {
@@ -220,7 +232,7 @@ export class DecisionEngine {
       hints = a.hints;
       tier = record.tier;
     } else if (c.kind === "key-id") {
-      const found = await this.o.authorizer.findById(c.keyId, f.endpoint);
+      const found = await this.o.authorizer.findById(c.keyId, f.endpoint, deadline);
       if (!found.record) throw new KeyIdNotFound(c.keyId);
       local = found.local;
       // A revoked or expired key is refused as Authorize refuses it: 401, nothing charged.
@@ -271,7 +283,7 @@ export class DecisionEngine {
     if (!plan) return allowed(decisionId, f.endpoint, record, hints, local, undefined);
 
     // 5. One store decision over every limit.
-    const r = await this.o.limiter.charge(input, plan);
+    const r = await this.o.limiter.charge(input, plan, deadline);
     this.o.observer.limitsCharged(f, input, r);
     if (r.allowed)
       return allowed(decisionId, f.endpoint, record, hints, local || r.decidedLocally === true, r);

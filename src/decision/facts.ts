@@ -52,4 +52,10 @@ export interface RequestFacts {
   traceparent: string | undefined;
   /** process.hrtime.bigint() when the door received the request (latency in the access log). */
   started: bigint;
+  /**
+   * How long the caller waits, ms, as it said (gRPC grpc-timeout, Connect
+   * connect-timeout-ms); undefined: it did not say. Store calls give up in
+   * time for the fail mode's answer to reach it (resilience/caller-deadline.ts).
+   */
+  callerTimeoutMs: number | undefined;
 }

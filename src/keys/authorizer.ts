@@ -5,6 +5,7 @@
  * a missing or malformed secret.
  */
 import type { Endpoint } from "../policy/policy.js";
+import { beforeDeadline } from "../resilience/caller-deadline.js";
 import { isStoreUnavailable } from "../store/store-errors.js";
 import type { Clock } from "../util/clock.js";
 import { foreignDigestOf } from "./foreign-keys.js";
@@ -34,6 +35,8 @@ export interface AuthorizeInput {
   /** The client address, parsed once; undefined when not given. */
   clientIp: { address: string; family: "ipv4" | "ipv6" } | undefined;
   requiredScopes: readonly string[];
+  /** When store calls must give up (resilience/caller-deadline.ts); undefined: their budget. */
+  deadline?: number | undefined;
 }
 
 /** Lifecycle hints for a recognised key. */
@@ -115,12 +118,12 @@ export class Authorizer {
       foreignDigest = foreignDigestOf(input.secret);
     }
     let digest = this.o.digest(input.secret);
-    let { record, local } = await this.find(digest, endpoint);
+    let { record, local } = await this.find(digest, endpoint, input.deadline);
     // A foreign secret is found by its HMAC digest once it moved there (its
     // first successful use), by its SHA-256 digest before.
     let foreign = false;
     if (foreignDigest !== undefined && !record) {
-      const before = await this.find(foreignDigest, endpoint);
+      const before = await this.find(foreignDigest, endpoint, input.deadline);
       if (before.record) {
         ({ record, local } = before);
         digest = foreignDigest;
@@ -143,9 +146,11 @@ export class Authorizer {
   async findById(
     id: string,
     endpoint: Endpoint | undefined,
+    deadline?: number,
   ): Promise<{ record: KeyRecord | null; local: boolean }> {
     try {
-      return { record: await this.o.lookup.findById(id), local: false };
+      const record = await beforeDeadline(this.o.lookup.findById(id), deadline, "keys.get");
+      return { record, local: false };
     } catch (err) {
       if (!isStoreUnavailable(err) || this.o.failMode(endpoint) !== "open") throw err;
       const stale = this.o.lookup.findByIdStale(id, this.o.staleKeyMaxMs);
@@ -158,9 +163,11 @@ export class Authorizer {
   private async find(
     digest: string,
     endpoint: Endpoint | undefined,
+    deadline: number | undefined,
   ): Promise<{ record: KeyRecord | null; local: boolean }> {
     try {
-      return { record: await this.o.lookup.find(digest), local: false };
+      const record = await beforeDeadline(this.o.lookup.find(digest), deadline, "keys.find");
+      return { record, local: false };
     } catch (err) {
       if (!isStoreUnavailable(err) || this.o.failMode(endpoint) !== "open") throw err;
       // Fail open: only a key seen recently may pass; revoked or expired state

@@ -6,6 +6,7 @@
  * plans, looks up blocks itself (once per request) and charges.
  */
 import { type Endpoint, type Limit, limitsFor, type Policy } from "../policy/policy.js";
+import { beforeDeadline } from "../resilience/caller-deadline.js";
 import type { InsuranceLimiter } from "../resilience/insurance-limiter.js";
 import { isStoreUnavailable } from "../store/store-errors.js";
 import { subjectTag } from "../subjects/subject-tag.js";
@@ -119,7 +120,12 @@ export class RateLimiter {
   }
 
   /** One store decision over the plan's items (none needed if nothing applies). */
-  async charge(input: RateInput, plan: RatePlan): Promise<RateDecision> {
+  async charge(
+    input: RateInput,
+    plan: RatePlan,
+    /** When the store call must give up (caller-deadline.ts); undefined: its budget. */
+    deadline?: number,
+  ): Promise<RateDecision> {
     const { policy, items } = plan;
     const blockTags: string[] = [];
     if (policy.blocking) {
@@ -145,6 +151,7 @@ export class RateLimiter {
     const { verdict: v, local } = await this.decideItems(
       { items, cost, blockTags, ...(policy.blocking && { blocking: policy.blocking }) },
       input.endpoint,
+      deadline,
     );
     const result = this.toDecision(v, plan);
     return local ? { ...result, decidedLocally: true } : result;
@@ -205,9 +212,12 @@ export class RateLimiter {
   async decideItems(
     req: RateRequest,
     endpoint: Endpoint | undefined,
+    /** When the store call must give up (caller-deadline.ts); undefined: its budget. */
+    deadline?: number,
   ): Promise<{ verdict: RateVerdict; local: boolean }> {
     try {
-      return { verdict: await this.o.store.decide(req), local: false };
+      const verdict = await beforeDeadline(this.o.store.decide(req), deadline, "ratelimit.decide");
+      return { verdict, local: false };
     } catch (err) {
       if (!isStoreUnavailable(err) || this.o.failMode(endpoint) !== "open") throw err;
       return { verdict: await this.o.insurance.decide(req), local: true };

@@ -1,8 +1,17 @@
 /**
  * Every store call goes through a StoreGuard: an opossum circuit breaker
- * (timeout, error threshold, reset) plus latency and error metrics. A failure
- * of any kind becomes a StoreUnavailableError, which the services turn into the
+ * (error threshold, reset) plus latency and error metrics. A failure of any
+ * kind becomes a StoreUnavailableError, which the services turn into the
  * endpoint's fail mode, never into a decision.
+ *
+ * On the decision connection the breaker has no timeout of its own: how long
+ * a call waited says as much about this process's queue under load as about
+ * Redis, and a 50 ms breaker timeout made a saturated but healthy process
+ * answer UNAVAILABLE. Each command is bounded by its budget (the ioredis
+ * command timeout, or the caller's shorter deadline: caller-deadline.ts), and
+ * Redis health is judged by Redis — its error replies and connection state
+ * through the breaker's error share, and a periodic ping (redis-health.ts)
+ * that opens the gate with `setHealthy(false)` when Redis stops answering.
  *
  * Redis out of memory (an `OOM` reply: maxmemory reached) is a failure like an
  * outage — it counts toward opening the breaker — and is said as what it is:
@@ -23,8 +32,11 @@ import {
 export interface StoreGuardOptions {
   /** Name of the connection, a metric label (e.g. "redis"). */
   name: string;
-  /** A call slower than this counts as failed, ms. */
-  timeoutMs: number;
+  /**
+   * A call slower than this counts as failed, ms; false: no timeout of the
+   * breaker's own (the decision connection: see above).
+   */
+  timeoutMs: number | false;
   /** Share of failed calls (percent) in the rolling window that opens the breaker. */
   errorThresholdPercentage: number;
   /** Fewest calls in the window before the breaker may open. */
@@ -53,6 +65,8 @@ export class StoreGuard {
   private readonly breaker: CircuitBreaker<[() => Promise<unknown>], unknown>;
   private oomLoggedAt = Number.NEGATIVE_INFINITY;
   private oomSuppressed = 0;
+  /** False while the health ping finds Redis not answering: calls fail fast. */
+  private healthy = true;
 
   constructor(private readonly o: StoreGuardOptions) {
     this.breaker = new CircuitBreaker((fn: () => Promise<unknown>) => fn(), {
@@ -88,9 +102,38 @@ export class StoreGuard {
     o.metrics.breakerState.set({ breaker: o.name }, STATE.closed);
   }
 
-  /** True while the breaker is open (calls fail fast). */
+  /** True while the breaker is open or Redis is unhealthy (calls fail fast). */
   get open(): boolean {
-    return this.breaker.opened;
+    return this.breaker.opened || !this.healthy;
+  }
+
+  /**
+   * What the health ping found. Unhealthy, every call fails fast (kind
+   * `breaker_open`, so the fail mode applies at once instead of each call
+   * waiting out its budget on a Redis that does not answer); the breaker's
+   * gauge shows it as open. Healthy again, calls go through the breaker as
+   * before.
+   */
+  setHealthy(healthy: boolean): void {
+    if (healthy === this.healthy) return;
+    this.healthy = healthy;
+    const o = this.o;
+    const to = healthy
+      ? this.breaker.opened
+        ? "open"
+        : this.breaker.halfOpen
+          ? "halfOpen"
+          : "closed"
+      : "open";
+    o.metrics.breakerState.set({ breaker: o.name }, STATE[to]);
+    o.metrics.breakerTransitions.inc({ breaker: o.name, to });
+    if (healthy)
+      o.log.warn({ breaker: o.name }, "redis answers its health ping again: store calls resume");
+    else
+      o.log.error(
+        { breaker: o.name },
+        "redis did not answer its health ping: store calls fail fast (fail mode) until it does",
+      );
   }
 
   /**
@@ -109,6 +152,10 @@ export class StoreGuard {
   }
 
   private async guarded<T>(op: string, fn: () => Promise<T>): Promise<T> {
+    if (!this.healthy) {
+      this.o.metrics.storeErrors.inc({ op, kind: "breaker_open" });
+      throw new StoreUnavailableError(op, "breaker_open");
+    }
     const start = process.hrtime.bigint();
     try {
       const r = (await this.breaker.fire(fn)) as T;

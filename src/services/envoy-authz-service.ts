@@ -161,6 +161,7 @@ async function check(d: ServiceDeps, req: CheckRequest, ctx: CallContext): Promi
     applyLimits: ext.apply_limits !== "false",
     traceparent,
     started,
+    callerTimeoutMs: ctx.timeoutMs(),
   });
   switch (decision.kind) {
     case "incomplete":

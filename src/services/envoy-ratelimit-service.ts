@@ -112,6 +112,7 @@ async function shouldRateLimit(
     domain: req.domain,
     traceparent: ctx.requestHeader.get("traceparent") ?? undefined,
     started,
+    callerTimeoutMs: ctx.timeoutMs(),
   });
   const { verdict, over } = decided;
   const statuses = req.descriptors.map(() =>

@@ -98,6 +98,7 @@ export async function checkRateLimit(
       applyLimits: true,
       traceparent: ctx.requestHeader.get("traceparent") ?? undefined,
       started,
+      callerTimeoutMs: ctx.timeoutMs(),
     });
   } catch (err) {
     if (err instanceof KeyIdNotFound) throw apiError("KEY_NOT_FOUND");

@@ -98,6 +98,7 @@ async function authorize(
     applyLimits: req.applyLimits,
     traceparent: ctx.requestHeader.get("traceparent") ?? undefined,
     started,
+    callerTimeoutMs: ctx.timeoutMs(),
   });
   if (decision.kind === "incomplete") {
     Violations.fail(decision.missing, `is required by limit "${decision.limit}" of the policy`);

@@ -24,7 +24,7 @@ import { type CaseResult, writeResults } from "./helpers/report.js";
 
 /** Longest acceptable answer while Redis is unreachable, ms (see the standalone file). */
 // Every answer during a fault within 2 s: no call hangs on a dead Redis (the
-// command timeout is 250 ms here). The measured maxima are printed and kept in
+// command budget is the default 250 ms). The measured maxima are printed and kept in
 // RESULTS.md.
 const BOUND_MS = 2_000;
 /** The shutdown deadline given to Tollgate in the SIGTERM case, ms. */
