@@ -10,9 +10,10 @@
  */
 import cluster, { type Worker } from "node:cluster";
 import { AggregatorRegistry } from "prom-client";
-import type { Settings } from "../config/settings.js";
+import { listenAddresses, type Settings } from "../config/settings.js";
 import { createLogger } from "../observability/logger.js";
 import { PRIMARY_ADMIN_PORT_ENV, startAdminServer } from "../transport/admin-server.js";
+import { unavailableAddresses } from "../util/port-probe.js";
 
 /** IPC messages a worker sends its primary. */
 export const WORKER_READY = "tollgate:worker-ready";
@@ -53,9 +54,15 @@ export function reportWorkerReady(): void {
  * Runs the primary until it stops; resolves to the exit code: 0 after
  * SIGTERM/SIGINT once every worker exited (or was killed at the deadline),
  * 2 if a worker's configuration was refused (every worker is then stopped),
- * 1 if the admin port cannot be bound.
+ * also before forking if a port is taken (workers skip that probe: the
+ * primary holds their sockets).
  */
 export async function runPrimary(settings: Settings): Promise<number> {
+  const taken = await unavailableAddresses(listenAddresses(settings));
+  if (taken.length > 0) {
+    process.stderr.write(`tollgate: cannot listen: ${taken.join("; ")}\n`);
+    return CONFIG_REFUSED;
+  }
   const log = createLogger(settings.logLevel).child({ role: "primary" });
   const aggregator = new AggregatorRegistry();
   const ready = new Set<number>();
@@ -73,7 +80,7 @@ export async function runPrimary(settings: Settings): Promise<number> {
     process.stderr.write(
       `tollgate: TOLLGATE_ADMIN_ADDR: cannot listen (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})\n`,
     );
-    return 1;
+    return CONFIG_REFUSED;
   }
 
   return new Promise<number>((resolve) => {
