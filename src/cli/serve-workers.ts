@@ -58,6 +58,19 @@ export function reportWorkerReady(): void {
  * primary holds their sockets).
  */
 export async function runPrimary(settings: Settings): Promise<number> {
+  // Installed first: a signal while the ports are probed must not kill the
+  // primary outright; it is acted on once the workers can be stopped (a
+  // SIGHUP then has no worker to reload).
+  let onSignal = (_signal: NodeJS.Signals) => {};
+  let early: NodeJS.Signals | undefined;
+  let onHangUp = () => {};
+  process.on("SIGHUP", () => onHangUp());
+  for (const signal of ["SIGTERM", "SIGINT"] as const) {
+    process.once(signal, () => {
+      early ??= signal;
+      onSignal(signal);
+    });
+  }
   const taken = await unavailableAddresses(listenAddresses(settings));
   if (taken.length > 0) {
     process.stderr.write(`tollgate: cannot listen: ${taken.join("; ")}\n`);
@@ -87,12 +100,13 @@ export async function runPrimary(settings: Settings): Promise<number> {
     let exitCode = 0;
     let crashes = 0;
     const restarts = new Set<NodeJS.Timeout>();
-    const started = new Map<number, number>();
+    /** Workers not yet exited (cluster.workers keeps one until its IPC closes too). */
+    const live = new Map<number, { worker: Worker; startedAt: number }>();
 
-    const fork = (): Worker => {
+    const fork = (): void => {
       // Workers leave the admin port to this process (see startAdminServer).
       const w = cluster.fork({ [PRIMARY_ADMIN_PORT_ENV]: String(admin.port) });
-      started.set(w.id, Date.now());
+      live.set(w.id, { worker: w, startedAt: Date.now() });
       w.on("message", (m: { type?: string } | null) => {
         if (m?.type !== WORKER_READY) return;
         ready.add(w.id);
@@ -101,11 +115,15 @@ export async function runPrimary(settings: Settings): Promise<number> {
           log.info({ workers: settings.workers, adminPort: admin.port }, "all workers serving");
         }
       });
-      return w;
+    };
+    const each = (f: (w: Worker) => void) => {
+      for (const { worker } of live.values()) f(worker);
     };
 
+    let finished = false;
     const finish = () => {
-      if (Object.keys(cluster.workers ?? {}).length > 0) return;
+      if (live.size > 0 || finished) return;
+      finished = true;
       admin.server.close();
       admin.server.closeAllConnections();
       log.info({ code: exitCode }, "stopped");
@@ -117,22 +135,22 @@ export async function runPrimary(settings: Settings): Promise<number> {
       stopping = true;
       for (const t of restarts) clearTimeout(t);
       restarts.clear();
-      for (const w of Object.values(cluster.workers ?? {})) w?.process.kill(signal);
+      each((w) => w.process.kill(signal));
       // The deadline is a promise to the orchestrator: a worker that has not
-      // exited by then is killed.
+      // exited by then is killed (its exit then finishes the stop).
       setTimeout(() => {
-        for (const w of Object.values(cluster.workers ?? {})) {
-          log.error({ worker: w?.id }, "shutdown deadline passed: killing worker");
-          w?.process.kill("SIGKILL");
-        }
+        each((w) => {
+          log.error({ worker: w.id }, "shutdown deadline passed: killing worker");
+          w.process.kill("SIGKILL");
+        });
       }, settings.shutdownTimeoutMs + PRIMARY_BACKSTOP_MARGIN_MS).unref();
       finish();
     };
 
     cluster.on("exit", (w, code, signal) => {
       ready.delete(w.id);
-      const uptimeMs = Date.now() - (started.get(w.id) ?? 0);
-      started.delete(w.id);
+      const uptimeMs = Date.now() - (live.get(w.id)?.startedAt ?? 0);
+      live.delete(w.id);
       if (stopping) return finish();
       if (code === CONFIG_REFUSED) {
         log.error(
@@ -153,19 +171,16 @@ export async function runPrimary(settings: Settings): Promise<number> {
       restarts.add(t);
     });
 
-    process.once("SIGTERM", () => {
-      log.info({ signal: "SIGTERM" }, "signal received: stopping workers");
-      stopAll("SIGTERM");
-    });
-    process.once("SIGINT", () => {
-      log.info({ signal: "SIGINT" }, "signal received: stopping workers");
-      stopAll("SIGINT");
-    });
-    process.on("SIGHUP", () => {
+    onSignal = (signal) => {
+      log.info({ signal }, "signal received: stopping workers");
+      stopAll(signal);
+    };
+    onHangUp = () => {
       log.info({ signal: "SIGHUP" }, "signal received: forwarding to workers");
-      for (const w of Object.values(cluster.workers ?? {})) w?.process.kill("SIGHUP");
-    });
+      each((w) => w.process.kill("SIGHUP"));
+    };
 
+    if (early) return onSignal(early);
     log.info({ workers: settings.workers, adminPort: admin.port }, "starting workers");
     for (let i = 0; i < settings.workers; i++) fork();
   });

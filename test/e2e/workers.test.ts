@@ -137,6 +137,17 @@ describe("TOLLGATE_WORKERS=2 on Redis", () => {
     console.log(`revocation seen by every worker after ${ms} ms`);
   });
 
+  it("SIGHUP to the primary reloads the policy in every worker", async () => {
+    const reloads = async () =>
+      Number(
+        /^tollgate_policy_reloads_total\{result="success"\} (\d+)/m.exec(await metrics())?.[1],
+      );
+    const before = await reloads();
+    process.kill(tg.child.pid as number, "SIGHUP");
+    const { value } = await pollUntil(reloads, (n) => n === before + 2, 10_000, 50);
+    expect(value).toBe(before + 2);
+  });
+
   it("replaces a worker that crashes, and is ready again once it serves", async () => {
     const [victim] = workerPids();
     process.kill(victim as number, "SIGKILL");
