@@ -59,6 +59,7 @@ import {
 } from "./processes.js";
 import { type RedisCeiling, redisCeiling } from "./redis-ceiling.js";
 import { machineInfo, type Row, resultsTable, type Target, table, targetsTable } from "./report.js";
+import { WORKERS_ROW, workersBench } from "./workers.js";
 
 const ROOT = new URL("../../../", import.meta.url).pathname;
 const { values: opts } = parseArgs({
@@ -308,6 +309,7 @@ function evaluateTargets(
     ratioTarget("Authorize (apply_limits)", "gRPC", "rate-limiter-flexible", 0.9, [16, 64]),
     ratioTarget("Envoy Check", "gRPC", "rate-limiter-flexible", 0.9, [16, 64]),
     ratioTarget("Envoy ShouldRateLimit", "gRPC", "rate-limiter-flexible", 0.9, [16, 64]),
+    ratioTarget(WORKERS_ROW, "gRPC", "1 worker", 1.5, [32]),
   ];
   for (const w of tollgateWorkloads("x", "x", "x"))
     targets.push(ratioTarget(w.name, "Connect JSON", "connect-node echo", 0.85, all));
@@ -619,6 +621,21 @@ async function main(): Promise<void> {
           });
       }
     }
+
+    // Multi-core: its own two Tollgates (1 and 2 workers), alternating (bench/workers.ts).
+    if (!ONLY || ONLY.test(WORKERS_ROW))
+      rows.push(
+        ...(await workersBench({
+          env: tollgateEnv,
+          workload: tollgateWorkloads(secret, keyId, oneLimitKeyId).find(
+            (w) => w.name === "CheckRateLimit (1 limit)",
+          ) as Workload,
+          scratch,
+          durationS: DURATION_S,
+          rounds: ROUNDS,
+          warmupRequests: WARMUP_REQUESTS,
+        })),
+      );
 
     // p99 at half of Tollgate's peak, Tollgate and the echo paced to the same rate.
     const halfLoad: { name: string; rate: number; p99: number; echoP99: number }[] = [];

@@ -1,10 +1,12 @@
+import cluster from "node:cluster";
 import { loadSettings, SettingsError } from "../config/settings.js";
 import { mergeSettingsFile, readSettingsFile } from "../config/settings-file.js";
 import { StartupError, startTollgate, type Tollgate } from "../main.js";
 import { PolicyError } from "../policy/policy.js";
+import { embeddedStoreRefusal, reportWorkerReady, runPrimary } from "./serve-workers.js";
 
 /** `tollgate serve --help`. */
-export const SERVE_HELP = `Usage: tollgate serve [--config FILE]
+export const SERVE_HELP = `Usage: tollgate serve [--config FILE] [--workers N]
 
 Runs the server: gRPC, gRPC-Web and Connect on TOLLGATE_ADDR, Connect over HTTP/1.1 on
 TOLLGATE_HTTP_ADDR, health and metrics on TOLLGATE_ADMIN_ADDR. Every setting is an
@@ -14,6 +16,10 @@ Options:
   --config FILE   read settings from FILE (YAML or JSON: setting names to values,
                   e.g. TOLLGATE_POLICY_FILE: policy.yaml; default $TOLLGATE_CONFIG);
                   the environment wins over the file
+  --workers N     run N processes on the same ports (1..64; overrides
+                  TOLLGATE_WORKERS, default 1): for gateway-style deployments
+                  that need more than one core. N > 1 needs Redis (REDIS_URL):
+                  on the embedded store it is refused, as state would split
 
 The settings, with defaults: tollgate --help (or the README's settings table);
 their effective values and sources: tollgate settings [--config FILE]
@@ -43,6 +49,16 @@ export async function serveCommand(args: string[] = []): Promise<number> {
     settings = loadSettings(serveEnvironment(args));
   } catch (err) {
     return startupFailure(err);
+  }
+  // Several workers: this process becomes their primary (a worker, forked
+  // with the same arguments, goes on below and serves).
+  if (settings.workers > 1 && cluster.isPrimary) {
+    const refusal = embeddedStoreRefusal(settings);
+    if (refusal) {
+      process.stderr.write(`tollgate: ${refusal}\n`);
+      return 2;
+    }
+    return runPrimary(settings);
   }
   return new Promise<number>((resolve, reject) => {
     let app: Tollgate | undefined;
@@ -82,6 +98,7 @@ export async function serveCommand(args: string[] = []): Promise<number> {
           void a.reloadPolicy();
         });
         if (signalled) stop(a, signalled);
+        else reportWorkerReady();
         void a.failure.then((err) => {
           exitCode = 2;
           process.stderr.write(`tollgate: ${err.message}\n`);
@@ -106,21 +123,26 @@ export async function serveCommand(args: string[] = []): Promise<number> {
 /**
  * The settings' environment for `serve [--config FILE]`: the process
  * environment over the configuration file (--config, else TOLLGATE_CONFIG).
- * Settings are environment variables: any other flag is refused, naming it.
+ * Settings are environment variables: `--workers N` sets TOLLGATE_WORKERS
+ * (over the environment); any other flag is refused, naming it.
  */
 export function serveEnvironment(args: string[]): NodeJS.ProcessEnv {
   let config = process.env.TOLLGATE_CONFIG;
+  let workers: string | undefined;
   for (let i = 0; i < args.length; i++) {
     const a = args[i] as string;
     if (a === "--config" && args[i + 1] !== undefined) config = args[++i];
     else if (a.startsWith("--config=")) config = a.slice("--config=".length);
+    else if (a === "--workers" && args[i + 1] !== undefined) workers = args[++i];
+    else if (a.startsWith("--workers=")) workers = a.slice("--workers=".length);
     else {
       throw new SettingsError(
         `serve: unknown argument "${a}": settings are environment variables (see tollgate serve --help) or entries of a --config file`,
       );
     }
   }
-  return config ? mergeSettingsFile(process.env, readSettingsFile(config)) : process.env;
+  const env = config ? mergeSettingsFile(process.env, readSettingsFile(config)) : process.env;
+  return workers === undefined ? env : { ...env, TOLLGATE_WORKERS: workers };
 }
 
 /** Prints a configuration error and returns exit code 2; rethrows anything else. */

@@ -476,6 +476,13 @@ export const SETTINGS = {
       "On SIGTERM, the deadline of the whole shutdown, whatever Redis does: in-flight calls may take all but its last tenth (at most 0.5 s), kept for writing buffered events; what is not written by then is counted as lost, Redis connections are dropped and the process exits 0.",
     schema: int(0, 600_000),
   }),
+  workers: spec({
+    env: "TOLLGATE_WORKERS",
+    default: "1",
+    description:
+      "Processes serving the same ports (node:cluster), for gateway-style deployments that need more than one core; 1 (the sidecar case) runs one process and no primary. More than 1 needs Redis (REDIS_URL): on the embedded store each process would keep its own state, so it is refused. `tollgate serve --workers N` overrides it.",
+    schema: int(1, 64),
+  }),
   envoyKeyHeader: spec({
     env: "TOLLGATE_ENVOY_KEY_HEADER",
     default: "x-api-key",

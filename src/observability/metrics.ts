@@ -3,7 +3,15 @@
  * `tollgate_<subsystem>_<name>_<unit>`; labels are bounded enumerations (rpc,
  * code, decision, reason, tier, result) — never a key, key id, IP, owner or path.
  */
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import cluster from "node:cluster";
+import {
+  AggregatorRegistry,
+  Counter,
+  collectDefaultMetrics,
+  Gauge,
+  Histogram,
+  Registry,
+} from "prom-client";
 import type { MemoryUsage } from "../util/memory-usage.js";
 
 /**
@@ -91,6 +99,8 @@ export class Metrics {
   /** This build (always 1; the labels carry the information). */
   readonly buildInfo = new Gauge({
     name: "tollgate_build_info",
+    // Across `serve --workers N`: first, not the sum.
+    aggregator: "first",
     help: "Always 1; labels: the version, git commit and Node version of this build.",
     labelNames: ["version", "commit", "node"] as const,
     registers: [this.registry],
@@ -99,6 +109,8 @@ export class Metrics {
   /** Whether the store can lose keys (tollgate_store_durable). */
   readonly storeDurable = new Gauge({
     name: "tollgate_store_durable",
+    // Across `serve --workers N`: min, not the sum.
+    aggregator: "min",
     help: "1: Redis persists (AOF, RDB or a replica) and cannot evict key records; 0: it can lose keys (no persistence and no replica, or an evicting policy allowed by TOLLGATE_ALLOW_EVICTING_REDIS); -1: could not check (CONFIG GET refused).",
     registers: [this.registry],
   });
@@ -106,6 +118,8 @@ export class Metrics {
   /** 1 once this process noticed the store lost its data (until restart). */
   readonly storeEmptied = new Gauge({
     name: "tollgate_store_emptied",
+    // Across `serve --workers N`: max, not the sum.
+    aggregator: "max",
     help: "1 once this process noticed the store was emptied (its epoch marker changed: a Redis restart without persistence, a flush, eviction), until the process restarts; 0 otherwise.",
     registers: [this.registry],
   });
@@ -162,6 +176,8 @@ export class Metrics {
   /** Breaker state per connection. */
   readonly breakerState = new Gauge({
     name: "tollgate_breaker_state",
+    // Across `serve --workers N`: max, not the sum.
+    aggregator: "max",
     help: "Circuit breaker state per connection: 0 closed, 1 half-open, 2 open.",
     labelNames: ["breaker"] as const,
     registers: [this.registry],
@@ -333,6 +349,8 @@ export class Metrics {
   /** Whether the process is ready (1) or not (0). */
   readonly ready = new Gauge({
     name: "tollgate_ready",
+    // Across `serve --workers N`: min, not the sum.
+    aggregator: "min",
     help: "1 while Tollgate accepts traffic, 0 while starting or draining.",
     registers: [this.registry],
   });
@@ -442,5 +460,11 @@ export class Metrics {
     // Both results are exported from the start: a series that first appears at 1 has no
     // increase() in Prometheus, so the first refused reload would raise no alert.
     for (const result of ["success", "failure"]) this.policyReloads.inc({ result }, 0);
+    // A worker of `serve --workers N` answers its primary's metric requests
+    // (over IPC) with this registry; the primary's /metrics sums the workers.
+    if (cluster.isWorker) {
+      new AggregatorRegistry();
+      AggregatorRegistry.setRegistries([this.registry]);
+    }
   }
 }

@@ -1,11 +1,12 @@
+import cluster from "node:cluster";
 import { createServer, type Server } from "node:http";
-import type { Registry } from "prom-client";
 import { listen } from "./servers.js";
 
 /** Options of the admin server. */
 export interface AdminServerOptions {
   addr: string;
-  registry: Registry;
+  /** What /metrics serves (a process's registry, or a cluster primary's aggregate). */
+  registry: { metrics(): Promise<string>; contentType: string };
   /** Live: the process is not wedged. */
   live: () => boolean;
   /** Ready: the process can answer decisions (false while starting or draining). */
@@ -30,7 +31,17 @@ export const ADMIN_BOUNDS = {
   keepAliveTimeoutMs: 5_000,
 } as const;
 
-/** The admin port: `/metrics` (Prometheus), `/healthz` (liveness), `/readyz` (readiness). */
+/**
+ * Set by a `serve --workers N` primary in its workers' environment: the admin
+ * port it holds (serving every worker's metrics summed, and readiness).
+ */
+export const PRIMARY_ADMIN_PORT_ENV = "TOLLGATE_PRIMARY_ADMIN_PORT";
+
+/**
+ * The admin port: `/metrics` (Prometheus), `/healthz` (liveness), `/readyz`
+ * (readiness). In a worker of `serve --workers N` nothing listens: the
+ * primary holds the port, and the server returned is never bound.
+ */
 export async function startAdminServer(
   o: AdminServerOptions,
 ): Promise<{ port: number; server: Server }> {
@@ -64,6 +75,8 @@ export async function startAdminServer(
     res.writeHead(404, { "content-type": "text/plain" }).end("not found\n");
   });
   server.maxConnections = ADMIN_BOUNDS.maxConnections;
+  const primaryPort = cluster.isWorker ? process.env[PRIMARY_ADMIN_PORT_ENV] : undefined;
+  if (primaryPort !== undefined) return { port: Number(primaryPort), server };
   const port = await listen(server, o.addr);
   return { port, server };
 }

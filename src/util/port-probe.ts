@@ -4,6 +4,7 @@
  * start attempt. The probe closes each socket at once; the real bind that
  * follows still reports a port taken in between.
  */
+import cluster from "node:cluster";
 import { createServer } from "node:net";
 
 /** A listening address and the setting that names it. */
@@ -15,6 +16,9 @@ export interface NamedAddress {
 
 /** Why each address cannot be listened on, as `SETTING (addr): EADDRINUSE`; empty if all can. */
 export async function unavailableAddresses(addrs: readonly NamedAddress[]): Promise<string[]> {
+  // A cluster worker's ports are its primary's (`serve --workers N` probes
+  // them before forking): probed here they would be found taken by itself.
+  if (cluster.isWorker) return [];
   const results = await Promise.all(
     addrs.map(async ({ setting, addr }) => {
       const i = addr.lastIndexOf(":");

@@ -172,3 +172,18 @@ describe("the mistakes people make", () => {
     expect(refusal({ TOLLGATE_MAX_HEADERS: "0" })).toContain("must be at least 1");
   });
 });
+
+describe("TOLLGATE_WORKERS", () => {
+  it("defaults to 1 (the sidecar case) and takes 1..64", () => {
+    expect(loadSettings({}).workers).toBe(1);
+    expect(loadSettings({ TOLLGATE_WORKERS: "64" }).workers).toBe(64);
+  });
+
+  it.each(["0", "65", "-1", "2.5", "many"])("refuses %s, naming the setting", (v) => {
+    expect(refusal({ TOLLGATE_WORKERS: v })).toMatch(/TOLLGATE_WORKERS: must be/);
+  });
+
+  it("is in the help and the README table", () => {
+    expect(settingsHelp()).toContain("TOLLGATE_WORKERS (default 1)");
+  });
+});
