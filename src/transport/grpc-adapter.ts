@@ -70,7 +70,7 @@ export function toGrpcService<S extends DescService>(
         const ctx: CallContext = {
           requestHeader: metadataHeaders(call.metadata),
           signal: abort.signal,
-          timeoutMs: () => (deadline instanceof Date ? deadline.getTime() - Date.now() : undefined),
+          timeoutMs: () => remainingMs(deadline),
         };
         void serveServerStream(method, stream, call, request, ctx, abort).finally(() => {
           call.off("cancelled", onCancel);
@@ -128,7 +128,7 @@ export function toGrpcService<S extends DescService>(
           abort ??= new AbortController();
           return abort.signal;
         },
-        timeoutMs: () => (deadline instanceof Date ? deadline.getTime() - Date.now() : undefined),
+        timeoutMs: () => remainingMs(deadline),
       };
       fn(request, ctx).then(
         (res) => {
@@ -147,6 +147,16 @@ export function toGrpcService<S extends DescService>(
     };
   }
   return { definition: definition as grpc.ServiceDefinition, implementation };
+}
+
+/**
+ * Milliseconds left before a call's deadline, or undefined when the caller
+ * sent none. grpc-js gives a server call's deadline as epoch ms (Infinity
+ * without grpc-timeout); a Date is accepted too, as its type allows.
+ */
+function remainingMs(deadline: grpc.Deadline): number | undefined {
+  const at = deadline instanceof Date ? deadline.getTime() : deadline;
+  return Number.isFinite(at) ? at - Date.now() : undefined;
 }
 
 function isMessage(v: unknown): boolean {
