@@ -521,7 +521,22 @@ async function main(): Promise<void> {
       const base = `http://127.0.0.1:${traced.port}`;
       add(`${w.name}, traced`, "gRPC", base, w, traced, true, "grpc-js echo");
     }
-    const tollgates: Started[] = [tollgate, traced];
+    // The cost of an access line per decision (TOLLGATE_ACCESS_LOG=all; the
+    // default logs denials and 1 % of allowed decisions): a third Tollgate,
+    // its log to a file as a container runtime would take it.
+    const logsAll: BenchTollgate = await startTollgate(
+      { ...tollgateEnv, TOLLGATE_ACCESS_LOG: "all" },
+      [],
+      undefined,
+      logFile("access-log-all"),
+    );
+    procs.push(logsAll);
+    for (const w of tollgateWorkloads(secret, keyId, oneLimitKeyId)) {
+      if (w.name !== "Authorize (cached key)" && w.name !== "CheckRateLimit (1 limit)") continue;
+      const base = `http://127.0.0.1:${logsAll.port}`;
+      add(`${w.name}, access log all`, "gRPC", base, w, logsAll, true, "grpc-js echo");
+    }
+    const tollgates: Started[] = [tollgate, traced, logsAll];
     // --ab: the same workloads on a Tollgate built from another commit, each
     // row compared with this build's, alternating like every contender.
     if (opts.ab) {

@@ -184,6 +184,7 @@ export async function buildTollgateGraph(o: TollgateGraphOptions): Promise<Tollg
     },
     policy,
     accessLog: settings.accessLog,
+    accessLogSample: settings.accessLogSample,
     feed,
   });
   const blocks = new BlockBook({

@@ -450,9 +450,19 @@ export const SETTINGS = {
   }),
   accessLog: spec({
     env: "TOLLGATE_ACCESS_LOG",
-    default: "true",
-    description: "Log one line per decision (decision id, key id, reason, latency).",
-    schema: z.enum(["true", "false"]).transform((s) => s === "true"),
+    default: "denials",
+    description:
+      "Access log lines (decision id, key id, reason, latency, traceparent): `denials` logs every denial and refusal and a sampled share of allowed decisions (TOLLGATE_ACCESS_LOG_SAMPLE); `all` (or `true`) logs every decision, at a measured cost in throughput (docs/performance.md); `off` (or `false`) none. Envoy and most gateways log every request themselves.",
+    schema: z
+      .enum(["all", "denials", "off", "true", "false"])
+      .transform((s) => (s === "true" ? "all" : s === "false" ? "off" : s)),
+  }),
+  accessLogSample: spec({
+    env: "TOLLGATE_ACCESS_LOG_SAMPLE",
+    default: "0.01",
+    description:
+      "With TOLLGATE_ACCESS_LOG=denials: the share of allowed decisions logged (0..1; 0.01 is one in a hundred, evenly spaced, not random).",
+    schema: z.coerce.number().min(0).max(1),
   }),
   otlpTracesUrl: spec({
     env: "TOLLGATE_OTLP_TRACES_URL",

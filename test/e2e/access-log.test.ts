@@ -10,7 +10,8 @@ import { startTollgateProcess, type TollgateProcess } from "../helpers/tollgate-
 
 let server: TollgateProcess;
 beforeAll(async () => {
-  server = await startTollgateProcess({});
+  // Every decision: this file reads allowed ones too (the default samples them).
+  server = await startTollgateProcess({ TOLLGATE_ACCESS_LOG: "all" });
 });
 afterAll(async () => {
   await server?.stop();

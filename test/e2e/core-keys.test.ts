@@ -25,6 +25,8 @@ beforeAll(async () => {
     TOLLGATE_MANAGEMENT_TOKEN: TOKEN,
     TOLLGATE_POLICY_FILE: "examples/policy.yaml",
     TOLLGATE_LOG_LEVEL: "trace",
+    // A line per decision, allowed ones too: the secret scan below reads them all.
+    TOLLGATE_ACCESS_LOG: "all",
   });
 });
 

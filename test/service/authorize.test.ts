@@ -15,7 +15,11 @@ const DAY = 86_400_000;
 let h: ServiceHarness;
 
 beforeEach(async () => {
-  h = await createServiceHarness({ policyYaml: EXAMPLE_POLICY });
+  // Every decision logged: the secret scan checks each decision's line is there.
+  h = await createServiceHarness({
+    policyYaml: EXAMPLE_POLICY,
+    env: { TOLLGATE_ACCESS_LOG: "all" },
+  });
 });
 afterEach(() => h.close());
 
