@@ -1,7 +1,8 @@
 /**
  * Hand-written protobuf encoders for the responses of the hottest unary RPCs
- * (Authorize, CheckRateLimit): the reflective toBinary walks descriptors per
- * field, these walk the known fields directly (wire primitives: hot-wire.ts).
+ * (Authorize, CheckRateLimit; Envoy's Check and ShouldRateLimit in
+ * hot-encoders-envoy.ts): the reflective toBinary walks descriptors per field,
+ * these walk the known fields directly (wire primitives: hot-wire.ts).
  *
  * The output is byte-identical to protobuf-es's toBinary (the tests assert it
  * on random messages): fields in field-number order, proto3 implicit-presence
@@ -11,7 +12,6 @@
  * write function that mirrors it field for field: they must stay in step.
  */
 import type { DescMessage } from "@bufbuild/protobuf";
-import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
 import type { Header } from "../gen/tollgate/v1/common_pb.js";
 import type { Identity } from "../gen/tollgate/v1/key_pb.js";
 import type { LimitStatus, RateLimitResult } from "../gen/tollgate/v1/ratelimit_pb.js";
@@ -20,42 +20,26 @@ import type {
   CheckRateLimitResponse,
   KeyHints,
 } from "../gen/tollgate/v1/tollgate_service_pb.js";
-import { HotWire, int32Size, int64Size, uint32Size, uint64Size, unknownSize } from "./hot-wire.js";
-
-/** A tag byte: field number `f` (< 16) and wire type `t`. */
-const tag = (f: number, t: number) => (f << 3) | t;
-const VARINT = 0;
-const LEN = 2;
-
-// google.protobuf.Duration and Timestamp: int64 seconds = 1, int32 nanos = 2.
-function sizeSecondsNanos(_w: HotWire, m: Duration | Timestamp): number {
-  let n = 0;
-  if (m.seconds !== 0n) n += 1 + int64Size(m.seconds);
-  if (m.nanos !== 0) n += 1 + int32Size(m.nanos);
-  return n + unknownSize(m.$unknown);
-}
-function writeSecondsNanos(w: HotWire, m: Duration | Timestamp): void {
-  if (m.seconds !== 0n) {
-    w.varint(tag(1, VARINT));
-    w.int64(m.seconds);
-  }
-  if (m.nanos !== 0) {
-    w.varint(tag(2, VARINT));
-    w.int32(m.nanos);
-  }
-  w.unknown(m.$unknown);
-}
-
-/** A nested message field: tag, recorded length, body. */
-function sizeNested<T>(w: HotWire, m: T, size: (w: HotWire, m: T) => number): number {
-  const slot = w.open();
-  return 1 + w.close(slot, size(w, m));
-}
-function writeNested<T>(w: HotWire, t: number, m: T, write: (w: HotWire, m: T) => void): void {
-  w.varint(t);
-  w.len();
-  write(w, m);
-}
+import {
+  sizeCheckResponse,
+  sizeRateLimitResponse,
+  writeCheckResponse,
+  writeRateLimitResponse,
+} from "./hot-encoders-envoy.js";
+import {
+  HotWire,
+  int32Size,
+  LEN,
+  sizeNested,
+  sizeSecondsNanos,
+  tag,
+  uint32Size,
+  uint64Size,
+  unknownSize,
+  VARINT,
+  writeNested,
+  writeSecondsNanos,
+} from "./hot-wire.js";
 
 // tollgate.v1.Header: name = 1, value = 2.
 function sizeHeader(w: HotWire, m: Header): number {
@@ -356,6 +340,11 @@ export function createHotEncoders(): {
   const byType = new Map<string, HotEncoder>([
     ["tollgate.v1.AuthorizeResponse", encoder(wire, sizeAuthorize, writeAuthorize)],
     ["tollgate.v1.CheckRateLimitResponse", encoder(wire, sizeCheckRateLimit, writeCheckRateLimit)],
+    ["envoy.service.auth.v3.CheckResponse", encoder(wire, sizeCheckResponse, writeCheckResponse)],
+    [
+      "envoy.service.ratelimit.v3.RateLimitResponse",
+      encoder(wire, sizeRateLimitResponse, writeRateLimitResponse),
+    ],
   ]);
   return { forSchema: (desc) => byType.get(desc.typeName) };
 }

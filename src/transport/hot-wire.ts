@@ -12,6 +12,7 @@
  * never interleave.
  */
 import type { UnknownField } from "@bufbuild/protobuf";
+import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
 
 /** Strings longer than this are measured and written by Buffer (C++) rather than a JS loop. */
 const SHORT_STRING = 64;
@@ -221,6 +222,18 @@ export class HotWire {
     this.pos += this.buf.write(s, this.pos, len, "utf8");
   }
 
+  /** Writes a double, 8 bytes little-endian. */
+  double(v: number): void {
+    this.pos = this.buf.writeDoubleLE(v, this.pos);
+  }
+
+  /** Writes bytes with their length prefix. */
+  bytes(v: Uint8Array): void {
+    this.varint(v.length);
+    this.buf.set(v, this.pos);
+    this.pos += v.length;
+  }
+
   /** Writes unknown fields back as toBinary does. */
   unknown(unknown: readonly UnknownField[] | undefined): void {
     if (unknown === undefined) return;
@@ -230,4 +243,45 @@ export class HotWire {
       this.pos += u.data.length;
     }
   }
+}
+
+/** A tag byte: field number `f` (< 16) and wire type `t`. */
+export const tag = (f: number, t: number) => (f << 3) | t;
+export const VARINT = 0;
+export const LEN = 2;
+export const I64 = 1;
+
+// google.protobuf.Duration and Timestamp: int64 seconds = 1, int32 nanos = 2.
+export function sizeSecondsNanos(_w: HotWire, m: Duration | Timestamp): number {
+  let n = 0;
+  if (m.seconds !== 0n) n += 1 + int64Size(m.seconds);
+  if (m.nanos !== 0) n += 1 + int32Size(m.nanos);
+  return n + unknownSize(m.$unknown);
+}
+export function writeSecondsNanos(w: HotWire, m: Duration | Timestamp): void {
+  if (m.seconds !== 0n) {
+    w.varint(tag(1, VARINT));
+    w.int64(m.seconds);
+  }
+  if (m.nanos !== 0) {
+    w.varint(tag(2, VARINT));
+    w.int32(m.nanos);
+  }
+  w.unknown(m.$unknown);
+}
+
+/** A nested message field: tag, recorded length, body. */
+export function sizeNested<T>(w: HotWire, m: T, size: (w: HotWire, m: T) => number): number {
+  const slot = w.open();
+  return 1 + w.close(slot, size(w, m));
+}
+export function writeNested<T>(
+  w: HotWire,
+  t: number,
+  m: T,
+  write: (w: HotWire, m: T) => void,
+): void {
+  w.varint(t);
+  w.len();
+  write(w, m);
 }

@@ -9,6 +9,18 @@ import {
 import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import {
+  HeaderValueOption_HeaderAppendAction,
+  HeaderValueOptionSchema,
+} from "../../src/gen/envoy/config/core/v3/base_pb.js";
+import { CheckResponseSchema } from "../../src/gen/envoy/service/auth/v3/external_auth_pb.js";
+import {
+  RateLimitResponse_Code,
+  RateLimitResponse_DescriptorStatusSchema,
+  RateLimitResponse_RateLimit_Unit,
+  RateLimitResponseSchema,
+} from "../../src/gen/envoy/service/ratelimit/v3/rls_pb.js";
+import { StatusSchema } from "../../src/gen/google/rpc/status_pb.js";
 import { HeaderSchema, Reason } from "../../src/gen/tollgate/v1/common_pb.js";
 import { IdentitySchema } from "../../src/gen/tollgate/v1/key_pb.js";
 import {
@@ -26,7 +38,47 @@ import { createHotEncoders } from "../../src/transport/hot-encoders.js";
 import { messageArb } from "../fuzz/arbitraries.js";
 
 const encoders = createHotEncoders();
-const SCHEMAS: DescMessage[] = [AuthorizeResponseSchema, CheckRateLimitResponseSchema];
+const SCHEMAS: DescMessage[] = [
+  AuthorizeResponseSchema,
+  CheckRateLimitResponseSchema,
+  CheckResponseSchema,
+  RateLimitResponseSchema,
+];
+
+/** JSON for a google.protobuf.Struct field (protobuf-es holds it as a JsonObject). */
+const jsonObjectArb = fc.dictionary(
+  fc.oneof(fc.string({ maxLength: 8 }), fc.constantFrom("decision_id", "1", "é😀", "")),
+  fc.jsonValue({ maxDepth: 3 }),
+  { maxKeys: 4 },
+);
+
+/**
+ * A random message of `desc`. The descriptor-driven arbitrary knows neither
+ * Struct fields (JSON here) nor wrapper fields (a bare boolean here), so the
+ * Envoy messages' are replaced after the fact.
+ */
+function randomMessage(desc: DescMessage, maxDepth: number): fc.Arbitrary<Message> {
+  return fc
+    .tuple(
+      messageArb(desc, { secrets: ["tg_live_secret"], maxDepth }),
+      fc.array(fc.option(jsonObjectArb), { minLength: 8, maxLength: 8 }),
+      fc.array(fc.option(fc.boolean()), { minLength: 8, maxLength: 8 }),
+    )
+    .map(([m, jsons, bools]) => {
+      let j = 0;
+      let b = 0;
+      const fix = (v: unknown): void => {
+        if (typeof v !== "object" || v === null) return;
+        const o = v as Record<string, unknown>;
+        if ("dynamicMetadata" in o) o.dynamicMetadata = jsons[j++ % 8] ?? undefined;
+        if ("append" in o || o.$typeName === "envoy.config.core.v3.HeaderValueOption")
+          o.append = bools[b++ % 8] ?? undefined;
+        for (const [k, x] of Object.entries(o)) if (k !== "dynamicMetadata") fix(x);
+      };
+      fix(m);
+      return m;
+    });
+}
 
 function hand(desc: DescMessage, m: Message): Buffer {
   const enc = encoders.forSchema(desc);
@@ -80,12 +132,13 @@ describe("hand-written encoders of the hot responses", () => {
   it("has an encoder for exactly the hot responses", () => {
     for (const s of SCHEMAS) expect(encoders.forSchema(s)).toBeTypeOf("function");
     expect(encoders.forSchema(HeaderSchema)).toBeUndefined();
+    expect(encoders.forSchema(StatusSchema)).toBeUndefined();
   });
 
   for (const desc of SCHEMAS) {
     it(`writes the bytes toBinary writes for random ${desc.name}s, and they decode back`, () => {
       fc.assert(
-        fc.property(messageArb(desc, { secrets: ["tg_live_secret"], maxDepth: 4 }), (m) => {
+        fc.property(randomMessage(desc, 4), (m) => {
           expectSameBytes(desc, m);
           // A lone surrogate is written as U+FFFD (by toBinary too), so only
           // well-formed text reads back as it was.
@@ -100,7 +153,7 @@ describe("hand-written encoders of the hot responses", () => {
     it(`writes unknown fields back as toBinary does, for ${desc.name}`, () => {
       fc.assert(
         fc.property(
-          messageArb(desc, { secrets: ["x"], maxDepth: 3 }),
+          randomMessage(desc, 3),
           fc.array(fc.tuple(fc.integer({ min: 100, max: 2 ** 29 - 1 }), unknownArb), {
             maxLength: 2,
           }),
@@ -108,7 +161,9 @@ describe("hand-written encoders of the hot responses", () => {
             const unknown = extra.flatMap(([no, fields]) => fields.map((f) => ({ no, ...f })));
             if (unknown.length > 0) m.$unknown = unknown;
             // Also on a nested message, when there is one.
-            const nested = (m as { rateLimit?: Message; result?: Message }).rateLimit;
+            const nested =
+              (m as { rateLimit?: Message; status?: Message }).rateLimit ??
+              (m as { status?: Message }).status;
             if (nested && unknown.length > 0) nested.$unknown = unknown;
             expectSameBytes(desc, m);
           },
@@ -284,7 +339,76 @@ describe("hand-written encoders of the hot responses", () => {
       }),
     ],
     ["an empty message", CheckRateLimitResponseSchema, create(CheckRateLimitResponseSchema)],
+    [
+      "Envoy Check allowed",
+      CheckResponseSchema,
+      create(CheckResponseSchema, {
+        status: create(StatusSchema, { code: 0 }),
+        httpResponse: {
+          case: "okResponse",
+          value: {
+            headers: ["key-id", "owner", "tier"].map((h) => envoyOption(`x-tollgate-${h}`, "v")),
+            headersToRemove: ["x-api-key", "x-tollgate-environment"],
+            responseHeadersToAdd: [envoyOption("RateLimit", '"per-minute";r=99;t=1')],
+          },
+        },
+        dynamicMetadata: {
+          key_id: "key_01",
+          tier: "pro",
+          owner: "",
+          decision_id: "d",
+          endpoint: "x",
+        },
+      }),
+    ],
+    [
+      "Envoy Check denied",
+      CheckResponseSchema,
+      create(CheckResponseSchema, {
+        status: create(StatusSchema, { code: 16, message: "unknown API key" }),
+        httpResponse: {
+          case: "deniedResponse",
+          value: {
+            status: { code: 401 },
+            headers: [envoyOption("content-type", "application/json")],
+            body: JSON.stringify({
+              error: "UNKNOWN_KEY",
+              message: "unknown API key",
+              decision_id: "d",
+            }),
+          },
+        },
+      }),
+    ],
+    [
+      "Envoy ShouldRateLimit over limit",
+      RateLimitResponseSchema,
+      create(RateLimitResponseSchema, {
+        overallCode: RateLimitResponse_Code.OVER_LIMIT,
+        statuses: [
+          create(RateLimitResponse_DescriptorStatusSchema, { code: RateLimitResponse_Code.OK }),
+          create(RateLimitResponse_DescriptorStatusSchema, {
+            code: RateLimitResponse_Code.OVER_LIMIT,
+            currentLimit: {
+              name: "per-minute",
+              requestsPerUnit: 100,
+              unit: RateLimitResponse_RateLimit_Unit.MINUTE,
+            },
+            limitRemaining: 0,
+            durationUntilReset: durationFromMs(12_345),
+          }),
+        ],
+        responseHeadersToAdd: [{ key: "Retry-After", value: "13" }],
+        dynamicMetadata: { decision_id: "01JD2Y6Q8K3V5W7X9Z" },
+      }),
+    ],
   ];
+  function envoyOption(key: string, value: string) {
+    return create(HeaderValueOptionSchema, {
+      header: { key, value },
+      appendAction: HeaderValueOption_HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD,
+    });
+  }
   for (const [name, desc, m] of shapes) {
     it(`encodes the real shape "${name}" byte for byte`, () => {
       expectSameBytes(desc, m);
