@@ -245,19 +245,27 @@ export class HotWire {
   }
 }
 
-/** A tag byte: field number `f` (< 16) and wire type `t`. */
+/**
+ * A tag byte: field number `f` and wire type `t`. Every field the hand
+ * encoders write has a number below 16, so every tag is one byte (the size
+ * functions count it as 1).
+ */
 export const tag = (f: number, t: number) => (f << 3) | t;
+/** Wire type of varints (ints, enums, bools). */
 export const VARINT = 0;
+/** Wire type of length-delimited values (strings, bytes, messages). */
 export const LEN = 2;
+/** Wire type of 64-bit fixed values (doubles). */
 export const I64 = 1;
 
-// google.protobuf.Duration and Timestamp: int64 seconds = 1, int32 nanos = 2.
+/** Body size of a google.protobuf.Duration or Timestamp: int64 seconds = 1, int32 nanos = 2. */
 export function sizeSecondsNanos(_w: HotWire, m: Duration | Timestamp): number {
   let n = 0;
   if (m.seconds !== 0n) n += 1 + int64Size(m.seconds);
   if (m.nanos !== 0) n += 1 + int32Size(m.nanos);
   return n + unknownSize(m.$unknown);
 }
+/** Writes what sizeSecondsNanos sized. */
 export function writeSecondsNanos(w: HotWire, m: Duration | Timestamp): void {
   if (m.seconds !== 0n) {
     w.varint(tag(1, VARINT));
@@ -270,11 +278,12 @@ export function writeSecondsNanos(w: HotWire, m: Duration | Timestamp): void {
   w.unknown(m.$unknown);
 }
 
-/** A nested message field: tag, recorded length, body. */
+/** Size of a nested message field (one-byte tag, length, body); records the body's length. */
 export function sizeNested<T>(w: HotWire, m: T, size: (w: HotWire, m: T) => number): number {
   const slot = w.open();
   return 1 + w.close(slot, size(w, m));
 }
+/** Writes a nested message field: tag `t`, the recorded length, the body. */
 export function writeNested<T>(
   w: HotWire,
   t: number,
