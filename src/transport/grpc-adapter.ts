@@ -17,6 +17,7 @@ import * as grpc from "@grpc/grpc-js";
 import { StatusSchema } from "../gen/google/rpc/status_pb.js";
 import type { CallContext, Handlers } from "../services/call-context.js";
 import { type AnyStreamImpl, serveServerStream } from "./grpc-stream.js";
+import { createHotEncoders } from "./hot-encoders.js";
 
 type AnyImpl = (req: unknown, ctx: CallContext) => Promise<unknown>;
 
@@ -35,6 +36,7 @@ export function toGrpcService<S extends DescService>(
 ): { definition: grpc.ServiceDefinition; implementation: grpc.UntypedServiceImplementation } {
   const definition: Record<string, grpc.MethodDefinition<Buffer, unknown>> = {};
   const implementation: grpc.UntypedServiceImplementation = {};
+  const hot = createHotEncoders();
   for (const method of desc.methods) {
     if (method.methodKind === "server_streaming") {
       definition[method.localName] = {
@@ -89,7 +91,9 @@ export function toGrpcService<S extends DescService>(
       originalName: method.name,
       requestSerialize: (b: Buffer) => b,
       requestDeserialize: (b: Buffer) => b,
-      responseSerialize: (m: unknown) => Buffer.from(toBinary(output, m as never)),
+      // The hottest responses have hand encoders (hot-encoders.ts); byte-identical to toBinary.
+      responseSerialize:
+        hot.forSchema(output) ?? ((m: unknown) => Buffer.from(toBinary(output, m as never))),
       responseDeserialize: (b: Buffer) => fromBinary(output, b),
     };
     const fn = (impl as Record<string, AnyImpl>)[method.localName] as AnyImpl;
