@@ -191,10 +191,10 @@ function redisBackend(settings: Settings, deps: BackendDeps): Backend {
           client: redis,
           intervalMs: settings.redisPingIntervalMs,
           timeoutMs: settings.breakerTimeoutMs,
-          onChange: (healthy) => {
-            guard.setHealthy(healthy);
-            eventsGuard.setHealthy(healthy);
-          },
+          // The decision path only: background writes may wait out their
+          // budget, and their own breaker opens on their own failures (its
+          // alert means "background writes failing", not "Redis paused").
+          onChange: (healthy) => guard.setHealthy(healthy),
         });
   const bulkGuard = guardOf("redis_bulk", settings.redisBulkTimeoutMs);
   const bulk = new BulkRedis(redis, names, settings.redisBulkTimeoutMs);
