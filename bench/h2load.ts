@@ -64,6 +64,16 @@ export function h2load(o: LoadOptions): Promise<LoadResult> {
     ...(o.rps !== undefined ? ["--rps", String(Math.max(1, Math.round(o.rps)))] : []),
     o.url,
   ];
+  return runH2load(args, o.durationS)
+    .then((out) => parse(out, o.logFile))
+    .finally(() => rmSync(o.logFile, { force: true }));
+}
+
+/**
+ * Runs h2load with `args`, resolving to its output (stdout + stderr); rejects
+ * if it fails or outlives `durationS` + 20 s (then it is SIGKILLed).
+ */
+export function runH2load(args: string[], durationS: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn("h2load", args, { stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
@@ -73,20 +83,11 @@ export function h2load(o: LoadOptions): Promise<LoadResult> {
     child.stderr.on("data", (b: Buffer) => {
       out += b.toString();
     });
-    const timer = setTimeout(() => child.kill("SIGKILL"), (o.durationS + 20) * 1000);
+    const timer = setTimeout(() => child.kill("SIGKILL"), (durationS + 20) * 1000);
     child.once("exit", (code, signal) => {
       clearTimeout(timer);
-      if (code !== 0) {
-        reject(new Error(`h2load ${args.join(" ")} failed (${code ?? signal}):\n${out}`));
-        return;
-      }
-      try {
-        resolve(parse(out, o.logFile));
-      } catch (err) {
-        reject(err);
-      } finally {
-        rmSync(o.logFile, { force: true });
-      }
+      if (code === 0) resolve(out);
+      else reject(new Error(`h2load ${args.join(" ")} failed (${code ?? signal}):\n${out}`));
     });
   });
 }

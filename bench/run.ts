@@ -548,34 +548,45 @@ async function main(): Promise<void> {
     // The cost of tracing when on: a second Tollgate (same Redis, same keys)
     // exporting a span for every request (no traceparent, sampled at 1) to an
     // OTLP/HTTP receiver that discards them.
+    /**
+     * A variant Tollgate (same Redis, same keys, `env` on top) whose gRPC
+     * rows for `workloads` are named `<workload>, <suffix>`.
+     */
+    const variant = async (suffix: string, env: Record<string, string>, workloads: string[]) => {
+      const t: BenchTollgate = await startTollgate(
+        { ...tollgateEnv, ...env },
+        [],
+        undefined,
+        logFile(suffix.replaceAll(" ", "-")),
+      );
+      procs.push(t);
+      for (const w of tollgateWorkloads(secret, keyId, oneLimitKeyId)) {
+        if (!workloads.includes(w.name)) continue;
+        add(
+          `${w.name}, ${suffix}`,
+          "gRPC",
+          `http://127.0.0.1:${t.port}`,
+          w,
+          t,
+          true,
+          "grpc-js echo",
+        );
+      }
+      return t;
+    };
     sink = await startOtlpSink();
-    const traced: BenchTollgate = await startTollgate(
-      { ...tollgateEnv, TOLLGATE_OTLP_TRACES_URL: `http://127.0.0.1:${sink.port}/v1/traces` },
-      [],
-      undefined,
-      logFile("traced"),
+    const traced = await variant(
+      "traced",
+      { TOLLGATE_OTLP_TRACES_URL: `http://127.0.0.1:${sink.port}/v1/traces` },
+      ["Authorize (cached key)", "CheckRateLimit (2 limits)"],
     );
-    procs.push(traced);
-    for (const w of tollgateWorkloads(secret, keyId, oneLimitKeyId)) {
-      if (w.name !== "Authorize (cached key)" && w.name !== "CheckRateLimit (2 limits)") continue;
-      const base = `http://127.0.0.1:${traced.port}`;
-      add(`${w.name}, traced`, "gRPC", base, w, traced, true, "grpc-js echo");
-    }
     // The cost of an access line per decision (TOLLGATE_ACCESS_LOG=all; the
-    // default logs denials and 1 % of allowed decisions): a third Tollgate,
-    // its log to a file as a container runtime would take it.
-    const logsAll: BenchTollgate = await startTollgate(
-      { ...tollgateEnv, TOLLGATE_ACCESS_LOG: "all" },
-      [],
-      undefined,
-      logFile("access-log-all"),
-    );
-    procs.push(logsAll);
-    for (const w of tollgateWorkloads(secret, keyId, oneLimitKeyId)) {
-      if (w.name !== "Authorize (cached key)" && w.name !== "CheckRateLimit (1 limit)") continue;
-      const base = `http://127.0.0.1:${logsAll.port}`;
-      add(`${w.name}, access log all`, "gRPC", base, w, logsAll, true, "grpc-js echo");
-    }
+    // default logs denials and 1 % of allowed decisions), its log to a file
+    // as a container runtime would take it.
+    const logsAll = await variant("access log all", { TOLLGATE_ACCESS_LOG: "all" }, [
+      "Authorize (cached key)",
+      "CheckRateLimit (1 limit)",
+    ]);
     const tollgates: Started[] = [tollgate, traced, logsAll];
     // --ab: the same workloads on a Tollgate built from another commit, each
     // row compared with this build's, alternating like every contender.

@@ -8,9 +8,10 @@
  * per-round ratios. The target (≥ 1.5) assumes cores to spare: on a 2-core
  * machine h2load and Redis take their share of the same two cores.
  */
-import { execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { runH2load } from "./h2load.js";
 import type { Workload } from "./messages.js";
 import { type BenchTollgate, procStats, startTollgate } from "./processes.js";
 import type { Row } from "./report.js";
@@ -122,33 +123,13 @@ async function run(t: BenchTollgate, bodyFile: string, o: WorkersBenchOptions): 
   );
   const cpu0 = treeCpuSeconds(t.pid);
   const t0 = process.hrtime.bigint();
-  const out = await h2loadOutput([...common, "-D", String(o.durationS), ...headers, url], o);
+  const out = await runH2load([...common, "-D", String(o.durationS), ...headers, url], o.durationS);
   const wall = Number(process.hrtime.bigint() - t0) / 1e9;
   const cpu1 = treeCpuSeconds(t.pid);
   const rps = Number(/finished in [\d.]+\w+, ([\d.]+) req\/s/.exec(out)?.[1]);
   const req = /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded/.exec(out);
   if (!req || Number.isNaN(rps)) throw new Error(`unexpected h2load output:\n${out}`);
   return { rps, failed: Number(req[3]) - Number(req[4]), cpuPct: ((cpu1 - cpu0) / wall) * 100 };
-}
-
-/** Runs h2load, resolving to its output; rejects if it fails or outlives duration + 20 s. */
-function h2loadOutput(args: string[], o: WorkersBenchOptions): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn("h2load", args, { stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    child.stdout.on("data", (b: Buffer) => {
-      out += b.toString();
-    });
-    child.stderr.on("data", (b: Buffer) => {
-      out += b.toString();
-    });
-    const timer = setTimeout(() => child.kill("SIGKILL"), (o.durationS + 20) * 1000);
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      if (code === 0) resolve(out);
-      else reject(new Error(`h2load ${args.join(" ")} failed (${code}):\n${out}`));
-    });
-  });
 }
 
 /** CPU seconds of `pid` and its children (a primary and its workers). */

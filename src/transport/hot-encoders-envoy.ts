@@ -125,14 +125,8 @@ function sizeHeaderValue(w: HotWire, m: HeaderValue): number {
   return n + unknownSize(m.$unknown);
 }
 function writeHeaderValue(w: HotWire, m: HeaderValue): void {
-  if (m.key !== "") {
-    w.varint(tag(1, LEN));
-    w.string(m.key);
-  }
-  if (m.value !== "") {
-    w.varint(tag(2, LEN));
-    w.string(m.value);
-  }
+  w.strField(tag(1, LEN), m.key);
+  w.strField(tag(2, LEN), m.value);
   if (m.rawValue.length > 0) {
     w.varint(tag(3, LEN));
     w.bytes(m.rawValue);
@@ -165,10 +159,7 @@ function writeOption(w: HotWire, m: HeaderValueOption): void {
     w.varint(tag(3, VARINT));
     w.int32(m.appendAction);
   }
-  if (m.keepEmptyValue) {
-    w.varint(tag(4, VARINT));
-    w.bool(true);
-  }
+  w.trueField(tag(4, VARINT), m.keepEmptyValue);
   w.unknown(m.$unknown);
 }
 
@@ -180,14 +171,8 @@ function sizeQuery(w: HotWire, m: QueryParameter): number {
   return n + unknownSize(m.$unknown);
 }
 function writeQuery(w: HotWire, m: QueryParameter): void {
-  if (m.key !== "") {
-    w.varint(tag(1, LEN));
-    w.string(m.key);
-  }
-  if (m.value !== "") {
-    w.varint(tag(2, LEN));
-    w.string(m.value);
-  }
+  w.strField(tag(1, LEN), m.key);
+  w.strField(tag(2, LEN), m.value);
   w.unknown(m.$unknown);
 }
 
@@ -210,17 +195,11 @@ function writeStatus(w: HotWire, m: Status): void {
     w.varint(tag(1, VARINT));
     w.int32(m.code);
   }
-  if (m.message !== "") {
-    w.varint(tag(2, LEN));
-    w.string(m.message);
-  }
+  w.strField(tag(2, LEN), m.message);
   for (const a of m.details) {
     w.varint(tag(3, LEN));
     w.len();
-    if (a.typeUrl !== "") {
-      w.varint(tag(1, LEN));
-      w.string(a.typeUrl);
-    }
+    w.strField(tag(1, LEN), a.typeUrl);
     if (a.value.length > 0) {
       w.varint(tag(2, LEN));
       w.bytes(a.value);
@@ -253,10 +232,7 @@ function sizeDenied(w: HotWire, m: DeniedHttpResponse): number {
 function writeDenied(w: HotWire, m: DeniedHttpResponse): void {
   if (m.status !== undefined) writeNested(w, tag(1, LEN), m.status, writeHttpStatus);
   for (const h of m.headers) writeNested(w, tag(2, LEN), h, writeOption);
-  if (m.body !== "") {
-    w.varint(tag(3, LEN));
-    w.string(m.body);
-  }
+  w.strField(tag(3, LEN), m.body);
   w.unknown(m.$unknown);
 }
 
@@ -328,10 +304,7 @@ function writeRate(w: HotWire, m: RateLimitResponse_RateLimit): void {
     w.varint(tag(2, VARINT));
     w.int32(m.unit);
   }
-  if (m.name !== "") {
-    w.varint(tag(3, LEN));
-    w.string(m.name);
-  }
+  w.strField(tag(3, LEN), m.name);
   w.unknown(m.$unknown);
 }
 
@@ -351,10 +324,7 @@ function writeQuota(w: HotWire, m: RateLimitResponse_Quota): void {
   }
   if (m.expirationSpecifier.case === "validUntil")
     writeNested(w, tag(2, LEN), m.expirationSpecifier.value as Timestamp, writeSecondsNanos);
-  if (m.id !== "") {
-    w.varint(tag(3, LEN));
-    w.string(m.id);
-  }
+  w.strField(tag(3, LEN), m.id);
   w.unknown(m.$unknown);
 }
 

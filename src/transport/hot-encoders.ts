@@ -49,14 +49,8 @@ function sizeHeader(w: HotWire, m: Header): number {
   return n + unknownSize(m.$unknown);
 }
 function writeHeader(w: HotWire, m: Header): void {
-  if (m.name !== "") {
-    w.varint(tag(1, LEN));
-    w.string(m.name);
-  }
-  if (m.value !== "") {
-    w.varint(tag(2, LEN));
-    w.string(m.value);
-  }
+  w.strField(tag(1, LEN), m.name);
+  w.strField(tag(2, LEN), m.value);
   w.unknown(m.$unknown);
 }
 
@@ -78,18 +72,9 @@ function sizeIdentity(w: HotWire, m: Identity): number {
   return n + unknownSize(m.$unknown);
 }
 function writeIdentity(w: HotWire, m: Identity): void {
-  if (m.keyId !== "") {
-    w.varint(tag(1, LEN));
-    w.string(m.keyId);
-  }
-  if (m.owner !== "") {
-    w.varint(tag(2, LEN));
-    w.string(m.owner);
-  }
-  if (m.tier !== "") {
-    w.varint(tag(3, LEN));
-    w.string(m.tier);
-  }
+  w.strField(tag(1, LEN), m.keyId);
+  w.strField(tag(2, LEN), m.owner);
+  w.strField(tag(3, LEN), m.tier);
   for (const s of m.scopes) {
     w.varint(tag(4, LEN));
     w.string(s);
@@ -102,10 +87,7 @@ function writeIdentity(w: HotWire, m: Identity): void {
     w.varint(tag(2, LEN));
     w.string(m.metadata[k] as string);
   }
-  if (m.environment !== "") {
-    w.varint(tag(6, LEN));
-    w.string(m.environment);
-  }
+  w.strField(tag(6, LEN), m.environment);
   w.unknown(m.$unknown);
 }
 
@@ -121,20 +103,11 @@ function sizeHints(w: HotWire, m: KeyHints): number {
   return n + unknownSize(m.$unknown);
 }
 function writeHints(w: HotWire, m: KeyHints): void {
-  if (m.expiresSoon) {
-    w.varint(tag(1, VARINT));
-    w.bool(true);
-  }
+  w.trueField(tag(1, VARINT), m.expiresSoon);
   if (m.expireTime !== undefined) writeNested(w, tag(2, LEN), m.expireTime, writeSecondsNanos);
-  if (m.inGracePeriod) {
-    w.varint(tag(3, VARINT));
-    w.bool(true);
-  }
+  w.trueField(tag(3, VARINT), m.inGracePeriod);
   if (m.graceEndTime !== undefined) writeNested(w, tag(4, LEN), m.graceEndTime, writeSecondsNanos);
-  if (m.rotationDue) {
-    w.varint(tag(5, VARINT));
-    w.bool(true);
-  }
+  w.trueField(tag(5, VARINT), m.rotationDue);
   w.unknown(m.$unknown);
 }
 
@@ -154,10 +127,7 @@ function sizeLimitStatus(w: HotWire, m: LimitStatus): number {
   return n + unknownSize(m.$unknown);
 }
 function writeLimitStatus(w: HotWire, m: LimitStatus): void {
-  if (m.name !== "") {
-    w.varint(tag(1, LEN));
-    w.string(m.name);
-  }
+  w.strField(tag(1, LEN), m.name);
   if (m.by !== 0) {
     w.varint(tag(2, VARINT));
     w.int32(m.by);
@@ -176,14 +146,8 @@ function writeLimitStatus(w: HotWire, m: LimitStatus): void {
   }
   if (m.reset !== undefined) writeNested(w, tag(6, LEN), m.reset, writeSecondsNanos);
   if (m.window !== undefined) writeNested(w, tag(7, LEN), m.window, writeSecondsNanos);
-  if (m.shadow) {
-    w.varint(tag(8, VARINT));
-    w.bool(true);
-  }
-  if (m.exceeded) {
-    w.varint(tag(9, VARINT));
-    w.bool(true);
-  }
+  w.trueField(tag(8, VARINT), m.shadow);
+  w.trueField(tag(9, VARINT), m.exceeded);
   w.unknown(m.$unknown);
 }
 
@@ -199,10 +163,7 @@ function sizeRateLimitResult(w: HotWire, m: RateLimitResult): number {
   return n + unknownSize(m.$unknown);
 }
 function writeRateLimitResult(w: HotWire, m: RateLimitResult): void {
-  if (m.allowed) {
-    w.varint(tag(1, VARINT));
-    w.bool(true);
-  }
+  w.trueField(tag(1, VARINT), m.allowed);
   if (m.deciding !== undefined) writeNested(w, tag(2, LEN), m.deciding, writeLimitStatus);
   for (const l of m.limits) writeNested(w, tag(3, LEN), l, writeLimitStatus);
   if (m.retryAfter !== undefined) writeNested(w, tag(4, LEN), m.retryAfter, writeSecondsNanos);
@@ -230,10 +191,7 @@ function sizeAuthorize(w: HotWire, m: AuthorizeResponse): number {
   return n + unknownSize(m.$unknown);
 }
 function writeAuthorize(w: HotWire, m: AuthorizeResponse): void {
-  if (m.allowed) {
-    w.varint(tag(1, VARINT));
-    w.bool(true);
-  }
+  w.trueField(tag(1, VARINT), m.allowed);
   if (m.reason !== 0) {
     w.varint(tag(2, VARINT));
     w.int32(m.reason);
@@ -244,28 +202,16 @@ function writeAuthorize(w: HotWire, m: AuthorizeResponse): void {
   }
   if (m.identity !== undefined) writeNested(w, tag(4, LEN), m.identity, writeIdentity);
   for (const h of m.responseHeaders) writeNested(w, tag(5, LEN), h, writeHeader);
-  if (m.decisionId !== "") {
-    w.varint(tag(6, LEN));
-    w.string(m.decisionId);
-  }
+  w.strField(tag(6, LEN), m.decisionId);
   if (m.hints !== undefined) writeNested(w, tag(7, LEN), m.hints, writeHints);
-  if (m.message !== "") {
-    w.varint(tag(8, LEN));
-    w.string(m.message);
-  }
-  if (m.endpoint !== "") {
-    w.varint(tag(9, LEN));
-    w.string(m.endpoint);
-  }
+  w.strField(tag(8, LEN), m.message);
+  w.strField(tag(9, LEN), m.endpoint);
   for (const s of m.missingScopes) {
     w.varint(tag(10, LEN));
     w.string(s);
   }
   if (m.rateLimit !== undefined) writeNested(w, tag(11, LEN), m.rateLimit, writeRateLimitResult);
-  if (m.decidedLocally) {
-    w.varint(tag(12, VARINT));
-    w.bool(true);
-  }
+  w.trueField(tag(12, VARINT), m.decidedLocally);
   w.unknown(m.$unknown);
 }
 
@@ -283,28 +229,19 @@ function sizeCheckRateLimit(w: HotWire, m: CheckRateLimitResponse): number {
   return n + unknownSize(m.$unknown);
 }
 function writeCheckRateLimit(w: HotWire, m: CheckRateLimitResponse): void {
-  if (m.allowed) {
-    w.varint(tag(1, VARINT));
-    w.bool(true);
-  }
+  w.trueField(tag(1, VARINT), m.allowed);
   if (m.reason !== 0) {
     w.varint(tag(2, VARINT));
     w.int32(m.reason);
   }
   if (m.result !== undefined) writeNested(w, tag(3, LEN), m.result, writeRateLimitResult);
   for (const h of m.responseHeaders) writeNested(w, tag(4, LEN), h, writeHeader);
-  if (m.decisionId !== "") {
-    w.varint(tag(5, LEN));
-    w.string(m.decisionId);
-  }
+  w.strField(tag(5, LEN), m.decisionId);
   if (m.httpStatus !== 0) {
     w.varint(tag(6, VARINT));
     w.varint(m.httpStatus);
   }
-  if (m.decidedLocally) {
-    w.varint(tag(7, VARINT));
-    w.bool(true);
-  }
+  w.trueField(tag(7, VARINT), m.decidedLocally);
   w.unknown(m.$unknown);
 }
 

@@ -222,6 +222,24 @@ export class HotWire {
     this.pos += this.buf.write(s, this.pos, len, "utf8");
   }
 
+  /**
+   * Writes a singular string field (tag, then the string) unless it is "",
+   * proto3's default, which is never written. Not for repeated strings: an
+   * empty element there is written.
+   */
+  strField(t: number, s: string): void {
+    if (s === "") return;
+    this.varint(t);
+    this.string(s);
+  }
+
+  /** Writes a singular bool field when true (false, the default, is never written). */
+  trueField(t: number, v: boolean): void {
+    if (!v) return;
+    this.varint(t);
+    this.buf[this.pos++] = 1;
+  }
+
   /** Writes a double, 8 bytes little-endian. */
   double(v: number): void {
     this.pos = this.buf.writeDoubleLE(v, this.pos);
