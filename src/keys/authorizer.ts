@@ -149,6 +149,9 @@ export class Authorizer {
     deadline?: number,
   ): Promise<{ record: KeyRecord | null; local: boolean }> {
     try {
+      // A cached answer needs no store call, so no deadline timer.
+      const hit = deadline === undefined ? undefined : this.o.lookup.cachedById(id);
+      if (hit) return { record: hit.record, local: false };
       const record = await beforeDeadline(this.o.lookup.findById(id), deadline, "keys.get");
       return { record, local: false };
     } catch (err) {
@@ -166,6 +169,8 @@ export class Authorizer {
     deadline: number | undefined,
   ): Promise<{ record: KeyRecord | null; local: boolean }> {
     try {
+      const hit = deadline === undefined ? undefined : this.o.lookup.cached(digest);
+      if (hit) return { record: hit.record, local: false };
       const record = await beforeDeadline(this.o.lookup.find(digest), deadline, "keys.find");
       return { record, local: false };
     } catch (err) {

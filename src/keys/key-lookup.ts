@@ -30,11 +30,8 @@ export class KeyLookup {
 
   /** The key record for `digest`, or null if unknown. Throws if the store fails. */
   async find(digest: string): Promise<KeyRecord | null> {
-    const cached = this.cache.get(digest);
-    if (cached) {
-      this.onLookup("hit");
-      return cached.record;
-    }
+    const cached = this.cached(digest);
+    if (cached) return cached.record;
     this.onLookup("miss");
     let p = this.inflight.get(digest);
     if (!p) {
@@ -53,16 +50,29 @@ export class KeyLookup {
    */
   async findById(id: string): Promise<KeyRecord | null> {
     const cacheKey = `id:${id}`;
-    const cached = this.cache.get(cacheKey);
-    if (cached) {
-      this.onLookup("hit");
-      return cached.record;
-    }
+    const cached = this.cached(cacheKey);
+    if (cached) return cached.record;
     this.onLookup("miss");
     const epoch = this.epoch;
     const record = (await this.store.get(id)) ?? null;
     if (epoch === this.epoch) this.cache.set(cacheKey, record, this.clock.now());
     return record;
+  }
+
+  /**
+   * The cached lookup of a digest (or of a cache key `id:<key id>`), counted as a hit;
+   * undefined on a miss (not counted: find / findById count it). Lets a
+   * caller with a deadline skip arming a timer when no store call is needed.
+   */
+  cached(cacheKey: string): { record: KeyRecord | null } | undefined {
+    const cached = this.cache.get(cacheKey);
+    if (cached) this.onLookup("hit");
+    return cached;
+  }
+
+  /** As `cached`, by key id. */
+  cachedById(id: string): { record: KeyRecord | null } | undefined {
+    return this.cached(`id:${id}`);
   }
 
   /**
