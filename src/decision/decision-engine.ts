@@ -268,6 +268,7 @@ export class DecisionEngine {
       subject: f.subject,
       endpoint: f.endpoint,
       cost: f.cost,
+      ...(record?.credits && { credits: record.credits }),
     };
     let plan: RatePlan | undefined;
     if (f.applyLimits) {
@@ -294,6 +295,22 @@ export class DecisionEngine {
     };
     if (r.reason === "BLOCKED")
       return this.blocked(charged, r.blockedUntil ?? this.o.clock.now(), r);
+    if (r.reason === "CREDITS_EXHAUSTED") {
+      // 402, not 429: a 429 says "wait and retry", and for an empty balance
+      // waiting helps only until the next refill (Retry-After says when, if
+      // one will cover the cost); otherwise the caller must buy or be given
+      // credits. Clients that back off on 429 would retry in vain.
+      return {
+        ...charged,
+        kind: "denied",
+        reason: "CREDITS_EXHAUSTED",
+        httpStatus: 402,
+        error: "credits_exhausted",
+        message: LIMIT_MESSAGES.CREDITS_EXHAUSTED,
+        missingScopes: [],
+        headers: r.headers,
+      };
+    }
     return {
       ...charged,
       kind: "denied",

@@ -1,3 +1,5 @@
+import type { CreditPlan } from "../policy/policy.js";
+
 /** Lifecycle state of a stored key. */
 export type KeyState = "active" | "revoked";
 
@@ -32,6 +34,8 @@ export interface KeyRecord {
   graceEndsAt?: number;
   /** For a key imported by a foreign digest: the start its secrets share (kept after it moved to HMAC). */
   foreignPrefix?: string;
+  /** The key's own credit plan (wins over its tier's); its balance lives in the rate-limit store. */
+  credits?: CreditPlan;
   /** Incremented on every change; used for compare-and-set. */
   version: number;
 }

@@ -82,6 +82,18 @@ export function creditLimit(plan: CreditPlan): Limit {
   };
 }
 
+/**
+ * The credit plan of a key: its own, else its tier's (the default tier's
+ * when its tier left the policy, as for limits), else none.
+ */
+export function creditPlanFor(
+  policy: Policy,
+  tier: string,
+  own: CreditPlan | undefined,
+): CreditPlan | undefined {
+  return own ?? (policy.tiers.get(tier) ?? policy.tiers.get(policy.defaultTier))?.credits;
+}
+
 /** Blocking settings, compiled. */
 export interface Blocking {
   by: ReadonlySet<"key" | "ip" | "subject">;
