@@ -317,8 +317,17 @@ function creditsOf(s: LimitState, own: boolean, now: number): CreditsState {
     plan,
     own,
     balance: s.outcome.remaining,
-    ...(plan.refill !== "none" && { nextRefillAt: now + s.outcome.resetMs }),
+    ...(plan.refill !== "none" && { nextRefillAt: refillTime(now, s.outcome.resetMs) }),
   };
+}
+
+/**
+ * When a refill due in `resetMs` (the store's clock) happens, on this
+ * process's clock: refills fall on whole seconds (00:00 UTC), so rounding to
+ * the second drops the few ms between the two clocks and the call.
+ */
+export function refillTime(now: number, resetMs: number): number {
+  return Math.round((now + resetMs) / 1000) * 1000;
 }
 
 /** Retry-After in whole seconds for a wait of `ms`: at least 1, rounded up. */

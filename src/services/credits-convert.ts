@@ -16,7 +16,7 @@ import {
 import type { KeyRecord } from "../keys/key-record.js";
 import { type CreditPlan, creditLimit, creditPlanFor } from "../policy/policy.js";
 import type { CreditChange } from "../ratelimit/rate-limit-store.js";
-import type { CreditsState } from "../ratelimit/rate-limiter.js";
+import { type CreditsState, refillTime } from "../ratelimit/rate-limiter.js";
 import { subjectTag } from "../subjects/subject-tag.js";
 import { INPUT_BOUNDS as B } from "../util/input-bounds.js";
 import { creditPlanToProto, ts } from "./convert.js";
@@ -125,6 +125,6 @@ export async function readKeyCredits(
     plan: found.plan,
     own: r.credits !== undefined,
     balance: o.remaining,
-    ...(found.plan.refill !== "none" && { nextRefillAt: d.clock.now() + o.resetMs }),
+    ...(found.plan.refill !== "none" && { nextRefillAt: refillTime(d.clock.now(), o.resetMs) }),
   };
 }

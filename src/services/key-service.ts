@@ -27,6 +27,7 @@ import {
 } from "../gen/tollgate/v1/key_service_pb.js";
 import type { KeyChangeError, KeyPatch } from "../keys/key-manager.js";
 import type { KeyRecord } from "../keys/key-record.js";
+import { refillTime } from "../ratelimit/rate-limiter.js";
 import { normaliseIp } from "../subjects/ip-address.js";
 import { subjectTag } from "../subjects/subject-tag.js";
 import { INPUT_BOUNDS, INPUT_PATTERNS } from "../util/input-bounds.js";
@@ -199,7 +200,9 @@ export function createKeyService(d: ServiceDeps): KeyServiceUnaryHandlers {
           plan: found.plan,
           own: r.credits !== undefined,
           balance: after.balance,
-          ...(found.plan.refill !== "none" && { nextRefillAt: d.clock.now() + after.resetMs }),
+          ...(found.plan.refill !== "none" && {
+            nextRefillAt: refillTime(d.clock.now(), after.resetMs),
+          }),
         });
       } else if (paths.includes("credits")) {
         const credits = await readKeyCredits(d, r);
