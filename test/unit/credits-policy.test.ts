@@ -3,6 +3,7 @@
  * strictly (each error names its field), shown by check-config's table, and
  * the refill arithmetic the stores share (calendar-window.ts).
  */
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { formatPolicy } from "../../src/cli/check-config-command.js";
 import { PolicyError, parsePolicy } from "../../src/policy/policy.js";
@@ -69,6 +70,20 @@ describe("policy credits", () => {
     const plain = parsePolicy("version: 1\ndefault_tier: t\ntiers:\n  t: {}\n", "x");
     expect(policyTable(plain).tiers).toEqual([{ name: "t", description: "" }]);
     expect(policyVersion(p)).not.toBe(policyVersion(policy("{ amount: 1000 }")));
+  });
+});
+
+describe("README ### Credits", () => {
+  it("its policy example loads, with the plans it describes", () => {
+    const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
+    const at = readme.indexOf("### Credits");
+    expect(at).toBeGreaterThan(readme.indexOf("## Plans: credits, overrides"));
+    expect(at).toBeLessThan(readme.indexOf("\n## Policy\n"));
+    const yaml = /```yaml\n([\s\S]*?)```/.exec(readme.slice(at))?.[1] ?? "";
+    const p = parsePolicy(yaml, "README");
+    expect(p.tiers.get("starter")?.credits).toMatchObject({ refill: "monthly", mode: "replace" });
+    expect(p.tiers.get("growth")?.credits).toMatchObject({ mode: "add", cap: 10_000 });
+    expect(p.tiers.get("prepaid")?.credits).toMatchObject({ amount: 50_000, refill: "none" });
   });
 });
 
