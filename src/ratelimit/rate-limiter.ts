@@ -160,6 +160,30 @@ export class RateLimiter {
     return input.keyId ? creditPlanFor(policy, input.tier, input.credits) : undefined;
   }
 
+  /**
+   * The credits item of a key (its own plan, else its tier's, in the current
+   * policy), or undefined when no plan applies. For doors that name their
+   * limits themselves (Envoy ShouldRateLimit).
+   */
+  creditsItem(key: { id: string; tier: string; credits?: CreditPlan }): LimitItem | undefined {
+    const plan = creditPlanFor(this.o.policy(), key.tier, key.credits);
+    return plan && { tag: subjectTag("key", key.id), limit: this.creditLimit(plan) };
+  }
+
+  /** A decision's credits state from the outcome of a credits item (see creditsItem). */
+  creditsState(
+    item: LimitItem,
+    outcome: LimitOutcome,
+    own: CreditPlan | undefined,
+  ): CreditsState | undefined {
+    if (item.limit.kind !== "credits") return undefined;
+    return creditsOf(
+      { limit: item.limit, outcome },
+      item.limit.credits === own,
+      this.o.clock.now(),
+    );
+  }
+
   /** The limit item standing for `plan` (one object per plan). */
   creditLimit(plan: CreditPlan): Limit {
     let l = this.creditLimits.get(plan);

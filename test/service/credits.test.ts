@@ -10,6 +10,7 @@ import { create } from "@bufbuild/protobuf";
 import { type Timestamp, timestampMs } from "@bufbuild/protobuf/wkt";
 import { afterEach, describe, expect, it } from "vitest";
 import { CheckRequestSchema } from "../../src/gen/envoy/service/auth/v3/external_auth_pb.js";
+import { RateLimitResponse_Code } from "../../src/gen/envoy/service/ratelimit/v3/rls_pb.js";
 import { Reason } from "../../src/gen/tollgate/v1/common_pb.js";
 import { CreditRefill, CreditRefillMode } from "../../src/gen/tollgate/v1/credits_pb.js";
 import { EventType } from "../../src/gen/tollgate/v1/event_pb.js";
@@ -27,6 +28,11 @@ tiers:
     credits: { amount: 3, refill: daily }
 endpoints:
   - { name: report, path: /v1/reports, cost: 2 }
+envoy_ratelimit:
+  - domain: edge
+    descriptors:
+      - key: remote_address
+        rate_limit: { unit: minute, requests_per_unit: 100 }
 `;
 
 const DAY = 86_400_000;
@@ -133,6 +139,42 @@ describe("credits through the API", () => {
     const one = await h.tollgate.checkRateLimit({ keyId: id, cost: 1 });
     expect(one.allowed).toBe(true);
     expect(one.credits?.balance).toBe(0n);
+  });
+
+  it("Envoy ShouldRateLimit spends the credits of the key a descriptor names: OVER_LIMIT when empty", async () => {
+    const { h, mint } = await setUp();
+    const { id } = await mint();
+    const request = (hits = 1) => ({
+      domain: "edge",
+      hitsAddend: hits,
+      descriptors: [
+        { entries: [{ key: "remote_address", value: "192.0.2.7" }] },
+        { entries: [{ key: "tollgate_key_id", value: id }] },
+      ],
+    });
+    const ok = await h.envoyRateLimit.shouldRateLimit(request(2));
+    expect(ok.overallCode).toBe(RateLimitResponse_Code.OK);
+    expect(ok.statuses.map((s) => [s.code, s.currentLimit?.name, s.limitRemaining])).toEqual([
+      [RateLimitResponse_Code.OK, "edge.remote_address", 98],
+      [RateLimitResponse_Code.OK, "credits", 1],
+    ]);
+    const over = await h.envoyRateLimit.shouldRateLimit(request(2));
+    expect(over.overallCode).toBe(RateLimitResponse_Code.OVER_LIMIT);
+    expect(over.statuses.map((s) => s.code)).toEqual([
+      RateLimitResponse_Code.OK,
+      RateLimitResponse_Code.OVER_LIMIT,
+    ]);
+    // All or none: the address limit was not charged by the refused request.
+    expect(over.statuses[0]?.limitRemaining).toBe(98);
+    const headers = Object.fromEntries(over.responseHeadersToAdd.map((x) => [x.key, x.value]));
+    expect(headers["retry-after"]).toBe(String(14 * 3600));
+    expect(headers.ratelimit).toContain('"credits";r=1');
+    // An id that names no key spends no credits (ext_authz refuses unknown keys first).
+    const stranger = await h.envoyRateLimit.shouldRateLimit({
+      domain: "edge",
+      descriptors: [{ entries: [{ key: "tollgate_key_id", value: "key_0000000000000000" }] }],
+    });
+    expect(stranger.overallCode).toBe(RateLimitResponse_Code.OK);
   });
 
   it("a key's own plan wins over its tier's; without refill a 402 has no Retry-After", async () => {
