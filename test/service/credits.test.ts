@@ -6,6 +6,8 @@
  * RateLimit headers, top-up and set through UpdateKey (audited), and
  * INVALID_ARGUMENT naming each bad field. Memory store on a manual clock.
  */
+
+import { randomBytes } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import { type Timestamp, timestampMs } from "@bufbuild/protobuf/wkt";
 import { afterEach, describe, expect, it } from "vitest";
@@ -14,6 +16,7 @@ import { RateLimitResponse_Code } from "../../src/gen/envoy/service/ratelimit/v3
 import { Reason } from "../../src/gen/tollgate/v1/common_pb.js";
 import { CreditRefill, CreditRefillMode } from "../../src/gen/tollgate/v1/credits_pb.js";
 import { EventType } from "../../src/gen/tollgate/v1/event_pb.js";
+import { ImportOutcome } from "../../src/gen/tollgate/v1/key_service_pb.js";
 import { createServiceHarness, type ServiceHarness } from "../helpers/service-deps.js";
 import { violatedFields } from "./support.js";
 
@@ -244,6 +247,38 @@ describe("credits through the API", () => {
       .split("\n")
       .filter((l) => l.includes('"audit":"update"') && l.includes(id) && l.includes("credits"));
     expect(audit).toHaveLength(2);
+  });
+
+  it("a key's own plan survives export and import (in Key.credits); the balance stays behind", async () => {
+    const pepper = randomBytes(32);
+    const from = await createServiceHarness({ policyYaml: POLICY, pepper });
+    const to = await createServiceHarness({ policyYaml: POLICY, pepper });
+    harnesses.push(from, to);
+    const plan = { amount: 7n, refill: CreditRefill.DAILY, mode: CreditRefillMode.ADD, cap: 70n };
+    const made = await from.keys.createKey(
+      { owner: "acme", tier: "metered", credits: plan },
+      from.auth,
+    );
+    const page = await from.keys.exportKeys({}, from.auth);
+    const fingerprint = page.pepperFingerprintPrefix;
+    const res = await to.keys.importKeys(
+      { keys: page.keys, pepperFingerprintPrefix: fingerprint },
+      to.auth,
+    );
+    expect(res.results.map((r) => r.outcome)).toEqual([ImportOutcome.CREATED]);
+    const got = await to.keys.getKey({ id: made.key?.id ?? "" }, to.auth);
+    expect(got.key?.credits?.ownPlan).toBe(true);
+    expect(got.key?.credits?.plan).toMatchObject({
+      amount: 7n,
+      cap: 70n,
+      mode: CreditRefillMode.ADD,
+    });
+    expect(got.key?.credits?.balance).toBe(7n);
+    const again = await to.keys.importKeys(
+      { keys: page.keys, pepperFingerprintPrefix: fingerprint },
+      to.auth,
+    );
+    expect(again.results.map((r) => r.outcome)).toEqual([ImportOutcome.UNCHANGED]);
   });
 
   it("refuses bad plans and changes with INVALID_ARGUMENT naming each field", async () => {
