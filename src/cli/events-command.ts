@@ -173,9 +173,10 @@ export async function eventsCommand(argv: string[]): Promise<number> {
           severityName(a.severity),
           `${kindName(a.subjectKind)}:${a.subject}`,
           a.blockedUntil ? when(a.blockedUntil) : "-",
+          alertDetail(a),
         ]);
         process.stdout.write(
-          `${table(["fired", "rule", "severity", "subject", "blocked until"], rows).join("\n")}\n`,
+          `${table(["fired", "rule", "severity", "subject", "blocked until", "detail"], rows).join("\n")}\n`,
         );
       }
       if (res.nextPageToken) process.stdout.write(`more: --page-token ${res.nextPageToken}\n`);
@@ -186,4 +187,20 @@ export async function eventsCommand(argv: string[]): Promise<number> {
   } catch (err) {
     return reportRpcError(`tollgate events ${cmd}`, err, baseUrl);
   }
+}
+
+/** A notification's key, owner, limit and threshold in one cell (`-` for a detection alert). */
+function alertDetail(a: {
+  keyId: string;
+  owner: string;
+  limit: string;
+  thresholdPercent: number;
+}): string {
+  const parts = [
+    a.keyId && `key=${a.keyId}`,
+    a.owner && `owner=${a.owner}`,
+    a.limit && `limit=${a.limit}`,
+    a.thresholdPercent > 0 && `${a.thresholdPercent}%`,
+  ].filter((p): p is string => typeof p === "string" && p !== "");
+  return parts.length === 0 ? "-" : parts.join(" ");
 }

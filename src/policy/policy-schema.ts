@@ -7,6 +7,7 @@ import { z } from "zod";
 import { INPUT_BOUNDS, INPUT_PATTERNS } from "../util/input-bounds.js";
 import { detectionSchema } from "./detection-schema.js";
 import { duration } from "./duration.js";
+import { notificationSchema } from "./notification-schema.js";
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const SCOPE = INPUT_PATTERNS.scope;
@@ -223,6 +224,8 @@ export const policySchema = z
     envoy_ratelimit: z.array(envoyDomainSchema).max(64).default([]),
     /** Detection rules and alert webhooks (see docs/events.md). */
     detection: detectionSchema.optional(),
+    /** Threshold, credit and key-lifecycle notifications (see docs/alerts.md). */
+    notifications: notificationSchema.optional(),
   })
   .superRefine((p, ctx) => {
     if (!(p.default_tier in p.tiers)) {
@@ -296,7 +299,42 @@ export const policySchema = z
         names.add(l.name);
       });
     }
+    checkNotificationLimits(p, ctx);
   });
+
+/** Every limit named in `notifications.quota.limits` is a quota limit of the policy. */
+function checkNotificationLimits(
+  p: {
+    tiers: Record<string, { limits: z.infer<typeof limitSchema>[] } | null>;
+    endpoints: { limits: z.infer<typeof limitSchema>[] }[];
+    notifications?: { quota: { limits: Record<string, number[]> } } | undefined;
+  },
+  ctx: z.RefinementCtx,
+): void {
+  const named = Object.keys(p.notifications?.quota.limits ?? {});
+  if (named.length === 0) return;
+  const kinds = new Map<string, Set<string>>();
+  const all = [
+    ...Object.values(p.tiers).flatMap((t) => t?.limits ?? []),
+    ...p.endpoints.flatMap((e) => e.limits),
+  ];
+  for (const l of all) {
+    const set = kinds.get(l.name) ?? new Set<string>();
+    set.add(l.quota ? "quota" : "rate");
+    kinds.set(l.name, set);
+  }
+  for (const name of named) {
+    const k = kinds.get(name);
+    const path = ["notifications", "quota", "limits", name];
+    if (!k) ctx.addIssue({ code: "custom", path, message: `"${name}" is not a limit` });
+    else if (!k.has("quota"))
+      ctx.addIssue({
+        code: "custom",
+        path,
+        message: `"${name}" is a rate limit: thresholds apply to quota limits (calendar windows)`,
+      });
+  }
+}
 
 /** The policy file as parsed. */
 export type PolicyFile = z.infer<typeof policySchema>;
