@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { verifyWebhook } from "../../src/events/webhook-signature.js";
 import { KeyService } from "../../src/gen/tollgate/v1/key_service_pb.js";
 import { TollgateService } from "../../src/gen/tollgate/v1/tollgate_service_pb.js";
-import { pollUntil } from "../helpers/clients.js";
+import { cli, pollUntil } from "../helpers/clients.js";
 import { startTestRedis, type TestRedis } from "../helpers/redis-server.js";
 import { startTollgateProcess, type TollgateProcess } from "../helpers/tollgate-process.js";
 import { startWebhookReceiver, type WebhookReceiver } from "../helpers/webhook-receiver.js";
@@ -119,6 +119,13 @@ describe("two Tollgate processes on one Redis", () => {
       const listed = await c.keys.listAlerts({ rule: "quota-threshold", pageSize: 100 });
       expect(listed.alerts.filter((x) => x.keyId === keyId)).toHaveLength(3);
     }
+    // And so does the CLI, with the key, owner, limit and threshold of each.
+    const out = await cli(["events", "alerts", "--rule", "quota-threshold"], {
+      TOLLGATE_SERVER: procs[1]?.url ?? "",
+    });
+    expect(out.code, out.stderr).toBe(0);
+    for (const t of [50, 90, 100])
+      expect(out.stdout).toContain(`key=${keyId} owner=acme limit=daily ${t}%`);
   });
 
   it("notice a key expiring soon once, by the sweeps of both", async () => {
