@@ -105,6 +105,10 @@ export function policyTable(p: Policy): PolicyTable {
   }
   const b = p.blocking;
   const { rules, webhooks } = p.detection;
+  const hooks =
+    webhooks.length === 0
+      ? "none"
+      : webhooks.map((w) => `${w.name} (≥${w.minSeverity}, ${w.maxAttempts} attempts)`).join("; ");
   return {
     source: p.source,
     defaultTier: p.defaultTier,
@@ -131,18 +135,13 @@ export function policyTable(p: Policy): PolicyTable {
       cooldown: formatDurationMs(r.cooldownMs),
       action: r.blockMs === undefined ? "alert" : `block ${formatDurationMs(r.blockMs)}`,
     })),
-    webhooks:
-      webhooks.length === 0
-        ? "none"
-        : webhooks
-            .map((w) => `${w.name} (≥${w.minSeverity}, ${w.maxAttempts} attempts)`)
-            .join("; "),
-    notifications: notificationLines(p.notifications),
+    webhooks: hooks,
+    notifications: notificationLines(p.notifications, hooks),
   };
 }
 
 /** The `notifications` section in words, one line per notice. */
-export function notificationLines(n: Notifications): string[] {
+export function notificationLines(n: Notifications, webhooks = "none"): string[] {
   if (!n.enabled) return [];
   const pct = (l: readonly number[]) =>
     l.length === 0 ? "none" : l.map((t) => `${t}%`).join(", ");
@@ -155,7 +154,7 @@ export function notificationLines(n: Notifications): string[] {
   if (n.keyExpiryMs !== undefined)
     lines.push(`key expiring within ${formatDurationMs(n.keyExpiryMs)}`);
   if (n.rotationDue) lines.push("rotation due (secret older than TOLLGATE_ROTATION_AGE_S)");
-  lines.push(`severity: ${n.severity}; sent to the webhooks`);
+  lines.push(`severity: ${n.severity}; sent to webhooks: ${webhooks}`);
   return lines;
 }
 

@@ -133,7 +133,7 @@ notifications: { quota: { limits: { exports: [100] } } }
       "credits exhausted",
       "key expiring within 14d",
       "rotation due (secret older than TOLLGATE_ROTATION_AGE_S)",
-      "severity: medium; sent to the webhooks",
+      "severity: medium; sent to webhooks: none",
     ]);
     expect(notificationLines(parsePolicy(head, "t").notifications)).toEqual([]);
   });
