@@ -44,6 +44,8 @@ export const NOTIFICATION_RULES = {
 
 /** Claims remembered locally by default. */
 export const DEFAULT_REMEMBERED_CLAIMS = 10_000;
+/** After a failed claim, no claims for this long, ms: a failing store is not hammered per refusal. */
+export const CLAIM_RETRY_MS = 10_000;
 /** How long a rotation-due marker lasts: a secret never rotated is reminded of yearly. */
 const ROTATION_MARK_MS = 365 * 86_400_000;
 
@@ -77,6 +79,8 @@ export class Notifier {
   private timer: NodeJS.Timeout | undefined;
   private sweeping: Promise<void> | undefined;
   private stopped = false;
+  /** No claims before this time (epoch ms): set by a failed claim. */
+  private pausedUntil = 0;
 
   constructor(private readonly o: NotifierOptions) {
     this.claimed = new LRUCache({ max: o.rememberedClaims ?? DEFAULT_REMEMBERED_CLAIMS });
@@ -271,6 +275,7 @@ export class Notifier {
   ): void {
     const local = `${tag}\u0000${id}`;
     if (this.claimed.has(local)) return;
+    if (this.pausedUntil !== 0 && this.o.clock.now() < this.pausedUntil) return;
     this.claimed.set(local, true);
     this.o.marks.claim(tag, id, untilMs).then(
       (took) => {
@@ -284,8 +289,10 @@ export class Notifier {
         });
       },
       (err: Error) => {
-        // At most once: a failed claim raises nothing (a later crossing, use or sweep may).
+        // At most once: a failed claim raises nothing (a later crossing, use or
+        // sweep may, once CLAIM_RETRY_MS has passed: one warning per pause, not per refusal).
         this.claimed.delete(local);
+        this.pausedUntil = this.o.clock.now() + CLAIM_RETRY_MS;
         this.o.log.warn(
           { err: { message: err.message }, notice: id.split(":")[0] },
           "notification marker not claimed: notice skipped",

@@ -9,7 +9,7 @@ import pino from "pino";
 import { describe, expect, it } from "vitest";
 import type { Alert } from "../../src/events/event.js";
 import type { NotificationMarks } from "../../src/events/notification-marks.js";
-import { Notifier } from "../../src/events/notifier.js";
+import { CLAIM_RETRY_MS, Notifier } from "../../src/events/notifier.js";
 import { parsePolicy } from "../../src/policy/policy.js";
 import type { RateDecision } from "../../src/ratelimit/rate-limiter.js";
 import { MemoryNotificationMarks } from "../../src/store/memory-notification-marks.js";
@@ -137,7 +137,7 @@ describe("the notifier", () => {
     expect(raised.map((x) => x.limit)).toEqual(["daily"]);
   });
 
-  it("raises nothing when the claim fails, and claims again on the next crossing", async () => {
+  it("raises nothing when the claim fails, and claims again only after a pause", async () => {
     const clock = new ManualClock(Date.UTC(2026, 0, 1, 12));
     let fail = true;
     const inner = new MemoryNotificationMarks(clock);
@@ -145,14 +145,27 @@ describe("the notifier", () => {
       claim: (tag, id, until) =>
         fail ? Promise.reject(new Error("store away")) : inner.claim(tag, id, until),
     };
+    let claims = 0;
+    const counted: NotificationMarks = {
+      claim: (tag, id, until) => {
+        claims++;
+        return marks.claim(tag, id, until);
+      },
+    };
     const raised: Alert[] = [];
-    const n = replica(marks, clock, raised);
+    const n = replica(counted, clock, raised);
     n.charged(who, decision(0, { allowed: false }));
     await settle();
     expect(raised).toEqual([]);
     fail = false;
+    // Within the pause after a failure: refusals claim nothing.
+    for (let i = 0; i < 10; i++) n.charged(who, decision(0, { allowed: false }));
+    await settle();
+    expect(claims).toBe(1);
+    clock.advance(CLAIM_RETRY_MS);
     n.charged(who, decision(0, { allowed: false }));
     await settle();
+    expect(claims).toBe(2);
     expect(raised.map((x) => x.thresholdPercent)).toEqual([100]);
   });
 });
