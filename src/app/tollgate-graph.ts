@@ -186,6 +186,8 @@ export async function buildTollgateGraph(o: TollgateGraphOptions): Promise<Tollg
     notifier: {
       charged: (who, r) => events.notifier.charged(who, r),
       keyUsed: (record) => events.notifier.keyUsed(record),
+      descriptorsCharged: (items, outcomes, o) =>
+        events.notifier.descriptorsCharged(items, outcomes, o),
     },
     accessLog: settings.accessLog,
     accessLogSample: settings.accessLogSample,

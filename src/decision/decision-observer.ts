@@ -27,7 +27,7 @@ export interface DecisionObserverOptions {
   recorder: Pick<EventRecorder, "emit" | "request">;
   policy: () => Policy;
   /** Threshold and key notices of decisions (never waits; see events/notifier.ts). */
-  notifier?: Pick<Notifier, "charged" | "keyUsed">;
+  notifier?: Pick<Notifier, "charged" | "keyUsed" | "descriptorsCharged">;
   /**
    * Which decisions get an access-log line: all, denials (every denial and
    * refusal, and `accessLogSample` of the allowed), or none.
@@ -119,6 +119,12 @@ export class DecisionObserver implements BlockListener {
 
   /** After an Envoy ShouldRateLimit decision. */
   decidedDescriptors(f: DescriptorFacts, d: DescriptorDecision): void {
+    if (d.verdict)
+      this.o.notifier?.descriptorsCharged(f.items, d.verdict.outcomes, {
+        allowed: !d.over,
+        cost: f.cost,
+        local: d.decidedLocally,
+      });
     f.items.forEach((it, i) => {
       if (it.limit.mode === "shadow" && d.verdict?.outcomes[i]?.exceeded)
         this.o.metrics.shadowDenials.inc({ rule: it.limit.name });

@@ -25,6 +25,7 @@ import type { KeyStore } from "../keys/key-store.js";
 import type { Logger } from "../observability/logger.js";
 import { type Notifications, quotaThresholdsOf } from "../policy/notification-rules.js";
 import type { LimitBy } from "../policy/policy.js";
+import type { LimitItem, LimitOutcome } from "../ratelimit/rate-limit-store.js";
 import type { RateDecision, RateInput } from "../ratelimit/rate-limiter.js";
 import { subjectTag } from "../subjects/subject-tag.js";
 import type { Clock } from "../util/clock.js";
@@ -120,6 +121,52 @@ export class Notifier {
       );
       for (const t of crossedThresholds(b, thresholds)) this.fireThreshold(b, t, who, subject);
     }
+  }
+
+  /**
+   * After an Envoy ShouldRateLimit decision: its descriptor quotas (monthly
+   * `rate_limit`s) crossing thresholds. Descriptors name no key: the alert's
+   * subject is the descriptor's bucket (`caller`), without key id or owner.
+   */
+  descriptorsCharged(
+    items: readonly LimitItem[],
+    outcomes: readonly LimitOutcome[],
+    o: { allowed: boolean; cost: number; local: boolean },
+  ): void {
+    const n = this.o.notifications();
+    if (!n.enabled || o.local) return;
+    let now: number | undefined;
+    items.forEach((it, i) => {
+      const l = it.limit;
+      const outcome = outcomes[i];
+      if (!outcome || l.kind !== "quota" || l.mode === "shadow" || !l.window) return;
+      const thresholds = quotaThresholdsOf(n, l.name);
+      if (thresholds.length === 0 || (!o.allowed && !outcome.exceeded)) return;
+      now ??= this.o.clock.now();
+      const b = quotaBucket(
+        {
+          name: l.name,
+          window: l.window,
+          capacity: l.requests,
+          periodMs: l.periodMs,
+          tag: it.tag,
+          remaining: outcome.remaining,
+          resetMs: outcome.resetMs,
+          charged: o.allowed ? (it.cost ?? o.cost) : 0,
+          exceeded: !o.allowed && outcome.exceeded,
+        },
+        now,
+      );
+      const subject = { kind: "caller" as const, value: it.tag.slice(2) };
+      const who = {
+        keyId: "",
+        owner: "",
+        clientIp: "",
+        subject: subject.value,
+        endpoint: undefined,
+      };
+      for (const t of crossedThresholds(b, thresholds)) this.fireThreshold(b, t, who, subject);
+    });
   }
 
   /**

@@ -307,6 +307,7 @@ function checkNotificationLimits(
   p: {
     tiers: Record<string, { limits: z.infer<typeof limitSchema>[] } | null>;
     endpoints: { limits: z.infer<typeof limitSchema>[] }[];
+    envoy_ratelimit: { descriptors: EnvoyDescriptorFile[] }[];
     notifications?: { quota: { limits: Record<string, number[]> } } | undefined;
   },
   ctx: z.RefinementCtx,
@@ -318,11 +319,21 @@ function checkNotificationLimits(
     ...Object.values(p.tiers).flatMap((t) => t?.limits ?? []),
     ...p.endpoints.flatMap((e) => e.limits),
   ];
-  for (const l of all) {
-    const set = kinds.get(l.name) ?? new Set<string>();
-    set.add(l.quota ? "quota" : "rate");
-    kinds.set(l.name, set);
-  }
+  const add = (name: string, kind: string) => {
+    const set = kinds.get(name) ?? new Set<string>();
+    set.add(kind);
+    kinds.set(name, set);
+  };
+  for (const l of all) add(l.name, l.quota ? "quota" : "rate");
+  // Envoy descriptors with a `name`: a monthly rate_limit is a quota (envoy-rules.ts).
+  const walk = (nodes: readonly EnvoyDescriptorFile[]) => {
+    for (const d of nodes) {
+      if (d.rate_limit?.name)
+        add(d.rate_limit.name, d.rate_limit.unit === "month" ? "quota" : "rate");
+      walk(d.descriptors ?? []);
+    }
+  };
+  for (const d of p.envoy_ratelimit) walk(d.descriptors);
   for (const name of named) {
     const k = kinds.get(name);
     const path = ["notifications", "quota", "limits", name];

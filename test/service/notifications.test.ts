@@ -36,6 +36,11 @@ afterEach(async () => {
 
 const policy = (notifications: string) => `
 version: 1
+envoy_ratelimit:
+  - domain: edge
+    descriptors:
+      - key: tenant
+        rate_limit: { unit: month, requests_per_unit: 4, name: tenant-monthly }
 default_tier: free
 tiers:
   free:
@@ -149,6 +154,25 @@ describe("a quota crossing its thresholds", () => {
     await h.tollgate.checkRateLimit({ keyId: key?.id ?? "", cost: 7 });
     const got = await deliveries(2);
     expect(got.map((a) => a.threshold_percent)).toEqual([30, 60]);
+  });
+});
+
+describe("an Envoy descriptor quota", () => {
+  it("fires its thresholds once, named by the descriptor's bucket", async () => {
+    await start("  quota: { thresholds: [100], limits: { tenant-monthly: [50, 100] } }");
+    const call = (tenant: string) =>
+      h.envoyRateLimit.shouldRateLimit({
+        domain: "edge",
+        descriptors: [{ entries: [{ key: "tenant", value: tenant }] }],
+      });
+    for (let i = 0; i < 6; i++) await call("t1");
+    const got = await deliveries(2);
+    expect(got.map((a) => [a.rule, a.limit, a.threshold_percent, a.subject_kind])).toEqual([
+      ["quota-threshold", "tenant-monthly", 50, "caller"],
+      ["quota-threshold", "tenant-monthly", 100, "caller"],
+    ]);
+    expect(String(got[0]?.subject)).toContain("t1");
+    expect(got[0]?.key_id).toBeUndefined();
   });
 });
 

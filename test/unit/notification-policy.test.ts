@@ -117,6 +117,23 @@ notifications: { quota: { limits: { exports: [100] } } }
     expect(p.notifications.quotaByLimit.get("exports")).toEqual([100]);
   });
 
+  it("accepts a named monthly Envoy descriptor limit, and refuses a per-minute one", () => {
+    const envoy = `envoy_ratelimit:
+  - domain: edge
+    descriptors:
+      - { key: tenant, rate_limit: { unit: month, requests_per_unit: 9, name: tenant-monthly } }
+      - { key: ip, rate_limit: { unit: minute, requests_per_unit: 9, name: ip-minute } }
+`;
+    const ok = parsePolicy(
+      `${head}${envoy}notifications: { quota: { limits: { tenant-monthly: [90] } } }\n`,
+      "t",
+    );
+    expect(ok.notifications.quotaByLimit.get("tenant-monthly")).toEqual([90]);
+    expect(
+      errorOf(`${head}${envoy}notifications: { quota: { limits: { ip-minute: [90] } } }\n`),
+    ).toContain('"ip-minute" is a rate limit');
+  });
+
   it("is shown by check-config, one line per notice", () => {
     const p = parsePolicy(
       `${head}notifications:
