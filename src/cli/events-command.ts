@@ -29,7 +29,7 @@ Commands:
   list     recorded security events, newest first
            [--subject S] [--kind key|ip|owner|caller] [--type TYPE] [--since 1h] [--limit N]
            [--follow]: then stream new events as they are stored, until Ctrl-C
-  alerts   alerts raised by detection rules, newest first
+  alerts   alerts raised by detection rules and notifications, newest first
            [--rule NAME] [--subject S] [--since 1h] [--limit N]
 
 TYPE is a built-in type (${BUILTIN_EVENT_TYPES.join(", ")}) or an application-defined one.
@@ -59,7 +59,8 @@ Examples:
 `,
   alerts: `Usage: tollgate events alerts [options]
 
-Alerts raised by detection rules, newest first.
+Alerts raised by detection rules and notifications (quota-threshold, key-expiring, …),
+newest first; a notification's key, owner, limit and threshold are in the detail column.
 
   --rule NAME        only this rule's alerts
   --subject S        only alerts about this subject
