@@ -202,17 +202,30 @@ export class Notifier {
     this.checkKey(record, n, this.o.clock.now());
   }
 
-  /** Starts the periodic sweep (if keys and an interval are configured). */
+  /**
+   * Starts the periodic sweep (if keys and an interval are configured). The
+   * first pass comes at a random point of the first interval: replicas
+   * started together spread out, and one restarted more often than the
+   * interval still sweeps.
+   */
   start(): void {
     const every = this.o.sweepIntervalMs ?? 0;
     if (!this.o.keys || every <= 0 || this.timer) return;
-    this.timer = setInterval(() => void this.sweep(), every);
+    this.timer = setTimeout(
+      () => {
+        void this.sweep();
+        this.timer = setInterval(() => void this.sweep(), every);
+        this.timer.unref();
+      },
+      Math.floor(Math.random() * every),
+    );
     this.timer.unref();
   }
 
   /** Stops the sweep; waits for a running one to end. */
   async stop(): Promise<void> {
     this.stopped = true;
+    // clearInterval clears a timeout too (one timer type in Node).
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     await this.sweeping;
