@@ -87,6 +87,8 @@ export interface RateDecision {
   newBlocks: { tag: string; until: number }[];
   /** True if taken by the local insurance limiter (store unreachable, fail open). */
   decidedLocally?: boolean;
+  /** The cost charged to each limit when allowed (unset when no store decision was taken). */
+  cost?: number;
 }
 
 /** The limits one request is decided by, and their buckets. */
@@ -229,6 +231,7 @@ export class RateLimiter {
       deadline,
     );
     const result = this.toDecision(v, plan, input.credits);
+    result.cost = cost;
     return local ? { ...result, decidedLocally: true } : result;
   }
 
