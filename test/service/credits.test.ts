@@ -17,6 +17,7 @@ import { Reason } from "../../src/gen/tollgate/v1/common_pb.js";
 import { CreditRefill, CreditRefillMode } from "../../src/gen/tollgate/v1/credits_pb.js";
 import { EventType } from "../../src/gen/tollgate/v1/event_pb.js";
 import { ImportOutcome } from "../../src/gen/tollgate/v1/key_service_pb.js";
+import { pollUntil } from "../helpers/clients.js";
 import { createServiceHarness, type ServiceHarness } from "../helpers/service-deps.js";
 import { violatedFields } from "./support.js";
 
@@ -279,6 +280,44 @@ describe("credits through the API", () => {
       to.auth,
     );
     expect(again.results.map((r) => r.outcome)).toEqual([ImportOutcome.UNCHANGED]);
+  });
+
+  it("notifications: a balance crossing its thresholds and running out alerts once per refill period", async () => {
+    const h = await createServiceHarness({
+      policyYaml: `${POLICY}notifications:\n  credits: { thresholds: [50, 100] }\n  credits_exhausted: true\n`,
+    });
+    harnesses.push(h);
+    h.clock.set(Date.UTC(2026, 2, 10, 10));
+    const { secret, key } = await h.keys.createKey({ owner: "acme", tier: "metered" }, h.auth);
+    const spend = (n: number) =>
+      Promise.all(
+        Array.from({ length: n }, () =>
+          h.tollgate.authorize({ apiKey: secret, method: "GET", path: "/", applyLimits: true }),
+        ),
+      );
+    const rules = async (want: number) => {
+      const { value } = await pollUntil(
+        async () => (await h.keys.listAlerts({ pageSize: 100 }, h.auth)).alerts,
+        (a) => a.length >= want,
+        5000,
+      );
+      await new Promise((r) => setTimeout(r, 100));
+      const again = (await h.keys.listAlerts({ pageSize: 100 }, h.auth)).alerts;
+      expect(again).toHaveLength(value.length);
+      return again.map((a) => `${a.rule} ${a.thresholdPercent} ${a.keyId}`).sort();
+    };
+    // 3 credits: the 2nd crosses 50 %, the 3rd 100 % and empties it; then refusals.
+    for (let i = 0; i < 5; i++) await spend(1);
+    const id = key?.id ?? "";
+    expect(await rules(3)).toEqual([
+      `credit-threshold 100 ${id}`,
+      `credit-threshold 50 ${id}`,
+      `credits-exhausted 100 ${id}`,
+    ]);
+    // The next period: the same crossings alert again, once.
+    h.clock.set(Date.UTC(2026, 2, 11, 1));
+    for (let i = 0; i < 5; i++) await spend(1);
+    expect(await rules(6)).toHaveLength(6);
   });
 
   it("refuses bad plans and changes with INVALID_ARGUMENT naming each field", async () => {
