@@ -33,7 +33,8 @@
 -- ARGV[11 + 6L] with "force" and a marker key: the marker's time to live, ms
 -- KEYS[3S + L + 1] with "force", optional: the report's idempotency marker (in
 --          the buckets' slot). If it exists the report is a duplicate: nothing
---          is charged and every limit reports what it has now (status 3);
+--          is charged and every limit reports what it has now, exceeded /
+--          retry_ms for a request of cost 1 as it stands (status 3);
 --          else it is written in this script, with the charge
 -- Returns  { status (0 ok, 1 limited, 2 blocked, 3 duplicate report), block_ms, blocked_subject (1-based or 0),
 --            n_new, [subject index, block ms] × n_new,
@@ -162,7 +163,8 @@ for i = 1, L do
       exceeded, retry = true, ceil_div(d + cost * p - cap, n)
     end
     if force and n > 0 and burst > 0 then
-      local fd = math.min(d + cost * p, MAX_EXACT)
+      -- A duplicate charges nothing: it reports the bucket as it stands.
+      local fd = duplicate and d or math.min(d + cost * p, MAX_EXACT)
       charged_remaining, charged_reset = math.max(0, floor((cap - fd) / p)), ceil_div(fd, n)
       -- Reported: whether a request of cost 1 is now refused, and for how long.
       retry = math.max(0, ceil_div(fd + p - cap, n))
@@ -189,7 +191,7 @@ for i = 1, L do
       retry = (cost <= n) and reset or -1
     end
     if force then
-      local fu = math.min(used + cost, MAX_EXACT)
+      local fu = duplicate and used or math.min(used + cost, MAX_EXACT)
       charged_remaining, charged_reset = math.max(0, n - fu), reset
       exceeded = fu >= n
       retry = exceeded and reset or 0

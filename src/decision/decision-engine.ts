@@ -22,9 +22,11 @@ import type { Authorizer, AuthReason } from "../keys/authorizer.js";
 import { type KeyRecord, unusableReason } from "../keys/key-record.js";
 import type { Tracing } from "../observability/tracing.js";
 import type { BlockBook } from "../ratelimit/block-book.js";
-import type { LimitItem, RateVerdict } from "../ratelimit/rate-limit-store.js";
+import type { LimitItem, LimitOutcome, RateVerdict } from "../ratelimit/rate-limit-store.js";
 import {
   blockSubjects,
+  type LimitState,
+  type MissingDimension,
   type RateDecision,
   type RateInput,
   type RateLimiter,
@@ -92,6 +94,28 @@ export interface DescriptorDecision {
   /** True if an enforced item is over its limit. */
   over: boolean;
   decidedLocally: boolean;
+}
+
+/** A usage report (ReportUsage): the facts of a CheckRateLimit, a cost and an id. */
+export interface ReportFacts {
+  /** The key whose limits are charged (its tier and owner), else the tier's. */
+  credential: { kind: "key-id"; keyId: string } | { kind: "anonymous"; tier: string };
+  endpoint: RequestFacts["endpoint"];
+  clientIp: RequestFacts["clientIp"];
+  subject: string;
+  /** The cost to charge, ≥ 1. */
+  cost: number;
+  /** Idempotency: the report's id and how long it is remembered, ms. */
+  once: { id: string; ttlMs: number };
+  callerTimeoutMs: number | undefined;
+}
+
+/** What a usage report charged. */
+export interface UsageReport {
+  /** True if the id was charged before: nothing was charged now. */
+  duplicate: boolean;
+  /** Every limit charged, in plan order, after the charge. */
+  limits: LimitState[];
 }
 
 const KEY_MESSAGES: Record<"UNKNOWN_KEY" | "EXPIRED_KEY" | "REVOKED_KEY", string> = {
@@ -165,6 +189,44 @@ export class DecisionEngine {
       });
       return d;
     });
+  }
+
+  /**
+   * Charges a usage report to the limits a decision with the same facts would
+   * charge (plan of rate-limiter.ts), without denying: no block refuses it,
+   * none is placed, no decision is counted. A key id that names no key throws
+   * KeyIdNotFound; a revoked or expired key is charged all the same (the
+   * request it reports was served). An enforced limit lacking its dimension
+   * makes the report incomplete, as it would a decision.
+   */
+  async report(f: ReportFacts): Promise<UsageReport | MissingDimension> {
+    const deadline = storeDeadline(f.callerTimeoutMs, this.o.storeBudgetMs);
+    let record: KeyRecord | undefined;
+    const c = f.credential;
+    if (c.kind === "key-id") {
+      const found = await this.o.authorizer.findById(c.keyId, f.endpoint, deadline);
+      if (!found.record) throw new KeyIdNotFound(c.keyId);
+      record = found.record;
+    }
+    const input: RateInput = {
+      tier: record?.tier ?? (c.kind === "anonymous" ? c.tier : ""),
+      keyId: record?.id ?? "",
+      owner: record?.owner ?? "",
+      clientIp: f.clientIp?.address ?? "",
+      subject: f.subject,
+      endpoint: f.endpoint,
+      cost: f.cost,
+    };
+    const plan = this.o.limiter.plan(input);
+    if ("missing" in plan) return plan;
+    const v = await this.o.limiter.forceCharge(input, plan, f.once);
+    return {
+      duplicate: v.duplicate,
+      limits: plan.items.map((it, i) => ({
+        limit: it.limit,
+        outcome: v.outcomes[i] as LimitOutcome,
+      })),
+    };
   }
 
   private async takeDescriptors(facts: DescriptorFacts): Promise<DescriptorDecision> {

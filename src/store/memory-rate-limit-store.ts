@@ -59,6 +59,8 @@ const MAX_EXACT = Number.MAX_SAFE_INTEGER;
 
 /** Every limit's state with the cost charged whatever the limit says (forceCharge). */
 interface Forced {
+  /** A duplicate report charges nothing: each limit is reported as it stands. */
+  duplicate: boolean;
   writes: [string, Entry][];
   outcomes: (LimitOutcome | undefined)[];
 }
@@ -120,14 +122,13 @@ export class MemoryRateLimitStore implements RateLimitStore {
     const now = this.clock.now();
     const marker = req.once && `ur:${req.once.id}`;
     const duplicate = marker !== undefined && this.live(marker, now) !== undefined;
-    const forced: Forced = { writes: [], outcomes: [] };
+    const forced: Forced = { duplicate, writes: [], outcomes: [] };
     const v = this.evaluate({ items: req.items, cost: req.cost, blockTags: [] }, true, forced);
-    if (duplicate) return { duplicate: true, outcomes: v.outcomes };
-    for (const [k, e] of forced.writes) this.set(k, e);
-    if (marker && req.once) {
+    if (!duplicate) for (const [k, e] of forced.writes) this.set(k, e);
+    if (marker && req.once && !duplicate) {
       this.set(marker, { a: 0, b: 0, expiresAt: now + req.once.ttlMs, t: 0 });
     }
-    return { duplicate: false, outcomes: v.outcomes.map((o, i) => forced.outcomes[i] ?? o) };
+    return { duplicate, outcomes: v.outcomes.map((o, i) => forced.outcomes[i] ?? o) };
   }
 
   /**
@@ -192,7 +193,7 @@ export class MemoryRateLimitStore implements RateLimitStore {
           o = { exceeded: true, remaining, resetMs, retryMs: ceilDiv(d + cost * p - cap, n) };
         }
         if (forced && n > 0 && l.burst > 0) {
-          const fd = Math.min(d + cost * p, MAX_EXACT);
+          const fd = forced.duplicate ? d : Math.min(d + cost * p, MAX_EXACT);
           const reset = ceilDiv(fd, n);
           // Reported: whether a request of cost 1 is now refused, and for how long.
           const retryMs = Math.max(0, ceilDiv(fd + p - cap, n));
@@ -224,7 +225,7 @@ export class MemoryRateLimitStore implements RateLimitStore {
           };
         }
         if (forced) {
-          const fu = Math.min(used + cost, MAX_EXACT);
+          const fu = forced.duplicate ? used : Math.min(used + cost, MAX_EXACT);
           forced.outcomes[i] = {
             exceeded: fu >= l.requests,
             remaining: Math.max(0, l.requests - fu),

@@ -543,6 +543,18 @@ export function rateLimitStoreCases(
         const again = await force(h, items, 4, id);
         expect(again.duplicate).toBe(true);
         expect(again.outcomes.map((o) => o.remaining)).toEqual([6, 6]);
+        // A duplicate reports, for a request of cost 1, the buckets as they stand.
+        expect(again.outcomes.map((o) => [o.exceeded, o.retryMs])).toEqual([
+          [false, 0],
+          [false, 0],
+        ]);
+        const debt = [item(freshTag(), rateLimit("debt", 10, 1_000))];
+        const debtId = randomUUID();
+        const charged = await force(h, debt, 13, debtId);
+        const resent = await force(h, debt, 13, debtId);
+        near(h, (charged.outcomes[0] as LimitOutcome).retryMs, 400);
+        expect(resent.duplicate).toBe(true);
+        near(h, (resent.outcomes[0] as LimitOutcome).retryMs, 400);
         expect((await h.store.peek(items)).map((o) => o.remaining)).toEqual([6, 6]);
         // Another id is another report.
         const other = await force(h, items, 1, randomUUID());
