@@ -80,6 +80,11 @@ export interface DescriptorFacts {
   cost: number;
   /** The Envoy rate-limit domain, for the access log. */
   domain: string;
+  /**
+   * The domain is `charge: after_response` (Envoy's stream-done call): the
+   * items are force-charged, never denied, and the call is not a decision.
+   */
+  afterResponse?: boolean;
   traceparent: string | undefined;
   started: bigint;
   /** How long the caller waits, ms; undefined: it did not say (see RequestFacts). */
@@ -231,6 +236,22 @@ export class DecisionEngine {
 
   private async takeDescriptors(facts: DescriptorFacts): Promise<DescriptorDecision> {
     const decisionId = newDecisionId(this.o.clock.now());
+    if (facts.afterResponse) {
+      // Usage after the response: charged past the limits if need be, so the
+      // next request-time call is denied until the debt drains. Not counted or
+      // logged as a decision (the RPC metrics count the call).
+      const v =
+        facts.items.length === 0
+          ? undefined
+          : await this.o.limiter.forceItems(facts.items, facts.cost, undefined);
+      const verdict = v && {
+        status: "ok" as const,
+        outcomes: v.outcomes,
+        blockMs: 0,
+        newBlocks: [],
+      };
+      return { decisionId, verdict, over: false, decidedLocally: false };
+    }
     const decided =
       facts.items.length === 0
         ? undefined

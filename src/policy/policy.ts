@@ -75,6 +75,11 @@ export interface Policy {
   limitTable: ReadonlyMap<string, readonly Limit[]>;
   /** Envoy global rate limit rules by domain. */
   envoyDomains: ReadonlyMap<string, readonly EnvoyNode[]>;
+  /**
+   * The `charge: after_response` domains, each to the domain whose rules and
+   * buckets it charges (its `limits_of`, else itself).
+   */
+  envoyAfterResponse: ReadonlyMap<string, string>;
   /** Detection rules and alert webhooks. */
   detection: Detection;
   /** The source text's origin, for logs. */
@@ -224,6 +229,11 @@ function compile(p: PolicyFile, source: string): Policy {
           throw new PolicyError(`${source}: ${(err as Error).message}`);
         }
       }),
+    ),
+    envoyAfterResponse: new Map(
+      p.envoy_ratelimit
+        .filter((d) => d.charge === "after_response")
+        .map((d) => [d.domain, d.limits_of ?? d.domain] as const),
     ),
     detection: compileDetection(p.detection),
     ...(blocking && { blocking }),

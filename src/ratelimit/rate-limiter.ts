@@ -238,7 +238,16 @@ export class RateLimiter {
     once: { id: string; ttlMs: number } | undefined,
   ): Promise<ForceChargeVerdict> {
     const cost = input.cost || input.endpoint?.cost || plan.policy.defaults.cost;
-    return this.o.store.forceCharge({ items: plan.items, cost, ...(once && { once }) });
+    return this.forceItems(plan.items, cost, once);
+  }
+
+  /** Charges `items` without denying (an Envoy after_response call, or a report's plan). */
+  async forceItems(
+    items: LimitItem[],
+    cost: number,
+    once: { id: string; ttlMs: number } | undefined,
+  ): Promise<ForceChargeVerdict> {
+    return this.o.store.forceCharge({ items, cost, ...(once && { once }) });
   }
 
   /** The decision for a subject blocked until `until`: nothing charged. */
