@@ -4,6 +4,7 @@ import { parse as parseYaml } from "yaml";
 import type { z } from "zod";
 import { compileDetection, type Detection } from "./detection-rules.js";
 import { compileEnvoyDomain, type EnvoyNode } from "./envoy-rules.js";
+import { compileNotifications, type Notifications } from "./notification-rules.js";
 import { normalisePath } from "./path-normaliser.js";
 import { type LimitFile, type PolicyFile, policySchema } from "./policy-schema.js";
 
@@ -82,6 +83,8 @@ export interface Policy {
   envoyAfterResponse: ReadonlyMap<string, string>;
   /** Detection rules and alert webhooks. */
   detection: Detection;
+  /** Threshold and key-lifecycle notifications (NO_NOTIFICATIONS when the section is absent). */
+  notifications: Notifications;
   /** The source text's origin, for logs. */
   source: string;
 }
@@ -236,6 +239,7 @@ function compile(p: PolicyFile, source: string): Policy {
         .map((d) => [d.domain, d.limits_of ?? d.domain] as const),
     ),
     detection: compileDetection(p.detection),
+    notifications: compileNotifications(p.notifications),
     ...(blocking && { blocking }),
   };
 }
