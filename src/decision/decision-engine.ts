@@ -225,13 +225,24 @@ export class DecisionEngine {
     const plan = this.o.limiter.plan(input);
     if ("missing" in plan) return plan;
     const v = await this.o.limiter.forceCharge(input, plan, f.once);
-    return {
-      duplicate: v.duplicate,
-      limits: plan.items.map((it, i) => ({
-        limit: it.limit,
-        outcome: v.outcomes[i] as LimitOutcome,
-      })),
-    };
+    const limits = plan.items.map((it, i) => ({
+      limit: it.limit,
+      outcome: v.outcomes[i] as LimitOutcome,
+    }));
+    // A charge crosses thresholds as a decision's does (a duplicate charged nothing).
+    if (!v.duplicate) {
+      this.o.observer.usageReported(input, {
+        allowed: true,
+        reason: "OK",
+        limits,
+        headers: [],
+        shadowExceeded: [],
+        shadowSkipped: plan.shadowSkipped,
+        newBlocks: [],
+        cost: f.cost,
+      });
+    }
+    return { duplicate: v.duplicate, limits };
   }
 
   private async takeDescriptors(facts: DescriptorFacts): Promise<DescriptorDecision> {
@@ -250,6 +261,7 @@ export class DecisionEngine {
         blockMs: 0,
         newBlocks: [],
       };
+      if (v) this.o.observer.descriptorsReported(facts, v.outcomes);
       return { decisionId, verdict, over: false, decidedLocally: false };
     }
     const decided =

@@ -9,6 +9,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { RateLimitResponse_Code } from "../../src/gen/envoy/service/ratelimit/v3/rls_pb.js";
 import { PolicyError, parsePolicy } from "../../src/policy/policy.js";
 import { policyTable } from "../../src/policy/policy-table.js";
+import { pollUntil } from "../helpers/clients.js";
 import { createServiceHarness, type ServiceHarness } from "../helpers/service-deps.js";
 
 const BASE = `
@@ -84,6 +85,33 @@ describe("ShouldRateLimit on a charge: after_response domain", () => {
     expect(table).toContain("edge-usage (after response)");
     expect(table).toContain("the limits of edge");
     expect(table).toContain("tokens (after response)");
+  });
+});
+
+describe("notifications of after_response charges", () => {
+  it("raises the threshold a stream-done charge crosses on a monthly descriptor quota", async () => {
+    await h.close();
+    h = await createServiceHarness({
+      policyYaml: `${BASE}envoy_ratelimit:
+  - domain: edge
+    descriptors:
+      - key: api_key
+        rate_limit: { unit: month, requests_per_unit: 4, name: key-monthly }
+  - domain: edge-usage
+    charge: after_response
+    limits_of: edge
+notifications:
+  quota: { thresholds: [100] }
+`,
+    });
+    expect((await call("edge-usage", 5)).overallCode).toBe(RateLimitResponse_Code.OK);
+    const { value } = await pollUntil(
+      async () => (await h.keys.listAlerts({ rule: "quota-threshold" }, h.auth)).alerts,
+      (a) => a.length >= 1,
+      5_000,
+    );
+    expect(value.map((x) => [x.limit, x.thresholdPercent])).toEqual([["key-monthly", 100]]);
+    expect((await call("edge")).overallCode).toBe(RateLimitResponse_Code.OVER_LIMIT);
   });
 });
 

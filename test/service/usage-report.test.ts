@@ -10,6 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { BadRequestSchema } from "../../src/gen/google/rpc/error_details_pb.js";
 import { ReportUsageRequestSchema } from "../../src/gen/tollgate/v1/usage_report_pb.js";
 import { checkJsonRequest } from "../../src/transport/strict-json.js";
+import { pollUntil } from "../helpers/clients.js";
 import { createServiceHarness, type ServiceHarness } from "../helpers/service-deps.js";
 import { failure, violatedFields } from "./support.js";
 
@@ -199,5 +200,26 @@ describe("ReportUsage", () => {
     // Nothing was charged by the refused calls.
     const next = await h.tollgate.checkRateLimit({ keyId });
     expect(remaining(next.result?.limits ?? [])).toEqual({ "per-key": 9, daily: 99 });
+  });
+});
+
+describe("ReportUsage and notifications", () => {
+  it("raises the quota thresholds its charge crosses, once, and none for a duplicate", async () => {
+    await h.close();
+    h = await createServiceHarness({
+      policyYaml: `${POLICY}notifications:\n  quota: { thresholds: [50, 100] }\n`,
+    });
+    const keyId = await mintKey();
+    const listed = async () =>
+      (await h.keys.listAlerts({ rule: "quota-threshold", pageSize: 100 }, h.auth)).alerts;
+    await h.tollgate.reportUsage({ id: "n-1", keyId, cost: 60 }, h.auth);
+    const { value: half } = await pollUntil(listed, (a) => a.length >= 1, 5_000);
+    expect(half.map((a) => [a.limit, a.thresholdPercent, a.keyId])).toEqual([["daily", 50, keyId]]);
+    await h.tollgate.reportUsage({ id: "n-1", keyId, cost: 60 }, h.auth); // a duplicate
+    await h.tollgate.reportUsage({ id: "n-2", keyId, cost: 60 }, h.auth); // into debt
+    const { value: all } = await pollUntil(listed, (a) => a.length >= 2, 5_000);
+    await new Promise((r) => setTimeout(r, 100));
+    expect((await listed()).map((a) => a.thresholdPercent).sort()).toEqual([100, 50]);
+    expect(all.length).toBe(2);
   });
 });
