@@ -54,6 +54,20 @@ describe("embedded rate-limit store: memory bounds", () => {
     expect(u.evictions).toBe(10_000 - u.entries);
   });
 
+  it("bounds usage-report markers too, and forgets counters before any of them", async () => {
+    const { store, flood } = fixture(1000);
+    const report = (id: string) =>
+      store.forceCharge({ items: [], cost: 1, once: { id, ttlMs: 86_400_000 } });
+    for (let i = 0; i < 300; i++) expect((await report(`resp-${i}`)).duplicate).toBe(false);
+    // A flood of counters fills the store: the markers, worth more, stay.
+    await flood(3000, [perMinute]);
+    expect(store.size).toBeLessThanOrEqual(1000);
+    for (let i = 0; i < 300; i++) expect((await report(`resp-${i}`)).duplicate).toBe(true);
+    // Markers alone are bounded as well.
+    for (let i = 0; i < 3000; i++) await report(`more-${i}`);
+    expect(store.size).toBeLessThanOrEqual(1000);
+  });
+
   it("never holds more than maxBytes estimated bytes, counting each key's length", async () => {
     const { store, decide } = fixture(1_000_000, 200_000);
     for (let i = 0; i < 5000; i++) {
