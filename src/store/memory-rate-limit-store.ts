@@ -49,11 +49,6 @@ export const RATE_STORE_DEFAULTS: MemoryBounds = {
  */
 const OFFENCE_RANK = 2 ** 60;
 const BLOCK_RANK = 2 ** 61;
-/**
- * A usage report's idempotency marker outranks every counter: evicting one
- * would let a retry charge twice, and only management callers write them.
- */
-const MARKER_RANK = 2 ** 59;
 /** Largest integer a double holds exactly: the cap of a forced debt or count (as in Lua). */
 const MAX_EXACT = Number.MAX_SAFE_INTEGER;
 
@@ -86,9 +81,11 @@ interface Forced {
  * metered. A subject at its limit, or blocked, is the last thing forgotten.
  *
  * Usage reports' idempotency markers (`ur:<id>`, forceCharge) live in the same
- * bounded map, each expiring with its retention; they rank above every
- * counter (forgetting one could let a retry charge twice) and below offence
- * levels and blocks.
+ * bounded map, each expiring with its retention. Each holds less than one cost
+ * unit (the share of its retention left), so under pressure the oldest markers
+ * go first, before any counter holding a unit: forgetting an old report's id
+ * risks a double charge only if that report is resent after so long, while
+ * forgetting counters would reset limits.
  */
 export class MemoryRateLimitStore implements RateLimitStore {
   private readonly map = new Map<string, Entry>();
@@ -126,7 +123,7 @@ export class MemoryRateLimitStore implements RateLimitStore {
     const v = this.evaluate({ items: req.items, cost: req.cost, blockTags: [] }, true, forced);
     if (!duplicate) for (const [k, e] of forced.writes) this.set(k, e);
     if (marker && req.once && !duplicate) {
-      this.set(marker, { a: 0, b: 0, expiresAt: now + req.once.ttlMs, t: 0 });
+      this.set(marker, { a: 0, b: 0, expiresAt: now + req.once.ttlMs, t: req.once.ttlMs });
     }
     return { duplicate, outcomes: v.outcomes.map((o, i) => forced.outcomes[i] ?? o) };
   }
@@ -368,8 +365,8 @@ function held(key: string, e: Entry, now: number): number {
       return OFFENCE_RANK + e.a;
     case "bd:": // denials toward a block
       return e.a;
-    case "ur:": // a usage report's idempotency marker
-      return MARKER_RANK + (e.expiresAt - now);
+    case "ur:": // a usage report's idempotency marker: the share of its retention left (≤ 1)
+      return (e.expiresAt - now) / Math.max(1, e.t);
     default: // "rl:" a rate's debt left, or a quota's used count
       return e.t > 0 ? (e.expiresAt - now) / e.t : e.b;
   }
