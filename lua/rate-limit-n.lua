@@ -25,7 +25,22 @@
 --          say: nothing is charged, every limit reports what it has now, and a
 --          denial is counted for the subjects (on Cluster, for the slots other
 --          than the one that denied)
--- Returns  { status (0 ok, 1 limited, 2 blocked), block_ms, blocked_subject (1-based or 0),
+--          "force" (a usage report, after the response): charges every limit
+--          its forced value whatever it says, never denies, counts no denial
+--          and checks no block (S must be 0). A bucket may go past its limit:
+--          a GCRA debt above burst·period, a quota used above its limit (both
+--          capped at 2^53 − 1), so later decisions are denied until the debt
+--          drains or the window ends. A limit of 0 (or burst 0) is not charged.
+--          Each limit then reports remaining / reset after the charge, and
+--          exceeded / retry_ms for a request of cost 1 after it (refused while
+--          in debt or at the limit, until retry_ms)
+-- ARGV[11 + 6L] with "force" and a marker key: the marker's time to live, ms
+-- KEYS[3S + L + 1] with "force", optional: the report's idempotency marker (in
+--          the buckets' slot). If it exists the report is a duplicate: nothing
+--          is charged and every limit reports what it has now, exceeded /
+--          retry_ms for a request of cost 1 as it stands (status 3);
+--          else it is written in this script, with the charge
+-- Returns  { status (0 ok, 1 limited, 2 blocked, 3 duplicate report), block_ms, blocked_subject (1-based or 0),
 --            n_new, [subject index, block ms] × n_new,
 --            [exceeded (0/1), remaining, reset_ms, retry_ms (-1: never)] × L }
 --          remaining and reset_ms describe each bucket after the decision: with
@@ -38,6 +53,12 @@ local default_cost = tonumber(ARGV[1])
 local S = tonumber(ARGV[2])
 local L = tonumber(ARGV[9])
 local floor = math.floor
+local force = ARGV[10 + 6 * L] == "force"
+if force and S > 0 then return redis.error_reply("force takes no blocking subject") end
+local marker = force and KEYS[3 * S + L + 1] or nil
+local duplicate = marker ~= nil and redis.call("EXISTS", marker) == 1
+-- Largest integer a double holds exactly: the cap of a forced debt or count.
+local MAX_EXACT = 9007199254740991
 
 local function int(x)
   return string.format("%.0f", x)
@@ -134,7 +155,9 @@ if blocked > 0 then
 end
 
 -- 2. Evaluate every limit without writing.
-local results, writes = {}, {}
+-- `forced`: every limit's state with this cost charged whatever the limit says
+-- (the writes of "force"); each kind appends its own.
+local results, writes, forced = {}, {}, {}
 local denied = false
 for i = 1, L do
   local a = 10 + (i - 1) * 6
@@ -159,7 +182,8 @@ for i = 1, L do
       end
     end
     local cap = burst * p
-    remaining = (n > 0 and burst > 0) and floor((cap - d) / p) or 0
+    -- A debt past the burst (a usage report's) reports 0 remaining.
+    remaining = (n > 0 and burst > 0) and math.max(0, floor((cap - d) / p)) or 0
     reset = n > 0 and ceil_div(d, n) or 0
     if n == 0 or burst == 0 or cost > burst then
       exceeded, retry = true, -1
@@ -170,6 +194,15 @@ for i = 1, L do
       writes[#writes + 1] = { key, int(nd) .. ":" .. int(now), math.max(1, charged_reset), false }
     else
       exceeded, retry = true, ceil_div(d + cost * p - cap, n)
+    end
+    if force and n > 0 and burst > 0 then
+      -- A duplicate charges nothing: it reports the bucket as it stands.
+      local fd = duplicate and d or math.min(d + cost * p, MAX_EXACT)
+      charged_remaining, charged_reset = math.max(0, floor((cap - fd) / p)), ceil_div(fd, n)
+      -- Reported: whether a request of cost 1 is now refused, and for how long.
+      retry = math.max(0, ceil_div(fd + p - cap, n))
+      exceeded = retry > 0
+      forced[#forced + 1] = { key, int(fd) .. ":" .. int(now), math.max(1, charged_reset), false }
     end
   elseif kind == 3 then
     local refill, dom = floor(p / 100), p % 100
@@ -184,16 +217,25 @@ for i = 1, L do
     remaining, reset = bal, nxt > 0 and nxt - now or 0
     -- The balance after this charge whether or not it fits (may be negative):
     -- what a forced charge writes; a normal decision writes it only if it fits.
-    local forced = bal - cost
-    local forced_write = { key, int(pid) .. ":" .. int(forced), CREDIT_TTL_MS, false }
+    local after = bal - cost
+    local after_write = { key, int(pid) .. ":" .. int(after), CREDIT_TTL_MS, false }
     if bal >= cost then
       exceeded, retry = false, 0
-      charged_remaining, charged_reset = forced, reset
-      writes[#writes + 1] = forced_write
+      charged_remaining, charged_reset = after, reset
+      writes[#writes + 1] = after_write
     else
       exceeded = true
       local next_bal = refilled(n, burst, refill, pid, bal, pid + 1)
       retry = (nxt > 0 and next_bal >= cost) and reset or -1
+    end
+    if force then
+      -- A usage report: the debt stays (the balance may go below zero); a
+      -- duplicate charges nothing and reports the balance as it stands.
+      local fb = duplicate and bal or after
+      charged_remaining, charged_reset = math.max(0, fb), reset
+      exceeded = fb < 1
+      retry = exceeded and ((nxt > 0) and reset or -1) or 0
+      forced[#forced + 1] = { key, int(pid) .. ":" .. int(fb), CREDIT_TTL_MS, false }
     end
   else
     local id, wend = window(p)
@@ -205,7 +247,7 @@ for i = 1, L do
         used = tonumber(string.sub(v, sep + 1))
       end
     end
-    remaining, reset = n - used, wend - now
+    remaining, reset = math.max(0, n - used), wend - now
     if used + cost <= n then
       exceeded, retry = false, 0
       charged_remaining, charged_reset = n - used - cost, reset
@@ -213,6 +255,13 @@ for i = 1, L do
     else
       exceeded = true
       retry = (cost <= n) and reset or -1
+    end
+    if force then
+      local fu = duplicate and used or math.min(used + cost, MAX_EXACT)
+      charged_remaining, charged_reset = math.max(0, n - fu), reset
+      exceeded = fu >= n
+      retry = exceeded and reset or 0
+      forced[#forced + 1] = { key, int(id) .. ":" .. int(fu), wend, true }
     end
   end
   if exceeded and not shadow then denied = true end
@@ -223,6 +272,14 @@ for i = 1, L do
 end
 
 if ARGV[10 + 6 * L] == "deny" then denied = true end
+-- A usage report charges its forced values (a duplicate: nothing) and never
+-- denies; S is 0, so no denial is counted below.
+if force then
+  denied, writes = duplicate, forced
+  if marker and not duplicate then
+    redis.call("SET", marker, "1", "PX", tonumber(ARGV[11 + 6 * L]))
+  end
+end
 
 -- 3. Charge all (allowed) or none (denied), counting denials toward blocks.
 local new = {}
@@ -254,7 +311,7 @@ elseif S > 0 then
   end
 end
 
-local out = { denied and 1 or 0, 0, 0, #new }
+local out = { (force and duplicate) and 3 or (denied and 1 or 0), 0, 0, #new }
 for _, b in ipairs(new) do
   out[#out + 1] = b[1]; out[#out + 1] = b[2]
 end

@@ -22,6 +22,8 @@ const out = process.argv.includes("--out")
 const SERVICES = ["tollgate.v1.TollgateService", "tollgate.v1.KeyService"];
 /** Services whose every RPC needs the management token. */
 const MANAGEMENT = new Set(["tollgate.v1.KeyService"]);
+/** Methods of other services that need the management token too. */
+const MANAGEMENT_METHODS = new Set(["tollgate.v1.TollgateService.ReportUsage"]);
 const VERSION = JSON.parse(readFileSync("package.json", "utf8")).version;
 
 const dir = mkdtempSync(join(tmpdir(), "tollgate-openapi-"));
@@ -231,6 +233,7 @@ for (const name of SERVICES) {
   if (!svc) throw new Error(`no service ${name} in proto/`);
   for (const m of svc.methods) {
     if (m.methodKind !== "unary") continue;
+    const managed = MANAGEMENT.has(name) || MANAGEMENT_METHODS.has(`${name}.${m.name}`);
     const op = {
       operationId: `${svc.name}_${m.name}`,
       tags: [svc.name],
@@ -244,7 +247,7 @@ for (const name of SERVICES) {
         400: errorResponse(
           "invalid_argument (field violations in details), failed_precondition, out_of_range",
         ),
-        ...(MANAGEMENT.has(name) && {
+        ...(managed && {
           401: errorResponse("unauthenticated: the management token is missing or wrong"),
         }),
         404: errorResponse("not_found"),
@@ -258,7 +261,7 @@ for (const name of SERVICES) {
     };
     const c = commentOf(m);
     if (c) op.description = c;
-    if (MANAGEMENT.has(name)) op.security = [{ managementToken: [] }];
+    if (managed) op.security = [{ managementToken: [] }];
     paths[`/${svc.typeName}/${m.name}`] = { post: op };
   }
 }

@@ -124,8 +124,8 @@ func deadlineInterceptor(tollgate, management, bulk time.Duration) grpc.UnaryCli
 }
 
 // tokenInterceptor sends the management token where the server asks for it:
-// every KeyService call, and RotateKey by key id (self-rotation by secret
-// needs none, and gets none).
+// every KeyService call, ReportUsage, and RotateKey by key id (self-rotation
+// by secret needs none, and gets none).
 func tokenInterceptor(token string) grpc.UnaryClientInterceptor {
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 		if token != "" && needsToken(method, req) {
@@ -146,6 +146,9 @@ func streamTokenInterceptor(token string) grpc.StreamClientInterceptor {
 
 func needsToken(method string, req any) bool {
 	if strings.HasPrefix(method, "/"+tollgatev1.KeyService_ServiceDesc.ServiceName+"/") {
+		return true
+	}
+	if method == tollgatev1.TollgateService_ReportUsage_FullMethodName {
 		return true
 	}
 	if method == tollgatev1.TollgateService_RotateKey_FullMethodName {
@@ -191,6 +194,14 @@ func (c *Client) RecordEvent(ctx context.Context, req *tollgatev1.RecordEventReq
 // current secret (self-rotation). Never retried.
 func (c *Client) RotateKey(ctx context.Context, req *tollgatev1.RotateKeyRequest) (*tollgatev1.RotateKeyResponse, error) {
 	return c.tollgate.RotateKey(ctx, req)
+}
+
+// ReportUsage charges a cost known only after the response (tokens, bytes)
+// to the limits a CheckRateLimit with the same facts would charge, without
+// denying: the next decision is denied until the debt drains. Idempotent by
+// its id, so it is retried; sends the management token.
+func (c *Client) ReportUsage(ctx context.Context, req *tollgatev1.ReportUsageRequest) (*tollgatev1.ReportUsageResponse, error) {
+	return c.tollgate.ReportUsage(ctx, req)
 }
 
 // CreateKey creates a key; the response holds its secret, once. Never retried.

@@ -355,6 +355,10 @@ func TestRetriesOnlyCallsThatAreSafeToRepeat(t *testing.T) {
 			_, err := c.RecordEvent(ctx, &tollgatev1.RecordEventRequest{})
 			return err
 		}, 3},
+		{"ReportUsage", tollgatev1.TollgateService_ReportUsage_FullMethodName, func() error {
+			_, err := c.ReportUsage(ctx, &tollgatev1.ReportUsageRequest{Id: "resp-1", KeyId: "key_x", Cost: 1})
+			return err
+		}, 3},
 		{"Authorize with apply_limits", tollgatev1.TollgateService_Authorize_FullMethodName, func() error {
 			_, err := c.Authorize(ctx, &tollgatev1.AuthorizeRequest{ApiKey: "x", Method: "GET", Path: "/", ApplyLimits: true})
 			return err

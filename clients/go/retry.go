@@ -26,6 +26,8 @@ var safeToRepeat = map[string]bool{
 	tollgatev1.KeyService_GetUsage_FullMethodName:         true,
 	tollgatev1.KeyService_ExportKeys_FullMethodName:       true,
 	tollgatev1.KeyService_RevokeKey_FullMethodName:        true,
+	// Idempotent by its id: a repeat of a report already charged charges nothing.
+	tollgatev1.TollgateService_ReportUsage_FullMethodName: true,
 }
 
 // Retryable reports whether a call of fullMethod with req may be repeated

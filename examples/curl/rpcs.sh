@@ -23,6 +23,7 @@ call KeyService/UpdateKey "{\"id\":\"$id\",\"updateMask\":\"scopes,metadata\",\"
 call TollgateService/Authorize "{\"apiKey\":\"$secret\",\"method\":\"GET\",\"path\":\"/v1/orders\",\"clientIp\":\"203.0.113.9\",\"applyLimits\":true}"
 call TollgateService/Authorize '{"headers":{"x-api-key":"tg_live_not-a-key"},"method":"GET","path":"/v1/orders"}'
 call TollgateService/CheckRateLimit "{\"keyId\":\"$id\",\"method\":\"GET\",\"path\":\"/v1/orders\"}"
+call TollgateService/ReportUsage "{\"id\":\"resp-1\",\"keyId\":\"$id\",\"method\":\"GET\",\"path\":\"/v1/orders\",\"cost\":3}"
 call TollgateService/RecordEvent '{"events":[{"id":"evt-1","customType":"login.failed","subject":"203.0.113.9","subjectKind":"SUBJECT_KIND_IP"}]}' || true
 rotated=$(call TollgateService/RotateKey "{\"keyId\":\"$id\",\"gracePeriod\":\"600s\"}")
 echo "$rotated"

@@ -6,6 +6,7 @@
  */
 
 import { KEYS_FLAGS } from "./keys-flags.js";
+import { USAGE_REPORT_FLAGS } from "./usage-report-command.js";
 
 /** Commands → subcommands → flags (kept beside the commands' own help). */
 export const COMMANDS: Record<string, Record<string, string[]>> = {
@@ -23,7 +24,10 @@ export const COMMANDS: Record<string, Record<string, string[]>> = {
     alerts: ["--rule", "--subject", "--since", "--limit", "--page-token"],
   },
   decisions: { tail: ["--follow", "--key", "--denied", "--lines", "--limit"] },
-  usage: { "": ["--since", "--granularity", "--endpoint"] },
+  usage: {
+    "": ["--since", "--granularity", "--endpoint"],
+    report: USAGE_REPORT_FLAGS.map((f) => `--${f}`),
+  },
   "check-config": { "": [] },
   inject: { "": ["--tls-cert", "--tls-key"] },
   settings: { "": ["--config", "--markdown"] },

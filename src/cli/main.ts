@@ -22,6 +22,7 @@ Usage:
   tollgate events list|alerts    security events and alerts of a running server (tollgate events --help)
   tollgate decisions tail        a replica's recent decisions, --follow for live ones (tollgate decisions --help)
   tollgate usage KEY_ID          a key's requests over time, with a text chart (tollgate usage --help)
+  tollgate usage report          charge a cost known after the response (tollgate usage report --help)
   tollgate check-config FILE     validate a policy file and print the effective table
   tollgate inject --tls-cert F --tls-key F  serve the Kubernetes sidecar-injection webhook
   tollgate settings [--config F] each setting's effective value and where it comes from

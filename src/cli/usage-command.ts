@@ -10,8 +10,10 @@ import {
 import { table } from "./check-config-command.js";
 import { clientsFromOptions, parseCommandLine, reportRpcError } from "./client.js";
 import { parseDuration } from "./duration.js";
+import { usageReportCommand } from "./usage-report-command.js";
 
 const HELP = `Usage: tollgate usage KEY_ID [options]
+       tollgate usage report --id ID --cost N ... (tollgate usage report --help)
 
 Prints the key's requests per bucket (with a bar chart) and per endpoint.
 
@@ -57,6 +59,8 @@ export function renderUsage(keyId: string, res: GetUsageResponse): string {
 
 /** Runs `tollgate usage`; returns the exit code. */
 export async function usageCommand(argv: string[]): Promise<number> {
+  // A key id never reads "report" (key_ + 16 base62): the subcommand is unambiguous.
+  if (argv[0] === "report") return usageReportCommand(argv);
   const cl = parseCommandLine("tollgate usage", argv, ["since", "granularity", "endpoint"], HELP);
   if (typeof cl === "number") return cl;
   const { o, positionals, str } = cl;

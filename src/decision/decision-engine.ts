@@ -22,11 +22,12 @@ import type { Authorizer, AuthReason } from "../keys/authorizer.js";
 import { type KeyRecord, unusableReason } from "../keys/key-record.js";
 import type { Tracing } from "../observability/tracing.js";
 import type { BlockBook } from "../ratelimit/block-book.js";
-import type { LimitItem, RateVerdict } from "../ratelimit/rate-limit-store.js";
+import type { LimitItem, LimitOutcome, RateVerdict } from "../ratelimit/rate-limit-store.js";
 import {
   blockSubjects,
   type CreditsState,
   type LimitState,
+  type MissingDimension,
   type RateDecision,
   type RateInput,
   type RateLimiter,
@@ -80,6 +81,11 @@ export interface DescriptorFacts {
   cost: number;
   /** The Envoy rate-limit domain, for the access log. */
   domain: string;
+  /**
+   * The domain is `charge: after_response` (Envoy's stream-done call): the
+   * items are force-charged, never denied, and the call is not a decision.
+   */
+  afterResponse?: boolean;
   traceparent: string | undefined;
   started: bigint;
   /** How long the caller waits, ms; undefined: it did not say (see RequestFacts). */
@@ -105,6 +111,28 @@ export interface DescriptorDecision {
     /** Its outcome (the verdict's last), for headers. */
     limit: LimitState;
   };
+}
+
+/** A usage report (ReportUsage): the facts of a CheckRateLimit, a cost and an id. */
+export interface ReportFacts {
+  /** The key whose limits are charged (its tier and owner), else the tier's. */
+  credential: { kind: "key-id"; keyId: string } | { kind: "anonymous"; tier: string };
+  endpoint: RequestFacts["endpoint"];
+  clientIp: RequestFacts["clientIp"];
+  subject: string;
+  /** The cost to charge, ≥ 1. */
+  cost: number;
+  /** Idempotency: the report's id and how long it is remembered, ms. */
+  once: { id: string; ttlMs: number };
+  callerTimeoutMs: number | undefined;
+}
+
+/** What a usage report charged. */
+export interface UsageReport {
+  /** True if the id was charged before: nothing was charged now. */
+  duplicate: boolean;
+  /** Every limit charged, in plan order, after the charge. */
+  limits: LimitState[];
 }
 
 const KEY_MESSAGES: Record<"UNKNOWN_KEY" | "EXPIRED_KEY" | "REVOKED_KEY", string> = {
@@ -180,6 +208,56 @@ export class DecisionEngine {
     });
   }
 
+  /**
+   * Charges a usage report to the limits a decision with the same facts would
+   * charge (plan of rate-limiter.ts), without denying: no block refuses it,
+   * none is placed, no decision is counted. A key id that names no key throws
+   * KeyIdNotFound; a revoked or expired key is charged all the same (the
+   * request it reports was served). An enforced limit lacking its dimension
+   * makes the report incomplete, as it would a decision.
+   */
+  async report(f: ReportFacts): Promise<UsageReport | MissingDimension> {
+    const deadline = storeDeadline(f.callerTimeoutMs, this.o.storeBudgetMs);
+    let record: KeyRecord | undefined;
+    const c = f.credential;
+    if (c.kind === "key-id") {
+      const found = await this.o.authorizer.findById(c.keyId, f.endpoint, deadline);
+      if (!found.record) throw new KeyIdNotFound(c.keyId);
+      record = found.record;
+    }
+    const input: RateInput = {
+      tier: record?.tier ?? (c.kind === "anonymous" ? c.tier : ""),
+      keyId: record?.id ?? "",
+      owner: record?.owner ?? "",
+      clientIp: f.clientIp?.address ?? "",
+      subject: f.subject,
+      endpoint: f.endpoint,
+      cost: f.cost,
+      ...(record?.credits && { credits: record.credits }),
+    };
+    const plan = this.o.limiter.plan(input);
+    if ("missing" in plan) return plan;
+    const v = await this.o.limiter.forceCharge(input, plan, f.once);
+    const limits = plan.items.map((it, i) => ({
+      limit: it.limit,
+      outcome: v.outcomes[i] as LimitOutcome,
+    }));
+    // A charge crosses thresholds as a decision's does (a duplicate charged nothing).
+    if (!v.duplicate) {
+      this.o.observer.usageReported(input, {
+        allowed: true,
+        reason: "OK",
+        limits,
+        headers: [],
+        shadowExceeded: [],
+        shadowSkipped: plan.shadowSkipped,
+        newBlocks: [],
+        cost: f.cost,
+      });
+    }
+    return { duplicate: v.duplicate, limits };
+  }
+
   private async takeDescriptors(facts: DescriptorFacts): Promise<DescriptorDecision> {
     const decisionId = newDecisionId(this.o.clock.now());
     const deadline = storeDeadline(facts.callerTimeoutMs, this.o.storeBudgetMs);
@@ -194,6 +272,24 @@ export class DecisionEngine {
       }
     }
     const items = credits ? [...facts.items, credits] : facts.items;
+    if (facts.afterResponse) {
+      // Usage after the response: charged past the limits if need be, so the
+      // next request-time call is denied until the debt drains. Not counted or
+      // logged as a decision (the RPC metrics count the call). A named key's
+      // credits are charged too (the last item), into debt if need be.
+      const v =
+        items.length === 0
+          ? undefined
+          : await this.o.limiter.forceItems(items, facts.cost, undefined);
+      const verdict = v && {
+        status: "ok" as const,
+        outcomes: v.outcomes,
+        blockMs: 0,
+        newBlocks: [],
+      };
+      if (v) this.o.observer.descriptorsReported(facts, v.outcomes);
+      return { decisionId, verdict, over: false, decidedLocally: false };
+    }
     const decided =
       items.length === 0
         ? undefined

@@ -12,6 +12,7 @@ import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
 import type { Policy } from "../policy/policy.js";
 import type { ActiveBlockEntry, BlockListener } from "../ratelimit/block-book.js";
+import type { LimitOutcome } from "../ratelimit/rate-limit-store.js";
 import type { RateDecision, RateInput } from "../ratelimit/rate-limiter.js";
 import type { Decision } from "./decision.js";
 import type { DescriptorDecision, DescriptorFacts } from "./decision-engine.js";
@@ -115,6 +116,23 @@ export class DecisionObserver implements BlockListener {
       if (line.clientIp) out.clientIp = line.clientIp;
       feed.publish(out);
     }
+  }
+
+  /**
+   * After a usage report was force-charged (ReportUsage): the threshold notices
+   * a decision with that charge would raise. Not a decision: nothing counted or logged.
+   */
+  usageReported(input: RateInput, r: RateDecision): void {
+    this.o.notifier?.charged(input, r);
+  }
+
+  /** After an Envoy `charge: after_response` call was force-charged: its quota notices. */
+  descriptorsReported(f: DescriptorFacts, outcomes: readonly LimitOutcome[]): void {
+    this.o.notifier?.descriptorsCharged(f.items, outcomes, {
+      allowed: true,
+      cost: f.cost,
+      local: false,
+    });
   }
 
   /** After an Envoy ShouldRateLimit decision. */

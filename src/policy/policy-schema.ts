@@ -230,10 +230,25 @@ const envoyDescriptorSchema: z.ZodType<EnvoyDescriptorFile> = z.lazy(() =>
     }),
 );
 
+/**
+ * When a domain's ShouldRateLimit calls are charged: `on_request` (the
+ * default) decides and charges all or none; `after_response` is Envoy's
+ * stream-done call (`apply_on_stream_done`, `hits_addend` from the response):
+ * charged without denying, past the limits if need be, answered OK.
+ */
+export const ENVOY_CHARGE_MODES = ["on_request", "after_response"] as const;
+
 /** One Envoy rate-limit domain (envoyproxy/ratelimit's config file). */
 const envoyDomainSchema = z.strictObject({
   domain: z.string().min(1).max(128),
   descriptors: z.array(envoyDescriptorSchema).max(1024).default([]),
+  /** A Tollgate extension of envoyproxy/ratelimit's format (see ENVOY_CHARGE_MODES). */
+  charge: z.enum(ENVOY_CHARGE_MODES).optional(),
+  /**
+   * With `charge: after_response`: charge the descriptors and buckets of this
+   * other (`on_request`) domain, so its request-time calls see the debt.
+   */
+  limits_of: z.string().min(1).max(128).optional(),
 });
 
 /** The policy file, version 1. */
@@ -315,6 +330,25 @@ export const policySchema = z
         });
       }
       domains.add(d.domain);
+    });
+    p.envoy_ratelimit.forEach((d, i) => {
+      if (d.limits_of === undefined) return;
+      const at = (field: string, message: string) =>
+        ctx.addIssue({ code: "custom", path: ["envoy_ratelimit", i, field], message });
+      const target = p.envoy_ratelimit.find((o) => o.domain === d.limits_of);
+      if (d.charge !== "after_response") {
+        at("limits_of", "only a domain with `charge: after_response` charges another's limits");
+      } else if (!target || target.domain === d.domain) {
+        at("limits_of", `"${d.limits_of}" is not another domain of envoy_ratelimit`);
+      } else if (target.charge === "after_response") {
+        at(
+          "limits_of",
+          `"${d.limits_of}" is charged after the response itself: name the request-time domain`,
+        );
+      }
+      if (d.descriptors.length > 0) {
+        at("descriptors", "a domain charging the limits of another has no descriptors of its own");
+      }
     });
     for (const [tier, t] of Object.entries(p.tiers)) {
       const names = new Set<string>();

@@ -192,7 +192,18 @@ function envoyRows(p: Policy): EnvoyRow[] {
       walk(domain, n.children, path);
     }
   };
-  for (const [domain, nodes] of p.envoyDomains) walk(domain, nodes, []);
+  for (const [domain, nodes] of p.envoyDomains) {
+    const of = p.envoyAfterResponse.get(domain);
+    // An after_response domain is charged after the response, never denies.
+    if (of === undefined) walk(domain, nodes, []);
+    else if (of === domain) walk(`${domain} (after response)`, nodes, []);
+    else
+      rows.push({
+        domain: `${domain} (after response)`,
+        descriptor: `the limits of ${of}`,
+        limit: "-",
+      });
+  }
   return rows;
 }
 

@@ -142,6 +142,11 @@ export interface Policy {
   limitTable: ReadonlyMap<string, readonly Limit[]>;
   /** Envoy global rate limit rules by domain. */
   envoyDomains: ReadonlyMap<string, readonly EnvoyNode[]>;
+  /**
+   * The `charge: after_response` domains, each to the domain whose rules and
+   * buckets it charges (its `limits_of`, else itself).
+   */
+  envoyAfterResponse: ReadonlyMap<string, string>;
   /** Detection rules and alert webhooks. */
   detection: Detection;
   /** Threshold and key-lifecycle notifications (NO_NOTIFICATIONS when the section is absent). */
@@ -294,6 +299,11 @@ function compile(p: PolicyFile, source: string): Policy {
           throw new PolicyError(`${source}: ${(err as Error).message}`);
         }
       }),
+    ),
+    envoyAfterResponse: new Map(
+      p.envoy_ratelimit
+        .filter((d) => d.charge === "after_response")
+        .map((d) => [d.domain, d.limits_of ?? d.domain] as const),
     ),
     detection: compileDetection(p.detection),
     notifications: compileNotifications(p.notifications),

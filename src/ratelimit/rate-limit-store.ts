@@ -62,6 +62,36 @@ export interface CreditBalance {
   resetMs: number;
 }
 
+/**
+ * A usage report (ReportUsage, Envoy `charge: after_response`): costs charged
+ * after the response, to every item, whatever its limit says.
+ */
+export interface ForceChargeRequest {
+  items: LimitItem[];
+  /** Default cost of an item without its own. */
+  cost: number;
+  /**
+   * Idempotency: a report whose id was charged within `ttlMs` charges nothing
+   * again. The marker is written in the same atomic step as the charge (on
+   * Cluster one marker per slot, so a retry after a partial failure charges
+   * only the slots not charged yet). Undefined: no idempotency (Envoy).
+   */
+  once?: { id: string; ttlMs: number };
+}
+
+/** What a forced charge did. */
+export interface ForceChargeVerdict {
+  /** True if the report's id had been charged before: nothing was charged now. */
+  duplicate: boolean;
+  /**
+   * Same order as the items: each bucket after the charge (as it stands for a
+   * duplicate). `remaining` may be negative (a debt past the limit);
+   * `exceeded` says this cost did not fit (the charge went into debt);
+   * `retryMs` is not meaningful (0 or the evaluation's).
+   */
+  outcomes: LimitOutcome[];
+}
+
 /** An active block. */
 export interface ActiveBlock {
   tag: string;
@@ -92,6 +122,14 @@ export interface RateLimitStore {
    * change. A top-up stops at 2^52. Resolves to the balance after it.
    */
   adjustCredits(item: LimitItem, change: CreditChange): Promise<CreditBalance>;
+  /**
+   * Charges every item its cost and never denies (a usage report): checks no
+   * block, places none, counts no denial; a bucket may go past its limit, so
+   * the next decision is denied until the debt drains or the window ends. A
+   * limit of 0 (or burst 0) is not charged. Atomic per store call (on Cluster
+   * per subject tag), with the idempotency marker of `once` in the same step.
+   */
+  forceCharge(request: ForceChargeRequest): Promise<ForceChargeVerdict>;
   /** Active blocks, soonest-ending last, at most `limit`. */
   listBlocks(limit: number): Promise<ActiveBlock[]>;
   /** Lifts a block (and forgets pending denials). True if one was active. */

@@ -21,6 +21,7 @@ import { subjectTag } from "../subjects/subject-tag.js";
 import type { Clock } from "../util/clock.js";
 import type { BlockBook } from "./block-book.js";
 import type {
+  ForceChargeVerdict,
   LimitItem,
   LimitOutcome,
   RateLimitStore,
@@ -315,6 +316,31 @@ export class RateLimiter {
       if (!isStoreUnavailable(err) || this.o.failMode(endpoint) !== "open") throw err;
       return { verdict: await this.o.insurance.decide(req), local: true };
     }
+  }
+
+  /**
+   * A usage report: charges the plan's items `input.cost` (else the
+   * endpoint's or the default cost) without denying, in one forced store
+   * call per slot (rate-limit-store.ts forceCharge). No block is checked or
+   * placed and no denial counted; no insurance limiter either: a report the
+   * store cannot take fails, to be retried with its id.
+   */
+  async forceCharge(
+    input: RateInput,
+    plan: RatePlan,
+    once: { id: string; ttlMs: number } | undefined,
+  ): Promise<ForceChargeVerdict> {
+    const cost = input.cost || input.endpoint?.cost || plan.policy.defaults.cost;
+    return this.forceItems(plan.items, cost, once);
+  }
+
+  /** Charges `items` without denying (an Envoy after_response call, or a report's plan). */
+  async forceItems(
+    items: LimitItem[],
+    cost: number,
+    once: { id: string; ttlMs: number } | undefined,
+  ): Promise<ForceChargeVerdict> {
+    return this.o.store.forceCharge({ items, cost, ...(once && { once }) });
   }
 
   /** The decision for a subject blocked until `until`: nothing charged. */

@@ -8,6 +8,10 @@
  * request and per descriptor; the per-descriptor value is read from field 3 of
  * the descriptor (a UInt64Value in newer Envoy APIs) even though the protos
  * shipped here predate it.
+ *
+ * A domain the policy marks `charge: after_response` takes Envoy's stream-done
+ * call (`apply_on_stream_done`): its items (of its `limits_of` domain, else its
+ * own) are force-charged by `hits_addend`, never denied, and answered OK.
  */
 import { create } from "@bufbuild/protobuf";
 import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
@@ -96,7 +100,11 @@ async function shouldRateLimit(
   if (req.hitsAddend > MAX_HITS) v.add("hits_addend", `must be 0..${MAX_HITS}`);
   v.throwIfAny();
 
-  const rules = d.policy().envoyDomains.get(req.domain) ?? [];
+  const policy = d.policy();
+  // An after_response domain charges its `limits_of` domain's buckets (or its own).
+  const after = policy.envoyAfterResponse.get(req.domain);
+  const limitsDomain = after ?? req.domain;
+  const rules = policy.envoyDomains.get(limitsDomain) ?? [];
   // A `tollgate_key_id` entry (e.g. from ext_authz's x-tollgate-key-id header)
   // names the key whose credits the request also spends.
   const named = req.descriptors.findIndex((desc) =>
@@ -110,7 +118,7 @@ async function shouldRateLimit(
     const node = matchDescriptor(rules, desc.entries);
     if (!node?.limit) return;
     matched.push({ index, node });
-    const tag = `r:${req.domain}|${desc.entries.map((e) => `${e.key}=${e.value}`).join("|")}`;
+    const tag = `r:${limitsDomain}|${desc.entries.map((e) => `${e.key}=${e.value}`).join("|")}`;
     const hits = descriptorHits(desc);
     items.push({
       tag,
@@ -123,6 +131,7 @@ async function shouldRateLimit(
     items,
     cost: requestHits,
     domain: req.domain,
+    afterResponse: after !== undefined,
     traceparent: ctx.requestHeader.get("traceparent") ?? undefined,
     started,
     callerTimeoutMs: ctx.timeoutMs(),
@@ -136,7 +145,8 @@ async function shouldRateLimit(
     const o = verdict?.outcomes[k];
     const limit = node.limit;
     if (!o || !limit) return;
-    const enforcedOver = o.exceeded && limit.mode !== "shadow";
+    // After the response nothing is denied: a limit in debt is still OK here.
+    const enforcedOver = over && o.exceeded && limit.mode !== "shadow";
     statuses[index] = create(RateLimitResponse_DescriptorStatusSchema, {
       code: enforcedOver ? RateLimitResponse_Code.OVER_LIMIT : RateLimitResponse_Code.OK,
       currentLimit: {

@@ -53,7 +53,8 @@ export function rateResultToProto(r: RateDecision): RateLimitResult {
   });
 }
 
-function limitToProto(s: LimitState): LimitStatus {
+/** The proto form of one limit's state (shared with ReportUsage). */
+export function limitToProto(s: LimitState): LimitStatus {
   return create(LimitStatusSchema, {
     name: s.limit.name,
     by: BY[s.limit.by] ?? LimitBy.UNSPECIFIED,

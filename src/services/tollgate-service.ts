@@ -17,6 +17,7 @@ import {
   RotateKeyResponseSchema,
   type TollgateService,
 } from "../gen/tollgate/v1/tollgate_service_pb.js";
+import type { ReportUsageRequest } from "../gen/tollgate/v1/usage_report_pb.js";
 import { INPUT_BOUNDS as B } from "../util/input-bounds.js";
 import type { CallContext, Handlers } from "./call-context.js";
 import {
@@ -34,6 +35,7 @@ import { authenticateManagement } from "./management-gate.js";
 import { checkRateLimit, rateResultToProto } from "./rate-limit-handlers.js";
 import { requestFieldFacts } from "./request-fields.js";
 import type { ServiceDeps } from "./service-deps.js";
+import { reportUsage } from "./usage-report-handler.js";
 import { Violations } from "./validation.js";
 
 /** Longest api_key examined; longer keys are answered MALFORMED_KEY without any lookup. */
@@ -50,6 +52,9 @@ export function createTollgateService(d: ServiceDeps): Handlers<typeof TollgateS
     recordEvent: d.instrument("RecordEvent", (req: RecordEventRequest) => recordEvent(d, req)),
     rotateKey: d.instrument("RotateKey", (req: RotateKeyRequest, ctx: CallContext) =>
       rotateKey(d, req, ctx),
+    ),
+    reportUsage: d.instrument("ReportUsage", (req: ReportUsageRequest, ctx: CallContext) =>
+      reportUsage(d, req, ctx),
     ),
   };
 }

@@ -3,6 +3,8 @@ import type {
   ActiveBlock,
   CreditBalance,
   CreditChange,
+  ForceChargeRequest,
+  ForceChargeVerdict,
   LimitItem,
   LimitOutcome,
   RateLimitStore,
@@ -56,6 +58,16 @@ export const RATE_STORE_DEFAULTS: MemoryBounds = {
  */
 const OFFENCE_RANK = 2 ** 60;
 const BLOCK_RANK = 2 ** 61;
+/** Largest integer a double holds exactly: the cap of a forced debt or count (as in Lua). */
+const MAX_EXACT = Number.MAX_SAFE_INTEGER;
+
+/** Every limit's state with the cost charged whatever the limit says (forceCharge). */
+interface Forced {
+  /** A duplicate report charges nothing: each limit is reported as it stands. */
+  duplicate: boolean;
+  writes: [string, Entry][];
+  outcomes: (LimitOutcome | undefined)[];
+}
 
 /**
  * The embedded rate-limit store: the same semantics as rate-limit-n.lua (GCRA in
@@ -76,6 +88,13 @@ const BLOCK_RANK = 2 ** 61;
  * entries: to reset a subject that has used U units, it must first hold
  * `maxEntries` entries each worth more than U — `maxEntries` × U requests, all
  * metered. A subject at its limit, or blocked, is the last thing forgotten.
+ *
+ * Usage reports' idempotency markers (`ur:<id>`, forceCharge) live in the same
+ * bounded map, each expiring with its retention. Each holds less than one cost
+ * unit (the share of its retention left), so under pressure the oldest markers
+ * go first, before any counter holding a unit: forgetting an old report's id
+ * risks a double charge only if that report is resent after so long, while
+ * forgetting counters would reset limits.
  */
 export class MemoryRateLimitStore implements RateLimitStore {
   private readonly map = new Map<string, Entry>();
@@ -102,10 +121,28 @@ export class MemoryRateLimitStore implements RateLimitStore {
   }
 
   /**
+   * The "force" mode of rate-limit-n.lua: every item charged, never denied, no
+   * block checked or placed; the marker `ur:<id>` is written with the charge.
+   */
+  async forceCharge(req: ForceChargeRequest): Promise<ForceChargeVerdict> {
+    const now = this.clock.now();
+    const marker = req.once && `ur:${req.once.id}`;
+    const duplicate = marker !== undefined && this.live(marker, now) !== undefined;
+    const forced: Forced = { duplicate, writes: [], outcomes: [] };
+    const v = this.evaluate({ items: req.items, cost: req.cost, blockTags: [] }, true, forced);
+    if (!duplicate) for (const [k, e] of forced.writes) this.set(k, e);
+    if (marker && req.once && !duplicate) {
+      this.set(marker, { a: 0, b: 0, expiresAt: now + req.once.ttlMs, t: req.once.ttlMs });
+    }
+    return { duplicate, outcomes: v.outcomes.map((o, i) => forced.outcomes[i] ?? o) };
+  }
+
+  /**
    * Evaluates every limit and charges all or none. `denyOnly` (peek) denies
    * whatever the limits say; with no blocking in `req` it then writes nothing.
+   * `forced`, when given, collects each limit's forced charge (forceCharge).
    */
-  private evaluate(req: RateRequest, denyOnly: boolean): RateVerdict {
+  private evaluate(req: RateRequest, denyOnly: boolean, forced?: Forced): RateVerdict {
     const now = this.clock.now();
     const tags = req.blocking ? req.blockTags : [];
     let blockMs = 0;
@@ -145,7 +182,8 @@ export class MemoryRateLimitStore implements RateLimitStore {
           d = now > e.b ? (drained >= e.a ? 0 : e.a - drained) : e.a;
         }
         const cap = l.burst * p;
-        const remaining = n > 0 && l.burst > 0 ? Math.floor((cap - d) / p) : 0;
+        // A debt past the burst (a usage report's) reports 0 remaining.
+        const remaining = n > 0 && l.burst > 0 ? Math.max(0, Math.floor((cap - d) / p)) : 0;
         const resetMs = n > 0 ? ceilDiv(d, n) : 0;
         if (n === 0 || l.burst === 0 || cost > l.burst) {
           o = { exceeded: true, remaining, resetMs, retryMs: -1 };
@@ -159,6 +197,22 @@ export class MemoryRateLimitStore implements RateLimitStore {
           ]);
         } else {
           o = { exceeded: true, remaining, resetMs, retryMs: ceilDiv(d + cost * p - cap, n) };
+        }
+        if (forced && n > 0 && l.burst > 0) {
+          const fd = forced.duplicate ? d : Math.min(d + cost * p, MAX_EXACT);
+          const reset = ceilDiv(fd, n);
+          // Reported: whether a request of cost 1 is now refused, and for how long.
+          const retryMs = Math.max(0, ceilDiv(fd + p - cap, n));
+          forced.outcomes[i] = {
+            exceeded: retryMs > 0,
+            remaining: Math.max(0, Math.floor((cap - fd) / p)),
+            resetMs: reset,
+            retryMs,
+          };
+          forced.writes.push([
+            key,
+            { a: fd, b: now, expiresAt: now + Math.max(1, reset), t: p / n },
+          ]);
         }
       } else if (l.kind === "credits" && l.credits) {
         const c = this.credits(key, l.credits, now);
@@ -174,6 +228,18 @@ export class MemoryRateLimitStore implements RateLimitStore {
             retryMs: c.retryFor(cost),
           };
         }
+        if (forced) {
+          // A usage report: the debt stays (the balance may go below zero); a
+          // duplicate charges nothing and reports the balance as it stands.
+          const fb = forced.duplicate ? c.balance : c.balance - cost;
+          forced.outcomes[i] = {
+            exceeded: fb < 1,
+            remaining: Math.max(0, fb),
+            resetMs: c.resetMs,
+            retryMs: fb >= 1 ? 0 : c.resetMs > 0 ? c.resetMs : -1,
+          };
+          forced.writes.push([creditKey(key), c.entry(fb)]);
+        }
       } else {
         const w = calendarWindow(l.window ?? "day", now);
         const used = e && e.a === w.id ? e.b : 0;
@@ -185,10 +251,20 @@ export class MemoryRateLimitStore implements RateLimitStore {
         } else {
           o = {
             exceeded: true,
-            remaining: l.requests - used,
+            remaining: Math.max(0, l.requests - used),
             resetMs,
             retryMs: cost <= l.requests ? resetMs : -1,
           };
+        }
+        if (forced) {
+          const fu = forced.duplicate ? used : Math.min(used + cost, MAX_EXACT);
+          forced.outcomes[i] = {
+            exceeded: fu >= l.requests,
+            remaining: Math.max(0, l.requests - fu),
+            resetMs,
+            retryMs: fu >= l.requests ? resetMs : 0,
+          };
+          forced.writes.push([key, { a: w.id, b: fu, expiresAt: w.end, t: 0 }]);
         }
       }
       if (o.exceeded && l.mode !== "shadow") denied = true;
@@ -366,6 +442,8 @@ function held(key: string, e: Entry, now: number): number {
       return e.a;
     case "cr:": // a credit balance: forgetting it would refill it, so it goes with the offence levels
       return OFFENCE_RANK;
+    case "ur:": // a usage report's idempotency marker: the share of its retention left (≤ 1)
+      return (e.expiresAt - now) / Math.max(1, e.t);
     default: // "rl:" a rate's debt left, or a quota's used count
       return e.t > 0 ? (e.expiresAt - now) / e.t : e.b;
   }

@@ -25,6 +25,8 @@ export function createKeyNames(prefix: string) {
     foreignPrefixes: () => `${prefix}foreign-prefixes:{index}`,
     /** A rate-limit bucket of one limit for one subject tag. */
     bucket: (tag: string, bucketId: string) => `${prefix}rl:{${tagValue(tag)}}:${bucketId}`,
+    /** Idempotency marker of a usage report, in the slot of the buckets it charged. */
+    reportMarker: (tag: string, id: string) => `${prefix}ur:{${tagValue(tag)}}:${tagValue(id)}`,
     /** Block marker of a subject (value: offence level; TTL: time left). */
     block: (tag: string) => `${prefix}bl:{${tagValue(tag)}}`,
     /** Offence level memory of a subject (escalation). */

@@ -3,6 +3,8 @@ import type {
   ActiveBlock,
   CreditBalance,
   CreditChange,
+  ForceChargeRequest,
+  ForceChargeVerdict,
   LimitItem,
   LimitOutcome,
   RateLimitStore,
@@ -18,6 +20,7 @@ import {
   decodePlaceBlockReply,
   decodeRateLimitReply,
   decodeRefundReply,
+  RATE_STATUS,
 } from "./script-replies.js";
 import { runScript } from "./script-runner.js";
 
@@ -156,6 +159,40 @@ export class RedisRateLimitStore implements RateLimitStore {
     return decodeCreditsAdjustReply(r);
   }
 
+  /**
+   * One forced ("force") call of rate-limit-n.lua per subject tag (one in all
+   * off Cluster, where the first tag names the marker). Each call carries its
+   * own idempotency marker in its slot, written with its charge: after a
+   * partial failure on Cluster a retry with the same id finds the charged
+   * slots' markers and charges only the others, so nothing is charged twice.
+   * A report charging no limit still writes its marker (slot of the tag "-").
+   */
+  async forceCharge(req: ForceChargeRequest): Promise<ForceChargeVerdict> {
+    const groups = new Map<string, number[]>();
+    req.items.forEach((it, i) => {
+      const tag = this.cluster ? it.tag : (req.items[0] as LimitItem).tag;
+      groups.set(tag, [...(groups.get(tag) ?? []), i]);
+    });
+    if (groups.size === 0) {
+      if (!req.once) return { duplicate: false, outcomes: [] };
+      groups.set("-", []);
+    }
+    const outcomes: LimitOutcome[] = [];
+    let duplicate = true;
+    for (const [tag, idx] of groups) {
+      const v = await this.runForce(
+        idx.map((i) => req.items[i] as LimitItem),
+        req.cost,
+        req.once && { key: this.names.reportMarker(tag, req.once.id), ttlMs: req.once.ttlMs },
+      );
+      if (!v.duplicate) duplicate = false;
+      idx.forEach((i, j) => {
+        outcomes[i] = v.outcomes[j] as LimitOutcome;
+      });
+    }
+    return { duplicate: req.once !== undefined && duplicate, outcomes };
+  }
+
   async listBlocks(limit: number): Promise<ActiveBlock[]> {
     // Redis time, not this host's: replicas with skewed clocks must neither
     // drop each other's active blocks nor report different end times.
@@ -236,6 +273,30 @@ export class RedisRateLimitStore implements RateLimitStore {
     ];
     const r = await runScript<number[]>(this.redis, SCRIPTS.rateLimit, keys, args);
     return parseVerdict(r, tags, items.length);
+  }
+
+  /** One "force" call of rate-limit-n.lua over `items` (one slot), with its marker if any. */
+  private async runForce(
+    items: LimitItem[],
+    cost: number,
+    marker: { key: string; ttlMs: number } | undefined,
+  ): Promise<ForceChargeVerdict> {
+    const keys = [
+      ...items.map((i) => this.names.bucket(i.tag, i.limit.bucketId)),
+      ...(marker ? [marker.key] : []),
+    ];
+    const args = [
+      cost,
+      0,
+      ...NO_BLOCKING,
+      items.length,
+      ...limitArgs(items),
+      "force",
+      ...(marker ? [marker.ttlMs] : []),
+    ];
+    const r = await runScript<number[]>(this.redis, SCRIPTS.rateLimit, keys, args);
+    const reply = decodeRateLimitReply(r, items.length);
+    return { duplicate: Number(r[0]) === RATE_STATUS.duplicate, outcomes: reply.limits };
   }
 
   /**

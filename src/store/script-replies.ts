@@ -6,7 +6,7 @@
  */
 
 /** `rate-limit-n.lua` status codes. */
-export const RATE_STATUS = { ok: 0, limited: 1, blocked: 2 } as const;
+export const RATE_STATUS = { ok: 0, limited: 1, blocked: 2, duplicate: 3 } as const;
 
 /** Fields before the new-block pairs in a `rate-limit-n.lua` reply: status, block_ms, blocked subject, n_new. */
 const RATE_HEADER = 4;

@@ -115,6 +115,8 @@ export const INPUT_BOUNDS = {
   tailBacklogMax: 1000,
   /** How far before the call `FollowEvents.start_time` may be, seconds: an hour. */
   followStartAgeMaxS: 3600,
+  /** How long a `ReportUsage.id` is remembered (a report resent later charges again), seconds: a day. */
+  reportIdRetentionS: DAY_S,
   /** `AuthorizeRequest.headers` entries. */
   headersMax: 64,
   /** A header name in `AuthorizeRequest.headers`. */
@@ -133,6 +135,8 @@ export const INPUT_PATTERNS = {
   scope: /^[A-Za-z0-9:._/*-]{1,128}$/,
   /** An event's `id`. */
   eventId: /^[A-Za-z0-9._:-]{1,128}$/,
+  /** A `ReportUsage.id` (the report's idempotency key). */
+  reportId: /^[A-Za-z0-9._:-]{1,128}$/,
   /** An event's `custom_type`. */
   customType: /^[a-z0-9._-]{1,64}$/,
   /** A foreign key prefix. */

@@ -475,6 +475,130 @@ export function rateLimitStoreCases(
       });
     });
 
+    describe("forced charges (usage reports)", () => {
+      const force = (
+        h: RateLimitStoreHarness,
+        items: LimitItem[],
+        cost = 1,
+        id?: string,
+        ttlMs = 60_000,
+      ) => h.store.forceCharge({ items, cost, ...(id !== undefined && { once: { id, ttlMs } }) });
+
+      it("charges a rate past its burst without denying; the debt denies the next decision until it drains", async () => {
+        const h = await setup();
+        const tag = freshTag();
+        // 10 per second, burst 10: one unit drains in 100 ms.
+        const limit = rateLimit("ten-per-s", 10, 1_000);
+        const r = await force(h, [item(tag, limit)], 13);
+        expect(r.duplicate).toBe(false);
+        const o = r.outcomes[0] as LimitOutcome;
+        expect(o.remaining).toBe(0);
+        expect(o.exceeded).toBe(true);
+        // 13 units of debt on a burst of 10: a request of cost 1 fits once 4 have drained.
+        near(h, o.retryMs, 400);
+        near(h, o.resetMs, 1_300);
+        const denied = await decide(h, [item(tag, limit)]);
+        expect(denied.status).toBe("limited");
+        expect(only(denied).remaining).toBe(0);
+        near(h, only(denied).retryMs, 400);
+        await h.wait(only(denied).retryMs + 10);
+        expect((await decide(h, [item(tag, limit)])).status).toBe("ok");
+        // Forcing never blocks and never counts a denial.
+        expect((await h.store.listBlocks(1000)).map((x) => x.tag)).not.toContain(tag);
+      });
+
+      it("charges a quota past its limit; the next decision is denied until the window ends", async () => {
+        const h = await setup();
+        const tag = freshTag();
+        const limit = quotaLimit("three-a-day", 3, "day");
+        expect((await decide(h, [item(tag, limit)])).status).toBe("ok");
+        const before = h.now();
+        const r = await force(h, [item(tag, limit)], 4);
+        const o = r.outcomes[0] as LimitOutcome;
+        expect(o).toMatchObject({ exceeded: true, remaining: 0 });
+        near(h, o.retryMs, calendarWindow("day", before).end - before);
+        const denied = await decide(h, [item(tag, limit)]);
+        expect(denied.status).toBe("limited");
+        expect(only(denied).remaining).toBe(0);
+        // A forced charge that leaves room says so: the limit is not exceeded.
+        const other = freshTag();
+        const fits = (await force(h, [item(other, limit)], 2)).outcomes[0] as LimitOutcome;
+        expect(fits).toMatchObject({ exceeded: false, remaining: 1, retryMs: 0 });
+      });
+
+      it("charges every item, across subjects, shadow ones too, with each item's own cost", async () => {
+        const h = await setup();
+        const [a, b] = [freshTag(), freshTag("i")];
+        const rate = rateLimit("per-key", 5, 60_000);
+        const shadow = rateLimit("shadow", 5, 60_000, 5, "shadow");
+        const quota = quotaLimit("per-ip", 10, "day");
+        const items = [item(a, rate), item(a, shadow, 2), item(b, quota)];
+        const r = await force(h, items, 3);
+        expect(r.outcomes.map((o) => o.remaining)).toEqual([2, 3, 7]);
+        expect((await h.store.peek(items)).map((o) => o.remaining)).toEqual([2, 3, 7]);
+      });
+
+      it("does not charge a limit of 0 and reports it exhausted", async () => {
+        const h = await setup();
+        const tag = freshTag();
+        const r = await force(h, [item(tag, rateLimit("zero", 0, 1_000))], 2);
+        expect(r.outcomes[0]?.remaining).toBe(0);
+        expect((await decide(h, [item(tag, rateLimit("zero", 0, 1_000))])).status).toBe("limited");
+      });
+
+      it("charges an id once: a second report with it charges nothing and says it is a duplicate", async () => {
+        const h = await setup();
+        const [a, b] = [freshTag(), freshTag("s")];
+        const items = [
+          item(a, rateLimit("per-key", 10, 60_000)),
+          item(b, quotaLimit("q", 10, "day")),
+        ];
+        const id = randomUUID();
+        const first = await force(h, items, 4, id);
+        expect(first.duplicate).toBe(false);
+        expect(first.outcomes.map((o) => o.remaining)).toEqual([6, 6]);
+        const again = await force(h, items, 4, id);
+        expect(again.duplicate).toBe(true);
+        expect(again.outcomes.map((o) => o.remaining)).toEqual([6, 6]);
+        // A duplicate reports, for a request of cost 1, the buckets as they stand.
+        expect(again.outcomes.map((o) => [o.exceeded, o.retryMs])).toEqual([
+          [false, 0],
+          [false, 0],
+        ]);
+        const debt = [item(freshTag(), rateLimit("debt", 10, 1_000))];
+        const debtId = randomUUID();
+        const charged = await force(h, debt, 13, debtId);
+        const resent = await force(h, debt, 13, debtId);
+        near(h, (charged.outcomes[0] as LimitOutcome).retryMs, 400);
+        expect(resent.duplicate).toBe(true);
+        near(h, (resent.outcomes[0] as LimitOutcome).retryMs, 400);
+        expect((await h.store.peek(items)).map((o) => o.remaining)).toEqual([6, 6]);
+        // Another id is another report.
+        const other = await force(h, items, 1, randomUUID());
+        expect(other.duplicate).toBe(false);
+        expect(other.outcomes.map((o) => o.remaining)).toEqual([5, 5]);
+        // Without an id nothing is remembered: each call charges.
+        expect((await force(h, items, 1)).duplicate).toBe(false);
+        expect((await force(h, items, 1)).outcomes.map((o) => o.remaining)).toEqual([3, 3]);
+      });
+
+      it("remembers an id that charged no limit, and forgets it after its retention", async () => {
+        const h = await setup();
+        const id = randomUUID();
+        expect((await force(h, [], 1, id, 200)).duplicate).toBe(false);
+        expect((await force(h, [], 1, id, 200)).duplicate).toBe(true);
+        const tag = freshTag();
+        const limit = rateLimit("slow", 10, 3_600_000);
+        const id2 = randomUUID();
+        await force(h, [item(tag, limit)], 1, id2, 200);
+        await h.wait(300);
+        expect((await force(h, [], 1, id, 200)).duplicate).toBe(false);
+        const later = await force(h, [item(tag, limit)], 1, id2, 200);
+        expect(later.duplicate).toBe(false);
+        expect(later.outcomes[0]?.remaining).toBe(8);
+      });
+    });
+
     describe("large values", () => {
       it("a quota near MAX_QUOTA counts exactly", async () => {
         const h = await setup();

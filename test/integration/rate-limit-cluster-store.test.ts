@@ -4,6 +4,7 @@
  * slots), a check that those subjects really land on different masters, and
  * the expiry of every key written on every node.
  */
+import { randomUUID } from "node:crypto";
 import { type Cluster, Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LimitOutcome } from "../../src/ratelimit/rate-limit-store.js";
@@ -101,11 +102,41 @@ describe("redis cluster: slots and housekeeping", () => {
     expect((alone.outcomes[0] as LimitOutcome).remaining).toBe(3);
   });
 
+  it("a usage report keeps one marker per slot: a retry after a partial failure charges only the slots not charged yet", async () => {
+    const names = createKeyNames("report-slots:");
+    const store = new RedisRateLimitStore(client, names);
+    const perKey = rateLimit("per-key", 10, 60_000);
+    const perIp = rateLimit("per-ip", 10, 60_000);
+    const [key, ip] = [`k:key_${randomUUID()}`, `i:${randomUUID()}`];
+    const once = { id: randomUUID(), ttlMs: 60_000 };
+    // As if the first slot's script ran and the connection to the second
+    // slot's master failed: the report is retried with the same id.
+    const partial = await store.forceCharge({
+      items: [{ tag: key, limit: perKey }],
+      cost: 3,
+      once,
+    });
+    expect(partial.duplicate).toBe(false);
+    const both = [
+      { tag: key, limit: perKey },
+      { tag: ip, limit: perIp },
+    ];
+    const retry = await store.forceCharge({ items: both, cost: 3, once });
+    expect(retry.duplicate).toBe(false);
+    // The key's slot was charged once (its marker found), the IP's slot now.
+    expect(retry.outcomes.map((o) => o.remaining)).toEqual([7, 7]);
+    const again = await store.forceCharge({ items: both, cost: 3, once });
+    expect(again.duplicate).toBe(true);
+    expect((await store.peek(both)).map((o) => o.remaining)).toEqual([7, 7]);
+    expect(await client.pttl(names.reportMarker(ip, once.id))).toBeGreaterThan(59_000);
+  });
+
   it("after the whole suite, every rate-limit key on every master carries an expiry", async () => {
     const nodes = cluster.nodes.map((node) => new Redis(node.url));
     try {
       const found = await expectEveryRateLimitKeyExpires(nodes, "");
       expect(found).toContain("rl");
+      expect(found).toContain("ur");
     } finally {
       for (const node of nodes) node.disconnect();
     }

@@ -1,6 +1,6 @@
 /**
  * Shared assertion: every key Tollgate wrote carries an expiry — rate-limit
- * buckets and blocks (`rl:`, `bl:`, `bo:`, `bd:`, `blocks:`) and every other
+ * buckets, blocks and usage-report markers (`rl:`, `bl:`, `bo:`, `bd:`, `blocks:`, `ur:`) and every other
  * namespace (events, usage, detection…) — except key records (`key:`, `kd:`,
  * `keys:`) and the store marker (`marker:`, the pepper fingerprint and the
  * store epoch), which are persistent by design. Every key must be hash-tagged.
@@ -8,7 +8,7 @@
 import type { Redis } from "ioredis";
 import { expect } from "vitest";
 
-const EXPIRING = ["rl", "bl", "bo", "bd", "blocks"];
+const EXPIRING = ["rl", "bl", "bo", "bd", "blocks", "ur"];
 const PERSISTENT = ["key", "kd", "keys", "marker"];
 
 /**

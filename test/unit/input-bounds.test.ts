@@ -22,7 +22,7 @@ const DOCUMENTED: Record<Key, { rows: string[]; shown?: (v: number) => number }>
   requiredScopesMax: { rows: ["`required_scopes`"] },
   endpointMaxBytes: { rows: ["`endpoint`", "`GetUsage`"] },
   listedNamesMax: { rows: ["`endpoint`", "`tier`"] },
-  maxCost: { rows: ["`cost`"] },
+  maxCost: { rows: ["`cost`", "`ReportUsage`"] },
   maxCredits: { rows: ["key `credits` (and a tier's `credits`)"] },
   creditRefillDayMax: { rows: ["key `credits` (and a tier's `credits`)"] },
   subjectMaxBytes: {
@@ -71,6 +71,7 @@ const DOCUMENTED: Record<Key, { rows: string[]; shown?: (v: number) => number }>
   streamLimitMax: { rows: ["`TailDecisions` / `FollowEvents`"] },
   tailBacklogMax: { rows: ["`TailDecisions` / `FollowEvents`"] },
   followStartAgeMaxS: { rows: ["`TailDecisions` / `FollowEvents`"] },
+  reportIdRetentionS: { rows: ["`ReportUsage`"], shown: (s) => s / 3600 },
   headersMax: { rows: ["`AuthorizeRequest.headers`"] },
   headerNameMaxBytes: { rows: ["`AuthorizeRequest.headers`"] },
   headerValueMaxBytes: { rows: ["`AuthorizeRequest.headers`"] },
@@ -78,6 +79,7 @@ const DOCUMENTED: Record<Key, { rows: string[]; shown?: (v: number) => number }>
   environment: { rows: ["key `environment` (CreateKey, ImportKeys)"] },
   scope: { rows: ["`required_scopes`"] },
   eventId: { rows: ["`RecordEvent.events`"] },
+  reportId: { rows: ["`ReportUsage`"] },
   customType: { rows: ["`RecordEvent.events`"] },
   foreignPrefix: { rows: ["`foreign_prefix`"] },
 };

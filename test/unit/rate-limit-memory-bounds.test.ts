@@ -54,6 +54,24 @@ describe("embedded rate-limit store: memory bounds", () => {
     expect(u.evictions).toBe(10_000 - u.entries);
   });
 
+  it("bounds usage-report markers too: the oldest go first, before any counter", async () => {
+    const { clock, store, decide } = fixture(1000);
+    const report = (id: string) =>
+      store.forceCharge({ items: [], cost: 1, once: { id, ttlMs: 86_400_000 } });
+    // A subject well into its quota, then a flood of reports, oldest first.
+    for (let i = 0; i < 4; i++) await decide("k:customer", [monthly]);
+    for (let i = 0; i < 3000; i++) {
+      await report(`resp-${i}`);
+      if (i % 100 === 0) clock.advance(1000);
+    }
+    expect(store.size).toBeLessThanOrEqual(1000);
+    // The counter survived (its quota is not reset) …
+    expect((await decide("k:customer", [monthly])).outcomes[0]?.remaining).toBe(0);
+    // … and so did the newest markers, while the oldest were forgotten.
+    expect((await report("resp-2999")).duplicate).toBe(true);
+    expect((await report("resp-0")).duplicate).toBe(false);
+  });
+
   it("never holds more than maxBytes estimated bytes, counting each key's length", async () => {
     const { store, decide } = fixture(1_000_000, 200_000);
     for (let i = 0; i < 5000; i++) {

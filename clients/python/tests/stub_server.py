@@ -23,6 +23,7 @@ from tollgate._gen.tollgate.v1 import (
     live_pb2,
     tollgate_service_pb2,
     tollgate_service_pb2_grpc,
+    usage_report_pb2,
 )
 
 
@@ -38,6 +39,8 @@ class StubTollgate:
             module = tollgate_service_pb2 if service == "TollgateService" else key_service_pb2
             if rpc in STREAM_RPCS:
                 module = live_pb2
+            if rpc == "ReportUsage":
+                module = usage_report_pb2
             self._handler(rpc, getattr(module, f"{rpc}Response"), stream=rpc in STREAM_RPCS)
         tollgate_service_pb2_grpc.add_TollgateServiceServicer_to_server(self, self.server)  # type: ignore[arg-type]
         key_service_pb2_grpc.add_KeyServiceServicer_to_server(self, self.server)  # type: ignore[arg-type]

@@ -39,6 +39,7 @@ RETRIED: list[tuple[str, dict[str, Any]]] = [
     ("list_alerts", {}),
     ("get_usage", {"key_id": "key_x"}),
     ("revoke_key", {"id": "key_x"}),
+    ("report_usage", {"id": "resp-1", "key_id": "key_x", "cost": 1}),
     ("export_keys", {}),
     ("import_keys", {"keys": [v1.KeyExport()]}),
     ("import_keys", {"keys": [v1.KeyExport()], "dry_run": True}),
@@ -154,8 +155,9 @@ def test_the_token_goes_to_key_service_and_rotate_by_id_only(stub: StubTollgate)
         tollgate.rotate_key(key_id="key_x")
         tollgate.rotate_key(current_secret="tg_live_x")
         tollgate.authorize(api_key="tg_live_x")
+        tollgate.report_usage(id="resp-1", key_id="key_x", cost=1)
     sent = [md.get("authorization") for md in stub.metadata]
-    assert sent == ["Bearer stub-token", "Bearer stub-token", None, None]
+    assert sent == ["Bearer stub-token", "Bearer stub-token", None, None, "Bearer stub-token"]
 
 
 def test_the_breaker_opens_after_five_failures_fails_fast_and_closes_again(

@@ -74,6 +74,10 @@ import {
   type RotateKeyResponse,
   TollgateService,
 } from "./gen/tollgate/v1/tollgate_service_pb.js";
+import type {
+  ReportUsageRequestSchema,
+  ReportUsageResponse,
+} from "./gen/tollgate/v1/usage_report_pb.js";
 import {
   backoffDelayMs,
   isRetryable,
@@ -160,6 +164,13 @@ export interface TollgateClient {
   recordEvent: Method<typeof RecordEventRequestSchema, RecordEventResponse>;
   /** Issues a new secret, by key id (sends the management token) or by current secret. Never retried. */
   rotateKey: Method<typeof RotateKeyRequestSchema, RotateKeyResponse>;
+  /**
+   * Charges a cost known after the response (tokens, bytes) to the limits a
+   * `checkRateLimit` with the same facts would charge, without denying; the
+   * next decision is denied until the debt drains. Idempotent by `id` (so
+   * retried); sends the management token.
+   */
+  reportUsage: Method<typeof ReportUsageRequestSchema, ReportUsageResponse>;
   /** Creates a key; its secret is in the response, once. Never retried. */
   createKey: Method<typeof CreateKeyRequestSchema, CreateKeyResponse>;
   /** Returns a key (never its secret). */
@@ -352,6 +363,7 @@ export function createTollgateClient(options: TollgateClientOptions = {}): Tollg
     rotateKey: invalidating(
       fast(tg.rotateKey, RETRY_SAFE.rotateKey, (req) => (req.keyId ?? "") !== ""),
     ),
+    reportUsage: fast(tg.reportUsage, RETRY_SAFE.reportUsage, () => true),
     createKey: slow(ks.createKey, RETRY_SAFE.createKey),
     getKey: slow(ks.getKey, RETRY_SAFE.getKey),
     listKeys: slow(ks.listKeys, RETRY_SAFE.listKeys),

@@ -44,7 +44,7 @@ export function isRetryable(err: ConnectError): boolean {
  * Authorize with `apply_limits` charge limits and carry no idempotency key;
  * CreateKey, RotateKey, UpdateKey and DeleteBlock change state in a way a
  * repeat could double. RecordEvent is idempotent by event id and RevokeKey by
- * nature; ImportKeys without `overwrite` is idempotent (a record already
+ * nature; ReportUsage is idempotent by its `id`; ImportKeys without `overwrite` is idempotent (a record already
  * written reads "unchanged" the second time; a dry run writes nothing either
  * way), while with `overwrite` a repeat could replace a change made in
  * between, so it is not retried; the rest only read (ExportKeys included).
@@ -56,6 +56,7 @@ export const RETRY_SAFE = {
   checkRateLimit: () => false,
   recordEvent: () => true,
   rotateKey: () => false,
+  reportUsage: () => true,
   createKey: () => false,
   getKey: () => true,
   listKeys: () => true,

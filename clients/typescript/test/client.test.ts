@@ -169,6 +169,15 @@ describe("every RPC", () => {
     const r = await client.checkRateLimit({ keyId: id, endpoint: "create-order" });
     expect(r.allowed).toBe(true);
     expect(r.result?.deciding?.limit).toBe(2n);
+    // A cost known after the response: charged past the limit, once per id.
+    const report = { id: `resp-${id}`, keyId: id, endpoint: "create-order", cost: 5 };
+    const u = await client.reportUsage(report);
+    expect(u.duplicate).toBe(false);
+    expect(u.limits.find((l) => l.name === "per-key")?.exceeded).toBe(true);
+    expect((await client.reportUsage(report)).duplicate).toBe(true);
+    expect((await client.checkRateLimit({ keyId: id, endpoint: "create-order" })).allowed).toBe(
+      false,
+    );
     const ev = await client.recordEvent({
       events: [
         {

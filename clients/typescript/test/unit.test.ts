@@ -71,6 +71,7 @@ describe("retry policy", () => {
     for (const m of never) expect(RETRY_SAFE[m]()).toBe(false);
     const safe = [
       "recordEvent",
+      "reportUsage",
       "getKey",
       "listKeys",
       "listBlocks",

@@ -39,6 +39,7 @@ RPCS: dict[str, Service] = {
     "CheckRateLimit": "TollgateService",
     "RecordEvent": "TollgateService",
     "RotateKey": "TollgateService",
+    "ReportUsage": "TollgateService",
     "CreateKey": "KeyService",
     "GetKey": "KeyService",
     "ListKeys": "KeyService",
@@ -140,7 +141,11 @@ class ClientCore:
         """Deadline budget, metadata and retry safety of one call."""
         service = RPCS[rpc]
         management = service == "KeyService"
-        needs_token = management or (rpc == "RotateKey" and bool(getattr(request, "key_id", "")))
+        needs_token = (
+            management
+            or rpc == "ReportUsage"
+            or (rpc == "RotateKey" and bool(getattr(request, "key_id", "")))
+        )
         if timeout is not None:
             budget = timeout
         elif rpc in BULK_RPCS:

@@ -288,6 +288,24 @@ class AsyncTollgateClient:
             v1.RotateKeyResponse,
         )
 
+    async def report_usage(
+        self,
+        request: v1.ReportUsageRequest | None = None,
+        /,
+        *,
+        timeout: float | None = None,
+        **fields: Any,
+    ) -> v1.ReportUsageResponse:
+        """Charges a cost known after the response to the limits a check_rate_limit with the
+        same facts would charge, without denying (the next decision is denied until the debt
+        drains). Idempotent by `id`, so retried; sends the management token."""
+        return await self._call(
+            "ReportUsage",
+            build_request(v1.ReportUsageRequest, request, fields),
+            timeout,
+            v1.ReportUsageResponse,
+        )
+
     async def create_key(
         self,
         request: v1.CreateKeyRequest | None = None,

@@ -4,7 +4,7 @@ A call is retried only if repeating it cannot charge or change anything twice:
 
 | retried on UNAVAILABLE | never retried |
 | --- | --- |
-| Authorize *without* `apply_limits`, RecordEvent (idempotent by event id), GetKey, ListKeys, ListBlocks, ListEvents, ListAlerts, GetUsage, ExportKeys, RevokeKey (idempotent), ImportKeys *without* `overwrite`, dry run or not (idempotent: a record the lost attempt wrote reads UNCHANGED) | CheckRateLimit and Authorize *with* `apply_limits` (they charge limits and have no idempotency key), CreateKey, RotateKey, UpdateKey, DeleteBlock, ImportKeys *with* `overwrite`, dry run or not (a repeat could replace a change made in between), the streams TailDecisions and FollowEvents (a new stream would repeat or miss lines: the caller decides) |
+| Authorize *without* `apply_limits`, RecordEvent (idempotent by event id), GetKey, ListKeys, ListBlocks, ListEvents, ListAlerts, GetUsage, ExportKeys, RevokeKey (idempotent), ReportUsage (idempotent by its `id`), ImportKeys *without* `overwrite`, dry run or not (idempotent: a record the lost attempt wrote reads UNCHANGED) | CheckRateLimit and Authorize *with* `apply_limits` (they charge limits and have no idempotency key), CreateKey, RotateKey, UpdateKey, DeleteBlock, ImportKeys *with* `overwrite`, dry run or not (a repeat could replace a change made in between), the streams TailDecisions and FollowEvents (a new stream would repeat or miss lines: the caller decides) |
 
 DEADLINE_EXCEEDED is never retried: the call's deadline is its whole budget, retries
 included, and a backoff that would end past it is not slept — the last error is raised.
@@ -57,6 +57,7 @@ ALWAYS_SAFE = frozenset(
         "GetUsage",
         "ExportKeys",
         "RevokeKey",
+        "ReportUsage",
     }
 )
 

@@ -147,6 +147,10 @@ from tollgate._gen.tollgate.v1.tollgate_service_pb2 import (
     RotateKeyRequest as RotateKeyRequest,
     RotateKeyResponse as RotateKeyResponse,
 )
+from tollgate._gen.tollgate.v1.usage_report_pb2 import (
+    ReportUsageRequest as ReportUsageRequest,
+    ReportUsageResponse as ReportUsageResponse,
+)
 
 __all__ = [
     "DIGEST_ALGORITHM_SHA256",
@@ -259,6 +263,8 @@ __all__ = [
     "Reason",
     "RecordEventRequest",
     "RecordEventResponse",
+    "ReportUsageRequest",
+    "ReportUsageResponse",
     "RevokeKeyRequest",
     "RevokeKeyResponse",
     "RotateKeyRequest",

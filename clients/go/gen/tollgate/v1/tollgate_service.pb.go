@@ -851,7 +851,7 @@ var File_tollgate_v1_tollgate_service_proto protoreflect.FileDescriptor
 
 const file_tollgate_v1_tollgate_service_proto_rawDesc = "" +
 	"\n" +
-	"\"tollgate/v1/tollgate_service.proto\x12\vtollgate.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18tollgate/v1/common.proto\x1a\x19tollgate/v1/credits.proto\x1a\x17tollgate/v1/event.proto\x1a\x15tollgate/v1/key.proto\x1a\x1btollgate/v1/ratelimit.proto\"\xf2\x02\n" +
+	"\"tollgate/v1/tollgate_service.proto\x12\vtollgate.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18tollgate/v1/common.proto\x1a\x19tollgate/v1/credits.proto\x1a\x17tollgate/v1/event.proto\x1a\x15tollgate/v1/key.proto\x1a\x1btollgate/v1/ratelimit.proto\x1a\x1etollgate/v1/usage_report.proto\"\xf2\x02\n" +
 	"\x10AuthorizeRequest\x12\x17\n" +
 	"\aapi_key\x18\x01 \x01(\tR\x06apiKey\x12D\n" +
 	"\aheaders\x18\x02 \x03(\v2*.tollgate.v1.AuthorizeRequest.HeadersEntryR\aheaders\x12\x16\n" +
@@ -923,12 +923,13 @@ const file_tollgate_v1_tollgate_service_proto_rawDesc = "" +
 	"\x11RotateKeyResponse\x12\x16\n" +
 	"\x06secret\x18\x01 \x01(\tR\x06secret\x12\"\n" +
 	"\x03key\x18\x02 \x01(\v2\x10.tollgate.v1.KeyR\x03key\x12@\n" +
-	"\x0egrace_end_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\fgraceEndTime2\xde\x02\n" +
+	"\x0egrace_end_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\fgraceEndTime2\xb2\x03\n" +
 	"\x0fTollgateService\x12L\n" +
 	"\tAuthorize\x12\x1d.tollgate.v1.AuthorizeRequest\x1a\x1e.tollgate.v1.AuthorizeResponse\"\x00\x12[\n" +
 	"\x0eCheckRateLimit\x12\".tollgate.v1.CheckRateLimitRequest\x1a#.tollgate.v1.CheckRateLimitResponse\"\x00\x12R\n" +
 	"\vRecordEvent\x12\x1f.tollgate.v1.RecordEventRequest\x1a .tollgate.v1.RecordEventResponse\"\x00\x12L\n" +
-	"\tRotateKey\x12\x1d.tollgate.v1.RotateKeyRequest\x1a\x1e.tollgate.v1.RotateKeyResponse\"\x00B\xb8\x01\n" +
+	"\tRotateKey\x12\x1d.tollgate.v1.RotateKeyRequest\x1a\x1e.tollgate.v1.RotateKeyResponse\"\x00\x12R\n" +
+	"\vReportUsage\x12\x1f.tollgate.v1.ReportUsageRequest\x1a .tollgate.v1.ReportUsageResponse\"\x00B\xb8\x01\n" +
 	"\x0fcom.tollgate.v1B\x14TollgateServiceProtoP\x01ZBgithub.com/tollgate/tollgate/clients/go/gen/tollgate/v1;tollgatev1\xa2\x02\x03TXX\xaa\x02\vTollgate.V1\xca\x02\vTollgate\\V1\xe2\x02\x17Tollgate\\V1\\GPBMetadata\xea\x02\fTollgate::V1b\x06proto3"
 
 var (
@@ -965,6 +966,8 @@ var file_tollgate_v1_tollgate_service_proto_goTypes = []any{
 	(*Alert)(nil),                  // 17: tollgate.v1.Alert
 	(*durationpb.Duration)(nil),    // 18: google.protobuf.Duration
 	(*Key)(nil),                    // 19: tollgate.v1.Key
+	(*ReportUsageRequest)(nil),     // 20: tollgate.v1.ReportUsageRequest
+	(*ReportUsageResponse)(nil),    // 21: tollgate.v1.ReportUsageResponse
 }
 var file_tollgate_v1_tollgate_service_proto_depIdxs = []int32{
 	9,  // 0: tollgate.v1.AuthorizeRequest.headers:type_name -> tollgate.v1.AuthorizeRequest.HeadersEntry
@@ -989,12 +992,14 @@ var file_tollgate_v1_tollgate_service_proto_depIdxs = []int32{
 	3,  // 19: tollgate.v1.TollgateService.CheckRateLimit:input_type -> tollgate.v1.CheckRateLimitRequest
 	5,  // 20: tollgate.v1.TollgateService.RecordEvent:input_type -> tollgate.v1.RecordEventRequest
 	7,  // 21: tollgate.v1.TollgateService.RotateKey:input_type -> tollgate.v1.RotateKeyRequest
-	2,  // 22: tollgate.v1.TollgateService.Authorize:output_type -> tollgate.v1.AuthorizeResponse
-	4,  // 23: tollgate.v1.TollgateService.CheckRateLimit:output_type -> tollgate.v1.CheckRateLimitResponse
-	6,  // 24: tollgate.v1.TollgateService.RecordEvent:output_type -> tollgate.v1.RecordEventResponse
-	8,  // 25: tollgate.v1.TollgateService.RotateKey:output_type -> tollgate.v1.RotateKeyResponse
-	22, // [22:26] is the sub-list for method output_type
-	18, // [18:22] is the sub-list for method input_type
+	20, // 22: tollgate.v1.TollgateService.ReportUsage:input_type -> tollgate.v1.ReportUsageRequest
+	2,  // 23: tollgate.v1.TollgateService.Authorize:output_type -> tollgate.v1.AuthorizeResponse
+	4,  // 24: tollgate.v1.TollgateService.CheckRateLimit:output_type -> tollgate.v1.CheckRateLimitResponse
+	6,  // 25: tollgate.v1.TollgateService.RecordEvent:output_type -> tollgate.v1.RecordEventResponse
+	8,  // 26: tollgate.v1.TollgateService.RotateKey:output_type -> tollgate.v1.RotateKeyResponse
+	21, // 27: tollgate.v1.TollgateService.ReportUsage:output_type -> tollgate.v1.ReportUsageResponse
+	23, // [23:28] is the sub-list for method output_type
+	18, // [18:23] is the sub-list for method input_type
 	18, // [18:18] is the sub-list for extension type_name
 	18, // [18:18] is the sub-list for extension extendee
 	0,  // [0:18] is the sub-list for field type_name
@@ -1010,6 +1015,7 @@ func file_tollgate_v1_tollgate_service_proto_init() {
 	file_tollgate_v1_event_proto_init()
 	file_tollgate_v1_key_proto_init()
 	file_tollgate_v1_ratelimit_proto_init()
+	file_tollgate_v1_usage_report_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -23,6 +23,7 @@ const (
 	TollgateService_CheckRateLimit_FullMethodName = "/tollgate.v1.TollgateService/CheckRateLimit"
 	TollgateService_RecordEvent_FullMethodName    = "/tollgate.v1.TollgateService/RecordEvent"
 	TollgateService_RotateKey_FullMethodName      = "/tollgate.v1.TollgateService/RotateKey"
+	TollgateService_ReportUsage_FullMethodName    = "/tollgate.v1.TollgateService/ReportUsage"
 )
 
 // TollgateServiceClient is the client API for TollgateService service.
@@ -47,6 +48,10 @@ type TollgateServiceClient interface {
 	// Issues a new secret for a key; the old one keeps working for a grace period.
 	// By key id it needs the management token; by current secret it does not.
 	RotateKey(ctx context.Context, in *RotateKeyRequest, opts ...grpc.CallOption) (*RotateKeyResponse, error)
+	// Charges a cost known only after the response to the limits a CheckRateLimit
+	// with the same facts would charge, without denying; idempotent by `id`.
+	// Needs the management token.
+	ReportUsage(ctx context.Context, in *ReportUsageRequest, opts ...grpc.CallOption) (*ReportUsageResponse, error)
 }
 
 type tollgateServiceClient struct {
@@ -97,6 +102,16 @@ func (c *tollgateServiceClient) RotateKey(ctx context.Context, in *RotateKeyRequ
 	return out, nil
 }
 
+func (c *tollgateServiceClient) ReportUsage(ctx context.Context, in *ReportUsageRequest, opts ...grpc.CallOption) (*ReportUsageResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReportUsageResponse)
+	err := c.cc.Invoke(ctx, TollgateService_ReportUsage_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TollgateServiceServer is the server API for TollgateService service.
 // All implementations must embed UnimplementedTollgateServiceServer
 // for forward compatibility.
@@ -119,6 +134,10 @@ type TollgateServiceServer interface {
 	// Issues a new secret for a key; the old one keeps working for a grace period.
 	// By key id it needs the management token; by current secret it does not.
 	RotateKey(context.Context, *RotateKeyRequest) (*RotateKeyResponse, error)
+	// Charges a cost known only after the response to the limits a CheckRateLimit
+	// with the same facts would charge, without denying; idempotent by `id`.
+	// Needs the management token.
+	ReportUsage(context.Context, *ReportUsageRequest) (*ReportUsageResponse, error)
 	mustEmbedUnimplementedTollgateServiceServer()
 }
 
@@ -140,6 +159,9 @@ func (UnimplementedTollgateServiceServer) RecordEvent(context.Context, *RecordEv
 }
 func (UnimplementedTollgateServiceServer) RotateKey(context.Context, *RotateKeyRequest) (*RotateKeyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RotateKey not implemented")
+}
+func (UnimplementedTollgateServiceServer) ReportUsage(context.Context, *ReportUsageRequest) (*ReportUsageResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReportUsage not implemented")
 }
 func (UnimplementedTollgateServiceServer) mustEmbedUnimplementedTollgateServiceServer() {}
 func (UnimplementedTollgateServiceServer) testEmbeddedByValue()                         {}
@@ -234,6 +256,24 @@ func _TollgateService_RotateKey_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TollgateService_ReportUsage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReportUsageRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TollgateServiceServer).ReportUsage(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TollgateService_ReportUsage_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TollgateServiceServer).ReportUsage(ctx, req.(*ReportUsageRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // TollgateService_ServiceDesc is the grpc.ServiceDesc for TollgateService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -256,6 +296,10 @@ var TollgateService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RotateKey",
 			Handler:    _TollgateService_RotateKey_Handler,
+		},
+		{
+			MethodName: "ReportUsage",
+			Handler:    _TollgateService_ReportUsage_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

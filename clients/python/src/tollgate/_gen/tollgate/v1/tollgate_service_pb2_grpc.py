@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from tollgate._gen.tollgate.v1 import tollgate_service_pb2 as tollgate_dot_v1_dot_tollgate__service__pb2
+from tollgate._gen.tollgate.v1 import usage_report_pb2 as tollgate_dot_v1_dot_usage__report__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -61,6 +62,11 @@ class TollgateServiceStub:
                 request_serializer=tollgate_dot_v1_dot_tollgate__service__pb2.RotateKeyRequest.SerializeToString,
                 response_deserializer=tollgate_dot_v1_dot_tollgate__service__pb2.RotateKeyResponse.FromString,
                 _registered_method=True)
+        self.ReportUsage = channel.unary_unary(
+                '/tollgate.v1.TollgateService/ReportUsage',
+                request_serializer=tollgate_dot_v1_dot_usage__report__pb2.ReportUsageRequest.SerializeToString,
+                response_deserializer=tollgate_dot_v1_dot_usage__report__pb2.ReportUsageResponse.FromString,
+                _registered_method=True)
 
 
 class TollgateServiceServicer:
@@ -103,6 +109,15 @@ class TollgateServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReportUsage(self, request, context):
+        """Charges a cost known only after the response to the limits a CheckRateLimit
+        with the same facts would charge, without denying; idempotent by `id`.
+        Needs the management token.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TollgateServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -125,6 +140,11 @@ def add_TollgateServiceServicer_to_server(servicer, server):
                     servicer.RotateKey,
                     request_deserializer=tollgate_dot_v1_dot_tollgate__service__pb2.RotateKeyRequest.FromString,
                     response_serializer=tollgate_dot_v1_dot_tollgate__service__pb2.RotateKeyResponse.SerializeToString,
+            ),
+            'ReportUsage': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportUsage,
+                    request_deserializer=tollgate_dot_v1_dot_usage__report__pb2.ReportUsageRequest.FromString,
+                    response_serializer=tollgate_dot_v1_dot_usage__report__pb2.ReportUsageResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -242,6 +262,33 @@ class TollgateService:
             '/tollgate.v1.TollgateService/RotateKey',
             tollgate_dot_v1_dot_tollgate__service__pb2.RotateKeyRequest.SerializeToString,
             tollgate_dot_v1_dot_tollgate__service__pb2.RotateKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tollgate.v1.TollgateService/ReportUsage',
+            tollgate_dot_v1_dot_usage__report__pb2.ReportUsageRequest.SerializeToString,
+            tollgate_dot_v1_dot_usage__report__pb2.ReportUsageResponse.FromString,
             options,
             channel_credentials,
             insecure,

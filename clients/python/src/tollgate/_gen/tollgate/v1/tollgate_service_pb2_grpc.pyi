@@ -6,6 +6,7 @@ isort:skip_file
 from collections import abc as _abc
 from grpc import aio as _aio
 from tollgate._gen.tollgate.v1 import tollgate_service_pb2 as _tollgate_service_pb2
+from tollgate._gen.tollgate.v1 import usage_report_pb2 as _usage_report_pb2
 import abc as _abc_1
 import grpc as _grpc
 import sys
@@ -52,6 +53,11 @@ class TollgateServiceStub:
     """Issues a new secret for a key; the old one keeps working for a grace period.
     By key id it needs the management token; by current secret it does not.
     """
+    ReportUsage: _grpc.UnaryUnaryMultiCallable[_usage_report_pb2.ReportUsageRequest, _usage_report_pb2.ReportUsageResponse]
+    """Charges a cost known only after the response to the limits a CheckRateLimit
+    with the same facts would charge, without denying; idempotent by `id`.
+    Needs the management token.
+    """
 
 @_typing.type_check_only
 class TollgateServiceAsyncStub(TollgateServiceStub):
@@ -76,6 +82,11 @@ class TollgateServiceAsyncStub(TollgateServiceStub):
     RotateKey: _aio.UnaryUnaryMultiCallable[_tollgate_service_pb2.RotateKeyRequest, _tollgate_service_pb2.RotateKeyResponse]  # type: ignore[assignment]
     """Issues a new secret for a key; the old one keeps working for a grace period.
     By key id it needs the management token; by current secret it does not.
+    """
+    ReportUsage: _aio.UnaryUnaryMultiCallable[_usage_report_pb2.ReportUsageRequest, _usage_report_pb2.ReportUsageResponse]  # type: ignore[assignment]
+    """Charges a cost known only after the response to the limits a CheckRateLimit
+    with the same facts would charge, without denying; idempotent by `id`.
+    Needs the management token.
     """
 
 class TollgateServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -122,6 +133,17 @@ class TollgateServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_tollgate_service_pb2.RotateKeyResponse, _abc.Awaitable[_tollgate_service_pb2.RotateKeyResponse]]:
         """Issues a new secret for a key; the old one keeps working for a grace period.
         By key id it needs the management token; by current secret it does not.
+        """
+
+    @_abc_1.abstractmethod
+    def ReportUsage(
+        self,
+        request: _usage_report_pb2.ReportUsageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_usage_report_pb2.ReportUsageResponse, _abc.Awaitable[_usage_report_pb2.ReportUsageResponse]]:
+        """Charges a cost known only after the response to the limits a CheckRateLimit
+        with the same facts would charge, without denying; idempotent by `id`.
+        Needs the management token.
         """
 
 def add_TollgateServiceServicer_to_server(servicer: TollgateServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
