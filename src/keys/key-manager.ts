@@ -4,6 +4,7 @@
  * followed by an invalidation so every replica's cache drops the old lookup.
  */
 
+import type { LimitOverride } from "../ratelimit/limit-override.js";
 import type { Clock } from "../util/clock.js";
 import { newKeyId } from "../util/ids.js";
 import { foreignDigestOf } from "./foreign-keys.js";
@@ -116,6 +117,25 @@ export class KeyManager {
       const next: KeyRecord = { ...r, ...rest };
       if (expiresAt === null) delete next.expiresAt;
       else if (expiresAt !== undefined) next.expiresAt = expiresAt;
+      return next;
+    });
+  }
+
+  /**
+   * Changes a key's limit overrides by `apply` (given the current list, empty
+   * for none; returns the new one), in one compare-and-set like every change.
+   * Revoked keys cannot be changed. An empty result removes the field.
+   */
+  changeOverrides(
+    id: string,
+    apply: (current: readonly LimitOverride[]) => LimitOverride[],
+  ): Promise<KeyRecord | KeyChangeError> {
+    return this.change(id, (r) => {
+      if (r.status === "revoked") return "REVOKED";
+      const next: KeyRecord = { ...r };
+      const overrides = apply(r.overrides ?? []);
+      if (overrides.length > 0) next.overrides = overrides;
+      else delete next.overrides;
       return next;
     });
   }

@@ -1,3 +1,5 @@
+import type { LimitOverride } from "../ratelimit/limit-override.js";
+
 /** Lifecycle state of a stored key. */
 export type KeyState = "active" | "revoked";
 
@@ -32,6 +34,12 @@ export interface KeyRecord {
   graceEndsAt?: number;
   /** For a key imported by a foreign digest: the start its secrets share (kept after it moved to HMAC). */
   foreignPrefix?: string;
+  /**
+   * The key's own limit overrides (ratelimit/limit-override.ts), one per limit
+   * name; expired ones are ignored and dropped at the next change. In the
+   * record so they ride the key cache and its invalidation on every replica.
+   */
+  overrides?: LimitOverride[];
   /** Incremented on every change; used for compare-and-set. */
   version: number;
 }

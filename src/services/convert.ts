@@ -13,14 +13,19 @@ import {
 import { type KeyHints, KeyHintsSchema } from "../gen/tollgate/v1/tollgate_service_pb.js";
 import type { AuthReason, KeyHintsData } from "../keys/authorizer.js";
 import type { KeyRecord } from "../keys/key-record.js";
+import { isActive } from "../ratelimit/limit-override.js";
+import { overrideToProto } from "./override-convert.js";
 
 /** Epoch ms → Timestamp, or undefined. */
 export function ts(ms: number | undefined): Timestamp | undefined {
   return ms === undefined ? undefined : timestampFromMs(ms);
 }
 
-/** A stored record as the management API shows it (no digests). */
-export function keyToProto(r: KeyRecord): Key {
+/**
+ * A stored record as the management API shows it (no digests). `now` leaves
+ * out limit overrides expired by then; undefined shows every stored one (export).
+ */
+export function keyToProto(r: KeyRecord, now?: number): Key {
   return create(KeySchema, {
     id: r.id,
     owner: r.owner,
@@ -39,6 +44,9 @@ export function keyToProto(r: KeyRecord): Key {
     secretCreateTime: ts(r.secretCreatedAt),
     graceEndTime: ts(r.graceEndsAt),
     version: BigInt(r.version),
+    limitOverrides: (r.overrides ?? [])
+      .filter((o) => now === undefined || isActive(o, now))
+      .map(overrideToProto),
   });
 }
 

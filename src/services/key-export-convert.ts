@@ -24,6 +24,7 @@ import type { ImportItem } from "../keys/key-import.js";
 import type { KeyRecord } from "../keys/key-record.js";
 import { INPUT_BOUNDS, INPUT_PATTERNS } from "../util/input-bounds.js";
 import { keyToProto } from "./convert.js";
+import { overrideFromProto } from "./override-convert.js";
 import { Violations } from "./validation.js";
 
 /** The record format version this server writes and reads. */
@@ -199,6 +200,9 @@ export function importRecord(m: KeyExport, c: ImportContext): ConvertedImport {
     ...(grace !== undefined && { graceDigest: grace }),
     ...(grace !== undefined && graceEndsAt !== undefined && { graceEndsAt }),
     ...(m.foreignPrefix !== "" && { foreignPrefix: m.foreignPrefix }),
+    ...(k.limitOverrides.length > 0 && {
+      overrides: k.limitOverrides.map((o) => overrideFromProto(o, createdAt)),
+    }),
   };
   return { item: { record, defaulted } };
 }
