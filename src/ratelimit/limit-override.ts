@@ -102,16 +102,19 @@ export function applyOverrides(
   const byName = overridesByName(sources, now);
   if (byName.size === 0) return limits;
   const out: OverriddenLimit[] = [];
+  let changed = false;
   for (const l of limits) {
     const o = byName.get(l.name);
     if (!o) {
       out.push(l);
       continue;
     }
+    changed = true;
     const next = overrideLimit(l, o.override, o.by);
     if (next) out.push(next);
   }
-  return out;
+  // None of these limits is overridden: the policy's own list (and its identity).
+  return changed ? out : limits;
 }
 
 /** Each limit name's winning override at `now`: the key's, else the owner's. */
