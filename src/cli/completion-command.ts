@@ -6,6 +6,7 @@
  */
 
 import { KEYS_FLAGS } from "./keys-flags.js";
+import { OVERRIDE_FLAGS } from "./override-flags.js";
 
 /** Commands → subcommands → flags (kept beside the commands' own help). */
 export const COMMANDS: Record<string, Record<string, string[]>> = {
@@ -17,6 +18,10 @@ export const COMMANDS: Record<string, Record<string, string[]>> = {
       Object.keys(flags).map((f) => `--${f}`),
     ]),
   ),
+  owners: {
+    override: Object.keys(OVERRIDE_FLAGS).map((f) => `--${f}`),
+    overrides: ["--limit"],
+  },
   blocks: { list: ["--limit"], lift: ["--key", "--ip", "--subject"] },
   events: {
     list: ["--subject", "--kind", "--type", "--since", "--limit", "--page-token", "--follow"],
@@ -24,7 +29,7 @@ export const COMMANDS: Record<string, Record<string, string[]>> = {
   },
   decisions: { tail: ["--follow", "--key", "--denied", "--lines", "--limit"] },
   usage: { "": ["--since", "--granularity", "--endpoint"] },
-  "check-config": { "": [] },
+  "check-config": { "": ["--server", "--token-file"] },
   inject: { "": ["--tls-cert", "--tls-key"] },
   settings: { "": ["--config", "--markdown"] },
   version: { "": [] },
