@@ -65,7 +65,8 @@ export async function checkConfigCommand(args: string[]): Promise<number> {
  * override-flags.ts imports this module's `table`, so no value of it is read
  * while the modules load).
  */
-const overridesText = () => `overrides (runtime, per key or per owner: tollgate keys override, tollgate owners override):
+const overridesText =
+  () => `overrides (runtime, per key or per owner: tollgate keys override, tollgate owners override):
   ${PRECEDENCE}
   a raise or a lower keeps the limit's bucket (the usage counted); a new rate period starts a fresh one
   seen by every replica at once (invalidation bus), at worst after TOLLGATE_CACHE_TTL_MS
