@@ -277,3 +277,37 @@ describe("access and audit", () => {
     );
   });
 });
+
+describe("backup and restore", () => {
+  it("ExportKeys carries a key's overrides; ImportKeys restores them and lists the key", async () => {
+    const pepper = Buffer.alloc(32, 7);
+    const [from, to] = await Promise.all([
+      createServiceHarness({ policyYaml: POLICY, pepper }),
+      createServiceHarness({ policyYaml: POLICY, pepper }),
+    ]);
+    try {
+      const { key } = await from.keys.createKey({ owner: "acme-backup" }, from.auth);
+      const id = key?.id ?? "";
+      await from.keys.setLimitOverride(
+        {
+          target: { case: "keyId", value: id },
+          limitOverride: { limit: "per-key", requests: 9n, burst: 12n },
+        },
+        from.auth,
+      );
+      const exported = await from.keys.exportKeys({}, from.auth);
+      const res = await to.keys.importKeys(
+        { keys: exported.keys, pepperFingerprintPrefix: exported.pepperFingerprintPrefix },
+        to.auth,
+      );
+      expect(res.results.map((r) => r.keyId)).toContain(id);
+      expect((await to.deps.keys.get(id))?.overrides).toMatchObject([
+        { limit: "per-key", requests: 9, burst: 12 },
+      ]);
+      const all = await to.keys.listLimitOverrides({}, to.auth);
+      expect(all.limitOverrides.map((o) => o.target.value)).toEqual([id]);
+    } finally {
+      await Promise.all([from.close(), to.close()]);
+    }
+  });
+});
