@@ -33,14 +33,10 @@ import type { ServiceDeps } from "./service-deps.js";
 import { Violations, validNames } from "./validation.js";
 
 const B = INPUT_BOUNDS;
-/** Largest requests of a rate override (as the policy file allows). */
-const MAX_RATE_REQUESTS = 1e12;
-/** Largest burst of a rate override (as the policy file allows). */
-const MAX_BURST = 1e15;
-/** Longest period of a rate override (as the policy file allows), ms. */
-const MAX_PERIOD_MS = 366 * 86_400_000;
-/** Most overrides ListLimitOverrides lists without a target. */
-const LIST_MAX = 1000;
+const MAX_RATE_REQUESTS = B.overrideRateRequestsMax;
+const MAX_BURST = B.overrideBurstMax;
+const MAX_PERIOD_MS = B.overridePeriodMaxS * 1000;
+const LIST_MAX = B.listOverridesPageMax;
 
 type Target = { keyId: string } | { owner: string };
 
@@ -89,7 +85,7 @@ export async function deleteLimitOverride(
 ): Promise<DeleteLimitOverrideResponse> {
   const v = new Violations();
   const target = validTarget(v, req.target);
-  v.length("limit", req.limit, 1, 64);
+  v.length("limit", req.limit, 1, B.limitNameMaxBytes);
   v.throwIfAny();
   const now = d.clock.now();
   let deleted = false;
@@ -158,7 +154,7 @@ export async function listLimitOverrides(
       limitOverrides: owner.map((o) => scopedToProto(target, o)),
     });
   }
-  const max = req.pageSize || 100;
+  const max = req.pageSize || B.listOverridesPageDefault;
   const out: ScopedLimitOverride[] = [];
   for (const owner of await d.overrides.store.owners(max + 1)) {
     for (const o of await activeOwner(d, owner, now)) out.push(scopedToProto({ owner }, o));
@@ -200,7 +196,7 @@ function validTarget(
 /** Checks an override against the policy's limits of its name and the policy file's bounds. */
 function validOverride(v: Violations, policy: Policy, m: LimitOverrideProto, now: number): void {
   const f = "limit_override";
-  v.length(`${f}.limit`, m.limit, 1, 64);
+  v.length(`${f}.limit`, m.limit, 1, B.limitNameMaxBytes);
   const named = limitsNamed(policy).get(m.limit);
   if (!named && m.limit !== "") {
     v.add(`${f}.limit`, `must be a limit of the policy: ${validNames(limitsNamed(policy).keys())}`);

@@ -21,7 +21,7 @@ const DOCUMENTED: Record<Key, { rows: string[]; shown?: (v: number) => number }>
   clientIpMaxBytes: { rows: ["`client_ip`", "`RecordEvent.events`"] },
   requiredScopesMax: { rows: ["`required_scopes`"] },
   endpointMaxBytes: { rows: ["`endpoint`", "`GetUsage`"] },
-  listedNamesMax: { rows: ["`endpoint`", "`tier`"] },
+  listedNamesMax: { rows: ["`endpoint`", "`tier`", "`SetLimitOverride.limit_override`"] },
   maxCost: { rows: ["`cost`"] },
   subjectMaxBytes: {
     rows: [
@@ -58,7 +58,7 @@ const DOCUMENTED: Record<Key, { rows: string[]; shown?: (v: number) => number }>
   exportPageBytes: { rows: ["`ExportKeys.page_size`"], shown: (b) => b / 1024 },
   importKeysMax: { rows: ["`ImportKeys.keys`"] },
   minYear: { rows: ["`ImportKeys.keys`", "`RecordEvent.events`"] },
-  maxYear: { rows: ["`ImportKeys.keys`"] },
+  maxYear: { rows: ["`ImportKeys.keys`", "`SetLimitOverride.limit_override`"] },
   hmacDigestChars: { rows: ["`ImportKeys.keys`"] },
   sha256HexChars: { rows: ["`ImportKeys.keys`"] },
   sha256Base64Chars: { rows: ["`ImportKeys.keys`"] },
@@ -72,6 +72,14 @@ const DOCUMENTED: Record<Key, { rows: string[]; shown?: (v: number) => number }>
   headersMax: { rows: ["`AuthorizeRequest.headers`"] },
   headerNameMaxBytes: { rows: ["`AuthorizeRequest.headers`"] },
   headerValueMaxBytes: { rows: ["`AuthorizeRequest.headers`"] },
+  limitNameMaxBytes: {
+    rows: ["`SetLimitOverride.limit_override`", "`DeleteLimitOverride.limit`"],
+  },
+  overrideRateRequestsMax: { rows: ["`SetLimitOverride.limit_override`"] },
+  overrideBurstMax: { rows: ["`SetLimitOverride.limit_override`"] },
+  overridePeriodMaxS: { rows: ["`SetLimitOverride.limit_override`"], shown: (s) => s / 86_400 },
+  listOverridesPageMax: { rows: ["`ListLimitOverrides.page_size`"] },
+  listOverridesPageDefault: { rows: ["`ListLimitOverrides.page_size`"] },
   keyId: { rows: ["`key_id`"] },
   environment: { rows: ["key `environment` (CreateKey, ImportKeys)"] },
   scope: { rows: ["`required_scopes`"] },
