@@ -141,7 +141,7 @@ export function createKeyService(d: ServiceDeps): KeyServiceUnaryHandlers {
         ...(req.owner !== "" && { owner: req.owner }),
       });
       return create(ListKeysResponseSchema, {
-        keys: page.records.map(keyToProto),
+        keys: page.records.map((r) => keyToProto(r, d.clock.now())),
         nextPageToken: page.next ? Buffer.from(page.next).toString("base64url") : "",
       });
     }),
@@ -169,7 +169,7 @@ export function createKeyService(d: ServiceDeps): KeyServiceUnaryHandlers {
       v.throwIfAny();
       const r = unwrap(await d.keys.update(req.id, patch));
       audit(d, "update", r.id, actor);
-      return create(UpdateKeyResponseSchema, { key: keyToProto(r) });
+      return create(UpdateKeyResponseSchema, { key: keyToProto(r, d.clock.now()) });
     }),
 
     listBlocks: guard("ListBlocks", async (req: ListBlocksRequest) => {
@@ -239,7 +239,7 @@ export function createKeyService(d: ServiceDeps): KeyServiceUnaryHandlers {
       if (typeof out !== "string" && out.changed) {
         audit(d, "revoke", r.id, actor, r.revokeReason ? { reason: r.revokeReason } : {});
       }
-      return create(RevokeKeyResponseSchema, { key: keyToProto(r) });
+      return create(RevokeKeyResponseSchema, { key: keyToProto(r, d.clock.now()) });
     }),
   };
 }
