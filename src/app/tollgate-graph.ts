@@ -184,6 +184,12 @@ export async function buildTollgateGraph(o: TollgateGraphOptions): Promise<Tollg
       request: (...a) => events.recorder.request(...a),
     },
     policy,
+    notifier: {
+      charged: (who, r) => events.notifier.charged(who, r),
+      keyUsed: (record) => events.notifier.keyUsed(record),
+      descriptorsCharged: (items, outcomes, o) =>
+        events.notifier.descriptorsCharged(items, outcomes, o),
+    },
     accessLog: settings.accessLog,
     accessLogSample: settings.accessLogSample,
     feed,
@@ -227,6 +233,12 @@ export async function buildTollgateGraph(o: TollgateGraphOptions): Promise<Tollg
     clock,
     log,
     metrics,
+    notify: {
+      keys: backend.keys,
+      rotationAgeMs: settings.rotationAgeS * 1000,
+      sweepIntervalMs: settings.notifySweepIntervalS * 1000,
+      sweepPageSize: settings.notifySweepPageSize,
+    },
   });
   const authorizer = new Authorizer({
     lookup,

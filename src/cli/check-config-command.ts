@@ -145,6 +145,9 @@ export function formatPolicy(p: Policy): string {
       ),
       `webhooks: ${t.webhooks}`,
     );
+  lines.push("");
+  if (t.notifications.length === 0) lines.push("notifications: none");
+  else lines.push("notifications:", ...indent(t.notifications));
   return `${lines.join("\n")}\n`;
 }
 

@@ -29,7 +29,7 @@ Commands:
   list     recorded security events, newest first
            [--subject S] [--kind key|ip|owner|caller] [--type TYPE] [--since 1h] [--limit N]
            [--follow]: then stream new events as they are stored, until Ctrl-C
-  alerts   alerts raised by detection rules, newest first
+  alerts   alerts raised by detection rules and notifications, newest first
            [--rule NAME] [--subject S] [--since 1h] [--limit N]
 
 TYPE is a built-in type (${BUILTIN_EVENT_TYPES.join(", ")}) or an application-defined one.
@@ -59,7 +59,8 @@ Examples:
 `,
   alerts: `Usage: tollgate events alerts [options]
 
-Alerts raised by detection rules, newest first.
+Alerts raised by detection rules and notifications (quota-threshold, key-expiring, …),
+newest first; a notification's key, owner, limit and threshold are in the detail column.
 
   --rule NAME        only this rule's alerts
   --subject S        only alerts about this subject
@@ -173,9 +174,10 @@ export async function eventsCommand(argv: string[]): Promise<number> {
           severityName(a.severity),
           `${kindName(a.subjectKind)}:${a.subject}`,
           a.blockedUntil ? when(a.blockedUntil) : "-",
+          alertDetail(a),
         ]);
         process.stdout.write(
-          `${table(["fired", "rule", "severity", "subject", "blocked until"], rows).join("\n")}\n`,
+          `${table(["fired", "rule", "severity", "subject", "blocked until", "detail"], rows).join("\n")}\n`,
         );
       }
       if (res.nextPageToken) process.stdout.write(`more: --page-token ${res.nextPageToken}\n`);
@@ -186,4 +188,20 @@ export async function eventsCommand(argv: string[]): Promise<number> {
   } catch (err) {
     return reportRpcError(`tollgate events ${cmd}`, err, baseUrl);
   }
+}
+
+/** A notification's key, owner, limit and threshold in one cell (`-` for a detection alert). */
+function alertDetail(a: {
+  keyId: string;
+  owner: string;
+  limit: string;
+  thresholdPercent: number;
+}): string {
+  const parts = [
+    a.keyId && `key=${a.keyId}`,
+    a.owner && `owner=${a.owner}`,
+    a.limit && `limit=${a.limit}`,
+    a.thresholdPercent > 0 && `${a.thresholdPercent}%`,
+  ].filter((p): p is string => typeof p === "string" && p !== "");
+  return parts.length === 0 ? "-" : parts.join(" ");
 }

@@ -436,6 +436,19 @@ export const SETTINGS = {
       "Authorize hints `rotation_due` when the secret is older than this many seconds (0: never).",
     schema: int(0, 315_360_000),
   }),
+  notifySweepIntervalS: spec({
+    env: "TOLLGATE_NOTIFY_SWEEP_INTERVAL_S",
+    default: "300",
+    description:
+      "How often each replica sweeps every key for the policy's `key_expiry_days` and `rotation_due` notifications, seconds (0: only when a key is used).",
+    schema: int(0, 86_400),
+  }),
+  notifySweepPageSize: spec({
+    env: "TOLLGATE_NOTIFY_SWEEP_PAGE_SIZE",
+    default: "200",
+    description: "Keys read per store call of the notification sweep.",
+    schema: int(1, 1000),
+  }),
   defaultGraceS: spec({
     env: "TOLLGATE_DEFAULT_GRACE_S",
     default: "86400",

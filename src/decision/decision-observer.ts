@@ -7,6 +7,7 @@
  * request) goes through `refused`.
  */
 import type { EventRecorder } from "../events/event-recorder.js";
+import type { Notifier } from "../events/notifier.js";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
 import type { Policy } from "../policy/policy.js";
@@ -25,6 +26,8 @@ export interface DecisionObserverOptions {
   /** The event flow (security events, usage). */
   recorder: Pick<EventRecorder, "emit" | "request">;
   policy: () => Policy;
+  /** Threshold and key notices of decisions (never waits; see events/notifier.ts). */
+  notifier?: Pick<Notifier, "charged" | "keyUsed" | "descriptorsCharged">;
   /**
    * Which decisions get an access-log line: all, denials (every denial and
    * refusal, and `accessLogSample` of the allowed), or none.
@@ -80,6 +83,7 @@ export class DecisionObserver implements BlockListener {
       d.record?.tier ?? (f.credential.kind === "anonymous" ? f.credential.tier : undefined);
     this.count(f.door, allowed, d.reason, tier, d.decidedLocally);
     this.record(f, d);
+    if (allowed && d.record && !d.decidedLocally) this.o.notifier?.keyUsed(d.record);
     // Published even when nobody listens: the feed's ring keeps the recent past.
     const feed = this.o.feed;
     const log = this.logs(allowed);
@@ -115,6 +119,12 @@ export class DecisionObserver implements BlockListener {
 
   /** After an Envoy ShouldRateLimit decision. */
   decidedDescriptors(f: DescriptorFacts, d: DescriptorDecision): void {
+    if (d.verdict)
+      this.o.notifier?.descriptorsCharged(f.items, d.verdict.outcomes, {
+        allowed: !d.over,
+        cost: f.cost,
+        local: d.decidedLocally,
+      });
     f.items.forEach((it, i) => {
       if (it.limit.mode === "shadow" && d.verdict?.outcomes[i]?.exceeded)
         this.o.metrics.shadowDenials.inc({ rule: it.limit.name });
@@ -199,6 +209,7 @@ export class DecisionObserver implements BlockListener {
 
   /** After limits were charged: shadow limits that would have denied, or were skipped. */
   limitsCharged(f: RequestFacts, input: RateInput, r: RateDecision): void {
+    this.o.notifier?.charged(input, r);
     for (const l of r.shadowSkipped) {
       this.o.metrics.shadowSkipped.inc({ rule: l.name });
       this.o.log.debug(

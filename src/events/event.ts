@@ -71,6 +71,14 @@ export interface Alert {
   firedAt: number;
   /** Epoch ms, when the rule's action blocked the subject. */
   blockedUntil?: number;
+  /** Notifications: the key concerned (or whose request crossed a threshold). */
+  keyId?: string;
+  /** Notifications: that key's owner. */
+  owner?: string;
+  /** Notifications: the quota limit (or credit balance) concerned. */
+  limit?: string;
+  /** Notifications: the threshold crossed, percent of the bucket's capacity. */
+  thresholdPercent?: number;
 }
 
 /** Filter of a ListEvents query. */

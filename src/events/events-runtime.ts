@@ -3,6 +3,7 @@
  * the backend made (store/event-stores.ts), so the composition root only calls
  * `createEvents` and hands the result to the services.
  */
+import type { KeyStore } from "../keys/key-store.js";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
 import type { Policy } from "../policy/policy.js";
@@ -14,6 +15,7 @@ import { AlertDispatcher } from "./alert-dispatcher.js";
 import { DEFAULT_MAX_SUBJECTS, DetectionEngine } from "./detection-engine.js";
 import { EventRecorder } from "./event-recorder.js";
 import type { EventStore } from "./event-store.js";
+import { Notifier } from "./notifier.js";
 import type { UsageStore } from "./usage-store.js";
 
 /** The events subsystem as the services see it. */
@@ -22,9 +24,11 @@ export interface Events {
   store: EventStore;
   usage: UsageStore;
   dispatcher: AlertDispatcher;
+  /** Threshold and key-lifecycle notifications (the policy's `notifications`). */
+  notifier: Notifier;
   /** Usage counters' retention, ms (bounds GetUsage ranges). */
   usageRetentionMs: number;
-  /** Loads active blocks into the local cache and starts the background flush. */
+  /** Loads active blocks into the local cache, starts the background flush and the notification sweep. */
   start(): Promise<void>;
   /**
    * Flushes buffered events, then drains webhook queues, within `timeoutMs`
@@ -56,6 +60,14 @@ export interface CreateEventsOptions {
   clock: Clock;
   log: Logger;
   metrics: Metrics;
+  /** What the notifier needs besides the policy (settings); undefined: no sweep, no rotation notice. */
+  notify?: {
+    /** Keys swept for expiry and rotation notices. */
+    keys: KeyStore;
+    rotationAgeMs: number;
+    sweepIntervalMs: number;
+    sweepPageSize: number;
+  };
 }
 
 /** Wires the subsystem. */
@@ -66,6 +78,19 @@ export function createEvents(o: CreateEventsOptions): Events {
     clock: o.clock,
     log: o.log,
     metrics: o.metrics,
+  });
+  const notifier = new Notifier({
+    marks: o.stores.marks,
+    notifications: () => o.policy().notifications,
+    raise: (alert) => dispatcher.raise(alert),
+    clock: o.clock,
+    log: o.log,
+    rotationAgeMs: o.notify?.rotationAgeMs ?? 0,
+    ...(o.notify && {
+      keys: o.notify.keys,
+      sweepIntervalMs: o.notify.sweepIntervalMs,
+      sweepPageSize: o.notify.sweepPageSize,
+    }),
   });
   const forgottenLogged = new Map<string, number>();
   const engine = new DetectionEngine({
@@ -107,9 +132,11 @@ export function createEvents(o: CreateEventsOptions): Events {
     store: o.stores.events,
     usage: o.stores.usage,
     dispatcher,
+    notifier,
     usageRetentionMs: o.limits.usageRetentionMs,
     async start() {
       recorder.start();
+      notifier.start();
       // Blocks placed before this replica started: refuse them locally too.
       try {
         await o.blocks.load();
@@ -120,6 +147,7 @@ export function createEvents(o: CreateEventsOptions): Events {
     async stop(timeoutMs) {
       // One budget for both: what the flush leaves is the webhooks' to drain.
       const deadline = createDeadline(timeoutMs);
+      await notifier.stop();
       await recorder.stop(deadline.remaining());
       await dispatcher.close(deadline.remaining());
     },

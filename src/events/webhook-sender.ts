@@ -40,6 +40,10 @@ export function webhookBody(alert: Alert): string {
       ...(alert.blockedUntil !== undefined && {
         blocked_until: new Date(alert.blockedUntil).toISOString(),
       }),
+      ...(alert.keyId !== undefined && { key_id: alert.keyId }),
+      ...(alert.owner !== undefined && { owner: alert.owner }),
+      ...(alert.limit !== undefined && { limit: alert.limit }),
+      ...(alert.thresholdPercent !== undefined && { threshold_percent: alert.thresholdPercent }),
     },
   });
 }

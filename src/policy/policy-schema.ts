@@ -7,6 +7,7 @@ import { z } from "zod";
 import { INPUT_BOUNDS, INPUT_PATTERNS } from "../util/input-bounds.js";
 import { detectionSchema } from "./detection-schema.js";
 import { duration } from "./duration.js";
+import { notificationSchema } from "./notification-schema.js";
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const SCOPE = INPUT_PATTERNS.scope;
@@ -223,6 +224,8 @@ export const policySchema = z
     envoy_ratelimit: z.array(envoyDomainSchema).max(64).default([]),
     /** Detection rules and alert webhooks (see docs/events.md). */
     detection: detectionSchema.optional(),
+    /** Threshold, credit and key-lifecycle notifications (see docs/alerts.md). */
+    notifications: notificationSchema.optional(),
   })
   .superRefine((p, ctx) => {
     if (!(p.default_tier in p.tiers)) {
@@ -296,7 +299,53 @@ export const policySchema = z
         names.add(l.name);
       });
     }
+    checkNotificationLimits(p, ctx);
   });
+
+/** Every limit named in `notifications.quota.limits` is a quota limit of the policy. */
+function checkNotificationLimits(
+  p: {
+    tiers: Record<string, { limits: z.infer<typeof limitSchema>[] } | null>;
+    endpoints: { limits: z.infer<typeof limitSchema>[] }[];
+    envoy_ratelimit: { descriptors: EnvoyDescriptorFile[] }[];
+    notifications?: { quota: { limits: Record<string, number[]> } } | undefined;
+  },
+  ctx: z.RefinementCtx,
+): void {
+  const named = Object.keys(p.notifications?.quota.limits ?? {});
+  if (named.length === 0) return;
+  const kinds = new Map<string, Set<string>>();
+  const all = [
+    ...Object.values(p.tiers).flatMap((t) => t?.limits ?? []),
+    ...p.endpoints.flatMap((e) => e.limits),
+  ];
+  const add = (name: string, kind: string) => {
+    const set = kinds.get(name) ?? new Set<string>();
+    set.add(kind);
+    kinds.set(name, set);
+  };
+  for (const l of all) add(l.name, l.quota ? "quota" : "rate");
+  // Envoy descriptors with a `name`: a monthly rate_limit is a quota (envoy-rules.ts).
+  const walk = (nodes: readonly EnvoyDescriptorFile[]) => {
+    for (const d of nodes) {
+      if (d.rate_limit?.name)
+        add(d.rate_limit.name, d.rate_limit.unit === "month" ? "quota" : "rate");
+      walk(d.descriptors ?? []);
+    }
+  };
+  for (const d of p.envoy_ratelimit) walk(d.descriptors);
+  for (const name of named) {
+    const k = kinds.get(name);
+    const path = ["notifications", "quota", "limits", name];
+    if (!k) ctx.addIssue({ code: "custom", path, message: `"${name}" is not a limit` });
+    else if (!k.has("quota"))
+      ctx.addIssue({
+        code: "custom",
+        path,
+        message: `"${name}" is a rate limit: thresholds apply to quota limits (calendar windows)`,
+      });
+  }
+}
 
 /** The policy file as parsed. */
 export type PolicyFile = z.infer<typeof policySchema>;

@@ -7,6 +7,7 @@
  */
 import { crc32 } from "node:zlib";
 import type { EnvoyNode } from "./envoy-rules.js";
+import type { Notifications } from "./notification-rules.js";
 import { effectiveLimits, type Limit, type Policy } from "./policy.js";
 
 /** One endpoint rule, in file order; the last row is "(no match)", the defaults. */
@@ -68,6 +69,8 @@ export interface PolicyTable {
   detection: DetectionRow[];
   /** Webhooks by name, minimum severity and attempts (never a secret); `none` if none. */
   webhooks: string;
+  /** The notifications in force, one line each; empty when none is configured. */
+  notifications: string[];
 }
 
 /** The name of the row standing for requests that match no endpoint. */
@@ -102,6 +105,10 @@ export function policyTable(p: Policy): PolicyTable {
   }
   const b = p.blocking;
   const { rules, webhooks } = p.detection;
+  const hooks =
+    webhooks.length === 0
+      ? "none"
+      : webhooks.map((w) => `${w.name} (≥${w.minSeverity}, ${w.maxAttempts} attempts)`).join("; ");
   return {
     source: p.source,
     defaultTier: p.defaultTier,
@@ -128,13 +135,27 @@ export function policyTable(p: Policy): PolicyTable {
       cooldown: formatDurationMs(r.cooldownMs),
       action: r.blockMs === undefined ? "alert" : `block ${formatDurationMs(r.blockMs)}`,
     })),
-    webhooks:
-      webhooks.length === 0
-        ? "none"
-        : webhooks
-            .map((w) => `${w.name} (≥${w.minSeverity}, ${w.maxAttempts} attempts)`)
-            .join("; "),
+    webhooks: hooks,
+    notifications: notificationLines(p.notifications, hooks),
   };
+}
+
+/** The `notifications` section in words, one line per notice. */
+export function notificationLines(n: Notifications, webhooks = "none"): string[] {
+  if (!n.enabled) return [];
+  const pct = (l: readonly number[]) =>
+    l.length === 0 ? "none" : l.map((t) => `${t}%`).join(", ");
+  const lines: string[] = [];
+  if (n.quotaThresholds.length > 0)
+    lines.push(`quota used: ${pct(n.quotaThresholds)} (every quota limit)`);
+  for (const [name, list] of n.quotaByLimit) lines.push(`quota "${name}" used: ${pct(list)}`);
+  if (n.creditThresholds.length > 0) lines.push(`credits spent: ${pct(n.creditThresholds)}`);
+  if (n.creditsExhausted) lines.push("credits exhausted");
+  if (n.keyExpiryMs !== undefined)
+    lines.push(`key expiring within ${formatDurationMs(n.keyExpiryMs)}`);
+  if (n.rotationDue) lines.push("rotation due (secret older than TOLLGATE_ROTATION_AGE_S)");
+  lines.push(`severity: ${n.severity}; sent to webhooks: ${webhooks}`);
+  return lines;
 }
 
 /**
@@ -144,7 +165,9 @@ export function policyTable(p: Policy): PolicyTable {
  * anything check-config shows changes it (barring a CRC-32 collision).
  */
 export function policyVersion(p: Policy): string {
-  const { source: _source, ...rows } = policyTable(p);
+  const { source: _source, notifications, ...rest } = policyTable(p);
+  // Left out when empty: a policy without notifications keeps the version it had before them.
+  const rows = notifications.length > 0 ? { ...rest, notifications } : rest;
   return crc32(JSON.stringify(rows)).toString(16).padStart(8, "0");
 }
 

@@ -4,6 +4,7 @@ import { parse as parseYaml } from "yaml";
 import type { z } from "zod";
 import { compileDetection, type Detection } from "./detection-rules.js";
 import { compileEnvoyDomain, type EnvoyNode } from "./envoy-rules.js";
+import { compileNotifications, type Notifications } from "./notification-rules.js";
 import { normalisePath } from "./path-normaliser.js";
 import { type LimitFile, type PolicyFile, policySchema } from "./policy-schema.js";
 
@@ -77,6 +78,8 @@ export interface Policy {
   envoyDomains: ReadonlyMap<string, readonly EnvoyNode[]>;
   /** Detection rules and alert webhooks. */
   detection: Detection;
+  /** Threshold and key-lifecycle notifications (NO_NOTIFICATIONS when the section is absent). */
+  notifications: Notifications;
   /** The source text's origin, for logs. */
   source: string;
 }
@@ -226,6 +229,7 @@ function compile(p: PolicyFile, source: string): Policy {
       }),
     ),
     detection: compileDetection(p.detection),
+    notifications: compileNotifications(p.notifications),
     ...(blocking && { blocking }),
   };
 }

@@ -65,6 +65,8 @@ export interface RateDecision {
   newBlocks: { tag: string; until: number }[];
   /** True if taken by the local insurance limiter (store unreachable, fail open). */
   decidedLocally?: boolean;
+  /** The cost charged to each limit when allowed (unset when no store decision was taken). */
+  cost?: number;
 }
 
 /** The limits one request is decided by, and their buckets. */
@@ -165,6 +167,7 @@ export class RateLimiter {
       deadline,
     );
     const result = this.toDecision(v, plan);
+    result.cost = cost;
     return local ? { ...result, decidedLocally: true } : result;
   }
 

@@ -98,5 +98,9 @@ export function alertToProto(a: Alert): AlertMsg {
     message: a.message,
     fireTime: ts(a.firedAt),
     blockedUntil: ts(a.blockedUntil),
+    keyId: a.keyId ?? "",
+    owner: a.owner ?? "",
+    limit: a.limit ?? "",
+    thresholdPercent: a.thresholdPercent ?? 0,
   });
 }

@@ -6,16 +6,19 @@
 
 import type { DetectionStore } from "../events/detection-store.js";
 import type { EventRetention, EventStore } from "../events/event-store.js";
+import type { NotificationMarks } from "../events/notification-marks.js";
 import type { UsageStore } from "../events/usage-store.js";
 import type { StoreGuard } from "../resilience/store-guard.js";
 import type { Clock } from "../util/clock.js";
 import type { MemoryBounds, MemoryUsage } from "../util/memory-usage.js";
 import { MemoryDetectionStore } from "./memory-detection-store.js";
 import { MemoryEventStore } from "./memory-event-store.js";
+import { MemoryNotificationMarks } from "./memory-notification-marks.js";
 import { MemoryUsageStore } from "./memory-usage-store.js";
 import { RedisDetectionStore } from "./redis-detection-store.js";
 import { RedisEventStore } from "./redis-event-store.js";
 import type { RedisClient } from "./redis-key-store.js";
+import { RedisNotificationMarks } from "./redis-notification-marks.js";
 import { RedisUsageStore } from "./redis-usage-store.js";
 
 /** The stores of the events subsystem. */
@@ -23,6 +26,8 @@ export interface EventStores {
   events: EventStore;
   usage: UsageStore;
   detection: DetectionStore;
+  /** Once-only markers of notifications (threshold crossings, key notices). */
+  marks: NotificationMarks;
   /** The embedded stores' sizes, for the memory gauges (none for Redis). */
   memory?: Record<"events" | "alerts" | "detection" | "usage", () => MemoryUsage>;
 }
@@ -52,6 +57,7 @@ export function memoryEventStores(clock: Clock, limits: EventStoreLimits): Event
     events,
     usage,
     detection,
+    marks: new MemoryNotificationMarks(clock),
     memory: {
       events: () => events.usage().events,
       alerts: () => events.usage().alerts,
@@ -77,5 +83,6 @@ export function redisEventStores(
     events: guard.wrap("events", new RedisEventStore(redis, prefix, limits)),
     usage: guard.wrap("usage", new RedisUsageStore(redis, prefix, limits.usageRetentionMs)),
     detection: guard.wrap("detection", new RedisDetectionStore(redis, prefix)),
+    marks: guard.wrap("marks", new RedisNotificationMarks(redis, prefix)),
   };
 }

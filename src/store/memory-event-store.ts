@@ -46,7 +46,11 @@ export function alertBytes(a: Alert): number {
     stringBytes(a.id) +
     stringBytes(a.rule) +
     stringBytes(a.subject) +
-    stringBytes(a.message)
+    stringBytes(a.message) +
+    // Notification alerts carry a key, an owner and a limit besides.
+    (a.keyId === undefined ? 0 : stringBytes(a.keyId)) +
+    (a.owner === undefined ? 0 : stringBytes(a.owner)) +
+    (a.limit === undefined ? 0 : stringBytes(a.limit))
   );
 }
 

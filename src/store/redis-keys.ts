@@ -87,3 +87,11 @@ export function usageKeyNames(prefix: string) {
       `${prefix}us:{${tagValue(`k:${keyId}`)}}:${resolution === "minute" ? "m" : "h"}:${start}`,
   };
 }
+
+/** Redis key names of notification markers (events/notification-marks.ts), hash-tagged by subject. */
+export function notificationKeyNames(prefix: string) {
+  return {
+    /** Once-only marker `id` of a subject's notice (string "1", expiring with its period). */
+    mark: (tag: string, id: string) => `${prefix}nm:{${tagValue(tag)}}:${id}`,
+  };
+}

@@ -292,6 +292,10 @@ describe.skipIf(!existsSync(CHROMIUM))("the web console", () => {
       );
     expect(shown).toEqual(printed);
     expect(await page.textContent("#policy-blocking")).toBe(stdout.match(/^blocking: (.*)$/m)?.[1]);
+    // The notifications section as check-config words it ("none" without one).
+    expect(await page.textContent("#policy-notifications")).toBe(
+      stdout.match(/^notifications: (.*)$/m)?.[1],
+    );
     await shot("policy", "Effective policy", "#policy-limits");
     expect(foreign).toEqual([]);
     expect(pageErrors).toEqual([]);

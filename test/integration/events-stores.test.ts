@@ -23,6 +23,7 @@ import { RedisDetectionStore } from "../../src/store/redis-detection-store.js";
 import { RedisEventStore } from "../../src/store/redis-event-store.js";
 import type { RedisClient } from "../../src/store/redis-key-store.js";
 import { createKeyNames } from "../../src/store/redis-keys.js";
+import { RedisNotificationMarks } from "../../src/store/redis-notification-marks.js";
 import { RedisRateLimitStore } from "../../src/store/redis-rate-limit-store.js";
 import { RedisUsageStore } from "../../src/store/redis-usage-store.js";
 import { systemClock } from "../../src/util/clock.js";
@@ -80,6 +81,7 @@ const backends: [string, () => Backend][] = [
           events: new RedisEventStore(c, prefix, l),
           usage: new RedisUsageStore(c, prefix, l.usageRetentionMs),
           detection: new RedisDetectionStore(c, prefix),
+          marks: new RedisNotificationMarks(c, prefix),
         }),
         rate: () => new RedisRateLimitStore(c, createKeyNames(prefix)),
       };

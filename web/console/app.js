@@ -531,6 +531,12 @@ function PolicyPage() {
       )}
     </table>
     <p>Webhooks: ${t.webhooks}</p>
+    <h2>Notifications</h2>
+    ${
+      t.notifications.length === 0
+        ? html`<p id="policy-notifications">none</p>`
+        : html`<ul id="policy-notifications">${t.notifications.map((l) => html`<li>${l}</li>`)}</ul>`
+    }
   </section>`;
 }
 
