@@ -393,9 +393,21 @@ type Alert struct {
 	// When it fired.
 	FireTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=fire_time,json=fireTime,proto3" json:"fire_time,omitempty"`
 	// If the rule's action blocked the subject, until when.
-	BlockedUntil  *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=blocked_until,json=blockedUntil,proto3" json:"blocked_until,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	BlockedUntil *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=blocked_until,json=blockedUntil,proto3" json:"blocked_until,omitempty"`
+	// Notifications (rules quota-threshold, credit-threshold, credits-exhausted,
+	// key-expiring, rotation-due): the key concerned, or whose request crossed
+	// the threshold; empty otherwise. At most 64 bytes. Never a secret.
+	KeyId string `protobuf:"bytes,9,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// Notifications: the owner of that key; empty otherwise. At most 256 bytes.
+	Owner string `protobuf:"bytes,10,opt,name=owner,proto3" json:"owner,omitempty"`
+	// Threshold notifications: the quota limit (or credit balance) concerned;
+	// empty otherwise. At most 64 bytes.
+	Limit string `protobuf:"bytes,11,opt,name=limit,proto3" json:"limit,omitempty"`
+	// Threshold notifications: the threshold crossed, percent of the bucket's
+	// capacity (1..100); 0 otherwise.
+	ThresholdPercent uint32 `protobuf:"varint,12,opt,name=threshold_percent,json=thresholdPercent,proto3" json:"threshold_percent,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Alert) Reset() {
@@ -484,6 +496,34 @@ func (x *Alert) GetBlockedUntil() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Alert) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *Alert) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *Alert) GetLimit() string {
+	if x != nil {
+		return x.Limit
+	}
+	return ""
+}
+
+func (x *Alert) GetThresholdPercent() uint32 {
+	if x != nil {
+		return x.ThresholdPercent
+	}
+	return 0
+}
+
 var File_tollgate_v1_event_proto protoreflect.FileDescriptor
 
 const file_tollgate_v1_event_proto_rawDesc = "" +
@@ -507,7 +547,7 @@ const file_tollgate_v1_event_proto_rawDesc = "" +
 	"\x06key_id\x18\v \x01(\tR\x05keyId\x1a=\n" +
 	"\x0fAttributesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc9\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb9\x03\n" +
 	"\x05Alert\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04rule\x18\x02 \x01(\tR\x04rule\x121\n" +
@@ -516,7 +556,12 @@ const file_tollgate_v1_event_proto_rawDesc = "" +
 	"\fsubject_kind\x18\x05 \x01(\x0e2\x18.tollgate.v1.SubjectKindR\vsubjectKind\x12\x18\n" +
 	"\amessage\x18\x06 \x01(\tR\amessage\x127\n" +
 	"\tfire_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\bfireTime\x12?\n" +
-	"\rblocked_until\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\fblockedUntil*\xd1\x02\n" +
+	"\rblocked_until\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\fblockedUntil\x12\x15\n" +
+	"\x06key_id\x18\t \x01(\tR\x05keyId\x12\x14\n" +
+	"\x05owner\x18\n" +
+	" \x01(\tR\x05owner\x12\x14\n" +
+	"\x05limit\x18\v \x01(\tR\x05limit\x12+\n" +
+	"\x11threshold_percent\x18\f \x01(\rR\x10thresholdPercent*\xd1\x02\n" +
 	"\tEventType\x12\x1a\n" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17EVENT_TYPE_AUTH_FAILURE\x10\x01\x12 \n" +

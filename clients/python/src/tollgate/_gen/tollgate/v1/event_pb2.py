@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17tollgate/v1/event.proto\x12\x0btollgate.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x82\x03\n\x05\x45vent\x12\n\n\x02id\x18\x01 \x01(\t\x12$\n\x04type\x18\x02 \x01(\x0e\x32\x16.tollgate.v1.EventType\x12\x13\n\x0b\x63ustom_type\x18\x03 \x01(\t\x12\x0f\n\x07subject\x18\x04 \x01(\t\x12.\n\x0csubject_kind\x18\x05 \x01(\x0e\x32\x18.tollgate.v1.SubjectKind\x12\x10\n\x08\x65ndpoint\x18\x06 \x01(\t\x12\'\n\x08severity\x18\x07 \x01(\x0e\x32\x15.tollgate.v1.Severity\x12\x36\n\nattributes\x18\x08 \x03(\x0b\x32\".tollgate.v1.Event.AttributesEntry\x12(\n\x04time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tclient_ip\x18\n \x01(\t\x12\x0e\n\x06key_id\x18\x0b \x01(\t\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xfe\x01\n\x05\x41lert\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04rule\x18\x02 \x01(\t\x12\'\n\x08severity\x18\x03 \x01(\x0e\x32\x15.tollgate.v1.Severity\x12\x0f\n\x07subject\x18\x04 \x01(\t\x12.\n\x0csubject_kind\x18\x05 \x01(\x0e\x32\x18.tollgate.v1.SubjectKind\x12\x0f\n\x07message\x18\x06 \x01(\t\x12-\n\tfire_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rblocked_until\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\xd1\x02\n\tEventType\x12\x1a\n\x16\x45VENT_TYPE_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x45VENT_TYPE_AUTH_FAILURE\x10\x01\x12 \n\x1c\x45VENT_TYPE_PERMISSION_DENIED\x10\x02\x12\x1b\n\x17\x45VENT_TYPE_RATE_LIMITED\x10\x03\x12\x16\n\x12\x45VENT_TYPE_BLOCKED\x10\x04\x12\x1a\n\x16\x45VENT_TYPE_KEY_CREATED\x10\x05\x12\x1a\n\x16\x45VENT_TYPE_KEY_ROTATED\x10\x06\x12\x1a\n\x16\x45VENT_TYPE_KEY_UPDATED\x10\x07\x12\x1a\n\x16\x45VENT_TYPE_KEY_REVOKED\x10\x08\x12&\n\"EVENT_TYPE_MANAGEMENT_AUTH_FAILURE\x10\t\x12\x1c\n\x18\x45VENT_TYPE_STORE_EMPTIED\x10\n*\x88\x01\n\x08Severity\x12\x18\n\x14SEVERITY_UNSPECIFIED\x10\x00\x12\x11\n\rSEVERITY_INFO\x10\x01\x12\x10\n\x0cSEVERITY_LOW\x10\x02\x12\x13\n\x0fSEVERITY_MEDIUM\x10\x03\x12\x11\n\rSEVERITY_HIGH\x10\x04\x12\x15\n\x11SEVERITY_CRITICAL\x10\x05*\x87\x01\n\x0bSubjectKind\x12\x1c\n\x18SUBJECT_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10SUBJECT_KIND_KEY\x10\x01\x12\x13\n\x0fSUBJECT_KIND_IP\x10\x02\x12\x16\n\x12SUBJECT_KIND_OWNER\x10\x03\x12\x17\n\x13SUBJECT_KIND_CALLER\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17tollgate/v1/event.proto\x12\x0btollgate.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x82\x03\n\x05\x45vent\x12\n\n\x02id\x18\x01 \x01(\t\x12$\n\x04type\x18\x02 \x01(\x0e\x32\x16.tollgate.v1.EventType\x12\x13\n\x0b\x63ustom_type\x18\x03 \x01(\t\x12\x0f\n\x07subject\x18\x04 \x01(\t\x12.\n\x0csubject_kind\x18\x05 \x01(\x0e\x32\x18.tollgate.v1.SubjectKind\x12\x10\n\x08\x65ndpoint\x18\x06 \x01(\t\x12\'\n\x08severity\x18\x07 \x01(\x0e\x32\x15.tollgate.v1.Severity\x12\x36\n\nattributes\x18\x08 \x03(\x0b\x32\".tollgate.v1.Event.AttributesEntry\x12(\n\x04time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tclient_ip\x18\n \x01(\t\x12\x0e\n\x06key_id\x18\x0b \x01(\t\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xc7\x02\n\x05\x41lert\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04rule\x18\x02 \x01(\t\x12\'\n\x08severity\x18\x03 \x01(\x0e\x32\x15.tollgate.v1.Severity\x12\x0f\n\x07subject\x18\x04 \x01(\t\x12.\n\x0csubject_kind\x18\x05 \x01(\x0e\x32\x18.tollgate.v1.SubjectKind\x12\x0f\n\x07message\x18\x06 \x01(\t\x12-\n\tfire_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rblocked_until\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06key_id\x18\t \x01(\t\x12\r\n\x05owner\x18\n \x01(\t\x12\r\n\x05limit\x18\x0b \x01(\t\x12\x19\n\x11threshold_percent\x18\x0c \x01(\r*\xd1\x02\n\tEventType\x12\x1a\n\x16\x45VENT_TYPE_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x45VENT_TYPE_AUTH_FAILURE\x10\x01\x12 \n\x1c\x45VENT_TYPE_PERMISSION_DENIED\x10\x02\x12\x1b\n\x17\x45VENT_TYPE_RATE_LIMITED\x10\x03\x12\x16\n\x12\x45VENT_TYPE_BLOCKED\x10\x04\x12\x1a\n\x16\x45VENT_TYPE_KEY_CREATED\x10\x05\x12\x1a\n\x16\x45VENT_TYPE_KEY_ROTATED\x10\x06\x12\x1a\n\x16\x45VENT_TYPE_KEY_UPDATED\x10\x07\x12\x1a\n\x16\x45VENT_TYPE_KEY_REVOKED\x10\x08\x12&\n\"EVENT_TYPE_MANAGEMENT_AUTH_FAILURE\x10\t\x12\x1c\n\x18\x45VENT_TYPE_STORE_EMPTIED\x10\n*\x88\x01\n\x08Severity\x12\x18\n\x14SEVERITY_UNSPECIFIED\x10\x00\x12\x11\n\rSEVERITY_INFO\x10\x01\x12\x10\n\x0cSEVERITY_LOW\x10\x02\x12\x13\n\x0fSEVERITY_MEDIUM\x10\x03\x12\x11\n\rSEVERITY_HIGH\x10\x04\x12\x15\n\x11SEVERITY_CRITICAL\x10\x05*\x87\x01\n\x0bSubjectKind\x12\x1c\n\x18SUBJECT_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10SUBJECT_KIND_KEY\x10\x01\x12\x13\n\x0fSUBJECT_KIND_IP\x10\x02\x12\x16\n\x12SUBJECT_KIND_OWNER\x10\x03\x12\x17\n\x13SUBJECT_KIND_CALLER\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,16 +34,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_EVENT_ATTRIBUTESENTRY']._loaded_options = None
   _globals['_EVENT_ATTRIBUTESENTRY']._serialized_options = b'8\001'
-  _globals['_EVENTTYPE']._serialized_start=720
-  _globals['_EVENTTYPE']._serialized_end=1057
-  _globals['_SEVERITY']._serialized_start=1060
-  _globals['_SEVERITY']._serialized_end=1196
-  _globals['_SUBJECTKIND']._serialized_start=1199
-  _globals['_SUBJECTKIND']._serialized_end=1334
+  _globals['_EVENTTYPE']._serialized_start=793
+  _globals['_EVENTTYPE']._serialized_end=1130
+  _globals['_SEVERITY']._serialized_start=1133
+  _globals['_SEVERITY']._serialized_end=1269
+  _globals['_SUBJECTKIND']._serialized_start=1272
+  _globals['_SUBJECTKIND']._serialized_end=1407
   _globals['_EVENT']._serialized_start=74
   _globals['_EVENT']._serialized_end=460
   _globals['_EVENT_ATTRIBUTESENTRY']._serialized_start=411
   _globals['_EVENT_ATTRIBUTESENTRY']._serialized_end=460
   _globals['_ALERT']._serialized_start=463
-  _globals['_ALERT']._serialized_end=717
+  _globals['_ALERT']._serialized_end=790
 # @@protoc_insertion_point(module_scope)

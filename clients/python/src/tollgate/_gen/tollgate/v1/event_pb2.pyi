@@ -259,6 +259,10 @@ class Alert(_message.Message):
     MESSAGE_FIELD_NUMBER: _builtins.int
     FIRE_TIME_FIELD_NUMBER: _builtins.int
     BLOCKED_UNTIL_FIELD_NUMBER: _builtins.int
+    KEY_ID_FIELD_NUMBER: _builtins.int
+    OWNER_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    THRESHOLD_PERCENT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Unique alert id."""
     rule: _builtins.str
@@ -271,6 +275,21 @@ class Alert(_message.Message):
     """What kind of subject it is."""
     message: _builtins.str
     """Human-readable summary."""
+    key_id: _builtins.str
+    """Notifications (rules quota-threshold, credit-threshold, credits-exhausted,
+    key-expiring, rotation-due): the key concerned, or whose request crossed
+    the threshold; empty otherwise. At most 64 bytes. Never a secret.
+    """
+    owner: _builtins.str
+    """Notifications: the owner of that key; empty otherwise. At most 256 bytes."""
+    limit: _builtins.str
+    """Threshold notifications: the quota limit (or credit balance) concerned;
+    empty otherwise. At most 64 bytes.
+    """
+    threshold_percent: _builtins.int
+    """Threshold notifications: the threshold crossed, percent of the bucket's
+    capacity (1..100); 0 otherwise.
+    """
     @_builtins.property
     def fire_time(self) -> _timestamp_pb2.Timestamp:
         """When it fired."""
@@ -290,10 +309,14 @@ class Alert(_message.Message):
         message: _builtins.str = ...,
         fire_time: _timestamp_pb2.Timestamp | None = ...,
         blocked_until: _timestamp_pb2.Timestamp | None = ...,
+        key_id: _builtins.str = ...,
+        owner: _builtins.str = ...,
+        limit: _builtins.str = ...,
+        threshold_percent: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["blocked_until", b"blocked_until", "fire_time", b"fire_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["blocked_until", b"blocked_until", "fire_time", b"fire_time", "id", b"id", "message", b"message", "rule", b"rule", "severity", b"severity", "subject", b"subject", "subject_kind", b"subject_kind"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["blocked_until", b"blocked_until", "fire_time", b"fire_time", "id", b"id", "key_id", b"key_id", "limit", b"limit", "message", b"message", "owner", b"owner", "rule", b"rule", "severity", b"severity", "subject", b"subject", "subject_kind", b"subject_kind", "threshold_percent", b"threshold_percent"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
