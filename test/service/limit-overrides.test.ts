@@ -10,6 +10,7 @@
 import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readKeyLimits } from "../../src/services/key-limits.js";
 import { createServiceHarness, type ServiceHarness } from "../helpers/service-deps.js";
 import { failure, violatedFields } from "./support.js";
 
@@ -309,5 +310,24 @@ describe("backup and restore", () => {
     } finally {
       await Promise.all([from.close(), to.close()]);
     }
+  });
+});
+
+describe("the console's key limits (readKeyLimits)", () => {
+  it("apply the overrides, say where each comes from, and peek the same bucket", async () => {
+    const k = await newKey("acme-console");
+    expect(await admitted(k.secret, 2)).toBe(2);
+    await setKey(k.id, { requests: 10n });
+    await setOwner("acme-console", { limit: "daily", exempt: true });
+    const limits = await readKeyLimits(h.deps, k.id);
+    const byName = Object.fromEntries(limits.limits.map((l) => [l.name, l]));
+    expect(byName["per-key"]).toMatchObject({
+      source: "key override",
+      requests: 10,
+      usage: { used: 2, capacity: 10 },
+    });
+    expect(byName.daily).toMatchObject({ source: "owner override", exempt: true, text: "exempt" });
+    expect(byName.daily?.usage).toBeUndefined();
+    expect(byName.searches).toMatchObject({ source: "endpoint" });
   });
 });
