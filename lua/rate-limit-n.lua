@@ -14,9 +14,13 @@
 -- ARGV[2]  S, the number of blocking subjects
 -- ARGV[3..8] blocking: after, within_ms, duration_ms, factor, max_ms, forget_ms
 -- ARGV[9]  L, the number of limits
--- ARGV[10..] per limit, 6 values: kind (1 rate, 2 quota), shadow (0/1),
+-- ARGV[10..] per limit, 6 values: kind (1 rate, 2 quota, 3 credits), shadow (0/1),
 --          requests, period_ms (rate) or window (1 day, 2 week, 3 month), burst,
---          cost (0: the default cost)
+--          cost (0: the default cost). Credits: requests = the plan's amount,
+--          period = refill (0 none, 1 daily, 2 monthly) × 100 + refill day
+--          (1..28), burst = cap (add mode) or -1 (replace mode); its key holds
+--          "<period id>:<balance>" and is refilled here, lazily, at the first
+--          decision of a new period (see credit_period and refilled)
 -- ARGV[10 + 6L] optional: "deny" makes the decision denied whatever the limits
 --          say: nothing is charged, every limit reports what it has now, and a
 --          denial is counted for the subjects (on Cluster, for the slots other
@@ -84,6 +88,35 @@ local function window(code)
   return y * 12 + m, month_start(ny, nm) * 86400000
 end
 
+-- Credits: a balance lives for CREDIT_TTL_MS after its last write (calendar-window.ts).
+local CREDIT_TTL_MS = 63072000000
+
+-- The credit refill period containing now: an id growing by one per period
+-- (0: no refill; the day number daily; monthly the month id of the day
+-- `dom - 1` days earlier, so a period runs from one month's day `dom` to the
+-- next's) and the next refill in ms (0: none). Mirrors creditPeriod.
+local function credit_period(refill, dom)
+  local day = floor(now / 86400000)
+  if refill == 1 then return day, (day + 1) * 86400000 end
+  if refill ~= 2 then return 0, 0 end
+  local y, m = civil(day - (dom - 1))
+  local ny, nm = y, m + 1
+  if nm == 13 then ny, nm = y + 1, 1 end
+  return y * 12 + m, (month_start(ny, nm) + dom - 1) * 86400000
+end
+
+-- A balance stored in period `from`, refilled for period `to`: replace mode
+-- (cap < 0) gives the amount, add mode adds it per period up to the cap and
+-- never lowers a topped-up balance. Only a write stores the new period id,
+-- and the script is atomic: each period refills once. Mirrors refilledBalance.
+local function refilled(amount, cap, refill, from, bal, to)
+  if refill == 0 or to <= from then return bal end
+  if cap < 0 then return amount end
+  if bal >= cap then return bal end
+  if (to - from) * amount >= cap - bal then return cap end
+  return bal + (to - from) * amount
+end
+
 -- 1. Blocks: a blocked subject is refused without charging anything.
 local block_ms, blocked = 0, 0
 for s = 1, S do
@@ -137,6 +170,30 @@ for i = 1, L do
       writes[#writes + 1] = { key, int(nd) .. ":" .. int(now), math.max(1, charged_reset), false }
     else
       exceeded, retry = true, ceil_div(d + cost * p - cap, n)
+    end
+  elseif kind == 3 then
+    local refill, dom = floor(p / 100), p % 100
+    local pid, nxt = credit_period(refill, dom)
+    local bal = n -- no balance stored: the plan's starting amount
+    local v = redis.call("GET", key)
+    if v then
+      local sep = string.find(v, ":", 1, true)
+      bal = refilled(n, burst, refill, tonumber(string.sub(v, 1, sep - 1)),
+        tonumber(string.sub(v, sep + 1)), pid)
+    end
+    remaining, reset = bal, nxt > 0 and nxt - now or 0
+    -- The balance after this charge whether or not it fits (may be negative):
+    -- what a forced charge writes; a normal decision writes it only if it fits.
+    local forced = bal - cost
+    local forced_write = { key, int(pid) .. ":" .. int(forced), CREDIT_TTL_MS, false }
+    if bal >= cost then
+      exceeded, retry = false, 0
+      charged_remaining, charged_reset = forced, reset
+      writes[#writes + 1] = forced_write
+    else
+      exceeded = true
+      local next_bal = refilled(n, burst, refill, pid, bal, pid + 1)
+      retry = (nxt > 0 and next_bal >= cost) and reset or -1
     end
   else
     local id, wend = window(p)

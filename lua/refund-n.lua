@@ -4,11 +4,12 @@
 -- state after the refund is what the denied decision reports for its limit.
 --
 -- KEYS     one bucket key per refunded limit
--- ARGV[1..] per key, 5 values: kind (1 rate, 2 quota), requests,
+-- ARGV[1..] per key, 5 values: kind (1 rate, 2 quota, 3 credits), requests,
 --          period_ms (rate) or 0, burst (rate) or 0, cost
 -- Returns  { [remaining, reset_ms] × #KEYS }: each bucket after the refund;
 --          reset_ms -1 for a quota whose key is gone (its window ended: the
---          caller keeps the window end it had)
+--          caller keeps the window end it had) and for credits (the next
+--          refill did not move: the caller keeps the one it had)
 local t = redis.call("TIME")
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local floor = math.floor
@@ -36,6 +37,15 @@ for i = 1, #KEYS do
       redis.call("SET", KEYS[i], string.format("%.0f", d) .. ":" .. string.format("%.0f", now), "PX", ttl)
     end
     remaining, reset = floor((burst * p - d) / p), floor((d + n1 - 1) / n1)
+  elseif kind == 3 then
+    -- Credits: the balance gets the cost back, in the period the charge wrote.
+    remaining, reset = n, -1
+    if v then
+      local sep = string.find(v, ":", 1, true)
+      local bal = tonumber(string.sub(v, sep + 1)) + cost
+      redis.call("SET", KEYS[i], string.sub(v, 1, sep - 1) .. ":" .. string.format("%.0f", bal), "KEEPTTL")
+      remaining = bal
+    end
   elseif v then
     local sep = string.find(v, ":", 1, true)
     local id, used = string.sub(v, 1, sep - 1), tonumber(string.sub(v, sep + 1))

@@ -93,8 +93,11 @@ export function formatPolicy(p: Policy): string {
   const t = policyTable(p);
   const indent = (rows: string[]) => rows.map((l) => `  ${l}`);
   const lines = [`policy ${t.source}: OK`, "", `tiers (default ${t.defaultTier}):`];
-  for (const tier of t.tiers)
+  for (const tier of t.tiers) {
     lines.push(`  ${tier.name}${tier.description ? `  — ${tier.description}` : ""}`);
+    // A key's own plan (CreateKey / UpdateKey) wins over this one.
+    if (tier.credits) lines.push(`    credits: ${tier.credits}`);
+  }
   lines.push("", "endpoints (first match wins; paths matched after normalisation):");
   lines.push(
     ...indent(

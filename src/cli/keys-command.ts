@@ -13,6 +13,12 @@ import {
   timestampDate,
   timestampFromMs,
 } from "@bufbuild/protobuf/wkt";
+import {
+  type CreditPlan,
+  CreditPlanSchema,
+  CreditRefill,
+  CreditRefillMode,
+} from "../gen/tollgate/v1/credits_pb.js";
 import { type Key, KeySchema, KeyStatus } from "../gen/tollgate/v1/key_pb.js";
 import {
   CreateKeyResponseSchema,
@@ -65,6 +71,13 @@ interface Options {
   period?: string;
   exempt?: boolean;
   remove?: boolean;
+  credits?: string;
+  refill?: string;
+  "refill-day"?: string;
+  "refill-mode"?: string;
+  "refill-cap"?: string;
+  "top-up"?: string;
+  set?: string;
 }
 
 /** What each subcommand's help says beside its flags. */
@@ -80,6 +93,12 @@ const ABOUT: Record<KeysSubcommand, { usage: string; about: string; example: str
     about:
       "Shows a key (never its secret) and its effective limits, each with where it comes from\n(key override > owner override > endpoint > tier).",
     example: "tollgate keys get key_0123456789abcdef",
+  },
+  credits: {
+    usage: "credits ID --top-up N | --set N",
+    about:
+      "Tops up or sets a key's credit balance (after any refill that is due); `keys get`\nshows the balance and the next refill.",
+    example: "tollgate keys credits key_0123456789abcdef --top-up 5000",
   },
   list: {
     usage: "list [--owner O] [--all] [--page-size N] [--page-token T]",
@@ -235,6 +254,7 @@ export async function keysCommand(argv: string[]): Promise<number> {
           ipAllow: o.allow ?? [],
           ipDeny: o.deny ?? [],
           environment: o.env ?? "",
+          credits: creditPlan(o),
         });
         print(
           CreateKeyResponseSchema,
@@ -253,7 +273,7 @@ export async function keysCommand(argv: string[]): Promise<number> {
         const limits = await keys.listLimitOverrides({ target: { case: "keyId", value: id } });
         const rows = effectiveRows(limits.effectiveLimits);
         process.stdout.write(
-          `${formatKey(res.key)}\nlimits (${PRECEDENCE}):\n${rows.length > 0 ? rows.map((r) => `  ${r}`).join("\n") : "  none"}\n`,
+          `${formatKey(res.key, true)}\nlimits (${PRECEDENCE}):\n${rows.length > 0 ? rows.map((r) => `  ${r}`).join("\n") : "  none"}\n`,
         );
         return 0;
       }
@@ -280,6 +300,21 @@ export async function keysCommand(argv: string[]): Promise<number> {
           res,
           () => `${overrideRows(res.limitOverride ? [res.limitOverride] : []).join("\n")}\n`,
         );
+        return 0;
+      }
+      case "credits": {
+        if (!id) return usage("credits needs a key id", cmd);
+        if ((o["top-up"] === undefined) === (o.set === undefined))
+          return usage("credits needs one of --top-up N and --set N", cmd);
+        const res = await keys.updateKey({
+          id,
+          updateMask: create(FieldMaskSchema, { paths: ["credits_change"] }),
+          creditsChange:
+            o["top-up"] !== undefined
+              ? { change: { case: "topUp", value: whole("--top-up", o["top-up"]) } }
+              : { change: { case: "set", value: whole("--set", o.set ?? "") } },
+        });
+        print(KeySchema, res.key ?? create(KeySchema), () => formatKey(res.key, true));
         return 0;
       }
       case "list": {
@@ -424,11 +459,64 @@ function pageSize(text: string | undefined): number {
   return Number(text);
 }
 
+/** A whole number of credits (the server checks the range). */
+function whole(flag: string, text: string): bigint {
+  if (!/^\d{1,16}$/.test(text)) throw new UsageError(`${flag}: not a whole number: "${text}"`);
+  return BigInt(text);
+}
+
+const REFILLS: Record<string, CreditRefill> = {
+  none: CreditRefill.NONE,
+  daily: CreditRefill.DAILY,
+  monthly: CreditRefill.MONTHLY,
+};
+const MODES: Record<string, CreditRefillMode> = {
+  replace: CreditRefillMode.REPLACE,
+  add: CreditRefillMode.ADD,
+};
+
+/** The key's own credit plan from --credits and the --refill flags (undefined without --credits). */
+function creditPlan(o: Options) {
+  const refillFlags = ["refill", "refill-day", "refill-mode", "refill-cap"] as const;
+  if (o.credits === undefined) {
+    const stray = refillFlags.find((f) => o[f] !== undefined);
+    if (stray) throw new UsageError(`--${stray} needs --credits N`);
+    return undefined;
+  }
+  const refill = REFILLS[o.refill ?? "none"];
+  if (refill === undefined)
+    throw new UsageError(`--refill: none, daily or monthly, not "${o.refill}"`);
+  const mode = MODES[o["refill-mode"] ?? "replace"];
+  if (mode === undefined)
+    throw new UsageError(`--refill-mode: replace or add, not "${o["refill-mode"]}"`);
+  return create(CreditPlanSchema, {
+    amount: whole("--credits", o.credits),
+    refill,
+    refillDay: o["refill-day"] === undefined ? 0 : Number(whole("--refill-day", o["refill-day"])),
+    mode,
+    cap: o["refill-cap"] === undefined ? 0n : whole("--refill-cap", o["refill-cap"]),
+  });
+}
+
+/** A credit plan in words: `1000 credits, refilled monthly on day 1 (replace)`. */
+function describePlan(p: CreditPlan | undefined): string {
+  if (!p) return "-";
+  const refill =
+    p.refill === CreditRefill.DAILY
+      ? "refilled daily (00:00 UTC)"
+      : p.refill === CreditRefill.MONTHLY
+        ? `refilled monthly on day ${p.refillDay || 1} (00:00 UTC)`
+        : "never refilled";
+  const how = p.mode === CreditRefillMode.ADD ? `, adding ${p.amount} up to ${p.cap}` : "";
+  return `${p.amount} credits, ${refill}${how}`;
+}
+
 function statusName(s: KeyStatus): string {
   return s === KeyStatus.REVOKED ? "revoked" : s === KeyStatus.ACTIVE ? "active" : "unknown";
 }
 
-function formatKey(k: Key | undefined): string {
+/** A key as rows; `balance`: the response carries the store's balance (GetKey, credits). */
+function formatKey(k: Key | undefined, balance = false): string {
   if (!k) return "";
   const t = (x: Parameters<typeof timestampDate>[0] | undefined) =>
     x ? timestampDate(x).toISOString() : "-";
@@ -454,5 +542,16 @@ function formatKey(k: Key | undefined): string {
     ["revoked", t(k.revokeTime)],
   ];
   if (k.status === KeyStatus.REVOKED) rows.push(["revoke reason", k.revokedReason || "-"]);
+  if (k.credits) {
+    const c = k.credits;
+    rows.push([
+      "credits",
+      `${describePlan(c.plan)} (${c.ownPlan ? "the key's own plan" : "its tier's plan"})`,
+    ]);
+    if (balance) {
+      rows.push(["balance", String(c.balance)]);
+      rows.push(["next refill", t(c.nextRefillTime)]);
+    }
+  }
   return `${rows.map(([a, b]) => `${a.padEnd(14)}${b}`).join("\n")}\n`;
 }

@@ -51,6 +51,31 @@ const deny = {
   arg: "CIDR",
   help: "these addresses may not use the key (repeatable)",
 } as const;
+const credits = {
+  type: "string",
+  arg: "N",
+  help: "the key's own credit plan: N credits to start with (wins over its tier's plan)",
+} as const;
+const refill = {
+  type: "string",
+  arg: "none|daily|monthly",
+  help: "with --credits: when the balance refills (default none; daily at 00:00 UTC)",
+} as const;
+const refillDay = {
+  type: "string",
+  arg: "D",
+  help: "with --refill monthly: the day of the month, 1..28 (default 1)",
+} as const;
+const refillMode = {
+  type: "string",
+  arg: "replace|add",
+  help: "with --credits: a refill sets the balance to N (replace, default) or adds N (add)",
+} as const;
+const refillCap = {
+  type: "string",
+  arg: "M",
+  help: "with --refill-mode add: the most a refill brings the balance to",
+} as const;
 const pageSize = {
   type: "string",
   arg: "N",
@@ -73,6 +98,15 @@ export const KEYS_FLAGS = {
       arg: "ENV",
       help: "environment, e.g. live or test (default TOLLGATE_KEY_ENVIRONMENT)",
     },
+    credits,
+    refill,
+    "refill-day": refillDay,
+    "refill-mode": refillMode,
+    "refill-cap": refillCap,
+  },
+  credits: {
+    "top-up": { type: "string", arg: "N", help: "add N credits to the balance (1..10^12)" },
+    set: { type: "string", arg: "N", help: "set the balance to N (0..10^12)" },
   },
   get: {},
   list: {

@@ -28,6 +28,8 @@ import type { OwnerOverrides } from "../ratelimit/owner-overrides.js";
 import type { LimitItem, RateVerdict } from "../ratelimit/rate-limit-store.js";
 import {
   blockSubjects,
+  type CreditsState,
+  type LimitState,
   type RateDecision,
   type RateInput,
   type RateLimiter,
@@ -87,6 +89,11 @@ export interface DescriptorFacts {
   started: bigint;
   /** How long the caller waits, ms; undefined: it did not say (see RequestFacts). */
   callerTimeoutMs: number | undefined;
+  /**
+   * A Tollgate key id named by a descriptor entry (`tollgate_key_id`): its
+   * credits are spent in the same decision (unknown or unusable: none).
+   */
+  keyId?: string;
 }
 
 /** The outcome of a descriptor-based decision. */
@@ -94,9 +101,15 @@ export interface DescriptorDecision {
   decisionId: string;
   /** The store's verdict over the items, in their order (undefined: no item). */
   verdict: RateVerdict | undefined;
-  /** True if an enforced item is over its limit. */
+  /** True if an enforced item is over its limit (or the key's credits are exhausted). */
   over: boolean;
   decidedLocally: boolean;
+  /** The key's credits after the decision, when `keyId` named a key with a plan. */
+  credits?: {
+    state: CreditsState;
+    /** Its outcome (the verdict's last), for headers. */
+    limit: LimitState;
+  };
 }
 
 const KEY_MESSAGES: Record<"UNKNOWN_KEY" | "EXPIRED_KEY" | "REVOKED_KEY", string> = {
@@ -174,19 +187,41 @@ export class DecisionEngine {
 
   private async takeDescriptors(facts: DescriptorFacts): Promise<DescriptorDecision> {
     const decisionId = newDecisionId(this.o.clock.now());
+    const deadline = storeDeadline(facts.callerTimeoutMs, this.o.storeBudgetMs);
+    // The named key's credits ride along as the last item: one decision, all or none.
+    let key: KeyRecord | undefined;
+    let credits: LimitItem | undefined;
+    if (facts.keyId) {
+      const found = await this.o.authorizer.findById(facts.keyId, undefined, deadline);
+      if (found.record && !unusableReason(found.record, this.o.clock.now())) {
+        key = found.record;
+        credits = this.o.limiter.creditsItem(key);
+      }
+    }
+    const items = credits ? [...facts.items, credits] : facts.items;
     const decided =
-      facts.items.length === 0
+      items.length === 0
         ? undefined
         : await this.o.limiter.decideItems(
-            { items: facts.items, cost: facts.cost, blockTags: [] },
+            { items, cost: facts.cost, blockTags: [] },
             undefined,
-            storeDeadline(facts.callerTimeoutMs, this.o.storeBudgetMs),
+            deadline,
           );
     const verdict = decided?.verdict;
-    const over = facts.items.some(
+    const over = items.some(
       (it, i) => it.limit.mode !== "shadow" && verdict?.outcomes[i]?.exceeded === true,
     );
-    const out = { decisionId, verdict, over, decidedLocally: decided?.local === true };
+    const outcome = credits && verdict?.outcomes[items.length - 1];
+    const state = credits && outcome && this.o.limiter.creditsState(credits, outcome, key?.credits);
+    const out = {
+      decisionId,
+      verdict,
+      over,
+      decidedLocally: decided?.local === true,
+      ...(credits &&
+        outcome &&
+        state && { credits: { state, limit: { limit: credits.limit, outcome } } }),
+    };
     this.o.observer.decidedDescriptors(facts, out);
     return out;
   }
@@ -281,6 +316,7 @@ export class DecisionEngine {
       endpoint: f.endpoint,
       cost: f.cost,
       ...(overrides && { overrides }),
+      ...(record?.credits && { credits: record.credits }),
     };
     let plan: RatePlan | undefined;
     if (f.applyLimits) {
@@ -307,6 +343,22 @@ export class DecisionEngine {
     };
     if (r.reason === "BLOCKED")
       return this.blocked(charged, r.blockedUntil ?? this.o.clock.now(), r);
+    if (r.reason === "CREDITS_EXHAUSTED") {
+      // 402, not 429: a 429 says "wait and retry", and for an empty balance
+      // waiting helps only until the next refill (Retry-After says when, if
+      // one will cover the cost); otherwise the caller must buy or be given
+      // credits. Clients that back off on 429 would retry in vain.
+      return {
+        ...charged,
+        kind: "denied",
+        reason: "CREDITS_EXHAUSTED",
+        httpStatus: 402,
+        error: "credits_exhausted",
+        message: LIMIT_MESSAGES.CREDITS_EXHAUSTED,
+        missingScopes: [],
+        headers: r.headers,
+      };
+    }
     return {
       ...charged,
       kind: "denied",

@@ -265,7 +265,7 @@ export class DecisionObserver implements BlockListener {
     const type =
       d.kind === "blocked"
         ? "blocked"
-        : d.reason === "RATE_LIMITED"
+        : d.reason === "RATE_LIMITED" || d.reason === "CREDITS_EXHAUSTED"
           ? "rate_limited"
           : AUTH_FAILURES.has(d.reason)
             ? "auth_failure"

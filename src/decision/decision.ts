@@ -43,8 +43,9 @@ export interface Allowed extends DecisionBase {
 /** The request is refused for its key, scopes, address or a limit. */
 export interface Denied extends DecisionBase {
   kind: "denied";
-  reason: Exclude<AuthReason, "OK"> | "RATE_LIMITED";
-  httpStatus: 401 | 403 | 429;
+  reason: Exclude<AuthReason, "OK"> | "RATE_LIMITED" | "CREDITS_EXHAUSTED";
+  /** 402 Payment Required for CREDITS_EXHAUSTED (see decision-engine.ts). */
+  httpStatus: 401 | 402 | 403 | 429;
   /** The caller-facing error code and message (never a secret; see public-denial.ts). */
   error: string;
   message: string;
@@ -78,5 +79,6 @@ export type Decision = Allowed | Denied | Blocked | Incomplete;
 /** Messages of denials that are not about the key. */
 export const LIMIT_MESSAGES = {
   RATE_LIMITED: "rate limit exceeded",
+  CREDITS_EXHAUSTED: "the key's credits are exhausted",
   BLOCKED: "too many violations: temporarily blocked",
 } as const;

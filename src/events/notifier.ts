@@ -27,6 +27,7 @@ import { type Notifications, quotaThresholdsOf } from "../policy/notification-ru
 import type { LimitBy } from "../policy/policy.js";
 import type { LimitItem, LimitOutcome } from "../ratelimit/rate-limit-store.js";
 import type { RateDecision, RateInput } from "../ratelimit/rate-limiter.js";
+import { CREDIT_TTL_MS } from "../store/calendar-window.js";
 import { subjectTag } from "../subjects/subject-tag.js";
 import type { Clock } from "../util/clock.js";
 import { newDecisionId } from "../util/ids.js";
@@ -98,6 +99,10 @@ export class Notifier {
     let now: number | undefined;
     for (const s of r.limits) {
       const l = s.limit;
+      if (l.kind === "credits") {
+        if (r.credits && who.keyId) this.creditsChargedBy(who, r, s);
+        continue;
+      }
       if (l.kind !== "quota" || l.mode === "shadow" || !l.window) continue;
       const thresholds = quotaThresholdsOf(n, l.name);
       if (thresholds.length === 0) continue;
@@ -167,6 +172,34 @@ export class Notifier {
       };
       for (const t of crossedThresholds(b, thresholds)) this.fireThreshold(b, t, who, subject);
     });
+  }
+
+  /**
+   * The credit balance of a decision as a Bucket: its capacity is what it
+   * refills to (the plan's amount, or its cap in add mode), its period the
+   * refill period (markers end at the next refill; a plan that never refills
+   * keeps them as long as a balance is kept, two years).
+   */
+  private creditsChargedBy(who: NotifyWho, r: RateDecision, s: RateDecision["limits"][number]) {
+    const n = this.o.notifications();
+    if (n.creditThresholds.length === 0 && !n.creditsExhausted) return;
+    if (!r.allowed && !s.outcome.exceeded) return;
+    const next = r.credits?.nextRefillAt;
+    const remaining = s.outcome.remaining;
+    this.creditsCharged(
+      {
+        kind: "credits",
+        name: s.limit.name,
+        tag: subjectTag("key", who.keyId),
+        capacity: s.limit.burst,
+        remainingBefore: r.allowed ? remaining + (r.cost ?? 0) : remaining,
+        remainingAfter: remaining,
+        refused: !r.allowed && s.outcome.exceeded,
+        period: next === undefined ? "none" : String(next),
+        periodEnd: next ?? this.o.clock.now() + CREDIT_TTL_MS,
+      },
+      who,
+    );
   }
 
   /**

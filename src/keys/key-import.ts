@@ -84,6 +84,7 @@ const COMPARED: [keyof KeyRecord, string][] = [
   ["graceDigest", "grace_secret_digest"],
   ["graceEndsAt", "grace_end_time"],
   ["foreignPrefix", "foreign_prefix"],
+  ["credits", "credits"],
 ];
 
 /** Imports key records. Methods throw only on infrastructure failure. */

@@ -4,6 +4,7 @@
  * followed by an invalidation so every replica's cache drops the old lookup.
  */
 
+import type { CreditPlan } from "../policy/policy.js";
 import type { LimitOverride } from "../ratelimit/limit-override.js";
 import type { Clock } from "../util/clock.js";
 import { newKeyId } from "../util/ids.js";
@@ -24,6 +25,8 @@ export interface NewKey {
   ipAllow: string[];
   ipDeny: string[];
   environment: string;
+  /** The key's own credit plan (wins over its tier's). */
+  credits?: CreditPlan;
 }
 
 /** Fields UpdateKey may change; absent fields stay as they are. */
@@ -32,6 +35,8 @@ export type KeyPatch = Partial<
 > & {
   /** `null` removes the expiry. */
   expiresAt?: number | null;
+  /** `null` removes the key's own credit plan (its tier's applies). */
+  credits?: CreditPlan | null;
 };
 
 /** Failures that are the caller's, not the infrastructure's. */
@@ -83,6 +88,7 @@ export class KeyManager {
         secretCreatedAt: now,
         version: 1,
         ...(input.expiresAt !== undefined && { expiresAt: input.expiresAt }),
+        ...(input.credits && { credits: input.credits }),
       };
       if (await this.o.store.create(record)) {
         // A negative cache entry for this digest is practically impossible
@@ -113,10 +119,12 @@ export class KeyManager {
   update(id: string, patch: KeyPatch): Promise<KeyRecord | KeyChangeError> {
     return this.change(id, (r) => {
       if (r.status === "revoked") return "REVOKED";
-      const { expiresAt, ...rest } = patch;
+      const { expiresAt, credits, ...rest } = patch;
       const next: KeyRecord = { ...r, ...rest };
       if (expiresAt === null) delete next.expiresAt;
       else if (expiresAt !== undefined) next.expiresAt = expiresAt;
+      if (credits === null) delete next.credits;
+      else if (credits !== undefined) next.credits = credits;
       return next;
     });
   }

@@ -1,3 +1,4 @@
+import type { CreditPlan } from "../policy/policy.js";
 import type { LimitOverride } from "../ratelimit/limit-override.js";
 
 /** Lifecycle state of a stored key. */
@@ -34,6 +35,8 @@ export interface KeyRecord {
   graceEndsAt?: number;
   /** For a key imported by a foreign digest: the start its secrets share (kept after it moved to HMAC). */
   foreignPrefix?: string;
+  /** The key's own credit plan (wins over its tier's); its balance lives in the rate-limit store. */
+  credits?: CreditPlan;
   /**
    * The key's own limit overrides (ratelimit/limit-override.ts), one per limit
    * name; expired ones are ignored and dropped at the next change. In the

@@ -96,11 +96,48 @@ export const limitSchema = z
     }
   });
 
+/** Largest credit amount, cap, balance set or top-up. */
+export const MAX_CREDITS = INPUT_BOUNDS.maxCredits;
+
+/**
+ * A credit plan: `amount` to start with; `refill` none, daily (UTC midnight)
+ * or monthly (on `refill_day`, 1..28, UTC); `mode` replace (the balance
+ * becomes `amount`) or add (`amount` is added per period, up to `cap`).
+ */
+export const creditsSchema = z
+  .strictObject({
+    amount: count(MAX_CREDITS),
+    refill: z.enum(["none", "daily", "monthly"]).default("none"),
+    refill_day: z
+      .number()
+      .int("must be an integer")
+      .min(1, "must be 1..28")
+      .max(INPUT_BOUNDS.creditRefillDayMax, "must be 1..28 (every month has it)")
+      .optional(),
+    mode: z.enum(["replace", "add"]).default("replace"),
+    cap: count(MAX_CREDITS).optional(),
+  })
+  .superRefine((c, ctx) => {
+    const issue = (path: string, message: string) =>
+      ctx.addIssue({ code: "custom", path: [path], message });
+    if (c.refill_day !== undefined && c.refill !== "monthly")
+      issue("refill_day", "only a monthly refill takes a refill_day");
+    if (c.mode === "add" && c.refill === "none")
+      issue("mode", "add needs a refill (daily or monthly): without one nothing is ever added");
+    if (c.cap !== undefined && c.mode !== "add") issue("cap", "only mode add takes a cap");
+    if (c.mode === "add" && c.cap === undefined)
+      issue("cap", "mode add needs a cap: the most a refill brings the balance to");
+    if (c.cap !== undefined && c.mode === "add" && c.cap < c.amount)
+      issue("cap", `must be at least amount (${c.amount})`);
+  });
+
 /** A tier: a class of keys (plan) with default limits. */
 const tierSchema = z.strictObject({
   description: z.string().max(256).optional(),
   /** Limits applied to every request of this tier (an endpoint may override one by name). */
   limits: z.array(limitSchema).max(16).default([]),
+  /** The tier's credit plan (a key's own plan wins over it). */
+  credits: creditsSchema.optional(),
 });
 
 /** An endpoint rule: which requests it matches and what they need. */
@@ -349,5 +386,7 @@ function checkNotificationLimits(
 
 /** The policy file as parsed. */
 export type PolicyFile = z.infer<typeof policySchema>;
+/** A credits section as parsed. */
+export type CreditsFile = z.infer<typeof creditsSchema>;
 /** One limit as parsed. */
 export type LimitFile = z.infer<typeof limitSchema>;

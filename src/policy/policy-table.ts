@@ -8,7 +8,7 @@
 import { crc32 } from "node:zlib";
 import type { EnvoyNode } from "./envoy-rules.js";
 import type { Notifications } from "./notification-rules.js";
-import { effectiveLimits, type Limit, type Policy } from "./policy.js";
+import { type CreditPlan, effectiveLimits, type Limit, type Policy } from "./policy.js";
 
 /** One endpoint rule, in file order; the last row is "(no match)", the defaults. */
 export interface EndpointRow {
@@ -59,7 +59,8 @@ export interface DetectionRow {
 export interface PolicyTable {
   source: string;
   defaultTier: string;
-  tiers: { name: string; description: string }[];
+  /** `credits`: the tier's credit plan in words (describeCredits), only when it has one. */
+  tiers: { name: string; description: string; credits?: string }[];
   endpoints: EndpointRow[];
   /** Tier × endpoint × limit, tiers and endpoints in file order, then `(no match)`. */
   limits: LimitRow[];
@@ -112,7 +113,12 @@ export function policyTable(p: Policy): PolicyTable {
   return {
     source: p.source,
     defaultTier: p.defaultTier,
-    tiers: [...p.tiers].map(([name, t]) => ({ name, description: t.description ?? "" })),
+    tiers: [...p.tiers].map(([name, t]) => ({
+      name,
+      description: t.description ?? "",
+      // Only when set, so a policy without credits keeps its policyVersion.
+      ...(t.credits && { credits: describeCredits(t.credits) }),
+    })),
     endpoints,
     limits,
     blocking: b
@@ -190,12 +196,29 @@ function envoyRows(p: Policy): EnvoyRow[] {
   return rows;
 }
 
+/**
+ * A credit plan in words, e.g. `1000 credits, refilled monthly on day 1
+ * (00:00 UTC), adding 1000 up to 5000`.
+ */
+export function describeCredits(c: CreditPlan): string {
+  const refill =
+    c.refill === "daily"
+      ? "refilled daily (00:00 UTC)"
+      : c.refill === "monthly"
+        ? `refilled monthly on day ${c.refillDay} (00:00 UTC)`
+        : "never refilled";
+  const how = c.mode === "add" ? `, adding ${c.amount} up to ${c.cap}` : "";
+  return `${c.amount} credits, ${refill}${how}`;
+}
+
 /** One limit in words, e.g. `per-key: rate 10/1s burst 20 by key [enforce]`. */
 export function describeLimit(l: Limit): string {
   const amount =
     l.kind === "rate"
       ? `${l.requests}/${formatDurationMs(l.periodMs)} burst ${l.burst}`
-      : `${l.requests}/${l.window} (UTC)`;
+      : l.kind === "credits" && l.credits
+        ? describeCredits(l.credits)
+        : `${l.requests}/${l.window} (UTC)`;
   return `${l.name}: ${l.kind} ${amount} by ${l.by} [${l.mode}]`;
 }
 

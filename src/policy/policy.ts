@@ -6,16 +6,40 @@ import { compileDetection, type Detection } from "./detection-rules.js";
 import { compileEnvoyDomain, type EnvoyNode } from "./envoy-rules.js";
 import { compileNotifications, type Notifications } from "./notification-rules.js";
 import { normalisePath } from "./path-normaliser.js";
-import { type LimitFile, type PolicyFile, policySchema } from "./policy-schema.js";
+import {
+  type CreditsFile,
+  type LimitFile,
+  type PolicyFile,
+  policySchema,
+} from "./policy-schema.js";
 
 /** What a limit counts by. */
 export type LimitBy = "key" | "owner" | "ip" | "endpoint" | "subject";
+
+/**
+ * A credit plan (a tier's `credits`, or a key's own): a balance each decision
+ * spends its cost from, refilled lazily by the store at the first decision of
+ * a new period. See README "Credits".
+ */
+export interface CreditPlan {
+  /** The starting balance, and what a refill sets (replace) or adds (add). */
+  amount: number;
+  /** When the balance refills: never, each UTC day, or each month on `refillDay`. */
+  refill: "none" | "daily" | "monthly";
+  /** Monthly: the UTC day of the month (1..28) a period starts on; 1 otherwise. */
+  refillDay: number;
+  /** `replace`: a refill sets the balance to `amount`; `add`: adds `amount` per period, up to `cap`. */
+  mode: "replace" | "add";
+  /** Add mode: the most a refill brings the balance to. Replace mode: `amount`. */
+  cap: number;
+}
 
 /** A compiled limit. */
 export interface Limit {
   name: string;
   by: LimitBy;
-  kind: "rate" | "quota";
+  /** `credits`: a key's credit balance (see creditLimit), spent in the same decision as the limits. */
+  kind: "rate" | "quota" | "credits";
   mode: "enforce" | "shadow";
   /** Rate: requests per period; quota: requests per window. */
   requests: number;
@@ -30,6 +54,45 @@ export interface Limit {
    * limit's numbers starts a fresh bucket instead of misreading old state.
    */
   bucketId: string;
+  /** Credits only: the plan. */
+  credits?: CreditPlan;
+}
+
+/** The bucket id of every credit balance: a plan change keeps the balance (unlike a limit's numbers). */
+export const CREDITS_BUCKET = "credits";
+
+/** Nominal refill periods, ms (for RateLimit-Policy's `w`): 0 for a plan without refill. */
+const REFILL_MS = { none: 0, daily: 86_400_000, monthly: 30 * 86_400_000 } as const;
+
+/**
+ * The limit item standing for a credit plan: named `credits`, by key, enforced,
+ * `requests` the amount and `burst` the most the balance refills to (cap or
+ * amount), so the rate-limit headers show it as a quota policy.
+ */
+export function creditLimit(plan: CreditPlan): Limit {
+  return {
+    name: "credits",
+    by: "key",
+    kind: "credits",
+    mode: "enforce",
+    requests: plan.amount,
+    periodMs: REFILL_MS[plan.refill],
+    burst: plan.mode === "add" ? plan.cap : plan.amount,
+    bucketId: CREDITS_BUCKET,
+    credits: plan,
+  };
+}
+
+/**
+ * The credit plan of a key: its own, else its tier's (the default tier's
+ * when its tier left the policy, as for limits), else none.
+ */
+export function creditPlanFor(
+  policy: Policy,
+  tier: string,
+  own: CreditPlan | undefined,
+): CreditPlan | undefined {
+  return own ?? (policy.tiers.get(tier) ?? policy.tiers.get(policy.defaultTier))?.credits;
 }
 
 /** Blocking settings, compiled. */
@@ -64,7 +127,10 @@ export interface Endpoint {
 /** A validated, compiled policy. Immutable: a reload builds a new one. */
 export interface Policy {
   defaultTier: string;
-  tiers: ReadonlyMap<string, { description?: string; limits: readonly Limit[] }>;
+  tiers: ReadonlyMap<
+    string,
+    { description?: string; limits: readonly Limit[]; credits?: CreditPlan }
+  >;
   endpoints: readonly Endpoint[];
   /** Cost and fail mode of requests matching no endpoint (fail mode unset: the setting). */
   defaults: { cost: number; failMode?: "open" | "closed" };
@@ -192,6 +258,7 @@ function compile(p: PolicyFile, source: string): Policy {
           {
             ...(v?.description && { description: v.description }),
             limits: (v?.limits ?? []).map(compileLimit),
+            ...(v?.credits && { credits: compileCredits(v.credits) }),
           },
         ] as const,
     ),
@@ -231,6 +298,17 @@ function compile(p: PolicyFile, source: string): Policy {
     detection: compileDetection(p.detection),
     notifications: compileNotifications(p.notifications),
     ...(blocking && { blocking }),
+  };
+}
+
+/** A policy `credits` section as a plan (the schema checked every field). */
+export function compileCredits(c: CreditsFile): CreditPlan {
+  return {
+    amount: c.amount,
+    refill: c.refill,
+    refillDay: c.refill_day ?? 1,
+    mode: c.mode,
+    cap: c.mode === "add" ? (c.cap ?? c.amount) : c.amount,
   };
 }
 

@@ -19,7 +19,10 @@ export interface RateRequest {
 }
 
 /**
- * One limit's state after the decision. A denied decision charges nothing, so
+ * One limit's state after the decision. For a `credits` item: `remaining` is
+ * the balance (after this request's cost if allowed), `resetMs` the time to
+ * the next refill (0: the plan never refills), `retryMs` that time if the
+ * refill lets the cost fit, else -1. A denied decision charges nothing, so
  * then every limit — the denying ones and the others — describes its bucket
  * as it stands, without this request's cost.
  */
@@ -45,6 +48,20 @@ export interface RateVerdict {
   newBlocks: { tag: string; durationMs: number }[];
 }
 
+/** A change of a credit balance: set it, or add to it (a top-up). */
+export interface CreditChange {
+  kind: "set" | "add";
+  /** The new balance (set) or what is added (add); 0..INPUT_BOUNDS.maxCredits. */
+  amount: number;
+}
+
+/** A credit balance after a change. */
+export interface CreditBalance {
+  balance: number;
+  /** ms until the next refill; 0 for a plan without refill. */
+  resetMs: number;
+}
+
 /** An active block. */
 export interface ActiveBlock {
   tag: string;
@@ -68,6 +85,13 @@ export interface RateLimitStore {
    * now. One store round trip per subject tag at most (one in all off Cluster).
    */
   peek(items: LimitItem[]): Promise<LimitOutcome[]>;
+  /**
+   * Sets or tops up the credit balance of a `credits` item (item.limit.credits
+   * is its plan) in one atomic step: the lazy refill of the current period
+   * first (so a refill due is neither lost nor applied twice), then the
+   * change. A top-up stops at 2^52. Resolves to the balance after it.
+   */
+  adjustCredits(item: LimitItem, change: CreditChange): Promise<CreditBalance>;
   /** Active blocks, soonest-ending last, at most `limit`. */
   listBlocks(limit: number): Promise<ActiveBlock[]>;
   /** Lifts a block (and forgets pending denials). True if one was active. */

@@ -6,7 +6,15 @@
  * answered without the store: `check` does it all, or the decision engine
  * plans, looks up blocks itself (once per request) and charges.
  */
-import { type Endpoint, type Limit, limitsFor, type Policy } from "../policy/policy.js";
+import {
+  type CreditPlan,
+  creditLimit,
+  creditPlanFor,
+  type Endpoint,
+  type Limit,
+  limitsFor,
+  type Policy,
+} from "../policy/policy.js";
 import { beforeDeadline } from "../resilience/caller-deadline.js";
 import type { InsuranceLimiter } from "../resilience/insurance-limiter.js";
 import { isStoreUnavailable } from "../store/store-errors.js";
@@ -36,6 +44,20 @@ export interface RateInput {
   cost: number;
   /** The key's and its owner's limit overrides; undefined: none (the policy's limits as they are). */
   overrides?: OverrideSources;
+  /** The key's own credit plan (wins over its tier's); only with a key id. */
+  credits?: CreditPlan;
+}
+
+/** A key's credit balance as a decision left it. */
+export interface CreditsState {
+  /** The plan that applied: the key's own, or its tier's. */
+  plan: CreditPlan;
+  /** True if the plan is the key's own. */
+  own: boolean;
+  /** The balance after the decision (this request's cost spent only if it was allowed). */
+  balance: number;
+  /** Epoch ms of the next refill; undefined: the plan never refills. */
+  nextRefillAt?: number;
 }
 
 /** One limit's state in a decision. */
@@ -47,8 +69,12 @@ export interface LimitState {
 /** A decision. */
 export interface RateDecision {
   allowed: boolean;
-  reason: "OK" | "RATE_LIMITED" | "BLOCKED";
+  /** CREDITS_EXHAUSTED: the key's credit balance cannot pay the cost (wins over RATE_LIMITED). */
+  reason: "OK" | "RATE_LIMITED" | "CREDITS_EXHAUSTED" | "BLOCKED";
+  /** Every limit of the decision, the credit balance (kind `credits`) last when there is one. */
   limits: LimitState[];
+  /** The key's credit balance, when a credit plan applied and the store was asked. */
+  credits?: CreditsState;
   /** Index into `limits` of the deciding limit. */
   deciding?: number;
   retryAfterMs?: number;
@@ -99,6 +125,8 @@ export interface RateLimiterOptions {
 /** Takes rate-limit decisions. Throws only if the store fails. */
 export class RateLimiter {
   private readonly overrides = new OverrideCompiler();
+  /** One credits limit per plan object (plans live as long as their policy or key record). */
+  private readonly creditLimits = new WeakMap<CreditPlan, Limit>();
 
   constructor(private readonly o: RateLimiterOptions) {}
 
@@ -129,7 +157,53 @@ export class RateLimiter {
       else if (limit.mode !== "shadow") return { missing: tag.missing, limit: limit.name };
       else shadowSkipped.push(limit);
     }
+    const credits = this.creditsPlan(policy, input);
+    if (credits)
+      items.push({ tag: subjectTag("key", input.keyId), limit: this.creditLimit(credits) });
     return { policy, items, shadowSkipped };
+  }
+
+  /**
+   * The credit plan of a request: a key's own, else its tier's (the default
+   * tier's when its tier left the policy, as for limits). None without a key:
+   * a balance belongs to a key.
+   */
+  creditsPlan(policy: Policy, input: Pick<RateInput, "keyId" | "tier" | "credits">) {
+    return input.keyId ? creditPlanFor(policy, input.tier, input.credits) : undefined;
+  }
+
+  /**
+   * The credits item of a key (its own plan, else its tier's, in the current
+   * policy), or undefined when no plan applies. For doors that name their
+   * limits themselves (Envoy ShouldRateLimit).
+   */
+  creditsItem(key: { id: string; tier: string; credits?: CreditPlan }): LimitItem | undefined {
+    const plan = creditPlanFor(this.o.policy(), key.tier, key.credits);
+    return plan && { tag: subjectTag("key", key.id), limit: this.creditLimit(plan) };
+  }
+
+  /** A decision's credits state from the outcome of a credits item (see creditsItem). */
+  creditsState(
+    item: LimitItem,
+    outcome: LimitOutcome,
+    own: CreditPlan | undefined,
+  ): CreditsState | undefined {
+    if (item.limit.kind !== "credits") return undefined;
+    return creditsOf(
+      { limit: item.limit, outcome },
+      item.limit.credits === own,
+      this.o.clock.now(),
+    );
+  }
+
+  /** The limit item standing for `plan` (one object per plan). */
+  creditLimit(plan: CreditPlan): Limit {
+    let l = this.creditLimits.get(plan);
+    if (!l) {
+      l = creditLimit(plan);
+      this.creditLimits.set(plan, l);
+    }
+    return l;
   }
 
   /** One store decision over the plan's items (none needed if nothing applies). */
@@ -166,12 +240,16 @@ export class RateLimiter {
       input.endpoint,
       deadline,
     );
-    const result = this.toDecision(v, plan);
+    const result = this.toDecision(v, plan, input.credits);
     result.cost = cost;
     return local ? { ...result, decidedLocally: true } : result;
   }
 
-  private toDecision(v: RateVerdict, plan: RatePlan): RateDecision {
+  private toDecision(
+    v: RateVerdict,
+    plan: RatePlan,
+    ownCredits: CreditPlan | undefined,
+  ): RateDecision {
     const { items, shadowSkipped } = plan;
     const now = this.o.clock.now();
     const newBlocks = v.newBlocks.map((b) => ({ tag: b.tag, until: now + b.durationMs }));
@@ -188,19 +266,29 @@ export class RateLimiter {
     const shadowExceeded = states
       .filter((s) => s.limit.mode === "shadow" && s.outcome.exceeded)
       .map((s) => s.limit);
+    const c = states.findIndex((s) => s.limit.kind === "credits");
+    const creditsState = c < 0 ? undefined : (states[c] as LimitState);
+    const credits = creditsState && {
+      credits: creditsOf(creditsState, creditsState.limit.credits === ownCredits, now),
+    };
     if (v.status === "limited") {
-      const deciding = pickDenying(states);
+      // Credits exhausted wins: waiting out a rate limit would not help.
+      const exhausted = creditsState?.outcome.exceeded === true;
+      const deciding = exhausted ? c : pickDenying(states);
       const retry = states[deciding]?.outcome.retryMs ?? -1;
-      const retryAfterMs = retry >= 0 ? retry : states[deciding]?.outcome.resetMs;
+      // No Retry-After for credits no refill will cover: retrying does not help.
+      const retryAfterMs =
+        retry >= 0 ? retry : exhausted ? undefined : states[deciding]?.outcome.resetMs;
       const until = newBlocks.length > 0 ? Math.max(...newBlocks.map((b) => b.until)) : undefined;
       return {
         allowed: false,
-        reason: "RATE_LIMITED",
+        reason: exhausted ? "CREDITS_EXHAUSTED" : "RATE_LIMITED",
+        ...credits,
         limits: states,
         deciding,
         ...(retryAfterMs !== undefined && { retryAfterMs }),
         ...(until !== undefined && { blockedUntil: until }),
-        headers: rateLimitHeaders(states, deciding, retryAfterMs ?? 0),
+        headers: rateLimitHeaders(states, deciding, retryAfterMs ?? (exhausted ? undefined : 0)),
         shadowExceeded,
         shadowSkipped,
         newBlocks,
@@ -210,6 +298,7 @@ export class RateLimiter {
     return {
       allowed: true,
       reason: "OK",
+      ...credits,
       limits: states,
       ...(deciding !== undefined && { deciding }),
       headers: rateLimitHeaders(states, deciding, undefined),
@@ -256,6 +345,26 @@ export class RateLimiter {
       newBlocks: [],
     };
   }
+}
+
+/** A decision's credits state from its credits limit's outcome. */
+function creditsOf(s: LimitState, own: boolean, now: number): CreditsState {
+  const plan = s.limit.credits as CreditPlan;
+  return {
+    plan,
+    own,
+    balance: s.outcome.remaining,
+    ...(plan.refill !== "none" && { nextRefillAt: refillTime(now, s.outcome.resetMs) }),
+  };
+}
+
+/**
+ * When a refill due in `resetMs` (the store's clock) happens, on this
+ * process's clock: refills fall on whole seconds (00:00 UTC), so rounding to
+ * the second drops the few ms between the two clocks and the call.
+ */
+export function refillTime(now: number, resetMs: number): number {
+  return Math.round((now + resetMs) / 1000) * 1000;
 }
 
 /** Retry-After in whole seconds for a wait of `ms`: at least 1, rounded up. */

@@ -52,6 +52,10 @@ export class InsuranceLimiter {
         requests: part(l.requests),
         burst: part(l.burst),
         bucketId: `${l.bucketId}.local`,
+        // A local credit balance starts at the share of the plan too.
+        ...(l.credits && {
+          credits: { ...l.credits, amount: part(l.credits.amount), cap: part(l.credits.cap) },
+        }),
       };
       this.scaled.set(l, s);
     }

@@ -4,6 +4,13 @@ import { type Timestamp, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { Header } from "../gen/tollgate/v1/common_pb.js";
 import { HeaderSchema, Reason } from "../gen/tollgate/v1/common_pb.js";
 import {
+  type CreditPlan as CreditPlanProto,
+  CreditPlanSchema,
+  CreditRefill,
+  CreditRefillMode,
+  CreditsStateSchema,
+} from "../gen/tollgate/v1/credits_pb.js";
+import {
   type Identity,
   IdentitySchema,
   type Key,
@@ -13,6 +20,7 @@ import {
 import { type KeyHints, KeyHintsSchema } from "../gen/tollgate/v1/tollgate_service_pb.js";
 import type { AuthReason, KeyHintsData } from "../keys/authorizer.js";
 import type { KeyRecord } from "../keys/key-record.js";
+import type { CreditPlan } from "../policy/policy.js";
 import { isActive } from "../ratelimit/limit-override.js";
 import { overrideToProto } from "./override-convert.js";
 
@@ -44,11 +52,32 @@ export function keyToProto(r: KeyRecord, now?: number): Key {
     secretCreateTime: ts(r.secretCreatedAt),
     graceEndTime: ts(r.graceEndsAt),
     version: BigInt(r.version),
+    // The key's own plan only: its balance is the rate-limit store's (GetKey reads it).
+    ...(r.credits && {
+      credits: create(CreditsStateSchema, { plan: creditPlanToProto(r.credits), ownPlan: true }),
+    }),
     limitOverrides: (r.overrides ?? [])
       .filter((o) => now === undefined || isActive(o, now))
       .map(overrideToProto),
   });
 }
+
+/** A plan in its proto form. */
+export function creditPlanToProto(p: CreditPlan): CreditPlanProto {
+  return create(CreditPlanSchema, {
+    amount: BigInt(p.amount),
+    refill: REFILL_TO[p.refill],
+    refillDay: p.refill === "monthly" ? p.refillDay : 0,
+    mode: p.mode === "add" ? CreditRefillMode.ADD : CreditRefillMode.REPLACE,
+    cap: p.mode === "add" ? BigInt(p.cap) : 0n,
+  });
+}
+
+const REFILL_TO = {
+  none: CreditRefill.NONE,
+  daily: CreditRefill.DAILY,
+  monthly: CreditRefill.MONTHLY,
+} as const;
 
 /** The caller identity of a recognised key. */
 export function identityToProto(r: KeyRecord): Identity {
@@ -74,7 +103,10 @@ export function hintsToProto(h: KeyHintsData): KeyHints {
 }
 
 /** Domain reason → proto enum. */
-export const REASON_TO_PROTO: Record<AuthReason | "RATE_LIMITED" | "BLOCKED", Reason> = {
+export const REASON_TO_PROTO: Record<
+  AuthReason | "RATE_LIMITED" | "CREDITS_EXHAUSTED" | "BLOCKED",
+  Reason
+> = {
   OK: Reason.OK,
   MISSING_KEY: Reason.MISSING_KEY,
   MALFORMED_KEY: Reason.MALFORMED_KEY,
@@ -84,6 +116,7 @@ export const REASON_TO_PROTO: Record<AuthReason | "RATE_LIMITED" | "BLOCKED", Re
   IP_DENIED: Reason.IP_DENIED,
   INSUFFICIENT_SCOPE: Reason.INSUFFICIENT_SCOPE,
   RATE_LIMITED: Reason.RATE_LIMITED,
+  CREDITS_EXHAUSTED: Reason.CREDITS_EXHAUSTED,
   BLOCKED: Reason.BLOCKED,
 };
 

@@ -192,6 +192,8 @@ async function check(d: ServiceDeps, req: CheckRequest, ctx: CallContext): Promi
 /** gRPC status codes Envoy sees for each HTTP status of a denial. */
 const GRPC_OF_STATUS = {
   401: GRPC.UNAUTHENTICATED,
+  // 402 (credits exhausted): the balance, a resource, is used up.
+  402: GRPC.RESOURCE_EXHAUSTED,
   403: GRPC.PERMISSION_DENIED,
   429: GRPC.RESOURCE_EXHAUSTED,
 } as const;

@@ -27,7 +27,7 @@ import { type EnvoyNode, matchDescriptor } from "../policy/envoy-rules.js";
 import type { LimitItem } from "../ratelimit/rate-limit-store.js";
 import { pickDenying, pickTightest } from "../ratelimit/rate-limiter.js";
 import { rateLimitHeaders } from "../ratelimit/ratelimit-headers.js";
-import { INPUT_BOUNDS as B } from "../util/input-bounds.js";
+import { INPUT_BOUNDS as B, INPUT_PATTERNS } from "../util/input-bounds.js";
 import type { CallContext, Handlers } from "./call-context.js";
 import type { ServiceDeps } from "./service-deps.js";
 import { Violations } from "./validation.js";
@@ -40,6 +40,13 @@ const UNITS: Record<string, RateLimitResponse_RateLimit_Unit> = {
   month: RateLimitResponse_RateLimit_Unit.MONTH,
   year: RateLimitResponse_RateLimit_Unit.YEAR,
 };
+/**
+ * The descriptor entry naming a Tollgate key id whose credits a request spends
+ * (Envoy: a `request_headers` action on `x-tollgate-key-id`, descriptor_key
+ * `tollgate_key_id`).
+ */
+export const CREDITS_KEY_ENTRY = "tollgate_key_id";
+
 /** hits_addend is a cost: the same bound. */
 const MAX_HITS = B.maxCost;
 
@@ -90,6 +97,12 @@ async function shouldRateLimit(
   v.throwIfAny();
 
   const rules = d.policy().envoyDomains.get(req.domain) ?? [];
+  // A `tollgate_key_id` entry (e.g. from ext_authz's x-tollgate-key-id header)
+  // names the key whose credits the request also spends.
+  const named = req.descriptors.findIndex((desc) =>
+    desc.entries.some((e) => e.key === CREDITS_KEY_ENTRY && INPUT_PATTERNS.keyId.test(e.value)),
+  );
+  const keyId = req.descriptors[named]?.entries.find((e) => e.key === CREDITS_KEY_ENTRY)?.value;
   const requestHits = req.hitsAddend || 1;
   const matched: { index: number; node: EnvoyNode }[] = [];
   const items: LimitItem[] = [];
@@ -113,6 +126,7 @@ async function shouldRateLimit(
     traceparent: ctx.requestHeader.get("traceparent") ?? undefined,
     started,
     callerTimeoutMs: ctx.timeoutMs(),
+    ...(keyId !== undefined && { keyId }),
   });
   const { verdict, over } = decided;
   const statuses = req.descriptors.map(() =>
@@ -137,10 +151,41 @@ async function shouldRateLimit(
   const states = matched.flatMap(({ node }, k) =>
     node.limit && verdict?.outcomes[k] ? [{ limit: node.limit, outcome: verdict.outcomes[k] }] : [],
   );
-  const deciding = over ? pickDenying(states) : pickTightest(states);
+  const credits = decided.credits;
+  if (credits) {
+    states.push(credits.limit);
+    const o = credits.limit.outcome;
+    // The credits are the descriptor that named the key: OVER_LIMIT there when exhausted.
+    statuses[named] = create(RateLimitResponse_DescriptorStatusSchema, {
+      code: o.exceeded ? RateLimitResponse_Code.OVER_LIMIT : RateLimitResponse_Code.OK,
+      currentLimit: {
+        name: "credits",
+        requestsPerUnit: Math.min(credits.limit.limit.burst, 0xffffffff),
+        unit:
+          credits.state.plan.refill === "daily"
+            ? RateLimitResponse_RateLimit_Unit.DAY
+            : credits.state.plan.refill === "monthly"
+              ? RateLimitResponse_RateLimit_Unit.MONTH
+              : RateLimitResponse_RateLimit_Unit.UNKNOWN,
+      },
+      limitRemaining: Math.max(0, Math.min(o.remaining, 0xffffffff)),
+      durationUntilReset: durationFromMs(Math.max(0, o.resetMs)),
+    });
+  }
+  const exhausted = credits?.limit.outcome.exceeded === true;
+  const deciding = exhausted
+    ? states.length - 1
+    : over
+      ? pickDenying(states)
+      : pickTightest(states);
   const d0 = deciding === undefined ? undefined : states[deciding]?.outcome;
-  const retry = d0 && (d0.retryMs >= 0 ? d0.retryMs : d0.resetMs);
-  const headers = rateLimitHeaders(states, deciding, over ? (retry ?? 0) : undefined);
+  // Credits no refill covers: no Retry-After (see decision-engine.ts on 402).
+  const retry = d0 && (d0.retryMs >= 0 ? d0.retryMs : exhausted ? undefined : d0.resetMs);
+  const headers = rateLimitHeaders(
+    states,
+    deciding,
+    over ? (retry ?? (exhausted ? undefined : 0)) : undefined,
+  );
   return create(RateLimitResponseSchema, {
     overallCode: over ? RateLimitResponse_Code.OVER_LIMIT : RateLimitResponse_Code.OK,
     statuses,

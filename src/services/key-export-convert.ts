@@ -24,6 +24,7 @@ import type { ImportItem } from "../keys/key-import.js";
 import type { KeyRecord } from "../keys/key-record.js";
 import { INPUT_BOUNDS, INPUT_PATTERNS } from "../util/input-bounds.js";
 import { keyToProto } from "./convert.js";
+import { creditPlanFromProto } from "./credits-convert.js";
 import { overrideFromProto } from "./override-convert.js";
 import { Violations } from "./validation.js";
 
@@ -177,6 +178,11 @@ export function importRecord(m: KeyExport, c: ImportContext): ConvertedImport {
     v.add("key.grace_end_time", "must be unset without a grace secret digest");
   }
   if (k.version > BigInt(Number.MAX_SAFE_INTEGER)) v.add("key.version", "must be below 2^53");
+  // The key's own credit plan travels in Key.credits (own_plan); a tier's plan is the policy's.
+  const credits =
+    k.credits?.ownPlan && k.credits.plan
+      ? creditPlanFromProto(v, "key.credits.plan", k.credits.plan)
+      : undefined;
   if (!v.ok || current === undefined) return { id, violations: v.all };
 
   const record: KeyRecord = {
@@ -198,6 +204,7 @@ export function importRecord(m: KeyExport, c: ImportContext): ConvertedImport {
     ...(revokedAt !== undefined && { revokedAt }),
     ...(revoked && k.revokedReason !== "" && { revokeReason: k.revokedReason }),
     ...(grace !== undefined && { graceDigest: grace }),
+    ...(credits && { credits }),
     ...(grace !== undefined && graceEndsAt !== undefined && { graceEndsAt }),
     ...(m.foreignPrefix !== "" && { foreignPrefix: m.foreignPrefix }),
     ...(k.limitOverrides.length > 0 && {

@@ -32,11 +32,19 @@ import type {
 } from "../gen/tollgate/v1/override_pb.js";
 import type { KeyChangeError, KeyPatch } from "../keys/key-manager.js";
 import type { KeyRecord } from "../keys/key-record.js";
+import { refillTime } from "../ratelimit/rate-limiter.js";
 import { normaliseIp } from "../subjects/ip-address.js";
 import { subjectTag } from "../subjects/subject-tag.js";
 import { INPUT_BOUNDS, INPUT_PATTERNS } from "../util/input-bounds.js";
 import type { CallContext, Handlers } from "./call-context.js";
 import { keyToProto, ts } from "./convert.js";
+import {
+  creditPlanFromProto,
+  creditsChangeFromProto,
+  creditsStateToProto,
+  keyCreditsItem,
+  readKeyCredits,
+} from "./credits-convert.js";
 import { apiError } from "./errors.js";
 import { getUsage, listAlerts, listEvents, recordKeyAction } from "./event-handlers.js";
 import { exportKeys, importKeys } from "./key-backup-handlers.js";
@@ -56,6 +64,8 @@ const UPDATABLE = new Set([
   "expire_time",
   "ip_allow",
   "ip_deny",
+  "credits",
+  "credits_change",
 ]);
 
 /**
@@ -100,6 +110,7 @@ export function createKeyService(d: ServiceDeps): KeyServiceUnaryHandlers {
       const env = req.environment || d.keyEnvironment;
       v.pattern("environment", env, INPUT_PATTERNS.environment, "1..16 of [a-z0-9]");
       const expiresAt = futureTime(d, v, "expire_time", req.expireTime);
+      const credits = req.credits && creditPlanFromProto(v, "credits", req.credits);
       v.throwIfAny();
       const { secret, record } = await d.keys.create({
         owner: req.owner,
@@ -110,6 +121,7 @@ export function createKeyService(d: ServiceDeps): KeyServiceUnaryHandlers {
         ipDeny: req.ipDeny,
         environment: env,
         ...(expiresAt !== undefined && { expiresAt }),
+        ...(credits && { credits }),
       });
       audit(d, "create", record.id, actor);
       return create(CreateKeyResponseSchema, { secret, key: keyToProto(record) });
@@ -119,7 +131,11 @@ export function createKeyService(d: ServiceDeps): KeyServiceUnaryHandlers {
       validateId(req.id);
       const r = await d.keys.get(req.id);
       if (!r) throw apiError("KEY_NOT_FOUND");
-      return create(GetKeyResponseSchema, { key: keyToProto(r, d.clock.now()) });
+      const key = keyToProto(r, d.clock.now());
+      // The plan in force (own or tier's) with the balance the store has now.
+      const credits = await readKeyCredits(d, r);
+      if (credits) key.credits = creditsStateToProto(credits);
+      return create(GetKeyResponseSchema, { key });
     }),
 
     listKeys: guard("ListKeys", async (req: ListKeysRequest) => {
@@ -166,10 +182,40 @@ export function createKeyService(d: ServiceDeps): KeyServiceUnaryHandlers {
       if (paths.includes("ip_deny")) patch.ipDeny = req.ipDeny;
       if (paths.includes("expire_time"))
         patch.expiresAt = futureTime(d, v, "expire_time", req.expireTime) ?? null;
+      if (paths.includes("credits"))
+        patch.credits = req.credits
+          ? (creditPlanFromProto(v, "credits", req.credits) ?? null)
+          : null;
+      const change = paths.includes("credits_change")
+        ? creditsChangeFromProto(v, "credits_change", req.creditsChange)
+        : undefined;
       v.throwIfAny();
-      const r = unwrap(await d.keys.update(req.id, patch));
-      audit(d, "update", r.id, actor);
-      return create(UpdateKeyResponseSchema, { key: keyToProto(r, d.clock.now()) });
+      // A balance change alone leaves the record as it is (no new version).
+      const fields = paths.some((p) => p !== "credits_change");
+      const r = fields ? unwrap(await d.keys.update(req.id, patch)) : await changeable(d, req.id);
+      if (fields) audit(d, "update", r.id, actor);
+      const key = keyToProto(r, d.clock.now());
+      if (change) {
+        const found = keyCreditsItem(d, r);
+        if (!found)
+          Violations.fail("credits_change", "the key has no credit plan (its own or its tier's)");
+        const after = await d.rateStore.adjustCredits(found.item, change);
+        audit(d, "update", r.id, actor, {
+          credits: `${change.kind === "set" ? "set" : "top_up"} ${change.amount} → ${after.balance}`,
+        });
+        key.credits = creditsStateToProto({
+          plan: found.plan,
+          own: r.credits !== undefined,
+          balance: after.balance,
+          ...(found.plan.refill !== "none" && {
+            nextRefillAt: refillTime(d.clock.now(), after.resetMs),
+          }),
+        });
+      } else if (paths.includes("credits")) {
+        const credits = await readKeyCredits(d, r);
+        if (credits) key.credits = creditsStateToProto(credits);
+      }
+      return create(UpdateKeyResponseSchema, { key });
     }),
 
     listBlocks: guard("ListBlocks", async (req: ListBlocksRequest) => {
@@ -291,6 +337,14 @@ function validateId(id: string, v?: Violations): void {
   if (Buffer.byteLength(id) <= B.keyIdMaxBytes && id !== "")
     own.pattern("id", id, ID, "a key id (key_ + 16 base62)");
   if (!v) own.throwIfAny();
+}
+
+/** A key whose balance may change: it exists and is not revoked. */
+async function changeable(d: ServiceDeps, id: string): Promise<KeyRecord> {
+  const r = await d.keys.get(id);
+  if (!r) throw apiError("KEY_NOT_FOUND");
+  if (r.status === "revoked") throw apiError("KEY_REVOKED");
+  return r;
 }
 
 /** A key change's record, or the API error its failure is. */

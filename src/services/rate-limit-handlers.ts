@@ -23,6 +23,7 @@ import type { LimitState, RateDecision } from "../ratelimit/rate-limiter.js";
 import { INPUT_BOUNDS as B, INPUT_PATTERNS } from "../util/input-bounds.js";
 import type { CallContext } from "./call-context.js";
 import { header, REASON_TO_PROTO, ts } from "./convert.js";
+import { creditsStateToProto } from "./credits-convert.js";
 import { apiError } from "./errors.js";
 import { requestFieldFacts } from "./request-fields.js";
 import type { ServiceDeps } from "./service-deps.js";
@@ -36,12 +37,15 @@ const BY: Record<string, LimitBy> = {
   subject: LimitBy.SUBJECT,
 };
 
-/** The proto form of a decision's limits. */
+/**
+ * The proto form of a decision's limits. The credit balance is not a limit
+ * there (it has its own field, `credits`): when it decided, `deciding` is unset.
+ */
 export function rateResultToProto(r: RateDecision): RateLimitResult {
-  const limits = r.limits.map(limitToProto);
+  const limits = r.limits.map((s) => (s.limit.kind === "credits" ? undefined : limitToProto(s)));
   return create(RateLimitResultSchema, {
     allowed: r.allowed,
-    limits,
+    limits: limits.filter((l) => l !== undefined),
     deciding: r.deciding === undefined ? undefined : limits[r.deciding],
     retryAfter:
       r.retryAfterMs === undefined || r.allowed ? undefined : durationFromMs(r.retryAfterMs),
@@ -117,5 +121,6 @@ export async function checkRateLimit(
     decisionId: decision.decisionId,
     httpStatus: decision.httpStatus,
     decidedLocally: decision.decidedLocally,
+    credits: decision.limits?.credits && creditsStateToProto(decision.limits.credits),
   });
 }

@@ -27,6 +27,7 @@ import {
   REASON_TO_PROTO,
   ts,
 } from "./convert.js";
+import { creditsStateToProto } from "./credits-convert.js";
 import { apiError } from "./errors.js";
 import { recordEvent, recordKeyAction } from "./event-handlers.js";
 import { authenticateManagement } from "./management-gate.js";
@@ -117,6 +118,7 @@ async function authorize(
   if (decision.hints) res.hints = hintsToProto(decision.hints);
   if (decision.decidedLocally) res.decidedLocally = true;
   if (decision.limits) res.rateLimit = rateResultToProto(decision.limits);
+  if (decision.limits?.credits) res.credits = creditsStateToProto(decision.limits.credits);
   else if (decision.kind === "blocked") {
     res.rateLimit = create(RateLimitResultSchema, {
       allowed: false,

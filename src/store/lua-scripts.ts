@@ -42,4 +42,5 @@ export const SCRIPTS = {
   detectTrack: loadLuaScript("detect-track-1.lua"),
   replaceIfVersion: loadLuaScript("replace-if-version-1.lua"),
   claimDigest: loadLuaScript("claim-digest-1.lua"),
+  creditsAdjust: loadLuaScript("credits-adjust-1.lua"),
 } as const satisfies Record<string, LuaScript>;

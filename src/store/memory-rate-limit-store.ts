@@ -1,5 +1,8 @@
+import type { CreditPlan } from "../policy/policy.js";
 import type {
   ActiveBlock,
+  CreditBalance,
+  CreditChange,
   LimitItem,
   LimitOutcome,
   RateLimitStore,
@@ -14,7 +17,13 @@ import {
   stringBytes,
 } from "../util/memory-usage.js";
 import { pickEvictions } from "../util/pick-evictions.js";
-import { calendarWindow } from "./calendar-window.js";
+import {
+  CREDIT_TTL_MS,
+  calendarWindow,
+  creditPeriod,
+  MAX_CREDIT_BALANCE,
+  refilledBalance,
+} from "./calendar-window.js";
 
 interface Entry {
   /** Rate: scaled debt; quota: window id; block: level; counters: count. */
@@ -151,6 +160,20 @@ export class MemoryRateLimitStore implements RateLimitStore {
         } else {
           o = { exceeded: true, remaining, resetMs, retryMs: ceilDiv(d + cost * p - cap, n) };
         }
+      } else if (l.kind === "credits" && l.credits) {
+        const c = this.credits(key, l.credits, now);
+        if (c.balance >= cost) {
+          o = { exceeded: false, remaining: c.balance, resetMs: c.resetMs, retryMs: 0 };
+          charged[i] = { ...o, remaining: c.balance - cost };
+          writes.push([creditKey(key), c.entry(c.balance - cost)]);
+        } else {
+          o = {
+            exceeded: true,
+            remaining: c.balance,
+            resetMs: c.resetMs,
+            retryMs: c.retryFor(cost),
+          };
+        }
       } else {
         const w = calendarWindow(l.window ?? "day", now);
         const used = e && e.a === w.id ? e.b : 0;
@@ -197,6 +220,46 @@ export class MemoryRateLimitStore implements RateLimitStore {
       }
     }
     return { status: denied ? "limited" : "ok", outcomes, blockMs: 0, newBlocks };
+  }
+
+  async adjustCredits(item: LimitItem, change: CreditChange): Promise<CreditBalance> {
+    const plan = item.limit.credits;
+    if (!plan) throw new TypeError("adjustCredits needs a credits item");
+    const now = this.clock.now();
+    const key = `rl:${item.tag}:${item.limit.bucketId}`;
+    const c = this.credits(key, plan, now);
+    const balance =
+      change.kind === "set"
+        ? change.amount
+        : Math.min(MAX_CREDIT_BALANCE, c.balance + change.amount);
+    this.set(creditKey(key), c.entry(balance));
+    return { balance, resetMs: c.resetMs };
+  }
+
+  /**
+   * A credit balance as it stands at `now`: the stored one refilled for the
+   * current period (refill-balance arithmetic shared with the scripts), or the
+   * plan's amount if none is stored.
+   */
+  private credits(key: string, plan: CreditPlan, now: number) {
+    const period = creditPeriod(plan.refill, plan.refillDay, now);
+    const cap = plan.mode === "add" ? plan.cap : -1;
+    const e = this.live(creditKey(key), now);
+    const balance = e
+      ? refilledBalance(plan.amount, cap, plan.refill, e.a, e.b, period.id)
+      : plan.amount;
+    const resetMs = period.next === undefined ? 0 : period.next - now;
+    return {
+      balance,
+      resetMs,
+      /** ms until a cost can fit: the next refill if it brings enough, else -1 (never). */
+      retryFor: (cost: number) =>
+        period.next !== undefined &&
+        refilledBalance(plan.amount, cap, plan.refill, period.id, balance, period.id + 1) >= cost
+          ? resetMs
+          : -1,
+      entry: (b: number): Entry => ({ a: period.id, b, expiresAt: now + CREDIT_TTL_MS, t: 0 }),
+    };
   }
 
   async listBlocks(limit: number): Promise<ActiveBlock[]> {
@@ -301,9 +364,16 @@ function held(key: string, e: Entry, now: number): number {
       return OFFENCE_RANK + e.a;
     case "bd:": // denials toward a block
       return e.a;
+    case "cr:": // a credit balance: forgetting it would refill it, so it goes with the offence levels
+      return OFFENCE_RANK;
     default: // "rl:" a rate's debt left, or a quota's used count
       return e.t > 0 ? (e.expiresAt - now) / e.t : e.b;
   }
+}
+
+/** A credit balance's entry key: its own prefix, so eviction ranks it apart from counters. */
+function creditKey(bucketKey: string): string {
+  return `cr:${bucketKey.slice(3)}`;
 }
 
 function ceilDiv(a: number, b: number): number {

@@ -1,6 +1,8 @@
 import type { Blocking } from "../policy/policy.js";
 import type {
   ActiveBlock,
+  CreditBalance,
+  CreditChange,
   LimitItem,
   LimitOutcome,
   RateLimitStore,
@@ -8,10 +10,11 @@ import type {
   RateVerdict,
 } from "../ratelimit/rate-limit-store.js";
 import { SCRIPTS } from "./lua-scripts.js";
-import { limitArgs } from "./rate-limit-args.js";
+import { creditArgs, limitArgs } from "./rate-limit-args.js";
 import type { RedisClient } from "./redis-client.js";
 import type { KeyNames } from "./redis-keys.js";
 import {
+  decodeCreditsAdjustReply,
   decodePlaceBlockReply,
   decodeRateLimitReply,
   decodeRefundReply,
@@ -140,6 +143,19 @@ export class RedisRateLimitStore implements RateLimitStore {
     return out;
   }
 
+  /** One `credits-adjust-1.lua` call, in the slot of the key's other buckets. */
+  async adjustCredits(item: LimitItem, change: CreditChange): Promise<CreditBalance> {
+    const plan = item.limit.credits;
+    if (!plan) throw new TypeError("adjustCredits needs a credits item");
+    const r = await runScript<number[]>(
+      this.redis,
+      SCRIPTS.creditsAdjust,
+      [this.names.bucket(item.tag, item.limit.bucketId)],
+      [...creditArgs(plan), change.kind, change.amount],
+    );
+    return decodeCreditsAdjustReply(r);
+  }
+
   async listBlocks(limit: number): Promise<ActiveBlock[]> {
     // Redis time, not this host's: replicas with skewed clocks must neither
     // drop each other's active blocks nor report different end times.
@@ -241,7 +257,7 @@ export class RedisRateLimitStore implements RateLimitStore {
       const group = idx.map((i) => items[i] as LimitItem);
       const keys = group.map((i) => this.names.bucket(i.tag, i.limit.bucketId));
       const args = group.flatMap((i) => [
-        i.limit.kind === "rate" ? 1 : 2,
+        i.limit.kind === "rate" ? 1 : i.limit.kind === "credits" ? 3 : 2,
         i.limit.requests,
         i.limit.kind === "rate" ? i.limit.periodMs : 0,
         i.limit.kind === "rate" ? i.limit.burst : 0,

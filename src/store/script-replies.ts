@@ -77,6 +77,14 @@ export function decodeRefundReply(r: readonly unknown[], count: number): RefundR
   });
 }
 
+/** Decodes a `credits-adjust-1.lua` reply: `{ balance, ms until the next refill (0: none) }`. */
+export function decodeCreditsAdjustReply(r: readonly unknown[]): {
+  balance: number;
+  resetMs: number;
+} {
+  return { balance: Number(r[0]), resetMs: Number(r[1]) };
+}
+
 /** A decoded `place-block-n.lua` reply. */
 export interface PlaceBlockReply {
   /** Time left of the block after the call, ms. */

@@ -13,6 +13,7 @@
  */
 import type { DescMessage } from "@bufbuild/protobuf";
 import type { Header } from "../gen/tollgate/v1/common_pb.js";
+import type { CreditPlan, CreditsState } from "../gen/tollgate/v1/credits_pb.js";
 import type { Identity } from "../gen/tollgate/v1/key_pb.js";
 import type { LimitStatus, RateLimitResult } from "../gen/tollgate/v1/ratelimit_pb.js";
 import type {
@@ -29,6 +30,7 @@ import {
 import {
   HotWire,
   int32Size,
+  int64Size,
   LEN,
   sizeNested,
   sizeSecondsNanos,
@@ -171,9 +173,64 @@ function writeRateLimitResult(w: HotWire, m: RateLimitResult): void {
   w.unknown(m.$unknown);
 }
 
+// tollgate.v1.CreditPlan: amount 1, refill 2, refill_day 3, mode 4, cap 5.
+function sizeCreditPlan(_w: HotWire, m: CreditPlan): number {
+  let n = 0;
+  if (m.amount !== 0n) n += 1 + uint64Size(m.amount);
+  if (m.refill !== 0) n += 1 + int32Size(m.refill);
+  if (m.refillDay !== 0) n += 1 + uint32Size(m.refillDay);
+  if (m.mode !== 0) n += 1 + int32Size(m.mode);
+  if (m.cap !== 0n) n += 1 + uint64Size(m.cap);
+  return n + unknownSize(m.$unknown);
+}
+function writeCreditPlan(w: HotWire, m: CreditPlan): void {
+  if (m.amount !== 0n) {
+    w.varint(tag(1, VARINT));
+    w.int64(m.amount);
+  }
+  if (m.refill !== 0) {
+    w.varint(tag(2, VARINT));
+    w.int32(m.refill);
+  }
+  if (m.refillDay !== 0) {
+    w.varint(tag(3, VARINT));
+    w.varint(m.refillDay);
+  }
+  if (m.mode !== 0) {
+    w.varint(tag(4, VARINT));
+    w.int32(m.mode);
+  }
+  if (m.cap !== 0n) {
+    w.varint(tag(5, VARINT));
+    w.int64(m.cap);
+  }
+  w.unknown(m.$unknown);
+}
+
+// tollgate.v1.CreditsState: plan 1, own_plan 2, balance 3 (int64), next_refill_time 4.
+function sizeCreditsState(w: HotWire, m: CreditsState): number {
+  let n = 0;
+  if (m.plan !== undefined) n += sizeNested(w, m.plan, sizeCreditPlan);
+  if (m.ownPlan) n += 2;
+  if (m.balance !== 0n) n += 1 + int64Size(m.balance);
+  if (m.nextRefillTime !== undefined) n += sizeNested(w, m.nextRefillTime, sizeSecondsNanos);
+  return n + unknownSize(m.$unknown);
+}
+function writeCreditsState(w: HotWire, m: CreditsState): void {
+  if (m.plan !== undefined) writeNested(w, tag(1, LEN), m.plan, writeCreditPlan);
+  w.trueField(tag(2, VARINT), m.ownPlan);
+  if (m.balance !== 0n) {
+    w.varint(tag(3, VARINT));
+    w.int64(m.balance);
+  }
+  if (m.nextRefillTime !== undefined)
+    writeNested(w, tag(4, LEN), m.nextRefillTime, writeSecondsNanos);
+  w.unknown(m.$unknown);
+}
+
 // tollgate.v1.AuthorizeResponse: allowed 1, reason 2, http_status 3,
 // identity 4, response_headers 5, decision_id 6, hints 7, message 8,
-// endpoint 9, missing_scopes 10, rate_limit 11, decided_locally 12.
+// endpoint 9, missing_scopes 10, rate_limit 11, decided_locally 12, credits 13.
 function sizeAuthorize(w: HotWire, m: AuthorizeResponse): number {
   let n = 0;
   if (m.allowed) n += 2;
@@ -188,6 +245,7 @@ function sizeAuthorize(w: HotWire, m: AuthorizeResponse): number {
   for (const s of m.missingScopes) n += 1 + w.str(s);
   if (m.rateLimit !== undefined) n += sizeNested(w, m.rateLimit, sizeRateLimitResult);
   if (m.decidedLocally) n += 2;
+  if (m.credits !== undefined) n += sizeNested(w, m.credits, sizeCreditsState);
   return n + unknownSize(m.$unknown);
 }
 function writeAuthorize(w: HotWire, m: AuthorizeResponse): void {
@@ -212,11 +270,12 @@ function writeAuthorize(w: HotWire, m: AuthorizeResponse): void {
   }
   if (m.rateLimit !== undefined) writeNested(w, tag(11, LEN), m.rateLimit, writeRateLimitResult);
   w.trueField(tag(12, VARINT), m.decidedLocally);
+  if (m.credits !== undefined) writeNested(w, tag(13, LEN), m.credits, writeCreditsState);
   w.unknown(m.$unknown);
 }
 
 // tollgate.v1.CheckRateLimitResponse: allowed 1, reason 2, result 3,
-// response_headers 4, decision_id 5, http_status 6, decided_locally 7.
+// response_headers 4, decision_id 5, http_status 6, decided_locally 7, credits 8.
 function sizeCheckRateLimit(w: HotWire, m: CheckRateLimitResponse): number {
   let n = 0;
   if (m.allowed) n += 2;
@@ -226,6 +285,7 @@ function sizeCheckRateLimit(w: HotWire, m: CheckRateLimitResponse): number {
   if (m.decisionId !== "") n += 1 + w.str(m.decisionId);
   if (m.httpStatus !== 0) n += 1 + uint32Size(m.httpStatus);
   if (m.decidedLocally) n += 2;
+  if (m.credits !== undefined) n += sizeNested(w, m.credits, sizeCreditsState);
   return n + unknownSize(m.$unknown);
 }
 function writeCheckRateLimit(w: HotWire, m: CheckRateLimitResponse): void {
@@ -242,6 +302,7 @@ function writeCheckRateLimit(w: HotWire, m: CheckRateLimitResponse): void {
     w.varint(m.httpStatus);
   }
   w.trueField(tag(7, VARINT), m.decidedLocally);
+  if (m.credits !== undefined) writeNested(w, tag(8, LEN), m.credits, writeCreditsState);
   w.unknown(m.$unknown);
 }
 

@@ -31,6 +31,10 @@ export const INPUT_BOUNDS = {
   listedNamesMax: 8,
   /** `cost` (0: the endpoint's cost), and an endpoint's cost in the policy. */
   maxCost: 1_000_000,
+  /** A credit plan's `amount` and `cap`, a balance set or a top-up (policy, CreateKey, UpdateKey). */
+  maxCredits: 1_000_000_000_000,
+  /** A monthly credit refill's `refill_day` (1 … this: every month has it). */
+  creditRefillDayMax: 28,
   /** `subject` of CheckRateLimit, events, blocks and lists. */
   subjectMaxBytes: 256,
   /** `key_id`. */

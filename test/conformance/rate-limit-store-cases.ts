@@ -8,7 +8,12 @@
  */
 import { randomUUID } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import type { Blocking, Limit } from "../../src/policy/policy.js";
+import {
+  type Blocking,
+  type CreditPlan,
+  creditLimit,
+  type Limit,
+} from "../../src/policy/policy.js";
 import { MAX_COST, MAX_QUOTA } from "../../src/policy/policy-schema.js";
 import type {
   LimitItem,
@@ -17,7 +22,7 @@ import type {
   RateRequest,
   RateVerdict,
 } from "../../src/ratelimit/rate-limit-store.js";
-import { calendarWindow } from "../../src/store/calendar-window.js";
+import { calendarWindow, creditPeriod } from "../../src/store/calendar-window.js";
 
 /** What a store implementation hands the shared cases. */
 export interface RateLimitStoreHarness {
@@ -28,6 +33,18 @@ export interface RateLimitStoreHarness {
   now(): number;
   /** How far elapsed real time may move a time value (0 with a manual clock). */
   slackMs: number;
+  /**
+   * Makes it as if `periods` refill periods of a credits item's plan had begun
+   * since its balance was last written: moves a manual clock to the refills,
+   * or (Redis TIME cannot be moved) rewrites the stored period id that many
+   * periods back. The refill itself is the store's own.
+   */
+  creditPeriodsPass(item: LimitItem, periods: number): Promise<void>;
+}
+
+/** A credit plan's limit item (as policy.ts's creditLimit builds it). */
+export function creditsLimit(plan: Partial<CreditPlan> & { amount: number }): Limit {
+  return creditLimit({ refill: "none", refillDay: 1, mode: "replace", cap: plan.amount, ...plan });
 }
 
 /** A rate limit (GCRA): `requests` per `periodMs`, at most `burst` at once. */
@@ -718,6 +735,179 @@ export function rateLimitStoreCases(
         const req = { items: [item(key, perKey)], cost: 1, blockTags: [key, ip], blocking: b };
         for (let i = 0; i < 3; i++) expect((await h.store.decide(req)).status).toBe("blocked");
         expect(only(await decide(h, [item(key, perKey)])).remaining).toBe(4);
+      });
+    });
+
+    describe("credits", () => {
+      const credits = (tag: string, plan: Parameters<typeof creditsLimit>[0], cost?: number) =>
+        item(tag, creditsLimit(plan), cost);
+
+      it("starts at the plan's amount, spends each cost, and denies at zero, never going below", async () => {
+        const h = await setup();
+        const c = credits(freshTag("k"), { amount: 5 });
+        const seen: number[] = [];
+        for (let i = 0; i < 2; i++) {
+          const v = await decide(h, [c], 2);
+          expect(v.status).toBe("ok");
+          seen.push(only(v).remaining);
+        }
+        expect(seen).toEqual([3, 1]);
+        // A cost of 2 does not fit a balance of 1: denied, nothing spent, never refilled.
+        for (let i = 0; i < 3; i++) {
+          const v = await decide(h, [c], 2);
+          expect(v.status).toBe("limited");
+          expect(only(v)).toEqual({ exceeded: true, remaining: 1, resetMs: 0, retryMs: -1 });
+        }
+        expect(only(await decide(h, [c], 1))).toMatchObject({ exceeded: false, remaining: 0 });
+        const empty = await decide(h, [c], 1);
+        expect(empty.status).toBe("limited");
+        expect(only(empty).remaining).toBe(0);
+      });
+
+      it("spends the item's own cost when it has one, and an amount of 0 always denies", async () => {
+        const h = await setup();
+        const own = credits(freshTag("k"), { amount: 10 }, 4);
+        expect(only(await decide(h, [own], 1)).remaining).toBe(6);
+        const zero = credits(freshTag("k"), { amount: 0 });
+        expect((await decide(h, [zero])).status).toBe("limited");
+      });
+
+      it("admits exactly the balance when 40 callers decide at once", async () => {
+        const h = await setup();
+        const c = credits(freshTag("k"), { amount: 15 });
+        const verdicts = await Promise.all(Array.from({ length: 40 }, () => decide(h, [c])));
+        expect(verdicts.filter((v) => v.status === "ok")).toHaveLength(15);
+        expect(only(await decide(h, [c])).remaining).toBe(0);
+      });
+
+      it("credits exhausted: the rate limits of the decision are not charged (other subject too)", async () => {
+        const h = await setup();
+        const key = freshTag("k");
+        const ip = freshTag("i");
+        const perKey = rateLimit("per-key", 5, 60_000);
+        const perIp = rateLimit("per-ip", 5, 60_000);
+        const c = credits(key, { amount: 1 });
+        // The ip's slot first, then the key's: on Cluster the ip is refunded.
+        expect((await decide(h, [item(ip, perIp), item(key, perKey), c])).status).toBe("ok");
+        for (let i = 0; i < 3; i++) {
+          const v = await decide(h, [item(ip, perIp), item(key, perKey), c]);
+          expect(v.status).toBe("limited");
+          expect(v.outcomes.map((o) => o.exceeded)).toEqual([false, false, true]);
+          expect(v.outcomes.map((o) => o.remaining)).toEqual([4, 4, 0]);
+        }
+        const after = await decide(h, [item(ip, perIp), item(key, perKey)]);
+        expect(after.outcomes.map((o) => o.remaining)).toEqual([3, 3]);
+      });
+
+      it("a rate limit denying (in another slot) leaves the credits uncharged", async () => {
+        const h = await setup();
+        const key = freshTag("k");
+        const ip = freshTag("i");
+        const perIp = rateLimit("per-ip", 1, 60_000);
+        const c = credits(key, { amount: 10 });
+        // The key's slot first (charged), then the ip's denies: the credits come back.
+        expect((await decide(h, [c, item(ip, perIp)])).status).toBe("ok");
+        for (let i = 0; i < 3; i++) {
+          const v = await decide(h, [c, item(ip, perIp)]);
+          expect(v.status).toBe("limited");
+          expect(only(v)).toMatchObject({ exceeded: false, remaining: 9 });
+        }
+        expect(only(await decide(h, [c]))).toMatchObject({ exceeded: false, remaining: 8 });
+      });
+
+      it("replace: a new period sets the balance back to the amount, once", async () => {
+        const h = await setup();
+        const c = credits(freshTag("k"), { amount: 10, refill: "daily" });
+        expect(only(await decide(h, [c], 7)).remaining).toBe(3);
+        const before = h.now();
+        const denied = await decide(h, [c], 5);
+        expect(denied.status).toBe("limited");
+        // The next refill (UTC midnight) lets a cost of 5 fit: retry then.
+        const midnight = creditPeriod("daily", 1, before).next as number;
+        near(h, only(denied).resetMs, midnight - before);
+        expect(only(denied).retryMs).toBe(only(denied).resetMs);
+        await h.creditPeriodsPass(c, 3);
+        expect(only(await decide(h, [c], 1)).remaining).toBe(9);
+        expect(only(await decide(h, [c], 1)).remaining).toBe(8);
+      });
+
+      it("add: a new period adds the amount per period elapsed, up to the cap", async () => {
+        const h = await setup();
+        const c = credits(freshTag("k"), { amount: 5, refill: "daily", mode: "add", cap: 12 });
+        expect(only(await decide(h, [c], 5)).remaining).toBe(0);
+        await h.creditPeriodsPass(c, 1);
+        expect(only(await decide(h, [c], 1)).remaining).toBe(4); // 0 + 5 − 1
+        await h.creditPeriodsPass(c, 1);
+        expect(only(await decide(h, [c], 1)).remaining).toBe(8); // 4 + 5 − 1
+        await h.creditPeriodsPass(c, 3);
+        expect(only(await decide(h, [c], 1)).remaining).toBe(11); // min(12, 8 + 15) − 1
+      });
+
+      it("a cost no refill can cover is never retried; one the refill covers retries at the refill", async () => {
+        const h = await setup();
+        const c = credits(freshTag("k"), { amount: 5, refill: "daily", mode: "add", cap: 8 });
+        const tooBig = await decide(h, [c], 9);
+        expect(only(tooBig)).toMatchObject({ exceeded: true, remaining: 5, retryMs: -1 });
+        const fits = await decide(h, [c], 7);
+        expect(only(fits).retryMs).toBe(only(fits).resetMs);
+        expect(only(fits).retryMs).toBeGreaterThan(0);
+      });
+
+      it("refills once when 30 decisions of a new period race", async () => {
+        const h = await setup();
+        const c = credits(freshTag("k"), {
+          amount: 10,
+          refill: "monthly",
+          refillDay: 15,
+          mode: "add",
+          cap: 100,
+        });
+        expect(only(await decide(h, [c], 10)).remaining).toBe(0);
+        await h.creditPeriodsPass(c, 2);
+        const verdicts = await Promise.all(Array.from({ length: 30 }, () => decide(h, [c])));
+        // 0 + 2 × 10 refilled once: exactly 20 admitted, then empty.
+        expect(verdicts.filter((v) => v.status === "ok")).toHaveLength(20);
+        expect(only(await decide(h, [c])).remaining).toBe(0);
+      });
+
+      it("monthly: the next refill is the plan's day of the month, UTC", async () => {
+        const h = await setup();
+        const c = credits(freshTag("k"), { amount: 3, refill: "monthly", refillDay: 15 });
+        const now = h.now();
+        const v = await decide(h, [c]);
+        near(h, only(v).resetMs, (creditPeriod("monthly", 15, now).next as number) - now);
+        expect(new Date(now + only(v).resetMs + h.slackMs).getUTCDate()).toBe(15);
+      });
+
+      it("set and top-up: atomic changes that apply a due refill first", async () => {
+        const h = await setup();
+        const tag = freshTag("k");
+        const c = credits(tag, { amount: 10, refill: "daily", mode: "add", cap: 20 });
+        // Nothing stored yet: a top-up adds to the starting amount.
+        expect((await h.store.adjustCredits(c, { kind: "add", amount: 5 })).balance).toBe(15);
+        expect(only(await decide(h, [c], 15)).remaining).toBe(0);
+        await h.creditPeriodsPass(c, 1);
+        // The due refill (+10), then the top-up (+3): 13.
+        const topped = await h.store.adjustCredits(c, { kind: "add", amount: 3 });
+        expect(topped.balance).toBe(13);
+        expect(topped.resetMs).toBeGreaterThan(0);
+        // The refill was stored with the top-up: it is not applied again.
+        expect(only(await decide(h, [c], 1)).remaining).toBe(12);
+        const set = await h.store.adjustCredits(c, { kind: "set", amount: 50 });
+        expect(set.balance).toBe(50);
+        // Above the cap by a top-up or set: a refill never lowers it.
+        await h.creditPeriodsPass(c, 1);
+        expect(only(await decide(h, [c], 1)).remaining).toBe(49);
+        expect((await h.store.adjustCredits(c, { kind: "set", amount: 0 })).balance).toBe(0);
+        expect((await decide(h, [c])).status).toBe("limited");
+      });
+
+      it("peek shows the balance without spending it", async () => {
+        const h = await setup();
+        const c = credits(freshTag("k"), { amount: 4 });
+        await decide(h, [c]);
+        for (let i = 0; i < 2; i++)
+          expect((await h.store.peek([c]))[0]).toMatchObject({ exceeded: false, remaining: 3 });
       });
     });
   });

@@ -11,6 +11,7 @@ import { createKeyNames } from "../../src/store/redis-keys.js";
 import { RedisRateLimitStore } from "../../src/store/redis-rate-limit-store.js";
 import { rateLimit, rateLimitStoreCases } from "../conformance/rate-limit-store-cases.js";
 import { startTestCluster, type TestCluster } from "../helpers/redis-cluster.js";
+import { rewindCreditPeriods } from "./credit-periods.js";
 import { expectEveryRateLimitKeyExpires } from "./rate-limit-expiry.js";
 
 let cluster: TestCluster;
@@ -35,8 +36,10 @@ rateLimitStoreCases("redis cluster", () => {
   // Values may move by as much real time as the case has taken so far (plus
   // a little for the call in flight): exact, however loaded the machine is.
   const created = Date.now();
+  const names = createKeyNames(`rlc${++n}:`);
   return {
-    store: new RedisRateLimitStore(client, createKeyNames(`rlc${++n}:`)),
+    store: new RedisRateLimitStore(client, names),
+    creditPeriodsPass: (item, periods) => rewindCreditPeriods(client, names, item, periods),
     wait: sleep,
     now: () => Date.now(),
     get slackMs() {

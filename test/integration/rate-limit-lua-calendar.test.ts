@@ -7,7 +7,7 @@
 import { readFileSync } from "node:fs";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { calendarWindow } from "../../src/store/calendar-window.js";
+import { CREDIT_TTL_MS, calendarWindow, creditPeriod } from "../../src/store/calendar-window.js";
 import { startTestRedis, type TestRedis } from "../helpers/redis-server.js";
 
 let redis: TestRedis;
@@ -106,5 +106,75 @@ describe("rate-limit-n.lua calendar windows on real Redis", () => {
       Date.UTC(2024, 0, 1),
     )) as number[];
     expect(ids[4]).not.toBe(ids[10]);
+  });
+});
+
+/** The script's credit_period, wrapped: ARGV is refill code × 100 + day, then instants. */
+function creditProbe(): string {
+  const lua = readFileSync(new URL("../../lua/rate-limit-n.lua", import.meta.url), "utf8");
+  const start = lua.indexOf("-- Days since 1970-01-01");
+  const end = lua.indexOf("-- 1. Blocks");
+  return [
+    "local floor = math.floor",
+    "local now = 0",
+    lua.slice(start, end),
+    "local code = tonumber(ARGV[1])",
+    "local out = {}",
+    "for i = 2, #ARGV do",
+    "  now = tonumber(ARGV[i])",
+    "  local id, nxt = credit_period(floor(code / 100), code % 100)",
+    "  out[#out + 1] = id; out[#out + 1] = nxt",
+    "end",
+    "return out",
+  ].join("\n");
+}
+
+/** The body of `local function name(...)` … `end` at the start of a line. */
+function luaFunction(lua: string, name: string): string {
+  const start = lua.indexOf(`local function ${name}(`);
+  expect(start, name).toBeGreaterThanOrEqual(0);
+  return lua.slice(start, lua.indexOf("\nend\n", start) + 5);
+}
+
+describe("credit refill periods in the scripts on real Redis", () => {
+  it("agree with creditPeriod (id and next refill) around every refill day 2020–2030", async () => {
+    const script = creditProbe();
+    const mismatches: string[] = [];
+    for (const [refill, day] of [
+      ["daily", 1],
+      ["monthly", 1],
+      ["monthly", 15],
+      ["monthly", 28],
+    ] as const) {
+      const instants: number[] = [];
+      for (let y = 2020; y < 2030; y++)
+        for (let m = 0; m < 12; m++) {
+          const edge = Date.UTC(y, m, day);
+          instants.push(edge - 1, edge, edge + DAY * 3 + 17);
+        }
+      const code = (refill === "daily" ? 100 : 200) + day;
+      const r = (await client.eval(script, 0, code, ...instants)) as number[];
+      instants.forEach((ms, i) => {
+        const want = creditPeriod(refill, day, ms);
+        if ((r[2 * i] !== want.id || r[2 * i + 1] !== want.next) && mismatches.length < 10)
+          mismatches.push(
+            `${refill}/${day} at ${new Date(ms).toISOString()}: ${r[2 * i]}, ${r[2 * i + 1]} ≠ ${want.id}, ${want.next}`,
+          );
+      });
+    }
+    expect(mismatches).toEqual([]);
+    // A monthly period on the 15th runs from the 15th to the next 15th.
+    const p = creditPeriod("monthly", 15, Date.UTC(2026, 0, 14, 23));
+    expect(p.next).toBe(Date.UTC(2026, 0, 15));
+    expect(creditPeriod("monthly", 15, Date.UTC(2026, 0, 15)).id).toBe(p.id + 1);
+  });
+
+  it("credits-adjust-1.lua carries the same calendar and refill functions as rate-limit-n.lua", () => {
+    const read = (f: string) => readFileSync(new URL(`../../lua/${f}`, import.meta.url), "utf8");
+    const [a, b] = [read("rate-limit-n.lua"), read("credits-adjust-1.lua")];
+    for (const name of ["civil", "month_start", "credit_period", "refilled"])
+      expect(luaFunction(b, name), name).toBe(luaFunction(a, name));
+    expect(/CREDIT_TTL_MS = (\d+)/.exec(b)?.[1]).toBe(/CREDIT_TTL_MS = (\d+)/.exec(a)?.[1]);
+    expect(Number(/CREDIT_TTL_MS = (\d+)/.exec(a)?.[1])).toBe(CREDIT_TTL_MS);
   });
 });

@@ -15,6 +15,7 @@ import {
   rateLimitStoreCases,
 } from "../conformance/rate-limit-store-cases.js";
 import { startTestRedis, type TestRedis } from "../helpers/redis-server.js";
+import { rewindCreditPeriods } from "./credit-periods.js";
 import { expectEveryRateLimitKeyExpires } from "./rate-limit-expiry.js";
 
 let redis: TestRedis;
@@ -39,8 +40,10 @@ rateLimitStoreCases("redis standalone", () => {
   // Values may move by as much real time as the case has taken so far (plus
   // a little for the call in flight): exact, however loaded the machine is.
   const created = Date.now();
+  const names = createKeyNames(`rls${++n}:`);
   return {
-    store: new RedisRateLimitStore(client, createKeyNames(`rls${++n}:`)),
+    store: new RedisRateLimitStore(client, names),
+    creditPeriodsPass: (item, periods) => rewindCreditPeriods(client, names, item, periods),
     wait: sleep,
     now: () => Date.now(),
     get slackMs() {

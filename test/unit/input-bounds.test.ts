@@ -23,6 +23,8 @@ const DOCUMENTED: Record<Key, { rows: string[]; shown?: (v: number) => number }>
   endpointMaxBytes: { rows: ["`endpoint`", "`GetUsage`"] },
   listedNamesMax: { rows: ["`endpoint`", "`tier`", "`SetLimitOverride.limit_override`"] },
   maxCost: { rows: ["`cost`"] },
+  maxCredits: { rows: ["key `credits` (and a tier's `credits`)"] },
+  creditRefillDayMax: { rows: ["key `credits` (and a tier's `credits`)"] },
   subjectMaxBytes: {
     rows: [
       "`subject` (CheckRateLimit, events, DeleteBlock)",

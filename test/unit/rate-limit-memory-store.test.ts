@@ -4,8 +4,9 @@
  * month, Dec→Jan, leap February) that real time cannot reach.
  */
 import { describe, expect, it } from "vitest";
-import type { Limit } from "../../src/policy/policy.js";
+import type { CreditPlan, Limit } from "../../src/policy/policy.js";
 import type { LimitOutcome } from "../../src/ratelimit/rate-limit-store.js";
+import { creditPeriod } from "../../src/store/calendar-window.js";
 import { MemoryRateLimitStore } from "../../src/store/memory-rate-limit-store.js";
 import { ManualClock } from "../../src/util/clock.js";
 import {
@@ -22,6 +23,12 @@ rateLimitStoreCases("memory", () => {
     wait: async (ms) => clock.advance(ms),
     now: () => clock.now(),
     slackMs: 0,
+    // The clock moves to each refill in turn (a rate limit in the case drains meanwhile).
+    creditPeriodsPass: async (item, periods) => {
+      const plan = item.limit.credits as CreditPlan;
+      for (let i = 0; i < periods; i++)
+        clock.set(creditPeriod(plan.refill, plan.refillDay, clock.now()).next as number);
+    },
   };
 });
 

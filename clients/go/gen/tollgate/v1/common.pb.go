@@ -49,6 +49,9 @@ const (
 	Reason_REASON_RATE_LIMITED Reason = 9
 	// The subject is blocked for repeated violations (HTTP 429).
 	Reason_REASON_BLOCKED Reason = 10
+	// The key's credit balance cannot pay the request's cost (HTTP 402: waiting
+	// helps only until a refill, which Retry-After names when it will cover it).
+	Reason_REASON_CREDITS_EXHAUSTED Reason = 11
 )
 
 // Enum value maps for Reason.
@@ -65,6 +68,7 @@ var (
 		8:  "REASON_INSUFFICIENT_SCOPE",
 		9:  "REASON_RATE_LIMITED",
 		10: "REASON_BLOCKED",
+		11: "REASON_CREDITS_EXHAUSTED",
 	}
 	Reason_value = map[string]int32{
 		"REASON_UNSPECIFIED":        0,
@@ -78,6 +82,7 @@ var (
 		"REASON_INSUFFICIENT_SCOPE": 8,
 		"REASON_RATE_LIMITED":       9,
 		"REASON_BLOCKED":            10,
+		"REASON_CREDITS_EXHAUSTED":  11,
 	}
 )
 
@@ -171,7 +176,7 @@ const file_tollgate_v1_common_proto_rawDesc = "" +
 	"\x18tollgate/v1/common.proto\x12\vtollgate.v1\"2\n" +
 	"\x06Header\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value*\x8b\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value*\xa9\x02\n" +
 	"\x06Reason\x12\x16\n" +
 	"\x12REASON_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tREASON_OK\x10\x01\x12\x16\n" +
@@ -184,7 +189,8 @@ const file_tollgate_v1_common_proto_rawDesc = "" +
 	"\x19REASON_INSUFFICIENT_SCOPE\x10\b\x12\x17\n" +
 	"\x13REASON_RATE_LIMITED\x10\t\x12\x12\n" +
 	"\x0eREASON_BLOCKED\x10\n" +
-	"B\xaf\x01\n" +
+	"\x12\x1c\n" +
+	"\x18REASON_CREDITS_EXHAUSTED\x10\vB\xaf\x01\n" +
 	"\x0fcom.tollgate.v1B\vCommonProtoP\x01ZBgithub.com/tollgate/tollgate/clients/go/gen/tollgate/v1;tollgatev1\xa2\x02\x03TXX\xaa\x02\vTollgate.V1\xca\x02\vTollgate\\V1\xe2\x02\x17Tollgate\\V1\\GPBMetadata\xea\x02\fTollgate::V1b\x06proto3"
 
 var (

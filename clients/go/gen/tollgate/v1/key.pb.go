@@ -116,6 +116,10 @@ type Key struct {
 	// unless status is REVOKED, and empty if no reason was given. Revoking again
 	// never changes it.
 	RevokedReason string `protobuf:"bytes,17,opt,name=revoked_reason,json=revokedReason,proto3" json:"revoked_reason,omitempty"`
+	// The key's credits: the plan in force (its own or its tier's), with the
+	// balance and next refill in GetKey; elsewhere only a key's own plan, no
+	// balance. Unset when no credit plan applies.
+	Credits *CreditsState `protobuf:"bytes,18,opt,name=credits,proto3" json:"credits,omitempty"`
 	// The key's own limit overrides (SetLimitOverride), expired ones left out.
 	// Its owner's overrides apply too: ListLimitOverrides shows the effective limits.
 	LimitOverrides []*LimitOverride `protobuf:"bytes,19,rep,name=limit_overrides,json=limitOverrides,proto3" json:"limit_overrides,omitempty"`
@@ -272,6 +276,13 @@ func (x *Key) GetRevokedReason() string {
 	return ""
 }
 
+func (x *Key) GetCredits() *CreditsState {
+	if x != nil {
+		return x.Credits
+	}
+	return nil
+}
+
 func (x *Key) GetLimitOverrides() []*LimitOverride {
 	if x != nil {
 		return x.LimitOverrides
@@ -374,7 +385,7 @@ var File_tollgate_v1_key_proto protoreflect.FileDescriptor
 
 const file_tollgate_v1_key_proto_rawDesc = "" +
 	"\n" +
-	"\x15tollgate/v1/key.proto\x12\vtollgate.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1atollgate/v1/override.proto\"\xdc\x06\n" +
+	"\x15tollgate/v1/key.proto\x12\vtollgate.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19tollgate/v1/credits.proto\x1a\x1atollgate/v1/override.proto\"\x91\a\n" +
 	"\x03Key\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05owner\x18\x02 \x01(\tR\x05owner\x12\x12\n" +
@@ -397,7 +408,8 @@ const file_tollgate_v1_key_proto_rawDesc = "" +
 	"\x12secret_create_time\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\x10secretCreateTime\x12@\n" +
 	"\x0egrace_end_time\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\fgraceEndTime\x12\x18\n" +
 	"\aversion\x18\x10 \x01(\x04R\aversion\x12%\n" +
-	"\x0erevoked_reason\x18\x11 \x01(\tR\rrevokedReason\x12C\n" +
+	"\x0erevoked_reason\x18\x11 \x01(\tR\rrevokedReason\x123\n" +
+	"\acredits\x18\x12 \x01(\v2\x19.tollgate.v1.CreditsStateR\acredits\x12C\n" +
 	"\x0flimit_overrides\x18\x13 \x03(\v2\x1a.tollgate.v1.LimitOverrideR\x0elimitOverrides\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
@@ -439,7 +451,8 @@ var file_tollgate_v1_key_proto_goTypes = []any{
 	nil,                           // 3: tollgate.v1.Key.MetadataEntry
 	nil,                           // 4: tollgate.v1.Identity.MetadataEntry
 	(*timestamppb.Timestamp)(nil), // 5: google.protobuf.Timestamp
-	(*LimitOverride)(nil),         // 6: tollgate.v1.LimitOverride
+	(*CreditsState)(nil),          // 6: tollgate.v1.CreditsState
+	(*LimitOverride)(nil),         // 7: tollgate.v1.LimitOverride
 }
 var file_tollgate_v1_key_proto_depIdxs = []int32{
 	3,  // 0: tollgate.v1.Key.metadata:type_name -> tollgate.v1.Key.MetadataEntry
@@ -450,13 +463,14 @@ var file_tollgate_v1_key_proto_depIdxs = []int32{
 	5,  // 5: tollgate.v1.Key.revoke_time:type_name -> google.protobuf.Timestamp
 	5,  // 6: tollgate.v1.Key.secret_create_time:type_name -> google.protobuf.Timestamp
 	5,  // 7: tollgate.v1.Key.grace_end_time:type_name -> google.protobuf.Timestamp
-	6,  // 8: tollgate.v1.Key.limit_overrides:type_name -> tollgate.v1.LimitOverride
-	4,  // 9: tollgate.v1.Identity.metadata:type_name -> tollgate.v1.Identity.MetadataEntry
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	6,  // 8: tollgate.v1.Key.credits:type_name -> tollgate.v1.CreditsState
+	7,  // 9: tollgate.v1.Key.limit_overrides:type_name -> tollgate.v1.LimitOverride
+	4,  // 10: tollgate.v1.Identity.metadata:type_name -> tollgate.v1.Identity.MetadataEntry
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_tollgate_v1_key_proto_init() }
@@ -464,6 +478,7 @@ func file_tollgate_v1_key_proto_init() {
 	if File_tollgate_v1_key_proto != nil {
 		return
 	}
+	file_tollgate_v1_credits_proto_init()
 	file_tollgate_v1_override_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{

@@ -165,7 +165,10 @@ type CreateKeyRequest struct {
 	// Refused client networks (CIDR or address), at most 64.
 	IpDeny []string `protobuf:"bytes,7,rep,name=ip_deny,json=ipDeny,proto3" json:"ip_deny,omitempty"`
 	// Environment tag in the secret, 1..16 of `[a-z0-9]`. Empty: the server's default (`live`).
-	Environment   string `protobuf:"bytes,8,opt,name=environment,proto3" json:"environment,omitempty"`
+	Environment string `protobuf:"bytes,8,opt,name=environment,proto3" json:"environment,omitempty"`
+	// The key's own credit plan (wins over its tier's); its balance starts at
+	// `amount`. Unset: the tier's plan, if any.
+	Credits       *CreditPlan `protobuf:"bytes,9,opt,name=credits,proto3" json:"credits,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -254,6 +257,13 @@ func (x *CreateKeyRequest) GetEnvironment() string {
 		return x.Environment
 	}
 	return ""
+}
+
+func (x *CreateKeyRequest) GetCredits() *CreditPlan {
+	if x != nil {
+		return x.Credits
+	}
+	return nil
 }
 
 // Output of CreateKey.
@@ -537,7 +547,7 @@ type UpdateKeyRequest struct {
 	// Key id, 1..64 bytes.
 	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// Fields to change: any of `owner`, `tier`, `scopes`, `metadata`,
-	// `expire_time`, `ip_allow`, `ip_deny`. At least one.
+	// `expire_time`, `ip_allow`, `ip_deny`, `credits`, `credits_change`. At least one.
 	UpdateMask *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
 	// New owner (bounds as in CreateKeyRequest).
 	Owner string `protobuf:"bytes,3,opt,name=owner,proto3" json:"owner,omitempty"`
@@ -552,7 +562,14 @@ type UpdateKeyRequest struct {
 	// New allowed networks.
 	IpAllow []string `protobuf:"bytes,8,rep,name=ip_allow,json=ipAllow,proto3" json:"ip_allow,omitempty"`
 	// New refused networks.
-	IpDeny        []string `protobuf:"bytes,9,rep,name=ip_deny,json=ipDeny,proto3" json:"ip_deny,omitempty"`
+	IpDeny []string `protobuf:"bytes,9,rep,name=ip_deny,json=ipDeny,proto3" json:"ip_deny,omitempty"`
+	// The key's own credit plan; unset with `credits` in the mask removes it (the
+	// tier's plan applies). The balance is kept: a new plan refills it at its
+	// next period.
+	Credits *CreditPlan `protobuf:"bytes,10,opt,name=credits,proto3" json:"credits,omitempty"`
+	// With `credits_change` in the mask: a top-up or a new balance, applied
+	// atomically after any refill that is due, and audited.
+	CreditsChange *CreditsChange `protobuf:"bytes,11,opt,name=credits_change,json=creditsChange,proto3" json:"credits_change,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -646,6 +663,20 @@ func (x *UpdateKeyRequest) GetIpAllow() []string {
 func (x *UpdateKeyRequest) GetIpDeny() []string {
 	if x != nil {
 		return x.IpDeny
+	}
+	return nil
+}
+
+func (x *UpdateKeyRequest) GetCredits() *CreditPlan {
+	if x != nil {
+		return x.Credits
+	}
+	return nil
+}
+
+func (x *UpdateKeyRequest) GetCreditsChange() *CreditsChange {
+	if x != nil {
+		return x.CreditsChange
 	}
 	return nil
 }
@@ -2041,7 +2072,7 @@ var File_tollgate_v1_key_service_proto protoreflect.FileDescriptor
 
 const file_tollgate_v1_key_service_proto_rawDesc = "" +
 	"\n" +
-	"\x1dtollgate/v1/key_service.proto\x12\vtollgate.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17tollgate/v1/event.proto\x1a\x15tollgate/v1/key.proto\x1a\x1ctollgate/v1/key_export.proto\x1a\x16tollgate/v1/live.proto\x1a\x1atollgate/v1/override.proto\"\xed\x02\n" +
+	"\x1dtollgate/v1/key_service.proto\x12\vtollgate.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19tollgate/v1/credits.proto\x1a\x17tollgate/v1/event.proto\x1a\x15tollgate/v1/key.proto\x1a\x1ctollgate/v1/key_export.proto\x1a\x16tollgate/v1/live.proto\x1a\x1atollgate/v1/override.proto\"\xa0\x03\n" +
 	"\x10CreateKeyRequest\x12\x14\n" +
 	"\x05owner\x18\x01 \x01(\tR\x05owner\x12\x12\n" +
 	"\x04tier\x18\x02 \x01(\tR\x04tier\x12\x16\n" +
@@ -2051,7 +2082,8 @@ const file_tollgate_v1_key_service_proto_rawDesc = "" +
 	"expireTime\x12\x19\n" +
 	"\bip_allow\x18\x06 \x03(\tR\aipAllow\x12\x17\n" +
 	"\aip_deny\x18\a \x03(\tR\x06ipDeny\x12 \n" +
-	"\venvironment\x18\b \x01(\tR\venvironment\x1a;\n" +
+	"\venvironment\x18\b \x01(\tR\venvironment\x121\n" +
+	"\acredits\x18\t \x01(\v2\x17.tollgate.v1.CreditPlanR\acredits\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"O\n" +
@@ -2070,7 +2102,7 @@ const file_tollgate_v1_key_service_proto_rawDesc = "" +
 	"\x0finclude_revoked\x18\x04 \x01(\bR\x0eincludeRevoked\"`\n" +
 	"\x10ListKeysResponse\x12$\n" +
 	"\x04keys\x18\x01 \x03(\v2\x10.tollgate.v1.KeyR\x04keys\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x98\x03\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x8e\x04\n" +
 	"\x10UpdateKeyRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12;\n" +
 	"\vupdate_mask\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
@@ -2082,7 +2114,10 @@ const file_tollgate_v1_key_service_proto_rawDesc = "" +
 	"\vexpire_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"expireTime\x12\x19\n" +
 	"\bip_allow\x18\b \x03(\tR\aipAllow\x12\x17\n" +
-	"\aip_deny\x18\t \x03(\tR\x06ipDeny\x1a;\n" +
+	"\aip_deny\x18\t \x03(\tR\x06ipDeny\x121\n" +
+	"\acredits\x18\n" +
+	" \x01(\v2\x17.tollgate.v1.CreditPlanR\acredits\x12A\n" +
+	"\x0ecredits_change\x18\v \x01(\v2\x1a.tollgate.v1.CreditsChangeR\rcreditsChange\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"7\n" +
@@ -2267,99 +2302,104 @@ var file_tollgate_v1_key_service_proto_goTypes = []any{
 	nil,                                 // 31: tollgate.v1.CreateKeyRequest.MetadataEntry
 	nil,                                 // 32: tollgate.v1.UpdateKeyRequest.MetadataEntry
 	(*timestamppb.Timestamp)(nil),       // 33: google.protobuf.Timestamp
-	(*Key)(nil),                         // 34: tollgate.v1.Key
-	(*fieldmaskpb.FieldMask)(nil),       // 35: google.protobuf.FieldMask
-	(SubjectKind)(0),                    // 36: tollgate.v1.SubjectKind
-	(EventType)(0),                      // 37: tollgate.v1.EventType
-	(*Event)(nil),                       // 38: tollgate.v1.Event
-	(*Alert)(nil),                       // 39: tollgate.v1.Alert
-	(*KeyExport)(nil),                   // 40: tollgate.v1.KeyExport
-	(*TailDecisionsRequest)(nil),        // 41: tollgate.v1.TailDecisionsRequest
-	(*FollowEventsRequest)(nil),         // 42: tollgate.v1.FollowEventsRequest
-	(*SetLimitOverrideRequest)(nil),     // 43: tollgate.v1.SetLimitOverrideRequest
-	(*DeleteLimitOverrideRequest)(nil),  // 44: tollgate.v1.DeleteLimitOverrideRequest
-	(*ListLimitOverridesRequest)(nil),   // 45: tollgate.v1.ListLimitOverridesRequest
-	(*TailDecisionsResponse)(nil),       // 46: tollgate.v1.TailDecisionsResponse
-	(*FollowEventsResponse)(nil),        // 47: tollgate.v1.FollowEventsResponse
-	(*SetLimitOverrideResponse)(nil),    // 48: tollgate.v1.SetLimitOverrideResponse
-	(*DeleteLimitOverrideResponse)(nil), // 49: tollgate.v1.DeleteLimitOverrideResponse
-	(*ListLimitOverridesResponse)(nil),  // 50: tollgate.v1.ListLimitOverridesResponse
+	(*CreditPlan)(nil),                  // 34: tollgate.v1.CreditPlan
+	(*Key)(nil),                         // 35: tollgate.v1.Key
+	(*fieldmaskpb.FieldMask)(nil),       // 36: google.protobuf.FieldMask
+	(*CreditsChange)(nil),               // 37: tollgate.v1.CreditsChange
+	(SubjectKind)(0),                    // 38: tollgate.v1.SubjectKind
+	(EventType)(0),                      // 39: tollgate.v1.EventType
+	(*Event)(nil),                       // 40: tollgate.v1.Event
+	(*Alert)(nil),                       // 41: tollgate.v1.Alert
+	(*KeyExport)(nil),                   // 42: tollgate.v1.KeyExport
+	(*TailDecisionsRequest)(nil),        // 43: tollgate.v1.TailDecisionsRequest
+	(*FollowEventsRequest)(nil),         // 44: tollgate.v1.FollowEventsRequest
+	(*SetLimitOverrideRequest)(nil),     // 45: tollgate.v1.SetLimitOverrideRequest
+	(*DeleteLimitOverrideRequest)(nil),  // 46: tollgate.v1.DeleteLimitOverrideRequest
+	(*ListLimitOverridesRequest)(nil),   // 47: tollgate.v1.ListLimitOverridesRequest
+	(*TailDecisionsResponse)(nil),       // 48: tollgate.v1.TailDecisionsResponse
+	(*FollowEventsResponse)(nil),        // 49: tollgate.v1.FollowEventsResponse
+	(*SetLimitOverrideResponse)(nil),    // 50: tollgate.v1.SetLimitOverrideResponse
+	(*DeleteLimitOverrideResponse)(nil), // 51: tollgate.v1.DeleteLimitOverrideResponse
+	(*ListLimitOverridesResponse)(nil),  // 52: tollgate.v1.ListLimitOverridesResponse
 }
 var file_tollgate_v1_key_service_proto_depIdxs = []int32{
 	31, // 0: tollgate.v1.CreateKeyRequest.metadata:type_name -> tollgate.v1.CreateKeyRequest.MetadataEntry
 	33, // 1: tollgate.v1.CreateKeyRequest.expire_time:type_name -> google.protobuf.Timestamp
-	34, // 2: tollgate.v1.CreateKeyResponse.key:type_name -> tollgate.v1.Key
-	34, // 3: tollgate.v1.GetKeyResponse.key:type_name -> tollgate.v1.Key
-	34, // 4: tollgate.v1.ListKeysResponse.keys:type_name -> tollgate.v1.Key
-	35, // 5: tollgate.v1.UpdateKeyRequest.update_mask:type_name -> google.protobuf.FieldMask
-	32, // 6: tollgate.v1.UpdateKeyRequest.metadata:type_name -> tollgate.v1.UpdateKeyRequest.MetadataEntry
-	33, // 7: tollgate.v1.UpdateKeyRequest.expire_time:type_name -> google.protobuf.Timestamp
-	34, // 8: tollgate.v1.UpdateKeyResponse.key:type_name -> tollgate.v1.Key
-	34, // 9: tollgate.v1.RevokeKeyResponse.key:type_name -> tollgate.v1.Key
-	36, // 10: tollgate.v1.Block.subject_kind:type_name -> tollgate.v1.SubjectKind
-	33, // 11: tollgate.v1.Block.end_time:type_name -> google.protobuf.Timestamp
-	12, // 12: tollgate.v1.ListBlocksResponse.blocks:type_name -> tollgate.v1.Block
-	36, // 13: tollgate.v1.DeleteBlockRequest.subject_kind:type_name -> tollgate.v1.SubjectKind
-	36, // 14: tollgate.v1.ListEventsRequest.subject_kind:type_name -> tollgate.v1.SubjectKind
-	37, // 15: tollgate.v1.ListEventsRequest.type:type_name -> tollgate.v1.EventType
-	33, // 16: tollgate.v1.ListEventsRequest.start_time:type_name -> google.protobuf.Timestamp
-	33, // 17: tollgate.v1.ListEventsRequest.end_time:type_name -> google.protobuf.Timestamp
-	38, // 18: tollgate.v1.ListEventsResponse.events:type_name -> tollgate.v1.Event
-	33, // 19: tollgate.v1.ListAlertsRequest.start_time:type_name -> google.protobuf.Timestamp
-	33, // 20: tollgate.v1.ListAlertsRequest.end_time:type_name -> google.protobuf.Timestamp
-	39, // 21: tollgate.v1.ListAlertsResponse.alerts:type_name -> tollgate.v1.Alert
-	33, // 22: tollgate.v1.GetUsageRequest.start_time:type_name -> google.protobuf.Timestamp
-	33, // 23: tollgate.v1.GetUsageRequest.end_time:type_name -> google.protobuf.Timestamp
-	0,  // 24: tollgate.v1.GetUsageRequest.granularity:type_name -> tollgate.v1.UsageGranularity
-	33, // 25: tollgate.v1.UsageBucket.start_time:type_name -> google.protobuf.Timestamp
-	22, // 26: tollgate.v1.UsageBucket.endpoints:type_name -> tollgate.v1.EndpointUsage
-	23, // 27: tollgate.v1.GetUsageResponse.buckets:type_name -> tollgate.v1.UsageBucket
-	22, // 28: tollgate.v1.GetUsageResponse.endpoints:type_name -> tollgate.v1.EndpointUsage
-	0,  // 29: tollgate.v1.GetUsageResponse.granularity:type_name -> tollgate.v1.UsageGranularity
-	40, // 30: tollgate.v1.ExportKeysResponse.keys:type_name -> tollgate.v1.KeyExport
-	40, // 31: tollgate.v1.ImportKeysRequest.keys:type_name -> tollgate.v1.KeyExport
-	1,  // 32: tollgate.v1.KeyImportResult.outcome:type_name -> tollgate.v1.ImportOutcome
-	28, // 33: tollgate.v1.KeyImportResult.violations:type_name -> tollgate.v1.ImportViolation
-	29, // 34: tollgate.v1.ImportKeysResponse.results:type_name -> tollgate.v1.KeyImportResult
-	2,  // 35: tollgate.v1.KeyService.CreateKey:input_type -> tollgate.v1.CreateKeyRequest
-	4,  // 36: tollgate.v1.KeyService.GetKey:input_type -> tollgate.v1.GetKeyRequest
-	6,  // 37: tollgate.v1.KeyService.ListKeys:input_type -> tollgate.v1.ListKeysRequest
-	8,  // 38: tollgate.v1.KeyService.UpdateKey:input_type -> tollgate.v1.UpdateKeyRequest
-	10, // 39: tollgate.v1.KeyService.RevokeKey:input_type -> tollgate.v1.RevokeKeyRequest
-	13, // 40: tollgate.v1.KeyService.ListBlocks:input_type -> tollgate.v1.ListBlocksRequest
-	15, // 41: tollgate.v1.KeyService.DeleteBlock:input_type -> tollgate.v1.DeleteBlockRequest
-	17, // 42: tollgate.v1.KeyService.ListEvents:input_type -> tollgate.v1.ListEventsRequest
-	19, // 43: tollgate.v1.KeyService.ListAlerts:input_type -> tollgate.v1.ListAlertsRequest
-	21, // 44: tollgate.v1.KeyService.GetUsage:input_type -> tollgate.v1.GetUsageRequest
-	25, // 45: tollgate.v1.KeyService.ExportKeys:input_type -> tollgate.v1.ExportKeysRequest
-	27, // 46: tollgate.v1.KeyService.ImportKeys:input_type -> tollgate.v1.ImportKeysRequest
-	41, // 47: tollgate.v1.KeyService.TailDecisions:input_type -> tollgate.v1.TailDecisionsRequest
-	42, // 48: tollgate.v1.KeyService.FollowEvents:input_type -> tollgate.v1.FollowEventsRequest
-	43, // 49: tollgate.v1.KeyService.SetLimitOverride:input_type -> tollgate.v1.SetLimitOverrideRequest
-	44, // 50: tollgate.v1.KeyService.DeleteLimitOverride:input_type -> tollgate.v1.DeleteLimitOverrideRequest
-	45, // 51: tollgate.v1.KeyService.ListLimitOverrides:input_type -> tollgate.v1.ListLimitOverridesRequest
-	3,  // 52: tollgate.v1.KeyService.CreateKey:output_type -> tollgate.v1.CreateKeyResponse
-	5,  // 53: tollgate.v1.KeyService.GetKey:output_type -> tollgate.v1.GetKeyResponse
-	7,  // 54: tollgate.v1.KeyService.ListKeys:output_type -> tollgate.v1.ListKeysResponse
-	9,  // 55: tollgate.v1.KeyService.UpdateKey:output_type -> tollgate.v1.UpdateKeyResponse
-	11, // 56: tollgate.v1.KeyService.RevokeKey:output_type -> tollgate.v1.RevokeKeyResponse
-	14, // 57: tollgate.v1.KeyService.ListBlocks:output_type -> tollgate.v1.ListBlocksResponse
-	16, // 58: tollgate.v1.KeyService.DeleteBlock:output_type -> tollgate.v1.DeleteBlockResponse
-	18, // 59: tollgate.v1.KeyService.ListEvents:output_type -> tollgate.v1.ListEventsResponse
-	20, // 60: tollgate.v1.KeyService.ListAlerts:output_type -> tollgate.v1.ListAlertsResponse
-	24, // 61: tollgate.v1.KeyService.GetUsage:output_type -> tollgate.v1.GetUsageResponse
-	26, // 62: tollgate.v1.KeyService.ExportKeys:output_type -> tollgate.v1.ExportKeysResponse
-	30, // 63: tollgate.v1.KeyService.ImportKeys:output_type -> tollgate.v1.ImportKeysResponse
-	46, // 64: tollgate.v1.KeyService.TailDecisions:output_type -> tollgate.v1.TailDecisionsResponse
-	47, // 65: tollgate.v1.KeyService.FollowEvents:output_type -> tollgate.v1.FollowEventsResponse
-	48, // 66: tollgate.v1.KeyService.SetLimitOverride:output_type -> tollgate.v1.SetLimitOverrideResponse
-	49, // 67: tollgate.v1.KeyService.DeleteLimitOverride:output_type -> tollgate.v1.DeleteLimitOverrideResponse
-	50, // 68: tollgate.v1.KeyService.ListLimitOverrides:output_type -> tollgate.v1.ListLimitOverridesResponse
-	52, // [52:69] is the sub-list for method output_type
-	35, // [35:52] is the sub-list for method input_type
-	35, // [35:35] is the sub-list for extension type_name
-	35, // [35:35] is the sub-list for extension extendee
-	0,  // [0:35] is the sub-list for field type_name
+	34, // 2: tollgate.v1.CreateKeyRequest.credits:type_name -> tollgate.v1.CreditPlan
+	35, // 3: tollgate.v1.CreateKeyResponse.key:type_name -> tollgate.v1.Key
+	35, // 4: tollgate.v1.GetKeyResponse.key:type_name -> tollgate.v1.Key
+	35, // 5: tollgate.v1.ListKeysResponse.keys:type_name -> tollgate.v1.Key
+	36, // 6: tollgate.v1.UpdateKeyRequest.update_mask:type_name -> google.protobuf.FieldMask
+	32, // 7: tollgate.v1.UpdateKeyRequest.metadata:type_name -> tollgate.v1.UpdateKeyRequest.MetadataEntry
+	33, // 8: tollgate.v1.UpdateKeyRequest.expire_time:type_name -> google.protobuf.Timestamp
+	34, // 9: tollgate.v1.UpdateKeyRequest.credits:type_name -> tollgate.v1.CreditPlan
+	37, // 10: tollgate.v1.UpdateKeyRequest.credits_change:type_name -> tollgate.v1.CreditsChange
+	35, // 11: tollgate.v1.UpdateKeyResponse.key:type_name -> tollgate.v1.Key
+	35, // 12: tollgate.v1.RevokeKeyResponse.key:type_name -> tollgate.v1.Key
+	38, // 13: tollgate.v1.Block.subject_kind:type_name -> tollgate.v1.SubjectKind
+	33, // 14: tollgate.v1.Block.end_time:type_name -> google.protobuf.Timestamp
+	12, // 15: tollgate.v1.ListBlocksResponse.blocks:type_name -> tollgate.v1.Block
+	38, // 16: tollgate.v1.DeleteBlockRequest.subject_kind:type_name -> tollgate.v1.SubjectKind
+	38, // 17: tollgate.v1.ListEventsRequest.subject_kind:type_name -> tollgate.v1.SubjectKind
+	39, // 18: tollgate.v1.ListEventsRequest.type:type_name -> tollgate.v1.EventType
+	33, // 19: tollgate.v1.ListEventsRequest.start_time:type_name -> google.protobuf.Timestamp
+	33, // 20: tollgate.v1.ListEventsRequest.end_time:type_name -> google.protobuf.Timestamp
+	40, // 21: tollgate.v1.ListEventsResponse.events:type_name -> tollgate.v1.Event
+	33, // 22: tollgate.v1.ListAlertsRequest.start_time:type_name -> google.protobuf.Timestamp
+	33, // 23: tollgate.v1.ListAlertsRequest.end_time:type_name -> google.protobuf.Timestamp
+	41, // 24: tollgate.v1.ListAlertsResponse.alerts:type_name -> tollgate.v1.Alert
+	33, // 25: tollgate.v1.GetUsageRequest.start_time:type_name -> google.protobuf.Timestamp
+	33, // 26: tollgate.v1.GetUsageRequest.end_time:type_name -> google.protobuf.Timestamp
+	0,  // 27: tollgate.v1.GetUsageRequest.granularity:type_name -> tollgate.v1.UsageGranularity
+	33, // 28: tollgate.v1.UsageBucket.start_time:type_name -> google.protobuf.Timestamp
+	22, // 29: tollgate.v1.UsageBucket.endpoints:type_name -> tollgate.v1.EndpointUsage
+	23, // 30: tollgate.v1.GetUsageResponse.buckets:type_name -> tollgate.v1.UsageBucket
+	22, // 31: tollgate.v1.GetUsageResponse.endpoints:type_name -> tollgate.v1.EndpointUsage
+	0,  // 32: tollgate.v1.GetUsageResponse.granularity:type_name -> tollgate.v1.UsageGranularity
+	42, // 33: tollgate.v1.ExportKeysResponse.keys:type_name -> tollgate.v1.KeyExport
+	42, // 34: tollgate.v1.ImportKeysRequest.keys:type_name -> tollgate.v1.KeyExport
+	1,  // 35: tollgate.v1.KeyImportResult.outcome:type_name -> tollgate.v1.ImportOutcome
+	28, // 36: tollgate.v1.KeyImportResult.violations:type_name -> tollgate.v1.ImportViolation
+	29, // 37: tollgate.v1.ImportKeysResponse.results:type_name -> tollgate.v1.KeyImportResult
+	2,  // 38: tollgate.v1.KeyService.CreateKey:input_type -> tollgate.v1.CreateKeyRequest
+	4,  // 39: tollgate.v1.KeyService.GetKey:input_type -> tollgate.v1.GetKeyRequest
+	6,  // 40: tollgate.v1.KeyService.ListKeys:input_type -> tollgate.v1.ListKeysRequest
+	8,  // 41: tollgate.v1.KeyService.UpdateKey:input_type -> tollgate.v1.UpdateKeyRequest
+	10, // 42: tollgate.v1.KeyService.RevokeKey:input_type -> tollgate.v1.RevokeKeyRequest
+	13, // 43: tollgate.v1.KeyService.ListBlocks:input_type -> tollgate.v1.ListBlocksRequest
+	15, // 44: tollgate.v1.KeyService.DeleteBlock:input_type -> tollgate.v1.DeleteBlockRequest
+	17, // 45: tollgate.v1.KeyService.ListEvents:input_type -> tollgate.v1.ListEventsRequest
+	19, // 46: tollgate.v1.KeyService.ListAlerts:input_type -> tollgate.v1.ListAlertsRequest
+	21, // 47: tollgate.v1.KeyService.GetUsage:input_type -> tollgate.v1.GetUsageRequest
+	25, // 48: tollgate.v1.KeyService.ExportKeys:input_type -> tollgate.v1.ExportKeysRequest
+	27, // 49: tollgate.v1.KeyService.ImportKeys:input_type -> tollgate.v1.ImportKeysRequest
+	43, // 50: tollgate.v1.KeyService.TailDecisions:input_type -> tollgate.v1.TailDecisionsRequest
+	44, // 51: tollgate.v1.KeyService.FollowEvents:input_type -> tollgate.v1.FollowEventsRequest
+	45, // 52: tollgate.v1.KeyService.SetLimitOverride:input_type -> tollgate.v1.SetLimitOverrideRequest
+	46, // 53: tollgate.v1.KeyService.DeleteLimitOverride:input_type -> tollgate.v1.DeleteLimitOverrideRequest
+	47, // 54: tollgate.v1.KeyService.ListLimitOverrides:input_type -> tollgate.v1.ListLimitOverridesRequest
+	3,  // 55: tollgate.v1.KeyService.CreateKey:output_type -> tollgate.v1.CreateKeyResponse
+	5,  // 56: tollgate.v1.KeyService.GetKey:output_type -> tollgate.v1.GetKeyResponse
+	7,  // 57: tollgate.v1.KeyService.ListKeys:output_type -> tollgate.v1.ListKeysResponse
+	9,  // 58: tollgate.v1.KeyService.UpdateKey:output_type -> tollgate.v1.UpdateKeyResponse
+	11, // 59: tollgate.v1.KeyService.RevokeKey:output_type -> tollgate.v1.RevokeKeyResponse
+	14, // 60: tollgate.v1.KeyService.ListBlocks:output_type -> tollgate.v1.ListBlocksResponse
+	16, // 61: tollgate.v1.KeyService.DeleteBlock:output_type -> tollgate.v1.DeleteBlockResponse
+	18, // 62: tollgate.v1.KeyService.ListEvents:output_type -> tollgate.v1.ListEventsResponse
+	20, // 63: tollgate.v1.KeyService.ListAlerts:output_type -> tollgate.v1.ListAlertsResponse
+	24, // 64: tollgate.v1.KeyService.GetUsage:output_type -> tollgate.v1.GetUsageResponse
+	26, // 65: tollgate.v1.KeyService.ExportKeys:output_type -> tollgate.v1.ExportKeysResponse
+	30, // 66: tollgate.v1.KeyService.ImportKeys:output_type -> tollgate.v1.ImportKeysResponse
+	48, // 67: tollgate.v1.KeyService.TailDecisions:output_type -> tollgate.v1.TailDecisionsResponse
+	49, // 68: tollgate.v1.KeyService.FollowEvents:output_type -> tollgate.v1.FollowEventsResponse
+	50, // 69: tollgate.v1.KeyService.SetLimitOverride:output_type -> tollgate.v1.SetLimitOverrideResponse
+	51, // 70: tollgate.v1.KeyService.DeleteLimitOverride:output_type -> tollgate.v1.DeleteLimitOverrideResponse
+	52, // 71: tollgate.v1.KeyService.ListLimitOverrides:output_type -> tollgate.v1.ListLimitOverridesResponse
+	55, // [55:72] is the sub-list for method output_type
+	38, // [38:55] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_tollgate_v1_key_service_proto_init() }
@@ -2367,6 +2407,7 @@ func file_tollgate_v1_key_service_proto_init() {
 	if File_tollgate_v1_key_service_proto != nil {
 		return
 	}
+	file_tollgate_v1_credits_proto_init()
 	file_tollgate_v1_event_proto_init()
 	file_tollgate_v1_key_proto_init()
 	file_tollgate_v1_key_export_proto_init()

@@ -252,8 +252,11 @@ type AuthorizeResponse struct {
 	RateLimit *RateLimitResult `protobuf:"bytes,11,opt,name=rate_limit,json=rateLimit,proto3" json:"rate_limit,omitempty"`
 	// True if the decision was taken locally because the store was unreachable (fail open).
 	DecidedLocally bool `protobuf:"varint,12,opt,name=decided_locally,json=decidedLocally,proto3" json:"decided_locally,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The key's credits after this decision, when limits were applied and a
+	// credit plan applies (the key's own or its tier's); unset otherwise.
+	Credits       *CreditsState `protobuf:"bytes,13,opt,name=credits,proto3" json:"credits,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AuthorizeResponse) Reset() {
@@ -368,6 +371,13 @@ func (x *AuthorizeResponse) GetDecidedLocally() bool {
 		return x.DecidedLocally
 	}
 	return false
+}
+
+func (x *AuthorizeResponse) GetCredits() *CreditsState {
+	if x != nil {
+		return x.Credits
+	}
+	return nil
 }
 
 // Input of CheckRateLimit. The limits are those of the tier (of `key_id`'s key,
@@ -504,8 +514,11 @@ type CheckRateLimitResponse struct {
 	HttpStatus uint32 `protobuf:"varint,6,opt,name=http_status,json=httpStatus,proto3" json:"http_status,omitempty"`
 	// True if decided locally because the store was unreachable (fail open).
 	DecidedLocally bool `protobuf:"varint,7,opt,name=decided_locally,json=decidedLocally,proto3" json:"decided_locally,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The key's credits after this decision, when a key id was given and a
+	// credit plan applies; unset otherwise.
+	Credits       *CreditsState `protobuf:"bytes,8,opt,name=credits,proto3" json:"credits,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CheckRateLimitResponse) Reset() {
@@ -585,6 +598,13 @@ func (x *CheckRateLimitResponse) GetDecidedLocally() bool {
 		return x.DecidedLocally
 	}
 	return false
+}
+
+func (x *CheckRateLimitResponse) GetCredits() *CreditsState {
+	if x != nil {
+		return x.Credits
+	}
+	return nil
 }
 
 // Input of RecordEvent.
@@ -831,7 +851,7 @@ var File_tollgate_v1_tollgate_service_proto protoreflect.FileDescriptor
 
 const file_tollgate_v1_tollgate_service_proto_rawDesc = "" +
 	"\n" +
-	"\"tollgate/v1/tollgate_service.proto\x12\vtollgate.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18tollgate/v1/common.proto\x1a\x17tollgate/v1/event.proto\x1a\x15tollgate/v1/key.proto\x1a\x1btollgate/v1/ratelimit.proto\"\xf2\x02\n" +
+	"\"tollgate/v1/tollgate_service.proto\x12\vtollgate.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18tollgate/v1/common.proto\x1a\x19tollgate/v1/credits.proto\x1a\x17tollgate/v1/event.proto\x1a\x15tollgate/v1/key.proto\x1a\x1btollgate/v1/ratelimit.proto\"\xf2\x02\n" +
 	"\x10AuthorizeRequest\x12\x17\n" +
 	"\aapi_key\x18\x01 \x01(\tR\x06apiKey\x12D\n" +
 	"\aheaders\x18\x02 \x03(\v2*.tollgate.v1.AuthorizeRequest.HeadersEntryR\aheaders\x12\x16\n" +
@@ -851,7 +871,7 @@ const file_tollgate_v1_tollgate_service_proto_rawDesc = "" +
 	"expireTime\x12&\n" +
 	"\x0fin_grace_period\x18\x03 \x01(\bR\rinGracePeriod\x12@\n" +
 	"\x0egrace_end_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\fgraceEndTime\x12!\n" +
-	"\frotation_due\x18\x05 \x01(\bR\vrotationDue\"\xff\x03\n" +
+	"\frotation_due\x18\x05 \x01(\bR\vrotationDue\"\xb4\x04\n" +
 	"\x11AuthorizeResponse\x12\x18\n" +
 	"\aallowed\x18\x01 \x01(\bR\aallowed\x12+\n" +
 	"\x06reason\x18\x02 \x01(\x0e2\x13.tollgate.v1.ReasonR\x06reason\x12\x1f\n" +
@@ -868,7 +888,8 @@ const file_tollgate_v1_tollgate_service_proto_rawDesc = "" +
 	" \x03(\tR\rmissingScopes\x12;\n" +
 	"\n" +
 	"rate_limit\x18\v \x01(\v2\x1c.tollgate.v1.RateLimitResultR\trateLimit\x12'\n" +
-	"\x0fdecided_locally\x18\f \x01(\bR\x0edecidedLocally\"\xd5\x01\n" +
+	"\x0fdecided_locally\x18\f \x01(\bR\x0edecidedLocally\x123\n" +
+	"\acredits\x18\r \x01(\v2\x19.tollgate.v1.CreditsStateR\acredits\"\xd5\x01\n" +
 	"\x15CheckRateLimitRequest\x12\x15\n" +
 	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x18\n" +
 	"\asubject\x18\x02 \x01(\tR\asubject\x12\x1b\n" +
@@ -877,7 +898,7 @@ const file_tollgate_v1_tollgate_service_proto_rawDesc = "" +
 	"\x06method\x18\x05 \x01(\tR\x06method\x12\x12\n" +
 	"\x04path\x18\x06 \x01(\tR\x04path\x12\x12\n" +
 	"\x04tier\x18\a \x01(\tR\x04tier\x12\x12\n" +
-	"\x04cost\x18\b \x01(\rR\x04cost\"\xc0\x02\n" +
+	"\x04cost\x18\b \x01(\rR\x04cost\"\xf5\x02\n" +
 	"\x16CheckRateLimitResponse\x12\x18\n" +
 	"\aallowed\x18\x01 \x01(\bR\aallowed\x12+\n" +
 	"\x06reason\x18\x02 \x01(\x0e2\x13.tollgate.v1.ReasonR\x06reason\x124\n" +
@@ -887,7 +908,8 @@ const file_tollgate_v1_tollgate_service_proto_rawDesc = "" +
 	"decisionId\x12\x1f\n" +
 	"\vhttp_status\x18\x06 \x01(\rR\n" +
 	"httpStatus\x12'\n" +
-	"\x0fdecided_locally\x18\a \x01(\bR\x0edecidedLocally\"@\n" +
+	"\x0fdecided_locally\x18\a \x01(\bR\x0edecidedLocally\x123\n" +
+	"\acredits\x18\b \x01(\v2\x19.tollgate.v1.CreditsStateR\acredits\"@\n" +
 	"\x12RecordEventRequest\x12*\n" +
 	"\x06events\x18\x01 \x03(\v2\x12.tollgate.v1.EventR\x06events\"\x89\x01\n" +
 	"\x13RecordEventResponse\x12!\n" +
@@ -938,10 +960,11 @@ var file_tollgate_v1_tollgate_service_proto_goTypes = []any{
 	(*Identity)(nil),               // 12: tollgate.v1.Identity
 	(*Header)(nil),                 // 13: tollgate.v1.Header
 	(*RateLimitResult)(nil),        // 14: tollgate.v1.RateLimitResult
-	(*Event)(nil),                  // 15: tollgate.v1.Event
-	(*Alert)(nil),                  // 16: tollgate.v1.Alert
-	(*durationpb.Duration)(nil),    // 17: google.protobuf.Duration
-	(*Key)(nil),                    // 18: tollgate.v1.Key
+	(*CreditsState)(nil),           // 15: tollgate.v1.CreditsState
+	(*Event)(nil),                  // 16: tollgate.v1.Event
+	(*Alert)(nil),                  // 17: tollgate.v1.Alert
+	(*durationpb.Duration)(nil),    // 18: google.protobuf.Duration
+	(*Key)(nil),                    // 19: tollgate.v1.Key
 }
 var file_tollgate_v1_tollgate_service_proto_depIdxs = []int32{
 	9,  // 0: tollgate.v1.AuthorizeRequest.headers:type_name -> tollgate.v1.AuthorizeRequest.HeadersEntry
@@ -952,27 +975,29 @@ var file_tollgate_v1_tollgate_service_proto_depIdxs = []int32{
 	13, // 5: tollgate.v1.AuthorizeResponse.response_headers:type_name -> tollgate.v1.Header
 	1,  // 6: tollgate.v1.AuthorizeResponse.hints:type_name -> tollgate.v1.KeyHints
 	14, // 7: tollgate.v1.AuthorizeResponse.rate_limit:type_name -> tollgate.v1.RateLimitResult
-	11, // 8: tollgate.v1.CheckRateLimitResponse.reason:type_name -> tollgate.v1.Reason
-	14, // 9: tollgate.v1.CheckRateLimitResponse.result:type_name -> tollgate.v1.RateLimitResult
-	13, // 10: tollgate.v1.CheckRateLimitResponse.response_headers:type_name -> tollgate.v1.Header
-	15, // 11: tollgate.v1.RecordEventRequest.events:type_name -> tollgate.v1.Event
-	16, // 12: tollgate.v1.RecordEventResponse.alerts:type_name -> tollgate.v1.Alert
-	17, // 13: tollgate.v1.RotateKeyRequest.grace_period:type_name -> google.protobuf.Duration
-	18, // 14: tollgate.v1.RotateKeyResponse.key:type_name -> tollgate.v1.Key
-	10, // 15: tollgate.v1.RotateKeyResponse.grace_end_time:type_name -> google.protobuf.Timestamp
-	0,  // 16: tollgate.v1.TollgateService.Authorize:input_type -> tollgate.v1.AuthorizeRequest
-	3,  // 17: tollgate.v1.TollgateService.CheckRateLimit:input_type -> tollgate.v1.CheckRateLimitRequest
-	5,  // 18: tollgate.v1.TollgateService.RecordEvent:input_type -> tollgate.v1.RecordEventRequest
-	7,  // 19: tollgate.v1.TollgateService.RotateKey:input_type -> tollgate.v1.RotateKeyRequest
-	2,  // 20: tollgate.v1.TollgateService.Authorize:output_type -> tollgate.v1.AuthorizeResponse
-	4,  // 21: tollgate.v1.TollgateService.CheckRateLimit:output_type -> tollgate.v1.CheckRateLimitResponse
-	6,  // 22: tollgate.v1.TollgateService.RecordEvent:output_type -> tollgate.v1.RecordEventResponse
-	8,  // 23: tollgate.v1.TollgateService.RotateKey:output_type -> tollgate.v1.RotateKeyResponse
-	20, // [20:24] is the sub-list for method output_type
-	16, // [16:20] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	15, // 8: tollgate.v1.AuthorizeResponse.credits:type_name -> tollgate.v1.CreditsState
+	11, // 9: tollgate.v1.CheckRateLimitResponse.reason:type_name -> tollgate.v1.Reason
+	14, // 10: tollgate.v1.CheckRateLimitResponse.result:type_name -> tollgate.v1.RateLimitResult
+	13, // 11: tollgate.v1.CheckRateLimitResponse.response_headers:type_name -> tollgate.v1.Header
+	15, // 12: tollgate.v1.CheckRateLimitResponse.credits:type_name -> tollgate.v1.CreditsState
+	16, // 13: tollgate.v1.RecordEventRequest.events:type_name -> tollgate.v1.Event
+	17, // 14: tollgate.v1.RecordEventResponse.alerts:type_name -> tollgate.v1.Alert
+	18, // 15: tollgate.v1.RotateKeyRequest.grace_period:type_name -> google.protobuf.Duration
+	19, // 16: tollgate.v1.RotateKeyResponse.key:type_name -> tollgate.v1.Key
+	10, // 17: tollgate.v1.RotateKeyResponse.grace_end_time:type_name -> google.protobuf.Timestamp
+	0,  // 18: tollgate.v1.TollgateService.Authorize:input_type -> tollgate.v1.AuthorizeRequest
+	3,  // 19: tollgate.v1.TollgateService.CheckRateLimit:input_type -> tollgate.v1.CheckRateLimitRequest
+	5,  // 20: tollgate.v1.TollgateService.RecordEvent:input_type -> tollgate.v1.RecordEventRequest
+	7,  // 21: tollgate.v1.TollgateService.RotateKey:input_type -> tollgate.v1.RotateKeyRequest
+	2,  // 22: tollgate.v1.TollgateService.Authorize:output_type -> tollgate.v1.AuthorizeResponse
+	4,  // 23: tollgate.v1.TollgateService.CheckRateLimit:output_type -> tollgate.v1.CheckRateLimitResponse
+	6,  // 24: tollgate.v1.TollgateService.RecordEvent:output_type -> tollgate.v1.RecordEventResponse
+	8,  // 25: tollgate.v1.TollgateService.RotateKey:output_type -> tollgate.v1.RotateKeyResponse
+	22, // [22:26] is the sub-list for method output_type
+	18, // [18:22] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_tollgate_v1_tollgate_service_proto_init() }
@@ -981,6 +1006,7 @@ func file_tollgate_v1_tollgate_service_proto_init() {
 		return
 	}
 	file_tollgate_v1_common_proto_init()
+	file_tollgate_v1_credits_proto_init()
 	file_tollgate_v1_event_proto_init()
 	file_tollgate_v1_key_proto_init()
 	file_tollgate_v1_ratelimit_proto_init()

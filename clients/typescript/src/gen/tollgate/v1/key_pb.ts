@@ -6,6 +6,8 @@ import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2"
 import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { CreditsState } from "./credits_pb.js";
+import { file_tollgate_v1_credits } from "./credits_pb.js";
 import type { LimitOverride } from "./override_pb.js";
 import { file_tollgate_v1_override } from "./override_pb.js";
 import type { Message } from "@bufbuild/protobuf";
@@ -14,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tollgate/v1/key.proto.
  */
 export const file_tollgate_v1_key: GenFile = /*@__PURE__*/
-  fileDesc("ChV0b2xsZ2F0ZS92MS9rZXkucHJvdG8SC3RvbGxnYXRlLnYxIo8FCgNLZXkSCgoCaWQYASABKAkSDQoFb3duZXIYAiABKAkSDAoEdGllchgDIAEoCRIOCgZzY29wZXMYBCADKAkSMAoIbWV0YWRhdGEYBSADKAsyHi50b2xsZ2F0ZS52MS5LZXkuTWV0YWRhdGFFbnRyeRImCgZzdGF0dXMYBiABKA4yFi50b2xsZ2F0ZS52MS5LZXlTdGF0dXMSEwoLZW52aXJvbm1lbnQYByABKAkSLwoLY3JlYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtleHBpcmVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLcmV2b2tlX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCGlwX2FsbG93GAwgAygJEg8KB2lwX2RlbnkYDSADKAkSNgoSc2VjcmV0X2NyZWF0ZV90aW1lGA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg5ncmFjZV9lbmRfdGltZRgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHdmVyc2lvbhgQIAEoBBIWCg5yZXZva2VkX3JlYXNvbhgRIAEoCRIzCg9saW1pdF9vdmVycmlkZXMYEyADKAsyGi50b2xsZ2F0ZS52MS5MaW1pdE92ZXJyaWRlGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASLEAQoISWRlbnRpdHkSDgoGa2V5X2lkGAEgASgJEg0KBW93bmVyGAIgASgJEgwKBHRpZXIYAyABKAkSDgoGc2NvcGVzGAQgAygJEjUKCG1ldGFkYXRhGAUgAygLMiMudG9sbGdhdGUudjEuSWRlbnRpdHkuTWV0YWRhdGFFbnRyeRITCgtlbnZpcm9ubWVudBgGIAEoCRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEqVgoJS2V5U3RhdHVzEhoKFktFWV9TVEFUVVNfVU5TUEVDSUZJRUQQABIVChFLRVlfU1RBVFVTX0FDVElWRRABEhYKEktFWV9TVEFUVVNfUkVWT0tFRBACYgZwcm90bzM", [file_google_protobuf_timestamp, file_tollgate_v1_override]);
+  fileDesc("ChV0b2xsZ2F0ZS92MS9rZXkucHJvdG8SC3RvbGxnYXRlLnYxIrsFCgNLZXkSCgoCaWQYASABKAkSDQoFb3duZXIYAiABKAkSDAoEdGllchgDIAEoCRIOCgZzY29wZXMYBCADKAkSMAoIbWV0YWRhdGEYBSADKAsyHi50b2xsZ2F0ZS52MS5LZXkuTWV0YWRhdGFFbnRyeRImCgZzdGF0dXMYBiABKA4yFi50b2xsZ2F0ZS52MS5LZXlTdGF0dXMSEwoLZW52aXJvbm1lbnQYByABKAkSLwoLY3JlYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtleHBpcmVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLcmV2b2tlX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCGlwX2FsbG93GAwgAygJEg8KB2lwX2RlbnkYDSADKAkSNgoSc2VjcmV0X2NyZWF0ZV90aW1lGA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg5ncmFjZV9lbmRfdGltZRgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHdmVyc2lvbhgQIAEoBBIWCg5yZXZva2VkX3JlYXNvbhgRIAEoCRIqCgdjcmVkaXRzGBIgASgLMhkudG9sbGdhdGUudjEuQ3JlZGl0c1N0YXRlEjMKD2xpbWl0X292ZXJyaWRlcxgTIAMoCzIaLnRvbGxnYXRlLnYxLkxpbWl0T3ZlcnJpZGUaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIsQBCghJZGVudGl0eRIOCgZrZXlfaWQYASABKAkSDQoFb3duZXIYAiABKAkSDAoEdGllchgDIAEoCRIOCgZzY29wZXMYBCADKAkSNQoIbWV0YWRhdGEYBSADKAsyIy50b2xsZ2F0ZS52MS5JZGVudGl0eS5NZXRhZGF0YUVudHJ5EhMKC2Vudmlyb25tZW50GAYgASgJGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASpWCglLZXlTdGF0dXMSGgoWS0VZX1NUQVRVU19VTlNQRUNJRklFRBAAEhUKEUtFWV9TVEFUVVNfQUNUSVZFEAESFgoSS0VZX1NUQVRVU19SRVZPS0VEEAJiBnByb3RvMw", [file_google_protobuf_timestamp, file_tollgate_v1_credits, file_tollgate_v1_override]);
 
 /**
  * An API key as the management API shows it. The secret is never part of it:
@@ -144,6 +146,15 @@ export type Key = Message<"tollgate.v1.Key"> & {
    * @generated from field: string revoked_reason = 17;
    */
   revokedReason: string;
+
+  /**
+   * The key's credits: the plan in force (its own or its tier's), with the
+   * balance and next refill in GetKey; elsewhere only a key's own plan, no
+   * balance. Unset when no credit plan applies.
+   *
+   * @generated from field: tollgate.v1.CreditsState credits = 18;
+   */
+  credits?: CreditsState | undefined;
 
   /**
    * The key's own limit overrides (SetLimitOverride), expired ones left out.

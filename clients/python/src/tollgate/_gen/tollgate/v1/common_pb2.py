@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18tollgate/v1/common.proto\x12\x0btollgate.v1\"%\n\x06Header\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t*\x8b\x02\n\x06Reason\x12\x16\n\x12REASON_UNSPECIFIED\x10\x00\x12\r\n\tREASON_OK\x10\x01\x12\x16\n\x12REASON_MISSING_KEY\x10\x02\x12\x18\n\x14REASON_MALFORMED_KEY\x10\x03\x12\x16\n\x12REASON_UNKNOWN_KEY\x10\x04\x12\x16\n\x12REASON_EXPIRED_KEY\x10\x05\x12\x16\n\x12REASON_REVOKED_KEY\x10\x06\x12\x14\n\x10REASON_IP_DENIED\x10\x07\x12\x1d\n\x19REASON_INSUFFICIENT_SCOPE\x10\x08\x12\x17\n\x13REASON_RATE_LIMITED\x10\t\x12\x12\n\x0eREASON_BLOCKED\x10\nb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18tollgate/v1/common.proto\x12\x0btollgate.v1\"%\n\x06Header\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t*\xa9\x02\n\x06Reason\x12\x16\n\x12REASON_UNSPECIFIED\x10\x00\x12\r\n\tREASON_OK\x10\x01\x12\x16\n\x12REASON_MISSING_KEY\x10\x02\x12\x18\n\x14REASON_MALFORMED_KEY\x10\x03\x12\x16\n\x12REASON_UNKNOWN_KEY\x10\x04\x12\x16\n\x12REASON_EXPIRED_KEY\x10\x05\x12\x16\n\x12REASON_REVOKED_KEY\x10\x06\x12\x14\n\x10REASON_IP_DENIED\x10\x07\x12\x1d\n\x19REASON_INSUFFICIENT_SCOPE\x10\x08\x12\x17\n\x13REASON_RATE_LIMITED\x10\t\x12\x12\n\x0eREASON_BLOCKED\x10\n\x12\x1c\n\x18REASON_CREDITS_EXHAUSTED\x10\x0b\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,7 +32,7 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tollgate._gen.tollgate.v1.c
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_REASON']._serialized_start=81
-  _globals['_REASON']._serialized_end=348
+  _globals['_REASON']._serialized_end=378
   _globals['_HEADER']._serialized_start=41
   _globals['_HEADER']._serialized_end=78
 # @@protoc_insertion_point(module_scope)

@@ -49,6 +49,10 @@ class _ReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Reason.ValueTy
     """A rate limit or quota denied the request (HTTP 429)."""
     REASON_BLOCKED: _Reason.ValueType  # 10
     """The subject is blocked for repeated violations (HTTP 429)."""
+    REASON_CREDITS_EXHAUSTED: _Reason.ValueType  # 11
+    """The key's credit balance cannot pay the request's cost (HTTP 402: waiting
+    helps only until a refill, which Retry-After names when it will cover it).
+    """
 
 class Reason(_Reason, metaclass=_ReasonEnumTypeWrapper):
     """Why a decision was taken. A denial is data in an OK response, never an RPC error."""
@@ -79,6 +83,10 @@ REASON_RATE_LIMITED: Reason.ValueType  # 9
 """A rate limit or quota denied the request (HTTP 429)."""
 REASON_BLOCKED: Reason.ValueType  # 10
 """The subject is blocked for repeated violations (HTTP 429)."""
+REASON_CREDITS_EXHAUSTED: Reason.ValueType  # 11
+"""The key's credit balance cannot pay the request's cost (HTTP 402: waiting
+helps only until a refill, which Retry-After names when it will cover it).
+"""
 Global___Reason: _TypeAlias = Reason  # noqa: Y015
 
 @_typing.final

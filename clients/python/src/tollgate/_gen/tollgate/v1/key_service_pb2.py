@@ -24,6 +24,7 @@ _sym_db = _symbol_database.Default()
 
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from tollgate._gen.tollgate.v1 import credits_pb2 as tollgate_dot_v1_dot_credits__pb2
 from tollgate._gen.tollgate.v1 import event_pb2 as tollgate_dot_v1_dot_event__pb2
 from tollgate._gen.tollgate.v1 import key_pb2 as tollgate_dot_v1_dot_key__pb2
 from tollgate._gen.tollgate.v1 import key_export_pb2 as tollgate_dot_v1_dot_key__export__pb2
@@ -31,7 +32,7 @@ from tollgate._gen.tollgate.v1 import live_pb2 as tollgate_dot_v1_dot_live__pb2
 from tollgate._gen.tollgate.v1 import override_pb2 as tollgate_dot_v1_dot_override__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dtollgate/v1/key_service.proto\x12\x0btollgate.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17tollgate/v1/event.proto\x1a\x15tollgate/v1/key.proto\x1a\x1ctollgate/v1/key_export.proto\x1a\x16tollgate/v1/live.proto\x1a\x1atollgate/v1/override.proto\"\x98\x02\n\x10\x43reateKeyRequest\x12\r\n\x05owner\x18\x01 \x01(\t\x12\x0c\n\x04tier\x18\x02 \x01(\t\x12\x0e\n\x06scopes\x18\x03 \x03(\t\x12=\n\x08metadata\x18\x04 \x03(\x0b\x32+.tollgate.v1.CreateKeyRequest.MetadataEntry\x12/\n\x0b\x65xpire_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08ip_allow\x18\x06 \x03(\t\x12\x0f\n\x07ip_deny\x18\x07 \x03(\t\x12\x13\n\x0b\x65nvironment\x18\x08 \x01(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"B\n\x11\x43reateKeyResponse\x12\x0e\n\x06secret\x18\x01 \x01(\t\x12\x1d\n\x03key\x18\x02 \x01(\x0b\x32\x10.tollgate.v1.Key\"\x1b\n\rGetKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\"/\n\x0eGetKeyResponse\x12\x1d\n\x03key\x18\x01 \x01(\x0b\x32\x10.tollgate.v1.Key\"`\n\x0fListKeysRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\r\n\x05owner\x18\x03 \x01(\t\x12\x17\n\x0finclude_revoked\x18\x04 \x01(\x08\"K\n\x10ListKeysResponse\x12\x1e\n\x04keys\x18\x01 \x03(\x0b\x32\x10.tollgate.v1.Key\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xc0\x02\n\x10UpdateKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\r\n\x05owner\x18\x03 \x01(\t\x12\x0c\n\x04tier\x18\x04 \x01(\t\x12\x0e\n\x06scopes\x18\x05 \x03(\t\x12=\n\x08metadata\x18\x06 \x03(\x0b\x32+.tollgate.v1.UpdateKeyRequest.MetadataEntry\x12/\n\x0b\x65xpire_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08ip_allow\x18\x08 \x03(\t\x12\x0f\n\x07ip_deny\x18\t \x03(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"2\n\x11UpdateKeyResponse\x12\x1d\n\x03key\x18\x01 \x01(\x0b\x32\x10.tollgate.v1.Key\".\n\x10RevokeKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"2\n\x11RevokeKeyResponse\x12\x1d\n\x03key\x18\x01 \x01(\x0b\x32\x10.tollgate.v1.Key\"\x85\x01\n\x05\x42lock\x12.\n\x0csubject_kind\x18\x01 \x01(\x0e\x32\x18.tollgate.v1.SubjectKind\x12\x0f\n\x07subject\x18\x02 \x01(\t\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05level\x18\x04 \x01(\r\"&\n\x11ListBlocksRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\"8\n\x12ListBlocksResponse\x12\"\n\x06\x62locks\x18\x01 \x03(\x0b\x32\x12.tollgate.v1.Block\"U\n\x12\x44\x65leteBlockRequest\x12.\n\x0csubject_kind\x18\x01 \x01(\x0e\x32\x18.tollgate.v1.SubjectKind\x12\x0f\n\x07subject\x18\x02 \x01(\t\"%\n\x13\x44\x65leteBlockResponse\x12\x0e\n\x06lifted\x18\x01 \x01(\x08\"\x94\x02\n\x11ListEventsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0f\n\x07subject\x18\x03 \x01(\t\x12.\n\x0csubject_kind\x18\x04 \x01(\x0e\x32\x18.tollgate.v1.SubjectKind\x12$\n\x04type\x18\x05 \x01(\x0e\x32\x16.tollgate.v1.EventType\x12\x13\n\x0b\x63ustom_type\x18\x06 \x01(\t\x12.\n\nstart_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Q\n\x12ListEventsResponse\x12\"\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x12.tollgate.v1.Event\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xb7\x01\n\x11ListAlertsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0c\n\x04rule\x18\x03 \x01(\t\x12\x0f\n\x07subject\x18\x04 \x01(\t\x12.\n\nstart_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Q\n\x12ListAlertsResponse\x12\"\n\x06\x61lerts\x18\x01 \x03(\x0b\x32\x12.tollgate.v1.Alert\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xc5\x01\n\x0fGetUsageRequest\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0bgranularity\x18\x04 \x01(\x0e\x32\x1d.tollgate.v1.UsageGranularity\x12\x10\n\x08\x65ndpoint\x18\x05 \x01(\t\"3\n\rEndpointUsage\x12\x10\n\x08\x65ndpoint\x18\x01 \x01(\t\x12\x10\n\x08requests\x18\x02 \x01(\x04\"~\n\x0bUsageBucket\x12.\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08requests\x18\x02 \x01(\x04\x12-\n\tendpoints\x18\x03 \x03(\x0b\x32\x1a.tollgate.v1.EndpointUsage\"\xb8\x01\n\x10GetUsageResponse\x12)\n\x07\x62uckets\x18\x01 \x03(\x0b\x32\x18.tollgate.v1.UsageBucket\x12\x16\n\x0etotal_requests\x18\x02 \x01(\x04\x12-\n\tendpoints\x18\x03 \x03(\x0b\x32\x1a.tollgate.v1.EndpointUsage\x12\x32\n\x0bgranularity\x18\x04 \x01(\x0e\x32\x1d.tollgate.v1.UsageGranularity\":\n\x11\x45xportKeysRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\"v\n\x12\x45xportKeysResponse\x12$\n\x04keys\x18\x01 \x03(\x0b\x32\x16.tollgate.v1.KeyExport\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12!\n\x19pepper_fingerprint_prefix\x18\x03 \x01(\t\"\x80\x01\n\x11ImportKeysRequest\x12$\n\x04keys\x18\x01 \x03(\x0b\x32\x16.tollgate.v1.KeyExport\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\x12\x11\n\toverwrite\x18\x03 \x01(\x08\x12!\n\x19pepper_fingerprint_prefix\x18\x04 \x01(\t\"5\n\x0fImportViolation\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\"\x9f\x01\n\x0fKeyImportResult\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12+\n\x07outcome\x18\x03 \x01(\x0e\x32\x1a.tollgate.v1.ImportOutcome\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\x12\x30\n\nviolations\x18\x05 \x03(\x0b\x32\x1c.tollgate.v1.ImportViolation\"C\n\x12ImportKeysResponse\x12-\n\x07results\x18\x01 \x03(\x0b\x32\x1c.tollgate.v1.KeyImportResult*\x8a\x01\n\x10UsageGranularity\x12!\n\x1dUSAGE_GRANULARITY_UNSPECIFIED\x10\x00\x12\x1c\n\x18USAGE_GRANULARITY_MINUTE\x10\x01\x12\x1a\n\x16USAGE_GRANULARITY_HOUR\x10\x02\x12\x19\n\x15USAGE_GRANULARITY_DAY\x10\x03*\xbf\x01\n\rImportOutcome\x12\x1e\n\x1aIMPORT_OUTCOME_UNSPECIFIED\x10\x00\x12\x1a\n\x16IMPORT_OUTCOME_CREATED\x10\x01\x12\x1c\n\x18IMPORT_OUTCOME_UNCHANGED\x10\x02\x12\x1b\n\x17IMPORT_OUTCOME_REPLACED\x10\x03\x12\x1b\n\x17IMPORT_OUTCOME_CONFLICT\x10\x04\x12\x1a\n\x16IMPORT_OUTCOME_INVALID\x10\x05\x32\xa7\x0b\n\nKeyService\x12L\n\tCreateKey\x12\x1d.tollgate.v1.CreateKeyRequest\x1a\x1e.tollgate.v1.CreateKeyResponse\"\x00\x12\x43\n\x06GetKey\x12\x1a.tollgate.v1.GetKeyRequest\x1a\x1b.tollgate.v1.GetKeyResponse\"\x00\x12I\n\x08ListKeys\x12\x1c.tollgate.v1.ListKeysRequest\x1a\x1d.tollgate.v1.ListKeysResponse\"\x00\x12L\n\tUpdateKey\x12\x1d.tollgate.v1.UpdateKeyRequest\x1a\x1e.tollgate.v1.UpdateKeyResponse\"\x00\x12L\n\tRevokeKey\x12\x1d.tollgate.v1.RevokeKeyRequest\x1a\x1e.tollgate.v1.RevokeKeyResponse\"\x00\x12O\n\nListBlocks\x12\x1e.tollgate.v1.ListBlocksRequest\x1a\x1f.tollgate.v1.ListBlocksResponse\"\x00\x12R\n\x0b\x44\x65leteBlock\x12\x1f.tollgate.v1.DeleteBlockRequest\x1a .tollgate.v1.DeleteBlockResponse\"\x00\x12O\n\nListEvents\x12\x1e.tollgate.v1.ListEventsRequest\x1a\x1f.tollgate.v1.ListEventsResponse\"\x00\x12O\n\nListAlerts\x12\x1e.tollgate.v1.ListAlertsRequest\x1a\x1f.tollgate.v1.ListAlertsResponse\"\x00\x12I\n\x08GetUsage\x12\x1c.tollgate.v1.GetUsageRequest\x1a\x1d.tollgate.v1.GetUsageResponse\"\x00\x12O\n\nExportKeys\x12\x1e.tollgate.v1.ExportKeysRequest\x1a\x1f.tollgate.v1.ExportKeysResponse\"\x00\x12O\n\nImportKeys\x12\x1e.tollgate.v1.ImportKeysRequest\x1a\x1f.tollgate.v1.ImportKeysResponse\"\x00\x12Z\n\rTailDecisions\x12!.tollgate.v1.TailDecisionsRequest\x1a\".tollgate.v1.TailDecisionsResponse\"\x00\x30\x01\x12W\n\x0c\x46ollowEvents\x12 .tollgate.v1.FollowEventsRequest\x1a!.tollgate.v1.FollowEventsResponse\"\x00\x30\x01\x12\x61\n\x10SetLimitOverride\x12$.tollgate.v1.SetLimitOverrideRequest\x1a%.tollgate.v1.SetLimitOverrideResponse\"\x00\x12j\n\x13\x44\x65leteLimitOverride\x12\'.tollgate.v1.DeleteLimitOverrideRequest\x1a(.tollgate.v1.DeleteLimitOverrideResponse\"\x00\x12g\n\x12ListLimitOverrides\x12&.tollgate.v1.ListLimitOverridesRequest\x1a\'.tollgate.v1.ListLimitOverridesResponse\"\x00\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dtollgate/v1/key_service.proto\x12\x0btollgate.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19tollgate/v1/credits.proto\x1a\x17tollgate/v1/event.proto\x1a\x15tollgate/v1/key.proto\x1a\x1ctollgate/v1/key_export.proto\x1a\x16tollgate/v1/live.proto\x1a\x1atollgate/v1/override.proto\"\xc2\x02\n\x10\x43reateKeyRequest\x12\r\n\x05owner\x18\x01 \x01(\t\x12\x0c\n\x04tier\x18\x02 \x01(\t\x12\x0e\n\x06scopes\x18\x03 \x03(\t\x12=\n\x08metadata\x18\x04 \x03(\x0b\x32+.tollgate.v1.CreateKeyRequest.MetadataEntry\x12/\n\x0b\x65xpire_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08ip_allow\x18\x06 \x03(\t\x12\x0f\n\x07ip_deny\x18\x07 \x03(\t\x12\x13\n\x0b\x65nvironment\x18\x08 \x01(\t\x12(\n\x07\x63redits\x18\t \x01(\x0b\x32\x17.tollgate.v1.CreditPlan\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"B\n\x11\x43reateKeyResponse\x12\x0e\n\x06secret\x18\x01 \x01(\t\x12\x1d\n\x03key\x18\x02 \x01(\x0b\x32\x10.tollgate.v1.Key\"\x1b\n\rGetKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\"/\n\x0eGetKeyResponse\x12\x1d\n\x03key\x18\x01 \x01(\x0b\x32\x10.tollgate.v1.Key\"`\n\x0fListKeysRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\r\n\x05owner\x18\x03 \x01(\t\x12\x17\n\x0finclude_revoked\x18\x04 \x01(\x08\"K\n\x10ListKeysResponse\x12\x1e\n\x04keys\x18\x01 \x03(\x0b\x32\x10.tollgate.v1.Key\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x9e\x03\n\x10UpdateKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\r\n\x05owner\x18\x03 \x01(\t\x12\x0c\n\x04tier\x18\x04 \x01(\t\x12\x0e\n\x06scopes\x18\x05 \x03(\t\x12=\n\x08metadata\x18\x06 \x03(\x0b\x32+.tollgate.v1.UpdateKeyRequest.MetadataEntry\x12/\n\x0b\x65xpire_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08ip_allow\x18\x08 \x03(\t\x12\x0f\n\x07ip_deny\x18\t \x03(\t\x12(\n\x07\x63redits\x18\n \x01(\x0b\x32\x17.tollgate.v1.CreditPlan\x12\x32\n\x0e\x63redits_change\x18\x0b \x01(\x0b\x32\x1a.tollgate.v1.CreditsChange\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"2\n\x11UpdateKeyResponse\x12\x1d\n\x03key\x18\x01 \x01(\x0b\x32\x10.tollgate.v1.Key\".\n\x10RevokeKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"2\n\x11RevokeKeyResponse\x12\x1d\n\x03key\x18\x01 \x01(\x0b\x32\x10.tollgate.v1.Key\"\x85\x01\n\x05\x42lock\x12.\n\x0csubject_kind\x18\x01 \x01(\x0e\x32\x18.tollgate.v1.SubjectKind\x12\x0f\n\x07subject\x18\x02 \x01(\t\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05level\x18\x04 \x01(\r\"&\n\x11ListBlocksRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\"8\n\x12ListBlocksResponse\x12\"\n\x06\x62locks\x18\x01 \x03(\x0b\x32\x12.tollgate.v1.Block\"U\n\x12\x44\x65leteBlockRequest\x12.\n\x0csubject_kind\x18\x01 \x01(\x0e\x32\x18.tollgate.v1.SubjectKind\x12\x0f\n\x07subject\x18\x02 \x01(\t\"%\n\x13\x44\x65leteBlockResponse\x12\x0e\n\x06lifted\x18\x01 \x01(\x08\"\x94\x02\n\x11ListEventsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0f\n\x07subject\x18\x03 \x01(\t\x12.\n\x0csubject_kind\x18\x04 \x01(\x0e\x32\x18.tollgate.v1.SubjectKind\x12$\n\x04type\x18\x05 \x01(\x0e\x32\x16.tollgate.v1.EventType\x12\x13\n\x0b\x63ustom_type\x18\x06 \x01(\t\x12.\n\nstart_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Q\n\x12ListEventsResponse\x12\"\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x12.tollgate.v1.Event\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xb7\x01\n\x11ListAlertsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0c\n\x04rule\x18\x03 \x01(\t\x12\x0f\n\x07subject\x18\x04 \x01(\t\x12.\n\nstart_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Q\n\x12ListAlertsResponse\x12\"\n\x06\x61lerts\x18\x01 \x03(\x0b\x32\x12.tollgate.v1.Alert\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xc5\x01\n\x0fGetUsageRequest\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0bgranularity\x18\x04 \x01(\x0e\x32\x1d.tollgate.v1.UsageGranularity\x12\x10\n\x08\x65ndpoint\x18\x05 \x01(\t\"3\n\rEndpointUsage\x12\x10\n\x08\x65ndpoint\x18\x01 \x01(\t\x12\x10\n\x08requests\x18\x02 \x01(\x04\"~\n\x0bUsageBucket\x12.\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08requests\x18\x02 \x01(\x04\x12-\n\tendpoints\x18\x03 \x03(\x0b\x32\x1a.tollgate.v1.EndpointUsage\"\xb8\x01\n\x10GetUsageResponse\x12)\n\x07\x62uckets\x18\x01 \x03(\x0b\x32\x18.tollgate.v1.UsageBucket\x12\x16\n\x0etotal_requests\x18\x02 \x01(\x04\x12-\n\tendpoints\x18\x03 \x03(\x0b\x32\x1a.tollgate.v1.EndpointUsage\x12\x32\n\x0bgranularity\x18\x04 \x01(\x0e\x32\x1d.tollgate.v1.UsageGranularity\":\n\x11\x45xportKeysRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\"v\n\x12\x45xportKeysResponse\x12$\n\x04keys\x18\x01 \x03(\x0b\x32\x16.tollgate.v1.KeyExport\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12!\n\x19pepper_fingerprint_prefix\x18\x03 \x01(\t\"\x80\x01\n\x11ImportKeysRequest\x12$\n\x04keys\x18\x01 \x03(\x0b\x32\x16.tollgate.v1.KeyExport\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\x12\x11\n\toverwrite\x18\x03 \x01(\x08\x12!\n\x19pepper_fingerprint_prefix\x18\x04 \x01(\t\"5\n\x0fImportViolation\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\"\x9f\x01\n\x0fKeyImportResult\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12+\n\x07outcome\x18\x03 \x01(\x0e\x32\x1a.tollgate.v1.ImportOutcome\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\x12\x30\n\nviolations\x18\x05 \x03(\x0b\x32\x1c.tollgate.v1.ImportViolation\"C\n\x12ImportKeysResponse\x12-\n\x07results\x18\x01 \x03(\x0b\x32\x1c.tollgate.v1.KeyImportResult*\x8a\x01\n\x10UsageGranularity\x12!\n\x1dUSAGE_GRANULARITY_UNSPECIFIED\x10\x00\x12\x1c\n\x18USAGE_GRANULARITY_MINUTE\x10\x01\x12\x1a\n\x16USAGE_GRANULARITY_HOUR\x10\x02\x12\x19\n\x15USAGE_GRANULARITY_DAY\x10\x03*\xbf\x01\n\rImportOutcome\x12\x1e\n\x1aIMPORT_OUTCOME_UNSPECIFIED\x10\x00\x12\x1a\n\x16IMPORT_OUTCOME_CREATED\x10\x01\x12\x1c\n\x18IMPORT_OUTCOME_UNCHANGED\x10\x02\x12\x1b\n\x17IMPORT_OUTCOME_REPLACED\x10\x03\x12\x1b\n\x17IMPORT_OUTCOME_CONFLICT\x10\x04\x12\x1a\n\x16IMPORT_OUTCOME_INVALID\x10\x05\x32\xa7\x0b\n\nKeyService\x12L\n\tCreateKey\x12\x1d.tollgate.v1.CreateKeyRequest\x1a\x1e.tollgate.v1.CreateKeyResponse\"\x00\x12\x43\n\x06GetKey\x12\x1a.tollgate.v1.GetKeyRequest\x1a\x1b.tollgate.v1.GetKeyResponse\"\x00\x12I\n\x08ListKeys\x12\x1c.tollgate.v1.ListKeysRequest\x1a\x1d.tollgate.v1.ListKeysResponse\"\x00\x12L\n\tUpdateKey\x12\x1d.tollgate.v1.UpdateKeyRequest\x1a\x1e.tollgate.v1.UpdateKeyResponse\"\x00\x12L\n\tRevokeKey\x12\x1d.tollgate.v1.RevokeKeyRequest\x1a\x1e.tollgate.v1.RevokeKeyResponse\"\x00\x12O\n\nListBlocks\x12\x1e.tollgate.v1.ListBlocksRequest\x1a\x1f.tollgate.v1.ListBlocksResponse\"\x00\x12R\n\x0b\x44\x65leteBlock\x12\x1f.tollgate.v1.DeleteBlockRequest\x1a .tollgate.v1.DeleteBlockResponse\"\x00\x12O\n\nListEvents\x12\x1e.tollgate.v1.ListEventsRequest\x1a\x1f.tollgate.v1.ListEventsResponse\"\x00\x12O\n\nListAlerts\x12\x1e.tollgate.v1.ListAlertsRequest\x1a\x1f.tollgate.v1.ListAlertsResponse\"\x00\x12I\n\x08GetUsage\x12\x1c.tollgate.v1.GetUsageRequest\x1a\x1d.tollgate.v1.GetUsageResponse\"\x00\x12O\n\nExportKeys\x12\x1e.tollgate.v1.ExportKeysRequest\x1a\x1f.tollgate.v1.ExportKeysResponse\"\x00\x12O\n\nImportKeys\x12\x1e.tollgate.v1.ImportKeysRequest\x1a\x1f.tollgate.v1.ImportKeysResponse\"\x00\x12Z\n\rTailDecisions\x12!.tollgate.v1.TailDecisionsRequest\x1a\".tollgate.v1.TailDecisionsResponse\"\x00\x30\x01\x12W\n\x0c\x46ollowEvents\x12 .tollgate.v1.FollowEventsRequest\x1a!.tollgate.v1.FollowEventsResponse\"\x00\x30\x01\x12\x61\n\x10SetLimitOverride\x12$.tollgate.v1.SetLimitOverrideRequest\x1a%.tollgate.v1.SetLimitOverrideResponse\"\x00\x12j\n\x13\x44\x65leteLimitOverride\x12\'.tollgate.v1.DeleteLimitOverrideRequest\x1a(.tollgate.v1.DeleteLimitOverrideResponse\"\x00\x12g\n\x12ListLimitOverrides\x12&.tollgate.v1.ListLimitOverridesRequest\x1a\'.tollgate.v1.ListLimitOverridesResponse\"\x00\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,72 +43,72 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CREATEKEYREQUEST_METADATAENTRY']._serialized_options = b'8\001'
   _globals['_UPDATEKEYREQUEST_METADATAENTRY']._loaded_options = None
   _globals['_UPDATEKEYREQUEST_METADATAENTRY']._serialized_options = b'8\001'
-  _globals['_USAGEGRANULARITY']._serialized_start=3479
-  _globals['_USAGEGRANULARITY']._serialized_end=3617
-  _globals['_IMPORTOUTCOME']._serialized_start=3620
-  _globals['_IMPORTOUTCOME']._serialized_end=3811
-  _globals['_CREATEKEYREQUEST']._serialized_start=244
-  _globals['_CREATEKEYREQUEST']._serialized_end=524
-  _globals['_CREATEKEYREQUEST_METADATAENTRY']._serialized_start=477
-  _globals['_CREATEKEYREQUEST_METADATAENTRY']._serialized_end=524
-  _globals['_CREATEKEYRESPONSE']._serialized_start=526
-  _globals['_CREATEKEYRESPONSE']._serialized_end=592
-  _globals['_GETKEYREQUEST']._serialized_start=594
-  _globals['_GETKEYREQUEST']._serialized_end=621
-  _globals['_GETKEYRESPONSE']._serialized_start=623
-  _globals['_GETKEYRESPONSE']._serialized_end=670
-  _globals['_LISTKEYSREQUEST']._serialized_start=672
-  _globals['_LISTKEYSREQUEST']._serialized_end=768
-  _globals['_LISTKEYSRESPONSE']._serialized_start=770
-  _globals['_LISTKEYSRESPONSE']._serialized_end=845
-  _globals['_UPDATEKEYREQUEST']._serialized_start=848
-  _globals['_UPDATEKEYREQUEST']._serialized_end=1168
-  _globals['_UPDATEKEYREQUEST_METADATAENTRY']._serialized_start=477
-  _globals['_UPDATEKEYREQUEST_METADATAENTRY']._serialized_end=524
-  _globals['_UPDATEKEYRESPONSE']._serialized_start=1170
-  _globals['_UPDATEKEYRESPONSE']._serialized_end=1220
-  _globals['_REVOKEKEYREQUEST']._serialized_start=1222
-  _globals['_REVOKEKEYREQUEST']._serialized_end=1268
-  _globals['_REVOKEKEYRESPONSE']._serialized_start=1270
-  _globals['_REVOKEKEYRESPONSE']._serialized_end=1320
-  _globals['_BLOCK']._serialized_start=1323
-  _globals['_BLOCK']._serialized_end=1456
-  _globals['_LISTBLOCKSREQUEST']._serialized_start=1458
-  _globals['_LISTBLOCKSREQUEST']._serialized_end=1496
-  _globals['_LISTBLOCKSRESPONSE']._serialized_start=1498
-  _globals['_LISTBLOCKSRESPONSE']._serialized_end=1554
-  _globals['_DELETEBLOCKREQUEST']._serialized_start=1556
-  _globals['_DELETEBLOCKREQUEST']._serialized_end=1641
-  _globals['_DELETEBLOCKRESPONSE']._serialized_start=1643
-  _globals['_DELETEBLOCKRESPONSE']._serialized_end=1680
-  _globals['_LISTEVENTSREQUEST']._serialized_start=1683
-  _globals['_LISTEVENTSREQUEST']._serialized_end=1959
-  _globals['_LISTEVENTSRESPONSE']._serialized_start=1961
-  _globals['_LISTEVENTSRESPONSE']._serialized_end=2042
-  _globals['_LISTALERTSREQUEST']._serialized_start=2045
-  _globals['_LISTALERTSREQUEST']._serialized_end=2228
-  _globals['_LISTALERTSRESPONSE']._serialized_start=2230
-  _globals['_LISTALERTSRESPONSE']._serialized_end=2311
-  _globals['_GETUSAGEREQUEST']._serialized_start=2314
-  _globals['_GETUSAGEREQUEST']._serialized_end=2511
-  _globals['_ENDPOINTUSAGE']._serialized_start=2513
-  _globals['_ENDPOINTUSAGE']._serialized_end=2564
-  _globals['_USAGEBUCKET']._serialized_start=2566
-  _globals['_USAGEBUCKET']._serialized_end=2692
-  _globals['_GETUSAGERESPONSE']._serialized_start=2695
-  _globals['_GETUSAGERESPONSE']._serialized_end=2879
-  _globals['_EXPORTKEYSREQUEST']._serialized_start=2881
-  _globals['_EXPORTKEYSREQUEST']._serialized_end=2939
-  _globals['_EXPORTKEYSRESPONSE']._serialized_start=2941
-  _globals['_EXPORTKEYSRESPONSE']._serialized_end=3059
-  _globals['_IMPORTKEYSREQUEST']._serialized_start=3062
-  _globals['_IMPORTKEYSREQUEST']._serialized_end=3190
-  _globals['_IMPORTVIOLATION']._serialized_start=3192
-  _globals['_IMPORTVIOLATION']._serialized_end=3245
-  _globals['_KEYIMPORTRESULT']._serialized_start=3248
-  _globals['_KEYIMPORTRESULT']._serialized_end=3407
-  _globals['_IMPORTKEYSRESPONSE']._serialized_start=3409
-  _globals['_IMPORTKEYSRESPONSE']._serialized_end=3476
-  _globals['_KEYSERVICE']._serialized_start=3814
-  _globals['_KEYSERVICE']._serialized_end=5261
+  _globals['_USAGEGRANULARITY']._serialized_start=3642
+  _globals['_USAGEGRANULARITY']._serialized_end=3780
+  _globals['_IMPORTOUTCOME']._serialized_start=3783
+  _globals['_IMPORTOUTCOME']._serialized_end=3974
+  _globals['_CREATEKEYREQUEST']._serialized_start=271
+  _globals['_CREATEKEYREQUEST']._serialized_end=593
+  _globals['_CREATEKEYREQUEST_METADATAENTRY']._serialized_start=546
+  _globals['_CREATEKEYREQUEST_METADATAENTRY']._serialized_end=593
+  _globals['_CREATEKEYRESPONSE']._serialized_start=595
+  _globals['_CREATEKEYRESPONSE']._serialized_end=661
+  _globals['_GETKEYREQUEST']._serialized_start=663
+  _globals['_GETKEYREQUEST']._serialized_end=690
+  _globals['_GETKEYRESPONSE']._serialized_start=692
+  _globals['_GETKEYRESPONSE']._serialized_end=739
+  _globals['_LISTKEYSREQUEST']._serialized_start=741
+  _globals['_LISTKEYSREQUEST']._serialized_end=837
+  _globals['_LISTKEYSRESPONSE']._serialized_start=839
+  _globals['_LISTKEYSRESPONSE']._serialized_end=914
+  _globals['_UPDATEKEYREQUEST']._serialized_start=917
+  _globals['_UPDATEKEYREQUEST']._serialized_end=1331
+  _globals['_UPDATEKEYREQUEST_METADATAENTRY']._serialized_start=546
+  _globals['_UPDATEKEYREQUEST_METADATAENTRY']._serialized_end=593
+  _globals['_UPDATEKEYRESPONSE']._serialized_start=1333
+  _globals['_UPDATEKEYRESPONSE']._serialized_end=1383
+  _globals['_REVOKEKEYREQUEST']._serialized_start=1385
+  _globals['_REVOKEKEYREQUEST']._serialized_end=1431
+  _globals['_REVOKEKEYRESPONSE']._serialized_start=1433
+  _globals['_REVOKEKEYRESPONSE']._serialized_end=1483
+  _globals['_BLOCK']._serialized_start=1486
+  _globals['_BLOCK']._serialized_end=1619
+  _globals['_LISTBLOCKSREQUEST']._serialized_start=1621
+  _globals['_LISTBLOCKSREQUEST']._serialized_end=1659
+  _globals['_LISTBLOCKSRESPONSE']._serialized_start=1661
+  _globals['_LISTBLOCKSRESPONSE']._serialized_end=1717
+  _globals['_DELETEBLOCKREQUEST']._serialized_start=1719
+  _globals['_DELETEBLOCKREQUEST']._serialized_end=1804
+  _globals['_DELETEBLOCKRESPONSE']._serialized_start=1806
+  _globals['_DELETEBLOCKRESPONSE']._serialized_end=1843
+  _globals['_LISTEVENTSREQUEST']._serialized_start=1846
+  _globals['_LISTEVENTSREQUEST']._serialized_end=2122
+  _globals['_LISTEVENTSRESPONSE']._serialized_start=2124
+  _globals['_LISTEVENTSRESPONSE']._serialized_end=2205
+  _globals['_LISTALERTSREQUEST']._serialized_start=2208
+  _globals['_LISTALERTSREQUEST']._serialized_end=2391
+  _globals['_LISTALERTSRESPONSE']._serialized_start=2393
+  _globals['_LISTALERTSRESPONSE']._serialized_end=2474
+  _globals['_GETUSAGEREQUEST']._serialized_start=2477
+  _globals['_GETUSAGEREQUEST']._serialized_end=2674
+  _globals['_ENDPOINTUSAGE']._serialized_start=2676
+  _globals['_ENDPOINTUSAGE']._serialized_end=2727
+  _globals['_USAGEBUCKET']._serialized_start=2729
+  _globals['_USAGEBUCKET']._serialized_end=2855
+  _globals['_GETUSAGERESPONSE']._serialized_start=2858
+  _globals['_GETUSAGERESPONSE']._serialized_end=3042
+  _globals['_EXPORTKEYSREQUEST']._serialized_start=3044
+  _globals['_EXPORTKEYSREQUEST']._serialized_end=3102
+  _globals['_EXPORTKEYSRESPONSE']._serialized_start=3104
+  _globals['_EXPORTKEYSRESPONSE']._serialized_end=3222
+  _globals['_IMPORTKEYSREQUEST']._serialized_start=3225
+  _globals['_IMPORTKEYSREQUEST']._serialized_end=3353
+  _globals['_IMPORTVIOLATION']._serialized_start=3355
+  _globals['_IMPORTVIOLATION']._serialized_end=3408
+  _globals['_KEYIMPORTRESULT']._serialized_start=3411
+  _globals['_KEYIMPORTRESULT']._serialized_end=3570
+  _globals['_IMPORTKEYSRESPONSE']._serialized_start=3572
+  _globals['_IMPORTKEYSRESPONSE']._serialized_end=3639
+  _globals['_KEYSERVICE']._serialized_start=3977
+  _globals['_KEYSERVICE']._serialized_end=5424
 # @@protoc_insertion_point(module_scope)

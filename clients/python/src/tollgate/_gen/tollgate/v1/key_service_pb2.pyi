@@ -10,6 +10,7 @@ from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from tollgate._gen.tollgate.v1 import credits_pb2 as _credits_pb2
 from tollgate._gen.tollgate.v1 import event_pb2 as _event_pb2
 from tollgate._gen.tollgate.v1 import key_export_pb2 as _key_export_pb2
 from tollgate._gen.tollgate.v1 import key_pb2 as _key_pb2
@@ -130,6 +131,7 @@ class CreateKeyRequest(_message.Message):
     IP_ALLOW_FIELD_NUMBER: _builtins.int
     IP_DENY_FIELD_NUMBER: _builtins.int
     ENVIRONMENT_FIELD_NUMBER: _builtins.int
+    CREDITS_FIELD_NUMBER: _builtins.int
     owner: _builtins.str
     """Owner, 1..128 bytes."""
     tier: _builtins.str
@@ -156,6 +158,12 @@ class CreateKeyRequest(_message.Message):
     def ip_deny(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Refused client networks (CIDR or address), at most 64."""
 
+    @_builtins.property
+    def credits(self) -> _credits_pb2.CreditPlan:
+        """The key's own credit plan (wins over its tier's); its balance starts at
+        `amount`. Unset: the tier's plan, if any.
+        """
+
     def __init__(
         self,
         *,
@@ -167,10 +175,11 @@ class CreateKeyRequest(_message.Message):
         ip_allow: _abc.Iterable[_builtins.str] | None = ...,
         ip_deny: _abc.Iterable[_builtins.str] | None = ...,
         environment: _builtins.str = ...,
+        credits: _credits_pb2.CreditPlan | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["expire_time", b"expire_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["credits", b"credits", "expire_time", b"expire_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["environment", b"environment", "expire_time", b"expire_time", "ip_allow", b"ip_allow", "ip_deny", b"ip_deny", "metadata", b"metadata", "owner", b"owner", "scopes", b"scopes", "tier", b"tier"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["credits", b"credits", "environment", b"environment", "expire_time", b"expire_time", "ip_allow", b"ip_allow", "ip_deny", b"ip_deny", "metadata", b"metadata", "owner", b"owner", "scopes", b"scopes", "tier", b"tier"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -347,6 +356,8 @@ class UpdateKeyRequest(_message.Message):
     EXPIRE_TIME_FIELD_NUMBER: _builtins.int
     IP_ALLOW_FIELD_NUMBER: _builtins.int
     IP_DENY_FIELD_NUMBER: _builtins.int
+    CREDITS_FIELD_NUMBER: _builtins.int
+    CREDITS_CHANGE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Key id, 1..64 bytes."""
     owner: _builtins.str
@@ -356,7 +367,7 @@ class UpdateKeyRequest(_message.Message):
     @_builtins.property
     def update_mask(self) -> _field_mask_pb2.FieldMask:
         """Fields to change: any of `owner`, `tier`, `scopes`, `metadata`,
-        `expire_time`, `ip_allow`, `ip_deny`. At least one.
+        `expire_time`, `ip_allow`, `ip_deny`, `credits`, `credits_change`. At least one.
         """
 
     @_builtins.property
@@ -379,6 +390,19 @@ class UpdateKeyRequest(_message.Message):
     def ip_deny(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """New refused networks."""
 
+    @_builtins.property
+    def credits(self) -> _credits_pb2.CreditPlan:
+        """The key's own credit plan; unset with `credits` in the mask removes it (the
+        tier's plan applies). The balance is kept: a new plan refills it at its
+        next period.
+        """
+
+    @_builtins.property
+    def credits_change(self) -> _credits_pb2.CreditsChange:
+        """With `credits_change` in the mask: a top-up or a new balance, applied
+        atomically after any refill that is due, and audited.
+        """
+
     def __init__(
         self,
         *,
@@ -391,10 +415,12 @@ class UpdateKeyRequest(_message.Message):
         expire_time: _timestamp_pb2.Timestamp | None = ...,
         ip_allow: _abc.Iterable[_builtins.str] | None = ...,
         ip_deny: _abc.Iterable[_builtins.str] | None = ...,
+        credits: _credits_pb2.CreditPlan | None = ...,
+        credits_change: _credits_pb2.CreditsChange | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["expire_time", b"expire_time", "update_mask", b"update_mask"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["credits", b"credits", "credits_change", b"credits_change", "expire_time", b"expire_time", "update_mask", b"update_mask"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["expire_time", b"expire_time", "id", b"id", "ip_allow", b"ip_allow", "ip_deny", b"ip_deny", "metadata", b"metadata", "owner", b"owner", "scopes", b"scopes", "tier", b"tier", "update_mask", b"update_mask"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["credits", b"credits", "credits_change", b"credits_change", "expire_time", b"expire_time", "id", b"id", "ip_allow", b"ip_allow", "ip_deny", b"ip_deny", "metadata", b"metadata", "owner", b"owner", "scopes", b"scopes", "tier", b"tier", "update_mask", b"update_mask"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -25,12 +25,13 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from tollgate._gen.tollgate.v1 import common_pb2 as tollgate_dot_v1_dot_common__pb2
+from tollgate._gen.tollgate.v1 import credits_pb2 as tollgate_dot_v1_dot_credits__pb2
 from tollgate._gen.tollgate.v1 import event_pb2 as tollgate_dot_v1_dot_event__pb2
 from tollgate._gen.tollgate.v1 import key_pb2 as tollgate_dot_v1_dot_key__pb2
 from tollgate._gen.tollgate.v1 import ratelimit_pb2 as tollgate_dot_v1_dot_ratelimit__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"tollgate/v1/tollgate_service.proto\x12\x0btollgate.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18tollgate/v1/common.proto\x1a\x17tollgate/v1/event.proto\x1a\x15tollgate/v1/key.proto\x1a\x1btollgate/v1/ratelimit.proto\"\x90\x02\n\x10\x41uthorizeRequest\x12\x0f\n\x07\x61pi_key\x18\x01 \x01(\t\x12;\n\x07headers\x18\x02 \x03(\x0b\x32*.tollgate.v1.AuthorizeRequest.HeadersEntry\x12\x0e\n\x06method\x18\x03 \x01(\t\x12\x0c\n\x04path\x18\x04 \x01(\t\x12\x11\n\tclient_ip\x18\x05 \x01(\t\x12\x17\n\x0frequired_scopes\x18\x06 \x03(\t\x12\x14\n\x0c\x61pply_limits\x18\x07 \x01(\x08\x12\x10\n\x08\x65ndpoint\x18\x08 \x01(\t\x12\x0c\n\x04\x63ost\x18\t \x01(\r\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb4\x01\n\x08KeyHints\x12\x14\n\x0c\x65xpires_soon\x18\x01 \x01(\x08\x12/\n\x0b\x65xpire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fin_grace_period\x18\x03 \x01(\x08\x12\x32\n\x0egrace_end_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0crotation_due\x18\x05 \x01(\x08\"\xf7\x02\n\x11\x41uthorizeResponse\x12\x0f\n\x07\x61llowed\x18\x01 \x01(\x08\x12#\n\x06reason\x18\x02 \x01(\x0e\x32\x13.tollgate.v1.Reason\x12\x13\n\x0bhttp_status\x18\x03 \x01(\r\x12\'\n\x08identity\x18\x04 \x01(\x0b\x32\x15.tollgate.v1.Identity\x12-\n\x10response_headers\x18\x05 \x03(\x0b\x32\x13.tollgate.v1.Header\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x06 \x01(\t\x12$\n\x05hints\x18\x07 \x01(\x0b\x32\x15.tollgate.v1.KeyHints\x12\x0f\n\x07message\x18\x08 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\t \x01(\t\x12\x16\n\x0emissing_scopes\x18\n \x03(\t\x12\x30\n\nrate_limit\x18\x0b \x01(\x0b\x32\x1c.tollgate.v1.RateLimitResult\x12\x17\n\x0f\x64\x65\x63ided_locally\x18\x0c \x01(\x08\"\x97\x01\n\x15\x43heckRateLimitRequest\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x0f\n\x07subject\x18\x02 \x01(\t\x12\x11\n\tclient_ip\x18\x03 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x04 \x01(\t\x12\x0e\n\x06method\x18\x05 \x01(\t\x12\x0c\n\x04path\x18\x06 \x01(\t\x12\x0c\n\x04tier\x18\x07 \x01(\t\x12\x0c\n\x04\x63ost\x18\x08 \x01(\r\"\xee\x01\n\x16\x43heckRateLimitResponse\x12\x0f\n\x07\x61llowed\x18\x01 \x01(\x08\x12#\n\x06reason\x18\x02 \x01(\x0e\x32\x13.tollgate.v1.Reason\x12,\n\x06result\x18\x03 \x01(\x0b\x32\x1c.tollgate.v1.RateLimitResult\x12-\n\x10response_headers\x18\x04 \x03(\x0b\x32\x13.tollgate.v1.Header\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x05 \x01(\t\x12\x13\n\x0bhttp_status\x18\x06 \x01(\r\x12\x17\n\x0f\x64\x65\x63ided_locally\x18\x07 \x01(\x08\"8\n\x12RecordEventRequest\x12\"\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x12.tollgate.v1.Event\"f\n\x13RecordEventResponse\x12\x14\n\x0c\x61\x63\x63\x65pted_ids\x18\x01 \x03(\t\x12\x15\n\rduplicate_ids\x18\x02 \x03(\t\x12\"\n\x06\x61lerts\x18\x03 \x03(\x0b\x32\x12.tollgate.v1.Alert\"k\n\x10RotateKeyRequest\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63urrent_secret\x18\x02 \x01(\t\x12/\n\x0cgrace_period\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\"v\n\x11RotateKeyResponse\x12\x0e\n\x06secret\x18\x01 \x01(\t\x12\x1d\n\x03key\x18\x02 \x01(\x0b\x32\x10.tollgate.v1.Key\x12\x32\n\x0egrace_end_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xde\x02\n\x0fTollgateService\x12L\n\tAuthorize\x12\x1d.tollgate.v1.AuthorizeRequest\x1a\x1e.tollgate.v1.AuthorizeResponse\"\x00\x12[\n\x0e\x43heckRateLimit\x12\".tollgate.v1.CheckRateLimitRequest\x1a#.tollgate.v1.CheckRateLimitResponse\"\x00\x12R\n\x0bRecordEvent\x12\x1f.tollgate.v1.RecordEventRequest\x1a .tollgate.v1.RecordEventResponse\"\x00\x12L\n\tRotateKey\x12\x1d.tollgate.v1.RotateKeyRequest\x1a\x1e.tollgate.v1.RotateKeyResponse\"\x00\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"tollgate/v1/tollgate_service.proto\x12\x0btollgate.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18tollgate/v1/common.proto\x1a\x19tollgate/v1/credits.proto\x1a\x17tollgate/v1/event.proto\x1a\x15tollgate/v1/key.proto\x1a\x1btollgate/v1/ratelimit.proto\"\x90\x02\n\x10\x41uthorizeRequest\x12\x0f\n\x07\x61pi_key\x18\x01 \x01(\t\x12;\n\x07headers\x18\x02 \x03(\x0b\x32*.tollgate.v1.AuthorizeRequest.HeadersEntry\x12\x0e\n\x06method\x18\x03 \x01(\t\x12\x0c\n\x04path\x18\x04 \x01(\t\x12\x11\n\tclient_ip\x18\x05 \x01(\t\x12\x17\n\x0frequired_scopes\x18\x06 \x03(\t\x12\x14\n\x0c\x61pply_limits\x18\x07 \x01(\x08\x12\x10\n\x08\x65ndpoint\x18\x08 \x01(\t\x12\x0c\n\x04\x63ost\x18\t \x01(\r\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb4\x01\n\x08KeyHints\x12\x14\n\x0c\x65xpires_soon\x18\x01 \x01(\x08\x12/\n\x0b\x65xpire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fin_grace_period\x18\x03 \x01(\x08\x12\x32\n\x0egrace_end_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0crotation_due\x18\x05 \x01(\x08\"\xa3\x03\n\x11\x41uthorizeResponse\x12\x0f\n\x07\x61llowed\x18\x01 \x01(\x08\x12#\n\x06reason\x18\x02 \x01(\x0e\x32\x13.tollgate.v1.Reason\x12\x13\n\x0bhttp_status\x18\x03 \x01(\r\x12\'\n\x08identity\x18\x04 \x01(\x0b\x32\x15.tollgate.v1.Identity\x12-\n\x10response_headers\x18\x05 \x03(\x0b\x32\x13.tollgate.v1.Header\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x06 \x01(\t\x12$\n\x05hints\x18\x07 \x01(\x0b\x32\x15.tollgate.v1.KeyHints\x12\x0f\n\x07message\x18\x08 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\t \x01(\t\x12\x16\n\x0emissing_scopes\x18\n \x03(\t\x12\x30\n\nrate_limit\x18\x0b \x01(\x0b\x32\x1c.tollgate.v1.RateLimitResult\x12\x17\n\x0f\x64\x65\x63ided_locally\x18\x0c \x01(\x08\x12*\n\x07\x63redits\x18\r \x01(\x0b\x32\x19.tollgate.v1.CreditsState\"\x97\x01\n\x15\x43heckRateLimitRequest\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x0f\n\x07subject\x18\x02 \x01(\t\x12\x11\n\tclient_ip\x18\x03 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x04 \x01(\t\x12\x0e\n\x06method\x18\x05 \x01(\t\x12\x0c\n\x04path\x18\x06 \x01(\t\x12\x0c\n\x04tier\x18\x07 \x01(\t\x12\x0c\n\x04\x63ost\x18\x08 \x01(\r\"\x9a\x02\n\x16\x43heckRateLimitResponse\x12\x0f\n\x07\x61llowed\x18\x01 \x01(\x08\x12#\n\x06reason\x18\x02 \x01(\x0e\x32\x13.tollgate.v1.Reason\x12,\n\x06result\x18\x03 \x01(\x0b\x32\x1c.tollgate.v1.RateLimitResult\x12-\n\x10response_headers\x18\x04 \x03(\x0b\x32\x13.tollgate.v1.Header\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x05 \x01(\t\x12\x13\n\x0bhttp_status\x18\x06 \x01(\r\x12\x17\n\x0f\x64\x65\x63ided_locally\x18\x07 \x01(\x08\x12*\n\x07\x63redits\x18\x08 \x01(\x0b\x32\x19.tollgate.v1.CreditsState\"8\n\x12RecordEventRequest\x12\"\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x12.tollgate.v1.Event\"f\n\x13RecordEventResponse\x12\x14\n\x0c\x61\x63\x63\x65pted_ids\x18\x01 \x03(\t\x12\x15\n\rduplicate_ids\x18\x02 \x03(\t\x12\"\n\x06\x61lerts\x18\x03 \x03(\x0b\x32\x12.tollgate.v1.Alert\"k\n\x10RotateKeyRequest\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63urrent_secret\x18\x02 \x01(\t\x12/\n\x0cgrace_period\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\"v\n\x11RotateKeyResponse\x12\x0e\n\x06secret\x18\x01 \x01(\t\x12\x1d\n\x03key\x18\x02 \x01(\x0b\x32\x10.tollgate.v1.Key\x12\x32\n\x0egrace_end_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xde\x02\n\x0fTollgateService\x12L\n\tAuthorize\x12\x1d.tollgate.v1.AuthorizeRequest\x1a\x1e.tollgate.v1.AuthorizeResponse\"\x00\x12[\n\x0e\x43heckRateLimit\x12\".tollgate.v1.CheckRateLimitRequest\x1a#.tollgate.v1.CheckRateLimitResponse\"\x00\x12R\n\x0bRecordEvent\x12\x1f.tollgate.v1.RecordEventRequest\x1a .tollgate.v1.RecordEventResponse\"\x00\x12L\n\tRotateKey\x12\x1d.tollgate.v1.RotateKeyRequest\x1a\x1e.tollgate.v1.RotateKeyResponse\"\x00\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,26 +40,26 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_AUTHORIZEREQUEST_HEADERSENTRY']._loaded_options = None
   _globals['_AUTHORIZEREQUEST_HEADERSENTRY']._serialized_options = b'8\001'
-  _globals['_AUTHORIZEREQUEST']._serialized_start=220
-  _globals['_AUTHORIZEREQUEST']._serialized_end=492
-  _globals['_AUTHORIZEREQUEST_HEADERSENTRY']._serialized_start=446
-  _globals['_AUTHORIZEREQUEST_HEADERSENTRY']._serialized_end=492
-  _globals['_KEYHINTS']._serialized_start=495
-  _globals['_KEYHINTS']._serialized_end=675
-  _globals['_AUTHORIZERESPONSE']._serialized_start=678
-  _globals['_AUTHORIZERESPONSE']._serialized_end=1053
-  _globals['_CHECKRATELIMITREQUEST']._serialized_start=1056
-  _globals['_CHECKRATELIMITREQUEST']._serialized_end=1207
-  _globals['_CHECKRATELIMITRESPONSE']._serialized_start=1210
-  _globals['_CHECKRATELIMITRESPONSE']._serialized_end=1448
-  _globals['_RECORDEVENTREQUEST']._serialized_start=1450
-  _globals['_RECORDEVENTREQUEST']._serialized_end=1506
-  _globals['_RECORDEVENTRESPONSE']._serialized_start=1508
-  _globals['_RECORDEVENTRESPONSE']._serialized_end=1610
-  _globals['_ROTATEKEYREQUEST']._serialized_start=1612
-  _globals['_ROTATEKEYREQUEST']._serialized_end=1719
-  _globals['_ROTATEKEYRESPONSE']._serialized_start=1721
-  _globals['_ROTATEKEYRESPONSE']._serialized_end=1839
-  _globals['_TOLLGATESERVICE']._serialized_start=1842
-  _globals['_TOLLGATESERVICE']._serialized_end=2192
+  _globals['_AUTHORIZEREQUEST']._serialized_start=247
+  _globals['_AUTHORIZEREQUEST']._serialized_end=519
+  _globals['_AUTHORIZEREQUEST_HEADERSENTRY']._serialized_start=473
+  _globals['_AUTHORIZEREQUEST_HEADERSENTRY']._serialized_end=519
+  _globals['_KEYHINTS']._serialized_start=522
+  _globals['_KEYHINTS']._serialized_end=702
+  _globals['_AUTHORIZERESPONSE']._serialized_start=705
+  _globals['_AUTHORIZERESPONSE']._serialized_end=1124
+  _globals['_CHECKRATELIMITREQUEST']._serialized_start=1127
+  _globals['_CHECKRATELIMITREQUEST']._serialized_end=1278
+  _globals['_CHECKRATELIMITRESPONSE']._serialized_start=1281
+  _globals['_CHECKRATELIMITRESPONSE']._serialized_end=1563
+  _globals['_RECORDEVENTREQUEST']._serialized_start=1565
+  _globals['_RECORDEVENTREQUEST']._serialized_end=1621
+  _globals['_RECORDEVENTRESPONSE']._serialized_start=1623
+  _globals['_RECORDEVENTRESPONSE']._serialized_end=1725
+  _globals['_ROTATEKEYREQUEST']._serialized_start=1727
+  _globals['_ROTATEKEYREQUEST']._serialized_end=1834
+  _globals['_ROTATEKEYRESPONSE']._serialized_start=1836
+  _globals['_ROTATEKEYRESPONSE']._serialized_end=1954
+  _globals['_TOLLGATESERVICE']._serialized_start=1957
+  _globals['_TOLLGATESERVICE']._serialized_end=2307
 # @@protoc_insertion_point(module_scope)

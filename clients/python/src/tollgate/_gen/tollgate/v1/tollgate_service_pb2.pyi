@@ -10,6 +10,7 @@ from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from tollgate._gen.tollgate.v1 import common_pb2 as _common_pb2
+from tollgate._gen.tollgate.v1 import credits_pb2 as _credits_pb2
 from tollgate._gen.tollgate.v1 import event_pb2 as _event_pb2
 from tollgate._gen.tollgate.v1 import key_pb2 as _key_pb2
 from tollgate._gen.tollgate.v1 import ratelimit_pb2 as _ratelimit_pb2
@@ -166,6 +167,7 @@ class AuthorizeResponse(_message.Message):
     MISSING_SCOPES_FIELD_NUMBER: _builtins.int
     RATE_LIMIT_FIELD_NUMBER: _builtins.int
     DECIDED_LOCALLY_FIELD_NUMBER: _builtins.int
+    CREDITS_FIELD_NUMBER: _builtins.int
     allowed: _builtins.bool
     """Whether the request may proceed."""
     reason: _common_pb2.Reason.ValueType
@@ -200,6 +202,12 @@ class AuthorizeResponse(_message.Message):
     def rate_limit(self) -> _ratelimit_pb2.RateLimitResult:
         """The rate-limit result, when `apply_limits` was set and the key was accepted."""
 
+    @_builtins.property
+    def credits(self) -> _credits_pb2.CreditsState:
+        """The key's credits after this decision, when limits were applied and a
+        credit plan applies (the key's own or its tier's); unset otherwise.
+        """
+
     def __init__(
         self,
         *,
@@ -215,10 +223,11 @@ class AuthorizeResponse(_message.Message):
         missing_scopes: _abc.Iterable[_builtins.str] | None = ...,
         rate_limit: _ratelimit_pb2.RateLimitResult | None = ...,
         decided_locally: _builtins.bool = ...,
+        credits: _credits_pb2.CreditsState | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["hints", b"hints", "identity", b"identity", "rate_limit", b"rate_limit"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["credits", b"credits", "hints", b"hints", "identity", b"identity", "rate_limit", b"rate_limit"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed", b"allowed", "decided_locally", b"decided_locally", "decision_id", b"decision_id", "endpoint", b"endpoint", "hints", b"hints", "http_status", b"http_status", "identity", b"identity", "message", b"message", "missing_scopes", b"missing_scopes", "rate_limit", b"rate_limit", "reason", b"reason", "response_headers", b"response_headers"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed", b"allowed", "credits", b"credits", "decided_locally", b"decided_locally", "decision_id", b"decision_id", "endpoint", b"endpoint", "hints", b"hints", "http_status", b"http_status", "identity", b"identity", "message", b"message", "missing_scopes", b"missing_scopes", "rate_limit", b"rate_limit", "reason", b"reason", "response_headers", b"response_headers"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -296,6 +305,7 @@ class CheckRateLimitResponse(_message.Message):
     DECISION_ID_FIELD_NUMBER: _builtins.int
     HTTP_STATUS_FIELD_NUMBER: _builtins.int
     DECIDED_LOCALLY_FIELD_NUMBER: _builtins.int
+    CREDITS_FIELD_NUMBER: _builtins.int
     allowed: _builtins.bool
     """Whether the request may proceed."""
     reason: _common_pb2.Reason.ValueType
@@ -316,6 +326,12 @@ class CheckRateLimitResponse(_message.Message):
     def response_headers(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Header]:
         """Ready-to-send headers: RateLimit-Policy, RateLimit, and Retry-After on denial."""
 
+    @_builtins.property
+    def credits(self) -> _credits_pb2.CreditsState:
+        """The key's credits after this decision, when a key id was given and a
+        credit plan applies; unset otherwise.
+        """
+
     def __init__(
         self,
         *,
@@ -326,10 +342,11 @@ class CheckRateLimitResponse(_message.Message):
         decision_id: _builtins.str = ...,
         http_status: _builtins.int = ...,
         decided_locally: _builtins.bool = ...,
+        credits: _credits_pb2.CreditsState | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["credits", b"credits", "result", b"result"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed", b"allowed", "decided_locally", b"decided_locally", "decision_id", b"decision_id", "http_status", b"http_status", "reason", b"reason", "response_headers", b"response_headers", "result", b"result"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed", b"allowed", "credits", b"credits", "decided_locally", b"decided_locally", "decision_id", b"decision_id", "http_status", b"http_status", "reason", b"reason", "response_headers", b"response_headers", "result", b"result"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
