@@ -19,6 +19,7 @@ import type { StoreMarker } from "../keys/store-marker.js";
 import type { Logger } from "../observability/logger.js";
 import type { MemoryStructure, Metrics } from "../observability/metrics.js";
 import type { Tracing } from "../observability/tracing.js";
+import type { OverrideStore } from "../ratelimit/override-store.js";
 import type { RateLimitStore } from "../ratelimit/rate-limit-store.js";
 import { startRedisHealth } from "../resilience/redis-health.js";
 import { StoreGuard } from "../resilience/store-guard.js";
@@ -32,12 +33,14 @@ import {
 import { MemoryInvalidationBus, RedisInvalidationBus } from "../store/invalidation-bus.js";
 import { MemoryForeignPrefixStore } from "../store/memory-foreign-prefix-store.js";
 import { MemoryKeyStore } from "../store/memory-key-store.js";
+import { MemoryOverrideStore } from "../store/memory-override-store.js";
 import { MemoryRateLimitStore } from "../store/memory-rate-limit-store.js";
 import { closeRedisClient, createRedisClient } from "../store/redis-client.js";
 import { type DurabilityReport, inspectDurability } from "../store/redis-durability.js";
 import { RedisForeignPrefixStore } from "../store/redis-foreign-prefix-store.js";
 import { RedisKeyStore } from "../store/redis-key-store.js";
 import { createKeyNames } from "../store/redis-keys.js";
+import { RedisOverrideStore } from "../store/redis-override-store.js";
 import { RedisRateLimitStore } from "../store/redis-rate-limit-store.js";
 import { RedisStoreMarker } from "../store/redis-store-marker.js";
 import type { Clock } from "../util/clock.js";
@@ -71,6 +74,8 @@ export interface Backend {
   backupPrefixes: ForeignPrefixStore;
   /** Rate-limit counters and blocks. */
   rates: RateLimitStore;
+  /** Owner limit overrides and the override indexes (on Redis, through the decision path's breaker). */
+  overrides: OverrideStore;
   /** Events, alerts, detection state and usage counters. */
   events: EventStores;
   /** Invalidations between replicas (the embedded one only reaches this process). */
@@ -131,6 +136,7 @@ export function memoryBackend(settings: Settings, deps: BackendDeps): Backend {
     backupKeys: keys,
     backupPrefixes: prefixes,
     rates,
+    overrides: new MemoryOverrideStore(),
     events,
     bus,
     memory: { ratelimit: () => rates.usage(), ...events.memory },
@@ -209,6 +215,7 @@ function redisBackend(settings: Settings, deps: BackendDeps): Backend {
     backupKeys: bulkGuard.wrap("bulk_keys", bulk.keyStore()),
     backupPrefixes: bulkGuard.wrap("bulk_foreign_prefixes", bulk.prefixStore()),
     rates: guard.wrap("ratelimit", new RedisRateLimitStore(redis, names)),
+    overrides: guard.wrap("overrides", new RedisOverrideStore(redis, names)),
     events: redisEventStores(redis, settings.redisPrefix, eventsGuard, deps.eventLimits),
     bus,
     memory: {},

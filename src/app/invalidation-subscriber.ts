@@ -9,6 +9,7 @@ import type { KeyLookup } from "../keys/key-lookup.js";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
 import type { BlockBook } from "../ratelimit/block-book.js";
+import type { OwnerOverrides } from "../ratelimit/owner-overrides.js";
 
 /** Options of subscribeInvalidations. */
 export interface InvalidationSubscriberOptions {
@@ -16,6 +17,8 @@ export interface InvalidationSubscriberOptions {
   lookup: KeyLookup;
   blocks: BlockBook;
   foreign: ForeignKeys;
+  /** The cache of owner limit overrides. */
+  ownerOverrides: OwnerOverrides;
   /** Re-reads the foreign key prefixes (never rejects). */
   refreshForeign: () => void;
   log: Logger;
@@ -35,12 +38,14 @@ export function subscribeInvalidations(o: InvalidationSubscriberOptions): void {
         o.lookup.invalidate(m.digests, m.ids);
         o.blocks.apply(m);
         if (m.prefixes?.length) o.foreign.add(m.prefixes);
+        if (m.owners?.length) o.ownerOverrides.invalidate(m.owners);
         o.metrics.invalidations.inc({ origin: "remote" });
       },
       () => {
         // Messages sent while disconnected are lost: every cached lookup must be
         // re-read, but stays available as the stale copy fail-open relies on.
         o.lookup.expireAll();
+        o.ownerOverrides.expireAll();
         o.refreshForeign();
         o.log.warn("invalidation channel re-subscribed: every cached key will be re-read");
       },

@@ -37,6 +37,7 @@ import { type Endpoint, failModeOf, type Policy } from "../policy/policy.js";
 import { PolicyHolder } from "../policy/policy-holder.js";
 import { BlockBook } from "../ratelimit/block-book.js";
 import { BlockCache } from "../ratelimit/block-cache.js";
+import { OwnerOverrides } from "../ratelimit/owner-overrides.js";
 import { RateLimiter } from "../ratelimit/rate-limiter.js";
 import { EMPTIED_MESSAGE } from "../resilience/emptied-store-watch.js";
 import { InsuranceLimiter } from "../resilience/insurance-limiter.js";
@@ -206,11 +207,19 @@ export async function buildTollgateGraph(o: TollgateGraphOptions): Promise<Tollg
     maxBytes: settings.memoryRateMaxBytes,
   });
   metrics.trackMemory("insurance", () => insurance.usage());
+  const ownerOverrides = new OwnerOverrides({
+    store: backend.overrides,
+    clock,
+    ttlMs: settings.cacheTtlMs,
+    onError: (err) =>
+      log.warn({ err: { message: (err as Error).message } }, "owner overrides not read"),
+  });
   subscribeInvalidations({
     bus,
     lookup,
     blocks,
     foreign,
+    ownerOverrides,
     refreshForeign: () => void refreshForeign(),
     log,
     metrics,
@@ -255,6 +264,7 @@ export async function buildTollgateGraph(o: TollgateGraphOptions): Promise<Tollg
       failMode,
       insurance,
     }),
+    ownerOverrides,
     blocks,
     clock,
     denialDetail: settings.denialDetail,
@@ -280,6 +290,15 @@ export async function buildTollgateGraph(o: TollgateGraphOptions): Promise<Tollg
     pepperFingerprint: pepperFingerprint(o.pepper),
     backupStore: backend.backupKeys,
     rateStore: backend.rates,
+    overrides: {
+      store: backend.overrides,
+      owners: ownerOverrides,
+      async ownerChanged(owner) {
+        ownerOverrides.invalidate([owner]);
+        metrics.invalidations.inc({ origin: "local" });
+        await bus.publish({ digests: [], owners: [owner] });
+      },
+    },
     events,
     management: new ManagementAuth([...o.managementTokens], {
       maxDelayMs: settings.managementFailureDelayMaxMs,

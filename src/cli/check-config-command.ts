@@ -1,18 +1,33 @@
+import { parseArgs } from "node:util";
 import { loadPolicyFile, type Policy, PolicyError } from "../policy/policy.js";
 import { policyTable } from "../policy/policy-table.js";
+import { createClients, reportRpcError } from "./client.js";
+import { overrideRows, PRECEDENCE } from "./override-flags.js";
+
+const HELP = `Usage: tollgate check-config FILE [--server URL [--token-file F]]
+  Validates a policy file; prints the effective table or every error, and how
+  runtime overrides apply. With --server (alias --url), also the runtime
+  overrides active on that running server (needs the management token, as
+  for tollgate keys: TOLLGATE_MANAGEMENT_TOKEN, _FILE or --token-file).
+`;
 
 /** `tollgate check-config FILE`: validates a policy and prints its effective table. */
 export async function checkConfigCommand(args: string[]): Promise<number> {
-  if (args.includes("--help") || args.includes("-h") || args.length !== 1) {
-    process.stdout.write(
-      "Usage: tollgate check-config FILE\n  Validates a policy file; prints the effective table or every error.\n",
-    );
-    return args.length === 1 ? 0 : 2;
-  }
+  let parsed: ReturnType<typeof parseCheckConfig>;
   try {
-    const policy = await loadPolicyFile(args[0] as string);
-    process.stdout.write(formatPolicy(policy));
-    return 0;
+    parsed = parseCheckConfig(args);
+  } catch (err) {
+    process.stderr.write(`tollgate check-config: ${(err as Error).message}\n\n${HELP}`);
+    return 2;
+  }
+  const { values: o, positionals } = parsed;
+  if (o.help || positionals.length !== 1) {
+    process.stdout.write(HELP);
+    return o.help ? 0 : 2;
+  }
+  let policy: Policy;
+  try {
+    policy = await loadPolicyFile(positionals[0] as string);
   } catch (err) {
     if (err instanceof PolicyError) {
       // One problem per line, each with its field's path.
@@ -26,6 +41,48 @@ export async function checkConfigCommand(args: string[]): Promise<number> {
     }
     throw err;
   }
+  process.stdout.write(`${formatPolicy(policy)}\n${overridesText()}`);
+  const server = o.server ?? o.url;
+  if (server === undefined) return 0;
+  const { keys, baseUrl } = createClients({
+    server,
+    ...(o["token-file"] !== undefined && { tokenFile: o["token-file"] }),
+  });
+  try {
+    const res = await keys.listLimitOverrides({ pageSize: 1000 });
+    const rows = overrideRows(res.limitOverrides);
+    process.stdout.write(
+      `\nruntime overrides active at ${baseUrl}:\n${rows.length > 0 ? rows.map((r) => `  ${r}\n`).join("") : "  none\n"}${res.truncated ? "  (more not shown)\n" : ""}`,
+    );
+    return 0;
+  } catch (err) {
+    return reportRpcError("tollgate check-config", err, baseUrl);
+  }
+}
+
+/**
+ * How overrides apply, printed under every valid policy's table (a function:
+ * override-flags.ts imports this module's `table`, so no value of it is read
+ * while the modules load).
+ */
+const overridesText =
+  () => `overrides (runtime, per key or per owner: tollgate keys override, tollgate owners override):
+  ${PRECEDENCE}
+  a raise or a lower keeps the limit's bucket (the usage counted); a new rate period starts a fresh one
+  seen by every replica at once (invalidation bus), at worst after TOLLGATE_CACHE_TTL_MS
+`;
+
+function parseCheckConfig(args: string[]) {
+  return parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      server: { type: "string" },
+      url: { type: "string" },
+      "token-file": { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
 }
 
 /**

@@ -6,6 +6,7 @@
  */
 
 import { KEYS_FLAGS } from "./keys-flags.js";
+import { OVERRIDE_FLAGS } from "./override-flags.js";
 import { USAGE_REPORT_FLAGS } from "./usage-report-command.js";
 
 /** Commands → subcommands → flags (kept beside the commands' own help). */
@@ -18,6 +19,10 @@ export const COMMANDS: Record<string, Record<string, string[]>> = {
       Object.keys(flags).map((f) => `--${f}`),
     ]),
   ),
+  owners: {
+    override: Object.keys(OVERRIDE_FLAGS).map((f) => `--${f}`),
+    overrides: ["--limit"],
+  },
   blocks: { list: ["--limit"], lift: ["--key", "--ip", "--subject"] },
   events: {
     list: ["--subject", "--kind", "--type", "--since", "--limit", "--page-token", "--follow"],
@@ -28,7 +33,7 @@ export const COMMANDS: Record<string, Record<string, string[]>> = {
     "": ["--since", "--granularity", "--endpoint"],
     report: USAGE_REPORT_FLAGS.map((f) => `--${f}`),
   },
-  "check-config": { "": [] },
+  "check-config": { "": ["--server", "--token-file"] },
   inject: { "": ["--tls-cert", "--tls-key"] },
   settings: { "": ["--config", "--markdown"] },
   version: { "": [] },

@@ -24,6 +24,10 @@ import {
   CreateKeyResponseSchema,
   ListKeysResponseSchema,
 } from "../gen/tollgate/v1/key_service_pb.js";
+import {
+  DeleteLimitOverrideResponseSchema,
+  SetLimitOverrideResponseSchema,
+} from "../gen/tollgate/v1/override_pb.js";
 import { RotateKeyResponseSchema } from "../gen/tollgate/v1/tollgate_service_pb.js";
 import { createClients, reportRpcError } from "./client.js";
 import { parseDuration } from "./duration.js";
@@ -31,6 +35,13 @@ import { CLIENT_FLAGS, checkFlags, type FlagTable, flagLines } from "./flags.js"
 import { keysExportCommand } from "./keys-export-command.js";
 import { KEYS_FLAGS, KEYS_SIBLINGS, type KeysSubcommand, keysFlags } from "./keys-flags.js";
 import { keysImportCommand } from "./keys-import-command.js";
+import {
+  effectiveRows,
+  OverrideUsageError,
+  overrideFromFlags,
+  overrideRows,
+  PRECEDENCE,
+} from "./override-flags.js";
 
 /** Every keys flag's parsed value (a subcommand's parser only fills its own). */
 interface Options {
@@ -54,6 +65,12 @@ interface Options {
   reason?: string;
   grace?: string;
   "secret-stdin"?: boolean;
+  limit?: string;
+  requests?: string;
+  burst?: string;
+  period?: string;
+  exempt?: boolean;
+  remove?: boolean;
   credits?: string;
   refill?: string;
   "refill-day"?: string;
@@ -73,7 +90,8 @@ const ABOUT: Record<KeysSubcommand, { usage: string; about: string; example: str
   },
   get: {
     usage: "get ID",
-    about: "Shows a key (never its secret).",
+    about:
+      "Shows a key (never its secret) and its effective limits, each with where it comes from\n(key override > owner override > endpoint > tier).",
     example: "tollgate keys get key_0123456789abcdef",
   },
   credits: {
@@ -104,6 +122,14 @@ const ABOUT: Record<KeysSubcommand, { usage: string; about: string; example: str
     about:
       "Issues a new secret; the old one works until the grace period ends. By id needs the\nmanagement token; --secret-stdin lets a key holder rotate its own key.",
     example: "tollgate keys rotate key_0123456789abcdef --grace 24h",
+  },
+  override: {
+    usage:
+      "override ID --limit NAME (--requests N [--burst B] [--period D] | --exempt | --remove) [--expires 7d]",
+    about:
+      "Overrides one policy limit for this key at runtime (raise, lower or exempt), on every replica;\nthe usage already counted is kept. --remove goes back to the owner's, endpoint's or tier's.",
+    example:
+      "tollgate keys override key_0123456789abcdef --limit per-key --requests 100 --expires 7d",
   },
   export: {
     usage: "export [--out FILE] [--force] [--page-size N]",
@@ -240,7 +266,40 @@ export async function keysCommand(argv: string[]): Promise<number> {
       case "get": {
         if (!id) return usage("get needs a key id", cmd);
         const res = await keys.getKey({ id });
-        print(KeySchema, res.key ?? create(KeySchema), () => formatKey(res.key, true));
+        if (o.json) {
+          print(KeySchema, res.key ?? create(KeySchema), () => "");
+          return 0;
+        }
+        const limits = await keys.listLimitOverrides({ target: { case: "keyId", value: id } });
+        const rows = effectiveRows(limits.effectiveLimits);
+        process.stdout.write(
+          `${formatKey(res.key, true)}\nlimits (${PRECEDENCE}):\n${rows.length > 0 ? rows.map((r) => `  ${r}`).join("\n") : "  none"}\n`,
+        );
+        return 0;
+      }
+      case "override": {
+        if (!id) return usage("override needs a key id", cmd);
+        let req: ReturnType<typeof overrideFromFlags>;
+        try {
+          req = overrideFromFlags(o);
+        } catch (err) {
+          if (err instanceof OverrideUsageError) return usage(err.message, cmd);
+          throw err;
+        }
+        const target = { case: "keyId" as const, value: id };
+        if (req === "remove") {
+          const res = await keys.deleteLimitOverride({ target, limit: o.limit ?? "" });
+          print(DeleteLimitOverrideResponseSchema, res, () =>
+            res.deleted ? `override of ${o.limit} removed\n` : `no override of ${o.limit}\n`,
+          );
+          return 0;
+        }
+        const res = await keys.setLimitOverride({ target, limitOverride: req });
+        print(
+          SetLimitOverrideResponseSchema,
+          res,
+          () => `${overrideRows(res.limitOverride ? [res.limitOverride] : []).join("\n")}\n`,
+        );
         return 0;
       }
       case "credits": {

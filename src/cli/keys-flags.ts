@@ -5,6 +5,7 @@
  * (`--scope`, repeated, on create and update).
  */
 import { CLIENT_FLAGS, type FlagTable } from "./flags.js";
+import { OVERRIDE_FLAGS } from "./override-flags.js";
 
 const owner = {
   type: "string",
@@ -143,6 +144,7 @@ export const KEYS_FLAGS = {
       help: "self-rotate: read the current secret from standard input",
     },
   },
+  override: OVERRIDE_FLAGS,
   export: {
     out: { type: "string", arg: "FILE", help: "write FILE (mode 0600; refused if it exists)" },
     force: { type: "boolean", help: "replace an existing FILE" },

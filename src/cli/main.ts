@@ -9,6 +9,7 @@ import { decisionsCommand } from "./decisions-command.js";
 import { eventsCommand } from "./events-command.js";
 import { injectCommand } from "./inject-command.js";
 import { keysCommand } from "./keys-command.js";
+import { ownersCommand } from "./owners-command.js";
 import { SERVE_HELP, serveCommand } from "./serve-command.js";
 import { settingsCommand } from "./settings-command.js";
 import { usageCommand } from "./usage-command.js";
@@ -18,12 +19,14 @@ const HELP = `tollgate — API-key, rate-limit and security-event sidecar
 Usage:
   tollgate serve [--config F]    run the server (settings from the environment, over file F)
   tollgate keys <command> ...    manage keys on a running server (tollgate keys --help)
+  tollgate owners <command> ...  an owner's limit overrides on a running server (tollgate owners --help)
   tollgate blocks <command> ...  list or lift blocks on a running server (tollgate blocks --help)
   tollgate events list|alerts    security events and alerts of a running server (tollgate events --help)
   tollgate decisions tail        a replica's recent decisions, --follow for live ones (tollgate decisions --help)
   tollgate usage KEY_ID          a key's requests over time, with a text chart (tollgate usage --help)
   tollgate usage report          charge a cost known after the response (tollgate usage report --help)
   tollgate check-config FILE     validate a policy file and print the effective table
+                                 (--server URL: beside the runtime overrides of a running server)
   tollgate inject --tls-cert F --tls-key F  serve the Kubernetes sidecar-injection webhook
   tollgate settings [--config F] each setting's effective value and where it comes from
                                  (--markdown: the settings table of the README)
@@ -48,6 +51,8 @@ async function main(argv: string[]): Promise<number> {
       return serveCommand(rest).then((code) => process.exit(code));
     case "keys":
       return keysCommand(rest);
+    case "owners":
+      return ownersCommand(rest);
     case "blocks":
       return blocksCommand(rest);
     case "events":

@@ -8,7 +8,8 @@
  *  2. the caller: a presented secret is authorized (format, digest, lookup,
  *     expiry, revocation, IP rules, scopes); a key id is looked up (revoked or
  *     expired ids refused alike); an anonymous caller has the tier it names;
- *  3. the limits that apply are planned (precompiled per tier and endpoint);
+ *  3. the limits that apply are planned (precompiled per tier and endpoint,
+ *     with the key's and its owner's runtime overrides on top);
  *     an enforced limit lacking its dimension makes the decision incomplete;
  *  4. a block on the key or caller subject refuses (no store call);
  *  5. the limits are charged in one store decision, all or none;
@@ -22,6 +23,8 @@ import type { Authorizer, AuthReason } from "../keys/authorizer.js";
 import { type KeyRecord, unusableReason } from "../keys/key-record.js";
 import type { Tracing } from "../observability/tracing.js";
 import type { BlockBook } from "../ratelimit/block-book.js";
+import type { OverrideSources } from "../ratelimit/limit-override.js";
+import type { OwnerOverrides } from "../ratelimit/owner-overrides.js";
 import type { LimitItem, LimitOutcome, RateVerdict } from "../ratelimit/rate-limit-store.js";
 import {
   blockSubjects,
@@ -53,6 +56,8 @@ import { type DenialDetail, publicDenial } from "./public-denial.js";
 export interface DecisionEngineOptions {
   authorizer: Authorizer;
   limiter: RateLimiter;
+  /** Owner limit overrides, cached (a key's own ride in its record). Undefined: none. */
+  ownerOverrides?: OwnerOverrides;
   blocks: BlockBook;
   clock: Clock;
   /** What a denied caller is told about a bad key (see public-denial.ts). */
@@ -390,7 +395,14 @@ export class DecisionEngine {
       ...(hints && { hints }),
     };
 
-    // 3. The limits that apply.
+    // 3. The limits that apply, overrides included (no store call on a warm owner cache).
+    let overrides: OverrideSources | undefined;
+    if (record && f.applyLimits) {
+      const cache = this.o.ownerOverrides;
+      const owner =
+        cache && (cache.cached(record.owner) ?? (await cache.get(record.owner, deadline)));
+      if (record.overrides?.length || owner?.length) overrides = { key: record.overrides, owner };
+    }
     const input: RateInput = {
       tier,
       keyId: record?.id ?? "",
@@ -399,6 +411,7 @@ export class DecisionEngine {
       subject: f.subject,
       endpoint: f.endpoint,
       cost: f.cost,
+      ...(overrides && { overrides }),
       ...(record?.credits && { credits: record.credits }),
     };
     let plan: RatePlan | undefined;

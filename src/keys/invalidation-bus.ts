@@ -1,7 +1,8 @@
 /**
  * A message to every replica: cached key lookups that are stale (by digest and
  * by key id), blocks placed (so each replica refuses the subject without a store
- * call), blocks lifted, and foreign key prefixes an import registered.
+ * call), blocks lifted, foreign key prefixes an import registered, and
+ * owners whose limit overrides changed.
  */
 export interface Invalidation {
   digests: string[];
@@ -9,6 +10,8 @@ export interface Invalidation {
   blocks?: { tag: string; until: number }[];
   unblocks?: string[];
   prefixes?: string[];
+  /** Owners whose limit overrides changed (ratelimit/owner-overrides.ts drops them). */
+  owners?: string[];
 }
 
 /**

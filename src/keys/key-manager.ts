@@ -5,6 +5,7 @@
  */
 
 import type { CreditPlan } from "../policy/policy.js";
+import type { LimitOverride } from "../ratelimit/limit-override.js";
 import type { Clock } from "../util/clock.js";
 import { newKeyId } from "../util/ids.js";
 import { foreignDigestOf } from "./foreign-keys.js";
@@ -124,6 +125,25 @@ export class KeyManager {
       else if (expiresAt !== undefined) next.expiresAt = expiresAt;
       if (credits === null) delete next.credits;
       else if (credits !== undefined) next.credits = credits;
+      return next;
+    });
+  }
+
+  /**
+   * Changes a key's limit overrides by `apply` (given the current list, empty
+   * for none; returns the new one), in one compare-and-set like every change.
+   * Revoked keys cannot be changed. An empty result removes the field.
+   */
+  changeOverrides(
+    id: string,
+    apply: (current: readonly LimitOverride[]) => LimitOverride[],
+  ): Promise<KeyRecord | KeyChangeError> {
+    return this.change(id, (r) => {
+      if (r.status === "revoked") return "REVOKED";
+      const next: KeyRecord = { ...r };
+      const overrides = apply(r.overrides ?? []);
+      if (overrides.length > 0) next.overrides = overrides;
+      else delete next.overrides;
       return next;
     });
   }

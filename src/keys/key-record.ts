@@ -1,4 +1,5 @@
 import type { CreditPlan } from "../policy/policy.js";
+import type { LimitOverride } from "../ratelimit/limit-override.js";
 
 /** Lifecycle state of a stored key. */
 export type KeyState = "active" | "revoked";
@@ -36,6 +37,12 @@ export interface KeyRecord {
   foreignPrefix?: string;
   /** The key's own credit plan (wins over its tier's); its balance lives in the rate-limit store. */
   credits?: CreditPlan;
+  /**
+   * The key's own limit overrides (ratelimit/limit-override.ts), one per limit
+   * name; expired ones are ignored and dropped at the next change. In the
+   * record so they ride the key cache and its invalidation on every replica.
+   */
+  overrides?: LimitOverride[];
   /** Incremented on every change; used for compare-and-set. */
   version: number;
 }

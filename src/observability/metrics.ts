@@ -76,7 +76,7 @@ export class Metrics {
   /** Key management actions. */
   readonly keyActions = new Counter({
     name: "tollgate_key_actions_total",
-    help: "Key management actions, by action (create, update, revoke, rotate; import counts keys created or replaced by ImportKeys, export counts exports started).",
+    help: "Key management actions, by action (create, update, revoke, rotate; import counts keys created or replaced by ImportKeys, export counts exports started; override counts owner limit overrides set or removed, a key's counting as update).",
     labelNames: ["action"] as const,
     registers: [this.registry],
   });

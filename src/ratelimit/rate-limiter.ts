@@ -1,7 +1,8 @@
 /**
  * The rate-limit step of a decision: which limits apply (precompiled per tier
- * and endpoint when the policy is compiled), which subject each bucket belongs
- * to, then one store call that charges all or none. Blocks known locally are
+ * and endpoint when the policy is compiled, then a key's or owner's runtime
+ * overrides: limit-override.ts), which subject each bucket belongs to, then
+ * one store call that charges all or none. Blocks known locally are
  * answered without the store: `check` does it all, or the decision engine
  * plans, looks up blocks itself (once per request) and charges.
  */
@@ -20,6 +21,7 @@ import { isStoreUnavailable } from "../store/store-errors.js";
 import { subjectTag } from "../subjects/subject-tag.js";
 import type { Clock } from "../util/clock.js";
 import type { BlockBook } from "./block-book.js";
+import { OverrideCompiler, type OverrideSources } from "./limit-override.js";
 import type {
   ForceChargeVerdict,
   LimitItem,
@@ -41,6 +43,8 @@ export interface RateInput {
   endpoint: Endpoint | undefined;
   /** Request cost; 0 means the endpoint's (or the policy default) cost. */
   cost: number;
+  /** The key's and its owner's limit overrides; undefined: none (the policy's limits as they are). */
+  overrides?: OverrideSources;
   /** The key's own credit plan (wins over its tier's); only with a key id. */
   credits?: CreditPlan;
 }
@@ -121,6 +125,7 @@ export interface RateLimiterOptions {
 
 /** Takes rate-limit decisions. Throws only if the store fails. */
 export class RateLimiter {
+  private readonly overrides = new OverrideCompiler();
   /** One credits limit per plan object (plans live as long as their policy or key record). */
   private readonly creditLimits = new WeakMap<CreditPlan, Limit>();
 
@@ -142,7 +147,12 @@ export class RateLimiter {
     const policy = this.o.policy();
     const items: LimitItem[] = [];
     const shadowSkipped: Limit[] = [];
-    for (const limit of limitsFor(policy, input.tier, input.endpoint)) {
+    const base = limitsFor(policy, input.tier, input.endpoint);
+    // Only a key or owner with overrides pays for them (memoised: see OverrideCompiler).
+    const limits = input.overrides
+      ? this.overrides.apply(base, input.overrides, this.o.clock.now())
+      : base;
+    for (const limit of limits) {
       const tag = tagFor(limit, input);
       if (typeof tag === "string") items.push({ tag, limit });
       else if (limit.mode !== "shadow") return { missing: tag.missing, limit: limit.name };

@@ -21,14 +21,19 @@ import { type KeyHints, KeyHintsSchema } from "../gen/tollgate/v1/tollgate_servi
 import type { AuthReason, KeyHintsData } from "../keys/authorizer.js";
 import type { KeyRecord } from "../keys/key-record.js";
 import type { CreditPlan } from "../policy/policy.js";
+import { isActive } from "../ratelimit/limit-override.js";
+import { overrideToProto } from "./override-convert.js";
 
 /** Epoch ms → Timestamp, or undefined. */
 export function ts(ms: number | undefined): Timestamp | undefined {
   return ms === undefined ? undefined : timestampFromMs(ms);
 }
 
-/** A stored record as the management API shows it (no digests). */
-export function keyToProto(r: KeyRecord): Key {
+/**
+ * A stored record as the management API shows it (no digests). `now` leaves
+ * out limit overrides expired by then; undefined shows every stored one (export).
+ */
+export function keyToProto(r: KeyRecord, now?: number): Key {
   return create(KeySchema, {
     id: r.id,
     owner: r.owner,
@@ -51,6 +56,9 @@ export function keyToProto(r: KeyRecord): Key {
     ...(r.credits && {
       credits: create(CreditsStateSchema, { plan: creditPlanToProto(r.credits), ownPlan: true }),
     }),
+    limitOverrides: (r.overrides ?? [])
+      .filter((o) => now === undefined || isActive(o, now))
+      .map(overrideToProto),
   });
 }
 

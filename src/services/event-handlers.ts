@@ -290,7 +290,7 @@ export function recordKeyAction(
   keyId: string,
   actor: string,
   owner?: string,
-  extra: { reason?: string; credits?: string } = {},
+  extra: Readonly<Record<string, string>> = {},
 ): void {
   d.events.recorder.emit({
     type: `key_${action === "create" ? "created" : action === "update" ? "updated" : action === "revoke" ? "revoked" : "rotated"}`,

@@ -177,6 +177,15 @@ export async function importKeys(
         : { detail: r.detail ?? "" }),
     });
   });
+  if (!req.dryRun) {
+    // Restored keys holding limit overrides join the index ListLimitOverrides reads.
+    const withOverrides = new Set(
+      items.filter((it) => (it.record.overrides?.length ?? 0) > 0).map((it) => it.record.id),
+    );
+    for (const r of applied)
+      if ((r.outcome === "created" || r.outcome === "replaced") && withOverrides.has(r.id))
+        await d.overrides.store.markKey(r.id, true);
+  }
   const counts: Record<string, number> = {};
   for (const r of results) {
     const name = ImportOutcome[r.outcome].toLowerCase();

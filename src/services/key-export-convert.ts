@@ -25,6 +25,7 @@ import type { KeyRecord } from "../keys/key-record.js";
 import { INPUT_BOUNDS, INPUT_PATTERNS } from "../util/input-bounds.js";
 import { keyToProto } from "./convert.js";
 import { creditPlanFromProto } from "./credits-convert.js";
+import { overrideFromProto } from "./override-convert.js";
 import { Violations } from "./validation.js";
 
 /** The record format version this server writes and reads. */
@@ -206,6 +207,9 @@ export function importRecord(m: KeyExport, c: ImportContext): ConvertedImport {
     ...(credits && { credits }),
     ...(grace !== undefined && graceEndsAt !== undefined && { graceEndsAt }),
     ...(m.foreignPrefix !== "" && { foreignPrefix: m.foreignPrefix }),
+    ...(k.limitOverrides.length > 0 && {
+      overrides: k.limitOverrides.map((o) => overrideFromProto(o, createdAt)),
+    }),
   };
   return { item: { record, defaulted } };
 }

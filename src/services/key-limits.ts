@@ -9,9 +9,20 @@
  * Limits counted per client IP or per caller-chosen subject are listed but
  * have no usage here: their buckets belong to whoever sends the request, not
  * to the key.
+ *
+ * The key's and its owner's runtime overrides are applied as a decision
+ * applies them (ratelimit/limit-override.ts: key > owner > endpoint > tier),
+ * and each row says where its numbers come from.
  */
-import { type Limit, limitsFor } from "../policy/policy.js";
+import type { KeyRecord } from "../keys/key-record.js";
+import { type Limit, limitsFor, type Policy } from "../policy/policy.js";
 import { describeLimit, NO_MATCH } from "../policy/policy-table.js";
+import {
+  type LimitOverride,
+  type LimitSource,
+  overrideLimit,
+  overridesByName,
+} from "../ratelimit/limit-override.js";
 import type { LimitItem } from "../ratelimit/rate-limit-store.js";
 import { subjectTag } from "../subjects/subject-tag.js";
 import { INPUT_BOUNDS, INPUT_PATTERNS } from "../util/input-bounds.js";
@@ -35,8 +46,12 @@ export interface KeyLimitRow {
   burst?: number;
   /** Quota: the UTC calendar window. */
   window?: "day" | "week" | "month";
-  /** The limit in words, as check-config prints it. */
+  /** The limit in words, as check-config prints it; `exempt` when an override exempts the key. */
   text: string;
+  /** Where the numbers come from: an override (the key's or its owner's), the endpoint or the tier. */
+  source: LimitSource;
+  /** True when an override exempts the key from the limit (then it has no usage). */
+  exempt?: boolean;
   /** Whose bucket: `this key`, `owner <owner>`, `every caller of <endpoint>`, or `per client IP` / `per subject`. */
   bucket: string;
   /**
@@ -74,35 +89,9 @@ export async function readKeyLimits(d: ServiceDeps, keyId: string): Promise<KeyL
   if (!key) throw apiError("KEY_NOT_FOUND");
   const policy = d.policy();
   const effectiveTier = policy.tiers.has(key.tier) ? key.tier : policy.defaultTier;
+  const owner = await d.overrides.store.ownerOverrides(key.owner);
+  const rows = keyLimitRows(policy, key, owner, d.clock.now());
 
-  // One row per bucket: a tier limit shared by every endpoint is one bucket.
-  const rows = new Map<string, { row: KeyLimitRow; item?: LimitItem }>();
-  for (const e of [...policy.endpoints, undefined]) {
-    const endpoint = e?.name ?? NO_MATCH;
-    for (const limit of limitsFor(policy, key.tier, e)) {
-      const tag = tagOf(limit, key.id, key.owner, e?.name ?? "-");
-      const id = `${tag ?? limit.by}\u0000${limit.bucketId}`;
-      const seen = rows.get(id);
-      if (seen) {
-        seen.row.endpoints.push(endpoint);
-        continue;
-      }
-      const row: KeyLimitRow = {
-        endpoints: [endpoint],
-        name: limit.name,
-        kind: limit.kind,
-        by: limit.by,
-        mode: limit.mode,
-        requests: limit.requests,
-        ...(limit.kind === "rate"
-          ? { periodMs: limit.periodMs, burst: limit.burst }
-          : { window: limit.window ?? "day" }),
-        text: describeLimit(limit),
-        bucket: bucketName(limit, key.owner, endpoint),
-      };
-      rows.set(id, tag === undefined ? { row } : { row, item: { tag, limit } });
-    }
-  }
   const tied = [...rows.values()].filter((r) => r.item !== undefined);
   const outcomes = await d.rateStore.peek(tied.map((r) => r.item as LimitItem));
   tied.forEach(({ row, item }, i) => {
@@ -125,6 +114,57 @@ export async function readKeyLimits(d: ServiceDeps, keyId: string): Promise<KeyL
     at: d.clock.now(),
     limits: [...rows.values()].map((r) => r.row),
   };
+}
+
+/**
+ * One row per bucket of the key's limits on every endpoint, overrides
+ * applied (`owner`: its owner's overrides), with the item to peek when the
+ * bucket is the key's, its owner's or an endpoint's.
+ */
+export function keyLimitRows(
+  policy: Policy,
+  key: KeyRecord,
+  owner: readonly LimitOverride[],
+  now: number,
+): Map<string, { row: KeyLimitRow; item?: LimitItem }> {
+  const effectiveTier = policy.tiers.has(key.tier) ? key.tier : policy.defaultTier;
+  const tierLimits = policy.tiers.get(effectiveTier)?.limits ?? [];
+  const winners = overridesByName({ key: key.overrides, owner }, now);
+  // One row per bucket: a tier limit shared by every endpoint is one bucket.
+  const rows = new Map<string, { row: KeyLimitRow; item?: LimitItem }>();
+  for (const e of [...policy.endpoints, undefined]) {
+    const endpoint = e?.name ?? NO_MATCH;
+    for (const base of limitsFor(policy, key.tier, e)) {
+      const won = winners.get(base.name);
+      const limit = won ? overrideLimit(base, won.override, won.by) : base;
+      const source: LimitSource = won ? won.by : tierLimits.includes(base) ? "tier" : "endpoint";
+      const tag = limit ? tagOf(limit, key.id, key.owner, e?.name ?? "-") : undefined;
+      const shown = limit ?? base;
+      const id = `${tag ?? shown.by}\u0000${shown.bucketId}${limit ? "" : "\u0000exempt"}`;
+      const seen = rows.get(id);
+      if (seen) {
+        seen.row.endpoints.push(endpoint);
+        continue;
+      }
+      const row: KeyLimitRow = {
+        endpoints: [endpoint],
+        name: shown.name,
+        kind: shown.kind,
+        by: shown.by,
+        mode: shown.mode,
+        requests: shown.requests,
+        ...(shown.kind === "rate"
+          ? { periodMs: shown.periodMs, burst: shown.burst }
+          : { window: shown.window ?? "day" }),
+        text: limit ? describeLimit(limit) : "exempt",
+        source,
+        ...(!limit && { exempt: true }),
+        bucket: bucketName(shown, key.owner, endpoint),
+      };
+      rows.set(id, tag === undefined || !limit ? { row } : { row, item: { tag, limit } });
+    }
+  }
+  return rows;
 }
 
 /** The bucket's subject tag when it is the key's (key, owner, endpoint); undefined per IP or subject. */

@@ -25,6 +25,11 @@ import {
   type UpdateKeyRequest,
   UpdateKeyResponseSchema,
 } from "../gen/tollgate/v1/key_service_pb.js";
+import type {
+  DeleteLimitOverrideRequest,
+  ListLimitOverridesRequest,
+  SetLimitOverrideRequest,
+} from "../gen/tollgate/v1/override_pb.js";
 import type { KeyChangeError, KeyPatch } from "../keys/key-manager.js";
 import type { KeyRecord } from "../keys/key-record.js";
 import { refillTime } from "../ratelimit/rate-limiter.js";
@@ -44,6 +49,7 @@ import { apiError } from "./errors.js";
 import { getUsage, listAlerts, listEvents, recordKeyAction } from "./event-handlers.js";
 import { exportKeys, importKeys } from "./key-backup-handlers.js";
 import { authenticateManagement } from "./management-gate.js";
+import { deleteLimitOverride, listLimitOverrides, setLimitOverride } from "./override-handlers.js";
 import type { ServiceDeps } from "./service-deps.js";
 import type { TailHandlers } from "./tail-handlers.js";
 import { Violations, validNames } from "./validation.js";
@@ -64,7 +70,7 @@ const UPDATABLE = new Set([
 
 /**
  * The RPCs a read-only management token may call: they show keys (never a
- * secret or digest), usage, events, alerts, blocks and the live views of
+ * secret or digest), usage, events, alerts, blocks, limit overrides and the live views of
  * decisions and events. ExportKeys is not here: it hands out every key's digest.
  */
 export const READ_ONLY_RPCS: ReadonlySet<string> = new Set([
@@ -74,6 +80,7 @@ export const READ_ONLY_RPCS: ReadonlySet<string> = new Set([
   "ListEvents",
   "ListAlerts",
   "GetUsage",
+  "ListLimitOverrides",
   "TailDecisions",
   "FollowEvents",
 ]);
@@ -124,7 +131,7 @@ export function createKeyService(d: ServiceDeps): KeyServiceUnaryHandlers {
       validateId(req.id);
       const r = await d.keys.get(req.id);
       if (!r) throw apiError("KEY_NOT_FOUND");
-      const key = keyToProto(r);
+      const key = keyToProto(r, d.clock.now());
       // The plan in force (own or tier's) with the balance the store has now.
       const credits = await readKeyCredits(d, r);
       if (credits) key.credits = creditsStateToProto(credits);
@@ -150,7 +157,7 @@ export function createKeyService(d: ServiceDeps): KeyServiceUnaryHandlers {
         ...(req.owner !== "" && { owner: req.owner }),
       });
       return create(ListKeysResponseSchema, {
-        keys: page.records.map(keyToProto),
+        keys: page.records.map((r) => keyToProto(r, d.clock.now())),
         nextPageToken: page.next ? Buffer.from(page.next).toString("base64url") : "",
       });
     }),
@@ -187,7 +194,7 @@ export function createKeyService(d: ServiceDeps): KeyServiceUnaryHandlers {
       const fields = paths.some((p) => p !== "credits_change");
       const r = fields ? unwrap(await d.keys.update(req.id, patch)) : await changeable(d, req.id);
       if (fields) audit(d, "update", r.id, actor);
-      const key = keyToProto(r);
+      const key = keyToProto(r, d.clock.now());
       if (change) {
         const found = keyCreditsItem(d, r);
         if (!found)
@@ -257,6 +264,15 @@ export function createKeyService(d: ServiceDeps): KeyServiceUnaryHandlers {
     getUsage: guard("GetUsage", (req: GetUsageRequest) => getUsage(d, req)),
     exportKeys: guard("ExportKeys", (req: ExportKeysRequest, actor) => exportKeys(d, req, actor)),
     importKeys: guard("ImportKeys", (req: ImportKeysRequest, actor) => importKeys(d, req, actor)),
+    setLimitOverride: guard("SetLimitOverride", (req: SetLimitOverrideRequest, actor) =>
+      setLimitOverride(d, req, actor),
+    ),
+    deleteLimitOverride: guard("DeleteLimitOverride", (req: DeleteLimitOverrideRequest, actor) =>
+      deleteLimitOverride(d, req, actor),
+    ),
+    listLimitOverrides: guard("ListLimitOverrides", (req: ListLimitOverridesRequest) =>
+      listLimitOverrides(d, req),
+    ),
 
     revokeKey: guard("RevokeKey", async (req: RevokeKeyRequest, actor) => {
       const v = new Violations();
@@ -269,7 +285,7 @@ export function createKeyService(d: ServiceDeps): KeyServiceUnaryHandlers {
       if (typeof out !== "string" && out.changed) {
         audit(d, "revoke", r.id, actor, r.revokeReason ? { reason: r.revokeReason } : {});
       }
-      return create(RevokeKeyResponseSchema, { key: keyToProto(r) });
+      return create(RevokeKeyResponseSchema, { key: keyToProto(r, d.clock.now()) });
     }),
   };
 }
@@ -331,7 +347,8 @@ async function changeable(d: ServiceDeps, id: string): Promise<KeyRecord> {
   return r;
 }
 
-function unwrap(r: KeyRecord | KeyChangeError): KeyRecord {
+/** A key change's record, or the API error its failure is. */
+export function unwrap(r: KeyRecord | KeyChangeError): KeyRecord {
   if (r === "NOT_FOUND") throw apiError("KEY_NOT_FOUND");
   if (r === "REVOKED") throw apiError("KEY_REVOKED");
   if (r === "CONFLICT") throw apiError("CONCURRENT_UPDATE");
@@ -339,12 +356,13 @@ function unwrap(r: KeyRecord | KeyChangeError): KeyRecord {
   return r;
 }
 
-function audit(
+/** Audits a key change: a metric, an audit log line and a key event. */
+export function audit(
   d: ServiceDeps,
   action: "create" | "update" | "revoke",
   keyId: string,
   actor: string,
-  extra: { reason?: string; credits?: string } = {},
+  extra: Readonly<Record<string, string>> = {},
 ): void {
   d.metrics.keyActions.inc({ action });
   d.log.info({ audit: action, keyId, actor, ...extra }, `key ${action}d`);

@@ -9,6 +9,8 @@ import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
 import type { Policy } from "../policy/policy.js";
 import type { BlockBook } from "../ratelimit/block-book.js";
+import type { OverrideStore } from "../ratelimit/override-store.js";
+import type { OwnerOverrides } from "../ratelimit/owner-overrides.js";
 import type { RateLimitStore } from "../ratelimit/rate-limit-store.js";
 import type { Clock } from "../util/clock.js";
 import type { Instrument } from "./instrument.js";
@@ -33,6 +35,13 @@ export interface ServiceDeps {
   backupStore: KeyStore;
   /** Rate-limit state (ListBlocks). */
   rateStore: RateLimitStore;
+  /** Limit overrides (Set/Delete/ListLimitOverrides): owners' store and cache. */
+  overrides: {
+    store: OverrideStore;
+    owners: OwnerOverrides;
+    /** Drops an owner's cached overrides here and on every replica (the bus). */
+    ownerChanged(owner: string): Promise<void>;
+  };
   management: ManagementAuth;
   /** Security events, detection, alerts and usage (see src/events). */
   events: Events;

@@ -171,7 +171,7 @@ async function rotateKey(
   );
   return create(RotateKeyResponseSchema, {
     secret: r.secret,
-    key: keyToProto(r.record),
+    key: keyToProto(r.record, d.clock.now()),
     graceEndTime: ts(r.graceEndsAt),
   });
 }

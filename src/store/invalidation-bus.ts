@@ -111,5 +111,6 @@ export function parseInvalidation(text: string): Invalidation {
     blocks,
     unblocks: strings(p.unblocks),
     prefixes: strings(p.prefixes),
+    owners: strings(p.owners),
   };
 }

@@ -39,6 +39,12 @@ export function createKeyNames(prefix: string) {
     marker: () => `${prefix}marker:{marker}`,
     /** The store's epoch: a random id written once; a new one means the data was lost. */
     epoch: () => `${prefix}marker:{marker}:epoch`,
+    /** An owner's limit overrides (hash: limit name → JSON), in the owner's rate-limit slot. */
+    ownerOverrides: (owner: string) => `${prefix}ovr:{${tagValue(`o:${owner}`)}}`,
+    /** Set of owners with limit overrides (for listing). */
+    overrideOwners: () => `${prefix}ovr-owners:{index}`,
+    /** Set of key ids whose records hold limit overrides (for listing). */
+    overrideKeys: () => `${prefix}ovr-keys:{index}`,
     /** Pub/sub channel of cache invalidations. */
     invalidationChannel: () => `${prefix}invalidate`,
   };

@@ -123,6 +123,18 @@ export const INPUT_BOUNDS = {
   headerNameMaxBytes: 256,
   /** A header value in `AuthorizeRequest.headers`. */
   headerValueMaxBytes: 8192,
+  /** A limit name of SetLimitOverride / DeleteLimitOverride (the policy's names are 1 … 64). */
+  limitNameMaxBytes: 64,
+  /** A rate override's `requests` (as a rate in the policy file). */
+  overrideRateRequestsMax: 1_000_000_000_000,
+  /** A rate override's `burst` (as in the policy file). */
+  overrideBurstMax: 1_000_000_000_000_000,
+  /** A rate override's `period`, seconds: 366 days (as in the policy file). */
+  overridePeriodMaxS: 366 * DAY_S,
+  /** `ListLimitOverrides.page_size` without a target. */
+  listOverridesPageMax: 1000,
+  /** `ListLimitOverrides` page size when none is asked. */
+  listOverridesPageDefault: 100,
 } as const;
 
 /** Validation patterns of the API; their `{min,max}` are bounds of the table too. */

@@ -296,7 +296,8 @@ const LIMIT_SAMPLES = 150;
 const LIMIT_REFRESH_MS = 2000;
 
 /**
- * A key's limits: every bucket its tier counts it in, with where it stands
+ * A key's limits: every bucket its tier counts it in (runtime overrides applied,
+ * with where each limit's numbers come from), with where it stands
  * now (read without charging), and a chart of each bucket's use sampled
  * while the page is open.
  */
@@ -333,10 +334,11 @@ function KeyLimits({ id }) {
       read without charging, every ${LIMIT_REFRESH_MS / 1000} s.
     </p>
     <table id="key-limits">
-      <tr><th>limit</th><th>endpoints</th><th>counted per</th><th>used</th><th>remaining</th><th>resets in</th></tr>
+      <tr><th>limit</th><th>from</th><th>endpoints</th><th>counted per</th><th>used</th><th>remaining</th><th>resets in</th></tr>
       ${data.limits.map(
         (l) => html`<tr data-limit=${l.name} class=${l.usage?.full ? "denied" : ""}>
           <td>${l.text}</td>
+          <td class="source">${l.source}</td>
           <td>${l.endpoints.join(", ")}</td>
           <td>${l.bucket}</td>
           <td class="used">${l.usage ? `${l.usage.used} / ${l.usage.capacity}` : "–"}</td>

@@ -119,9 +119,12 @@ type Key struct {
 	// The key's credits: the plan in force (its own or its tier's), with the
 	// balance and next refill in GetKey; elsewhere only a key's own plan, no
 	// balance. Unset when no credit plan applies.
-	Credits       *CreditsState `protobuf:"bytes,18,opt,name=credits,proto3" json:"credits,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Credits *CreditsState `protobuf:"bytes,18,opt,name=credits,proto3" json:"credits,omitempty"`
+	// The key's own limit overrides (SetLimitOverride), expired ones left out.
+	// Its owner's overrides apply too: ListLimitOverrides shows the effective limits.
+	LimitOverrides []*LimitOverride `protobuf:"bytes,19,rep,name=limit_overrides,json=limitOverrides,proto3" json:"limit_overrides,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Key) Reset() {
@@ -280,6 +283,13 @@ func (x *Key) GetCredits() *CreditsState {
 	return nil
 }
 
+func (x *Key) GetLimitOverrides() []*LimitOverride {
+	if x != nil {
+		return x.LimitOverrides
+	}
+	return nil
+}
+
 // Who is calling: the identity of a recognised key. Never contains the secret.
 type Identity struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -375,7 +385,7 @@ var File_tollgate_v1_key_proto protoreflect.FileDescriptor
 
 const file_tollgate_v1_key_proto_rawDesc = "" +
 	"\n" +
-	"\x15tollgate/v1/key.proto\x12\vtollgate.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19tollgate/v1/credits.proto\"\xcc\x06\n" +
+	"\x15tollgate/v1/key.proto\x12\vtollgate.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19tollgate/v1/credits.proto\x1a\x1atollgate/v1/override.proto\"\x91\a\n" +
 	"\x03Key\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05owner\x18\x02 \x01(\tR\x05owner\x12\x12\n" +
@@ -399,7 +409,8 @@ const file_tollgate_v1_key_proto_rawDesc = "" +
 	"\x0egrace_end_time\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\fgraceEndTime\x12\x18\n" +
 	"\aversion\x18\x10 \x01(\x04R\aversion\x12%\n" +
 	"\x0erevoked_reason\x18\x11 \x01(\tR\rrevokedReason\x123\n" +
-	"\acredits\x18\x12 \x01(\v2\x19.tollgate.v1.CreditsStateR\acredits\x1a;\n" +
+	"\acredits\x18\x12 \x01(\v2\x19.tollgate.v1.CreditsStateR\acredits\x12C\n" +
+	"\x0flimit_overrides\x18\x13 \x03(\v2\x1a.tollgate.v1.LimitOverrideR\x0elimitOverrides\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x83\x02\n" +
@@ -441,6 +452,7 @@ var file_tollgate_v1_key_proto_goTypes = []any{
 	nil,                           // 4: tollgate.v1.Identity.MetadataEntry
 	(*timestamppb.Timestamp)(nil), // 5: google.protobuf.Timestamp
 	(*CreditsState)(nil),          // 6: tollgate.v1.CreditsState
+	(*LimitOverride)(nil),         // 7: tollgate.v1.LimitOverride
 }
 var file_tollgate_v1_key_proto_depIdxs = []int32{
 	3,  // 0: tollgate.v1.Key.metadata:type_name -> tollgate.v1.Key.MetadataEntry
@@ -452,12 +464,13 @@ var file_tollgate_v1_key_proto_depIdxs = []int32{
 	5,  // 6: tollgate.v1.Key.secret_create_time:type_name -> google.protobuf.Timestamp
 	5,  // 7: tollgate.v1.Key.grace_end_time:type_name -> google.protobuf.Timestamp
 	6,  // 8: tollgate.v1.Key.credits:type_name -> tollgate.v1.CreditsState
-	4,  // 9: tollgate.v1.Identity.metadata:type_name -> tollgate.v1.Identity.MetadataEntry
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	7,  // 9: tollgate.v1.Key.limit_overrides:type_name -> tollgate.v1.LimitOverride
+	4,  // 10: tollgate.v1.Identity.metadata:type_name -> tollgate.v1.Identity.MetadataEntry
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_tollgate_v1_key_proto_init() }
@@ -466,6 +479,7 @@ func file_tollgate_v1_key_proto_init() {
 		return
 	}
 	file_tollgate_v1_credits_proto_init()
+	file_tollgate_v1_override_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -2072,7 +2072,7 @@ var File_tollgate_v1_key_service_proto protoreflect.FileDescriptor
 
 const file_tollgate_v1_key_service_proto_rawDesc = "" +
 	"\n" +
-	"\x1dtollgate/v1/key_service.proto\x12\vtollgate.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19tollgate/v1/credits.proto\x1a\x17tollgate/v1/event.proto\x1a\x15tollgate/v1/key.proto\x1a\x1ctollgate/v1/key_export.proto\x1a\x16tollgate/v1/live.proto\"\xa0\x03\n" +
+	"\x1dtollgate/v1/key_service.proto\x12\vtollgate.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19tollgate/v1/credits.proto\x1a\x17tollgate/v1/event.proto\x1a\x15tollgate/v1/key.proto\x1a\x1ctollgate/v1/key_export.proto\x1a\x16tollgate/v1/live.proto\x1a\x1atollgate/v1/override.proto\"\xa0\x03\n" +
 	"\x10CreateKeyRequest\x12\x14\n" +
 	"\x05owner\x18\x01 \x01(\tR\x05owner\x12\x12\n" +
 	"\x04tier\x18\x02 \x01(\tR\x04tier\x12\x16\n" +
@@ -2226,7 +2226,7 @@ const file_tollgate_v1_key_service_proto_rawDesc = "" +
 	"\x18IMPORT_OUTCOME_UNCHANGED\x10\x02\x12\x1b\n" +
 	"\x17IMPORT_OUTCOME_REPLACED\x10\x03\x12\x1b\n" +
 	"\x17IMPORT_OUTCOME_CONFLICT\x10\x04\x12\x1a\n" +
-	"\x16IMPORT_OUTCOME_INVALID\x10\x052\xef\b\n" +
+	"\x16IMPORT_OUTCOME_INVALID\x10\x052\xa7\v\n" +
 	"\n" +
 	"KeyService\x12L\n" +
 	"\tCreateKey\x12\x1d.tollgate.v1.CreateKeyRequest\x1a\x1e.tollgate.v1.CreateKeyResponse\"\x00\x12C\n" +
@@ -2247,7 +2247,10 @@ const file_tollgate_v1_key_service_proto_rawDesc = "" +
 	"\n" +
 	"ImportKeys\x12\x1e.tollgate.v1.ImportKeysRequest\x1a\x1f.tollgate.v1.ImportKeysResponse\"\x00\x12Z\n" +
 	"\rTailDecisions\x12!.tollgate.v1.TailDecisionsRequest\x1a\".tollgate.v1.TailDecisionsResponse\"\x000\x01\x12W\n" +
-	"\fFollowEvents\x12 .tollgate.v1.FollowEventsRequest\x1a!.tollgate.v1.FollowEventsResponse\"\x000\x01B\xb3\x01\n" +
+	"\fFollowEvents\x12 .tollgate.v1.FollowEventsRequest\x1a!.tollgate.v1.FollowEventsResponse\"\x000\x01\x12a\n" +
+	"\x10SetLimitOverride\x12$.tollgate.v1.SetLimitOverrideRequest\x1a%.tollgate.v1.SetLimitOverrideResponse\"\x00\x12j\n" +
+	"\x13DeleteLimitOverride\x12'.tollgate.v1.DeleteLimitOverrideRequest\x1a(.tollgate.v1.DeleteLimitOverrideResponse\"\x00\x12g\n" +
+	"\x12ListLimitOverrides\x12&.tollgate.v1.ListLimitOverridesRequest\x1a'.tollgate.v1.ListLimitOverridesResponse\"\x00B\xb3\x01\n" +
 	"\x0fcom.tollgate.v1B\x0fKeyServiceProtoP\x01ZBgithub.com/tollgate/tollgate/clients/go/gen/tollgate/v1;tollgatev1\xa2\x02\x03TXX\xaa\x02\vTollgate.V1\xca\x02\vTollgate\\V1\xe2\x02\x17Tollgate\\V1\\GPBMetadata\xea\x02\fTollgate::V1b\x06proto3"
 
 var (
@@ -2265,53 +2268,59 @@ func file_tollgate_v1_key_service_proto_rawDescGZIP() []byte {
 var file_tollgate_v1_key_service_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_tollgate_v1_key_service_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_tollgate_v1_key_service_proto_goTypes = []any{
-	(UsageGranularity)(0),         // 0: tollgate.v1.UsageGranularity
-	(ImportOutcome)(0),            // 1: tollgate.v1.ImportOutcome
-	(*CreateKeyRequest)(nil),      // 2: tollgate.v1.CreateKeyRequest
-	(*CreateKeyResponse)(nil),     // 3: tollgate.v1.CreateKeyResponse
-	(*GetKeyRequest)(nil),         // 4: tollgate.v1.GetKeyRequest
-	(*GetKeyResponse)(nil),        // 5: tollgate.v1.GetKeyResponse
-	(*ListKeysRequest)(nil),       // 6: tollgate.v1.ListKeysRequest
-	(*ListKeysResponse)(nil),      // 7: tollgate.v1.ListKeysResponse
-	(*UpdateKeyRequest)(nil),      // 8: tollgate.v1.UpdateKeyRequest
-	(*UpdateKeyResponse)(nil),     // 9: tollgate.v1.UpdateKeyResponse
-	(*RevokeKeyRequest)(nil),      // 10: tollgate.v1.RevokeKeyRequest
-	(*RevokeKeyResponse)(nil),     // 11: tollgate.v1.RevokeKeyResponse
-	(*Block)(nil),                 // 12: tollgate.v1.Block
-	(*ListBlocksRequest)(nil),     // 13: tollgate.v1.ListBlocksRequest
-	(*ListBlocksResponse)(nil),    // 14: tollgate.v1.ListBlocksResponse
-	(*DeleteBlockRequest)(nil),    // 15: tollgate.v1.DeleteBlockRequest
-	(*DeleteBlockResponse)(nil),   // 16: tollgate.v1.DeleteBlockResponse
-	(*ListEventsRequest)(nil),     // 17: tollgate.v1.ListEventsRequest
-	(*ListEventsResponse)(nil),    // 18: tollgate.v1.ListEventsResponse
-	(*ListAlertsRequest)(nil),     // 19: tollgate.v1.ListAlertsRequest
-	(*ListAlertsResponse)(nil),    // 20: tollgate.v1.ListAlertsResponse
-	(*GetUsageRequest)(nil),       // 21: tollgate.v1.GetUsageRequest
-	(*EndpointUsage)(nil),         // 22: tollgate.v1.EndpointUsage
-	(*UsageBucket)(nil),           // 23: tollgate.v1.UsageBucket
-	(*GetUsageResponse)(nil),      // 24: tollgate.v1.GetUsageResponse
-	(*ExportKeysRequest)(nil),     // 25: tollgate.v1.ExportKeysRequest
-	(*ExportKeysResponse)(nil),    // 26: tollgate.v1.ExportKeysResponse
-	(*ImportKeysRequest)(nil),     // 27: tollgate.v1.ImportKeysRequest
-	(*ImportViolation)(nil),       // 28: tollgate.v1.ImportViolation
-	(*KeyImportResult)(nil),       // 29: tollgate.v1.KeyImportResult
-	(*ImportKeysResponse)(nil),    // 30: tollgate.v1.ImportKeysResponse
-	nil,                           // 31: tollgate.v1.CreateKeyRequest.MetadataEntry
-	nil,                           // 32: tollgate.v1.UpdateKeyRequest.MetadataEntry
-	(*timestamppb.Timestamp)(nil), // 33: google.protobuf.Timestamp
-	(*CreditPlan)(nil),            // 34: tollgate.v1.CreditPlan
-	(*Key)(nil),                   // 35: tollgate.v1.Key
-	(*fieldmaskpb.FieldMask)(nil), // 36: google.protobuf.FieldMask
-	(*CreditsChange)(nil),         // 37: tollgate.v1.CreditsChange
-	(SubjectKind)(0),              // 38: tollgate.v1.SubjectKind
-	(EventType)(0),                // 39: tollgate.v1.EventType
-	(*Event)(nil),                 // 40: tollgate.v1.Event
-	(*Alert)(nil),                 // 41: tollgate.v1.Alert
-	(*KeyExport)(nil),             // 42: tollgate.v1.KeyExport
-	(*TailDecisionsRequest)(nil),  // 43: tollgate.v1.TailDecisionsRequest
-	(*FollowEventsRequest)(nil),   // 44: tollgate.v1.FollowEventsRequest
-	(*TailDecisionsResponse)(nil), // 45: tollgate.v1.TailDecisionsResponse
-	(*FollowEventsResponse)(nil),  // 46: tollgate.v1.FollowEventsResponse
+	(UsageGranularity)(0),               // 0: tollgate.v1.UsageGranularity
+	(ImportOutcome)(0),                  // 1: tollgate.v1.ImportOutcome
+	(*CreateKeyRequest)(nil),            // 2: tollgate.v1.CreateKeyRequest
+	(*CreateKeyResponse)(nil),           // 3: tollgate.v1.CreateKeyResponse
+	(*GetKeyRequest)(nil),               // 4: tollgate.v1.GetKeyRequest
+	(*GetKeyResponse)(nil),              // 5: tollgate.v1.GetKeyResponse
+	(*ListKeysRequest)(nil),             // 6: tollgate.v1.ListKeysRequest
+	(*ListKeysResponse)(nil),            // 7: tollgate.v1.ListKeysResponse
+	(*UpdateKeyRequest)(nil),            // 8: tollgate.v1.UpdateKeyRequest
+	(*UpdateKeyResponse)(nil),           // 9: tollgate.v1.UpdateKeyResponse
+	(*RevokeKeyRequest)(nil),            // 10: tollgate.v1.RevokeKeyRequest
+	(*RevokeKeyResponse)(nil),           // 11: tollgate.v1.RevokeKeyResponse
+	(*Block)(nil),                       // 12: tollgate.v1.Block
+	(*ListBlocksRequest)(nil),           // 13: tollgate.v1.ListBlocksRequest
+	(*ListBlocksResponse)(nil),          // 14: tollgate.v1.ListBlocksResponse
+	(*DeleteBlockRequest)(nil),          // 15: tollgate.v1.DeleteBlockRequest
+	(*DeleteBlockResponse)(nil),         // 16: tollgate.v1.DeleteBlockResponse
+	(*ListEventsRequest)(nil),           // 17: tollgate.v1.ListEventsRequest
+	(*ListEventsResponse)(nil),          // 18: tollgate.v1.ListEventsResponse
+	(*ListAlertsRequest)(nil),           // 19: tollgate.v1.ListAlertsRequest
+	(*ListAlertsResponse)(nil),          // 20: tollgate.v1.ListAlertsResponse
+	(*GetUsageRequest)(nil),             // 21: tollgate.v1.GetUsageRequest
+	(*EndpointUsage)(nil),               // 22: tollgate.v1.EndpointUsage
+	(*UsageBucket)(nil),                 // 23: tollgate.v1.UsageBucket
+	(*GetUsageResponse)(nil),            // 24: tollgate.v1.GetUsageResponse
+	(*ExportKeysRequest)(nil),           // 25: tollgate.v1.ExportKeysRequest
+	(*ExportKeysResponse)(nil),          // 26: tollgate.v1.ExportKeysResponse
+	(*ImportKeysRequest)(nil),           // 27: tollgate.v1.ImportKeysRequest
+	(*ImportViolation)(nil),             // 28: tollgate.v1.ImportViolation
+	(*KeyImportResult)(nil),             // 29: tollgate.v1.KeyImportResult
+	(*ImportKeysResponse)(nil),          // 30: tollgate.v1.ImportKeysResponse
+	nil,                                 // 31: tollgate.v1.CreateKeyRequest.MetadataEntry
+	nil,                                 // 32: tollgate.v1.UpdateKeyRequest.MetadataEntry
+	(*timestamppb.Timestamp)(nil),       // 33: google.protobuf.Timestamp
+	(*CreditPlan)(nil),                  // 34: tollgate.v1.CreditPlan
+	(*Key)(nil),                         // 35: tollgate.v1.Key
+	(*fieldmaskpb.FieldMask)(nil),       // 36: google.protobuf.FieldMask
+	(*CreditsChange)(nil),               // 37: tollgate.v1.CreditsChange
+	(SubjectKind)(0),                    // 38: tollgate.v1.SubjectKind
+	(EventType)(0),                      // 39: tollgate.v1.EventType
+	(*Event)(nil),                       // 40: tollgate.v1.Event
+	(*Alert)(nil),                       // 41: tollgate.v1.Alert
+	(*KeyExport)(nil),                   // 42: tollgate.v1.KeyExport
+	(*TailDecisionsRequest)(nil),        // 43: tollgate.v1.TailDecisionsRequest
+	(*FollowEventsRequest)(nil),         // 44: tollgate.v1.FollowEventsRequest
+	(*SetLimitOverrideRequest)(nil),     // 45: tollgate.v1.SetLimitOverrideRequest
+	(*DeleteLimitOverrideRequest)(nil),  // 46: tollgate.v1.DeleteLimitOverrideRequest
+	(*ListLimitOverridesRequest)(nil),   // 47: tollgate.v1.ListLimitOverridesRequest
+	(*TailDecisionsResponse)(nil),       // 48: tollgate.v1.TailDecisionsResponse
+	(*FollowEventsResponse)(nil),        // 49: tollgate.v1.FollowEventsResponse
+	(*SetLimitOverrideResponse)(nil),    // 50: tollgate.v1.SetLimitOverrideResponse
+	(*DeleteLimitOverrideResponse)(nil), // 51: tollgate.v1.DeleteLimitOverrideResponse
+	(*ListLimitOverridesResponse)(nil),  // 52: tollgate.v1.ListLimitOverridesResponse
 }
 var file_tollgate_v1_key_service_proto_depIdxs = []int32{
 	31, // 0: tollgate.v1.CreateKeyRequest.metadata:type_name -> tollgate.v1.CreateKeyRequest.MetadataEntry
@@ -2366,22 +2375,28 @@ var file_tollgate_v1_key_service_proto_depIdxs = []int32{
 	27, // 49: tollgate.v1.KeyService.ImportKeys:input_type -> tollgate.v1.ImportKeysRequest
 	43, // 50: tollgate.v1.KeyService.TailDecisions:input_type -> tollgate.v1.TailDecisionsRequest
 	44, // 51: tollgate.v1.KeyService.FollowEvents:input_type -> tollgate.v1.FollowEventsRequest
-	3,  // 52: tollgate.v1.KeyService.CreateKey:output_type -> tollgate.v1.CreateKeyResponse
-	5,  // 53: tollgate.v1.KeyService.GetKey:output_type -> tollgate.v1.GetKeyResponse
-	7,  // 54: tollgate.v1.KeyService.ListKeys:output_type -> tollgate.v1.ListKeysResponse
-	9,  // 55: tollgate.v1.KeyService.UpdateKey:output_type -> tollgate.v1.UpdateKeyResponse
-	11, // 56: tollgate.v1.KeyService.RevokeKey:output_type -> tollgate.v1.RevokeKeyResponse
-	14, // 57: tollgate.v1.KeyService.ListBlocks:output_type -> tollgate.v1.ListBlocksResponse
-	16, // 58: tollgate.v1.KeyService.DeleteBlock:output_type -> tollgate.v1.DeleteBlockResponse
-	18, // 59: tollgate.v1.KeyService.ListEvents:output_type -> tollgate.v1.ListEventsResponse
-	20, // 60: tollgate.v1.KeyService.ListAlerts:output_type -> tollgate.v1.ListAlertsResponse
-	24, // 61: tollgate.v1.KeyService.GetUsage:output_type -> tollgate.v1.GetUsageResponse
-	26, // 62: tollgate.v1.KeyService.ExportKeys:output_type -> tollgate.v1.ExportKeysResponse
-	30, // 63: tollgate.v1.KeyService.ImportKeys:output_type -> tollgate.v1.ImportKeysResponse
-	45, // 64: tollgate.v1.KeyService.TailDecisions:output_type -> tollgate.v1.TailDecisionsResponse
-	46, // 65: tollgate.v1.KeyService.FollowEvents:output_type -> tollgate.v1.FollowEventsResponse
-	52, // [52:66] is the sub-list for method output_type
-	38, // [38:52] is the sub-list for method input_type
+	45, // 52: tollgate.v1.KeyService.SetLimitOverride:input_type -> tollgate.v1.SetLimitOverrideRequest
+	46, // 53: tollgate.v1.KeyService.DeleteLimitOverride:input_type -> tollgate.v1.DeleteLimitOverrideRequest
+	47, // 54: tollgate.v1.KeyService.ListLimitOverrides:input_type -> tollgate.v1.ListLimitOverridesRequest
+	3,  // 55: tollgate.v1.KeyService.CreateKey:output_type -> tollgate.v1.CreateKeyResponse
+	5,  // 56: tollgate.v1.KeyService.GetKey:output_type -> tollgate.v1.GetKeyResponse
+	7,  // 57: tollgate.v1.KeyService.ListKeys:output_type -> tollgate.v1.ListKeysResponse
+	9,  // 58: tollgate.v1.KeyService.UpdateKey:output_type -> tollgate.v1.UpdateKeyResponse
+	11, // 59: tollgate.v1.KeyService.RevokeKey:output_type -> tollgate.v1.RevokeKeyResponse
+	14, // 60: tollgate.v1.KeyService.ListBlocks:output_type -> tollgate.v1.ListBlocksResponse
+	16, // 61: tollgate.v1.KeyService.DeleteBlock:output_type -> tollgate.v1.DeleteBlockResponse
+	18, // 62: tollgate.v1.KeyService.ListEvents:output_type -> tollgate.v1.ListEventsResponse
+	20, // 63: tollgate.v1.KeyService.ListAlerts:output_type -> tollgate.v1.ListAlertsResponse
+	24, // 64: tollgate.v1.KeyService.GetUsage:output_type -> tollgate.v1.GetUsageResponse
+	26, // 65: tollgate.v1.KeyService.ExportKeys:output_type -> tollgate.v1.ExportKeysResponse
+	30, // 66: tollgate.v1.KeyService.ImportKeys:output_type -> tollgate.v1.ImportKeysResponse
+	48, // 67: tollgate.v1.KeyService.TailDecisions:output_type -> tollgate.v1.TailDecisionsResponse
+	49, // 68: tollgate.v1.KeyService.FollowEvents:output_type -> tollgate.v1.FollowEventsResponse
+	50, // 69: tollgate.v1.KeyService.SetLimitOverride:output_type -> tollgate.v1.SetLimitOverrideResponse
+	51, // 70: tollgate.v1.KeyService.DeleteLimitOverride:output_type -> tollgate.v1.DeleteLimitOverrideResponse
+	52, // 71: tollgate.v1.KeyService.ListLimitOverrides:output_type -> tollgate.v1.ListLimitOverridesResponse
+	55, // [55:72] is the sub-list for method output_type
+	38, // [38:55] is the sub-list for method input_type
 	38, // [38:38] is the sub-list for extension type_name
 	38, // [38:38] is the sub-list for extension extendee
 	0,  // [0:38] is the sub-list for field type_name
@@ -2397,6 +2412,7 @@ func file_tollgate_v1_key_service_proto_init() {
 	file_tollgate_v1_key_proto_init()
 	file_tollgate_v1_key_export_proto_init()
 	file_tollgate_v1_live_proto_init()
+	file_tollgate_v1_override_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

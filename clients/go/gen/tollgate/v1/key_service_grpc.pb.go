@@ -19,20 +19,23 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	KeyService_CreateKey_FullMethodName     = "/tollgate.v1.KeyService/CreateKey"
-	KeyService_GetKey_FullMethodName        = "/tollgate.v1.KeyService/GetKey"
-	KeyService_ListKeys_FullMethodName      = "/tollgate.v1.KeyService/ListKeys"
-	KeyService_UpdateKey_FullMethodName     = "/tollgate.v1.KeyService/UpdateKey"
-	KeyService_RevokeKey_FullMethodName     = "/tollgate.v1.KeyService/RevokeKey"
-	KeyService_ListBlocks_FullMethodName    = "/tollgate.v1.KeyService/ListBlocks"
-	KeyService_DeleteBlock_FullMethodName   = "/tollgate.v1.KeyService/DeleteBlock"
-	KeyService_ListEvents_FullMethodName    = "/tollgate.v1.KeyService/ListEvents"
-	KeyService_ListAlerts_FullMethodName    = "/tollgate.v1.KeyService/ListAlerts"
-	KeyService_GetUsage_FullMethodName      = "/tollgate.v1.KeyService/GetUsage"
-	KeyService_ExportKeys_FullMethodName    = "/tollgate.v1.KeyService/ExportKeys"
-	KeyService_ImportKeys_FullMethodName    = "/tollgate.v1.KeyService/ImportKeys"
-	KeyService_TailDecisions_FullMethodName = "/tollgate.v1.KeyService/TailDecisions"
-	KeyService_FollowEvents_FullMethodName  = "/tollgate.v1.KeyService/FollowEvents"
+	KeyService_CreateKey_FullMethodName           = "/tollgate.v1.KeyService/CreateKey"
+	KeyService_GetKey_FullMethodName              = "/tollgate.v1.KeyService/GetKey"
+	KeyService_ListKeys_FullMethodName            = "/tollgate.v1.KeyService/ListKeys"
+	KeyService_UpdateKey_FullMethodName           = "/tollgate.v1.KeyService/UpdateKey"
+	KeyService_RevokeKey_FullMethodName           = "/tollgate.v1.KeyService/RevokeKey"
+	KeyService_ListBlocks_FullMethodName          = "/tollgate.v1.KeyService/ListBlocks"
+	KeyService_DeleteBlock_FullMethodName         = "/tollgate.v1.KeyService/DeleteBlock"
+	KeyService_ListEvents_FullMethodName          = "/tollgate.v1.KeyService/ListEvents"
+	KeyService_ListAlerts_FullMethodName          = "/tollgate.v1.KeyService/ListAlerts"
+	KeyService_GetUsage_FullMethodName            = "/tollgate.v1.KeyService/GetUsage"
+	KeyService_ExportKeys_FullMethodName          = "/tollgate.v1.KeyService/ExportKeys"
+	KeyService_ImportKeys_FullMethodName          = "/tollgate.v1.KeyService/ImportKeys"
+	KeyService_TailDecisions_FullMethodName       = "/tollgate.v1.KeyService/TailDecisions"
+	KeyService_FollowEvents_FullMethodName        = "/tollgate.v1.KeyService/FollowEvents"
+	KeyService_SetLimitOverride_FullMethodName    = "/tollgate.v1.KeyService/SetLimitOverride"
+	KeyService_DeleteLimitOverride_FullMethodName = "/tollgate.v1.KeyService/DeleteLimitOverride"
+	KeyService_ListLimitOverrides_FullMethodName  = "/tollgate.v1.KeyService/ListLimitOverrides"
 )
 
 // KeyServiceClient is the client API for KeyService service.
@@ -81,6 +84,14 @@ type KeyServiceClient interface {
 	// events list --follow`). Any management token may read it (a read-only one too). At most 64 streams at once per replica.
 	// Ends after `limit` events, or when the caller cancels.
 	FollowEvents(ctx context.Context, in *FollowEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[FollowEventsResponse], error)
+	// Overrides one named limit for a key or an owner, at runtime: new numbers
+	// (raise or lower) or an exemption, with an optional expiry. Applies on
+	// every replica within the cache bound (README, Overrides). Audited.
+	SetLimitOverride(ctx context.Context, in *SetLimitOverrideRequest, opts ...grpc.CallOption) (*SetLimitOverrideResponse, error)
+	// Removes a key's or owner's override of one limit. Audited.
+	DeleteLimitOverride(ctx context.Context, in *DeleteLimitOverrideRequest, opts ...grpc.CallOption) (*DeleteLimitOverrideResponse, error)
+	// Lists a key's or owner's overrides (a key's with its effective limits), or every one.
+	ListLimitOverrides(ctx context.Context, in *ListLimitOverridesRequest, opts ...grpc.CallOption) (*ListLimitOverridesResponse, error)
 }
 
 type keyServiceClient struct {
@@ -249,6 +260,36 @@ func (c *keyServiceClient) FollowEvents(ctx context.Context, in *FollowEventsReq
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type KeyService_FollowEventsClient = grpc.ServerStreamingClient[FollowEventsResponse]
 
+func (c *keyServiceClient) SetLimitOverride(ctx context.Context, in *SetLimitOverrideRequest, opts ...grpc.CallOption) (*SetLimitOverrideResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetLimitOverrideResponse)
+	err := c.cc.Invoke(ctx, KeyService_SetLimitOverride_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *keyServiceClient) DeleteLimitOverride(ctx context.Context, in *DeleteLimitOverrideRequest, opts ...grpc.CallOption) (*DeleteLimitOverrideResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteLimitOverrideResponse)
+	err := c.cc.Invoke(ctx, KeyService_DeleteLimitOverride_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *keyServiceClient) ListLimitOverrides(ctx context.Context, in *ListLimitOverridesRequest, opts ...grpc.CallOption) (*ListLimitOverridesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListLimitOverridesResponse)
+	err := c.cc.Invoke(ctx, KeyService_ListLimitOverrides_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // KeyServiceServer is the server API for KeyService service.
 // All implementations must embed UnimplementedKeyServiceServer
 // for forward compatibility.
@@ -295,6 +336,14 @@ type KeyServiceServer interface {
 	// events list --follow`). Any management token may read it (a read-only one too). At most 64 streams at once per replica.
 	// Ends after `limit` events, or when the caller cancels.
 	FollowEvents(*FollowEventsRequest, grpc.ServerStreamingServer[FollowEventsResponse]) error
+	// Overrides one named limit for a key or an owner, at runtime: new numbers
+	// (raise or lower) or an exemption, with an optional expiry. Applies on
+	// every replica within the cache bound (README, Overrides). Audited.
+	SetLimitOverride(context.Context, *SetLimitOverrideRequest) (*SetLimitOverrideResponse, error)
+	// Removes a key's or owner's override of one limit. Audited.
+	DeleteLimitOverride(context.Context, *DeleteLimitOverrideRequest) (*DeleteLimitOverrideResponse, error)
+	// Lists a key's or owner's overrides (a key's with its effective limits), or every one.
+	ListLimitOverrides(context.Context, *ListLimitOverridesRequest) (*ListLimitOverridesResponse, error)
 	mustEmbedUnimplementedKeyServiceServer()
 }
 
@@ -346,6 +395,15 @@ func (UnimplementedKeyServiceServer) TailDecisions(*TailDecisionsRequest, grpc.S
 }
 func (UnimplementedKeyServiceServer) FollowEvents(*FollowEventsRequest, grpc.ServerStreamingServer[FollowEventsResponse]) error {
 	return status.Error(codes.Unimplemented, "method FollowEvents not implemented")
+}
+func (UnimplementedKeyServiceServer) SetLimitOverride(context.Context, *SetLimitOverrideRequest) (*SetLimitOverrideResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetLimitOverride not implemented")
+}
+func (UnimplementedKeyServiceServer) DeleteLimitOverride(context.Context, *DeleteLimitOverrideRequest) (*DeleteLimitOverrideResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteLimitOverride not implemented")
+}
+func (UnimplementedKeyServiceServer) ListLimitOverrides(context.Context, *ListLimitOverridesRequest) (*ListLimitOverridesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListLimitOverrides not implemented")
 }
 func (UnimplementedKeyServiceServer) mustEmbedUnimplementedKeyServiceServer() {}
 func (UnimplementedKeyServiceServer) testEmbeddedByValue()                    {}
@@ -606,6 +664,60 @@ func _KeyService_FollowEvents_Handler(srv interface{}, stream grpc.ServerStream)
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type KeyService_FollowEventsServer = grpc.ServerStreamingServer[FollowEventsResponse]
 
+func _KeyService_SetLimitOverride_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetLimitOverrideRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeyServiceServer).SetLimitOverride(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeyService_SetLimitOverride_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeyServiceServer).SetLimitOverride(ctx, req.(*SetLimitOverrideRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _KeyService_DeleteLimitOverride_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteLimitOverrideRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeyServiceServer).DeleteLimitOverride(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeyService_DeleteLimitOverride_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeyServiceServer).DeleteLimitOverride(ctx, req.(*DeleteLimitOverrideRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _KeyService_ListLimitOverrides_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListLimitOverridesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeyServiceServer).ListLimitOverrides(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeyService_ListLimitOverrides_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeyServiceServer).ListLimitOverrides(ctx, req.(*ListLimitOverridesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // KeyService_ServiceDesc is the grpc.ServiceDesc for KeyService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -660,6 +772,18 @@ var KeyService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ImportKeys",
 			Handler:    _KeyService_ImportKeys_Handler,
+		},
+		{
+			MethodName: "SetLimitOverride",
+			Handler:    _KeyService_SetLimitOverride_Handler,
+		},
+		{
+			MethodName: "DeleteLimitOverride",
+			Handler:    _KeyService_DeleteLimitOverride_Handler,
+		},
+		{
+			MethodName: "ListLimitOverrides",
+			Handler:    _KeyService_ListLimitOverrides_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -24,9 +24,10 @@ _sym_db = _symbol_database.Default()
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from tollgate._gen.tollgate.v1 import credits_pb2 as tollgate_dot_v1_dot_credits__pb2
+from tollgate._gen.tollgate.v1 import override_pb2 as tollgate_dot_v1_dot_override__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15tollgate/v1/key.proto\x12\x0btollgate.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19tollgate/v1/credits.proto\"\x86\x05\n\x03Key\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x0c\n\x04tier\x18\x03 \x01(\t\x12\x0e\n\x06scopes\x18\x04 \x03(\t\x12\x30\n\x08metadata\x18\x05 \x03(\x0b\x32\x1e.tollgate.v1.Key.MetadataEntry\x12&\n\x06status\x18\x06 \x01(\x0e\x32\x16.tollgate.v1.KeyStatus\x12\x13\n\x0b\x65nvironment\x18\x07 \x01(\t\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brevoke_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08ip_allow\x18\x0c \x03(\t\x12\x0f\n\x07ip_deny\x18\r \x03(\t\x12\x36\n\x12secret_create_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0egrace_end_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x10 \x01(\x04\x12\x16\n\x0erevoked_reason\x18\x11 \x01(\t\x12*\n\x07\x63redits\x18\x12 \x01(\x0b\x32\x19.tollgate.v1.CreditsState\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xc4\x01\n\x08Identity\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x0c\n\x04tier\x18\x03 \x01(\t\x12\x0e\n\x06scopes\x18\x04 \x03(\t\x12\x35\n\x08metadata\x18\x05 \x03(\x0b\x32#.tollgate.v1.Identity.MetadataEntry\x12\x13\n\x0b\x65nvironment\x18\x06 \x01(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*V\n\tKeyStatus\x12\x1a\n\x16KEY_STATUS_UNSPECIFIED\x10\x00\x12\x15\n\x11KEY_STATUS_ACTIVE\x10\x01\x12\x16\n\x12KEY_STATUS_REVOKED\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15tollgate/v1/key.proto\x12\x0btollgate.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19tollgate/v1/credits.proto\x1a\x1atollgate/v1/override.proto\"\xbb\x05\n\x03Key\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x0c\n\x04tier\x18\x03 \x01(\t\x12\x0e\n\x06scopes\x18\x04 \x03(\t\x12\x30\n\x08metadata\x18\x05 \x03(\x0b\x32\x1e.tollgate.v1.Key.MetadataEntry\x12&\n\x06status\x18\x06 \x01(\x0e\x32\x16.tollgate.v1.KeyStatus\x12\x13\n\x0b\x65nvironment\x18\x07 \x01(\t\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brevoke_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08ip_allow\x18\x0c \x03(\t\x12\x0f\n\x07ip_deny\x18\r \x03(\t\x12\x36\n\x12secret_create_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0egrace_end_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x10 \x01(\x04\x12\x16\n\x0erevoked_reason\x18\x11 \x01(\t\x12*\n\x07\x63redits\x18\x12 \x01(\x0b\x32\x19.tollgate.v1.CreditsState\x12\x33\n\x0flimit_overrides\x18\x13 \x03(\x0b\x32\x1a.tollgate.v1.LimitOverride\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xc4\x01\n\x08Identity\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x0c\n\x04tier\x18\x03 \x01(\t\x12\x0e\n\x06scopes\x18\x04 \x03(\t\x12\x35\n\x08metadata\x18\x05 \x03(\x0b\x32#.tollgate.v1.Identity.MetadataEntry\x12\x13\n\x0b\x65nvironment\x18\x06 \x01(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*V\n\tKeyStatus\x12\x1a\n\x16KEY_STATUS_UNSPECIFIED\x10\x00\x12\x15\n\x11KEY_STATUS_ACTIVE\x10\x01\x12\x16\n\x12KEY_STATUS_REVOKED\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,14 +38,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_KEY_METADATAENTRY']._serialized_options = b'8\001'
   _globals['_IDENTITY_METADATAENTRY']._loaded_options = None
   _globals['_IDENTITY_METADATAENTRY']._serialized_options = b'8\001'
-  _globals['_KEYSTATUS']._serialized_start=946
-  _globals['_KEYSTATUS']._serialized_end=1032
-  _globals['_KEY']._serialized_start=99
-  _globals['_KEY']._serialized_end=745
-  _globals['_KEY_METADATAENTRY']._serialized_start=698
-  _globals['_KEY_METADATAENTRY']._serialized_end=745
-  _globals['_IDENTITY']._serialized_start=748
-  _globals['_IDENTITY']._serialized_end=944
-  _globals['_IDENTITY_METADATAENTRY']._serialized_start=698
-  _globals['_IDENTITY_METADATAENTRY']._serialized_end=745
+  _globals['_KEYSTATUS']._serialized_start=1027
+  _globals['_KEYSTATUS']._serialized_end=1113
+  _globals['_KEY']._serialized_start=127
+  _globals['_KEY']._serialized_end=826
+  _globals['_KEY_METADATAENTRY']._serialized_start=779
+  _globals['_KEY_METADATAENTRY']._serialized_end=826
+  _globals['_IDENTITY']._serialized_start=829
+  _globals['_IDENTITY']._serialized_end=1025
+  _globals['_IDENTITY_METADATAENTRY']._serialized_start=779
+  _globals['_IDENTITY_METADATAENTRY']._serialized_end=826
 # @@protoc_insertion_point(module_scope)

@@ -10,6 +10,7 @@ from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from tollgate._gen.tollgate.v1 import credits_pb2 as _credits_pb2
+from tollgate._gen.tollgate.v1 import override_pb2 as _override_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -91,6 +92,7 @@ class Key(_message.Message):
     VERSION_FIELD_NUMBER: _builtins.int
     REVOKED_REASON_FIELD_NUMBER: _builtins.int
     CREDITS_FIELD_NUMBER: _builtins.int
+    LIMIT_OVERRIDES_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Stable identifier, `key_` followed by 16 base62 characters. Not secret."""
     owner: _builtins.str
@@ -157,6 +159,12 @@ class Key(_message.Message):
         balance. Unset when no credit plan applies.
         """
 
+    @_builtins.property
+    def limit_overrides(self) -> _containers.RepeatedCompositeFieldContainer[_override_pb2.LimitOverride]:
+        """The key's own limit overrides (SetLimitOverride), expired ones left out.
+        Its owner's overrides apply too: ListLimitOverrides shows the effective limits.
+        """
+
     def __init__(
         self,
         *,
@@ -178,10 +186,11 @@ class Key(_message.Message):
         version: _builtins.int = ...,
         revoked_reason: _builtins.str = ...,
         credits: _credits_pb2.CreditsState | None = ...,
+        limit_overrides: _abc.Iterable[_override_pb2.LimitOverride] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "credits", b"credits", "expire_time", b"expire_time", "grace_end_time", b"grace_end_time", "revoke_time", b"revoke_time", "secret_create_time", b"secret_create_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "credits", b"credits", "environment", b"environment", "expire_time", b"expire_time", "grace_end_time", b"grace_end_time", "id", b"id", "ip_allow", b"ip_allow", "ip_deny", b"ip_deny", "metadata", b"metadata", "owner", b"owner", "revoke_time", b"revoke_time", "revoked_reason", b"revoked_reason", "scopes", b"scopes", "secret_create_time", b"secret_create_time", "status", b"status", "tier", b"tier", "update_time", b"update_time", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "credits", b"credits", "environment", b"environment", "expire_time", b"expire_time", "grace_end_time", b"grace_end_time", "id", b"id", "ip_allow", b"ip_allow", "ip_deny", b"ip_deny", "limit_overrides", b"limit_overrides", "metadata", b"metadata", "owner", b"owner", "revoke_time", b"revoke_time", "revoked_reason", b"revoked_reason", "scopes", b"scopes", "secret_create_time", b"secret_create_time", "status", b"status", "tier", b"tier", "update_time", b"update_time", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

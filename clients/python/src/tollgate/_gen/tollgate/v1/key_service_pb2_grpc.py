@@ -5,6 +5,7 @@ import warnings
 
 from tollgate._gen.tollgate.v1 import key_service_pb2 as tollgate_dot_v1_dot_key__service__pb2
 from tollgate._gen.tollgate.v1 import live_pb2 as tollgate_dot_v1_dot_live__pb2
+from tollgate._gen.tollgate.v1 import override_pb2 as tollgate_dot_v1_dot_override__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -105,6 +106,21 @@ class KeyServiceStub:
                 '/tollgate.v1.KeyService/FollowEvents',
                 request_serializer=tollgate_dot_v1_dot_live__pb2.FollowEventsRequest.SerializeToString,
                 response_deserializer=tollgate_dot_v1_dot_live__pb2.FollowEventsResponse.FromString,
+                _registered_method=True)
+        self.SetLimitOverride = channel.unary_unary(
+                '/tollgate.v1.KeyService/SetLimitOverride',
+                request_serializer=tollgate_dot_v1_dot_override__pb2.SetLimitOverrideRequest.SerializeToString,
+                response_deserializer=tollgate_dot_v1_dot_override__pb2.SetLimitOverrideResponse.FromString,
+                _registered_method=True)
+        self.DeleteLimitOverride = channel.unary_unary(
+                '/tollgate.v1.KeyService/DeleteLimitOverride',
+                request_serializer=tollgate_dot_v1_dot_override__pb2.DeleteLimitOverrideRequest.SerializeToString,
+                response_deserializer=tollgate_dot_v1_dot_override__pb2.DeleteLimitOverrideResponse.FromString,
+                _registered_method=True)
+        self.ListLimitOverrides = channel.unary_unary(
+                '/tollgate.v1.KeyService/ListLimitOverrides',
+                request_serializer=tollgate_dot_v1_dot_override__pb2.ListLimitOverridesRequest.SerializeToString,
+                response_deserializer=tollgate_dot_v1_dot_override__pb2.ListLimitOverridesResponse.FromString,
                 _registered_method=True)
 
 
@@ -222,6 +238,29 @@ class KeyServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetLimitOverride(self, request, context):
+        """Overrides one named limit for a key or an owner, at runtime: new numbers
+        (raise or lower) or an exemption, with an optional expiry. Applies on
+        every replica within the cache bound (README, Overrides). Audited.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteLimitOverride(self, request, context):
+        """Removes a key's or owner's override of one limit. Audited.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListLimitOverrides(self, request, context):
+        """Lists a key's or owner's overrides (a key's with its effective limits), or every one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_KeyServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -294,6 +333,21 @@ def add_KeyServiceServicer_to_server(servicer, server):
                     servicer.FollowEvents,
                     request_deserializer=tollgate_dot_v1_dot_live__pb2.FollowEventsRequest.FromString,
                     response_serializer=tollgate_dot_v1_dot_live__pb2.FollowEventsResponse.SerializeToString,
+            ),
+            'SetLimitOverride': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetLimitOverride,
+                    request_deserializer=tollgate_dot_v1_dot_override__pb2.SetLimitOverrideRequest.FromString,
+                    response_serializer=tollgate_dot_v1_dot_override__pb2.SetLimitOverrideResponse.SerializeToString,
+            ),
+            'DeleteLimitOverride': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteLimitOverride,
+                    request_deserializer=tollgate_dot_v1_dot_override__pb2.DeleteLimitOverrideRequest.FromString,
+                    response_serializer=tollgate_dot_v1_dot_override__pb2.DeleteLimitOverrideResponse.SerializeToString,
+            ),
+            'ListLimitOverrides': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListLimitOverrides,
+                    request_deserializer=tollgate_dot_v1_dot_override__pb2.ListLimitOverridesRequest.FromString,
+                    response_serializer=tollgate_dot_v1_dot_override__pb2.ListLimitOverridesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -675,6 +729,87 @@ class KeyService:
             '/tollgate.v1.KeyService/FollowEvents',
             tollgate_dot_v1_dot_live__pb2.FollowEventsRequest.SerializeToString,
             tollgate_dot_v1_dot_live__pb2.FollowEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetLimitOverride(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tollgate.v1.KeyService/SetLimitOverride',
+            tollgate_dot_v1_dot_override__pb2.SetLimitOverrideRequest.SerializeToString,
+            tollgate_dot_v1_dot_override__pb2.SetLimitOverrideResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteLimitOverride(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tollgate.v1.KeyService/DeleteLimitOverride',
+            tollgate_dot_v1_dot_override__pb2.DeleteLimitOverrideRequest.SerializeToString,
+            tollgate_dot_v1_dot_override__pb2.DeleteLimitOverrideResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListLimitOverrides(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tollgate.v1.KeyService/ListLimitOverrides',
+            tollgate_dot_v1_dot_override__pb2.ListLimitOverridesRequest.SerializeToString,
+            tollgate_dot_v1_dot_override__pb2.ListLimitOverridesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -7,6 +7,7 @@ from collections import abc as _abc
 from grpc import aio as _aio
 from tollgate._gen.tollgate.v1 import key_service_pb2 as _key_service_pb2
 from tollgate._gen.tollgate.v1 import live_pb2 as _live_pb2
+from tollgate._gen.tollgate.v1 import override_pb2 as _override_pb2
 import abc as _abc_1
 import grpc as _grpc
 import sys
@@ -78,6 +79,15 @@ class KeyServiceStub:
     events list --follow`). Any management token may read it (a read-only one too). At most 64 streams at once per replica.
     Ends after `limit` events, or when the caller cancels.
     """
+    SetLimitOverride: _grpc.UnaryUnaryMultiCallable[_override_pb2.SetLimitOverrideRequest, _override_pb2.SetLimitOverrideResponse]
+    """Overrides one named limit for a key or an owner, at runtime: new numbers
+    (raise or lower) or an exemption, with an optional expiry. Applies on
+    every replica within the cache bound (README, Overrides). Audited.
+    """
+    DeleteLimitOverride: _grpc.UnaryUnaryMultiCallable[_override_pb2.DeleteLimitOverrideRequest, _override_pb2.DeleteLimitOverrideResponse]
+    """Removes a key's or owner's override of one limit. Audited."""
+    ListLimitOverrides: _grpc.UnaryUnaryMultiCallable[_override_pb2.ListLimitOverridesRequest, _override_pb2.ListLimitOverridesResponse]
+    """Lists a key's or owner's overrides (a key's with its effective limits), or every one."""
 
 @_typing.type_check_only
 class KeyServiceAsyncStub(KeyServiceStub):
@@ -128,6 +138,15 @@ class KeyServiceAsyncStub(KeyServiceStub):
     events list --follow`). Any management token may read it (a read-only one too). At most 64 streams at once per replica.
     Ends after `limit` events, or when the caller cancels.
     """
+    SetLimitOverride: _aio.UnaryUnaryMultiCallable[_override_pb2.SetLimitOverrideRequest, _override_pb2.SetLimitOverrideResponse]  # type: ignore[assignment]
+    """Overrides one named limit for a key or an owner, at runtime: new numbers
+    (raise or lower) or an exemption, with an optional expiry. Applies on
+    every replica within the cache bound (README, Overrides). Audited.
+    """
+    DeleteLimitOverride: _aio.UnaryUnaryMultiCallable[_override_pb2.DeleteLimitOverrideRequest, _override_pb2.DeleteLimitOverrideResponse]  # type: ignore[assignment]
+    """Removes a key's or owner's override of one limit. Audited."""
+    ListLimitOverrides: _aio.UnaryUnaryMultiCallable[_override_pb2.ListLimitOverridesRequest, _override_pb2.ListLimitOverridesResponse]  # type: ignore[assignment]
+    """Lists a key's or owner's overrides (a key's with its effective limits), or every one."""
 
 class KeyServiceServicer(metaclass=_abc_1.ABCMeta):
     """Key management. Every call needs `authorization: Bearer <management token>`."""
@@ -259,5 +278,32 @@ class KeyServiceServicer(metaclass=_abc_1.ABCMeta):
         events list --follow`). Any management token may read it (a read-only one too). At most 64 streams at once per replica.
         Ends after `limit` events, or when the caller cancels.
         """
+
+    @_abc_1.abstractmethod
+    def SetLimitOverride(
+        self,
+        request: _override_pb2.SetLimitOverrideRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_override_pb2.SetLimitOverrideResponse, _abc.Awaitable[_override_pb2.SetLimitOverrideResponse]]:
+        """Overrides one named limit for a key or an owner, at runtime: new numbers
+        (raise or lower) or an exemption, with an optional expiry. Applies on
+        every replica within the cache bound (README, Overrides). Audited.
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteLimitOverride(
+        self,
+        request: _override_pb2.DeleteLimitOverrideRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_override_pb2.DeleteLimitOverrideResponse, _abc.Awaitable[_override_pb2.DeleteLimitOverrideResponse]]:
+        """Removes a key's or owner's override of one limit. Audited."""
+
+    @_abc_1.abstractmethod
+    def ListLimitOverrides(
+        self,
+        request: _override_pb2.ListLimitOverridesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_override_pb2.ListLimitOverridesResponse, _abc.Awaitable[_override_pb2.ListLimitOverridesResponse]]:
+        """Lists a key's or owner's overrides (a key's with its effective limits), or every one."""
 
 def add_KeyServiceServicer_to_server(servicer: KeyServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
