@@ -124,8 +124,8 @@ func deadlineInterceptor(tollgate, management, bulk time.Duration) grpc.UnaryCli
 }
 
 // tokenInterceptor sends the management token where the server asks for it:
-// every KeyService call, ReportUsage, and RotateKey by key id (self-rotation
-// by secret needs none, and gets none).
+// every KeyService call, RotateKey by key id (self-rotation by secret needs
+// none, and gets none) and ReportUsage without the reported request's own key.
 func tokenInterceptor(token string) grpc.UnaryClientInterceptor {
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 		if token != "" && needsToken(method, req) {
@@ -148,12 +148,15 @@ func needsToken(method string, req any) bool {
 	if strings.HasPrefix(method, "/"+tollgatev1.KeyService_ServiceDesc.ServiceName+"/") {
 		return true
 	}
-	if method == tollgatev1.TollgateService_ReportUsage_FullMethodName {
-		return true
-	}
 	if method == tollgatev1.TollgateService_RotateKey_FullMethodName {
 		r, ok := req.(*tollgatev1.RotateKeyRequest)
 		return ok && r.GetKeyId() != ""
+	}
+	// A report carrying the reported request's own key needs no token; by key
+	// id (or for a subject) it acts on any key, so it takes the token.
+	if method == tollgatev1.TollgateService_ReportUsage_FullMethodName {
+		r, ok := req.(*tollgatev1.ReportUsageRequest)
+		return ok && r.GetApiKey() == ""
 	}
 	return false
 }
@@ -190,18 +193,19 @@ func (c *Client) RecordEvent(ctx context.Context, req *tollgatev1.RecordEventReq
 	return c.tollgate.RecordEvent(ctx, req)
 }
 
+// ReportUsage charges a cost known only after the response (tokens of an LLM
+// answer, rows of an export) to the limits a CheckRateLimit with the same
+// facts would charge, without denying: the next decision sees the debt.
+// Idempotent by id, so it is retried. With the reported request's ApiKey no
+// management token is sent (the middleware's [ReportUsage] does that).
+func (c *Client) ReportUsage(ctx context.Context, req *tollgatev1.ReportUsageRequest) (*tollgatev1.ReportUsageResponse, error) {
+	return c.tollgate.ReportUsage(ctx, req)
+}
+
 // RotateKey issues a new secret, by key id (sends the management token) or by
 // current secret (self-rotation). Never retried.
 func (c *Client) RotateKey(ctx context.Context, req *tollgatev1.RotateKeyRequest) (*tollgatev1.RotateKeyResponse, error) {
 	return c.tollgate.RotateKey(ctx, req)
-}
-
-// ReportUsage charges a cost known only after the response (tokens, bytes)
-// to the limits a CheckRateLimit with the same facts would charge, without
-// denying: the next decision is denied until the debt drains. Idempotent by
-// its id, so it is retried; sends the management token.
-func (c *Client) ReportUsage(ctx context.Context, req *tollgatev1.ReportUsageRequest) (*tollgatev1.ReportUsageResponse, error) {
-	return c.tollgate.ReportUsage(ctx, req)
 }
 
 // CreateKey creates a key; the response holds its secret, once. Never retried.
@@ -237,6 +241,25 @@ func (c *Client) ListBlocks(ctx context.Context, req *tollgatev1.ListBlocksReque
 // DeleteBlock lifts a block on every replica. Never retried.
 func (c *Client) DeleteBlock(ctx context.Context, req *tollgatev1.DeleteBlockRequest) (*tollgatev1.DeleteBlockResponse, error) {
 	return c.keys.DeleteBlock(ctx, req)
+}
+
+// SetLimitOverride sets a key's or an owner's override of one named limit
+// (raise, lower or exempt, with an optional expiry), on every replica without
+// a policy reload. Never retried.
+func (c *Client) SetLimitOverride(ctx context.Context, req *tollgatev1.SetLimitOverrideRequest) (*tollgatev1.SetLimitOverrideResponse, error) {
+	return c.keys.SetLimitOverride(ctx, req)
+}
+
+// DeleteLimitOverride removes a key's or an owner's override of one named
+// limit. Never retried.
+func (c *Client) DeleteLimitOverride(ctx context.Context, req *tollgatev1.DeleteLimitOverrideRequest) (*tollgatev1.DeleteLimitOverrideResponse, error) {
+	return c.keys.DeleteLimitOverride(ctx, req)
+}
+
+// ListLimitOverrides lists the overrides of a key (with its effective
+// limits and where each comes from) or of an owner, or every one.
+func (c *Client) ListLimitOverrides(ctx context.Context, req *tollgatev1.ListLimitOverridesRequest) (*tollgatev1.ListLimitOverridesResponse, error) {
+	return c.keys.ListLimitOverrides(ctx, req)
 }
 
 // ListEvents lists recorded security events, newest first.

@@ -383,6 +383,18 @@ func TestRetriesOnlyCallsThatAreSafeToRepeat(t *testing.T) {
 			_, err := c.DeleteBlock(ctx, &tollgatev1.DeleteBlockRequest{Subject: "x"})
 			return err
 		}, 1},
+		{"SetLimitOverride", tollgatev1.KeyService_SetLimitOverride_FullMethodName, func() error {
+			_, err := c.SetLimitOverride(ctx, &tollgatev1.SetLimitOverrideRequest{})
+			return err
+		}, 1},
+		{"DeleteLimitOverride", tollgatev1.KeyService_DeleteLimitOverride_FullMethodName, func() error {
+			_, err := c.DeleteLimitOverride(ctx, &tollgatev1.DeleteLimitOverrideRequest{})
+			return err
+		}, 1},
+		{"ListLimitOverrides", tollgatev1.KeyService_ListLimitOverrides_FullMethodName, func() error {
+			_, err := c.ListLimitOverrides(ctx, &tollgatev1.ListLimitOverridesRequest{})
+			return err
+		}, 3},
 		{"ListKeys", tollgatev1.KeyService_ListKeys_FullMethodName, func() error {
 			_, err := c.ListKeys(ctx, &tollgatev1.ListKeysRequest{})
 			return err

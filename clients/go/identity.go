@@ -48,6 +48,8 @@ type Decision struct {
 
 	// route is the Protect route whose options this decision used, if any.
 	route *protected
+	// report sends this request's usage reports (nil on fail-open).
+	report *reporter
 }
 
 type ctxKey struct{}

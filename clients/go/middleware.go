@@ -59,6 +59,13 @@ type MiddlewareOptions struct {
 	// Logger receives the middleware's log lines (never a key).
 	// Default: slog.Default().
 	Logger *slog.Logger
+	// UsageAfterResponse, if set, is called once the handler has returned
+	// for a request Tollgate allowed, with the status written and the
+	// response headers: a cost it returns (e.g. LLM tokens from a header the
+	// handler set) is reported with ReportUsage in the background, charged to
+	// the request's limits without undoing the response; 0 reports nothing.
+	// Handlers can also call [ReportUsage] themselves.
+	UsageAfterResponse func(r *http.Request, status int, header http.Header) uint32
 }
 
 type middleware struct {
@@ -125,7 +132,12 @@ func Middleware(c *Client, o MiddlewareOptions) func(http.Handler) http.Handler 
 				return
 			}
 			d.route = route
-			next.ServeHTTP(w, r.WithContext(withState(r.Context(), &state{m: m, decision: d})))
+			r = r.WithContext(withState(r.Context(), &state{m: m, decision: d}))
+			if m.o.UsageAfterResponse != nil {
+				m.serveReporting(next, w, r, d)
+				return
+			}
+			next.ServeHTTP(w, r)
 		})
 	}
 }
@@ -170,7 +182,9 @@ func (m *middleware) authorize(w http.ResponseWriter, r *http.Request, endpoint 
 	for _, hd := range resp.GetResponseHeaders() {
 		h.Add(hd.GetName(), hd.GetValue())
 	}
-	return decisionOf(resp, nil), true
+	d := decisionOf(resp, nil)
+	d.report = &reporter{c: m.c, apiKey: req.ApiKey, clientIP: req.ClientIp, method: req.Method, path: req.Path}
+	return d, true
 }
 
 // requestFields are the Authorize fields filled from the HTTP request: an

@@ -17,15 +17,16 @@ import (
 // RevokeKey (revoking twice is revoking once). Authorize and ImportKeys
 // depend on a request field; they are decided per request in Retryable.
 var safeToRepeat = map[string]bool{
-	tollgatev1.TollgateService_RecordEvent_FullMethodName: true,
-	tollgatev1.KeyService_GetKey_FullMethodName:           true,
-	tollgatev1.KeyService_ListKeys_FullMethodName:         true,
-	tollgatev1.KeyService_ListBlocks_FullMethodName:       true,
-	tollgatev1.KeyService_ListEvents_FullMethodName:       true,
-	tollgatev1.KeyService_ListAlerts_FullMethodName:       true,
-	tollgatev1.KeyService_GetUsage_FullMethodName:         true,
-	tollgatev1.KeyService_ExportKeys_FullMethodName:       true,
-	tollgatev1.KeyService_RevokeKey_FullMethodName:        true,
+	tollgatev1.TollgateService_RecordEvent_FullMethodName:   true,
+	tollgatev1.KeyService_GetKey_FullMethodName:             true,
+	tollgatev1.KeyService_ListKeys_FullMethodName:           true,
+	tollgatev1.KeyService_ListBlocks_FullMethodName:         true,
+	tollgatev1.KeyService_ListEvents_FullMethodName:         true,
+	tollgatev1.KeyService_ListAlerts_FullMethodName:         true,
+	tollgatev1.KeyService_ListLimitOverrides_FullMethodName: true,
+	tollgatev1.KeyService_GetUsage_FullMethodName:           true,
+	tollgatev1.KeyService_ExportKeys_FullMethodName:         true,
+	tollgatev1.KeyService_RevokeKey_FullMethodName:          true,
 	// Idempotent by its id: a repeat of a report already charged charges nothing.
 	tollgatev1.TollgateService_ReportUsage_FullMethodName: true,
 }

@@ -74,6 +74,11 @@ export interface DecisionEngineOptions {
 }
 
 /** A key id that names no key: a failed call (NotFound), not a decision. */
+/** A usage report's `api_key` names no key (ReportUsage answers UNAUTHENTICATED). */
+export class UnknownSecret extends Error {
+  override name = "UnknownSecret";
+}
+
 export class KeyIdNotFound extends Error {
   override name = "KeyIdNotFound";
 }
@@ -121,7 +126,10 @@ export interface DescriptorDecision {
 /** A usage report (ReportUsage): the facts of a CheckRateLimit, a cost and an id. */
 export interface ReportFacts {
   /** The key whose limits are charged (its tier and owner), else the tier's. */
-  credential: { kind: "key-id"; keyId: string } | { kind: "anonymous"; tier: string };
+  credential:
+    | { kind: "key-id"; keyId: string }
+    | { kind: "secret"; secret: string }
+    | { kind: "anonymous"; tier: string };
   endpoint: RequestFacts["endpoint"];
   clientIp: RequestFacts["clientIp"];
   subject: string;
@@ -229,6 +237,9 @@ export class DecisionEngine {
       const found = await this.o.authorizer.findById(c.keyId, f.endpoint, deadline);
       if (!found.record) throw new KeyIdNotFound(c.keyId);
       record = found.record;
+    } else if (c.kind === "secret") {
+      record = await this.o.authorizer.recordForSecret(c.secret, f.endpoint, deadline);
+      if (!record) throw new UnknownSecret();
     }
     const input: RateInput = {
       tier: record?.tier ?? (c.kind === "anonymous" ? c.tier : ""),

@@ -162,6 +162,24 @@ export class Authorizer {
     }
   }
 
+  /**
+   * The key a presented secret names (its current secret, or the previous one
+   * in its grace period), revoked or expired alike, or undefined: a usage
+   * report authenticated by the reported request's own key. Looked up as an
+   * Authorize would (cache first); a secret outside Tollgate's format names none.
+   */
+  async recordForSecret(
+    secret: string,
+    endpoint: Endpoint | undefined,
+    deadline: number | undefined,
+  ): Promise<KeyRecord | undefined> {
+    if (secret === "" || !parseSecret(secret).ok) return undefined;
+    const digest = this.o.digest(secret);
+    const { record } = await this.find(digest, endpoint, deadline);
+    if (!record || matchDigest(record, digest, this.o.clock.now()) === "none") return undefined;
+    return record;
+  }
+
   /** The key of `digest`, from the store, or (fail open) from a recent cached lookup. */
   private async find(
     digest: string,

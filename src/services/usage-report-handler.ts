@@ -1,13 +1,16 @@
 /**
  * ReportUsage: a cost known only after the response, charged to the limits a
  * CheckRateLimit with the same facts would charge, without denying and at
- * most once per report id (see DecisionEngine.report). Management token
- * required: a report can put any key or subject in debt, which a
- * CheckRateLimit (denied, charging nothing, when the cost does not fit) cannot.
+ * most once per report id (see DecisionEngine.report). By `key_id` (or for a
+ * subject or tier alone) the management token is required: a report can put
+ * any key or subject in debt, which a CheckRateLimit (denied, charging
+ * nothing, when the cost does not fit) cannot. By `api_key`, the reported
+ * request's own secret, it is not: whoever holds a key may put that key, and
+ * only it, in debt (what an application's middleware does after the response).
  */
 import { create } from "@bufbuild/protobuf";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
-import { KeyIdNotFound } from "../decision/decision-engine.js";
+import { KeyIdNotFound, UnknownSecret } from "../decision/decision-engine.js";
 import {
   type ReportUsageRequest,
   type ReportUsageResponse,
@@ -34,6 +37,9 @@ export async function reportUsage(
   const v = new Violations();
   if (req.id === "") v.add("id", "is required (the report's idempotency key)");
   else v.pattern("id", req.id, INPUT_PATTERNS.reportId, "1..128 of [A-Za-z0-9._:-]");
+  v.length("api_key", req.apiKey, 0, B.apiKeyMaxBytes);
+  if (req.apiKey !== "" && req.keyId !== "")
+    v.add("api_key", "give either api_key (the reported request's key) or key_id, not both");
   v.length("key_id", req.keyId, 0, B.keyIdMaxBytes);
   if (req.keyId !== "" && Buffer.byteLength(req.keyId) <= B.keyIdMaxBytes)
     v.pattern("key_id", req.keyId, INPUT_PATTERNS.keyId, "a key id");
@@ -46,15 +52,18 @@ export async function reportUsage(
   if (req.cost < 1 || req.cost > B.maxCost) v.add("cost", `must be 1..${B.maxCost}`);
   const { clientIp, endpoint } = requestFieldFacts(v, policy, { ...req, cost: 0 }, undefined);
   v.throwIfAny();
-  await authenticateManagement(d, ctx.requestHeader, "ReportUsage");
+  // The reported request's own key authenticates a report on that key alone.
+  if (req.apiKey === "") await authenticateManagement(d, ctx.requestHeader, "ReportUsage");
 
   let r: Awaited<ReturnType<typeof d.engine.report>>;
   try {
     r = await d.engine.report({
       credential:
-        req.keyId !== ""
-          ? { kind: "key-id", keyId: req.keyId }
-          : { kind: "anonymous", tier: req.tier || policy.defaultTier },
+        req.apiKey !== ""
+          ? { kind: "secret", secret: req.apiKey }
+          : req.keyId !== ""
+            ? { kind: "key-id", keyId: req.keyId }
+            : { kind: "anonymous", tier: req.tier || policy.defaultTier },
       endpoint,
       clientIp,
       subject: req.subject,
@@ -64,6 +73,7 @@ export async function reportUsage(
     });
   } catch (err) {
     if (err instanceof KeyIdNotFound) throw apiError("KEY_NOT_FOUND");
+    if (err instanceof UnknownSecret) throw apiError("INVALID_SECRET");
     throw err;
   }
   if ("missing" in r) Violations.fail(r.missing, `is required by limit "${r.limit}" of the policy`);

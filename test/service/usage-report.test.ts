@@ -201,6 +201,31 @@ describe("ReportUsage", () => {
     const next = await h.tollgate.checkRateLimit({ keyId });
     expect(remaining(next.result?.limits ?? [])).toEqual({ "per-key": 9, daily: 99 });
   });
+
+  it("by the reported request's own api_key needs no token and charges that key only", async () => {
+    const created = await h.keys.createKey({ owner: "acme" }, h.auth);
+    const keyId = created.key?.id ?? "";
+    const other = await mintKey();
+    // No management token: the secret itself authenticates the report.
+    const r = await h.tollgate.reportUsage({ id: "k1", apiKey: created.secret, cost: 3 });
+    expect(r.duplicate).toBe(false);
+    expect(remaining(r.limits)).toEqual({ "per-key": 7, daily: 97 });
+    const mine = await h.tollgate.checkRateLimit({ keyId });
+    expect(remaining(mine.result?.limits ?? [])).toEqual({ "per-key": 6, daily: 96 });
+    const theirs = await h.tollgate.checkRateLimit({ keyId: other });
+    expect(remaining(theirs.result?.limits ?? [])).toEqual({ "per-key": 9, daily: 99 });
+    // A secret naming no key is UNAUTHENTICATED; both credentials at once is a field error.
+    const unknown = await failure(
+      h.tollgate.reportUsage({ id: "k2", apiKey: `${created.secret.slice(0, -4)}AAAA`, cost: 1 }),
+    );
+    expect(unknown.code).toBe(Code.Unauthenticated);
+    expect(unknown.rawMessage).not.toContain(created.secret);
+    expect(
+      await violatedFields(
+        h.tollgate.reportUsage({ id: "k3", apiKey: created.secret, keyId, cost: 1 }),
+      ),
+    ).toContain("api_key");
+  });
 });
 
 describe("ReportUsage and notifications", () => {

@@ -21,6 +21,7 @@ from tollgate._gen.tollgate.v1 import (
     key_service_pb2,
     key_service_pb2_grpc,
     live_pb2,
+    override_pb2,
     tollgate_service_pb2,
     tollgate_service_pb2_grpc,
     usage_report_pb2,
@@ -41,6 +42,8 @@ class StubTollgate:
                 module = live_pb2
             if rpc == "ReportUsage":
                 module = usage_report_pb2
+            if rpc.endswith(("LimitOverride", "LimitOverrides")):
+                module = override_pb2
             self._handler(rpc, getattr(module, f"{rpc}Response"), stream=rpc in STREAM_RPCS)
         tollgate_service_pb2_grpc.add_TollgateServiceServicer_to_server(self, self.server)  # type: ignore[arg-type]
         key_service_pb2_grpc.add_KeyServiceServicer_to_server(self, self.server)  # type: ignore[arg-type]

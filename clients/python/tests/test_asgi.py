@@ -66,6 +66,12 @@ def make_app(client: AsyncTollgateClient, **options: Any) -> FastAPI:
     async def limited(tollgate: TollgateIdentity) -> dict[str, Any]:
         return show(tollgate)
 
+    @app.get("/v1/report")
+    @route_options(endpoint="list-orders")
+    async def report(request: Request, tollgate: TollgateIdentity) -> dict[str, Any]:
+        r = await tollgate.report_usage(int(request.query_params["cost"]))
+        return {"duplicate": r.duplicate, "limits": [s.name for s in r.limits]}
+
     @app.get("/v1/open")
     async def maybe(request: Request, tollgate: OptionalTollgateIdentity) -> dict[str, Any]:
         assert request.state.tollgate is tollgate
@@ -348,3 +354,39 @@ def test_a_websocket_handshake_is_checked(server: TollgateServer, admin: Tollgat
         with pytest.raises(WebSocketDisconnect) as closed, c.websocket_connect("/ws"):
             pass
         assert closed.value.code == 1008
+
+
+def _usage_header(scope: Any, status: int, headers: list[tuple[bytes, bytes]]) -> int | None:
+    for name, value in scope.get("headers") or ():
+        if name == b"x-test-usage":
+            return int(value)
+    return None
+
+
+@pytest.mark.anyio
+async def test_a_handler_reports_usage_after_the_fact_and_the_next_request_sees_the_debt(
+    server: TollgateServer, admin: TollgateClient
+) -> None:
+    created = new_key(admin)
+    headers = {"x-api-key": created.secret}
+    async with http(make_app(AsyncTollgateClient(server.url))) as app:
+        resp = await app.get("/v1/report?cost=500", headers=headers)
+        assert resp.status_code == 200, resp.text
+        assert resp.json() == {"duplicate": False, "limits": ["orders"]}
+        assert_problem(await app.get("/v1/orders", headers=headers), 429, "rate_limited")
+
+
+@pytest.mark.anyio
+async def test_usage_after_response_reports_the_finished_responses_cost(
+    server: TollgateServer, admin: TollgateClient
+) -> None:
+    created = new_key(admin)
+    light = {"x-api-key": created.secret, "x-test-usage": "0"}
+    heavy = {"x-api-key": created.secret, "x-test-usage": "500"}
+    app = make_app(AsyncTollgateClient(server.url), usage_after_response=_usage_header)
+    async with http(app) as c:
+        for _ in range(3):
+            assert (await c.get("/v1/orders", headers=light)).status_code == 200
+        assert (await c.get("/v1/orders", headers=heavy)).status_code == 200
+        # The report ran when the app returned: the debt is there for the next request.
+        assert_problem(await c.get("/v1/orders", headers=light), 429, "rate_limited")

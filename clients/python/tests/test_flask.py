@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from flask import Flask, g
+from flask import Flask, Response, g, request
 from werkzeug.serving import make_server
 
 from tests.conftest import new_key
@@ -46,6 +47,17 @@ def make_app(client: TollgateClient, **options: Any) -> Flask:
     @app.get("/v1/limited")
     def limited() -> dict[str, Any]:
         return show()
+
+    @app.get("/v1/report")
+    @route_options(endpoint="list-orders")
+    def report() -> dict[str, Any]:
+        r = g.tollgate.report_usage(int(request.args["cost"]))
+        return {"duplicate": r.duplicate, "limits": [s.name for s in r.limits]}
+
+    @app.get("/v1/heavy")
+    @route_options(endpoint="list-orders")
+    def heavy() -> tuple[dict[str, Any], int, dict[str, str]]:
+        return {}, 200, {"x-test-usage": request.args.get("usage", "0")}
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
@@ -157,3 +169,33 @@ def test_x_forwarded_for_needs_a_trusted_proxy(client: TollgateClient, serve: An
     assert_problem(untrusted.get("/v1/orders", headers=headers), 403, "ip_denied")
     trusted = serve(make_app(client, trusted_proxies=["127.0.0.1/32"]))
     assert trusted.get("/v1/orders", headers=headers).status_code == 200
+
+
+def test_a_view_reports_usage_after_the_fact_and_the_next_request_sees_the_debt(
+    client: TollgateClient, serve: Any
+) -> None:
+    http = serve(make_app(client))
+    headers = {"x-api-key": new_key(client).secret}
+    resp = http.get("/v1/report?cost=500", headers=headers)
+    assert resp.status_code == 200, resp.text
+    assert resp.json() == {"duplicate": False, "limits": ["orders"]}
+    assert_problem(http.get("/v1/orders", headers=headers), 429, "rate_limited")
+
+
+def test_usage_after_response_reports_once_the_response_is_sent(
+    client: TollgateClient, serve: Any
+) -> None:
+    def usage(response: Response) -> int:
+        return int(response.headers.get("x-test-usage", "0"))
+
+    http = serve(make_app(client, usage_after_response=usage))
+    headers = {"x-api-key": new_key(client).secret}
+    assert http.get("/v1/heavy?usage=0", headers=headers).status_code == 200
+    assert http.get("/v1/heavy?usage=500", headers=headers).status_code == 200
+    # Reported from call_on_close, after the response went out: wait for it.
+    for _ in range(40):
+        resp = http.get("/v1/orders", headers=headers)
+        if resp.status_code == 429:
+            break
+        time.sleep(0.025)
+    assert_problem(resp, 429, "rate_limited")

@@ -40,6 +40,7 @@ RETRIED: list[tuple[str, dict[str, Any]]] = [
     ("get_usage", {"key_id": "key_x"}),
     ("revoke_key", {"id": "key_x"}),
     ("report_usage", {"id": "resp-1", "key_id": "key_x", "cost": 1}),
+    ("list_limit_overrides", {}),
     ("export_keys", {}),
     ("import_keys", {"keys": [v1.KeyExport()]}),
     ("import_keys", {"keys": [v1.KeyExport()], "dry_run": True}),
@@ -51,6 +52,8 @@ NEVER_RETRIED: list[tuple[str, dict[str, Any]]] = [
     ("rotate_key", {"key_id": "key_x"}),
     ("update_key", {"id": "key_x"}),
     ("delete_block", {"subject": "s"}),
+    ("set_limit_override", {}),
+    ("delete_limit_override", {}),
     ("import_keys", {"keys": [v1.KeyExport()], "overwrite": True}),
     ("import_keys", {"keys": [v1.KeyExport()], "overwrite": True, "dry_run": True}),
     # A new stream would repeat or miss lines: the caller decides.

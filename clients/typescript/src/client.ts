@@ -62,6 +62,14 @@ import type {
   TailDecisionsRequestSchema,
   TailDecisionsResponse,
 } from "./gen/tollgate/v1/live_pb.js";
+import type {
+  DeleteLimitOverrideRequestSchema,
+  DeleteLimitOverrideResponse,
+  ListLimitOverridesRequestSchema,
+  ListLimitOverridesResponse,
+  SetLimitOverrideRequestSchema,
+  SetLimitOverrideResponse,
+} from "./gen/tollgate/v1/override_pb.js";
 import {
   type AuthorizeRequestSchema,
   type AuthorizeResponse,
@@ -102,7 +110,7 @@ export interface TollgateClientOptions {
   managementTokenFile?: string;
   /** `"grpc"` (default: gRPC over HTTP/2, the fast path) or `"connect"` (Connect over HTTP/1.1). */
   protocol?: "grpc" | "connect";
-  /** Deadline of each TollgateService call (Authorize, CheckRateLimit, RecordEvent, RotateKey), in ms, retries included. Default 200. */
+  /** Deadline of each TollgateService call (Authorize, CheckRateLimit, RecordEvent, ReportUsage, RotateKey), in ms, retries included. Default 200. */
   timeoutMs?: number;
   /** Deadline of each KeyService call, in ms, retries included. Default 2000. */
   managementTimeoutMs?: number;
@@ -162,15 +170,16 @@ export interface TollgateClient {
   checkRateLimit: Method<typeof CheckRateLimitRequestSchema, CheckRateLimitResponse>;
   /** Records 1..100 security events (idempotent by event id, so retried). */
   recordEvent: Method<typeof RecordEventRequestSchema, RecordEventResponse>;
-  /** Issues a new secret, by key id (sends the management token) or by current secret. Never retried. */
-  rotateKey: Method<typeof RotateKeyRequestSchema, RotateKeyResponse>;
   /**
-   * Charges a cost known after the response (tokens, bytes) to the limits a
-   * `checkRateLimit` with the same facts would charge, without denying; the
-   * next decision is denied until the debt drains. Idempotent by `id` (so
-   * retried); sends the management token.
+   * Charges a cost known only after the response (tokens of an LLM answer, rows
+   * of an export) to the limits a CheckRateLimit with the same facts would
+   * charge, without denying: the next decision sees the debt. Idempotent by
+   * `id`, so retried. Sends the management token unless the request carries
+   * the reported request's own `apiKey` (as the middleware's `reportUsage` does).
    */
   reportUsage: Method<typeof ReportUsageRequestSchema, ReportUsageResponse>;
+  /** Issues a new secret, by key id (sends the management token) or by current secret. Never retried. */
+  rotateKey: Method<typeof RotateKeyRequestSchema, RotateKeyResponse>;
   /** Creates a key; its secret is in the response, once. Never retried. */
   createKey: Method<typeof CreateKeyRequestSchema, CreateKeyResponse>;
   /** Returns a key (never its secret). */
@@ -185,6 +194,12 @@ export interface TollgateClient {
   listBlocks: Method<typeof ListBlocksRequestSchema, ListBlocksResponse>;
   /** Lifts a block. Never retried. */
   deleteBlock: Method<typeof DeleteBlockRequestSchema, DeleteBlockResponse>;
+  /** Sets a key's or an owner's override of one named limit (raise, lower, exempt; optional expiry). Never retried; clears the allow-cache. */
+  setLimitOverride: Method<typeof SetLimitOverrideRequestSchema, SetLimitOverrideResponse>;
+  /** Removes a key's or an owner's override of one named limit. Never retried; clears the allow-cache. */
+  deleteLimitOverride: Method<typeof DeleteLimitOverrideRequestSchema, DeleteLimitOverrideResponse>;
+  /** Lists the overrides of a key (with its effective limits) or an owner, or every one. */
+  listLimitOverrides: Method<typeof ListLimitOverridesRequestSchema, ListLimitOverridesResponse>;
   /** Lists security events, newest first. */
   listEvents: Method<typeof ListEventsRequestSchema, ListEventsResponse>;
   /** Lists alerts, newest first. */
@@ -363,7 +378,8 @@ export function createTollgateClient(options: TollgateClientOptions = {}): Tollg
     rotateKey: invalidating(
       fast(tg.rotateKey, RETRY_SAFE.rotateKey, (req) => (req.keyId ?? "") !== ""),
     ),
-    reportUsage: fast(tg.reportUsage, RETRY_SAFE.reportUsage, () => true),
+    // By the reported request's own apiKey no token is needed; else it acts on any key.
+    reportUsage: fast(tg.reportUsage, RETRY_SAFE.reportUsage, (req) => (req.apiKey ?? "") === ""),
     createKey: slow(ks.createKey, RETRY_SAFE.createKey),
     getKey: slow(ks.getKey, RETRY_SAFE.getKey),
     listKeys: slow(ks.listKeys, RETRY_SAFE.listKeys),
@@ -371,6 +387,9 @@ export function createTollgateClient(options: TollgateClientOptions = {}): Tollg
     revokeKey: invalidating(slow(ks.revokeKey, RETRY_SAFE.revokeKey)),
     listBlocks: slow(ks.listBlocks, RETRY_SAFE.listBlocks),
     deleteBlock: slow(ks.deleteBlock, RETRY_SAFE.deleteBlock),
+    setLimitOverride: invalidating(slow(ks.setLimitOverride, RETRY_SAFE.setLimitOverride)),
+    deleteLimitOverride: invalidating(slow(ks.deleteLimitOverride, RETRY_SAFE.deleteLimitOverride)),
+    listLimitOverrides: slow(ks.listLimitOverrides, RETRY_SAFE.listLimitOverrides),
     listEvents: slow(ks.listEvents, RETRY_SAFE.listEvents),
     listAlerts: slow(ks.listAlerts, RETRY_SAFE.listAlerts),
     getUsage: slow(ks.getUsage, RETRY_SAFE.getUsage),

@@ -74,6 +74,10 @@ export function expressMiddleware(
       res.setHeader(name, values.length === 1 ? (values[0] as string) : values);
     }
     req.tollgate = outcome.context;
+    if (d.reportsUsage) {
+      const context = outcome.context;
+      res.once("finish", () => d.afterResponse(context, req, res));
+    }
     next();
   };
 

@@ -55,6 +55,11 @@ const plugin: FastifyPluginAsync<FastifyTollgateOptions> = async (app, opts) => 
     }
     request.tollgate = outcome.context;
   });
+  if (d.reportsUsage) {
+    app.addHook("onResponse", async (request, reply) => {
+      if (request.tollgate) d.afterResponse(request.tollgate, request.raw, reply.raw);
+    });
+  }
 };
 
 function send(reply: FastifyReply, o: Rejection): FastifyReply {

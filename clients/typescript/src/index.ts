@@ -21,13 +21,16 @@ export {
   type TollgateRequestHandler,
 } from "./express.js";
 export * from "./gen/tollgate/v1/common_pb.js";
+export * from "./gen/tollgate/v1/credits_pb.js";
 export * from "./gen/tollgate/v1/event_pb.js";
 export * from "./gen/tollgate/v1/key_export_pb.js";
 export * from "./gen/tollgate/v1/key_pb.js";
 export * from "./gen/tollgate/v1/key_service_pb.js";
 export * from "./gen/tollgate/v1/live_pb.js";
+export * from "./gen/tollgate/v1/override_pb.js";
 export * from "./gen/tollgate/v1/ratelimit_pb.js";
 export * from "./gen/tollgate/v1/tollgate_service_pb.js";
+export * from "./gen/tollgate/v1/usage_report_pb.js";
 export type { TrustProxy } from "./middleware/client-ip.js";
 export type {
   Outcome,

@@ -69,6 +69,9 @@ export const RETRY_SAFE = {
   getUsage: () => true,
   exportKeys: () => true,
   importKeys: (req: { overwrite?: boolean }) => req.overwrite !== true,
+  setLimitOverride: () => false,
+  deleteLimitOverride: () => false,
+  listLimitOverrides: () => true,
   tailDecisions: () => false,
   followEvents: () => false,
 } as const;

@@ -27,6 +27,11 @@ describe("Express", () => {
     // Skipped by the global middleware, so protect() charges this route's named endpoint.
     app.get("/reports/daily", protect({ endpoint: "list-orders" }), echo);
     app.get("/broken", protect({ endpoint: "no-such-endpoint" }), echo);
+    // The handler reports a cost known only now (matches no policy endpoint).
+    app.get("/v1/report", async (req: Request, res: Response) => {
+      const r = await req.tollgate?.reportUsage(Number(req.query.cost));
+      res.json({ duplicate: r?.duplicate ?? null, limits: r?.limits.length ?? null });
+    });
     const server = app.listen(0, "127.0.0.1");
     await new Promise<void>((r) => server.once("listening", () => r()));
     const { port } = server.address() as AddressInfo;

@@ -33,6 +33,11 @@ describe("Fastify", () => {
     app.get("/admin", { config: { tollgate: { scopes: ["admin"] } } }, echo);
     app.get("/reports/daily", { config: { tollgate: { endpoint: "list-orders" } } }, echo);
     app.get("/broken", { config: { tollgate: { endpoint: "no-such-endpoint" } } }, echo);
+    // The handler reports a cost known only now (matches no policy endpoint).
+    app.get("/v1/report", async (request: FastifyRequest<{ Querystring: { cost: string } }>) => {
+      const r = await request.tollgate?.reportUsage(Number(request.query.cost));
+      return { duplicate: r?.duplicate ?? null, limits: r?.limits.length ?? null };
+    });
     const url = await app.listen({ port: 0, host: "127.0.0.1" });
     return { url, output: () => out, close: () => app.close() };
   });

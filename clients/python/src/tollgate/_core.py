@@ -47,6 +47,9 @@ RPCS: dict[str, Service] = {
     "RevokeKey": "KeyService",
     "ListBlocks": "KeyService",
     "DeleteBlock": "KeyService",
+    "SetLimitOverride": "KeyService",
+    "DeleteLimitOverride": "KeyService",
+    "ListLimitOverrides": "KeyService",
     "ListEvents": "KeyService",
     "ListAlerts": "KeyService",
     "GetUsage": "KeyService",
@@ -141,10 +144,12 @@ class ClientCore:
         """Deadline budget, metadata and retry safety of one call."""
         service = RPCS[rpc]
         management = service == "KeyService"
+        # RotateKey by key id, and ReportUsage without the reported request's own
+        # api_key, act on any key: they take the token (never sent otherwise).
         needs_token = (
             management
-            or rpc == "ReportUsage"
             or (rpc == "RotateKey" and bool(getattr(request, "key_id", "")))
+            or (rpc == "ReportUsage" and not getattr(request, "api_key", ""))
         )
         if timeout is not None:
             budget = timeout

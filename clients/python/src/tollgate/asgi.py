@@ -15,19 +15,28 @@ lifespan shuts down.
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
+import logging
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
+from tollgate._gen.tollgate.v1.usage_report_pb2 import ReportUsageResponse
 from tollgate.aio import AsyncTollgateClient
 from tollgate.errors import TollgateError
 from tollgate.guard import FailMode, Guard, Verdict
 from tollgate.routes import RouteOptions, options_of
+from tollgate.state import TollgateState
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+# (scope, status, headers as sent) -> the cost to report after the response, or None.
+UsageAfterResponse = Callable[[Scope, int, list[tuple[bytes, bytes]]], int | None]
+
+log = logging.getLogger("tollgate")
 
 __all__ = ["TollgateMiddleware", "find_route_options"]
 
@@ -88,6 +97,11 @@ class TollgateMiddleware:
             True). False only checks the key; then the client's allow-cache may answer.
         route_options_for: ``scope -> RouteOptions | None``, replacing the route lookup
             (for ASGI apps that are not Starlette).
+        usage_after_response: ``(scope, status, headers) -> int | None``: the cost of a
+            finished HTTP response (e.g. from a header the handler set; `headers` as sent,
+            lower-case bytes pairs), reported with ReportUsage once the app has returned;
+            0 or None reports nothing, a failure is logged, never raised. Handlers can
+            also ``await request.state.tollgate.report_usage(n)`` themselves.
     """
 
     def __init__(
@@ -105,8 +119,10 @@ class TollgateMiddleware:
         scopes: Sequence[str] = (),
         apply_limits: bool = True,
         route_options_for: Callable[[Scope], RouteOptions | None] | None = None,
+        usage_after_response: UsageAfterResponse | None = None,
     ) -> None:
         self.app = app
+        self._usage = usage_after_response
         self._owns_client = client is None
         self.client = client if client is not None else AsyncTollgateClient(server)
         self.guard = Guard(
@@ -142,7 +158,13 @@ class TollgateMiddleware:
             state["tollgate"] = verdict.state
             if kind == "http" and verdict.headers:
                 send = _adding_headers(send, verdict.headers)
-            await self.app(scope, receive, send)
+            usage, tollgate = self._usage, verdict.state
+            if kind != "http" or usage is None or tollgate is None or tollgate.reporter is None:
+                await self.app(scope, receive, send)
+                return
+            sent: dict[str, Any] = {}
+            await self.app(scope, receive, _recording_start(send, sent))
+            await _report_after(usage, scope, sent, tollgate)
             return
         if kind == "websocket":
             message = await receive()
@@ -183,7 +205,18 @@ class TollgateMiddleware:
             decision = await self.client.authorize(request)
         except TollgateError as err:
             return self.guard.on_error(err)
-        return self.guard.on_decision(decision)
+        verdict = self.guard.on_decision(decision)
+        if verdict.state is None or verdict.state.decided != "tollgate":
+            return verdict
+        seq = itertools.count(1)
+        guard, tollgate = self.guard, self.client
+
+        def report(cost: int) -> Awaitable[ReportUsageResponse]:
+            return tollgate.report_usage(guard.report_request(request, decision, next(seq), cost))
+
+        return dataclasses.replace(
+            verdict, state=dataclasses.replace(verdict.state, reporter=report)
+        )
 
     def _lifespan_send(self, send: Send) -> Send:
         if not self._owns_client:
@@ -207,3 +240,26 @@ def _adding_headers(send: Send, headers: list[tuple[str, str]]) -> Send:
         await send(message)
 
     return wrapped
+
+
+def _recording_start(send: Send, sent: dict[str, Any]) -> Send:
+    async def wrapped(message: Message) -> None:
+        if message.get("type") == "http.response.start":
+            sent["status"] = message.get("status", 200)
+            sent["headers"] = list(message.get("headers", ()))
+        await send(message)
+
+    return wrapped
+
+
+async def _report_after(
+    usage: UsageAfterResponse, scope: Scope, sent: dict[str, Any], state: TollgateState
+) -> None:
+    if "status" not in sent:
+        return
+    try:
+        cost = usage(scope, sent["status"], sent["headers"])
+        if cost:
+            await state.report_usage(int(cost))
+    except Exception as err:  # the response is sent: a report never fails it
+        log.warning("tollgate ReportUsage after the response failed: %s", err)

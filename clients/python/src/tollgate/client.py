@@ -295,6 +295,26 @@ class TollgateClient:
             v1.RecordEventResponse,
         )
 
+    def report_usage(
+        self,
+        request: v1.ReportUsageRequest | None = None,
+        /,
+        *,
+        timeout: float | None = None,
+        **fields: Any,
+    ) -> v1.ReportUsageResponse:
+        """Charges a cost known only after the response (LLM tokens, rows exported) to the
+        limits a CheckRateLimit with the same facts would charge, without denying; the next
+        decision sees the debt. Idempotent by `id`, so retried on UNAVAILABLE. With the
+        reported request's `api_key` no management token is needed (the middleware's
+        `report_usage` does that); by `key_id` the token is sent."""
+        return self._call(
+            "ReportUsage",
+            build_request(v1.ReportUsageRequest, request, fields),
+            timeout,
+            v1.ReportUsageResponse,
+        )
+
     def rotate_key(
         self,
         request: v1.RotateKeyRequest | None = None,
@@ -310,24 +330,6 @@ class TollgateClient:
             build_request(v1.RotateKeyRequest, request, fields),
             timeout,
             v1.RotateKeyResponse,
-        )
-
-    def report_usage(
-        self,
-        request: v1.ReportUsageRequest | None = None,
-        /,
-        *,
-        timeout: float | None = None,
-        **fields: Any,
-    ) -> v1.ReportUsageResponse:
-        """Charges a cost known after the response to the limits a check_rate_limit with the
-        same facts would charge, without denying (the next decision is denied until the debt
-        drains). Idempotent by `id`, so retried; sends the management token."""
-        return self._call(
-            "ReportUsage",
-            build_request(v1.ReportUsageRequest, request, fields),
-            timeout,
-            v1.ReportUsageResponse,
         )
 
     def create_key(
@@ -437,6 +439,56 @@ class TollgateClient:
             build_request(v1.DeleteBlockRequest, request, fields),
             timeout,
             v1.DeleteBlockResponse,
+        )
+
+    def set_limit_override(
+        self,
+        request: v1.SetLimitOverrideRequest | None = None,
+        /,
+        *,
+        timeout: float | None = None,
+        **fields: Any,
+    ) -> v1.SetLimitOverrideResponse:
+        """Sets a key's or an owner's override of one named limit (raise, lower or exempt;
+        optional expiry). Never retried."""
+        return self._call(
+            "SetLimitOverride",
+            build_request(v1.SetLimitOverrideRequest, request, fields),
+            timeout,
+            v1.SetLimitOverrideResponse,
+        )
+
+    def delete_limit_override(
+        self,
+        request: v1.DeleteLimitOverrideRequest | None = None,
+        /,
+        *,
+        timeout: float | None = None,
+        **fields: Any,
+    ) -> v1.DeleteLimitOverrideResponse:
+        """Removes a key's or an owner's override of one named limit. Never retried."""
+        return self._call(
+            "DeleteLimitOverride",
+            build_request(v1.DeleteLimitOverrideRequest, request, fields),
+            timeout,
+            v1.DeleteLimitOverrideResponse,
+        )
+
+    def list_limit_overrides(
+        self,
+        request: v1.ListLimitOverridesRequest | None = None,
+        /,
+        *,
+        timeout: float | None = None,
+        **fields: Any,
+    ) -> v1.ListLimitOverridesResponse:
+        """Lists the overrides of a key (with its effective limits) or an owner, or every
+        one; retried on UNAVAILABLE."""
+        return self._call(
+            "ListLimitOverrides",
+            build_request(v1.ListLimitOverridesRequest, request, fields),
+            timeout,
+            v1.ListLimitOverridesResponse,
         )
 
     def list_events(

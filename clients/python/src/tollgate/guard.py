@@ -32,6 +32,7 @@ from typing import Literal
 
 from tollgate._gen.tollgate.v1.common_pb2 import Reason
 from tollgate._gen.tollgate.v1.tollgate_service_pb2 import AuthorizeRequest, AuthorizeResponse
+from tollgate._gen.tollgate.v1.usage_report_pb2 import ReportUsageRequest
 from tollgate.errors import TollgateError
 from tollgate.routes import RouteOptions
 from tollgate.state import TollgateState
@@ -242,6 +243,24 @@ class Guard:
             public_reason(resp.reason),
             decision_id=resp.decision_id,
             headers=headers,
+        )
+
+    def report_request(
+        self, authorize: AuthorizeRequest, decision: AuthorizeResponse, seq: int, cost: int
+    ) -> ReportUsageRequest:
+        """The ReportUsage request for the `seq`-th report of an allowed request: its own key
+        (so no management token is needed), endpoint (or method and path) and client IP."""
+        where = (
+            {"endpoint": decision.endpoint}
+            if decision.endpoint
+            else {"method": authorize.method, "path": authorize.path}
+        )
+        return ReportUsageRequest(
+            id=f"{decision.decision_id}.{seq}",
+            api_key=authorize.api_key,
+            client_ip=authorize.client_ip,
+            cost=cost,
+            **where,
         )
 
     def on_error(self, err: TollgateError) -> Verdict:

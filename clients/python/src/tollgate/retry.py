@@ -54,6 +54,7 @@ ALWAYS_SAFE = frozenset(
         "ListBlocks",
         "ListEvents",
         "ListAlerts",
+        "ListLimitOverrides",
         "GetUsage",
         "ExportKeys",
         "RevokeKey",

@@ -6,8 +6,9 @@ Flask: ``flask.g.tollgate``. It is None on a skipped path.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from tollgate._gen.tollgate.v1.key_pb2 import Identity
 from tollgate._gen.tollgate.v1.tollgate_service_pb2 import AuthorizeResponse
@@ -29,6 +30,21 @@ class TollgateState:
     identity: Identity | None
     decision: AuthorizeResponse | None
     decided: Literal["tollgate", "fail-open"]
+    # Set by the middleware on allowed requests; holds the request's key, so never shown.
+    reporter: Callable[[int], Any] | None = field(default=None, repr=False, compare=False)
+
+    def report_usage(self, cost: int) -> Any:
+        """Reports a cost known only now (e.g. LLM tokens) for this request: charged to its
+        key's, endpoint's and client IP's limits without denying it (ReportUsage); the next
+        decision sees the debt. Each call is one report, idempotent by its own id
+        (``<decision id>.<n>``), authenticated by the request's own key (no management token).
+
+        Flask: returns the ReportUsageResponse. Starlette / FastAPI: returns an awaitable
+        of it (``await state.report_usage(n)``). None when failed open (nothing to charge).
+        """
+        if self.reporter is None:
+            return None
+        return self.reporter(cost)
 
     @property
     def unavailable(self) -> bool:

@@ -4,13 +4,14 @@
  * answer it with a status, headers and a problem+json body). The adapters only
  * read the request and write the outcome the framework's way.
  */
-import type { IncomingMessage } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { TollgateClient } from "../client.js";
 import { isUnreachable } from "../errors.js";
 import { Reason } from "../gen/tollgate/v1/common_pb.js";
 import type { Identity } from "../gen/tollgate/v1/key_pb.js";
 import type { AuthorizeResponse, KeyHints } from "../gen/tollgate/v1/tollgate_service_pb.js";
+import type { ReportUsageResponse } from "../gen/tollgate/v1/usage_report_pb.js";
 import { compileTrust, isIpAddress, type TrustProxy } from "./client-ip.js";
 import { type Problem, problem } from "./problem.js";
 import { compileSkip } from "./skip-list.js";
@@ -48,6 +49,16 @@ export interface TollgateMiddlewareOptions {
   applyLimits?: boolean;
   /** Where warnings and errors go. Default: one JSON line on stderr. */
   log?: TollgateLog;
+  /**
+   * The cost a response turned out to have (tokens of an LLM answer, rows of
+   * an export), read once the response is finished: a positive number is
+   * reported to Tollgate (ReportUsage, idempotent by the decision id) and
+   * charged to the request's limits without undoing the response; the next
+   * decision sees the debt. Called only for requests Tollgate allowed (not on
+   * fail-open, not on skipped paths); 0, undefined or a throw reports nothing.
+   * A failed report is logged, never thrown. Default: none.
+   */
+  usageAfterResponse?: (req: IncomingMessage, res: ServerResponse) => number | undefined;
 }
 
 /** Per-route options: Express `protect(…)`, Fastify route `config.tollgate`. */
@@ -77,6 +88,14 @@ export interface TollgateContext {
   decidedLocally: boolean;
   /** The full Authorize response (null on fail-open). */
   decision: AuthorizeResponse | null;
+  /**
+   * Reports a cost known only now (e.g. LLM tokens) against this request's
+   * key, endpoint and client IP: charged to their limits without denying
+   * (ReportUsage). Each call is one report with its own idempotency id
+   * (`<decision id>.<n>`), retried safely by the client. Resolves to null on
+   * fail-open (there is no identity to charge); rejects like any client call.
+   */
+  reportUsage(cost: number): Promise<ReportUsageResponse | null>;
 }
 
 /** What to do with a request. */
@@ -117,6 +136,13 @@ export interface Decider {
     route: TollgateRouteOptions | undefined,
     charge?: boolean,
   ): Promise<Outcome>;
+  /**
+   * Once the response is finished: reports `usageAfterResponse`'s cost for an
+   * allowed request (never throws; a failure is logged).
+   */
+  afterResponse(context: TollgateContext, req: IncomingMessage, res: ServerResponse): void;
+  /** True when `usageAfterResponse` is set (adapters hook the response's end only then). */
+  reportsUsage: boolean;
   /** The log in use. */
   log: TollgateLog;
 }
@@ -162,6 +188,7 @@ export function createDecider(client: TollgateClient, o: TollgateMiddlewareOptio
           hints: undefined,
           decidedLocally: false,
           decision: null,
+          reportUsage: async () => null,
         },
       };
     }
@@ -171,6 +198,7 @@ export function createDecider(client: TollgateClient, o: TollgateMiddlewareOptio
   return {
     log,
     skips,
+    reportsUsage: o.usageAfterResponse !== undefined,
     facts(req, url) {
       const raw = req.headers[header];
       const apiKey = typeof raw === "string" ? raw : Array.isArray(raw) ? raw.join(", ") : "";
@@ -245,9 +273,49 @@ export function createDecider(client: TollgateClient, o: TollgateMiddlewareOptio
           hints: res.hints,
           decidedLocally: res.decidedLocally,
           decision: res,
+          reportUsage: reporter(client, res, f),
         },
       };
     },
+    afterResponse(context, req, res) {
+      const usage = o.usageAfterResponse;
+      if (!usage || context.decided !== "tollgate") return;
+      let cost: number | undefined;
+      try {
+        cost = usage(req, res);
+      } catch (e) {
+        log("warn", "tollgate usageAfterResponse threw; nothing reported", { error: String(e) });
+        return;
+      }
+      if (cost === undefined || !(cost > 0)) return;
+      context.reportUsage(Math.ceil(cost)).catch((e: unknown) => {
+        const err = ConnectError.from(e);
+        log("warn", "tollgate ReportUsage failed", {
+          code: Code[err.code],
+          error: err.rawMessage,
+          decisionId: context.decisionId,
+        });
+      });
+    },
+  };
+}
+
+/** The `reportUsage` of an allowed decision: its key, endpoint (or method and path) and client IP. */
+function reporter(
+  client: TollgateClient,
+  res: AuthorizeResponse,
+  f: RequestFacts,
+): TollgateContext["reportUsage"] {
+  let n = 0;
+  return (cost) => {
+    n += 1;
+    return client.reportUsage({
+      id: `${res.decisionId}.${n}`,
+      keyId: res.identity?.keyId ?? "",
+      clientIp: f.clientIp,
+      ...(res.endpoint !== "" ? { endpoint: res.endpoint } : { method: f.method, path: f.path }),
+      cost,
+    });
   };
 }
 

@@ -10,6 +10,8 @@
  * - GET /admin: route option scopes [admin];
  * - GET /reports/daily: route option endpoint list-orders;
  * - GET /broken: route option endpoint no-such-endpoint (a programming error).
+ * - GET /v1/report?cost=N: the handler calls `reportUsage(N)` and answers
+ *   `{ duplicate, limits }` (matches no policy endpoint: the tier's limits).
  *
  * Every handler answers `{ identity, decided, endpoint }` from the context.
  */
@@ -291,6 +293,60 @@ export function middlewareContract(startApp: StartApp): void {
       await own.stop();
       expect((await call()).status).toBe(503);
       for (const s of secrets) expect(own.output()).not.toContain(s);
+    });
+  });
+
+  describe("usage after the response", () => {
+    /** GETs /v1/orders (1 per call, 1000/s per key) until one is 429, at most 40 times. */
+    const until429 = async (secret: string, on: App) => {
+      for (let i = 0; i < 40; i++) {
+        const res = await fetch(`${on.url}/v1/orders`, { headers: { "x-api-key": secret } });
+        if (res.status === 429) return res;
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      throw new Error("no 429: the reported usage was not charged");
+    };
+
+    it("a handler's reportUsage charges the key's limits without denying; the next request sees the debt", async () => {
+      const { secret } = await newKey(["orders:read"]);
+      // 5000 on a 1000-per-second bucket: a debt of about four seconds.
+      const res = await get("/v1/report?cost=5000", secret);
+      expect(res.status).toBe(200);
+      expect(await res.json()).toEqual({ duplicate: false, limits: 1 });
+      const denied = await get("/v1/orders", secret);
+      expect(denied.status).toBe(429);
+      expect((await problemOf(denied)).reason).toBe("RATE_LIMITED");
+    });
+
+    it("usageAfterResponse reports the finished response's cost; a 0 reports nothing", async () => {
+      const reporting = await appWith({
+        skip: ["/healthz"],
+        usageAfterResponse: (req) => Number(req.headers["x-test-usage"] ?? 0),
+      });
+      const { secret } = await newKey(["orders:read"]);
+      const plain = await fetch(`${reporting.url}/v1/orders`, {
+        headers: { "x-api-key": secret, "x-test-usage": "0" },
+      });
+      expect(plain.status).toBe(200);
+      for (let i = 0; i < 5; i++) {
+        const r = await fetch(`${reporting.url}/v1/orders`, { headers: { "x-api-key": secret } });
+        expect(r.status).toBe(200);
+      }
+      const heavy = await fetch(`${reporting.url}/v1/orders`, {
+        headers: { "x-api-key": secret, "x-test-usage": "5000" },
+      });
+      expect(heavy.status).toBe(200);
+      expect((await until429(secret, reporting)).status).toBe(429);
+    });
+
+    it("on fail-open there is no identity to charge: reportUsage resolves null", async () => {
+      const open = await appWith(
+        { failMode: "open" },
+        clientFor(`http://127.0.0.1:${await closedPort()}`),
+      );
+      const res = await fetch(`${open.url}/v1/report?cost=5`, { headers: { "x-api-key": "x" } });
+      expect(res.status).toBe(200);
+      expect(await res.json()).toEqual({ duplicate: null, limits: null });
     });
   });
 

@@ -50,7 +50,7 @@ type TollgateServiceClient interface {
 	RotateKey(ctx context.Context, in *RotateKeyRequest, opts ...grpc.CallOption) (*RotateKeyResponse, error)
 	// Charges a cost known only after the response to the limits a CheckRateLimit
 	// with the same facts would charge, without denying; idempotent by `id`.
-	// Needs the management token.
+	// Needs the management token, unless it carries the reported request's api_key.
 	ReportUsage(ctx context.Context, in *ReportUsageRequest, opts ...grpc.CallOption) (*ReportUsageResponse, error)
 }
 
@@ -136,7 +136,7 @@ type TollgateServiceServer interface {
 	RotateKey(context.Context, *RotateKeyRequest) (*RotateKeyResponse, error)
 	// Charges a cost known only after the response to the limits a CheckRateLimit
 	// with the same facts would charge, without denying; idempotent by `id`.
-	// Needs the management token.
+	// Needs the management token, unless it carries the reported request's api_key.
 	ReportUsage(context.Context, *ReportUsageRequest) (*ReportUsageResponse, error)
 	mustEmbedUnimplementedTollgateServiceServer()
 }

@@ -27,7 +27,7 @@ const (
 // same facts would charge, without denying: a limit may go past its limit (a
 // debt), and the next decision is denied until the debt drains (rate) or the
 // window ends (quota). A report neither places a block nor is refused by one.
-// Needs the management token.
+// Needs the management token, unless it carries the reported request's `api_key`.
 type ReportUsageRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Idempotency key, required: 1..128 of [A-Za-z0-9._:-]. A report whose id was
@@ -50,7 +50,14 @@ type ReportUsageRequest struct {
 	// Tier to use when no `key_id` is given, at most 64 bytes. Empty: the policy's default tier.
 	Tier string `protobuf:"bytes,8,opt,name=tier,proto3" json:"tier,omitempty"`
 	// The cost to charge, 1..1000000 (required: a report of nothing is refused).
-	Cost          uint32 `protobuf:"varint,9,opt,name=cost,proto3" json:"cost,omitempty"`
+	Cost uint32 `protobuf:"varint,9,opt,name=cost,proto3" json:"cost,omitempty"`
+	// The reported request's own API key (at most 256 bytes), instead of
+	// `key_id`: that key's limits and credits are charged and no management
+	// token is needed (a key's holder can put only that key in debt). Its
+	// current secret, or the previous one in a rotation's grace period; a
+	// revoked or expired key is charged all the same. A secret naming no key is
+	// UNAUTHENTICATED. Never logged.
+	ApiKey        string `protobuf:"bytes,10,opt,name=api_key,json=apiKey,proto3" json:"api_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -148,6 +155,13 @@ func (x *ReportUsageRequest) GetCost() uint32 {
 	return 0
 }
 
+func (x *ReportUsageRequest) GetApiKey() string {
+	if x != nil {
+		return x.ApiKey
+	}
+	return ""
+}
+
 // Output of ReportUsage.
 type ReportUsageResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -219,7 +233,7 @@ var File_tollgate_v1_usage_report_proto protoreflect.FileDescriptor
 
 const file_tollgate_v1_usage_report_proto_rawDesc = "" +
 	"\n" +
-	"\x1etollgate/v1/usage_report.proto\x12\vtollgate.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1btollgate/v1/ratelimit.proto\"\xe2\x01\n" +
+	"\x1etollgate/v1/usage_report.proto\x12\vtollgate.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1btollgate/v1/ratelimit.proto\"\xfb\x01\n" +
 	"\x12ReportUsageRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x15\n" +
 	"\x06key_id\x18\x02 \x01(\tR\x05keyId\x12\x18\n" +
@@ -229,7 +243,9 @@ const file_tollgate_v1_usage_report_proto_rawDesc = "" +
 	"\x06method\x18\x06 \x01(\tR\x06method\x12\x12\n" +
 	"\x04path\x18\a \x01(\tR\x04path\x12\x12\n" +
 	"\x04tier\x18\b \x01(\tR\x04tier\x12\x12\n" +
-	"\x04cost\x18\t \x01(\rR\x04cost\"\xa1\x01\n" +
+	"\x04cost\x18\t \x01(\rR\x04cost\x12\x17\n" +
+	"\aapi_key\x18\n" +
+	" \x01(\tR\x06apiKey\"\xa1\x01\n" +
 	"\x13ReportUsageResponse\x12\x1c\n" +
 	"\tduplicate\x18\x01 \x01(\bR\tduplicate\x120\n" +
 	"\x06limits\x18\x02 \x03(\v2\x18.tollgate.v1.LimitStatusR\x06limits\x12:\n" +

@@ -594,7 +594,7 @@ export const TollgateService: GenService<{
   /**
    * Charges a cost known only after the response to the limits a CheckRateLimit
    * with the same facts would charge, without denying; idempotent by `id`.
-   * Needs the management token.
+   * Needs the management token, unless it carries the reported request's api_key.
    *
    * @generated from rpc tollgate.v1.TollgateService.ReportUsage
    */

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tollgate/v1/usage_report.proto.
  */
 export const file_tollgate_v1_usage_report: GenFile = /*@__PURE__*/
-  fileDesc("Ch50b2xsZ2F0ZS92MS91c2FnZV9yZXBvcnQucHJvdG8SC3RvbGxnYXRlLnYxIqABChJSZXBvcnRVc2FnZVJlcXVlc3QSCgoCaWQYASABKAkSDgoGa2V5X2lkGAIgASgJEg8KB3N1YmplY3QYAyABKAkSEQoJY2xpZW50X2lwGAQgASgJEhAKCGVuZHBvaW50GAUgASgJEg4KBm1ldGhvZBgGIAEoCRIMCgRwYXRoGAcgASgJEgwKBHRpZXIYCCABKAkSDAoEY29zdBgJIAEoDSKCAQoTUmVwb3J0VXNhZ2VSZXNwb25zZRIRCglkdXBsaWNhdGUYASABKAgSKAoGbGltaXRzGAIgAygLMhgudG9sbGdhdGUudjEuTGltaXRTdGF0dXMSLgoLcmV0cnlfYWZ0ZXIYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25iBnByb3RvMw", [file_google_protobuf_duration, file_tollgate_v1_ratelimit]);
+  fileDesc("Ch50b2xsZ2F0ZS92MS91c2FnZV9yZXBvcnQucHJvdG8SC3RvbGxnYXRlLnYxIrEBChJSZXBvcnRVc2FnZVJlcXVlc3QSCgoCaWQYASABKAkSDgoGa2V5X2lkGAIgASgJEg8KB3N1YmplY3QYAyABKAkSEQoJY2xpZW50X2lwGAQgASgJEhAKCGVuZHBvaW50GAUgASgJEg4KBm1ldGhvZBgGIAEoCRIMCgRwYXRoGAcgASgJEgwKBHRpZXIYCCABKAkSDAoEY29zdBgJIAEoDRIPCgdhcGlfa2V5GAogASgJIoIBChNSZXBvcnRVc2FnZVJlc3BvbnNlEhEKCWR1cGxpY2F0ZRgBIAEoCBIoCgZsaW1pdHMYAiADKAsyGC50b2xsZ2F0ZS52MS5MaW1pdFN0YXR1cxIuCgtyZXRyeV9hZnRlchgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbmIGcHJvdG8z", [file_google_protobuf_duration, file_tollgate_v1_ratelimit]);
 
 /**
  * Input of ReportUsage: a cost known only after the response (tokens used,
@@ -22,7 +22,7 @@ export const file_tollgate_v1_usage_report: GenFile = /*@__PURE__*/
  * same facts would charge, without denying: a limit may go past its limit (a
  * debt), and the next decision is denied until the debt drains (rate) or the
  * window ends (quota). A report neither places a block nor is refused by one.
- * Needs the management token.
+ * Needs the management token, unless it carries the reported request's `api_key`.
  *
  * @generated from message tollgate.v1.ReportUsageRequest
  */
@@ -92,6 +92,18 @@ export type ReportUsageRequest = Message<"tollgate.v1.ReportUsageRequest"> & {
    * @generated from field: uint32 cost = 9;
    */
   cost: number;
+
+  /**
+   * The reported request's own API key (at most 256 bytes), instead of
+   * `key_id`: that key's limits and credits are charged and no management
+   * token is needed (a key's holder can put only that key in debt). Its
+   * current secret, or the previous one in a rotation's grace period; a
+   * revoked or expired key is charged all the same. A secret naming no key is
+   * UNAUTHENTICATED. Never logged.
+   *
+   * @generated from field: string api_key = 10;
+   */
+  apiKey: string;
 };
 
 /**

@@ -112,7 +112,7 @@ class TollgateServiceServicer:
     def ReportUsage(self, request, context):
         """Charges a cost known only after the response to the limits a CheckRateLimit
         with the same facts would charge, without denying; idempotent by `id`.
-        Needs the management token.
+        Needs the management token, unless it carries the reported request's api_key.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

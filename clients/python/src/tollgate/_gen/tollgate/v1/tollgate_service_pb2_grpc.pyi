@@ -56,7 +56,7 @@ class TollgateServiceStub:
     ReportUsage: _grpc.UnaryUnaryMultiCallable[_usage_report_pb2.ReportUsageRequest, _usage_report_pb2.ReportUsageResponse]
     """Charges a cost known only after the response to the limits a CheckRateLimit
     with the same facts would charge, without denying; idempotent by `id`.
-    Needs the management token.
+    Needs the management token, unless it carries the reported request's api_key.
     """
 
 @_typing.type_check_only
@@ -86,7 +86,7 @@ class TollgateServiceAsyncStub(TollgateServiceStub):
     ReportUsage: _aio.UnaryUnaryMultiCallable[_usage_report_pb2.ReportUsageRequest, _usage_report_pb2.ReportUsageResponse]  # type: ignore[assignment]
     """Charges a cost known only after the response to the limits a CheckRateLimit
     with the same facts would charge, without denying; idempotent by `id`.
-    Needs the management token.
+    Needs the management token, unless it carries the reported request's api_key.
     """
 
 class TollgateServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -143,7 +143,7 @@ class TollgateServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_usage_report_pb2.ReportUsageResponse, _abc.Awaitable[_usage_report_pb2.ReportUsageResponse]]:
         """Charges a cost known only after the response to the limits a CheckRateLimit
         with the same facts would charge, without denying; idempotent by `id`.
-        Needs the management token.
+        Needs the management token, unless it carries the reported request's api_key.
         """
 
 def add_TollgateServiceServicer_to_server(servicer: TollgateServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -26,7 +26,7 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from tollgate._gen.tollgate.v1 import ratelimit_pb2 as tollgate_dot_v1_dot_ratelimit__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1etollgate/v1/usage_report.proto\x12\x0btollgate.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1btollgate/v1/ratelimit.proto\"\xa0\x01\n\x12ReportUsageRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12\x0f\n\x07subject\x18\x03 \x01(\t\x12\x11\n\tclient_ip\x18\x04 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x05 \x01(\t\x12\x0e\n\x06method\x18\x06 \x01(\t\x12\x0c\n\x04path\x18\x07 \x01(\t\x12\x0c\n\x04tier\x18\x08 \x01(\t\x12\x0c\n\x04\x63ost\x18\t \x01(\r\"\x82\x01\n\x13ReportUsageResponse\x12\x11\n\tduplicate\x18\x01 \x01(\x08\x12(\n\x06limits\x18\x02 \x03(\x0b\x32\x18.tollgate.v1.LimitStatus\x12.\n\x0bretry_after\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Durationb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1etollgate/v1/usage_report.proto\x12\x0btollgate.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1btollgate/v1/ratelimit.proto\"\xb1\x01\n\x12ReportUsageRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12\x0f\n\x07subject\x18\x03 \x01(\t\x12\x11\n\tclient_ip\x18\x04 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x05 \x01(\t\x12\x0e\n\x06method\x18\x06 \x01(\t\x12\x0c\n\x04path\x18\x07 \x01(\t\x12\x0c\n\x04tier\x18\x08 \x01(\t\x12\x0c\n\x04\x63ost\x18\t \x01(\r\x12\x0f\n\x07\x61pi_key\x18\n \x01(\t\"\x82\x01\n\x13ReportUsageResponse\x12\x11\n\tduplicate\x18\x01 \x01(\x08\x12(\n\x06limits\x18\x02 \x03(\x0b\x32\x18.tollgate.v1.LimitStatus\x12.\n\x0bretry_after\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Durationb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,7 +34,7 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tollgate._gen.tollgate.v1.u
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_REPORTUSAGEREQUEST']._serialized_start=109
-  _globals['_REPORTUSAGEREQUEST']._serialized_end=269
-  _globals['_REPORTUSAGERESPONSE']._serialized_start=272
-  _globals['_REPORTUSAGERESPONSE']._serialized_end=402
+  _globals['_REPORTUSAGEREQUEST']._serialized_end=286
+  _globals['_REPORTUSAGERESPONSE']._serialized_start=289
+  _globals['_REPORTUSAGERESPONSE']._serialized_end=419
 # @@protoc_insertion_point(module_scope)

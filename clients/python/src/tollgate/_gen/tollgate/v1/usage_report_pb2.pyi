@@ -27,7 +27,7 @@ class ReportUsageRequest(_message.Message):
     same facts would charge, without denying: a limit may go past its limit (a
     debt), and the next decision is denied until the debt drains (rate) or the
     window ends (quota). A report neither places a block nor is refused by one.
-    Needs the management token.
+    Needs the management token, unless it carries the reported request's `api_key`.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -41,6 +41,7 @@ class ReportUsageRequest(_message.Message):
     PATH_FIELD_NUMBER: _builtins.int
     TIER_FIELD_NUMBER: _builtins.int
     COST_FIELD_NUMBER: _builtins.int
+    API_KEY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Idempotency key, required: 1..128 of [A-Za-z0-9._:-]. A report whose id was
     already charged in the last 24 hours charges nothing again (`duplicate`).
@@ -64,6 +65,14 @@ class ReportUsageRequest(_message.Message):
     """Tier to use when no `key_id` is given, at most 64 bytes. Empty: the policy's default tier."""
     cost: _builtins.int
     """The cost to charge, 1..1000000 (required: a report of nothing is refused)."""
+    api_key: _builtins.str
+    """The reported request's own API key (at most 256 bytes), instead of
+    `key_id`: that key's limits and credits are charged and no management
+    token is needed (a key's holder can put only that key in debt). Its
+    current secret, or the previous one in a rotation's grace period; a
+    revoked or expired key is charged all the same. A secret naming no key is
+    UNAUTHENTICATED. Never logged.
+    """
     def __init__(
         self,
         *,
@@ -76,10 +85,11 @@ class ReportUsageRequest(_message.Message):
         path: _builtins.str = ...,
         tier: _builtins.str = ...,
         cost: _builtins.int = ...,
+        api_key: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_ip", b"client_ip", "cost", b"cost", "endpoint", b"endpoint", "id", b"id", "key_id", b"key_id", "method", b"method", "path", b"path", "subject", b"subject", "tier", b"tier"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_key", b"api_key", "client_ip", b"client_ip", "cost", b"cost", "endpoint", b"endpoint", "id", b"id", "key_id", b"key_id", "method", b"method", "path", b"path", "subject", b"subject", "tier", b"tier"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
