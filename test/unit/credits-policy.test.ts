@@ -73,6 +73,27 @@ describe("policy credits", () => {
   });
 });
 
+describe("README ## Plans", () => {
+  it("its complete policy example loads with every part it shows", () => {
+    const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
+    const at = readme.indexOf("## Plans: credits, overrides");
+    expect(at).toBeGreaterThan(0);
+    const yaml = /```yaml\n([\s\S]*?)```/.exec(readme.slice(at))?.[1] ?? "";
+    const p = parsePolicy(yaml, "README");
+    expect(p.tiers.get("pro")?.credits).toMatchObject({ amount: 200_000, refill: "monthly" });
+    expect(p.tiers.get("prepaid")?.credits).toMatchObject({ amount: 50_000, refill: "none" });
+    expect(policyTable(p).tiers.map((t) => t.name)).toEqual(["free", "pro", "prepaid"]);
+    expect(p.notifications).toMatchObject({
+      quotaThresholds: [80, 100],
+      creditThresholds: [75, 90],
+      creditsExhausted: true,
+      keyExpiryMs: 7 * 86_400_000,
+      rotationDue: true,
+    });
+    expect(p.envoyAfterResponse.get("edge-usage")).toBe("edge");
+  });
+});
+
 describe("README ### Credits", () => {
   it("its policy example loads, with the plans it describes", () => {
     const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
