@@ -214,7 +214,8 @@ for i = 1, L do
       bal = refilled(n, burst, refill, tonumber(string.sub(v, 1, sep - 1)),
         tonumber(string.sub(v, sep + 1)), pid)
     end
-    remaining, reset = bal, nxt > 0 and nxt - now or 0
+    -- A debt (a usage report past the balance) reports 0 remaining.
+    remaining, reset = math.max(0, bal), nxt > 0 and nxt - now or 0
     -- The balance after this charge whether or not it fits (may be negative):
     -- what a forced charge writes; a normal decision writes it only if it fits.
     local after = bal - cost

@@ -223,7 +223,8 @@ export class MemoryRateLimitStore implements RateLimitStore {
         } else {
           o = {
             exceeded: true,
-            remaining: c.balance,
+            // A debt (a usage report past the balance) reports 0 remaining.
+            remaining: Math.max(0, c.balance),
             resetMs: c.resetMs,
             retryMs: c.retryFor(cost),
           };

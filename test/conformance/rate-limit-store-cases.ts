@@ -896,6 +896,27 @@ export function rateLimitStoreCases(
         expect((await decide(h, [zero])).status).toBe("limited");
       });
 
+      it("a usage report takes the balance into debt without denying; decisions are refused until a refill pays it", async () => {
+        const h = await setup();
+        const c = credits(freshTag("k"), { amount: 10, refill: "daily", mode: "add", cap: 30 });
+        expect(only(await decide(h, [c], 4)).remaining).toBe(6);
+        const once = { id: `r-${Math.random().toString(36).slice(2)}`, ttlMs: 60_000 };
+        const r = await h.store.forceCharge({ items: [c], cost: 15, once });
+        expect(r.duplicate).toBe(false);
+        // 6 - 15 = -9: shown as 0 remaining, exceeded, and charged as a debt.
+        expect(r.outcomes[0]).toMatchObject({ exceeded: true, remaining: 0 });
+        // The same report id again charges nothing.
+        const again = await h.store.forceCharge({ items: [c], cost: 15, once });
+        expect(again.duplicate).toBe(true);
+        const denied = await decide(h, [c], 1);
+        expect(denied.status).toBe("limited");
+        expect(only(denied).remaining).toBe(0);
+        // One refill (+10) pays the debt of 9 first: 1 left, so a cost of 1 fits, a second does not.
+        await h.creditPeriodsPass(c, 1);
+        expect(only(await decide(h, [c], 1))).toMatchObject({ exceeded: false, remaining: 0 });
+        expect((await decide(h, [c], 1)).status).toBe("limited");
+      });
+
       it("admits exactly the balance when 40 callers decide at once", async () => {
         const h = await setup();
         const c = credits(freshTag("k"), { amount: 15 });

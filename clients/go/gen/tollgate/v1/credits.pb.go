@@ -223,8 +223,9 @@ type CreditsState struct {
 	Plan *CreditPlan `protobuf:"bytes,1,opt,name=plan,proto3" json:"plan,omitempty"`
 	// True if `plan` is the key's own (set by CreateKey / UpdateKey), false if its tier's.
 	OwnPlan bool `protobuf:"varint,2,opt,name=own_plan,json=ownPlan,proto3" json:"own_plan,omitempty"`
-	// The balance now (after the decision that reports it). Never below zero
-	// for decisions; a cost charged after the fact may leave a debt (< 0).
+	// The balance now (after the decision that reports it), never below zero:
+	// a debt left by a usage report (ReportUsage, Envoy after_response) shows
+	// as 0 and denies until a refill or a top-up pays it off.
 	Balance int64 `protobuf:"varint,3,opt,name=balance,proto3" json:"balance,omitempty"`
 	// The next refill; unset when the plan never refills.
 	NextRefillTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=next_refill_time,json=nextRefillTime,proto3" json:"next_refill_time,omitempty"`

@@ -86,8 +86,9 @@ export type CreditsState = Message<"tollgate.v1.CreditsState"> & {
   ownPlan: boolean;
 
   /**
-   * The balance now (after the decision that reports it). Never below zero
-   * for decisions; a cost charged after the fact may leave a debt (< 0).
+   * The balance now (after the decision that reports it), never below zero:
+   * a debt left by a usage report (ReportUsage, Envoy after_response) shows
+   * as 0 and denies until a refill or a top-up pays it off.
    *
    * @generated from field: int64 balance = 3;
    */

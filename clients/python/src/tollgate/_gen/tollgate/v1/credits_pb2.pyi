@@ -124,8 +124,9 @@ class CreditsState(_message.Message):
     own_plan: _builtins.bool
     """True if `plan` is the key's own (set by CreateKey / UpdateKey), false if its tier's."""
     balance: _builtins.int
-    """The balance now (after the decision that reports it). Never below zero
-    for decisions; a cost charged after the fact may leave a debt (< 0).
+    """The balance now (after the decision that reports it), never below zero:
+    a debt left by a usage report (ReportUsage, Envoy after_response) shows
+    as 0 and denies until a refill or a top-up pays it off.
     """
     @_builtins.property
     def plan(self) -> Global___CreditPlan:
