@@ -68,30 +68,7 @@ local function ceil_div(a, b)
   return floor((a + b - 1) / b)
 end
 
--- Days since 1970-01-01 → year, month (Howard Hinnant's civil_from_days).
-local function civil(days)
-  local z = days + 719468
-  local era = floor(z / 146097)
-  local doe = z - era * 146097
-  local yoe = floor((doe - floor(doe / 1460) + floor(doe / 36524) - floor(doe / 146096)) / 365)
-  local doy = doe - (365 * yoe + floor(yoe / 4) - floor(yoe / 100))
-  local mp = floor((5 * doy + 2) / 153)
-  local m = mp < 10 and mp + 3 or mp - 9
-  local y = yoe + era * 400
-  if m <= 2 then y = y + 1 end
-  return y, m
-end
-
--- First day (days since epoch) of year y, month m.
-local function month_start(y, m)
-  if m <= 2 then y = y - 1 end
-  local era = floor(y / 400)
-  local yoe = y - era * 400
-  local mp = m > 2 and m - 3 or m + 9
-  local doy = floor((153 * mp + 2) / 5)
-  local doe = yoe * 365 + floor(yoe / 4) - floor(yoe / 100) + doy
-  return era * 146097 + doe - 719468
-end
+--!include calendar.lua
 
 -- Window id and end (ms) of the calendar window containing now.
 local function window(code)
@@ -109,34 +86,7 @@ local function window(code)
   return y * 12 + m, month_start(ny, nm) * 86400000
 end
 
--- Credits: a balance lives for CREDIT_TTL_MS after its last write (calendar-window.ts).
-local CREDIT_TTL_MS = 63072000000
-
--- The credit refill period containing now: an id growing by one per period
--- (0: no refill; the day number daily; monthly the month id of the day
--- `dom - 1` days earlier, so a period runs from one month's day `dom` to the
--- next's) and the next refill in ms (0: none). Mirrors creditPeriod.
-local function credit_period(refill, dom)
-  local day = floor(now / 86400000)
-  if refill == 1 then return day, (day + 1) * 86400000 end
-  if refill ~= 2 then return 0, 0 end
-  local y, m = civil(day - (dom - 1))
-  local ny, nm = y, m + 1
-  if nm == 13 then ny, nm = y + 1, 1 end
-  return y * 12 + m, (month_start(ny, nm) + dom - 1) * 86400000
-end
-
--- A balance stored in period `from`, refilled for period `to`: replace mode
--- (cap < 0) gives the amount, add mode adds it per period up to the cap and
--- never lowers a topped-up balance. Only a write stores the new period id,
--- and the script is atomic: each period refills once. Mirrors refilledBalance.
-local function refilled(amount, cap, refill, from, bal, to)
-  if refill == 0 or to <= from then return bal end
-  if cap < 0 then return amount end
-  if bal >= cap then return bal end
-  if (to - from) * amount >= cap - bal then return cap end
-  return bal + (to - from) * amount
-end
+--!include credits.lua
 
 -- 1. Blocks: a blocked subject is refused without charging anything.
 local block_ms, blocked = 0, 0

@@ -20,14 +20,13 @@ import {
   CheckRateLimitResponseSchema,
 } from "../gen/tollgate/v1/tollgate_service_pb.js";
 import type { LimitState, RateDecision } from "../ratelimit/rate-limiter.js";
-import { INPUT_BOUNDS as B, INPUT_PATTERNS } from "../util/input-bounds.js";
 import type { CallContext } from "./call-context.js";
 import { header, REASON_TO_PROTO, ts } from "./convert.js";
 import { creditsStateToProto } from "./credits-convert.js";
 import { apiError } from "./errors.js";
-import { requestFieldFacts } from "./request-fields.js";
+import { checkSubjectFields, requestFieldFacts } from "./request-fields.js";
 import type { ServiceDeps } from "./service-deps.js";
-import { Violations, validNames } from "./validation.js";
+import { Violations } from "./validation.js";
 
 const BY: Record<string, LimitBy> = {
   key: LimitBy.KEY,
@@ -76,14 +75,8 @@ export async function checkRateLimit(
 ): Promise<CheckRateLimitResponse> {
   const started = process.hrtime.bigint();
   const v = new Violations();
-  v.length("key_id", req.keyId, 0, B.keyIdMaxBytes);
-  if (req.keyId !== "" && Buffer.byteLength(req.keyId) <= B.keyIdMaxBytes)
-    v.pattern("key_id", req.keyId, INPUT_PATTERNS.keyId, "a key id");
-  v.length("subject", req.subject, 0, B.subjectMaxBytes);
-  v.length("tier", req.tier, 0, B.tierMaxBytes);
   const policy = d.policy();
-  if (req.tier !== "" && !policy.tiers.has(req.tier))
-    v.add("tier", `must be a tier of the policy: ${validNames(policy.tiers.keys())}`);
+  checkSubjectFields(v, policy, req);
   const { clientIp, endpoint } = requestFieldFacts(v, policy, req, undefined);
   v.throwIfAny();
 

@@ -2,14 +2,15 @@
  * The request fields Authorize and CheckRateLimit share (method, path,
  * client_ip, endpoint, cost): validated once, turned into the facts the
  * decision engine takes. One function so the two doors cannot drift apart in
- * bounds, messages or the endpoint rule.
+ * bounds, messages or the endpoint rule; likewise the subject fields
+ * (key_id, subject, tier) CheckRateLimit and ReportUsage share.
  */
 import { resolveEndpoint } from "../decision/endpoint-rule.js";
 import type { ClientIp } from "../decision/facts.js";
 import { normalisePath } from "../policy/path-normaliser.js";
 import type { Endpoint, Policy } from "../policy/policy.js";
 import { normaliseIp } from "../subjects/ip-address.js";
-import { INPUT_BOUNDS as B } from "../util/input-bounds.js";
+import { INPUT_BOUNDS as B, INPUT_PATTERNS } from "../util/input-bounds.js";
 import { type Violations, validNames } from "./validation.js";
 
 /** The shared fields, as both request messages carry them. */
@@ -30,6 +31,25 @@ export interface RequestFieldFacts {
 }
 
 const METHOD = /^[A-Za-z]{1,16}$/;
+
+/**
+ * Adds a violation for each bad subject field of a CheckRateLimit-shaped
+ * request (CheckRateLimit, ReportUsage): `key_id` (bounded, a key id's
+ * pattern), `subject` (bounded) and `tier` (a tier of `policy`).
+ */
+export function checkSubjectFields(
+  v: Violations,
+  policy: Policy,
+  req: { keyId: string; subject: string; tier: string },
+): void {
+  v.length("key_id", req.keyId, 0, B.keyIdMaxBytes);
+  if (req.keyId !== "" && Buffer.byteLength(req.keyId) <= B.keyIdMaxBytes)
+    v.pattern("key_id", req.keyId, INPUT_PATTERNS.keyId, "a key id");
+  v.length("subject", req.subject, 0, B.subjectMaxBytes);
+  v.length("tier", req.tier, 0, B.tierMaxBytes);
+  if (req.tier !== "" && !policy.tiers.has(req.tier))
+    v.add("tier", `must be a tier of the policy: ${validNames(policy.tiers.keys())}`);
+}
 
 /**
  * Adds a violation for each bad shared field to `v` and returns the facts.

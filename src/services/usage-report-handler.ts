@@ -21,9 +21,9 @@ import type { CallContext } from "./call-context.js";
 import { apiError } from "./errors.js";
 import { authenticateManagement } from "./management-gate.js";
 import { limitToProto } from "./rate-limit-handlers.js";
-import { requestFieldFacts } from "./request-fields.js";
+import { checkSubjectFields, requestFieldFacts } from "./request-fields.js";
 import type { ServiceDeps } from "./service-deps.js";
-import { Violations, validNames } from "./validation.js";
+import { Violations } from "./validation.js";
 
 /** How long a report id is remembered, ms (docs/security-bounds.md). */
 export const REPORT_ID_RETENTION_MS = B.reportIdRetentionS * 1000;
@@ -40,14 +40,8 @@ export async function reportUsage(
   v.length("api_key", req.apiKey, 0, B.apiKeyMaxBytes);
   if (req.apiKey !== "" && req.keyId !== "")
     v.add("api_key", "give either api_key (the reported request's key) or key_id, not both");
-  v.length("key_id", req.keyId, 0, B.keyIdMaxBytes);
-  if (req.keyId !== "" && Buffer.byteLength(req.keyId) <= B.keyIdMaxBytes)
-    v.pattern("key_id", req.keyId, INPUT_PATTERNS.keyId, "a key id");
-  v.length("subject", req.subject, 0, B.subjectMaxBytes);
-  v.length("tier", req.tier, 0, B.tierMaxBytes);
   const policy = d.policy();
-  if (req.tier !== "" && !policy.tiers.has(req.tier))
-    v.add("tier", `must be a tier of the policy: ${validNames(policy.tiers.keys())}`);
+  checkSubjectFields(v, policy, req);
   // The cost is required here (0 is no report), so it is judged apart.
   if (req.cost < 1 || req.cost > B.maxCost) v.add("cost", `must be 1..${B.maxCost}`);
   const { clientIp, endpoint } = requestFieldFacts(v, policy, { ...req, cost: 0 }, undefined);

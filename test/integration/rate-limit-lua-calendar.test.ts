@@ -8,6 +8,7 @@ import { readFileSync } from "node:fs";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CREDIT_TTL_MS, calendarWindow, creditPeriod } from "../../src/store/calendar-window.js";
+import { expandIncludes, SCRIPTS } from "../../src/store/lua-scripts.js";
 import { startTestRedis, type TestRedis } from "../helpers/redis-server.js";
 
 let redis: TestRedis;
@@ -25,7 +26,7 @@ afterAll(async () => {
 
 /** The script's calendar functions, wrapped to evaluate each ARGV instant. */
 function calendarProbe(): string {
-  const lua = readFileSync(new URL("../../lua/rate-limit-n.lua", import.meta.url), "utf8");
+  const lua = SCRIPTS.rateLimit.lua;
   const start = lua.indexOf("-- Days since 1970-01-01");
   const end = lua.indexOf("-- 1. Blocks");
   expect(start).toBeGreaterThan(0);
@@ -111,7 +112,7 @@ describe("rate-limit-n.lua calendar windows on real Redis", () => {
 
 /** The script's credit_period, wrapped: ARGV is refill code × 100 + day, then instants. */
 function creditProbe(): string {
-  const lua = readFileSync(new URL("../../lua/rate-limit-n.lua", import.meta.url), "utf8");
+  const lua = SCRIPTS.rateLimit.lua;
   const start = lua.indexOf("-- Days since 1970-01-01");
   const end = lua.indexOf("-- 1. Blocks");
   return [
@@ -169,12 +170,19 @@ describe("credit refill periods in the scripts on real Redis", () => {
     expect(creditPeriod("monthly", 15, Date.UTC(2026, 0, 15)).id).toBe(p.id + 1);
   });
 
-  it("credits-adjust-1.lua carries the same calendar and refill functions as rate-limit-n.lua", () => {
+  it("both credit scripts take the calendar and refill code from the same includes", () => {
     const read = (f: string) => readFileSync(new URL(`../../lua/${f}`, import.meta.url), "utf8");
-    const [a, b] = [read("rate-limit-n.lua"), read("credits-adjust-1.lua")];
-    for (const name of ["civil", "month_start", "credit_period", "refilled"])
-      expect(luaFunction(b, name), name).toBe(luaFunction(a, name));
-    expect(/CREDIT_TTL_MS = (\d+)/.exec(b)?.[1]).toBe(/CREDIT_TTL_MS = (\d+)/.exec(a)?.[1]);
-    expect(Number(/CREDIT_TTL_MS = (\d+)/.exec(a)?.[1])).toBe(CREDIT_TTL_MS);
+    for (const f of ["rate-limit-n.lua", "credits-adjust-1.lua"]) {
+      expect(read(f)).toContain("--!include calendar.lua\n");
+      expect(read(f)).toContain("--!include credits.lua\n");
+    }
+    for (const s of [SCRIPTS.rateLimit, SCRIPTS.creditsAdjust]) {
+      expect(s.lua).not.toContain("--!include");
+      expect(luaFunction(s.lua, "refilled")).toBe(
+        luaFunction(read("includes/credits.lua"), "refilled"),
+      );
+    }
+    expect(Number(/CREDIT_TTL_MS = (\d+)/.exec(SCRIPTS.rateLimit.lua)?.[1])).toBe(CREDIT_TTL_MS);
+    expect(() => expandIncludes("--!include no-such-file.lua")).toThrow(/no-such-file\.lua/);
   });
 });
