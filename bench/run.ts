@@ -706,9 +706,11 @@ async function main(): Promise<void> {
     // p99 at half of Tollgate's peak, Tollgate and the echo paced to the same rate.
     const halfLoad: { name: string; rate: number; p99: number; echoP99: number }[] = [];
     if (!QUICK) {
-      const echoC = contenders[0] as Contender;
+      const echoC = contenders.find((x) => x.name === "grpc-js echo" && x.protocol === "gRPC");
       for (const name of ["CheckRateLimit (2 limits)", "Authorize (cached key)"]) {
-        const c = contenders.find((x) => x.name === name && x.protocol === "gRPC") as Contender;
+        const c = contenders.find((x) => x.name === name && x.protocol === "gRPC");
+        // --only may have left either out: then there is no pair to pace.
+        if (!c || !echoC) continue;
         const peak = Math.max(
           ...rows.filter((r) => r.contender === name && r.protocol === "gRPC").map((r) => r.rps),
         );
