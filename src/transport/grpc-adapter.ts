@@ -16,6 +16,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import { StatusSchema } from "../gen/google/rpc/status_pb.js";
 import type { CallContext, Handlers } from "../services/call-context.js";
+import type { DirectUnaryMethod } from "./grpc-direct.js";
 import { type AnyStreamImpl, serveServerStream } from "./grpc-stream.js";
 import { createHotEncoders } from "./hot-encoders.js";
 
@@ -25,7 +26,9 @@ type AnyImpl = (req: unknown, ctx: CallContext) => Promise<unknown>;
  * Builds a grpc-js service definition and implementation for the unary and
  * server-streaming methods of `desc` (streams: grpc-stream.ts). Requests are kept as raw bytes until inside the handler,
  * so a malformed message is answered INVALID_ARGUMENT (grpc-js would say
- * INTERNAL if its deserialiser threw).
+ * INTERNAL if its deserialiser threw). `direct` holds the unary methods by
+ * path for the direct HTTP/2 path (grpc-direct.ts), which serves most unary
+ * calls; grpc-js serves the rest with `definition` and `implementation`.
  */
 export function toGrpcService<S extends DescService>(
   desc: S,
@@ -33,8 +36,13 @@ export function toGrpcService<S extends DescService>(
   readUnknownFields = false,
   /** Told when a call starts and when it is answered (shutdown drains on it). */
   track: { start(): void; end(): void } = { start() {}, end() {} },
-): { definition: grpc.ServiceDefinition; implementation: grpc.UntypedServiceImplementation } {
+): {
+  definition: grpc.ServiceDefinition;
+  implementation: grpc.UntypedServiceImplementation;
+  direct: Map<string, DirectUnaryMethod>;
+} {
   const definition: Record<string, grpc.MethodDefinition<Buffer, unknown>> = {};
+  const direct = new Map<string, DirectUnaryMethod>();
   const implementation: grpc.UntypedServiceImplementation = {};
   const hot = createHotEncoders();
   for (const method of desc.methods) {
@@ -97,6 +105,15 @@ export function toGrpcService<S extends DescService>(
       responseDeserialize: (b: Buffer) => fromBinary(output, b),
     };
     const fn = (impl as Record<string, AnyImpl>)[method.localName] as AnyImpl;
+    const input = method.input;
+    const framed =
+      hot.framedForSchema(output) ?? ((m: unknown) => grpcFrame(toBinary(output, m as never)));
+    direct.set(path, {
+      decode: (bytes) => fromBinary(input, bytes, { readUnknownFields }),
+      call: fn,
+      frame: (res) => framed(isMessage(res) ? res : create(output, res as never)),
+      status: toDirectStatus,
+    });
     implementation[method.localName] = (
       call: grpc.ServerUnaryCall<Buffer, unknown>,
       callback: grpc.sendUnaryData<unknown>,
@@ -150,7 +167,7 @@ export function toGrpcService<S extends DescService>(
       );
     };
   }
-  return { definition: definition as grpc.ServiceDefinition, implementation };
+  return { definition: definition as grpc.ServiceDefinition, implementation, direct };
 }
 
 /**
@@ -181,18 +198,48 @@ function metadataHeaders(md: grpc.Metadata): CallContext["requestHeader"] {
   return { get };
 }
 
-/** ConnectError → grpc-js status with `grpc-status-details-bin` (google.rpc.Status). */
-export function toServiceError(err: unknown): Partial<grpc.StatusObject> {
+/** A gRPC message frame: uncompressed flag, 4-byte big-endian length, the bytes. */
+function grpcFrame(bytes: Uint8Array): Buffer {
+  const frame = Buffer.allocUnsafe(5 + bytes.length);
+  frame[0] = 0;
+  frame.writeUInt32BE(bytes.length, 1);
+  frame.set(bytes, 5);
+  return frame;
+}
+
+/**
+ * A handler's error as a status: a ConnectError keeps its code, message and
+ * details (as `grpc-status-details-bin`, a google.rpc.Status); anything else
+ * is INTERNAL "internal error", never its own message.
+ */
+function statusOf(err: unknown): { ce: ConnectError; detailsBin?: Buffer } {
   const ce = err instanceof ConnectError ? err : new ConnectError("internal error", Code.Internal);
-  const metadata = new grpc.Metadata();
   const details = ce.details.flatMap((d) =>
     "desc" in d
       ? [anyPack(d.desc as DescMessage, create(d.desc as DescMessage, d.value as never))]
       : [],
   );
-  if (details.length > 0) {
-    const status = create(StatusSchema, { code: ce.code, message: ce.rawMessage, details });
-    metadata.set("grpc-status-details-bin", Buffer.from(toBinary(StatusSchema, status)));
-  }
+  if (details.length === 0) return { ce };
+  const status = create(StatusSchema, { code: ce.code, message: ce.rawMessage, details });
+  return { ce, detailsBin: Buffer.from(toBinary(StatusSchema, status)) };
+}
+
+/** ConnectError → grpc-js status with `grpc-status-details-bin` (google.rpc.Status). */
+export function toServiceError(err: unknown): Partial<grpc.StatusObject> {
+  const { ce, detailsBin } = statusOf(err);
+  const metadata = new grpc.Metadata();
+  if (detailsBin !== undefined) metadata.set("grpc-status-details-bin", detailsBin);
   return { code: ce.code as number as grpc.status, details: ce.rawMessage, metadata };
+}
+
+/** The same status for the direct path: code, message and the details trailer (base64, as grpc-js sends it). */
+function toDirectStatus(err: unknown): ReturnType<DirectUnaryMethod["status"]> {
+  const { ce, detailsBin } = statusOf(err);
+  return {
+    code: ce.code,
+    message: ce.rawMessage,
+    ...(detailsBin !== undefined && {
+      trailers: { "grpc-status-details-bin": detailsBin.toString("base64") },
+    }),
+  };
 }

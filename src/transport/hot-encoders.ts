@@ -309,18 +309,25 @@ function writeCheckRateLimit(w: HotWire, m: CheckRateLimitResponse): void {
 /** Encodes one message of a known type to its binary form. */
 export type HotEncoder = (message: unknown) => Buffer;
 
+/** The plain encoder and the gRPC-framed one of a message type. */
+interface EncoderPair {
+  plain: HotEncoder;
+  framed: HotEncoder;
+}
+
 function encoder<T>(
   wire: HotWire,
   size: (w: HotWire, m: T) => number,
   write: (w: HotWire, m: T) => void,
-): HotEncoder {
-  return (message) => {
+): EncoderPair {
+  const encode = (message: unknown, grpcFrame: boolean): Buffer => {
     const m = message as T;
     wire.begin();
-    wire.alloc(size(wire, m));
+    wire.alloc(size(wire, m), grpcFrame);
     write(wire, m);
     return wire.finish();
   };
+  return { plain: (m) => encode(m, false), framed: (m) => encode(m, true) };
 }
 
 /**
@@ -332,10 +339,12 @@ function encoder<T>(
 export function createHotEncoders(): {
   /** The hand encoder of `desc`, or undefined (use toBinary). */
   forSchema(desc: DescMessage): HotEncoder | undefined;
+  /** The hand encoder of `desc` writing a whole gRPC message frame, or undefined. */
+  framedForSchema(desc: DescMessage): HotEncoder | undefined;
 } {
   // One wire for all: encodes are synchronous and never interleave.
   const wire = new HotWire();
-  const byType = new Map<string, HotEncoder>([
+  const byType = new Map<string, EncoderPair>([
     ["tollgate.v1.AuthorizeResponse", encoder(wire, sizeAuthorize, writeAuthorize)],
     ["tollgate.v1.CheckRateLimitResponse", encoder(wire, sizeCheckRateLimit, writeCheckRateLimit)],
     ["envoy.service.auth.v3.CheckResponse", encoder(wire, sizeCheckResponse, writeCheckResponse)],
@@ -344,5 +353,8 @@ export function createHotEncoders(): {
       encoder(wire, sizeRateLimitResponse, writeRateLimitResponse),
     ],
   ]);
-  return { forSchema: (desc) => byType.get(desc.typeName) };
+  return {
+    forSchema: (desc) => byType.get(desc.typeName)?.plain,
+    framedForSchema: (desc) => byType.get(desc.typeName)?.framed,
+  };
 }

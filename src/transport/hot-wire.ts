@@ -134,10 +134,21 @@ export class HotWire {
     this.lens[this.n++] = v;
   }
 
-  /** Starts the write pass into a new buffer of exactly `size` bytes. */
-  alloc(size: number): void {
-    this.buf = Buffer.allocUnsafe(size);
-    this.pos = 0;
+  /**
+   * Starts the write pass into a new buffer of exactly `size` bytes, or, with
+   * `grpcFrame`, of the 5-byte gRPC message prefix (uncompressed, length
+   * `size`) followed by them: the frame goes out as it is, with no copy.
+   */
+  alloc(size: number, grpcFrame = false): void {
+    if (grpcFrame) {
+      this.buf = Buffer.allocUnsafe(size + 5);
+      this.buf[0] = 0;
+      this.buf.writeUInt32BE(size, 1);
+      this.pos = 5;
+    } else {
+      this.buf = Buffer.allocUnsafe(size);
+      this.pos = 0;
+    }
     this.r = 0;
   }
 

@@ -39,6 +39,7 @@ import { ConnectionGuard } from "./connection-guard.js";
 import { withCors } from "./cors.js";
 import { withDecodeErrorCodes } from "./decode-error-codes.js";
 import { toGrpcService } from "./grpc-adapter.js";
+import { type DirectUnaryMethod, serveUnaryDirectly } from "./grpc-direct.js";
 import { createGuardableInjector } from "./grpc-injector.js";
 import { withReadableGrpcPortRefusal } from "./grpc-port-refusal.js";
 import { withReadableRefusals } from "./http-fallback.js";
@@ -151,14 +152,11 @@ export async function startRpcServers(o: RpcServersOptions): Promise<RpcServers>
     },
   };
   const idle = () => (inflight === 0 ? Promise.resolve() : new Promise<void>((r) => (onIdle = r)));
+  const direct = new Map<string, DirectUnaryMethod>();
   for (const s of o.services) {
-    const { definition, implementation } = toGrpcService(
-      s.desc,
-      s.impl,
-      s.readUnknownFields,
-      track,
-    );
-    grpcServer.addService(definition, implementation);
+    const service = toGrpcService(s.desc, s.impl, s.readUnknownFields, track);
+    grpcServer.addService(service.definition, service.implementation);
+    for (const [path, m] of service.direct) direct.set(path, m);
   }
   const health = new HealthImplementation({ "": "NOT_SERVING" });
   for (const s of o.services) health.setStatus(s.desc.typeName, "NOT_SERVING");
@@ -168,6 +166,8 @@ export async function startRpcServers(o: RpcServersOptions): Promise<RpcServers>
   const reflected = reflectionPackage([...o.services.map((s) => s.desc), Health]);
   new ReflectionService(reflected as never).addToServer(grpcServer);
   const { injector, http2Server: grpcHttp2 } = createGuardableInjector(grpcServer);
+  // Our unary calls are answered on the HTTP/2 stream itself; grpc-js keeps the rest.
+  serveUnaryDirectly(grpcHttp2, direct, { maxMessageBytes: o.maxMessageBytes, track });
   withReadableGrpcPortRefusal(grpcHttp2);
   http2Guard.attach(grpcHttp2, "main");
 
