@@ -79,16 +79,31 @@ const REFILL_TO = {
   monthly: CreditRefill.MONTHLY,
 } as const;
 
-/** The caller identity of a recognised key. */
+/**
+ * One Identity per key record: a cached key answers every Authorize with the
+ * same record object, so its identity is built (and, frozen, encoded by the
+ * hot encoder) once per record rather than per request. Records are never
+ * changed in place (an update caches a new one), and the memo lives only as
+ * long as its record.
+ */
+const identities = new WeakMap<KeyRecord, Identity>();
+
+/** The caller identity of a recognised key: frozen, memoised per record (do not modify it). */
 export function identityToProto(r: KeyRecord): Identity {
-  return create(IdentitySchema, {
-    keyId: r.id,
-    owner: r.owner,
-    tier: r.tier,
-    scopes: r.scopes,
-    metadata: r.metadata,
-    environment: r.environment,
-  });
+  let id = identities.get(r);
+  if (id === undefined) {
+    id = create(IdentitySchema, {
+      keyId: r.id,
+      owner: r.owner,
+      tier: r.tier,
+      scopes: Object.freeze([...r.scopes]) as string[],
+      metadata: Object.freeze({ ...r.metadata }) as Record<string, string>,
+      environment: r.environment,
+    });
+    Object.freeze(id);
+    identities.set(r, id);
+  }
+  return id;
 }
 
 /** Lifecycle hints. */

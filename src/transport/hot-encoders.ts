@@ -39,6 +39,7 @@ import {
   uint64Size,
   unknownSize,
   VARINT,
+  varintSize,
   writeNested,
   writeSecondsNanos,
 } from "./hot-wire.js";
@@ -58,6 +59,29 @@ function writeHeader(w: HotWire, m: Header): void {
 
 // tollgate.v1.Identity: key_id 1, owner 2, tier 3, scopes 4 (repeated),
 // metadata 5 (map<string, string>), environment 6.
+/**
+ * Encoded bodies of frozen Identity messages: services/convert.ts memoises a
+ * frozen Identity per key record, so a cached key's identity is encoded once,
+ * then copied into each response. An unfrozen Identity is encoded each time
+ * (it might change). Entries live as long as their message.
+ */
+const identityBodies = new WeakMap<Identity, Buffer>();
+/** The wire of those one-off encodes (the response's own wire is mid-encode then). */
+const identityWire = new HotWire();
+
+function frozenIdentityBody(m: Identity): Buffer | undefined {
+  if (!Object.isFrozen(m)) return undefined;
+  let body = identityBodies.get(m);
+  if (body === undefined) {
+    identityWire.begin();
+    identityWire.alloc(sizeIdentity(identityWire, m));
+    writeIdentity(identityWire, m);
+    body = identityWire.finish();
+    identityBodies.set(m, body);
+  }
+  return body;
+}
+
 function sizeIdentity(w: HotWire, m: Identity): number {
   let n = 0;
   if (m.keyId !== "") n += 1 + w.str(m.keyId);
@@ -236,7 +260,13 @@ function sizeAuthorize(w: HotWire, m: AuthorizeResponse): number {
   if (m.allowed) n += 2;
   if (m.reason !== 0) n += 1 + int32Size(m.reason);
   if (m.httpStatus !== 0) n += 1 + uint32Size(m.httpStatus);
-  if (m.identity !== undefined) n += sizeNested(w, m.identity, sizeIdentity);
+  if (m.identity !== undefined) {
+    const body = frozenIdentityBody(m.identity);
+    n +=
+      body === undefined
+        ? sizeNested(w, m.identity, sizeIdentity)
+        : 1 + varintSize(body.length) + body.length;
+  }
   for (const h of m.responseHeaders) n += sizeNested(w, h, sizeHeader);
   if (m.decisionId !== "") n += 1 + w.str(m.decisionId);
   if (m.hints !== undefined) n += sizeNested(w, m.hints, sizeHints);
@@ -258,7 +288,14 @@ function writeAuthorize(w: HotWire, m: AuthorizeResponse): void {
     w.varint(tag(3, VARINT));
     w.varint(m.httpStatus);
   }
-  if (m.identity !== undefined) writeNested(w, tag(4, LEN), m.identity, writeIdentity);
+  if (m.identity !== undefined) {
+    const body = frozenIdentityBody(m.identity);
+    if (body === undefined) writeNested(w, tag(4, LEN), m.identity, writeIdentity);
+    else {
+      w.varint(tag(4, LEN));
+      w.bytes(body);
+    }
+  }
   for (const h of m.responseHeaders) writeNested(w, tag(5, LEN), h, writeHeader);
   w.strField(tag(6, LEN), m.decisionId);
   if (m.hints !== undefined) writeNested(w, tag(7, LEN), m.hints, writeHints);

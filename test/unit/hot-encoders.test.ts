@@ -34,6 +34,8 @@ import {
   CheckRateLimitResponseSchema,
   KeyHintsSchema,
 } from "../../src/gen/tollgate/v1/tollgate_service_pb.js";
+import type { KeyRecord } from "../../src/keys/key-record.js";
+import { identityToProto } from "../../src/services/convert.js";
 import { createHotEncoders } from "../../src/transport/hot-encoders.js";
 import { messageArb } from "../fuzz/arbitraries.js";
 
@@ -415,4 +417,29 @@ describe("hand-written encoders of the hot responses", () => {
       expect(equals(desc, fromBinary(desc, hand(desc, m)), m)).toBe(true);
     });
   }
+  it("encodes a memoised (frozen) identity once and the same bytes every time", () => {
+    const record = {
+      id: "key_01HZY3",
+      owner: "acme",
+      tier: "pro",
+      scopes: ["orders:read"],
+      metadata: { région: "eu-west-1" },
+      environment: "live",
+    } as unknown as KeyRecord;
+    const identity = identityToProto(record);
+    expect(Object.isFrozen(identity)).toBe(true);
+    expect(identityToProto(record)).toBe(identity);
+    // A new record (an update) gets a new identity, never the old one's bytes.
+    const updated = identityToProto({ ...record, owner: "globex" } as KeyRecord);
+    for (const id of [identity, identity, updated, identity]) {
+      const m = create(AuthorizeResponseSchema, { allowed: true, identity: id, decisionId: "d" });
+      expectSameBytes(AuthorizeResponseSchema, m);
+    }
+    expect(
+      fromBinary(
+        AuthorizeResponseSchema,
+        hand(AuthorizeResponseSchema, create(AuthorizeResponseSchema, { identity: updated })),
+      ).identity?.owner,
+    ).toBe("globex");
+  });
 });
