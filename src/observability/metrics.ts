@@ -48,6 +48,8 @@ export class Metrics {
     help: "Decisions taken, by RPC, decision (allow/deny), reason and tier.",
     labelNames: ["rpc", "decision", "reason", "tier"] as const,
     registers: [this.registry],
+    // Counted in plain numbers per label set (countDecision), added here on each read.
+    collect: () => this.flushDecisions(),
   });
 
   /** Key lookups by cache outcome. */
@@ -407,20 +409,34 @@ export class Metrics {
     this.memoryEvictions.inc({ structure }, 0);
   }
 
-  private readonly decisionChildren = new Map<string, { inc(): void }>();
+  /**
+   * Decisions counted since the last read, per label set. Bounded by the label
+   * values: RPCs × allow/deny × reasons × the policy's tiers.
+   */
+  private readonly pendingDecisions = new Map<
+    string,
+    { labels: { rpc: string; decision: string; reason: string; tier: string }; n: number }
+  >();
 
   /**
-   * Counts one decision. Label children are cached: prom-client would hash the
-   * label object on every call, and this runs on every decision.
+   * Counts one decision. It runs on every decision, and prom-client hashes
+   * the label object on every `inc` (even a label child's): here a decision
+   * adds 1 to a plain number, and the counter receives the sums when it is
+   * read (scrape, worker aggregation), through its `collect`.
    */
   countDecision(labels: { rpc: string; decision: string; reason: string; tier: string }): void {
     const k = `${labels.rpc}\u0000${labels.decision}\u0000${labels.reason}\u0000${labels.tier}`;
-    let child = this.decisionChildren.get(k);
-    if (!child) {
-      child = this.decisions.labels(labels);
-      this.decisionChildren.set(k, child);
+    const pending = this.pendingDecisions.get(k);
+    if (pending) pending.n++;
+    else this.pendingDecisions.set(k, { labels: { ...labels }, n: 1 });
+  }
+
+  private flushDecisions(): void {
+    for (const p of this.pendingDecisions.values()) {
+      if (p.n === 0) continue;
+      this.decisions.inc(p.labels, p.n);
+      p.n = 0;
     }
-    child.inc();
   }
 
   /** Where the in-flight gauges read from (the transports' request budget). */

@@ -21,5 +21,12 @@ export function newDecisionId(nowMs: number): string {
   }
   const rnd = POOL.toString("hex", poolAt, poolAt + 6);
   poolAt += 6;
-  return nowMs.toString(16).padStart(12, "0") + rnd;
+  // Many decisions share a millisecond: its hex is formatted once.
+  if (nowMs !== prefixMs) {
+    prefixMs = nowMs;
+    prefix = nowMs.toString(16).padStart(12, "0");
+  }
+  return prefix + rnd;
 }
+let prefixMs = -1;
+let prefix = "";
