@@ -19,6 +19,10 @@ export function withDecodeErrorCodes(
   next: (req: Req, res: Res) => void,
 ): (req: Req, res: Res) => void {
   return (req, res) => {
+    // Only binary protobuf fails as "parse binary": JSON requests (Connect,
+    // gRPC-Web and gRPC with +json) get connect-node's answers as they are,
+    // without the per-request wrapping below.
+    if (req.headers["content-type"]?.includes("json")) return next(req, res);
     const r = res as ServerResponse & { addTrailers(h: Record<string, string>): void };
     const writeHead = r.writeHead.bind(r);
     const write = r.write.bind(r);
