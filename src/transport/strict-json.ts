@@ -16,9 +16,8 @@
 import {
   type DescMessage,
   type DescService,
-  fromJson,
+  fromJsonString,
   type JsonReadOptions,
-  type JsonValue,
   type JsonWriteOptions,
 } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter, type ServiceImpl } from "@connectrpc/connect";
@@ -37,6 +36,12 @@ export type StrictJsonOptions = Partial<JsonReadOptions & JsonWriteOptions> & {
  * request: not its values, and not a JSON.parse message (which would).
  */
 export function checkJsonRequest(desc: DescMessage, text: string): void {
+  let refused = false;
+  try {
+    fromJsonString(desc, text, { ignoreUnknownFields: false });
+  } catch {
+    refused = true;
+  }
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -45,13 +50,6 @@ export function checkJsonRequest(desc: DescMessage, text: string): void {
   }
   if (typeof json !== "object" || json === null || Array.isArray(json))
     throw new ConnectError("request must be a JSON object", Code.InvalidArgument);
-  // fromJson of the parsed text is what fromJsonString does: parsed once here.
-  let refused = false;
-  try {
-    fromJson(desc, json as JsonValue, { ignoreUnknownFields: false });
-  } catch {
-    refused = true;
-  }
   // The shape pass also catches what protobuf-es accepts (undefined enum
   // numbers); the value pass runs only to explain a refusal.
   const v =
