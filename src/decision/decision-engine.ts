@@ -34,7 +34,6 @@ import {
   type RateDecision,
   type RateInput,
   type RateLimiter,
-  type RatePlan,
   retryAfterSeconds,
 } from "../ratelimit/rate-limiter.js";
 import { storeDeadline } from "../resilience/caller-deadline.js";
@@ -399,16 +398,27 @@ export class DecisionEngine {
     } else {
       tier = c.tier;
     }
-    const who = {
+    // The caller's part of every answer but an allowed one: built only for those.
+    const who = () => ({
       ...base,
       decidedLocally: local,
       ...(record && { record }),
       ...(hints && { hints }),
-    };
+    });
+
+    if (!f.applyLimits) {
+      // No limits apply (step 3 has nothing to plan); a blocked key or caller
+      // subject still refuses (step 4; the IP was checked in step 1).
+      const known = this.o.blocks.find(
+        blockSubjects({ keyId: record?.id ?? "", clientIp: "", subject: f.subject }),
+      );
+      if (known) return this.blocked(who(), known.until, undefined);
+      return allowed(decisionId, f.endpoint, record, hints, local, undefined);
+    }
 
     // 3. The limits that apply, overrides included (no store call on a warm owner cache).
     let overrides: OverrideSources | undefined;
-    if (record && f.applyLimits) {
+    if (record) {
       const cache = this.o.ownerOverrides;
       const owner =
         cache && (cache.cached(record.owner) ?? (await cache.get(record.owner, deadline)));
@@ -425,18 +435,13 @@ export class DecisionEngine {
       ...(overrides && { overrides }),
       ...(record?.credits && { credits: record.credits }),
     };
-    let plan: RatePlan | undefined;
-    if (f.applyLimits) {
-      const p = this.o.limiter.plan(input);
-      if ("missing" in p) return { ...who, kind: "incomplete", missing: p.missing, limit: p.limit };
-      plan = p;
-    }
+    const plan = this.o.limiter.plan(input);
+    if ("missing" in plan)
+      return { ...who(), kind: "incomplete", missing: plan.missing, limit: plan.limit };
 
     // 4. A blocked key or caller subject (the IP was checked in step 1).
     const known = this.o.blocks.find(blockSubjects({ ...input, clientIp: "" }));
-    if (known)
-      return this.blocked(who, known.until, plan && this.o.limiter.blocked(plan, known.until));
-    if (!plan) return allowed(decisionId, f.endpoint, record, hints, local, undefined);
+    if (known) return this.blocked(who(), known.until, this.o.limiter.blocked(plan, known.until));
 
     // 5. One store decision over every limit.
     const r = await this.o.limiter.charge(input, plan, deadline);
@@ -444,9 +449,9 @@ export class DecisionEngine {
     if (r.allowed)
       return allowed(decisionId, f.endpoint, record, hints, local || r.decidedLocally === true, r);
     const charged = {
-      ...who,
+      ...who(),
       limits: r,
-      decidedLocally: who.decidedLocally || r.decidedLocally === true,
+      decidedLocally: local || r.decidedLocally === true,
     };
     if (r.reason === "BLOCKED")
       return this.blocked(charged, r.blockedUntil ?? this.o.clock.now(), r);

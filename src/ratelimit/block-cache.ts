@@ -53,6 +53,8 @@ export class BlockCache {
 
   /** The latest-ending active block among `tags`, if any. */
   find(tags: readonly string[]): { tag: string; until: number } | undefined {
+    // Nothing blocked (the usual case): every decision asks, so answer at once.
+    if (this.lru.size === 0) return undefined;
     const now = this.clock.now();
     let best: { tag: string; until: number } | undefined;
     for (const tag of tags) {
