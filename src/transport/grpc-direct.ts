@@ -94,7 +94,6 @@ class DirectCall {
   body: Buffer | Buffer[] | undefined;
   received = 0;
   answered = false;
-  started = false;
   deadline = Number.POSITIVE_INFINITY;
   timer: NodeJS.Timeout | undefined;
   abort: AbortController | undefined;
@@ -251,7 +250,9 @@ function onEnd(this: DirectStream): void {
     answerStatus(call, INVALID_ARGUMENT, "request is not a valid protobuf message");
     return;
   }
-  call.started = true;
+  // The drain tracks the handler, not the answer: past the deadline or a
+  // cancel the answer is out but the handler's work (a Redis write) is not
+  // done, and shutdown waits for it as it does on grpc-js's path.
   call.o.track.start();
   let result: Promise<unknown>;
   try {
@@ -260,10 +261,20 @@ function onEnd(this: DirectStream): void {
     result = Promise.reject(err);
   }
   result.then(
-    (res) => answerMessage(call, res),
+    (res) => {
+      try {
+        answerMessage(call, res);
+      } finally {
+        call.o.track.end();
+      }
+    },
     (err: unknown) => {
-      const s = call.method.status(err);
-      answerStatus(call, s.code, s.message, s.trailers);
+      try {
+        const s = call.method.status(err);
+        answerStatus(call, s.code, s.message, s.trailers);
+      } finally {
+        call.o.track.end();
+      }
     },
   );
 }
@@ -307,12 +318,11 @@ function deadlineExceeded(call: DirectCall): void {
   answerStatus(call, DEADLINE_EXCEEDED, "Deadline exceeded");
 }
 
-/** Ends the call (once): stops the deadline timer, tells the drain. */
+/** Answers the call (once): stops the deadline timer; false if there is no one to answer. */
 function settle(call: DirectCall): boolean {
   if (call.answered) return false;
   call.answered = true;
   if (call.timer !== undefined) clearTimeout(call.timer);
-  if (call.started) call.o.track.end();
   call.body = undefined;
   return !(call.stream.closed || call.stream.destroyed);
 }
