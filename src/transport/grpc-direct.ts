@@ -289,6 +289,7 @@ function context(call: DirectCall): CallContext {
         if (key.startsWith(":") || NOT_METADATA.has(key)) return null;
         const v = headers[key];
         if (v === undefined) return null;
+        if (key.endsWith("-bin")) return binaryValue(key, v);
         return Array.isArray(v) ? v.join(", ") : v;
       },
     },
@@ -303,6 +304,17 @@ function context(call: DirectCall): CallContext {
     },
     timeoutMs: () => (Number.isFinite(call.deadline) ? call.deadline - Date.now() : undefined),
   };
+}
+
+/**
+ * A binary (-bin) header as grpc-js hands it over: decoded from base64 into
+ * Metadata, re-encoded by the adapter, so unpadded base64 (which the gRPC
+ * spec allows) reads padded, and a custom key's comma-separated values are
+ * separate values. The same request reads the same on both paths.
+ */
+function binaryValue(key: string, v: string | string[]): string {
+  const values = Array.isArray(v) ? v : key.startsWith("grpc-") ? [v] : v.split(",");
+  return values.map((b) => Buffer.from(b.trim(), "base64").toString("base64")).join(", ");
 }
 
 /** 'close' of a stream whose signal was asked for: a close before the answer is a cancel. */
