@@ -270,13 +270,29 @@ function onEnd(this: DirectStream): void {
     },
     (err: unknown) => {
       try {
-        const s = call.method.status(err);
+        const s = statusOf(call.method, err);
         answerStatus(call, s.code, s.message, s.trailers);
       } finally {
         call.o.track.end();
       }
     },
   );
+}
+
+/**
+ * The status of a handler's error; INTERNAL "internal error" when mapping it
+ * throws (a ConnectError detail that cannot be encoded): the call is still
+ * answered, and no rejection goes unhandled (Node ends the process on one).
+ */
+function statusOf(
+  method: DirectUnaryMethod,
+  err: unknown,
+): ReturnType<DirectUnaryMethod["status"]> {
+  try {
+    return method.status(err);
+  } catch {
+    return { code: INTERNAL, message: "internal error" };
+  }
 }
 
 /** The handler's view of the call: headers without a copy, the signal only when asked for. */

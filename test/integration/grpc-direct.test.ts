@@ -14,7 +14,7 @@ import { anyUnpack } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { BadRequestSchema } from "../../src/gen/google/rpc/error_details_pb.js";
+import { BadRequestSchema, RetryInfoSchema } from "../../src/gen/google/rpc/error_details_pb.js";
 import { StatusSchema } from "../../src/gen/google/rpc/status_pb.js";
 import {
   HealthCheckRequestSchema,
@@ -229,6 +229,19 @@ describe("direct unary gRPC on the main port", () => {
       const sync = await callAuthorize(servers.address, {});
       expect(sync.error?.code).toBe(grpc.status.INTERNAL);
       expect(sync.error?.details).toBe("internal error");
+    });
+
+    it("gets INTERNAL 'internal error' for a ConnectError whose details cannot be encoded", async () => {
+      authorize = async () => {
+        // A fractional int64 (seconds): toBinary refuses it when the details are packed.
+        throw new ConnectError("retry later", Code.Unavailable, undefined, [
+          { desc: RetryInfoSchema, value: { retryDelay: { seconds: 1.5 as never } } },
+        ]);
+      };
+      const { error } = await callAuthorize(servers.address, {});
+      expect(error?.code).toBe(grpc.status.INTERNAL);
+      expect(error?.details).toBe("internal error");
+      expect(servedBy).toBe("direct");
     });
 
     it("cancelling the call aborts ctx.signal of the running handler", async () => {
