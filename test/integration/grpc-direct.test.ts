@@ -378,6 +378,16 @@ describe("direct unary gRPC on the main port", () => {
       expect(ran).toBe(false);
     });
 
+    it("grpc-encoding identity and content-type application/grpc are served directly", async () => {
+      const answer = await rawUnary(servers.url, AUTHORIZE, authorizeBody({ path: "/identity" }), {
+        "content-type": "application/grpc",
+        "grpc-encoding": "identity",
+      });
+      expect(answer.grpcStatus).toBe(0);
+      expect(decodeAnswer(AuthorizeResponseSchema, answer.body).endpoint).toBe("/identity");
+      expect(servedBy).toBe("direct");
+    });
+
     it("a body split across many small DATA writes is answered", async () => {
       const body = authorizeBody({ path: "/split/into/pieces", requiredScopes: ["x-piece"] });
       const call = rawCall(servers.url, AUTHORIZE, { "x-piece": "yes" });
@@ -519,6 +529,15 @@ describe("direct unary gRPC on the main port", () => {
       expect(comparable(direct.headers)).toEqual(comparable(viaGrpcJs.headers));
       expect(comparable(direct.trailers)).toEqual(comparable(viaGrpcJs.trailers));
       expect(direct.body.equals(viaGrpcJs.body)).toBe(true);
+    });
+
+    it("a response over maxMessageBytes: RESOURCE_EXHAUSTED, as grpc-js says it", async () => {
+      authorize = async () => ({ message: "x".repeat(MAX_MESSAGE_BYTES + 1) });
+      const { direct, viaGrpcJs } = await bothWays({});
+      expect(direct.grpcStatus).toBe(grpc.status.RESOURCE_EXHAUSTED);
+      expect(direct.grpcMessage).toMatch(/^Sent message larger than max \(\d+ vs\. 4096\)$/);
+      expect([direct.grpcMessage, direct.body.length]).toEqual([viaGrpcJs.grpcMessage, 0]);
+      expect(comparable(direct.headers)).toEqual(comparable(viaGrpcJs.headers));
     });
 
     it("a ConnectError with details and a plain Error: trailers-only, the same headers", async () => {
