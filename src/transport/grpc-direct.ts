@@ -94,7 +94,6 @@ class DirectCall {
   body: Buffer | Buffer[] | undefined;
   received = 0;
   answered = false;
-  started = false;
   deadline = Number.POSITIVE_INFINITY;
   timer: NodeJS.Timeout | undefined;
   abort: AbortController | undefined;
@@ -251,7 +250,9 @@ function onEnd(this: DirectStream): void {
     answerStatus(call, INVALID_ARGUMENT, "request is not a valid protobuf message");
     return;
   }
-  call.started = true;
+  // The drain tracks the handler, not the answer: past the deadline or a
+  // cancel the answer is out but the handler's work (a Redis write) is not
+  // done, and shutdown waits for it as it does on grpc-js's path.
   call.o.track.start();
   let result: Promise<unknown>;
   try {
@@ -260,12 +261,38 @@ function onEnd(this: DirectStream): void {
     result = Promise.reject(err);
   }
   result.then(
-    (res) => answerMessage(call, res),
+    (res) => {
+      try {
+        answerMessage(call, res);
+      } finally {
+        call.o.track.end();
+      }
+    },
     (err: unknown) => {
-      const s = call.method.status(err);
-      answerStatus(call, s.code, s.message, s.trailers);
+      try {
+        const s = statusOf(call.method, err);
+        answerStatus(call, s.code, s.message, s.trailers);
+      } finally {
+        call.o.track.end();
+      }
     },
   );
+}
+
+/**
+ * The status of a handler's error; INTERNAL "internal error" when mapping it
+ * throws (a ConnectError detail that cannot be encoded): the call is still
+ * answered, and no rejection goes unhandled (Node ends the process on one).
+ */
+function statusOf(
+  method: DirectUnaryMethod,
+  err: unknown,
+): ReturnType<DirectUnaryMethod["status"]> {
+  try {
+    return method.status(err);
+  } catch {
+    return { code: INTERNAL, message: "internal error" };
+  }
 }
 
 /** The handler's view of the call: headers without a copy, the signal only when asked for. */
@@ -278,6 +305,7 @@ function context(call: DirectCall): CallContext {
         if (key.startsWith(":") || NOT_METADATA.has(key)) return null;
         const v = headers[key];
         if (v === undefined) return null;
+        if (key.endsWith("-bin")) return binaryValue(key, v);
         return Array.isArray(v) ? v.join(", ") : v;
       },
     },
@@ -294,6 +322,17 @@ function context(call: DirectCall): CallContext {
   };
 }
 
+/**
+ * A binary (-bin) header as grpc-js hands it over: decoded from base64 into
+ * Metadata, re-encoded by the adapter, so unpadded base64 (which the gRPC
+ * spec allows) reads padded, and a custom key's comma-separated values are
+ * separate values. The same request reads the same on both paths.
+ */
+function binaryValue(key: string, v: string | string[]): string {
+  const values = Array.isArray(v) ? v : key.startsWith("grpc-") ? [v] : v.split(",");
+  return values.map((b) => Buffer.from(b.trim(), "base64").toString("base64")).join(", ");
+}
+
 /** 'close' of a stream whose signal was asked for: a close before the answer is a cancel. */
 function onClose(this: DirectStream): void {
   const call = this[kCall];
@@ -307,12 +346,11 @@ function deadlineExceeded(call: DirectCall): void {
   answerStatus(call, DEADLINE_EXCEEDED, "Deadline exceeded");
 }
 
-/** Ends the call (once): stops the deadline timer, tells the drain. */
+/** Answers the call (once): stops the deadline timer; false if there is no one to answer. */
 function settle(call: DirectCall): boolean {
   if (call.answered) return false;
   call.answered = true;
   if (call.timer !== undefined) clearTimeout(call.timer);
-  if (call.started) call.o.track.end();
   call.body = undefined;
   return !(call.stream.closed || call.stream.destroyed);
 }
