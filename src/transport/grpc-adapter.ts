@@ -214,14 +214,21 @@ function grpcFrame(bytes: Uint8Array): Buffer {
  */
 function statusOf(err: unknown): { ce: ConnectError; detailsBin?: Buffer } {
   const ce = err instanceof ConnectError ? err : new ConnectError("internal error", Code.Internal);
-  const details = ce.details.flatMap((d) =>
-    "desc" in d
-      ? [anyPack(d.desc as DescMessage, create(d.desc as DescMessage, d.value as never))]
-      : [],
-  );
-  if (details.length === 0) return { ce };
-  const status = create(StatusSchema, { code: ce.code, message: ce.rawMessage, details });
-  return { ce, detailsBin: Buffer.from(toBinary(StatusSchema, status)) };
+  if (ce.details.length === 0) return { ce };
+  try {
+    const details = ce.details.flatMap((d) =>
+      "desc" in d
+        ? [anyPack(d.desc as DescMessage, create(d.desc as DescMessage, d.value as never))]
+        : [],
+    );
+    if (details.length === 0) return { ce };
+    const status = create(StatusSchema, { code: ce.code, message: ce.rawMessage, details });
+    return { ce, detailsBin: Buffer.from(toBinary(StatusSchema, status)) };
+  } catch {
+    // Details that cannot be encoded (a bug in their construction): the call
+    // is still answered, on both engines, as the internal error it is.
+    return { ce: new ConnectError("internal error", Code.Internal) };
+  }
 }
 
 /** ConnectError → grpc-js status with `grpc-status-details-bin` (google.rpc.Status). */
