@@ -1,7 +1,9 @@
 /**
  * The RPC listeners. One set of handlers, two engines:
- *  - the main port sniffs each connection: HTTP/2 goes to grpc-js (gRPC, the
- *    fast path for Envoy and polyglot clients), HTTP/1.1 to connect-node
+ *  - the main port sniffs each connection: HTTP/2 goes to grpc-js's HTTP/2
+ *    server (gRPC, the fast path for Envoy and polyglot clients), where our
+ *    uncompressed unary calls are answered directly (grpc-direct.ts) and
+ *    grpc-js serves the rest; HTTP/1.1 goes to connect-node
  *    (Connect JSON/binary and gRPC-Web, so plain `curl` works; JSON is parsed
  *    strictly, see strict-json.ts);
  *  - the optional HTTP port is connect-node only, over h2c and HTTP/1.1,
