@@ -37,6 +37,7 @@ import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
 import { Health } from "../gen/health/v1/health_pb.js";
 import type { Handlers } from "../services/call-context.js";
+import { createConnectDirect } from "./connect-direct.js";
 import { ConnectionGuard } from "./connection-guard.js";
 import { withCors } from "./cors.js";
 import { withDecodeErrorCodes } from "./decode-error-codes.js";
@@ -173,24 +174,27 @@ export async function startRpcServers(o: RpcServersOptions): Promise<RpcServers>
   withReadableGrpcPortRefusal(grpcHttp2);
   http2Guard.attach(grpcHttp2, "main");
 
-  const connectHandler = withCors(
-    o.corsOrigins ?? [],
-    withReadableRefusals(
-      o.services.map((s) => s.desc),
-      withDecodeErrorCodes(
-        connectNodeAdapter({
-          routes: (router: ConnectRouter) => {
-            // Strict JSON: unknown fields and enum values are INVALID_ARGUMENT.
-            for (const s of o.services) routeStrictJson(router, s.desc, s.impl);
-          },
-          readMaxBytes: o.maxMessageBytes,
-          connect: true,
-          grpcWeb: true,
-          grpc: true,
-        }),
-      ),
+  const connectNode = withReadableRefusals(
+    o.services.map((s) => s.desc),
+    withDecodeErrorCodes(
+      connectNodeAdapter({
+        routes: (router: ConnectRouter) => {
+          // Strict JSON: unknown fields and enum values are INVALID_ARGUMENT.
+          for (const s of o.services) routeStrictJson(router, s.desc, s.impl);
+        },
+        readMaxBytes: o.maxMessageBytes,
+        connect: true,
+        grpcWeb: true,
+        grpc: true,
+      }),
     ),
   );
+  // Plain Connect JSON unary calls are answered directly (connect-direct.ts);
+  // connect-node serves everything else. Both inside CORS.
+  const connectDirect = createConnectDirect(o.services, o.maxMessageBytes);
+  const connectHandler = withCors(o.corsOrigins ?? [], (req, res) => {
+    if (!connectDirect(req, res)) connectNode(req, res);
+  });
 
   // Counts connect-node calls for the shutdown drain; one shared listener, no
   // closure per request.

@@ -20,7 +20,13 @@ import {
   type JsonReadOptions,
   type JsonWriteOptions,
 } from "@bufbuild/protobuf";
-import { Code, ConnectError, type ConnectRouter, type ServiceImpl } from "@connectrpc/connect";
+import {
+  Code,
+  ConnectError,
+  type ConnectRouter,
+  type HandlerContext,
+  type ServiceImpl,
+} from "@connectrpc/connect";
 import { Violations } from "../services/validation.js";
 import { findJsonViolation } from "./json-violation.js";
 
@@ -99,7 +105,7 @@ export function routeStrictJson<S extends DescService>(
     const fn = (impl as Record<string, unknown>)[method.localName];
     const handler =
       typeof fn === "function"
-        ? fn.bind(impl)
+        ? (req: unknown, ctx: HandlerContext) => fn.call(impl, req, endedWithReason(ctx))
         : () => {
             throw new ConnectError(
               `${service.typeName}.${method.name} is not implemented`,
@@ -108,4 +114,27 @@ export function routeStrictJson<S extends DescService>(
           };
     router.rpc(method, handler as never, { jsonOptions: strictJsonOptions(method.input) });
   }
+}
+
+/**
+ * The reason every call's context is aborted with once it has ended.
+ * connect-es ends each call with `context.abort()`, and an abort without a
+ * reason makes Node build a new DOMException — a stack capture — per call:
+ * 9 % of a cached Authorize's CPU over Connect JSON in a profile. Handlers
+ * that listen on the signal see an AbortError either way.
+ */
+const CALL_ENDED = new DOMException("the call has ended", "AbortError");
+
+/**
+ * `ctx`, with its `abort` (connect-es's context controller, not part of the
+ * public HandlerContext type) giving CALL_ENDED when called without a reason.
+ * Left as it is if a connect-es version has no such method.
+ */
+function endedWithReason(ctx: HandlerContext): HandlerContext {
+  const c = ctx as HandlerContext & { abort?: (reason?: unknown) => void };
+  const abort = c.abort;
+  if (typeof abort === "function") {
+    c.abort = (reason?: unknown) => abort.call(c, reason ?? CALL_ENDED);
+  }
+  return ctx;
 }
