@@ -160,6 +160,9 @@ function context(req: Req, res: Res): CallContext {
   return {
     requestHeader: {
       get(name: string): string | null {
+        // HTTP/2 pseudo-headers (:path, :authority…) are in req.headers but are
+        // not request headers: connect-node and the gRPC paths expose none.
+        if (name.startsWith(":")) return null;
         const v = req.headers[name.toLowerCase()];
         if (v === undefined) return null;
         return Array.isArray(v) ? v.join(", ") : v;
@@ -169,12 +172,15 @@ function context(req: Req, res: Res): CallContext {
       if (abort === undefined) {
         const a = new AbortController();
         abort = a;
-        // A response closed before it was finished: the caller went away.
-        if (res.writableFinished) a.abort();
-        else if (res.destroyed) a.abort();
-        else
+        // A response closed before this path ended it: the caller went away.
+        // Not writableFinished: an Http2ServerResponse whose stream the
+        // client reset emits 'finish' before 'close' and reports itself
+        // finished, so over HTTP/2 a cancelled call was never aborted.
+        if (isClosed(res)) {
+          if (!res.writableEnded) a.abort();
+        } else
           res.once("close", () => {
-            if (!res.writableFinished) a.abort();
+            if (!res.writableEnded) a.abort();
           });
       }
       return abort.signal;
@@ -183,8 +189,16 @@ function context(req: Req, res: Res): CallContext {
   };
 }
 
+/**
+ * True once the response's connection or stream is gone. Http2ServerResponse
+ * has no `destroyed`, so there it is its stream's.
+ */
+function isClosed(res: Res): boolean {
+  return "stream" in res ? res.stream.destroyed : res.destroyed;
+}
+
 function answer(res: Res, status: number, json: string, extra?: Record<string, string>): void {
-  if (res.destroyed || res.headersSent) return;
+  if (isClosed(res) || res.headersSent) return;
   const bytes = Buffer.from(json);
   try {
     (res as ServerResponse).writeHead(status, {
