@@ -14,7 +14,7 @@
  * absent or 1. Everything else — Connect GET, binary, compressed, with a
  * deadline, gRPC-Web, gRPC — goes to connect-node as before. The answers are
  * connect-node's for the same input: the request is held to the same strict
- * JSON (checkJsonRequest, then protobuf-es without unknown fields), the
+ * JSON (checkJsonRequest, whose strict protobuf-es parse is the request), the
  * response is protobuf-es's JSON, and errors are connect-es's own error body
  * and HTTP status.
  */
@@ -24,7 +24,6 @@ import {
   create,
   type DescMessage,
   type DescService,
-  fromJsonString,
   isMessage,
   toJsonString,
 } from "@bufbuild/protobuf";
@@ -119,9 +118,8 @@ function serve(req: Req, res: Res, method: DirectMethod, length: number): void {
 function run(req: Req, res: Res, method: DirectMethod, body: Buffer): void {
   let request: unknown;
   try {
-    const text = body.toString("utf8");
-    checkJsonRequest(method.input, text);
-    request = fromJsonString(method.input, text, { ignoreUnknownFields: false });
+    // The strict check's own strict parse is the request (no second parse).
+    request = checkJsonRequest(method.input, body.toString("utf8"));
   } catch (err) {
     answerError(res, ConnectError.from(err, Code.InvalidArgument));
     return;
@@ -142,7 +140,7 @@ function run(req: Req, res: Res, method: DirectMethod, body: Buffer): void {
         answerError(res, ConnectError.from(err, Code.Internal));
         return;
       }
-      answer(res, 200, json);
+      answer(res, 200, Buffer.from(json));
     },
     (err: unknown) =>
       answerError(
@@ -197,14 +195,13 @@ function isClosed(res: Res): boolean {
   return "stream" in res ? res.stream.destroyed : res.destroyed;
 }
 
-function answer(res: Res, status: number, json: string, extra?: Record<string, string>): void {
+function answer(res: Res, status: number, bytes: Uint8Array, extra?: Record<string, string>): void {
   if (isClosed(res) || res.headersSent) return;
-  const bytes = Buffer.from(json);
   try {
     (res as ServerResponse).writeHead(status, {
       ...extra,
       "content-type": "application/json",
-      "content-length": bytes.length,
+      "content-length": bytes.byteLength,
     });
     res.end(bytes);
   } catch {
@@ -225,5 +222,5 @@ function answerError(res: Res, err: ConnectError): void {
     headers ??= {};
     headers[key] = value;
   });
-  answer(res, codeToHttpStatus(err.code), Buffer.from(body).toString("utf8"), headers);
+  answer(res, codeToHttpStatus(err.code), body, headers);
 }

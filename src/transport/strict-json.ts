@@ -19,6 +19,7 @@ import {
   fromJsonString,
   type JsonReadOptions,
   type JsonWriteOptions,
+  type MessageShape,
 } from "@bufbuild/protobuf";
 import {
   Code,
@@ -40,14 +41,17 @@ export type StrictJsonOptions = Partial<JsonReadOptions & JsonWriteOptions> & {
  * protobuf-es reads strictly and whose enum values are all defined. The error
  * names the first offending field (see json-violation.ts) and never quotes the
  * request: not its values, and not a JSON.parse message (which would).
+ * Returns the message protobuf-es read, so a caller that parses the request
+ * itself (connect-direct.ts) need not read it a second time.
  */
-export function checkJsonRequest(desc: DescMessage, text: string): void {
-  let refused = false;
+export function checkJsonRequest<D extends DescMessage>(desc: D, text: string): MessageShape<D> {
+  let parsed: MessageShape<D> | undefined;
   try {
-    fromJsonString(desc, text, { ignoreUnknownFields: false });
+    parsed = fromJsonString(desc, text, { ignoreUnknownFields: false });
   } catch {
-    refused = true;
+    parsed = undefined;
   }
+  const refused = parsed === undefined;
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -62,11 +66,12 @@ export function checkJsonRequest(desc: DescMessage, text: string): void {
     findJsonViolation(desc, json) ?? (refused ? findJsonViolation(desc, json, true) : undefined);
   if (v) Violations.fail(v.field, v.description);
   // Left: what JSON.parse hides from the walk, i.e. a key given twice.
-  if (refused)
+  if (parsed === undefined)
     throw new ConnectError(
       `request is not valid proto3 JSON for ${desc.typeName} (is a key given twice?)`,
       Code.InvalidArgument,
     );
+  return parsed;
 }
 
 /**
