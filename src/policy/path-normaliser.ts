@@ -20,8 +20,17 @@ export type NormalisedPath = { ok: true; path: string } | { ok: false; error: st
 
 const UNRESERVED = /[A-Za-z0-9\-._~]/;
 
+/**
+ * A path the rule leaves as it is: `/`, or segments of lower-case unreserved
+ * characters that do not start with `.` (so none is `.` or `..`), no empty
+ * segment, no trailing `/`. Most requests' paths are already so; they skip
+ * the character loop (2 % of a cached Authorize's CPU in the profile).
+ */
+const ALREADY_NORMAL = /^(?:\/|(?:\/[a-z0-9\-_~][a-z0-9\-._~]*)+)$/;
+
 /** Normalises `raw` as described above. */
 export function normalisePath(raw: string): NormalisedPath {
+  if (ALREADY_NORMAL.test(raw)) return { ok: true, path: raw };
   let p = raw;
   const cut = p.search(/[?#]/);
   if (cut >= 0) p = p.slice(0, cut);

@@ -119,4 +119,19 @@ describe("normalisePath", () => {
       { numRuns: 3000 },
     );
   });
+  it("answers a path it leaves unchanged without the character loop, as the loop would", () => {
+    // "/." + p takes the full rule (a "." segment is never already normal) and
+    // must read the same as p does on the shortcut, for normal and near-normal paths.
+    const seg = fc.stringMatching(/^[a-zA-Z0-9\-._~%]{0,6}$/);
+    const raw = fc.array(seg, { minLength: 1, maxLength: 6 }).map((a) => `/${a.join("/")}`);
+    fc.assert(
+      fc.property(raw, (r) => {
+        expect(normalisePath(r)).toEqual(normalisePath(`/.${r}`));
+      }),
+      { numRuns: 5000 },
+    );
+    for (const p of ["/", "/v1/items", "/a/b-c_d~e/f.json", "/.well-known"]) {
+      expect(normalisePath(p)).toEqual(normalisePath(`/.${p}`));
+    }
+  });
 });
