@@ -118,7 +118,11 @@ export class Authorizer {
       foreignDigest = foreignDigestOf(input.secret);
     }
     let digest = this.o.digest(input.secret);
-    let { record, local } = await this.find(digest, endpoint, input.deadline);
+    // A cached key is decided without awaiting anything (most decisions).
+    const hit = input.deadline === undefined ? undefined : this.o.lookup.cached(digest);
+    let { record, local } = hit
+      ? { record: hit.record, local: false }
+      : await this.find(digest, endpoint, input.deadline);
     // A foreign secret is found by its HMAC digest once it moved there (its
     // first successful use), by its SHA-256 digest before.
     let foreign = false;
@@ -214,9 +218,12 @@ export class Authorizer {
     if (!this.rules(record).permits(input.clientIp)) {
       return { ...deny("IP_DENIED", 403, endpoint), record, hints };
     }
-    const required = endpoint
-      ? [...endpoint.scopes, ...input.requiredScopes]
-      : input.requiredScopes;
+    const required =
+      endpoint && endpoint.scopes.length > 0
+        ? input.requiredScopes.length > 0
+          ? [...endpoint.scopes, ...input.requiredScopes]
+          : endpoint.scopes
+        : input.requiredScopes;
     const missing = missingScopes(record.scopes, required);
     if (missing.length > 0) {
       return {
@@ -226,7 +233,7 @@ export class Authorizer {
         missingScopes: missing,
       };
     }
-    return {
+    const ok: AuthDecision = {
       allowed: true,
       reason: "OK",
       httpStatus: 200,
@@ -234,8 +241,9 @@ export class Authorizer {
       missingScopes: [],
       hints,
       message: MESSAGES.OK,
-      ...(endpoint && { endpoint }),
     };
+    if (endpoint) ok.endpoint = endpoint;
+    return ok;
   }
 
   private rules(record: KeyRecord): IpRules {
@@ -251,13 +259,11 @@ export class Authorizer {
     const expiresSoon =
       record.expiresAt !== undefined && record.expiresAt - now <= this.o.expiryWarningMs;
     const old = this.o.rotationAgeMs > 0 && now - record.secretCreatedAt >= this.o.rotationAgeMs;
-    return {
-      expiresSoon,
-      inGracePeriod: inGrace,
-      rotationDue: inGrace || old,
-      ...(record.expiresAt !== undefined && { expiresAt: record.expiresAt }),
-      ...(inGrace && record.graceEndsAt !== undefined && { graceEndsAt: record.graceEndsAt }),
-    };
+    // Built without spreads: this runs on every allowed decision.
+    const h: KeyHintsData = { expiresSoon, inGracePeriod: inGrace, rotationDue: inGrace || old };
+    if (record.expiresAt !== undefined) h.expiresAt = record.expiresAt;
+    if (inGrace && record.graceEndsAt !== undefined) h.graceEndsAt = record.graceEndsAt;
+    return h;
   }
 }
 

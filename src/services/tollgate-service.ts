@@ -9,7 +9,6 @@ import { RateLimitResultSchema } from "../gen/tollgate/v1/ratelimit_pb.js";
 import {
   type AuthorizeRequest,
   type AuthorizeResponse,
-  AuthorizeResponseSchema,
   type CheckRateLimitRequest,
   type RecordEventRequest,
   type RotateKeyRequest,
@@ -19,6 +18,7 @@ import {
 } from "../gen/tollgate/v1/tollgate_service_pb.js";
 import type { ReportUsageRequest } from "../gen/tollgate/v1/usage_report_pb.js";
 import { INPUT_BOUNDS as B } from "../util/input-bounds.js";
+import { authorizeResponse } from "./authorize-response.js";
 import type { CallContext, Handlers } from "./call-context.js";
 import {
   header,
@@ -109,19 +109,20 @@ async function authorize(
   if (decision.kind === "incomplete") {
     Violations.fail(decision.missing, `is required by limit "${decision.limit}" of the policy`);
   }
-  const res = create(AuthorizeResponseSchema, {
+  const res = authorizeResponse({
     allowed: decision.kind === "allowed",
     reason: REASON_TO_PROTO[decision.reason],
     httpStatus: decision.httpStatus,
+    responseHeaders:
+      decision.headers.length === 0 ? [] : decision.headers.map(([n, val]) => header(n, val)),
     decisionId: decision.decisionId,
     message: decision.kind === "allowed" ? "allowed" : decision.message,
     endpoint: decision.endpoint?.name ?? "",
     missingScopes: decision.kind === "denied" ? decision.missingScopes : [],
-    responseHeaders: decision.headers.map(([n, val]) => header(n, val)),
+    decidedLocally: decision.decidedLocally === true,
   });
   if (decision.record) res.identity = identityToProto(decision.record);
   if (decision.hints) res.hints = hintsToProto(decision.hints);
-  if (decision.decidedLocally) res.decidedLocally = true;
   if (decision.limits) res.rateLimit = rateResultToProto(decision.limits);
   if (decision.limits?.credits) res.credits = creditsStateToProto(decision.limits.credits);
   else if (decision.kind === "blocked") {

@@ -256,7 +256,7 @@ function onEnd(this: DirectStream): void {
   call.o.track.start();
   let result: Promise<unknown>;
   try {
-    result = call.method.call(request, context(call));
+    result = call.method.call(request, new DirectContext(call));
   } catch (err) {
     result = Promise.reject(err);
   }
@@ -295,31 +295,48 @@ function statusOf(
   }
 }
 
-/** The handler's view of the call: headers without a copy, the signal only when asked for. */
-function context(call: DirectCall): CallContext {
-  const headers = call.headers;
-  return {
-    requestHeader: {
-      get(name: string): string | null {
-        const key = name.toLowerCase();
-        if (key.startsWith(":") || NOT_METADATA.has(key)) return null;
-        const v = headers[key];
-        if (v === undefined) return null;
-        if (key.endsWith("-bin")) return binaryValue(key, v);
-        return Array.isArray(v) ? v.join(", ") : v;
-      },
-    },
-    get signal(): AbortSignal {
-      if (call.abort === undefined) {
-        const abort = new AbortController();
-        call.abort = abort;
-        if (call.stream.closed || call.stream.destroyed) abort.abort();
-        else call.stream.once("close", onClose);
-      }
-      return call.abort.signal;
-    },
-    timeoutMs: () => (Number.isFinite(call.deadline) ? call.deadline - Date.now() : undefined),
-  };
+/**
+ * The handler's view of the call: headers without a copy, the signal only
+ * when asked for. A class, not an object literal with a getter and closures:
+ * that literal was 1 % of a cached Authorize's CPU (a getter makes V8 define
+ * the property the slow way on every call).
+ */
+class DirectContext implements CallContext {
+  readonly requestHeader: DirectHeaders;
+
+  constructor(private readonly call: DirectCall) {
+    this.requestHeader = new DirectHeaders(call.headers);
+  }
+
+  get signal(): AbortSignal {
+    const call = this.call;
+    if (call.abort === undefined) {
+      const abort = new AbortController();
+      call.abort = abort;
+      if (call.stream.closed || call.stream.destroyed) abort.abort();
+      else call.stream.once("close", onClose);
+    }
+    return call.abort.signal;
+  }
+
+  timeoutMs(): number | undefined {
+    const deadline = this.call.deadline;
+    return Number.isFinite(deadline) ? deadline - Date.now() : undefined;
+  }
+}
+
+/** The request headers as metadata: what grpc-js would hand the handler. */
+class DirectHeaders {
+  constructor(private readonly headers: IncomingHttpHeaders) {}
+
+  get(name: string): string | null {
+    const key = name.toLowerCase();
+    if (key.startsWith(":") || NOT_METADATA.has(key)) return null;
+    const v = this.headers[key];
+    if (v === undefined) return null;
+    if (key.endsWith("-bin")) return binaryValue(key, v);
+    return Array.isArray(v) ? v.join(", ") : v;
+  }
 }
 
 /**
