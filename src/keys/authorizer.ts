@@ -119,7 +119,7 @@ export class Authorizer {
     }
     let digest = this.o.digest(input.secret);
     // A cached key is decided without awaiting anything (most decisions).
-    const hit = input.deadline === undefined ? undefined : this.o.lookup.cached(digest);
+    const hit = this.o.lookup.cached(digest);
     let { record, local } = hit
       ? { record: hit.record, local: false }
       : await this.find(digest, endpoint, input.deadline);
@@ -154,7 +154,7 @@ export class Authorizer {
   ): Promise<{ record: KeyRecord | null; local: boolean }> {
     try {
       // A cached answer needs no store call, so no deadline timer.
-      const hit = deadline === undefined ? undefined : this.o.lookup.cachedById(id);
+      const hit = this.o.lookup.cachedById(id);
       if (hit) return { record: hit.record, local: false };
       const record = await beforeDeadline(this.o.lookup.findById(id), deadline, "keys.get");
       return { record, local: false };
@@ -191,7 +191,7 @@ export class Authorizer {
     deadline: number | undefined,
   ): Promise<{ record: KeyRecord | null; local: boolean }> {
     try {
-      const hit = deadline === undefined ? undefined : this.o.lookup.cached(digest);
+      const hit = this.o.lookup.cached(digest);
       if (hit) return { record: hit.record, local: false };
       const record = await beforeDeadline(this.o.lookup.find(digest), deadline, "keys.find");
       return { record, local: false };

@@ -106,8 +106,22 @@ export function identityToProto(r: KeyRecord): Identity {
   return id;
 }
 
+/**
+ * The hints of most keys (no expiry, not in a grace period, no rotation due):
+ * one frozen message instead of a create per decision.
+ */
+const NO_HINTS: KeyHints = Object.freeze(create(KeyHintsSchema)) as KeyHints;
+
 /** Lifecycle hints. */
 export function hintsToProto(h: KeyHintsData): KeyHints {
+  if (
+    !h.expiresSoon &&
+    !h.inGracePeriod &&
+    !h.rotationDue &&
+    h.expiresAt === undefined &&
+    h.graceEndsAt === undefined
+  )
+    return NO_HINTS;
   return create(KeyHintsSchema, {
     expiresSoon: h.expiresSoon,
     expireTime: ts(h.expiresAt),

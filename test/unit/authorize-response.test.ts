@@ -2,9 +2,12 @@ import { create } from "@bufbuild/protobuf";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { Reason } from "../../src/gen/tollgate/v1/common_pb.js";
-import { AuthorizeResponseSchema } from "../../src/gen/tollgate/v1/tollgate_service_pb.js";
+import {
+  AuthorizeResponseSchema,
+  KeyHintsSchema,
+} from "../../src/gen/tollgate/v1/tollgate_service_pb.js";
 import { authorizeResponse } from "../../src/services/authorize-response.js";
-import { header } from "../../src/services/convert.js";
+import { header, hintsToProto, ts } from "../../src/services/convert.js";
 
 describe("authorizeResponse (the literal that replaces create on the hot path)", () => {
   it("has every non-message field of the schema, in create's order", () => {
@@ -52,5 +55,37 @@ describe("authorizeResponse (the literal that replaces create on the hot path)",
       ),
       { numRuns: 500 },
     );
+  });
+  it("hintsToProto equals create(KeyHintsSchema, …) for any hints, the shared default one included", () => {
+    const ms = fc.option(fc.integer({ min: 0, max: 4_000_000_000_000 }), { nil: undefined });
+    fc.assert(
+      fc.property(
+        fc.record({
+          expiresSoon: fc.boolean(),
+          inGracePeriod: fc.boolean(),
+          rotationDue: fc.boolean(),
+          expiresAt: ms,
+          graceEndsAt: ms,
+        }),
+        (h) => {
+          const hints = { ...h };
+          if (hints.expiresAt === undefined) delete hints.expiresAt;
+          if (hints.graceEndsAt === undefined) delete hints.graceEndsAt;
+          expect(hintsToProto(hints)).toStrictEqual(
+            create(KeyHintsSchema, {
+              expiresSoon: h.expiresSoon,
+              expireTime: ts(h.expiresAt),
+              inGracePeriod: h.inGracePeriod,
+              graceEndTime: ts(h.graceEndsAt),
+              rotationDue: h.rotationDue,
+            }),
+          );
+        },
+      ),
+      { numRuns: 500 },
+    );
+    const none = { expiresSoon: false, inGracePeriod: false, rotationDue: false };
+    expect(hintsToProto(none)).toBe(hintsToProto(none));
+    expect(Object.isFrozen(hintsToProto(none))).toBe(true);
   });
 });
