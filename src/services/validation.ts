@@ -40,6 +40,8 @@ export class Violations {
 
   /** UTF-8 byte length within [min, max]. */
   length(field: string, value: string, min: number, max: number): void {
+    // A UTF-16 unit is 1..3 UTF-8 bytes: most values are within bounds by their length alone.
+    if (value.length >= min && value.length * 3 <= max) return;
     const n = Buffer.byteLength(value);
     if (n < min || n > max) {
       this.add(field, min > 0 ? `must be ${min}..${max} bytes` : `must be at most ${max} bytes`);
@@ -93,9 +95,15 @@ export class Violations {
 
   /** Scopes list: at most `max`, each 1..128 of [A-Za-z0-9:._/*-]. */
   scopes(field: string, scopes: readonly string[], max: number): void {
-    this.list_(field, scopes, max, (s, f) => {
-      if (!SCOPE.test(s)) this.add(f, "must be 1..128 of [A-Za-z0-9:._/*-]");
-    });
+    if (scopes.length > max) {
+      this.add(field, `must have at most ${max} entries`);
+      return;
+    }
+    // The field name of an entry is built only for a violation (this runs on every Authorize).
+    for (let i = 0; i < scopes.length; i++) {
+      if (!SCOPE.test(scopes[i] as string))
+        this.add(`${field}[${i}]`, "must be 1..128 of [A-Za-z0-9:._/*-]");
+    }
   }
 
   /** CIDR list: at most ipListMax valid IPv4/IPv6 networks or addresses of cidrMaxBytes. */
