@@ -3,6 +3,7 @@
  * `tollgate_<subsystem>_<name>_<unit>`; labels are bounded enumerations (rpc,
  * code, decision, reason, tier, result) — never a key, key id, IP, owner or path.
  */
+
 import cluster from "node:cluster";
 import {
   AggregatorRegistry,
@@ -13,6 +14,7 @@ import {
   Registry,
 } from "prom-client";
 import type { MemoryUsage } from "../util/memory-usage.js";
+import { BatchedHistogram } from "./batched-histogram.js";
 
 /**
  * The bounded in-memory structures reported by the `tollgate_memory_*` metrics
@@ -34,7 +36,7 @@ export class Metrics {
   readonly registry = new Registry();
 
   /** Latency of handled RPCs, seconds. */
-  readonly rpcDuration = new Histogram({
+  readonly rpcDuration = new BatchedHistogram({
     name: "tollgate_rpc_duration_seconds",
     help: "Time to handle an RPC, by method and result code.",
     labelNames: ["rpc", "code"] as const,

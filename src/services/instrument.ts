@@ -51,12 +51,12 @@ export function createInstrument(metrics: Metrics, log: Logger) {
     fn: (...args: A) => Promise<R>,
   ): (...args: A) => Promise<R> {
     // The success child is resolved once: label hashing on every call is waste.
-    const ok = metrics.rpcDuration.labels({ rpc, code: "ok" });
+    const ok = metrics.rpcDuration.child({ rpc, code: "ok" });
     return async (...args: A): Promise<R> => {
       const start = process.hrtime.bigint();
       try {
         const r = await fn(...args);
-        ok.observe(Number(process.hrtime.bigint() - start) / 1e9);
+        ok(Number(process.hrtime.bigint() - start) / 1e9);
         return r;
       } catch (err) {
         const ce = toConnectError(err, rpc, log, metrics, warnUnavailable, logInternal);
