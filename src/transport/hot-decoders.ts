@@ -10,7 +10,7 @@
  * varints of at most 5 bytes, map entries that hold nothing but key and value
  * and end where their length says, and strings inside the input. Anything else
  * (an unknown field, another wire type, a group, an over-long varint, a
- * truncated input, a "__proto__" map key, invalid UTF-8) makes the fast loop
+ * truncated input, invalid UTF-8) makes the fast loop
  * give up and the whole input is decoded again by fromBinary, which then
  * returns or throws exactly as it would have. The result is the object
  * `fromBinary(schema, bytes)` builds with readUnknownFields false: $typeName,
@@ -151,9 +151,17 @@ function mapEntry(map: Record<string, string>, limit: number): boolean {
     if (t === 0x0a) key = s;
     else value = s;
   }
-  // protobuf-es defines an own "__proto__" property (setOwn); leave that to it.
-  if (key === "__proto__") return false;
-  map[key] = value;
+  // As protobuf-es's setOwn: an own "__proto__" entry, not a prototype change.
+  if (key === "__proto__") {
+    Object.defineProperty(map, key, {
+      value,
+      writable: true,
+      enumerable: true,
+      configurable: true,
+    });
+  } else {
+    map[key] = value;
+  }
   return true;
 }
 

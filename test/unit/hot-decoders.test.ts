@@ -73,6 +73,9 @@ function expectSame(desc: DescMessage, bytes: Uint8Array): boolean {
   expect(Object.keys(mine.m)).toEqual(Object.keys(theirs.m));
   const headers = (m: Message) => Object.keys((m as { headers?: object }).headers ?? {});
   expect(headers(mine.m)).toEqual(headers(theirs.m));
+  // A "__proto__" header is an own entry, never the map's prototype.
+  const proto = (m: Message) => Object.getPrototypeOf((m as { headers?: object }).headers ?? {});
+  expect(proto(mine.m)).toBe(proto(theirs.m));
   return quick !== undefined;
 }
 
@@ -312,7 +315,7 @@ describe("hand-written decoders of the hot requests", () => {
       true,
     ],
     ["integer-like map keys", A, [...ld(2, ld(1, ascii("9"))), ...ld(2, ld(1, ascii("1")))], true],
-    ["map key __proto__", A, ld(2, [...ld(1, ascii("__proto__")), ...ld(2, ascii("x"))]), false],
+    ["map key __proto__", A, ld(2, [...ld(1, ascii("__proto__")), ...ld(2, ascii("x"))]), true],
     ["map entry with an unknown field", A, ld(2, [...ld(1, ascii("k")), ...tag(3, 0), 1]), false],
     [
       "map entry string running past the entry",
