@@ -296,23 +296,30 @@ function fastCheckRateLimit(bytes: Uint8Array): CheckRateLimitRequest | undefine
  * The field layout the hand decoders assume, as `layout` spells it; a schema
  * whose generated descriptor differs (the proto changed) gets no hand decoder.
  */
-const EXPECTED: Record<string, { layout: string; fast: FastDecoder<DescMessage> }> = {
-  "tollgate.v1.AuthorizeRequest": {
-    layout:
-      "1 apiKey scalar 9,2 headers map 9 9,3 method scalar 9,4 path scalar 9,5 clientIp scalar 9," +
-      "6 requiredScopes list 9,7 applyLimits scalar 8,8 endpoint scalar 9,9 cost scalar 13",
-    fast: releasing(fastAuthorize as FastDecoder<DescMessage>),
-  },
-  "tollgate.v1.CheckRateLimitRequest": {
-    layout:
-      "1 keyId scalar 9,2 subject scalar 9,3 clientIp scalar 9,4 endpoint scalar 9," +
-      "5 method scalar 9,6 path scalar 9,7 tier scalar 9,8 cost scalar 13",
-    fast: releasing(fastCheckRateLimit as FastDecoder<DescMessage>),
-  },
-};
+const EXPECTED = new Map<string, { layout: string; fast: FastDecoder<DescMessage> }>([
+  [
+    "tollgate.v1.AuthorizeRequest",
+    {
+      layout:
+        "1 apiKey scalar 9,2 headers map 9 9,3 method scalar 9,4 path scalar 9,5 clientIp scalar 9," +
+        "6 requiredScopes list 9,7 applyLimits scalar 8,8 endpoint scalar 9,9 cost scalar 13",
+      fast: releasing(fastAuthorize as FastDecoder<DescMessage>),
+    },
+  ],
+  [
+    "tollgate.v1.CheckRateLimitRequest",
+    {
+      layout:
+        "1 keyId scalar 9,2 subject scalar 9,3 clientIp scalar 9,4 endpoint scalar 9," +
+        "5 method scalar 9,6 path scalar 9,7 tier scalar 9,8 cost scalar 13",
+      fast: releasing(fastCheckRateLimit as FastDecoder<DescMessage>),
+    },
+  ],
+]);
 
 /**
- * A message's fields as "number localName kind scalar [mapValue]", in
+ * A message's fields as "number localName kind scalar" (maps: "number
+ * localName map keyScalar valueScalar"), in
  * declaration order; only implicit-presence, strictly validated, oneof-free
  * fields count as matching (anything else yields a marker that never does).
  */
@@ -352,7 +359,7 @@ export function createHotDecoders(): {
   fastForSchema<Desc extends DescMessage>(desc: Desc): FastDecoder<Desc> | undefined;
 } {
   const fastForSchema = <Desc extends DescMessage>(desc: Desc): FastDecoder<Desc> | undefined => {
-    const e = EXPECTED[desc.typeName];
+    const e = EXPECTED.get(desc.typeName);
     if (e === undefined || layout(desc) !== e.layout) return undefined;
     return e.fast as FastDecoder<Desc>;
   };
