@@ -18,6 +18,7 @@ import { StatusSchema } from "../gen/google/rpc/status_pb.js";
 import type { CallContext, Handlers } from "../services/call-context.js";
 import type { DirectUnaryMethod } from "./grpc-direct.js";
 import { type AnyStreamImpl, serveServerStream } from "./grpc-stream.js";
+import { createHotDecoders } from "./hot-decoders.js";
 import { createHotEncoders } from "./hot-encoders.js";
 
 type AnyImpl = (req: unknown, ctx: CallContext) => Promise<unknown>;
@@ -45,6 +46,7 @@ export function toGrpcService<S extends DescService>(
   const direct = new Map<string, DirectUnaryMethod>();
   const implementation: grpc.UntypedServiceImplementation = {};
   const hot = createHotEncoders();
+  const hotDecoders = createHotDecoders();
   for (const method of desc.methods) {
     if (method.methodKind === "server_streaming") {
       definition[method.localName] = {
@@ -106,10 +108,15 @@ export function toGrpcService<S extends DescService>(
     };
     const fn = (impl as Record<string, AnyImpl>)[method.localName] as AnyImpl;
     const input = method.input;
+    // The hottest requests have hand decoders (hot-decoders.ts): fromBinary's
+    // result, and its throws. They keep no unknown fields, so not when asked to.
+    const decode =
+      (readUnknownFields ? undefined : hotDecoders.forSchema(input)) ??
+      ((bytes: Uint8Array) => fromBinary(input, bytes, { readUnknownFields }));
     const framed =
       hot.framedForSchema(output) ?? ((m: unknown) => grpcFrame(toBinary(output, m as never)));
     direct.set(path, {
-      decode: (bytes) => fromBinary(input, bytes, { readUnknownFields }),
+      decode,
       call: fn,
       frame: (res) => framed(isMessage(res) ? res : create(output, res as never)),
       status: toDirectStatus,
@@ -131,7 +138,7 @@ export function toGrpcService<S extends DescService>(
       track.start();
       let request: unknown;
       try {
-        request = fromBinary(method.input, call.request, { readUnknownFields });
+        request = decode(call.request);
       } catch {
         answered = true;
         call.off("cancelled", onCancel);
