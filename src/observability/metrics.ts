@@ -5,14 +5,7 @@
  */
 
 import cluster from "node:cluster";
-import {
-  AggregatorRegistry,
-  Counter,
-  collectDefaultMetrics,
-  Gauge,
-  Histogram,
-  Registry,
-} from "prom-client";
+import { AggregatorRegistry, Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
 import type { MemoryUsage } from "../util/memory-usage.js";
 import { BatchedHistogram } from "./batched-histogram.js";
 
@@ -161,7 +154,7 @@ export class Metrics {
   });
 
   /** Store call latency by operation. */
-  readonly storeDuration = new Histogram({
+  readonly storeDuration = new BatchedHistogram({
     name: "tollgate_redis_command_duration_seconds",
     help: "Time of successful store (Redis) operations, by operation.",
     labelNames: ["op"] as const,

@@ -2,7 +2,7 @@
 import { create } from "@bufbuild/protobuf";
 import { type Timestamp, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { Header } from "../gen/tollgate/v1/common_pb.js";
-import { HeaderSchema, Reason } from "../gen/tollgate/v1/common_pb.js";
+import { Reason } from "../gen/tollgate/v1/common_pb.js";
 import {
   type CreditPlan as CreditPlanProto,
   CreditPlanSchema,
@@ -22,6 +22,7 @@ import type { AuthReason, KeyHintsData } from "../keys/authorizer.js";
 import type { KeyRecord } from "../keys/key-record.js";
 import type { CreditPlan } from "../policy/policy.js";
 import { isActive } from "../ratelimit/limit-override.js";
+import { headerMessage } from "./message-literals.js";
 import { overrideToProto } from "./override-convert.js";
 
 /** Epoch ms → Timestamp, or undefined. */
@@ -151,5 +152,5 @@ export const REASON_TO_PROTO: Record<
 
 /** A response header. */
 export function header(name: string, value: string): Header {
-  return create(HeaderSchema, { name, value });
+  return headerMessage(name, value);
 }

@@ -3,27 +3,30 @@
  * the proto form of limit results (shared with Authorize(apply_limits)).
  */
 import { create } from "@bufbuild/protobuf";
-import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import type { Decision } from "../decision/decision.js";
 import { KeyIdNotFound } from "../decision/decision-engine.js";
 import {
   LimitBy,
   LimitKind,
   type LimitStatus,
-  LimitStatusSchema,
   type RateLimitResult,
   RateLimitResultSchema,
 } from "../gen/tollgate/v1/ratelimit_pb.js";
-import {
-  type CheckRateLimitRequest,
-  type CheckRateLimitResponse,
-  CheckRateLimitResponseSchema,
+import type {
+  CheckRateLimitRequest,
+  CheckRateLimitResponse,
 } from "../gen/tollgate/v1/tollgate_service_pb.js";
 import type { LimitState, RateDecision } from "../ratelimit/rate-limiter.js";
 import type { CallContext } from "./call-context.js";
 import { header, REASON_TO_PROTO, ts } from "./convert.js";
 import { creditsStateToProto } from "./credits-convert.js";
 import { apiError } from "./errors.js";
+import {
+  checkRateLimitResponse,
+  durationMs,
+  limitStatus,
+  rateLimitResult,
+} from "./message-literals.js";
 import { checkSubjectFields, requestFieldFacts } from "./request-fields.js";
 import type { ServiceDeps } from "./service-deps.js";
 import { Violations } from "./validation.js";
@@ -42,26 +45,25 @@ const BY: Record<string, LimitBy> = {
  */
 export function rateResultToProto(r: RateDecision): RateLimitResult {
   const limits = r.limits.map((s) => (s.limit.kind === "credits" ? undefined : limitToProto(s)));
-  return create(RateLimitResultSchema, {
+  return rateLimitResult({
     allowed: r.allowed,
     limits: limits.filter((l) => l !== undefined),
     deciding: r.deciding === undefined ? undefined : limits[r.deciding],
-    retryAfter:
-      r.retryAfterMs === undefined || r.allowed ? undefined : durationFromMs(r.retryAfterMs),
+    retryAfter: r.retryAfterMs === undefined || r.allowed ? undefined : durationMs(r.retryAfterMs),
     blockedUntil: ts(r.blockedUntil),
   });
 }
 
 /** The proto form of one limit's state (shared with ReportUsage). */
 export function limitToProto(s: LimitState): LimitStatus {
-  return create(LimitStatusSchema, {
+  return limitStatus({
     name: s.limit.name,
     by: BY[s.limit.by] ?? LimitBy.UNSPECIFIED,
     kind: s.limit.kind === "rate" ? LimitKind.RATE : LimitKind.QUOTA,
     limit: BigInt(s.limit.burst),
     remaining: BigInt(Math.max(0, s.outcome.remaining)),
-    reset: durationFromMs(Math.max(0, s.outcome.resetMs)),
-    window: durationFromMs(s.limit.periodMs),
+    reset: durationMs(Math.max(0, s.outcome.resetMs)),
+    window: durationMs(s.limit.periodMs),
     shadow: s.limit.mode === "shadow",
     exceeded: s.outcome.exceeded,
   });
@@ -105,16 +107,19 @@ export async function checkRateLimit(
   if (decision.kind === "incomplete") {
     Violations.fail(decision.missing, `is required by limit "${decision.limit}" of the policy`);
   }
-  return create(CheckRateLimitResponseSchema, {
+  return checkRateLimitResponse({
     allowed: decision.kind === "allowed",
     reason: REASON_TO_PROTO[decision.reason],
-    result: decision.limits
-      ? rateResultToProto(decision.limits)
-      : create(RateLimitResultSchema, { allowed: false }),
+    result: decision.limits ? rateResultToProto(decision.limits) : noResult(),
     responseHeaders: decision.headers.map(([n, val]) => header(n, val)),
     decisionId: decision.decisionId,
     httpStatus: decision.httpStatus,
     decidedLocally: decision.decidedLocally,
     credits: decision.limits?.credits && creditsStateToProto(decision.limits.credits),
   });
+}
+
+/** The result of a decision that charged nothing (a blocked or unusable key). */
+function noResult(): RateLimitResult {
+  return create(RateLimitResultSchema, { allowed: false });
 }
