@@ -13,9 +13,7 @@
  * call (`apply_on_stream_done`): its items (of its `limits_of` domain, else its
  * own) are force-charged by `hits_addend`, never denied, and answered OK.
  */
-import { create } from "@bufbuild/protobuf";
 import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
-import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { HeaderValueSchema } from "../gen/envoy/config/core/v3/base_pb.js";
 import type { RateLimitDescriptor } from "../gen/envoy/extensions/common/ratelimit/v3/ratelimit_pb.js";
 import {
@@ -24,6 +22,7 @@ import {
   RateLimitResponse_Code,
   RateLimitResponse_DescriptorStatusSchema,
   RateLimitResponse_RateLimit_Unit,
+  RateLimitResponse_RateLimitSchema,
   RateLimitResponseSchema,
   type RateLimitService,
 } from "../gen/envoy/service/ratelimit/v3/rls_pb.js";
@@ -33,6 +32,7 @@ import { pickDenying, pickTightest } from "../ratelimit/rate-limiter.js";
 import { rateLimitHeaders } from "../ratelimit/ratelimit-headers.js";
 import { INPUT_BOUNDS as B, INPUT_PATTERNS } from "../util/input-bounds.js";
 import type { CallContext, Handlers } from "./call-context.js";
+import { durationMs, messageBuilder } from "./message-literals.js";
 import type { ServiceDeps } from "./service-deps.js";
 import { Violations } from "./validation.js";
 
@@ -138,24 +138,22 @@ async function shouldRateLimit(
     ...(keyId !== undefined && { keyId }),
   });
   const { verdict, over } = decided;
-  const statuses = req.descriptors.map(() =>
-    create(RateLimitResponse_DescriptorStatusSchema, { code: RateLimitResponse_Code.OK }),
-  );
+  const statuses = req.descriptors.map(() => descriptorStatus({ code: RateLimitResponse_Code.OK }));
   matched.forEach(({ index, node }, k) => {
     const o = verdict?.outcomes[k];
     const limit = node.limit;
     if (!o || !limit) return;
     // After the response nothing is denied: a limit in debt is still OK here.
     const enforcedOver = over && o.exceeded && limit.mode !== "shadow";
-    statuses[index] = create(RateLimitResponse_DescriptorStatusSchema, {
+    statuses[index] = descriptorStatus({
       code: enforcedOver ? RateLimitResponse_Code.OVER_LIMIT : RateLimitResponse_Code.OK,
-      currentLimit: {
+      currentLimit: rateLimit({
         name: limit.name,
         requestsPerUnit: node.requestsPerUnit ?? limit.requests,
         unit: UNITS[node.unit ?? ""] ?? RateLimitResponse_RateLimit_Unit.UNKNOWN,
-      },
+      }),
       limitRemaining: Math.max(0, Math.min(o.remaining, 0xffffffff)),
-      durationUntilReset: durationFromMs(Math.max(0, o.resetMs)),
+      durationUntilReset: durationMs(Math.max(0, o.resetMs)),
     });
   });
   const states = matched.flatMap(({ node }, k) =>
@@ -166,9 +164,9 @@ async function shouldRateLimit(
     states.push(credits.limit);
     const o = credits.limit.outcome;
     // The credits are the descriptor that named the key: OVER_LIMIT there when exhausted.
-    statuses[named] = create(RateLimitResponse_DescriptorStatusSchema, {
+    statuses[named] = descriptorStatus({
       code: o.exceeded ? RateLimitResponse_Code.OVER_LIMIT : RateLimitResponse_Code.OK,
-      currentLimit: {
+      currentLimit: rateLimit({
         name: "credits",
         requestsPerUnit: Math.min(credits.limit.limit.burst, 0xffffffff),
         unit:
@@ -177,9 +175,9 @@ async function shouldRateLimit(
             : credits.state.plan.refill === "monthly"
               ? RateLimitResponse_RateLimit_Unit.MONTH
               : RateLimitResponse_RateLimit_Unit.UNKNOWN,
-      },
+      }),
       limitRemaining: Math.max(0, Math.min(o.remaining, 0xffffffff)),
-      durationUntilReset: durationFromMs(Math.max(0, o.resetMs)),
+      durationUntilReset: durationMs(Math.max(0, o.resetMs)),
     });
   }
   const exhausted = credits?.limit.outcome.exceeded === true;
@@ -196,10 +194,17 @@ async function shouldRateLimit(
     deciding,
     over ? (retry ?? (exhausted ? undefined : 0)) : undefined,
   );
-  return create(RateLimitResponseSchema, {
+  return rateLimitResponse({
     overallCode: over ? RateLimitResponse_Code.OVER_LIMIT : RateLimitResponse_Code.OK,
     statuses,
-    responseHeadersToAdd: headers.map(([key, value]) => create(HeaderValueSchema, { key, value })),
+    responseHeadersToAdd: headers.map(([key, value]) => headerValue({ key, value })),
     dynamicMetadata: { decision_id: decided.decisionId },
   });
 }
+
+// Builders of the answer's messages (message-literals.ts: create's result
+// without its descriptor walk, several per call here).
+const rateLimitResponse = messageBuilder(RateLimitResponseSchema);
+const descriptorStatus = messageBuilder(RateLimitResponse_DescriptorStatusSchema);
+const rateLimit = messageBuilder(RateLimitResponse_RateLimitSchema);
+const headerValue = messageBuilder(HeaderValueSchema);

@@ -9,7 +9,7 @@
  * (test/unit/message-literals.test.ts holds each to create, field by field,
  * so a field added to the proto fails that test until it is added here).
  */
-import { protoInt64 } from "@bufbuild/protobuf";
+import { create, type DescMessage, type MessageShape, protoInt64 } from "@bufbuild/protobuf";
 import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
 import type { Header, Reason } from "../gen/tollgate/v1/common_pb.js";
 import type { CreditsState } from "../gen/tollgate/v1/credits_pb.js";
@@ -107,4 +107,35 @@ export function checkRateLimitResponse(f: {
   if (f.result !== undefined) m.result = f.result;
   if (f.credits !== undefined) m.credits = f.credits;
   return m;
+}
+
+/** The fields of a message of `Desc` a builder takes: already messages, undefined left unset. */
+export type MessageFields<Desc extends DescMessage> = {
+  [K in keyof Omit<MessageShape<Desc>, "$typeName">]?: MessageShape<Desc>[K];
+};
+
+/**
+ * A builder of messages of `schema` for the wide Envoy messages, whose
+ * literals would be long and break with every new field upstream: a default
+ * message is made once (create), and each call copies it and sets the
+ * fields given. What it gives equals `create(schema, fields)` when every
+ * message-typed value is already a message (test/unit/message-literals.test.ts
+ * checks it on random messages of each schema used). The default's lists and
+ * maps are frozen: copies share them, so a push onto a default would throw
+ * rather than reach every later answer.
+ */
+export function messageBuilder<Desc extends DescMessage>(
+  schema: Desc,
+): (fields: MessageFields<Desc>) => MessageShape<Desc> {
+  const template = create(schema) as Record<string, unknown>;
+  for (const v of Object.values(template))
+    if (typeof v === "object" && v !== null) Object.freeze(v);
+  return (fields) => {
+    const m = { ...template };
+    for (const k in fields) {
+      const v = (fields as Record<string, unknown>)[k];
+      if (v !== undefined) m[k] = v;
+    }
+    return m as MessageShape<Desc>;
+  };
 }

@@ -2,6 +2,22 @@ import { create, type DescMessage } from "@bufbuild/protobuf";
 import { DurationSchema, durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import {
+  HeaderValueOptionSchema,
+  HeaderValueSchema,
+} from "../../src/gen/envoy/config/core/v3/base_pb.js";
+import {
+  CheckResponseSchema,
+  DeniedHttpResponseSchema,
+  OkHttpResponseSchema,
+} from "../../src/gen/envoy/service/auth/v3/external_auth_pb.js";
+import {
+  RateLimitResponse_DescriptorStatusSchema,
+  RateLimitResponse_RateLimitSchema,
+  RateLimitResponseSchema,
+} from "../../src/gen/envoy/service/ratelimit/v3/rls_pb.js";
+import { HttpStatusSchema } from "../../src/gen/envoy/type/v3/http_status_pb.js";
+import { StatusSchema } from "../../src/gen/google/rpc/status_pb.js";
 import { HeaderSchema, Reason } from "../../src/gen/tollgate/v1/common_pb.js";
 import { CreditsStateSchema } from "../../src/gen/tollgate/v1/credits_pb.js";
 import {
@@ -16,8 +32,10 @@ import {
   durationMs,
   headerMessage,
   limitStatus,
+  messageBuilder,
   rateLimitResult,
 } from "../../src/services/message-literals.js";
+import { messageArb } from "../fuzz/arbitraries.js";
 
 const enumArb = <E extends object>(e: E) =>
   fc.constantFrom(...Object.values(e).filter((v): v is number => typeof v === "number"));
@@ -143,5 +161,39 @@ describe("message literals (create's result without create's descriptor walk)", 
       credits: create(CreditsStateSchema),
     });
     expect(new Set(Object.keys(resp))).toEqual(new Set(fieldNames(CheckRateLimitResponseSchema)));
+  });
+  it.each([
+    CheckResponseSchema,
+    OkHttpResponseSchema,
+    DeniedHttpResponseSchema,
+    HeaderValueOptionSchema,
+    HeaderValueSchema,
+    StatusSchema,
+    HttpStatusSchema,
+    RateLimitResponseSchema,
+    RateLimitResponse_DescriptorStatusSchema,
+    RateLimitResponse_RateLimitSchema,
+  ] as DescMessage[])("messageBuilder(%s) gives create's message for any fields", (schema) => {
+    const build = messageBuilder(schema);
+    fc.assert(
+      fc.property(messageArb(schema, { secrets: [], maxDepth: 3 }), fc.boolean(), (m, sparse) => {
+        // The fields of a random message, as a caller passes them (some left out, or undefined).
+        const fields: Record<string, unknown> = {};
+        for (const [k, v] of Object.entries(m)) {
+          if (k === "$typeName") continue;
+          if (sparse && typeof v !== "object") fields[k] = undefined;
+          else fields[k] = v;
+        }
+        const built = build(fields as never);
+        expect(built).toStrictEqual(create(schema, fields as never));
+        if (!sparse) expect(built).toStrictEqual(m);
+      }),
+      { numRuns: 150 },
+    );
+    // The defaults a copy shares are frozen: pushing onto one throws, never leaks into the next answer.
+    const empty = build({}) as unknown as Record<string, unknown>;
+    for (const v of Object.values(empty)) {
+      if (Array.isArray(v)) expect(() => v.push(1)).toThrow(TypeError);
+    }
   });
 });
