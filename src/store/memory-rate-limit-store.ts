@@ -1,3 +1,4 @@
+import { hash } from "node:crypto";
 import type { CreditPlan } from "../policy/policy.js";
 import type {
   ActiveBlock,
@@ -26,25 +27,21 @@ import {
   MAX_CREDIT_BALANCE,
   refilledBalance,
 } from "./calendar-window.js";
-
-interface Entry {
-  /** Rate: scaled debt; quota: window id; block: level; counters: count. */
-  a: number;
-  /** Rate: time of `a`; quota: used. */
-  b: number;
-  expiresAt: number;
-  /** Rate: ms per cost unit (period / requests), so the debt left is (expiresAt − now) / t; else 0. */
-  t: number;
-}
+import { type Entry, EntryTable, SLOT_BYTES } from "./entry-table.js";
 
 /** Most entries before a sweep of expired ones runs on the next write. */
 const SWEEP_EVERY = 10_000;
 
 /**
- * Estimated heap bytes of one entry besides its key string: the Map slot and
- * its share of the table, the Entry object and its boxed numbers.
+ * Estimated heap bytes of one entry besides its key string: its share of the
+ * Map's table (24 bytes a slot and its buckets, but V8 doubles the table when
+ * fewer than half its used slots are deleted ones, so a churned map holds up
+ * to four slots per live key: 112), a free-list place and its four columns
+ * (entry-table.ts). Measured from a heap snapshot after the 256-byte-subject
+ * flood (test/security): 150 000 entries, a table of 524 288 slots (95 bytes
+ * an entry), 31 bytes of columns an entry.
  */
-const ENTRY_OVERHEAD = 160;
+const ENTRY_OVERHEAD = 112 + SLOT_BYTES;
 
 /** Default bounds (the settings' defaults). */
 export const RATE_STORE_DEFAULTS: MemoryBounds = {
@@ -97,7 +94,7 @@ interface Forced {
  * forgetting counters would reset limits.
  */
 export class MemoryRateLimitStore implements RateLimitStore {
-  private readonly map = new Map<string, Entry>();
+  private readonly map: EntryTable;
   private readonly bounds: MemoryBounds;
   private writes = 0;
   private bytes = 0;
@@ -109,6 +106,8 @@ export class MemoryRateLimitStore implements RateLimitStore {
     bounds: Partial<MemoryBounds> = {},
   ) {
     this.bounds = { ...RATE_STORE_DEFAULTS, ...bounds };
+    // A write may pass the bound by one entry before shrink brings it back.
+    this.map = new EntryTable(this.bounds.maxEntries + 1);
   }
 
   async decide(req: RateRequest): Promise<RateVerdict> {
@@ -170,7 +169,7 @@ export class MemoryRateLimitStore implements RateLimitStore {
     const charged: (LimitOutcome | undefined)[] = [];
     const outcomes: LimitOutcome[] = req.items.map(({ tag, limit: l, cost: own }, i) => {
       const cost = own || req.cost;
-      const key = `rl:${tag}:${l.bucketId}`;
+      const key = `rl:${storedTag(tag)}:${l.bucketId}`;
       const e = this.live(key, now);
       let o: LimitOutcome;
       if (l.kind === "rate") {
@@ -281,12 +280,12 @@ export class MemoryRateLimitStore implements RateLimitStore {
     } else if (req.blocking) {
       const b = req.blocking;
       for (const t of tags) {
-        const dk = `bd:${t}`;
+        const dk = `bd:${storedTag(t)}`;
         const d = this.live(dk, now);
         const c = (d?.a ?? 0) + 1;
         this.set(dk, { a: c, b: 0, expiresAt: d?.expiresAt ?? now + b.withinMs, t: 0 });
         if (c >= b.after) {
-          const ok = `bo:${t}`;
+          const ok = `bo:${storedTag(t)}`;
           const level = (this.live(ok, now)?.a ?? 0) + 1;
           const dur = Math.min(b.maxDurationMs, Math.floor(b.durationMs * b.factor ** (level - 1)));
           this.set(ok, { a: level, b: 0, expiresAt: now + b.forgetAfterMs + dur, t: 0 });
@@ -303,7 +302,7 @@ export class MemoryRateLimitStore implements RateLimitStore {
     const plan = item.limit.credits;
     if (!plan) throw new TypeError("adjustCredits needs a credits item");
     const now = this.clock.now();
-    const key = `rl:${item.tag}:${item.limit.bucketId}`;
+    const key = `rl:${storedTag(item.tag)}:${item.limit.bucketId}`;
     const c = this.credits(key, plan, now);
     const balance =
       change.kind === "set"
@@ -342,17 +341,17 @@ export class MemoryRateLimitStore implements RateLimitStore {
   async listBlocks(limit: number): Promise<ActiveBlock[]> {
     const now = this.clock.now();
     const out: ActiveBlock[] = [];
-    for (const [k, e] of this.map) {
-      if (k.startsWith("bl:") && e.expiresAt > now)
-        out.push({ tag: k.slice(3), until: e.expiresAt, level: e.a });
-    }
+    this.map.forEach((k, a, _b, expiresAt) => {
+      if (k.startsWith("bl:") && expiresAt > now)
+        out.push({ tag: k.slice(3), until: expiresAt, level: a });
+    });
     return out.sort((a, b) => b.until - a.until).slice(0, limit);
   }
 
   async liftBlock(tag: string): Promise<boolean> {
     const had = this.live(`bl:${tag}`, this.clock.now()) !== undefined;
     this.drop(`bl:${tag}`);
-    this.drop(`bd:${tag}`);
+    this.drop(`bd:${storedTag(tag)}`);
     return had;
   }
 
@@ -384,8 +383,7 @@ export class MemoryRateLimitStore implements RateLimitStore {
   }
 
   private set(key: string, e: Entry): void {
-    if (!this.map.has(key)) this.bytes += ENTRY_OVERHEAD + stringBytes(key);
-    this.map.set(key, e);
+    if (this.map.set(key, e)) this.bytes += ENTRY_OVERHEAD + stringBytes(key);
     const { maxEntries, maxBytes } = this.bounds;
     if (this.map.size > maxEntries || this.bytes > maxBytes) this.shrink();
     else if (++this.writes % SWEEP_EVERY === 0) this.sweep(this.clock.now());
@@ -398,7 +396,9 @@ export class MemoryRateLimitStore implements RateLimitStore {
   }
 
   private sweep(now: number): void {
-    for (const [k, v] of this.map) if (v.expiresAt <= now) this.drop(k);
+    this.map.deleteExpired(now, (k) => {
+      this.bytes -= ENTRY_OVERHEAD + stringBytes(k);
+    });
   }
 
   /**
@@ -415,10 +415,10 @@ export class MemoryRateLimitStore implements RateLimitStore {
     const values = new Float64Array(this.map.size);
     const sizes = new Float64Array(this.map.size);
     let i = 0;
-    for (const [k, e] of this.map) {
-      values[i] = held(k, e, now);
+    this.map.forEach((k, a, b, expiresAt, t) => {
+      values[i] = held(k, a, b, expiresAt, t, now);
       sizes[i++] = ENTRY_OVERHEAD + stringBytes(k);
-    }
+    });
     const evict = pickEvictions(values, sizes, keepEntries, keepBytes);
     // Deleting the entry being visited leaves a Map's iteration order intact.
     i = 0;
@@ -433,21 +433,45 @@ export class MemoryRateLimitStore implements RateLimitStore {
  * charged for counters (rate debt left, quota used, pending denials), above
  * every counter the offence levels, above those the active blocks by time left.
  */
-function held(key: string, e: Entry, now: number): number {
+function held(
+  key: string,
+  a: number,
+  b: number,
+  expiresAt: number,
+  t: number,
+  now: number,
+): number {
   switch (key.slice(0, 3)) {
     case "bl:": // an active block
-      return BLOCK_RANK + (e.expiresAt - now);
+      return BLOCK_RANK + (expiresAt - now);
     case "bo:": // an offence level
-      return OFFENCE_RANK + e.a;
+      return OFFENCE_RANK + a;
     case "bd:": // denials toward a block
-      return e.a;
+      return a;
     case "cr:": // a credit balance: forgetting it would refill it, so it goes with the offence levels
       return OFFENCE_RANK;
     case "ur:": // a usage report's idempotency marker: the share of its retention left (≤ 1)
-      return (e.expiresAt - now) / Math.max(1, e.t);
+      return (expiresAt - now) / Math.max(1, t);
     default: // "rl:" a rate's debt left, or a quota's used count
-      return e.t > 0 ? (e.expiresAt - now) / e.t : e.b;
+      return t > 0 ? (expiresAt - now) / t : b;
   }
+}
+
+/** Tags longer than this are keyed by their digest (storedTag). */
+const LONG_TAG = 64;
+
+/**
+ * A subject tag as this store's counter keys hold it: as is when short, else
+ * "#" and its SHA-256 (base64url, 43 characters). A caller-chosen subject of
+ * up to 256 bytes would otherwise be copied into the key of each of its limits
+ * and its pending denials: under a flood of distinct long subjects those
+ * copies were most of the store's heap (measured: 27 of its 40 MB), and the
+ * byte bound then held half as many subjects. "#" starts no real tag (a kind
+ * letter and ":"), and two subjects share a key only if their SHA-256 digests
+ * collide. Block keys (`bl:`) keep the whole tag: listing blocks reads it back.
+ */
+export function storedTag(tag: string): string {
+  return tag.length <= LONG_TAG ? tag : `#${hash("sha256", tag, "base64url")}`;
 }
 
 /** A credit balance's entry key: its own prefix, so eviction ranks it apart from counters. */

@@ -75,14 +75,32 @@ describe("embedded rate-limit store: memory bounds", () => {
   it("never holds more than maxBytes estimated bytes, counting each key's length", async () => {
     const { store, decide } = fixture(1_000_000, 200_000);
     for (let i = 0; i < 5000; i++) {
-      await decide(`s:${`long-${i}-`.padEnd(256, "x")}`, [perMinute]);
+      // 62 characters: the longest tag kept whole in the keys.
+      await decide(`s:${`long-${i}-`.padEnd(60, "x")}`, [perMinute]);
       expect(store.usage().bytes).toBeLessThanOrEqual(200_000);
     }
     const { entries, bytes } = store.usage();
-    // Each entry costs its key (≈ 280 characters) plus a fixed overhead.
-    expect(bytes / entries).toBeGreaterThan(400);
-    expect(entries).toBeLessThan(500);
+    // Each entry costs its key (≈ 80 characters) plus a fixed overhead.
+    expect(bytes / entries).toBeGreaterThan(240);
+    expect(entries).toBeLessThan(1000);
     expect(bytes).toBeGreaterThan(0.8 * 200_000);
+  });
+
+  it("keys a long subject by its digest: its size is fixed, and subjects stay apart", async () => {
+    const { store, decide } = fixture(1_000_000);
+    const oneAMinute = rateLimit("one-a-minute", 1, 60_000);
+    // 256-byte subjects differing only in their last character, and the same
+    // subject one character shorter: each has a bucket of its own.
+    const subjects = [
+      ...Array.from({ length: 50 }, (_, i) => `s:${"x".repeat(252)}${String(i).padStart(2, "0")}`),
+      `s:${"x".repeat(253)}`,
+    ];
+    for (const s of subjects) expect((await decide(s, [oneAMinute])).status).toBe("ok");
+    for (const s of subjects) expect((await decide(s, [oneAMinute])).status).toBe("limited");
+    const { entries, bytes } = store.usage();
+    expect(entries).toBe(subjects.length);
+    // Well under the 256 characters of the subject itself, per entry and overhead.
+    expect(bytes / entries).toBeLessThan(300);
   });
 
   it("drops drained buckets (equal to fresh ones) before any bucket still in use", async () => {
