@@ -16,6 +16,12 @@ export interface RateRequest {
   /** Subject tags that can be blocked (each checked, and charged a denial on denial). */
   blockTags: string[];
   blocking?: Blocking;
+  /**
+   * Denied whatever the limits say (a batched limit denied it in memory):
+   * nothing is charged, every limit reports what it has now, a block still
+   * answers "blocked", and a denial is counted for the blocking subjects.
+   */
+  deny?: boolean;
 }
 
 /**
@@ -46,6 +52,16 @@ export interface RateVerdict {
   blockedTag?: string;
   /** Blocks placed by this decision. */
   newBlocks: { tag: string; durationMs: number }[];
+  /** True if decided in memory while the store is unreachable (batched limits). */
+  decidedLocally?: boolean;
+}
+
+/** What a take of a batched limit's allotment got. */
+export interface TakeResult {
+  /** Cost units taken (charged to the bucket): 0 … the units asked for. */
+  taken: number;
+  /** The bucket after the take (`exceeded`: fewer were taken than asked for). */
+  outcome: LimitOutcome;
 }
 
 /** A change of a credit balance: set it, or add to it (a top-up). */
@@ -130,6 +146,15 @@ export interface RateLimitStore {
    * per subject tag), with the idempotency marker of `once` in the same step.
    */
   forceCharge(request: ForceChargeRequest): Promise<ForceChargeVerdict>;
+  /**
+   * Takes up to `want` cost units from one rate or quota bucket in one atomic
+   * step, charged as that many decisions would charge it: the allotment a
+   * `sync: batched` limit then decides from in memory. Checks no block and
+   * counts no denial.
+   */
+  take(item: LimitItem, want: number): Promise<TakeResult>;
+  /** Gives `amount` taken units back to a rate or quota bucket (never past a fresh bucket). */
+  giveBack(item: LimitItem, amount: number): Promise<void>;
   /** Active blocks, soonest-ending last, at most `limit`. */
   listBlocks(limit: number): Promise<ActiveBlock[]>;
   /** Lifts a block (and forgets pending denials). True if one was active. */

@@ -46,6 +46,7 @@ export function expandIncludes(text: string): string {
 export const SCRIPTS = {
   rateLimit: loadLuaScript("rate-limit-n.lua"),
   refund: loadLuaScript("refund-n.lua"),
+  take: loadLuaScript("take-1.lua"),
   placeBlock: loadLuaScript("place-block-n.lua"),
   recordEvent: loadLuaScript("record-event-3.lua"),
   appendTrimmed: loadLuaScript("append-trimmed-1.lua"),

@@ -11,6 +11,7 @@ import type {
   RateLimitStore,
   RateRequest,
   RateVerdict,
+  TakeResult,
 } from "../ratelimit/rate-limit-store.js";
 import type { Clock } from "../util/clock.js";
 import {
@@ -111,7 +112,66 @@ export class MemoryRateLimitStore implements RateLimitStore {
   }
 
   async decide(req: RateRequest): Promise<RateVerdict> {
-    return this.evaluate(req, false);
+    return this.evaluate(req, req.deny === true);
+  }
+
+  /** take-1.lua's semantics: the bucket as it stands, then up to `want` of what it has charged. */
+  async take(item: LimitItem, want: number): Promise<TakeResult> {
+    if (item.limit.kind === "credits")
+      throw new TypeError("a credit balance is not taken in batches");
+    const single = { tag: item.tag, limit: item.limit };
+    const now = this.evaluate({ items: [single], cost: 1, blockTags: [] }, true).outcomes[0];
+    const available = Math.max(0, now?.remaining ?? 0);
+    const taken = Math.min(want, available);
+    if (taken === 0) {
+      return {
+        taken,
+        outcome: { exceeded: true, remaining: 0, resetMs: now?.resetMs ?? 0, retryMs: 0 },
+      };
+    }
+    const v = this.evaluate(
+      { items: [{ ...single, cost: taken }], cost: taken, blockTags: [] },
+      false,
+    );
+    const after = v.outcomes[0] as LimitOutcome;
+    return {
+      taken,
+      outcome: {
+        exceeded: taken < want,
+        remaining: after.remaining,
+        resetMs: after.resetMs,
+        retryMs: 0,
+      },
+    };
+  }
+
+  /** refund-n.lua's semantics for one rate or quota bucket. */
+  async giveBack(item: LimitItem, amount: number): Promise<void> {
+    const l = item.limit;
+    if (amount <= 0 || l.kind === "credits") return;
+    const now = this.clock.now();
+    const key = `rl:${storedTag(item.tag)}:${l.bucketId}`;
+    const e = this.live(key, now);
+    if (!e) return;
+    if (l.kind === "rate") {
+      const n = Math.max(1, l.requests);
+      const drained = (now - e.b) * n;
+      const d = now > e.b ? (drained >= e.a ? 0 : e.a - drained) : e.a;
+      const nd = Math.max(0, d - amount * l.periodMs);
+      if (nd === 0) this.drop(key);
+      else
+        this.set(key, {
+          a: nd,
+          b: now,
+          expiresAt: now + Math.max(1, ceilDiv(nd, n)),
+          t: l.periodMs / n,
+        });
+      return;
+    }
+    // A quota gives back within the window that charged it (an older one is gone).
+    if (e.a === calendarWindow(l.window ?? "day", now).id) {
+      this.set(key, { ...e, b: Math.max(0, e.b - amount) });
+    }
   }
 
   /** The decision's evaluation, denied whatever the limits say: nothing is written. */

@@ -14,10 +14,13 @@ export function creditArgs(plan: CreditPlan): [number, number, number] {
   ];
 }
 
+/** A quota window as the scripts take it. */
+export const WINDOW_CODE = { day: 1, week: 2, month: 3 } as const;
+
 /** Flat script arguments for one set of items (shared by Redis and tests). */
 export function limitArgs(items: readonly LimitItem[]): (string | number)[] {
   const out: (string | number)[] = [];
-  const windowCode = { day: 1, week: 2, month: 3 } as const;
+  const windowCode = WINDOW_CODE;
   for (const { limit: l, cost } of items) {
     if (l.kind === "credits" && l.credits) {
       const [amount, code, cap] = creditArgs(l.credits);

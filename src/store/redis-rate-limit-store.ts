@@ -10,9 +10,10 @@ import type {
   RateLimitStore,
   RateRequest,
   RateVerdict,
+  TakeResult,
 } from "../ratelimit/rate-limit-store.js";
 import { SCRIPTS } from "./lua-scripts.js";
-import { creditArgs, limitArgs } from "./rate-limit-args.js";
+import { creditArgs, limitArgs, WINDOW_CODE } from "./rate-limit-args.js";
 import type { RedisClient } from "./redis-client.js";
 import type { KeyNames } from "./redis-keys.js";
 import {
@@ -50,7 +51,7 @@ export class RedisRateLimitStore implements RateLimitStore {
 
   async decide(req: RateRequest): Promise<RateVerdict> {
     if (!this.cluster) {
-      const v = await this.run(req.items, req.blockTags, req.cost, req.blocking);
+      const v = await this.run(req.items, req.blockTags, req.cost, req.blocking, req.deny);
       await this.indexBlocks(v.newBlocks);
       return v;
     }
@@ -74,6 +75,7 @@ export class RedisRateLimitStore implements RateLimitStore {
         req.blockTags.includes(tag) ? [tag] : [],
         req.cost,
         req.blocking,
+        req.deny,
       );
       idx.forEach((i, j) => {
         outcomes[i] = v.outcomes[j] as LimitOutcome;
@@ -144,6 +146,39 @@ export class RedisRateLimitStore implements RateLimitStore {
       });
     }
     return out;
+  }
+
+  /** One `take-1.lua` call: up to `want` units of the item's bucket (one key, one slot). */
+  async take(item: LimitItem, want: number): Promise<TakeResult> {
+    const l = item.limit;
+    if (l.kind === "credits") throw new TypeError("a credit balance is not taken in batches");
+    const r = await runScript<number[]>(
+      this.redis,
+      SCRIPTS.take,
+      [this.names.bucket(item.tag, l.bucketId)],
+      [
+        l.kind === "rate" ? 1 : 2,
+        l.requests,
+        l.kind === "rate" ? l.periodMs : WINDOW_CODE[l.window ?? "day"],
+        l.burst,
+        want,
+      ],
+    );
+    const taken = Number(r[0]);
+    return {
+      taken,
+      outcome: {
+        exceeded: taken < want,
+        remaining: Number(r[1]),
+        resetMs: Number(r[2]),
+        retryMs: 0,
+      },
+    };
+  }
+
+  /** One `refund-n.lua` call over the item's bucket. */
+  async giveBack(item: LimitItem, amount: number): Promise<void> {
+    if (amount > 0) await this.refund([{ ...item, cost: amount }], amount);
   }
 
   /** One `credits-adjust-1.lua` call, in the slot of the key's other buckets. */

@@ -1055,5 +1055,65 @@ export function rateLimitStoreCases(
           expect((await h.store.peek([c]))[0]).toMatchObject({ exceeded: false, remaining: 3 });
       });
     });
+
+    describe("allotments of batched limits (take, giveBack)", () => {
+      it("a rate: takes up to what the bucket has, charged as that many decisions", async () => {
+        const h = await setup();
+        const tag = freshTag();
+        const limit = rateLimit("ten-per-minute", 10, 60_000);
+        const first = await h.store.take(item(tag, limit), 4);
+        expect(first.taken).toBe(4);
+        expect(first.outcome).toMatchObject({ exceeded: false, remaining: 6 });
+        // Four decisions' worth is charged: a decision now sees 6 left.
+        expect(only(await decide(h, [item(tag, limit)])).remaining).toBe(5);
+        const rest = await h.store.take(item(tag, limit), 10);
+        expect(rest.taken).toBe(5);
+        expect(rest.outcome).toMatchObject({ exceeded: true, remaining: 0 });
+        expect((await h.store.take(item(tag, limit), 1)).taken).toBe(0);
+        expect((await decide(h, [item(tag, limit)])).status).toBe("limited");
+      });
+
+      it("a quota: takes up to what the window has left", async () => {
+        const h = await setup();
+        const tag = freshTag();
+        const limit = quotaLimit("five-a-day", 5, "day");
+        expect((await h.store.take(item(tag, limit), 3)).taken).toBe(3);
+        const more = await h.store.take(item(tag, limit), 3);
+        expect(more.taken).toBe(2);
+        expect(more.outcome).toMatchObject({ exceeded: true, remaining: 0 });
+        near(h, more.outcome.resetMs, more.outcome.resetMs);
+        expect((await decide(h, [item(tag, limit)])).status).toBe("limited");
+      });
+
+      it("giveBack returns unused units, never past a fresh bucket", async () => {
+        const h = await setup();
+        const tag = freshTag();
+        const rate = rateLimit("ten-per-minute", 10, 60_000);
+        const quota = quotaLimit("five-a-day", 5, "day");
+        await h.store.take(item(tag, rate), 10);
+        await h.store.take(item(tag, quota), 5);
+        await h.store.giveBack(item(tag, rate), 3);
+        await h.store.giveBack(item(tag, quota), 2);
+        expect(
+          (await h.store.peek([item(tag, rate), item(tag, quota)])).map((o) => o.remaining),
+        ).toEqual([3, 2]);
+        await h.store.giveBack(item(tag, rate), 50);
+        await h.store.giveBack(item(tag, quota), 50);
+        expect(
+          (await h.store.peek([item(tag, rate), item(tag, quota)])).map((o) => o.remaining),
+        ).toEqual([10, 5]);
+      });
+
+      it("a denied decision (deny) charges nothing and reports each limit as it stands", async () => {
+        const h = await setup();
+        const tag = freshTag();
+        const limit = rateLimit("ten-per-minute", 10, 60_000);
+        await decide(h, [item(tag, limit)]);
+        const v = await decide(h, [item(tag, limit)], 1, { deny: true });
+        expect(v.status).toBe("limited");
+        expect(only(v).remaining).toBe(9);
+        expect(only(await decide(h, [item(tag, limit)])).remaining).toBe(8);
+      });
+    });
   });
 }
