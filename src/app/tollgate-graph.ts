@@ -35,6 +35,7 @@ import type { MemoryStructure, Metrics } from "../observability/metrics.js";
 import type { Tracing } from "../observability/tracing.js";
 import { type Endpoint, failModeOf, type Policy } from "../policy/policy.js";
 import { PolicyHolder } from "../policy/policy-holder.js";
+import { BatchedRateLimitStore } from "../ratelimit/batched-store.js";
 import { BlockBook } from "../ratelimit/block-book.js";
 import { BlockCache } from "../ratelimit/block-cache.js";
 import { OwnerOverrides } from "../ratelimit/owner-overrides.js";
@@ -253,11 +254,15 @@ export async function buildTollgateGraph(o: TollgateGraphOptions): Promise<Tollg
       used: (record, foreignDigest, secret) => migrator.schedule(record.id, foreignDigest, secret),
     },
   });
+  // `sync: batched` limits decide from allotments held here (batched-store.ts).
+  // The embedded store is this process's memory already: there they are exact.
+  const batched =
+    backend.kind === "memory" ? undefined : new BatchedRateLimitStore(backend.rates, { clock });
   const engine = new DecisionEngine({
     authorizer,
     storeBudgetMs: settings.redisCommandTimeoutMs,
     limiter: new RateLimiter({
-      store: backend.rates,
+      store: batched ?? backend.rates,
       clock,
       policy,
       blocks,
@@ -366,6 +371,8 @@ export async function buildTollgateGraph(o: TollgateGraphOptions): Promise<Tollg
     },
     async close() {
       clearInterval(foreignTimer);
+      // Unused allotments go back while the store is still open.
+      await batched?.close();
     },
   };
 }

@@ -1,12 +1,13 @@
 import { parseArgs } from "node:util";
 import { loadPolicyFile, type Policy, PolicyError } from "../policy/policy.js";
-import { policyTable } from "../policy/policy-table.js";
+import { batchedBounds, policyTable } from "../policy/policy-table.js";
 import { createClients, reportRpcError } from "./client.js";
 import { overrideRows, PRECEDENCE } from "./override-flags.js";
 
-const HELP = `Usage: tollgate check-config FILE [--server URL [--token-file F]]
+const HELP = `Usage: tollgate check-config FILE [--replicas N] [--server URL [--token-file F]]
   Validates a policy file; prints the effective table or every error, and how
-  runtime overrides apply. With --server (alias --url), also the runtime
+  runtime overrides apply. --replicas (default 3): the replica count the
+  admission bounds of sync: batched limits are computed for. With --server (alias --url), also the runtime
   overrides active on that running server (needs the management token, as
   for tollgate keys: TOLLGATE_MANAGEMENT_TOKEN, _FILE or --token-file).
 `;
@@ -41,7 +42,16 @@ export async function checkConfigCommand(args: string[]): Promise<number> {
     }
     throw err;
   }
-  process.stdout.write(`${formatPolicy(policy)}\n${overridesText()}`);
+  const replicas = Number(o.replicas ?? "3");
+  if (!Number.isInteger(replicas) || replicas < 1 || replicas > 10_000) {
+    process.stderr.write(
+      "tollgate check-config: --replicas must be a whole number from 1 to 10000\n",
+    );
+    return 2;
+  }
+  process.stdout.write(
+    `${formatPolicy(policy)}\n${batchedText(policy, replicas)}${overridesText()}`,
+  );
   const server = o.server ?? o.url;
   if (server === undefined) return 0;
   const { keys, baseUrl } = createClients({
@@ -58,6 +68,13 @@ export async function checkConfigCommand(args: string[]): Promise<number> {
   } catch (err) {
     return reportRpcError("tollgate check-config", err, baseUrl);
   }
+}
+
+/** The admission bounds of the batched limits, when the policy has any. */
+function batchedText(p: Policy, replicas: number): string {
+  const lines = batchedBounds(p, replicas);
+  if (lines.length === 0) return "";
+  return `batched limits (sync: batched; R replicas on one store):\n${lines.map((l) => `  ${l}\n`).join("")}\n`;
 }
 
 /**
@@ -79,6 +96,7 @@ function parseCheckConfig(args: string[]) {
     options: {
       server: { type: "string" },
       url: { type: "string" },
+      replicas: { type: "string" },
       "token-file": { type: "string" },
       help: { type: "boolean", short: "h" },
     },

@@ -73,6 +73,16 @@ const quotaSchema = z.strictObject({
   per: z.enum(["day", "week", "month"]),
 });
 
+/**
+ * How a `sync: batched` limit takes its allotments (see ratelimit/batched-store.ts):
+ * `local_share` of the limit's burst (a quota's requests) per take, `flush_interval`
+ * the longest a replica holds tokens it has not used before giving them back.
+ */
+const batchSchema = z.strictObject({
+  local_share: z.number().gt(0, "must be above 0").max(0.5, "must be at most 0.5").default(0.05),
+  flush_interval: duration(10, 60_000).default(1000),
+});
+
 /** One limit: a rate (GCRA) or a quota (calendar window). */
 export const limitSchema = z
   .strictObject({
@@ -85,6 +95,13 @@ export const limitSchema = z
     mode: z.enum(["enforce", "shadow"]).default("enforce"),
     /** Endpoint limits only: the tiers it applies to (default all). */
     tiers: z.array(z.string().regex(NAME, NAME_MSG)).min(1).max(64).optional(),
+    /**
+     * `exact` (default): every decision is one atomic store call. `batched`:
+     * decided in memory from allotments taken from the store in batches.
+     */
+    sync: z.enum(["exact", "batched"]).default("exact"),
+    /** `sync: batched` only: its knobs (defaults: local_share 0.05, flush_interval 1s). */
+    batch: batchSchema.optional(),
   })
   .superRefine((l, ctx) => {
     if ((l.rate === undefined) === (l.quota === undefined)) {
@@ -92,6 +109,13 @@ export const limitSchema = z
         code: "custom",
         path: ["rate"],
         message: "a limit needs exactly one of rate or quota",
+      });
+    }
+    if (l.batch !== undefined && l.sync !== "batched") {
+      ctx.addIssue({
+        code: "custom",
+        path: ["batch"],
+        message: "batch is for sync: batched limits only",
       });
     }
   });

@@ -8,7 +8,7 @@
 import { crc32 } from "node:zlib";
 import type { EnvoyNode } from "./envoy-rules.js";
 import type { Notifications } from "./notification-rules.js";
-import { type CreditPlan, effectiveLimits, type Limit, type Policy } from "./policy.js";
+import { type CreditPlan, effectiveLimits, type Limit, type Policy, takeSize } from "./policy.js";
 
 /** One endpoint rule, in file order; the last row is "(no match)", the defaults. */
 export interface EndpointRow {
@@ -230,7 +230,36 @@ export function describeLimit(l: Limit): string {
       : l.kind === "credits" && l.credits
         ? describeCredits(l.credits)
         : `${l.requests}/${l.window} (UTC)`;
-  return `${l.name}: ${l.kind} ${amount} by ${l.by} [${l.mode}]`;
+  const sync = l.batch
+    ? ` [batched: takes ${takeSize(l)}, unused back after ${formatDurationMs(l.batch.flushMs)}]`
+    : "";
+  return `${l.name}: ${l.kind} ${amount} by ${l.by} [${l.mode}]${sync}`;
+}
+
+/**
+ * The admission bounds of each distinct batched limit of the policy, one line
+ * each (ratelimit/batched-store.ts): never more than the limit while the store
+ * answers; at least the limit minus what R replicas hold (R × take).
+ */
+export function batchedBounds(p: Policy, replicas: number): string[] {
+  const seen = new Map<string, string>();
+  for (const tier of p.tiers.keys()) {
+    for (const e of [...p.endpoints, undefined]) {
+      for (const l of effectiveLimits(p, tier, e)) {
+        if (!l.batch || seen.has(l.bucketId)) continue;
+        const t = takeSize(l);
+        const window =
+          l.kind === "rate"
+            ? `burst ${l.burst} + ${l.requests} per ${formatDurationMs(l.periodMs)}`
+            : `${l.requests} per ${l.window}`;
+        seen.set(
+          l.bucketId,
+          `${l.name} (by ${l.by}): admits at most the limit (${window}) over any window and, with demand above it, at least the limit − R × ${t} (R replicas; R = ${replicas}: − ${replicas * t}); unused units back within ${formatDurationMs(l.batch.flushMs)}; store down: what each replica holds (≤ ${t}), then the fail mode`,
+        );
+      }
+    }
+  }
+  return [...seen.values()];
 }
 
 /** A duration in ms in the largest whole unit: `1d`, `10m`, `1500ms`. */

@@ -56,6 +56,24 @@ export interface Limit {
   bucketId: string;
   /** Credits only: the plan. */
   credits?: CreditPlan;
+  /** `sync: batched` limits only: how allotments are taken (ratelimit/batched-store.ts). */
+  batch?: BatchSync;
+}
+
+/** How a batched limit is decided in memory from allotments taken in batches. */
+export interface BatchSync {
+  /** Share of the burst (a quota's requests) one take asks for. */
+  localShare: number;
+  /** Longest unused tokens are held before they go back, ms. */
+  flushMs: number;
+}
+
+/**
+ * Cost units one take of a batched limit asks for: local_share × burst, at
+ * least 1 (computed from the limit as it applies, so an override's burst counts).
+ */
+export function takeSize(l: Limit): number {
+  return Math.max(1, Math.floor((l.batch?.localShare ?? 0) * l.burst));
 }
 
 /** The bucket id of every credit balance: a plan change keeps the balance (unlike a limit's numbers). */
@@ -344,7 +362,18 @@ function compileLimit(l: LimitFile): Limit {
         };
       })();
   const fingerprint = JSON.stringify([core.kind, core.requests, core.periodMs, core.burst, l.by]);
-  return { ...base, ...core, bucketId: `${l.name}.${crc32(fingerprint).toString(36)}` };
+  // The bucket is the same whatever the sync: switching a limit between exact
+  // and batched keeps its state.
+  const limit: Limit = {
+    ...base,
+    ...core,
+    bucketId: `${l.name}.${crc32(fingerprint).toString(36)}`,
+  };
+  if (l.sync === "batched") {
+    const b = l.batch ?? { local_share: 0.05, flush_interval: 1000 };
+    limit.batch = { localShare: b.local_share, flushMs: b.flush_interval };
+  }
+  return limit;
 }
 
 /**

@@ -321,7 +321,8 @@ export class RateLimiter {
   ): Promise<{ verdict: RateVerdict; local: boolean }> {
     try {
       const verdict = await beforeDeadline(this.o.store.decide(req), deadline, "ratelimit.decide");
-      return { verdict, local: false };
+      // Batched limits decide in memory from held units while the store is down.
+      return { verdict, local: verdict.decidedLocally === true };
     } catch (err) {
       if (!isStoreUnavailable(err) || this.o.failMode(endpoint) !== "open") throw err;
       return { verdict: await this.o.insurance.decide(req), local: true };
