@@ -99,6 +99,8 @@ export interface RedisLink {
   inspectDurability(): Promise<DurabilityReport>;
   /** True while the connection takes commands. */
   connected(): boolean;
+  /** True while the decision path's breaker is open or Redis fails its health ping. */
+  storeDown(): boolean;
   /** Calls `listener` on every ready: the first, and after each reconnect. */
   onReady(listener: () => void): void;
   /**
@@ -223,6 +225,7 @@ function redisBackend(settings: Settings, deps: BackendDeps): Backend {
       marker: new RedisStoreMarker(redis, names),
       inspectDurability: () => inspectDurability(redis),
       connected: () => redis.status === "ready",
+      storeDown: () => guard.open,
       onReady: (listener) => void redis.on("ready", listener),
       waitReady: (timeoutMs) =>
         Promise.race([

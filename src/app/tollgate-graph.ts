@@ -257,7 +257,9 @@ export async function buildTollgateGraph(o: TollgateGraphOptions): Promise<Tollg
   // `sync: batched` limits decide from allotments held here (batched-store.ts).
   // The embedded store is this process's memory already: there they are exact.
   const batched =
-    backend.kind === "memory" ? undefined : new BatchedRateLimitStore(backend.rates, { clock });
+    backend.kind === "memory" || !backend.redis
+      ? undefined
+      : new BatchedRateLimitStore(backend.rates, { clock, storeDown: backend.redis.storeDown });
   const engine = new DecisionEngine({
     authorizer,
     storeBudgetMs: settings.redisCommandTimeoutMs,

@@ -69,6 +69,8 @@ export interface BatchedStoreOptions {
   clock: Clock;
   /** Most allotments held (default MAX_ALLOTMENTS). */
   maxAllotments?: number;
+  /** True while the store is known to be down (its breaker or health ping): decisions say so. */
+  storeDown?: () => boolean;
 }
 
 /** A RateLimitStore that decides batched limits in memory (see the file comment). */
@@ -243,7 +245,7 @@ export class BatchedRateLimitStore implements RateLimitStore {
       }
       outcomes.push(this.outcomeOf(it, reserved[j], it.cost || req.cost));
     });
-    const local = spend && this.unreachable;
+    const local = spend && (this.unreachable || this.o.storeDown?.() === true);
     return {
       status: status ?? v?.status ?? "ok",
       outcomes,
