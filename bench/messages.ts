@@ -142,6 +142,19 @@ export function tollgateWorkloads(
   ];
 }
 
+/** CheckRateLimit for a key of tier `bench-batched`: one `sync: batched` limit. */
+export function batchedWorkload(keyId: string): Workload {
+  return workload(
+    "CheckRateLimit (batched limit)",
+    CHECK_RATE_LIMIT_PATH,
+    CheckRateLimitRequestSchema,
+    {
+      keyId,
+      endpoint: "items",
+    },
+  );
+}
+
 /** The echo servers' request: the same AuthorizeRequest Tollgate gets. */
 export function echoWorkload(secret: string): Workload {
   return workload("echo", AUTHORIZE_PATH, AuthorizeRequestSchema, authorizeInit(secret, false));

@@ -38,10 +38,12 @@ import {
   CheckRateLimitResponseSchema,
   TollgateService,
 } from "../src/gen/tollgate/v1/tollgate_service_pb.js";
+import { ADMISSION_ROW, type Admission, admissionBench } from "./batched.js";
 import { h2load, requireH2load } from "./h2load.js";
 import { distinctRun, type MemoryResult } from "./memory.js";
 import {
   authorizeInit,
+  batchedWorkload,
   echoWorkload,
   rlfWorkload,
   tollgateWorkloads,
@@ -291,7 +293,9 @@ async function tollgateErrors(t: BenchTollgate): Promise<number> {
 
 /** This build's rate-limited workloads (compared with rate-limiter-flexible too). */
 const RATE_LIMITED =
-  /^(CheckRateLimit \(\d limits?\)|Authorize \(apply_limits\)|Envoy Check|Envoy ShouldRateLimit)$/;
+  /^(CheckRateLimit \(\d limits?\)|CheckRateLimit \(batched limit\)|Authorize \(apply_limits\)|Envoy Check|Envoy ShouldRateLimit)$/;
+/** The batched row (bench/policy.yaml tier bench-batched). */
+const BATCHED_ROW = "CheckRateLimit (batched limit)";
 
 /** The median of ascending-sorted numbers. */
 function median(sorted: number[]): number {
@@ -310,6 +314,7 @@ function evaluateTargets(
   halfLoad: { name: string; rate: number; p99: number; echoP99: number }[],
   memory: { results: MemoryResult[]; before: number } | undefined,
   trips: Map<string, Trips>,
+  admission: Admission | undefined,
 ): Target[] {
   const at = (name: string, protocol: string, streams: number) =>
     rows.find((r) => r.contender === name && r.protocol === protocol && r.streams === streams);
@@ -342,7 +347,28 @@ function evaluateTargets(
     ratioTarget("Envoy Check", "gRPC", "rate-limiter-flexible", 0.9, [16, 64]),
     ratioTarget("Envoy ShouldRateLimit", "gRPC", "rate-limiter-flexible", 0.9, [16, 64]),
     ratioTarget(WORKERS_ROW, "gRPC", "1 worker", 1.5, [32]),
+    ratioTarget(BATCHED_ROW, "gRPC", "grpc-js echo", 0.85, [16, 64]),
+    ratioTarget(BATCHED_ROW, "gRPC", "rate-limiter-flexible", 2.0, [16, 64]),
   ];
+  const batchedTrips = trips.get(`${BATCHED_ROW}|gRPC`)?.perRequest ?? Number.NaN;
+  targets.push({
+    name: `Redis commands per decision: ${BATCHED_ROW}`,
+    wanted: "≤ 0.05 per decision",
+    measured: `${batchedTrips.toFixed(4)} client commands/req`,
+    met: batchedTrips <= 0.05,
+  });
+  if (admission) {
+    const low = admission.limit - admission.bound;
+    targets.push({
+      name: ADMISSION_ROW,
+      wanted: `admitted within [limit − bound, limit] = [${low}, ${admission.limit}] (bound from check-config, 3 replicas); Redis counts the admitted`,
+      measured: `admitted ${admission.admitted} of ${admission.limit} (bound ${admission.bound}: ${admission.limit - admission.admitted} under the limit, 0 over); Redis counted ${admission.counted}; ${admission.seconds.toFixed(1)} s`,
+      met:
+        admission.admitted <= admission.limit &&
+        admission.admitted >= low &&
+        admission.counted === admission.admitted,
+    });
+  }
   for (const w of tollgateWorkloads("x", "x", "x"))
     targets.push(ratioTarget(w.name, "Connect JSON", "connect-node echo", 0.85, all));
   // p50 at one stream in flight, against rate-limiter-flexible's.
@@ -480,6 +506,12 @@ async function main(): Promise<void> {
       scopes: ["items:read"],
     });
     const oneLimitKeyId = oneLimit.key?.id ?? "";
+    // A key of tier `bench-batched`: its one limit is decided from allotments.
+    const batchedKey = await createClient(KeyService, transport).createKey({
+      owner: "acme",
+      tier: "bench-batched",
+      scopes: ["items:read"],
+    });
     // The echo servers answer with the very response Tollgate gives.
     const authorized = await createClient(TollgateService, transport).authorize(
       authorizeInit(secret, false),
@@ -545,6 +577,15 @@ async function main(): Promise<void> {
       add(w.name, "gRPC", grpcBase, w, tollgate, true, "grpc-js echo");
       add(w.name, "Connect JSON", httpBase, w, tollgate, true, "connect-node echo");
     }
+    add(
+      BATCHED_ROW,
+      "gRPC",
+      grpcBase,
+      batchedWorkload(batchedKey.key?.id ?? ""),
+      tollgate,
+      true,
+      "grpc-js echo",
+    );
     // The cost of tracing when on: a second Tollgate (same Redis, same keys)
     // exporting a span for every request (no traceparent, sampled at 1) to an
     // OTLP/HTTP receiver that discards them.
@@ -741,7 +782,16 @@ async function main(): Promise<void> {
       memory = await memoryRun(tollgateEnv, redis);
     }
 
-    const targets = evaluateTargets(rows, halfLoad, memory, trips);
+    // Batched limits across three processes (bench/batched.ts), before the memory run stops Redis users.
+    const admission =
+      !ONLY || ONLY.test(ADMISSION_ROW)
+        ? await admissionBench(ROOT, redis, tollgateEnv, scratch)
+        : undefined;
+    if (admission)
+      console.error(
+        `  ${ADMISSION_ROW}: admitted ${admission.admitted} of ${admission.limit}, bound ${admission.bound}, Redis counted ${admission.counted}`,
+      );
+    const targets = evaluateTargets(rows, halfLoad, memory, trips, admission);
     const text = [
       resultsTable(rows),
       "",
