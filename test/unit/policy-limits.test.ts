@@ -334,3 +334,64 @@ endpoints:
     expect(onCreate?.bucketId).not.toBe(tierWide?.bucketId);
   });
 });
+
+describe("sync: exact or batched", () => {
+  it("defaults to exact (no batch), and batched takes local_share of the burst per take", async () => {
+    const { takeSize } = await import("../../src/policy/policy.js");
+    expect(
+      tierLimit("{ name: a, by: key, rate: { requests: 10, per: 1s } }").batch,
+    ).toBeUndefined();
+    const b = tierLimit("{ name: a, by: key, rate: { requests: 6000, per: 1m }, sync: batched }");
+    expect(b.batch).toEqual({ localShare: 0.05, flushMs: 1000 });
+    expect(takeSize(b)).toBe(300);
+    const q = tierLimit(
+      "{ name: a, by: key, quota: { requests: 10, per: day }, sync: batched, batch: { local_share: 0.01, flush_interval: 250ms } }",
+    );
+    expect(q.batch).toEqual({ localShare: 0.01, flushMs: 250 });
+    // Never below one unit a take.
+    expect(takeSize(q)).toBe(1);
+  });
+
+  it("keeps the bucket when a limit switches between exact and batched", () => {
+    const exact = tierLimit("{ name: a, by: key, rate: { requests: 10, per: 1s } }");
+    const batched = tierLimit(
+      "{ name: a, by: key, rate: { requests: 10, per: 1s }, sync: batched }",
+    );
+    expect(batched.bucketId).toBe(exact.bucketId);
+  });
+
+  it("refuses bad knobs, naming the field", () => {
+    expect(
+      refusal(withLimit("{ name: a, by: key, rate: { requests: 1, per: 1s }, sync: sometimes }")),
+    ).toMatch(/tiers\.free\.limits\.0\.sync/);
+    expect(
+      refusal(
+        withLimit(
+          "{ name: a, by: key, rate: { requests: 1, per: 1s }, batch: { local_share: 0.1 } }",
+        ),
+      ),
+    ).toMatch(/tiers\.free\.limits\.0\.batch: batch is for sync: batched limits only/);
+    for (const share of ["0", "0.6", "-1"])
+      expect(
+        refusal(
+          withLimit(
+            `{ name: a, by: key, rate: { requests: 1, per: 1s }, sync: batched, batch: { local_share: ${share} } }`,
+          ),
+        ),
+      ).toMatch(/tiers\.free\.limits\.0\.batch\.local_share/);
+    expect(
+      refusal(
+        withLimit(
+          "{ name: a, by: key, rate: { requests: 1, per: 1s }, sync: batched, batch: { flush_interval: 2h } }",
+        ),
+      ),
+    ).toMatch(/tiers\.free\.limits\.0\.batch\.flush_interval/);
+    expect(
+      refusal(
+        withLimit(
+          "{ name: a, by: key, rate: { requests: 1, per: 1s }, sync: batched, batch: { share: 0.1 } }",
+        ),
+      ),
+    ).toMatch(/tiers\.free\.limits\.0\.batch/);
+  });
+});
