@@ -142,3 +142,58 @@ describe("redis cluster: slots and housekeeping", () => {
     }
   });
 });
+
+describe("redis cluster: batched limits (sync: batched)", () => {
+  it("three replicas on a real cluster admit between the limit − 3 × take and the limit, and counts converge", async () => {
+    const { BatchedRateLimitStore } = await import("../../src/ratelimit/batched-store.js");
+    const { quotaLimit } = await import("../conformance/rate-limit-store-cases.js");
+    const names = createKeyNames("batched:");
+    const clients = [0, 1, 2].map(() => cluster.client());
+    const replicas = clients.map(
+      (c) =>
+        new BatchedRateLimitStore(new RedisRateLimitStore(c, names), {
+          clock: { now: () => Date.now() },
+        }),
+    );
+    try {
+      // Takes of 20 (0.05 × 400); an exact quota on another subject (another slot) in the same decision.
+      const batched = {
+        ...quotaLimit("daily", 400, "day"),
+        batch: { localShare: 0.05, flushMs: 200 },
+      };
+      const exact = quotaLimit("exact", 1000, "day");
+      const a = `s:${randomUUID()}`;
+      const b = `i:10.9.${n}.1`;
+      let admitted = 0;
+      await Promise.all(
+        replicas.map(async (r) => {
+          for (let i = 0; i < 200; i++) {
+            const v = await r.decide({
+              items: [
+                { tag: a, limit: batched },
+                { tag: b, limit: exact },
+              ],
+              cost: 1,
+              blockTags: [],
+            });
+            if (v.status === "ok") admitted++;
+          }
+        }),
+      );
+      expect(admitted).toBeLessThanOrEqual(400);
+      expect(admitted).toBeGreaterThanOrEqual(400 - 3 * 20);
+      await sleep(600); // flush_interval 200 ms, sweep every 50 ms
+      const plain = new RedisRateLimitStore(client, names);
+      const [qa, qb] = await plain.peek([
+        { tag: a, limit: batched },
+        { tag: b, limit: exact },
+      ]);
+      // Each admitted decision charged both once; denied ones neither.
+      expect(400 - (qa?.remaining ?? 0)).toBe(admitted);
+      expect(1000 - (qb?.remaining ?? 0)).toBe(admitted);
+    } finally {
+      await Promise.all(replicas.map((r) => r.close()));
+      for (const c of clients) c.disconnect();
+    }
+  }, 60_000);
+});
