@@ -62,6 +62,12 @@ interface Allotment {
   pending?: Promise<void>;
   /** The store error of the last take, if it failed. */
   failed?: unknown;
+  /**
+   * Until when (ms) the bucket counts as empty: a take that came back short
+   * is not repeated before then, so requests past the limit are denied
+   * without a round trip each (see backoffMs).
+   */
+  emptyUntil: number;
 }
 
 /** Options of BatchedRateLimitStore. */
@@ -177,10 +183,13 @@ export class BatchedRateLimitStore implements RateLimitStore {
           units: 0,
           takenAt: 0,
           after: { exceeded: false, remaining: 0, resetMs: 0, retryMs: 0 },
+          emptyUntil: 0,
         };
         this.held.set(key, a);
         if (this.held.size > this.max) this.evictOldest();
       }
+      // Short, and the store was found empty a moment ago: the limit is reached.
+      if (a.pending === undefined && this.o.clock.now() < a.emptyUntil) return undefined;
       a.pending ??= this.refill(a, Math.max(cost, takeSize(item.limit)));
       await a.pending;
       if (a.failed !== undefined && a.units < cost) return new TakeFailed(a.failed);
@@ -210,7 +219,9 @@ export class BatchedRateLimitStore implements RateLimitStore {
       const r = await this.inner.take(a.item, want);
       a.units += r.taken;
       a.after = r.outcome;
-      if (r.taken > 0) a.takenAt = this.o.clock.now();
+      const now = this.o.clock.now();
+      if (r.taken > 0) a.takenAt = now;
+      if (r.taken < want) a.emptyUntil = now + backoffMs(a.item.limit);
       a.failed = undefined;
       this.unreachable = false;
     } catch (err) {
@@ -281,7 +292,7 @@ export class BatchedRateLimitStore implements RateLimitStore {
     for (const [key, a] of this.held) {
       if (a.pending) continue;
       const flushMs = a.item.limit.batch?.flushMs ?? 0;
-      if (now - a.takenAt < flushMs) continue;
+      if (now - a.takenAt < flushMs || now < a.emptyUntil) continue;
       this.held.delete(key);
       this.returnUnits(a);
     }
@@ -354,6 +365,17 @@ export class BatchedRateLimitStore implements RateLimitStore {
 /** A take that failed, with the store's error. */
 class TakeFailed {
   constructor(readonly err: unknown) {}
+}
+
+/**
+ * How long a bucket found short counts as empty: a rate until a take's worth
+ * has refilled, a quota until flush_interval has passed (when other replicas'
+ * unused units have come back), never longer than flush_interval.
+ */
+function backoffMs(l: Limit): number {
+  const flush = l.batch?.flushMs ?? 0;
+  if (l.kind !== "rate" || l.requests === 0) return flush;
+  return Math.min(flush, Math.ceil((takeSize(l) * l.periodMs) / l.requests));
 }
 
 /** An allotment's key: one per bucket (subject tag and bucket id). */

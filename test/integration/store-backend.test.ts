@@ -113,6 +113,32 @@ async function exercise(b: Backend): Promise<void> {
   }
 }
 
+/** A batched limit through the backend's rate store: allotments taken, spent and given back. */
+async function exerciseBatched(b: Backend): Promise<void> {
+  const { BatchedRateLimitStore } = await import("../../src/ratelimit/batched-store.js");
+  const { quotaLimit } = await import("../conformance/rate-limit-store-cases.js");
+  const store = new BatchedRateLimitStore(b.rates, {
+    clock: systemClock,
+    ...(b.redis && { storeDown: b.redis.storeDown }),
+  });
+  // Takes of 8 (0.4 × 20).
+  const limit = {
+    ...quotaLimit("batched", 20, "day"),
+    batch: { localShare: 0.4, flushMs: 60_000 },
+  };
+  const item = { tag: `s:batched-${n}`, limit };
+  let admitted = 0;
+  for (let i = 0; i < 30; i++) {
+    const v = await store.decide({ items: [item], cost: 1, blockTags: [] });
+    if (v.status === "ok") admitted++;
+    expect(v.decidedLocally).toBeUndefined();
+  }
+  expect(admitted).toBe(20);
+  expect(store.stats().takes).toBeLessThanOrEqual(4);
+  await store.close();
+  expect((await b.rates.peek([item]))[0]?.remaining).toBe(0);
+}
+
 describe("createBackend", () => {
   it("builds the embedded store when no Redis is named, with its memory gauges", async () => {
     const b = backendFor({});
@@ -160,6 +186,7 @@ describe("createBackend", () => {
       const report = await link.inspectDurability();
       expect(report.nodes.length).toBe(mode === "cluster" ? 3 : 1);
       await exercise(b);
+      await exerciseBatched(b);
       const closing = Date.now();
       await b.close(2_000);
       expect(Date.now() - closing).toBeLessThan(2_000);

@@ -158,6 +158,31 @@ describe("batched limits", () => {
     expect(v.status).toBe("ok");
   });
 
+  it("deny past the limit without a take each: an empty bucket is not asked again until units can be back", async () => {
+    const { clock, shared, stores, decide } = fixture();
+    const s = stores[0] as BatchedRateLimitStore;
+    const quota = batched(quotaLimit("daily", 10, "day"), 0.5, 1000); // takes of 5
+    const it1 = { tag: "k:a", limit: quota };
+    for (let i = 0; i < 10; i++) expect((await decide(s, [it1])).status).toBe("ok");
+    for (let i = 0; i < 100; i++) expect((await decide(s, [it1])).status).toBe("limited");
+    // Two full takes, one that came back empty, then none for the rest.
+    expect(shared.calls.take).toBe(3);
+    clock.advance(1000);
+    expect((await decide(s, [it1])).status).toBe("limited");
+    expect(shared.calls.take).toBe(4);
+    // A rate waits only until a take's worth has refilled (here 5 units: 500 ms).
+    const rate = batched(rateLimit("per-second", 10, 1000), 0.5, 60_000);
+    const it2 = { tag: "k:b", limit: rate };
+    for (let i = 0; i < 10; i++) expect((await decide(s, [it2])).status).toBe("ok");
+    expect((await decide(s, [it2])).status).toBe("limited");
+    const takes = shared.calls.take;
+    clock.advance(499);
+    expect((await decide(s, [it2])).status).toBe("limited");
+    expect(shared.calls.take).toBe(takes);
+    clock.advance(1);
+    expect((await decide(s, [it2])).status).toBe("ok");
+  });
+
   it("hold at most maxAllotments buckets, giving the oldest back", async () => {
     const clock = new ManualClock(START);
     const shared = new CountingStore(clock);
