@@ -260,6 +260,7 @@ export async function buildTollgateGraph(o: TollgateGraphOptions): Promise<Tollg
     backend.kind === "memory" || !backend.redis
       ? undefined
       : new BatchedRateLimitStore(backend.rates, { clock, storeDown: backend.redis.storeDown });
+  if (batched) metrics.trackMemory("allotments", () => batched.usage());
   const engine = new DecisionEngine({
     authorizer,
     storeBudgetMs: settings.redisCommandTimeoutMs,

@@ -19,6 +19,7 @@ export type MemoryStructure =
   | "block_cache"
   | "ratelimit"
   | "insurance"
+  | "allotments"
   | "events"
   | "alerts"
   | "detection"

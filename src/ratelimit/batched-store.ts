@@ -34,6 +34,7 @@
 import { type Limit, takeSize } from "../policy/policy.js";
 import { isStoreUnavailable } from "../store/store-errors.js";
 import type { Clock } from "../util/clock.js";
+import { type MemoryUsage, stringBytes } from "../util/memory-usage.js";
 import type {
   LimitItem,
   LimitOutcome,
@@ -44,6 +45,8 @@ import type {
 
 /** Most allotments held at once (distinct batched buckets); past it the oldest goes back. */
 export const MAX_ALLOTMENTS = 10_000;
+/** Estimated heap bytes of one allotment besides its key: Map slot, object, outcome, numbers. */
+const ALLOTMENT_BYTES = 200;
 /** How often held allotments are checked for their flush_interval, ms. */
 const SWEEP_MS = 50;
 /** Takes one decision may make for one limit before it denies (others spend what it took). */
@@ -87,6 +90,9 @@ export class BatchedRateLimitStore implements RateLimitStore {
   /** Set when a take or give-back found the store unreachable; cleared by one that worked. */
   private unreachable = false;
   private takes = 0;
+  private evictions = 0;
+  /** Estimated bytes held (ALLOTMENT_BYTES + the key's length per allotment). */
+  private bytes = 0;
 
   constructor(
     private readonly inner: RateLimitStore,
@@ -97,9 +103,14 @@ export class BatchedRateLimitStore implements RateLimitStore {
     this.timer.unref();
   }
 
-  /** Allotments held now, and takes made since start (for tests and gauges). */
+  /** Allotments held now, and takes made since start (for tests). */
   stats(): { allotments: number; takes: number } {
     return { allotments: this.held.size, takes: this.takes };
+  }
+
+  /** Allotments held, their estimated bytes and evictions, for the memory gauges. */
+  usage(): MemoryUsage {
+    return { entries: this.held.size, bytes: this.bytes, evictions: this.evictions };
   }
 
   async decide(req: RateRequest): Promise<RateVerdict> {
@@ -186,6 +197,7 @@ export class BatchedRateLimitStore implements RateLimitStore {
           emptyUntil: 0,
         };
         this.held.set(key, a);
+        this.bytes += ALLOTMENT_BYTES + stringBytes(key);
         if (this.held.size > this.max) this.evictOldest();
       }
       // Short, and the store was found empty a moment ago: the limit is reached.
@@ -287,13 +299,17 @@ export class BatchedRateLimitStore implements RateLimitStore {
     };
   }
 
+  private forget(key: string): void {
+    if (this.held.delete(key)) this.bytes -= ALLOTMENT_BYTES + stringBytes(key);
+  }
+
   /** Gives back the units of allotments past their flush_interval. */
   private sweep(now: number): void {
     for (const [key, a] of this.held) {
       if (a.pending) continue;
       const flushMs = a.item.limit.batch?.flushMs ?? 0;
       if (now - a.takenAt < flushMs || now < a.emptyUntil) continue;
-      this.held.delete(key);
+      this.forget(key);
       this.returnUnits(a);
     }
   }
@@ -301,7 +317,8 @@ export class BatchedRateLimitStore implements RateLimitStore {
   private evictOldest(): void {
     for (const [key, a] of this.held) {
       if (a.pending) continue;
-      this.held.delete(key);
+      this.forget(key);
+      this.evictions++;
       this.returnUnits(a);
       return;
     }
@@ -326,6 +343,7 @@ export class BatchedRateLimitStore implements RateLimitStore {
     clearInterval(this.timer);
     const all = [...this.held.values()];
     this.held.clear();
+    this.bytes = 0;
     await Promise.allSettled(
       all.map(async (a) => {
         await a.pending;

@@ -193,6 +193,10 @@ describe("batched limits", () => {
       await s.decide({ items: [{ tag: `k:${i}`, limit }], cost: 1, blockTags: [] });
       expect(s.stats().allotments).toBeLessThanOrEqual(100);
     }
+    const usage = s.usage();
+    expect(usage.entries).toBeLessThanOrEqual(100);
+    expect(usage.evictions).toBeGreaterThanOrEqual(900);
+    expect(usage.bytes).toBeLessThanOrEqual(100 * (200 + 24 + 30));
     await sweep();
     expect(shared.calls.giveBack).toBeGreaterThanOrEqual(900);
     // The first subject's unused 9 units went back when it was evicted.
