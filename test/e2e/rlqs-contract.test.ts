@@ -1,0 +1,103 @@
+/**
+ * RLQS contract: Python grpcio (/usr/bin/python3, Debian's python3-grpcio)
+ * drives StreamRateLimitQuotas against two built Tollgate processes sharing
+ * one Redis, with message classes from the upstream Envoy protos, and reads
+ * the buckets in Redis after its reports. The assertions live in
+ * test/contract/rlqs_contract.py; this file sets the stage.
+ */
+import { execFile } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parsePolicy } from "../../src/policy/policy.js";
+import { matchRlqsBucket } from "../../src/policy/rlqs-rules.js";
+import { createKeyNames } from "../../src/store/redis-keys.js";
+import { startTestRedis, type TestRedis } from "../helpers/redis-server.js";
+import { startTollgateProcess, type TollgateProcess } from "../helpers/tollgate-process.js";
+
+const run = promisify(execFile);
+const RLQS =
+  "node_modules/@grpc/grpc-js-xds/deps/envoy-api/envoy/service/rate_limit_quota/v3/rlqs.proto";
+const PYTHON = "/usr/bin/python3";
+const FIXTURE = "test/fixtures/policies/rlqs.yaml";
+const PREFIX = "rlqs:";
+let dir: string;
+let redis: TestRedis;
+const servers: TollgateProcess[] = [];
+
+/** The Redis key of the store bucket a bucket id of domain `contract` maps to. */
+function bucketKey(id: Record<string, string>): string {
+  const policy = parsePolicy(readFileSync(FIXTURE, "utf8"), FIXTURE);
+  const m = matchRlqsBucket(policy.rlqs, "contract", id);
+  if (!m) throw new Error(`no rlqs entry for ${JSON.stringify(id)}`);
+  return createKeyNames(PREFIX).bucket(m.tag, m.bucket.limit.bucketId);
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "tollgate-rlqs-"));
+  await run("npx", [
+    "--no-install",
+    "buf",
+    "build",
+    "--config",
+    "buf.envoy.yaml",
+    "--path",
+    RLQS,
+    "-o",
+    join(dir, "envoy.binpb"),
+  ]);
+  await run(PYTHON, ["-c", "import grpc"]).catch(() => {
+    throw new Error(
+      "Python grpcio is missing: apt-get install -y python3-grpcio (run with /usr/bin/python3)",
+    );
+  });
+  redis = await startTestRedis();
+  const env = {
+    TOLLGATE_POLICY_FILE: FIXTURE,
+    REDIS_URL: redis.url,
+    TOLLGATE_REDIS_PREFIX: PREFIX,
+    TOLLGATE_PEPPER: "rlqs-contract-pepper-0123456789ab",
+  };
+  servers.push(await startTollgateProcess(env), await startTollgateProcess(env));
+}, 90_000);
+
+afterAll(async () => {
+  for (const s of servers) expect(await s.stop()).toBe(0);
+  await redis?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("Envoy's rate limit quota service, called by Python grpcio from upstream protos", () => {
+  it("assigns units taken from Redis, abandons unknown buckets, and shrinks as another replica takes", async () => {
+    const [a, b] = servers as [TollgateProcess, TollgateProcess];
+    const out = await run(
+      PYTHON,
+      [
+        "test/contract/rlqs_contract.py",
+        `127.0.0.1:${a.port}`,
+        `127.0.0.1:${b.port}`,
+        join(dir, "envoy.binpb"),
+        String(redis.port),
+        bucketKey({ name: "api", tenant: "a" }),
+        bucketKey({ name: "api", tenant: "b" }),
+        bucketKey({ name: "tight" }),
+      ],
+      { timeout: 60_000 },
+    ).catch((err: { stdout?: string; stderr?: string }) => ({
+      stdout: err.stdout ?? "",
+      stderr: err.stderr ?? "",
+    }));
+    const last = out.stdout.trim().split("\n").pop() ?? "";
+    let result: { ok: boolean; checked: string[]; failed?: string };
+    try {
+      result = JSON.parse(last);
+    } catch {
+      throw new Error(`python contract client crashed:\n${out.stdout}\n${out.stderr}`);
+    }
+    expect(result.failed).toBeUndefined();
+    expect(result.ok).toBe(true);
+    expect(result.checked.length).toBeGreaterThan(30);
+  }, 90_000);
+});
