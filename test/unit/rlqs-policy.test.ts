@@ -4,7 +4,9 @@
  * refused at load with a message naming the field.
  */
 import { describe, expect, it } from "vitest";
+import { formatPolicy } from "../../src/cli/check-config-command.js";
 import { type Policy, PolicyError, parsePolicy } from "../../src/policy/policy.js";
+import { policyTable, policyVersion } from "../../src/policy/policy-table.js";
 import { matchRlqsBucket } from "../../src/policy/rlqs-rules.js";
 
 const head = "version: 1\ndefault_tier: free\ntiers:\n  free: {}\n";
@@ -149,5 +151,26 @@ describe("rlqs buckets refused at load", () => {
     expect(refusal("  - domain: edge\n    buckets: []\n")).toContain(
       "rlqs.0.buckets: needs at least one bucket",
     );
+  });
+});
+
+describe("check-config", () => {
+  it("prints a line per rlqs bucket with its limit and units per assignment", () => {
+    const text = formatPolicy(load(TWO));
+    expect(text).toContain("rlqs (Envoy rate_limit_quota;");
+    expect(text).toMatch(
+      /edge +name=api, tenant=\* +rlqs\.edge\.0: rate 1000\/1s burst 1000 by subject \[enforce\] +50 units, ttl 2s/,
+    );
+    expect(text).toMatch(
+      /edge +name=api +rlqs\.edge\.1: quota 500\/day \(UTC\).* +250 units, ttl 5s/,
+    );
+    expect(text).toMatch(/\* +name=\* +rlqs\.\*\.0: rate 10\/1m burst 40 .* +1 units, ttl 2s/);
+  });
+
+  it("a policy without rlqs says so, and keeps its policy version (no rlqs rows)", () => {
+    const p = parsePolicy(head, "p.yaml");
+    expect(formatPolicy(p)).toContain("rlqs: no buckets");
+    expect(policyTable(p).rlqs).toBeUndefined();
+    expect(policyVersion(p)).toBe(policyVersion(parsePolicy(`${head}rlqs: []\n`, "q.yaml")));
   });
 });
