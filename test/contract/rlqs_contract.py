@@ -8,6 +8,7 @@ would use it. Store state is read from Redis itself (a few lines of RESP).
 Prints one JSON summary line; exits non-zero on the first failure.
 
 Usage: rlqs_contract.py ADDR_A ADDR_B ENVOY_SET REDIS_PORT KEY_API_A KEY_API_B KEY_TIGHT
+       rlqs_contract.py --store-away ADDR ENVOY_SET open|closed
 """
 import json
 import queue
@@ -18,7 +19,11 @@ import time
 import grpc
 from google.protobuf import descriptor_pb2, message_factory
 
-addr_a, addr_b, envoy_set, redis_port, key_a, key_b, key_tight = sys.argv[1:8]
+STORE_AWAY = sys.argv[1] == "--store-away"
+if STORE_AWAY:
+    addr_a, envoy_set, fail_mode = sys.argv[2:5]
+else:
+    addr_a, addr_b, envoy_set, redis_port, key_a, key_b, key_tight = sys.argv[1:8]
 
 fds = descriptor_pb2.FileDescriptorSet()
 with open(envoy_set, "rb") as f:
@@ -111,6 +116,27 @@ def ttl_s(action):
 API_A = {"name": "api", "tenant": "a"}
 API_B = {"name": "api", "tenant": "b", "extra": "ignored"}
 TIGHT = {"name": "tight"}
+
+if STORE_AWAY:
+    # Redis is stopped: every bucket is answered by the fail mode, never an RPC error.
+    s = Stream(addr_a)
+    r = s.report("contract", [(API_A, 0), ({"name": "unknown"}, 0)])
+    act = r.bucket_action[0]
+    rule = act.quota_assignment_action.rate_limit_strategy
+    expect(rule.WhichOneof("strategy") == "blanket_rule", f"store away ({fail_mode}): a blanket rule")
+    if fail_mode == "open":
+        expect(rule.blanket_rule == ALLOW_ALL, "store away, fail open: ALLOW_ALL")
+        expect(ttl_s(act) == 1, "store away, fail open: a short TTL (1 s)")
+    else:
+        expect(rule.blanket_rule == DENY_ALL, "store away, fail closed: DENY_ALL")
+        expect(ttl_s(act) == 2, "store away, fail closed: the bucket's TTL")
+    expect(r.bucket_action[1].WhichOneof("bucket_action") == "abandon_action",
+           "store away: an unknown bucket is still abandoned")
+    r = s.report("contract", [(API_A, 5)])
+    expect(r.bucket_action[0].HasField("quota_assignment_action"), "store away: the stream goes on")
+    s.close()
+    print(json.dumps({"ok": True, "checked": checked}))
+    sys.exit(0)
 
 # ---------------------------------------------------------- assignments and abandon
 a = Stream(addr_a)

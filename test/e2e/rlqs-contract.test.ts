@@ -69,35 +69,64 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/** Runs the contract script; its one JSON summary line. */
+async function contract(
+  args: string[],
+): Promise<{ ok: boolean; checked: string[]; failed?: string }> {
+  const out = await run(PYTHON, ["test/contract/rlqs_contract.py", ...args], {
+    timeout: 60_000,
+  }).catch((err: { stdout?: string; stderr?: string }) => ({
+    stdout: err.stdout ?? "",
+    stderr: err.stderr ?? "",
+  }));
+  const last = out.stdout.trim().split("\n").pop() ?? "";
+  try {
+    return JSON.parse(last);
+  } catch {
+    throw new Error(`python contract client crashed:\n${out.stdout}\n${out.stderr}`);
+  }
+}
+
 describe("Envoy's rate limit quota service, called by Python grpcio from upstream protos", () => {
   it("assigns units taken from Redis, abandons unknown buckets, and shrinks as another replica takes", async () => {
     const [a, b] = servers as [TollgateProcess, TollgateProcess];
-    const out = await run(
-      PYTHON,
-      [
-        "test/contract/rlqs_contract.py",
-        `127.0.0.1:${a.port}`,
-        `127.0.0.1:${b.port}`,
-        join(dir, "envoy.binpb"),
-        String(redis.port),
-        bucketKey({ name: "api", tenant: "a" }),
-        bucketKey({ name: "api", tenant: "b" }),
-        bucketKey({ name: "tight" }),
-      ],
-      { timeout: 60_000 },
-    ).catch((err: { stdout?: string; stderr?: string }) => ({
-      stdout: err.stdout ?? "",
-      stderr: err.stderr ?? "",
-    }));
-    const last = out.stdout.trim().split("\n").pop() ?? "";
-    let result: { ok: boolean; checked: string[]; failed?: string };
-    try {
-      result = JSON.parse(last);
-    } catch {
-      throw new Error(`python contract client crashed:\n${out.stdout}\n${out.stderr}`);
-    }
+    const result = await contract([
+      `127.0.0.1:${a.port}`,
+      `127.0.0.1:${b.port}`,
+      join(dir, "envoy.binpb"),
+      String(redis.port),
+      bucketKey({ name: "api", tenant: "a" }),
+      bucketKey({ name: "api", tenant: "b" }),
+      bucketKey({ name: "tight" }),
+    ]);
     expect(result.failed).toBeUndefined();
     expect(result.ok).toBe(true);
     expect(result.checked.length).toBeGreaterThan(30);
   }, 90_000);
+
+  for (const mode of ["open", "closed"] as const) {
+    it(`answers every bucket by the fail mode (${mode}) while Redis is away, never an RPC error`, async () => {
+      const away = await startTestRedis();
+      const server = await startTollgateProcess({
+        TOLLGATE_POLICY_FILE: FIXTURE,
+        REDIS_URL: away.url,
+        TOLLGATE_REDIS_PREFIX: PREFIX,
+        TOLLGATE_PEPPER: "rlqs-contract-pepper-0123456789ab",
+        TOLLGATE_FAIL_MODE: mode,
+      });
+      try {
+        await away.stop();
+        const result = await contract([
+          "--store-away",
+          `127.0.0.1:${server.port}`,
+          join(dir, "envoy.binpb"),
+          mode,
+        ]);
+        expect(result.failed).toBeUndefined();
+        expect(result.ok).toBe(true);
+      } finally {
+        await server.stop();
+      }
+    }, 90_000);
+  }
 });
