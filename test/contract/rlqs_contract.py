@@ -193,6 +193,16 @@ wait_used(key_tight, 25, "the shared bucket counted exactly its limit")
 x.close()
 y.close()
 
+# ---------------------------------------------------------- a cancelled stream
+c = Stream(addr_a)
+r = c.report("contract", [(API_B, 2)])
+expect(tokens(r.bucket_action[0]) == 10, "a new stream: its own ledger, 10 more for tenant b")
+r = c.report("contract", [(API_B, 4)])
+wait_used(key_b, 30, "tenant b: 10 + 10 + 10 taken")
+c.responses.cancel()
+wait_used(key_b, 24, "a cancelled stream gives back what it held beyond the live assignment (16 - 10)")
+c.channel.close()
+
 # ---------------------------------------------------------- the stream's end
 a.close()
 wait_used(key_a, 17, "stream end: units of replaced assignments back, the live one's kept (27 - 10)")
