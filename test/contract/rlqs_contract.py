@@ -193,6 +193,15 @@ wait_used(key_tight, 25, "the shared bucket counted exactly its limit")
 x.close()
 y.close()
 
+# ------------------------------------- a stream lives longer than a request body may take
+# The servers run with TOLLGATE_BODY_TIMEOUT_MS=1000: a report stream is timed
+# from its last message, so one reporting every 0.4 s outlives it...
+for _ in range(5):
+    time.sleep(0.4)
+    r = a.report("", [(API_A, 0)])
+expect(tokens(r.bucket_action[0]) == 10, "a stream reporting often outlives the body timeout")
+wait_used(key_a, 27, "nothing used: the replaced assignment's 10 back, 10 taken, each time")
+
 # ---------------------------------------------------------- a cancelled stream
 c = Stream(addr_a)
 r = c.report("contract", [(API_B, 2)])
@@ -206,6 +215,18 @@ c.channel.close()
 # ---------------------------------------------------------- the stream's end
 a.close()
 wait_used(key_a, 17, "stream end: units of replaced assignments back, the live one's kept (27 - 10)")
+
+# ---------------------------------------------------------- a quiet stream
+# A stream that goes quiet for longer than the body timeout is reset, as an unfinished request body is.
+quiet = Stream(addr_a)
+quiet.report("contract", [({"name": "unknown"}, 0)])
+time.sleep(2.2)
+try:
+    quiet.report("contract", [({"name": "unknown"}, 0)])
+    expect(False, "a quiet stream is reset after the body timeout")
+except grpc.RpcError as e:
+    expect(e.code() != grpc.StatusCode.OK, f"a quiet stream is reset after the body timeout ({e.code()})")
+quiet.channel.close()
 
 # ---------------------------------------------------------- invalid reports
 def refused(usages, field, what):

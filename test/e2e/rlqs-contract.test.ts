@@ -59,6 +59,8 @@ beforeAll(async () => {
     REDIS_URL: redis.url,
     TOLLGATE_REDIS_PREFIX: PREFIX,
     TOLLGATE_PEPPER: "rlqs-contract-pepper-0123456789ab",
+    // A report stream is one request whose body never ends: it must outlive this.
+    TOLLGATE_BODY_TIMEOUT_MS: "1000",
   };
   servers.push(await startTollgateProcess(env), await startTollgateProcess(env));
 }, 90_000);
