@@ -40,8 +40,11 @@ export function toGrpcService<S extends DescService>(
   desc: S,
   impl: Handlers<S>,
   readUnknownFields = false,
-  /** Told when a call starts and when it is answered (shutdown drains on it). */
-  track: { start(): void; end(): void } = { start() {}, end() {} },
+  /**
+   * Told when a call starts and when it is answered (shutdown drains on it);
+   * `closing` aborts when shutdown begins (bidi streams then end OK).
+   */
+  track: { start(): void; end(): void; closing?: AbortSignal } = { start() {}, end() {} },
 ): {
   definition: grpc.ServiceDefinition;
   implementation: grpc.UntypedServiceImplementation;
@@ -122,7 +125,7 @@ export function toGrpcService<S extends DescService>(
           signal: abort.signal,
           timeoutMs: () => remainingMs(deadline),
         };
-        void serveBidiStream(method, bidi, call, decode, ctx, abort).finally(() => {
+        void serveBidiStream(method, bidi, call, decode, ctx, abort, track.closing).finally(() => {
           call.off("cancelled", onCancel);
           track.end();
         });

@@ -87,7 +87,10 @@ export type AnyBidiImpl = (
  * INVALID_ARGUMENT, thrown into the handler as its next request), and its
  * responses are written as serveServerStream writes them. The requests are
  * read one at a time (the call is paused while one waits to be taken), and
- * end when the caller half-closes, or at once when it cancels.
+ * end when the caller half-closes, at once when it cancels, or when `closing`
+ * aborts (the server shuts down): then the handler finishes as on a
+ * half-close and the call ends OK, so the caller reconnects elsewhere instead
+ * of holding the shutdown for its whole grace.
  */
 export async function serveBidiStream(
   method: DescMethod,
@@ -96,8 +99,9 @@ export async function serveBidiStream(
   decode: (bytes: Uint8Array) => unknown,
   ctx: CallContext,
   abort: AbortController,
+  closing?: AbortSignal,
 ): Promise<void> {
-  const requests = readRequests(call, decode, abort.signal);
+  const requests = readRequests(call, decode, abort.signal, closing);
   const responses = (_: unknown, c: CallContext) => fn(requests, c);
   await serveServerStream(method, responses, call, undefined, ctx, abort);
 }
@@ -107,6 +111,7 @@ async function* readRequests(
   call: grpc.ServerDuplexStream<Buffer, unknown>,
   decode: (bytes: Uint8Array) => unknown,
   signal: AbortSignal,
+  closing: AbortSignal | undefined,
 ): AsyncGenerator<unknown> {
   const queue: Buffer[] = [];
   let ended = false;
@@ -134,6 +139,7 @@ async function* readRequests(
   call.once("end", onEnd);
   call.once("error", onError);
   signal.addEventListener("abort", onEnd, { once: true });
+  closing?.addEventListener("abort", onEnd, { once: true });
   try {
     for (;;) {
       const next = queue.shift();
@@ -150,7 +156,7 @@ async function* readRequests(
         continue;
       }
       if (failed !== undefined) throw failed;
-      if (ended || signal.aborted) return;
+      if (ended || signal.aborted || closing?.aborted) return;
       await new Promise<void>((resolve) => {
         wake = resolve;
       });
@@ -160,5 +166,6 @@ async function* readRequests(
     call.off("end", onEnd);
     call.off("error", onError);
     signal.removeEventListener("abort", onEnd);
+    closing?.removeEventListener("abort", onEnd);
   }
 }

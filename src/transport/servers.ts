@@ -153,7 +153,11 @@ export async function startRpcServers(o: RpcServersOptions): Promise<RpcServers>
   // them), so their close() callbacks say nothing about running requests.
   let inflight = 0;
   let onIdle: (() => void) | undefined;
+  // Aborted when close() begins: bidi streams (RLQS) end OK instead of
+  // holding the drain until its grace runs out.
+  const closing = new AbortController();
   const track = {
+    closing: closing.signal,
     start() {
       inflight++;
     },
@@ -309,6 +313,7 @@ export async function startRpcServers(o: RpcServersOptions): Promise<RpcServers>
     ...(httpPort !== undefined && { httpPort }),
     setServing,
     async close(graceMs: number) {
+      closing.abort();
       stopWatching();
       main.close();
       http?.net.close();

@@ -9,6 +9,7 @@ Prints one JSON summary line; exits non-zero on the first failure.
 
 Usage: rlqs_contract.py ADDR_A ADDR_B ENVOY_SET REDIS_PORT KEY_API_A KEY_API_B KEY_TIGHT
        rlqs_contract.py --store-away ADDR ENVOY_SET open|closed
+       rlqs_contract.py --hold ADDR ENVOY_SET   (prints "ready", then how the stream ended)
 """
 import json
 import queue
@@ -20,7 +21,10 @@ import grpc
 from google.protobuf import descriptor_pb2, message_factory
 
 STORE_AWAY = sys.argv[1] == "--store-away"
-if STORE_AWAY:
+HOLD = sys.argv[1] == "--hold"
+if HOLD:
+    addr_a, envoy_set = sys.argv[2:4]
+elif STORE_AWAY:
     addr_a, envoy_set, fail_mode = sys.argv[2:5]
 else:
     addr_a, addr_b, envoy_set, redis_port, key_a, key_b, key_tight = sys.argv[1:8]
@@ -116,6 +120,23 @@ def ttl_s(action):
 API_A = {"name": "api", "tenant": "a"}
 API_B = {"name": "api", "tenant": "b", "extra": "ignored"}
 TIGHT = {"name": "tight"}
+
+if HOLD:
+    # The server is stopped while this stream is open: it must end the stream OK, soon.
+    s = Stream(addr_a)
+    r = s.report("contract", [(API_A, 0)])
+    expect(tokens(r.bucket_action[0]) == 10, "hold: an assignment")
+    print("ready", flush=True)
+    t0 = time.time()
+    try:
+        for _ in s.responses:
+            pass
+        expect(True, "hold: the server ended the stream OK")
+    except grpc.RpcError as e:
+        expect(False, f"hold: the server ended the stream OK (got {e.code()})")
+    expect(time.time() - t0 < 5, "hold: ended well before the shutdown deadline")
+    print(json.dumps({"ok": True, "checked": checked}))
+    sys.exit(0)
 
 if STORE_AWAY:
     # Redis is stopped: every bucket is answered by the fail mode, never an RPC error.

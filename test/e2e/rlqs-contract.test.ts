@@ -5,7 +5,7 @@
  * the buckets in Redis after its reports. The assertions live in
  * test/contract/rlqs_contract.py; this file sets the stage.
  */
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -131,4 +131,38 @@ describe("Envoy's rate limit quota service, called by Python grpcio from upstrea
       }
     }, 90_000);
   }
+
+  it("ends an open stream OK when the server shuts down, without holding the shutdown", async () => {
+    const server = await startTollgateProcess({
+      TOLLGATE_POLICY_FILE: FIXTURE,
+      TOLLGATE_SHUTDOWN_TIMEOUT_MS: "20000",
+    });
+    const py = spawn(PYTHON, [
+      "test/contract/rlqs_contract.py",
+      "--hold",
+      `127.0.0.1:${server.port}`,
+      join(dir, "envoy.binpb"),
+    ]);
+    let out = "";
+    const ready = new Promise<void>((resolve, reject) => {
+      py.stdout.on("data", (b: Buffer) => {
+        out += b.toString();
+        if (out.includes("ready")) resolve();
+      });
+      py.once("exit", () => reject(new Error(`python exited early:\n${out}`)));
+    });
+    const exited = new Promise<void>((r) => py.once("exit", () => r()));
+    await ready;
+    const t0 = Date.now();
+    expect(await server.stop()).toBe(0);
+    // The drain would otherwise wait for the stream until 18 s of the 20 s deadline.
+    expect(Date.now() - t0).toBeLessThan(8000);
+    await exited;
+    const result = JSON.parse(out.trim().split("\n").pop() ?? "") as {
+      ok: boolean;
+      failed?: string;
+    };
+    expect(result.failed).toBeUndefined();
+    expect(result.ok).toBe(true);
+  }, 90_000);
 });
