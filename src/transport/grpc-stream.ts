@@ -4,7 +4,8 @@
  * response is pulled only once grpc-js has taken the previous one: after
  * 'drain' when `write` returned false), ending the generator when the caller
  * cancels (its `finally` runs: subscriptions close), and mapping a thrown
- * error to a gRPC status as the unary path does.
+ * error to a gRPC status as the unary path does. Bidi streaming is the same,
+ * with the requests read as an async iterable (serveBidiStream).
  */
 import { create, type DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";

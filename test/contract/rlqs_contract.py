@@ -261,6 +261,14 @@ def refused(usages, field, what):
     s.channel.close()
 
 
+raw = grpc.insecure_channel(addr_a)
+try:
+    call = raw.stream_stream(PATH, request_serializer=lambda b: b, response_deserializer=Response.FromString)
+    next(call(iter([b"\x0a\xff\xff"]), timeout=5))
+    expect(False, "a report that is not a protobuf message is refused")
+except grpc.RpcError as e:
+    expect(e.code() == grpc.StatusCode.INVALID_ARGUMENT, "a report that is not a protobuf message: INVALID_ARGUMENT")
+raw.close()
 refused([({"name": "api", "tenant": str(i)}, 0) for i in range(1001)], "bucket_quota_usages",
         "1001 buckets in one report")
 refused([({"name": "api", "tenant": "x" * 300}, 0)], "bucket_quota_usages[0].bucket_id.bucket",
