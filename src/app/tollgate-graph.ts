@@ -17,6 +17,7 @@ import { DecisionFeed } from "../decision/decision-feed.js";
 import { DecisionObserver } from "../decision/decision-observer.js";
 import { createEvents, type Events, eventLimitsFromSettings } from "../events/events-runtime.js";
 import { Authorization } from "../gen/envoy/service/auth/v3/external_auth_pb.js";
+import { RateLimitQuotaService } from "../gen/envoy/service/rate_limit_quota/v3/rlqs_pb.js";
 import { RateLimitService } from "../gen/envoy/service/ratelimit/v3/rls_pb.js";
 import { KeyService } from "../gen/tollgate/v1/key_service_pb.js";
 import { TollgateService } from "../gen/tollgate/v1/tollgate_service_pb.js";
@@ -49,6 +50,7 @@ import { createForwardAuthHandler } from "../services/forward-auth-handler.js";
 import { createInstrument } from "../services/instrument.js";
 import { createKeyService } from "../services/key-service.js";
 import { ManagementAuth } from "../services/management-auth.js";
+import { createRlqsService } from "../services/rlqs-service.js";
 import type { ServiceDeps } from "../services/service-deps.js";
 import { createTailHandlers } from "../services/tail-handlers.js";
 import { createTollgateService } from "../services/tollgate-service.js";
@@ -96,6 +98,7 @@ export interface TollgateGraph {
     keys: Handlers<typeof KeyService>;
     envoyAuthz: ReturnType<typeof createEnvoyAuthzService>;
     envoyRateLimit: ReturnType<typeof createEnvoyRateLimitService>;
+    rlqs: ReturnType<typeof createRlqsService>;
   };
   /** The same services, bound for startRpcServers. */
   bindings: ServiceBinding[];
@@ -338,6 +341,14 @@ export async function buildTollgateGraph(o: TollgateGraphOptions): Promise<Tollg
     keys: { ...createKeyService(deps), ...createTailHandlers(deps) },
     envoyAuthz: createEnvoyAuthzService(deps),
     envoyRateLimit: createEnvoyRateLimitService(deps),
+    // Envoy's rate_limit_quota filter: assignments taken from the store itself
+    // (not the batched layer: the assignment is Envoy's allotment).
+    rlqs: createRlqsService({
+      store: backend.rates,
+      policy,
+      failMode: () => failMode(undefined),
+      log,
+    }),
   };
   return {
     deps,
@@ -351,6 +362,7 @@ export async function buildTollgateGraph(o: TollgateGraphOptions): Promise<Tollg
       bindService(Authorization, services.envoyAuthz),
       // Newer Envoys send per-descriptor hits_addend as a field these protos lack.
       bindService(RateLimitService, services.envoyRateLimit, { readUnknownFields: true }),
+      bindService(RateLimitQuotaService, services.rlqs, { readUnknownFields: true }),
     ],
     forwardAuth: createForwardAuthHandler(deps),
     storeEmptied(at) {

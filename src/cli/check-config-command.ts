@@ -146,6 +146,18 @@ export function formatPolicy(p: Policy): string {
       ),
     );
   lines.push("");
+  if (!t.rlqs) lines.push("rlqs: no buckets");
+  else
+    lines.push(
+      "rlqs (Envoy rate_limit_quota; each Envoy admits at most the units of its assignment):",
+      ...indent(
+        table(
+          ["domain", "match", "limit", "per assignment"],
+          t.rlqs.map((r) => [r.domain, r.match, r.limit, r.assignment]),
+        ),
+      ),
+    );
+  lines.push("");
   if (t.detection.length === 0) lines.push("detection: no rules");
   else
     lines.push(

@@ -577,7 +577,7 @@ export const SETTINGS = {
     env: "TOLLGATE_BODY_TIMEOUT_MS",
     default: "30000",
     description:
-      "How long a request body may take to arrive after its head, ms; then the request is refused (HTTP/2: RST_STREAM CANCEL; HTTP/1.1: 408 and the connection closed, counting from the request's first byte).",
+      "How long a request body may take to arrive after its head, ms; then the request is refused (HTTP/2: RST_STREAM CANCEL; HTTP/1.1: 408 and the connection closed, counting from the request's first byte). A streaming request (Envoy's RLQS reports) is timed from its last message instead.",
     schema: int(100, 600_000),
   }),
   idleTimeoutMs: spec({

@@ -8,6 +8,7 @@ import { INPUT_BOUNDS, INPUT_PATTERNS } from "../util/input-bounds.js";
 import { detectionSchema } from "./detection-schema.js";
 import { duration } from "./duration.js";
 import { notificationSchema } from "./notification-schema.js";
+import { RLQS_BOUNDS, rlqsDomainSchema } from "./rlqs-rules.js";
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const SCOPE = INPUT_PATTERNS.scope;
@@ -298,6 +299,8 @@ export const policySchema = z
     blocking: blockingSchema.optional(),
     /** Rules for Envoy's global rate limit (ShouldRateLimit), in envoyproxy/ratelimit's format. */
     envoy_ratelimit: z.array(envoyDomainSchema).max(64).default([]),
+    /** Quota for Envoy's rate_limit_quota filter (RLQS), by domain (see rlqs-rules.ts). */
+    rlqs: z.array(rlqsDomainSchema).max(RLQS_BOUNDS.domainsMax).default([]),
     /** Detection rules and alert webhooks (see docs/events.md). */
     detection: detectionSchema.optional(),
     /** Threshold, credit and key-lifecycle notifications (see docs/alerts.md). */
@@ -354,6 +357,17 @@ export const policySchema = z
         });
       }
       domains.add(d.domain);
+    });
+    const rlqsDomains = new Set<string>();
+    p.rlqs.forEach((d, i) => {
+      if (rlqsDomains.has(d.domain)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["rlqs", i, "domain"],
+          message: `duplicate domain "${d.domain}"`,
+        });
+      }
+      rlqsDomains.add(d.domain);
     });
     p.envoy_ratelimit.forEach((d, i) => {
       if (d.limits_of === undefined) return;

@@ -42,6 +42,18 @@ export interface EnvoyRow {
   limit: string;
 }
 
+/** One rlqs bucket entry (Envoy rate_limit_quota). */
+export interface RlqsRow {
+  /** The domain, or `*` for "" (any other). */
+  domain: string;
+  /** e.g. `name=api, tenant=*`. */
+  match: string;
+  /** The limit in words (describeLimit). */
+  limit: string;
+  /** Units one assignment takes, and its TTL, e.g. `50 units, ttl 2s`. */
+  assignment: string;
+}
+
 /** One detection rule in words. */
 export interface DetectionRow {
   name: string;
@@ -67,6 +79,8 @@ export interface PolicyTable {
   /** Blocking in one sentence, or `off`. */
   blocking: string;
   envoy: EnvoyRow[];
+  /** The rlqs buckets; absent when there are none (the policyVersion of older policies stays). */
+  rlqs?: RlqsRow[];
   detection: DetectionRow[];
   /** Webhooks by name, minimum severity and attempts (never a secret); `none` if none. */
   webhooks: string;
@@ -125,6 +139,7 @@ export function policyTable(p: Policy): PolicyTable {
       ? `${[...b.by].join(", ")} blocked after ${b.after} denials within ${formatDurationMs(b.withinMs)}, for ${formatDurationMs(b.durationMs)} ×${b.factor} per repeat, max ${formatDurationMs(b.maxDurationMs)}, forgotten after ${formatDurationMs(b.forgetAfterMs)}`
       : "off",
     envoy: envoyRows(p),
+    ...(p.rlqs.size > 0 && { rlqs: rlqsRows(p) }),
     detection: rules.map((r) => ({
       name: r.name,
       kind: r.kind,
@@ -175,6 +190,18 @@ export function policyVersion(p: Policy): string {
   // Left out when empty: a policy without notifications keeps the version it had before them.
   const rows = notifications.length > 0 ? { ...rest, notifications } : rest;
   return crc32(JSON.stringify(rows)).toString(16).padStart(8, "0");
+}
+
+/** The rlqs section: one row per bucket entry, in file order. */
+function rlqsRows(p: Policy): RlqsRow[] {
+  return [...p.rlqs].flatMap(([domain, buckets]) =>
+    buckets.map((b) => ({
+      domain: domain || "*",
+      match: b.match.map((m) => `${m.key}=${m.value ?? "*"}`).join(", "),
+      limit: describeLimit(b.limit),
+      assignment: `${b.unitsPerAssignment} units, ttl ${formatDurationMs(b.ttlMs)}`,
+    })),
+  );
 }
 
 /** The envoy_ratelimit domains: one row per descriptor path, depth first, with its limit. */

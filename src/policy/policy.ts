@@ -12,6 +12,7 @@ import {
   type PolicyFile,
   policySchema,
 } from "./policy-schema.js";
+import { compileRlqs, type RlqsDomains } from "./rlqs-rules.js";
 
 /** What a limit counts by. */
 export type LimitBy = "key" | "owner" | "ip" | "endpoint" | "subject";
@@ -165,6 +166,8 @@ export interface Policy {
    * buckets it charges (its `limits_of`, else itself).
    */
   envoyAfterResponse: ReadonlyMap<string, string>;
+  /** Envoy rate_limit_quota (RLQS) buckets by domain ("" : any other domain). */
+  rlqs: RlqsDomains;
   /** Detection rules and alert webhooks. */
   detection: Detection;
   /** Threshold and key-lifecycle notifications (NO_NOTIFICATIONS when the section is absent). */
@@ -323,6 +326,7 @@ function compile(p: PolicyFile, source: string): Policy {
         .filter((d) => d.charge === "after_response")
         .map((d) => [d.domain, d.limits_of ?? d.domain] as const),
     ),
+    rlqs: compileRlqs(p.rlqs),
     detection: compileDetection(p.detection),
     notifications: compileNotifications(p.notifications),
     ...(blocking && { blocking }),

@@ -6,6 +6,7 @@
  * be a full HandlerContext.
  */
 import type {
+  DescMethodBiDiStreaming,
   DescMethodServerStreaming,
   DescMethodUnary,
   DescService,
@@ -41,17 +42,33 @@ export type ServerStreamingHandler<M> =
     ? (request: MessageShape<I>, ctx: CallContext) => AsyncIterable<MessageInitShape<O>>
     : never;
 
-/** The handler of one method, by its kind (client and bidi streaming are not served). */
+/**
+ * One bidi-streaming method's handler: reads the requests as they arrive and
+ * yields responses, with the same back-pressure and cancellation as a
+ * server-streaming handler. A request that is not a valid message ends the
+ * stream (INVALID_ARGUMENT) before the handler sees it.
+ */
+export type BidiStreamingHandler<M> =
+  M extends DescMethodBiDiStreaming<infer I, infer O>
+    ? (
+        requests: AsyncIterable<MessageShape<I>>,
+        ctx: CallContext,
+      ) => AsyncIterable<MessageInitShape<O>>
+    : never;
+
+/** The handler of one method, by its kind (client streaming is not served). */
 export type MethodHandler<M> =
   M extends DescMethodUnary<infer _I, infer _O>
     ? UnaryHandler<M>
     : M extends DescMethodServerStreaming<infer _I, infer _O>
       ? ServerStreamingHandler<M>
-      : never;
+      : M extends DescMethodBiDiStreaming<infer _I, infer _O>
+        ? BidiStreamingHandler<M>
+        : never;
 
 /**
- * A service's handlers, typed by its descriptor (unary and server-streaming
- * methods): what both transports serve. Assignable to connect's ServiceImpl.
+ * A service's handlers, typed by its descriptor (unary, server-streaming and
+ * bidi-streaming methods): what both transports serve. Assignable to connect's ServiceImpl.
  */
 export type Handlers<S extends DescService> = {
   [K in keyof S["method"]]: MethodHandler<S["method"][K]>;

@@ -17,15 +17,20 @@ import * as grpc from "@grpc/grpc-js";
 import { StatusSchema } from "../gen/google/rpc/status_pb.js";
 import type { CallContext, Handlers } from "../services/call-context.js";
 import type { DirectUnaryMethod } from "./grpc-direct.js";
-import { type AnyStreamImpl, serveServerStream } from "./grpc-stream.js";
+import {
+  type AnyBidiImpl,
+  type AnyStreamImpl,
+  serveBidiStream,
+  serveServerStream,
+} from "./grpc-stream.js";
 import { createHotDecoders } from "./hot-decoders.js";
 import { createHotEncoders } from "./hot-encoders.js";
 
 type AnyImpl = (req: unknown, ctx: CallContext) => Promise<unknown>;
 
 /**
- * Builds a grpc-js service definition and implementation for the unary and
- * server-streaming methods of `desc` (streams: grpc-stream.ts). Requests are kept as raw bytes until inside the handler,
+ * Builds a grpc-js service definition and implementation for the unary,
+ * server-streaming and bidi-streaming methods of `desc` (streams: grpc-stream.ts). Requests are kept as raw bytes until inside the handler,
  * so a malformed message is answered INVALID_ARGUMENT (grpc-js would say
  * INTERNAL if its deserialiser threw). `direct` holds the unary methods by
  * path for the direct HTTP/2 path (grpc-direct.ts), which serves most unary
@@ -35,8 +40,11 @@ export function toGrpcService<S extends DescService>(
   desc: S,
   impl: Handlers<S>,
   readUnknownFields = false,
-  /** Told when a call starts and when it is answered (shutdown drains on it). */
-  track: { start(): void; end(): void } = { start() {}, end() {} },
+  /**
+   * Told when a call starts and when it is answered (shutdown drains on it);
+   * `closing` aborts when shutdown begins (bidi streams then end OK).
+   */
+  track: { start(): void; end(): void; closing?: AbortSignal } = { start() {}, end() {} },
 ): {
   definition: grpc.ServiceDefinition;
   implementation: grpc.UntypedServiceImplementation;
@@ -85,6 +93,39 @@ export function toGrpcService<S extends DescService>(
           timeoutMs: () => remainingMs(deadline),
         };
         void serveServerStream(method, stream, call, request, ctx, abort).finally(() => {
+          call.off("cancelled", onCancel);
+          track.end();
+        });
+      };
+      continue;
+    }
+    if (method.methodKind === "bidi_streaming") {
+      definition[method.localName] = {
+        path: `/${desc.typeName}/${method.name}`,
+        requestStream: true,
+        responseStream: true,
+        originalName: method.name,
+        requestSerialize: (b: Buffer) => b,
+        requestDeserialize: (b: Buffer) => b,
+        responseSerialize: (m: unknown) => Buffer.from(toBinary(method.output, m as never)),
+        responseDeserialize: (b: Buffer) => fromBinary(method.output, b),
+      };
+      const bidi = (impl as Record<string, AnyBidiImpl>)[method.localName] as AnyBidiImpl;
+      const decode = (bytes: Uint8Array) => fromBinary(method.input, bytes, { readUnknownFields });
+      implementation[method.localName] = (call: grpc.ServerDuplexStream<Buffer, unknown>) => {
+        // As a server stream: the context in full, the signal at once; each
+        // request is decoded as it is read (a bad one: INVALID_ARGUMENT).
+        const abort = new AbortController();
+        const onCancel = () => abort.abort();
+        call.once("cancelled", onCancel);
+        track.start();
+        const deadline = call.getDeadline();
+        const ctx: CallContext = {
+          requestHeader: metadataHeaders(call.metadata),
+          signal: abort.signal,
+          timeoutMs: () => remainingMs(deadline),
+        };
+        void serveBidiStream(method, bidi, call, decode, ctx, abort, track.closing).finally(() => {
           call.off("cancelled", onCancel);
           track.end();
         });

@@ -67,6 +67,17 @@ export interface Http2GuardOptions {
   maxHeaderListBytes: number;
   /** SETTINGS_MAX_CONCURRENT_STREAMS of every session. */
   maxStreamsPerConnection: number;
+  /**
+   * `:path`s of RPCs whose request is a stream of messages (bidi streaming,
+   * e.g. Envoy's RLQS reports): their body never ends while the call lives,
+   * so the body timeout runs from the last DATA instead (a stream that sends
+   * nothing for that long is reset, as an unfinished body is), and its bytes
+   * are not held against the budget (each message is bounded by the engine's
+   * message size, and the engine reads them one at a time under HTTP/2 flow
+   * control). Still one in-flight request of the budget, and one stream of
+   * the per-connection cap.
+   */
+  requestStreamPaths?: ReadonlySet<string>;
   budget: RequestBudget;
   observer: TransportObserver;
 }
@@ -81,6 +92,8 @@ type StreamListener = (
 const kSession = Symbol("tollgate.http2.session");
 const kStartTick = Symbol("tollgate.http2.startTick");
 const kBodyBytes = Symbol("tollgate.http2.bodyBytes");
+/** Set on a stream of a requestStreamPaths RPC: timed from its last DATA, its bytes not counted. */
+const kRequestStream = Symbol("tollgate.http2.requestStream");
 /** kStartTick once the body is known to have ended. */
 const BODY_DONE = -1;
 /** kStartTick of a stream Tollgate reset itself (not counted as a client reset). */
@@ -90,6 +103,7 @@ interface GuardedStream extends ServerHttp2Stream {
   [kSession]: SessionState;
   [kStartTick]: number;
   [kBodyBytes]: number;
+  [kRequestStream]?: true;
 }
 interface GuardedSession extends ServerHttp2Session {
   [kSession]?: SessionState;
@@ -158,7 +172,7 @@ export class Http2Guard {
         // The body is counted once the engine starts reading it: a 'data'
         // listener added now would set the stream flowing before a lazy
         // reader (connect-node's) is there, and its first chunks would be lost.
-        stream.on("resume", countBody);
+        stream.on("resume", (stream as GuardedStream)[kRequestStream] ? timeFromData : countBody);
       },
     );
     server.on("session", (session: ServerHttp2Session) => this.track(session, port));
@@ -201,8 +215,8 @@ export class Http2Guard {
     // its session — here the session is still known.
     session.prependListener(
       "stream",
-      (stream: ServerHttp2Stream, _h: IncomingHttpHeaders, _f: number, raw: string[]) =>
-        this.admit(st, stream, raw),
+      (stream: ServerHttp2Stream, h: IncomingHttpHeaders, _f: number, raw: string[]) =>
+        this.admit(st, stream, h, raw),
     );
     session.once("localSettings", () => {
       st.settled = true;
@@ -215,7 +229,12 @@ export class Http2Guard {
    * marked (kSession) and counted; a refused one is reset; one the client
    * already reset is only counted as a premature reset and goes no further.
    */
-  private admit(st: SessionState, stream: ServerHttp2Stream, rawHeaders: string[]): void {
+  private admit(
+    st: SessionState,
+    stream: ServerHttp2Stream,
+    headers: IncomingHttpHeaders,
+    rawHeaders: string[],
+  ): void {
     // A stream the engine never sees has no 'error' listener of its own: a
     // reset with an error code would otherwise be an uncaught 'error' event.
     if (stream.destroyed) {
@@ -249,6 +268,7 @@ export class Http2Guard {
     s[kBodyBytes] = 0;
     if (stream.endAfterHeaders) s[kStartTick] = BODY_DONE;
     else {
+      if (this.o.requestStreamPaths?.has(headers[":path"] as string)) s[kRequestStream] = true;
       s[kStartTick] = this.tick;
       this.pending.add(s);
     }
@@ -337,6 +357,17 @@ function ignore(): void {}
 function countBody(this: GuardedStream): void {
   this.removeListener("resume", countBody);
   this.on("data", onStreamData);
+}
+
+/** First 'resume' of a request stream: from now on its body timeout runs from its last DATA. */
+function timeFromData(this: GuardedStream): void {
+  this.removeListener("resume", timeFromData);
+  this.on("data", onRequestStreamData);
+}
+
+/** 'data' of a request stream: the body timeout starts again (its bytes are not counted). */
+function onRequestStreamData(this: GuardedStream): void {
+  if (this[kStartTick] >= 0) this[kStartTick] = this[kSession].guard.tick;
 }
 
 /** 'data' of an admitted stream: counts its body against the budget. */

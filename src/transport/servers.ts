@@ -131,7 +131,15 @@ export async function startRpcServers(o: RpcServersOptions): Promise<RpcServers>
   const connections = new ConnectionGuard({ maxConnections: cap.max, observer });
   const budget = new RequestBudget(limits.maxInflightRequests, limits.maxInflightBodyBytes);
   observer.watchBudget(() => budget);
-  const http2Guard = new Http2Guard({ ...limits, budget, observer });
+  // Bidi RPCs (RLQS): one request body for the life of the call.
+  const requestStreamPaths = new Set(
+    o.services.flatMap((s) =>
+      s.desc.methods
+        .filter((m) => m.methodKind === "bidi_streaming" || m.methodKind === "client_streaming")
+        .map((m) => `/${s.desc.typeName}/${m.name}`),
+    ),
+  );
+  const http2Guard = new Http2Guard({ ...limits, requestStreamPaths, budget, observer });
   const grpcServer = new grpc.Server({
     "grpc.max_receive_message_length": o.maxMessageBytes,
     "grpc.max_send_message_length": o.maxMessageBytes,
@@ -145,7 +153,11 @@ export async function startRpcServers(o: RpcServersOptions): Promise<RpcServers>
   // them), so their close() callbacks say nothing about running requests.
   let inflight = 0;
   let onIdle: (() => void) | undefined;
+  // Aborted when close() begins: bidi streams (RLQS) end OK instead of
+  // holding the drain until its grace runs out.
+  const closing = new AbortController();
   const track = {
+    closing: closing.signal,
     start() {
       inflight++;
     },
@@ -301,6 +313,7 @@ export async function startRpcServers(o: RpcServersOptions): Promise<RpcServers>
     ...(httpPort !== undefined && { httpPort }),
     setServing,
     async close(graceMs: number) {
+      closing.abort();
       stopWatching();
       main.close();
       http?.net.close();

@@ -11,6 +11,7 @@ import { buildTollgateGraph } from "../../src/app/tollgate-graph.js";
 import { loadSettings, type Settings } from "../../src/config/settings.js";
 import { eventLimitsFromSettings } from "../../src/events/events-runtime.js";
 import { Authorization } from "../../src/gen/envoy/service/auth/v3/external_auth_pb.js";
+import { RateLimitQuotaService } from "../../src/gen/envoy/service/rate_limit_quota/v3/rlqs_pb.js";
 import { RateLimitService } from "../../src/gen/envoy/service/ratelimit/v3/rls_pb.js";
 import { KeyService } from "../../src/gen/tollgate/v1/key_service_pb.js";
 import { TollgateService } from "../../src/gen/tollgate/v1/tollgate_service_pb.js";
@@ -49,6 +50,8 @@ export interface ServiceHarness {
   envoyAuthz: ReturnType<typeof createClient<typeof Authorization>>;
   /** Envoy global rate limiting (`ShouldRateLimit`), through the same transport. */
   envoyRateLimit: ReturnType<typeof createClient<typeof RateLimitService>>;
+  /** Envoy's rate limit quota service (`StreamRateLimitQuotas`), through the same transport. */
+  rlqs: ReturnType<typeof createClient<typeof RateLimitQuotaService>>;
   /** Call options carrying the management token. */
   auth: { headers: { authorization: string } };
   /** Every log line written so far (raw JSON text). */
@@ -95,6 +98,7 @@ export async function createServiceHarness(o: ServiceHarnessOptions = {}): Promi
     router.service(KeyService, graph.services.keys);
     router.service(Authorization, graph.services.envoyAuthz);
     router.service(RateLimitService, graph.services.envoyRateLimit);
+    router.service(RateLimitQuotaService, graph.services.rlqs);
   });
   return {
     deps: graph.deps,
@@ -106,6 +110,7 @@ export async function createServiceHarness(o: ServiceHarnessOptions = {}): Promi
     keys: createClient(KeyService, transport),
     envoyAuthz: createClient(Authorization, transport),
     envoyRateLimit: createClient(RateLimitService, transport),
+    rlqs: createClient(RateLimitQuotaService, transport),
     auth: { headers: { authorization: `Bearer ${token}` } },
     logText: () => log,
     async close() {
