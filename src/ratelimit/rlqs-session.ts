@@ -99,8 +99,10 @@ export class RlqsSession {
     try {
       const back = l.held - Math.min(l.held, l.reserve);
       if (back > 0) {
-        await this.o.store.giveBack(l.item, back);
+        // Off the ledger before the call: a give-back that times out may
+        // still have landed, and retrying it would give the units back twice.
         l.held -= back;
+        await this.o.store.giveBack(l.item, back);
       }
       const { taken } = await this.o.store.take(l.item, bucket.unitsPerAssignment);
       l.held += taken;
