@@ -70,6 +70,7 @@ end
 
 --!include calendar.lua
 --!include window.lua
+--!include gcra.lua
 
 --!include credits.lua
 
@@ -105,17 +106,7 @@ for i = 1, L do
   -- (if this limit admits the cost): step 3 reports one or the other.
   local exceeded, remaining, reset, retry, charged_remaining, charged_reset
   if kind == 1 then
-    local d = 0
-    local v = redis.call("GET", key)
-    if v then
-      local sep = string.find(v, ":", 1, true)
-      d = tonumber(string.sub(v, 1, sep - 1))
-      local elapsed = now - tonumber(string.sub(v, sep + 1))
-      if elapsed > 0 then
-        local drained = elapsed * n
-        if drained >= d then d = 0 else d = d - drained end
-      end
-    end
+    local d = debt_now(redis.call("GET", key), n)
     local cap = burst * p
     -- A debt past the burst (a usage report's) reports 0 remaining.
     remaining = (n > 0 and burst > 0) and math.max(0, floor((cap - d) / p)) or 0

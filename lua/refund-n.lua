@@ -13,6 +13,8 @@
 local t = redis.call("TIME")
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local floor = math.floor
+
+--!include gcra.lua
 local out = {}
 for i = 1, #KEYS do
   local a = 1 + (i - 1) * 5
@@ -24,14 +26,7 @@ for i = 1, #KEYS do
   if kind == 1 then
     local d = 0
     if v then
-      local sep = string.find(v, ":", 1, true)
-      d = tonumber(string.sub(v, 1, sep - 1))
-      local elapsed = now - tonumber(string.sub(v, sep + 1))
-      if elapsed > 0 then
-        local drained = elapsed * n
-        if drained >= d then d = 0 else d = d - drained end
-      end
-      d = math.max(0, d - cost * p)
+      d = math.max(0, debt_now(v, n) - cost * p)
       local ttl = redis.call("PTTL", KEYS[i])
       if ttl <= 0 then ttl = math.max(1, floor((d + n1 - 1) / n1)) end
       redis.call("SET", KEYS[i], string.format("%.0f", d) .. ":" .. string.format("%.0f", now), "PX", ttl)

@@ -21,20 +21,12 @@ end
 
 --!include calendar.lua
 --!include window.lua
+--!include gcra.lua
 
 local v = redis.call("GET", key)
 if kind == 1 then
   if n == 0 or burst == 0 then return { 0, 0, 0 } end
-  local d = 0
-  if v then
-    local sep = string.find(v, ":", 1, true)
-    d = tonumber(string.sub(v, 1, sep - 1))
-    local elapsed = now - tonumber(string.sub(v, sep + 1))
-    if elapsed > 0 then
-      local drained = elapsed * n
-      if drained >= d then d = 0 else d = d - drained end
-    end
-  end
+  local d = debt_now(v, n)
   local cap = burst * p
   local available = math.max(0, floor((cap - d) / p))
   local taken = math.min(want, available)
