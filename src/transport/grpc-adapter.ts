@@ -7,6 +7,7 @@
 import {
   create,
   type DescMessage,
+  type DescMethod,
   type DescService,
   fromBinary,
   toBinary,
@@ -57,16 +58,7 @@ export function toGrpcService<S extends DescService>(
   const hotDecoders = createHotDecoders();
   for (const method of desc.methods) {
     if (method.methodKind === "server_streaming") {
-      definition[method.localName] = {
-        path: `/${desc.typeName}/${method.name}`,
-        requestStream: false,
-        responseStream: true,
-        originalName: method.name,
-        requestSerialize: (b: Buffer) => b,
-        requestDeserialize: (b: Buffer) => b,
-        responseSerialize: (m: unknown) => Buffer.from(toBinary(method.output, m as never)),
-        responseDeserialize: (b: Buffer) => fromBinary(method.output, b),
-      };
+      definition[method.localName] = streamDefinition(desc, method, false);
       const stream = (impl as Record<string, AnyStreamImpl>)[method.localName] as AnyStreamImpl;
       implementation[method.localName] = (call: grpc.ServerWritableStream<Buffer, unknown>) => {
         // Streams live long: the context is built in full, the signal at once.
@@ -100,16 +92,7 @@ export function toGrpcService<S extends DescService>(
       continue;
     }
     if (method.methodKind === "bidi_streaming") {
-      definition[method.localName] = {
-        path: `/${desc.typeName}/${method.name}`,
-        requestStream: true,
-        responseStream: true,
-        originalName: method.name,
-        requestSerialize: (b: Buffer) => b,
-        requestDeserialize: (b: Buffer) => b,
-        responseSerialize: (m: unknown) => Buffer.from(toBinary(method.output, m as never)),
-        responseDeserialize: (b: Buffer) => fromBinary(method.output, b),
-      };
+      definition[method.localName] = streamDefinition(desc, method, true);
       const bidi = (impl as Record<string, AnyBidiImpl>)[method.localName] as AnyBidiImpl;
       const decode = (bytes: Uint8Array) => fromBinary(method.input, bytes, { readUnknownFields });
       implementation[method.localName] = (call: grpc.ServerDuplexStream<Buffer, unknown>) => {
@@ -296,5 +279,23 @@ function toDirectStatus(err: unknown): ReturnType<DirectUnaryMethod["status"]> {
     ...(detailsBin !== undefined && {
       trailers: { "grpc-status-details-bin": detailsBin.toString("base64") },
     }),
+  };
+}
+
+/** grpc-js's definition of a streaming method: raw request bytes, responses by toBinary. */
+function streamDefinition(
+  desc: DescService,
+  method: DescMethod,
+  requestStream: boolean,
+): grpc.MethodDefinition<Buffer, unknown> {
+  return {
+    path: `/${desc.typeName}/${method.name}`,
+    requestStream,
+    responseStream: true,
+    originalName: method.name,
+    requestSerialize: (b: Buffer) => b,
+    requestDeserialize: (b: Buffer) => b,
+    responseSerialize: (m: unknown) => Buffer.from(toBinary(method.output, m as never)),
+    responseDeserialize: (b: Buffer) => fromBinary(method.output, b),
   };
 }
