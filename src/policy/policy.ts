@@ -4,6 +4,7 @@ import { parse as parseYaml } from "yaml";
 import type { z } from "zod";
 import { compileDetection, type Detection } from "./detection-rules.js";
 import { compileEnvoyDomain, type EnvoyNode } from "./envoy-rules.js";
+import { limitCore } from "./limit-core.js";
 import { compileNotifications, type Notifications } from "./notification-rules.js";
 import { normalisePath } from "./path-normaliser.js";
 import {
@@ -344,27 +345,9 @@ export function compileCredits(c: CreditsFile): CreditPlan {
   };
 }
 
-const WINDOW_MS = { day: 86_400_000, week: 7 * 86_400_000, month: 30 * 86_400_000 } as const;
-
 function compileLimit(l: LimitFile): Limit {
   const base = { name: l.name, by: l.by, mode: l.mode };
-  const core = l.rate
-    ? {
-        kind: "rate" as const,
-        requests: l.rate.requests,
-        periodMs: l.rate.per,
-        burst: l.rate.burst ?? l.rate.requests,
-      }
-    : (() => {
-        const q = l.quota as NonNullable<LimitFile["quota"]>;
-        return {
-          kind: "quota" as const,
-          requests: q.requests,
-          periodMs: WINDOW_MS[q.per],
-          burst: q.requests,
-          window: q.per,
-        };
-      })();
+  const core = limitCore(l.rate, l.quota);
   const fingerprint = JSON.stringify([core.kind, core.requests, core.periodMs, core.burst, l.by]);
   // The bucket is the same whatever the sync: switching a limit between exact
   // and batched keeps its state.

@@ -10,9 +10,8 @@ import { crc32 } from "node:zlib";
 import { z } from "zod";
 import { subjectTag } from "../subjects/subject-tag.js";
 import { duration } from "./duration.js";
+import { limitCore } from "./limit-core.js";
 import type { Limit } from "./policy.js";
-
-const WINDOW_MS = { day: 86_400_000, week: 7 * 86_400_000, month: 30 * 86_400_000 } as const;
 
 /** Bounds of the `rlqs` section, and of the bucket ids a report may carry. */
 export const RLQS_BOUNDS = {
@@ -145,23 +144,7 @@ function compileBucket(
       const v = b.match[key] as string;
       return { key, value: v === "*" ? undefined : v };
     });
-  const core = b.rate
-    ? {
-        kind: "rate" as const,
-        requests: b.rate.requests,
-        periodMs: b.rate.per,
-        burst: b.rate.burst ?? b.rate.requests,
-      }
-    : (() => {
-        const q = b.quota as NonNullable<typeof b.quota>;
-        return {
-          kind: "quota" as const,
-          requests: q.requests,
-          periodMs: WINDOW_MS[q.per],
-          burst: q.requests,
-          window: q.per,
-        };
-      })();
+  const core = limitCore(b.rate, b.quota);
   const name = `rlqs.${domain || "*"}.${index}`;
   // Stable from the numbers (as compileLimit): changing them starts a fresh bucket.
   const fingerprint = JSON.stringify([
