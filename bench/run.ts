@@ -251,9 +251,33 @@ const PERIODIC_COMMANDS: ReadonlySet<string> = new Set([
   "set",
 ]);
 
-/** Counts with MONITOR the Redis commands `n` requests of `c` cause. */
+/**
+ * Counts with MONITOR the Redis commands `n` requests of `c` cause. ioredis's
+ * monitor connection can report a "Command queue state error" (a monitor line
+ * it cannot match, e.g. one of the health pings arriving as it connects) and
+ * drops that line: the count is then not trusted and is taken again, once.
+ */
 async function roundTrips(c: Contender, redis: BenchRedis, n: number): Promise<Trips> {
+  for (let attempt = 1; ; attempt++) {
+    const counted = await countCommands(c, redis, n);
+    if (counted.error === undefined) return counted.trips;
+    if (attempt === 2) throw counted.error;
+    console.error(
+      `  ${c.name} (${c.protocol}): MONITOR failed (${counted.error.message}); counting again`,
+    );
+  }
+}
+
+async function countCommands(
+  c: Contender,
+  redis: BenchRedis,
+  n: number,
+): Promise<{ trips: Trips; error?: Error }> {
   const monitor = await redis.client.monitor();
+  let error: Error | undefined;
+  monitor.on("error", (err: Error) => {
+    error ??= err;
+  });
   const top = new Map<string, number>();
   const lua = new Map<string, number>();
   monitor.on("monitor", (_time: string, args: string[], source: string) => {
@@ -266,7 +290,10 @@ async function roundTrips(c: Contender, redis: BenchRedis, n: number): Promise<T
     await send(c, n);
     await new Promise((r) => setTimeout(r, 300)); // let the monitor stream drain
   } finally {
+    // Errors after this point (lines still arriving as it closes) change no count.
+    const seen = error;
     monitor.disconnect();
+    error = seen;
   }
   const fmt = (m: Map<string, number>) =>
     [...m.entries()]
@@ -279,7 +306,8 @@ async function roundTrips(c: Contender, redis: BenchRedis, n: number): Promise<T
   const total = [...top.entries()]
     .filter(([cmd]) => !PERIODIC_COMMANDS.has(cmd))
     .reduce((a, [, v]) => a + v, 0);
-  return { perRequest: total / n, breakdown: fmt(top), inScripts: fmt(lua) };
+  const trips = { perRequest: total / n, breakdown: fmt(top), inScripts: fmt(lua) };
+  return error === undefined ? { trips } : { trips, error };
 }
 
 /** Non-OK RPCs Tollgate counted so far (from /metrics). */
